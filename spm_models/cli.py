@@ -1,0 +1,148 @@
+"""The ``spm`` command: argument parsing only; each command calls one library function."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .exceptions import SpmError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="spm",
+    help="SPM Workbench: validated sales data, KPIs, forecasts and reports.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ProjectDir = Annotated[
+    Optional[Path],
+    typer.Option("--project-dir", help="Project root (default: $SPM_HOME or the checkout)."),
+]
+DbOption = Annotated[
+    Optional[Path],
+    typer.Option("--db", help="Warehouse file (default: <project>/data/warehouse.duckdb)."),
+]
+
+
+def _paths(project_dir: Path | None):
+    from .config import ProjectPaths
+
+    return ProjectPaths.from_root(project_dir)
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@app.command("demo-data")
+def demo_data(
+    agents: Annotated[int, typer.Option(min=5, max=5000, help="Number of agents (5 to 5,000).")] = 50,
+    years: Annotated[float, typer.Option(min=0.5, max=10, help="Years of history.")] = 3.0,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 7,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: <project>/data/demo).")] = None,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Generate the synthetic example organisation as canonical CSVs plus its ground truth."""
+    from .sources.synthetic import generate_organisation
+
+    folder = out or _paths(project_dir).demo_data
+    org = generate_organisation(agents, years=years, seed=seed)
+    org.write(folder)
+    counts = ", ".join(f"{len(f):,} {name}" for name, f in org.dataset.tables.items())
+    typer.echo(f"wrote {folder}: {counts}")
+
+
+@app.command("ingest")
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Canonical CSV folder or files, a Maven export folder, or a mapping .toml.")],
+    db: DbOption = None,
+    source: Annotated[str, typer.Option(help="auto, canonical, maven or mapping.")] = "auto",
+    encoding: Annotated[str, typer.Option(help="Encoding of canonical CSVs.")] = "utf-8",
+    allow_formula_text: Annotated[
+        bool,
+        typer.Option(help="Store spreadsheet-formula cells (=HYPERLINK(...)) as plain text instead of rejecting them."),
+    ] = False,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Validate input files and load them into the warehouse in one transaction.
+
+    Every problem is listed at once; on any problem nothing is stored and the exit code is 2.
+    """
+    from .ingest import ingest_paths
+
+    target = db or _paths(project_dir).warehouse
+    result = ingest_paths(paths, db=target, source=source, encoding=encoding, allow_formula_text=allow_formula_text)
+    for w in result.warnings:
+        _err(f"warning: {w}")
+    state = "stored" if result.changed else "unchanged (same data as the last ingest)"
+    counts = ", ".join(f"{n:,} {t}" for t, n in result.row_counts.items())
+    typer.echo(f"{target}: {state}; {counts}")
+
+
+@app.command("kpis")
+def kpis(
+    db: DbOption = None,
+    grain: Annotated[str, typer.Option(help="week, month or quarter.")] = "month",
+    level: Annotated[str, typer.Option(help="Level shown on the terminal: agent, territory or company.")] = "company",
+    period: Annotated[Optional[str], typer.Option(help="Period shown on the terminal, e.g. 2025-06 (default: last complete).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write the full long KPI table to this .csv or .parquet file.")] = None,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Compute KPIs per agent, territory and company; print one period or write them all."""
+    from .exports import latest_period_view, write_table
+    from .kpi import compute_kpis
+    from .warehouse import Warehouse
+
+    target = db or _paths(project_dir).warehouse
+    frame = compute_kpis(Warehouse(target).load(), grain=grain)
+    if out is not None:
+        write_table(frame, out)
+        typer.echo(f"wrote {len(frame):,} KPI rows to {out}")
+        return
+    view = latest_period_view(frame, level=level, period=period)
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 40, "display.float_format", "{:,.3f}".format):
+        typer.echo(f"{grain} starting {view.attrs['period'].date()}, level {level}")
+        typer.echo(view.T.to_string() if view.shape[0] <= 8 else view.to_string())
+
+
+@app.command("demo")
+def demo(
+    agents: Annotated[int, typer.Option(min=5, max=5000, help="Number of agents.")] = 50,
+    years: Annotated[float, typer.Option(min=0.5, max=10, help="Years of history.")] = 3.0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Run the main job on the built-in synthetic organisation: data, warehouse, KPI tables."""
+    from .demo import run_demo
+
+    result = run_demo(_paths(project_dir), n_agents=agents, years=years, seed=seed)
+    typer.echo(f"synthetic data:  {result.data_folder}")
+    typer.echo(f"warehouse:       {result.warehouse} ({'stored' if result.ingest.changed else 'unchanged'})")
+    for f in result.kpi_files:
+        typer.echo(f"KPI table:       {f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (0 success, 2 bad input or options, 1 other errors)."""
+    try:
+        # Standalone mode turns usage errors into exit code 2 with a message; our own
+        # errors propagate here and become a message plus their exit code.
+        app(args=argv if argv is not None else sys.argv[1:], prog_name="spm", standalone_mode=True)
+    except SpmError as exc:
+        _err(f"error: {exc}")
+        return exc.exit_code
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

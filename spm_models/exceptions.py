@@ -1,0 +1,104 @@
+"""One exception hierarchy for the workbench.
+
+Every error a user can cause derives from :class:`SpmError` and carries a message a
+sales-operations person can act on. Data problems are collected first and raised once
+(:class:`DataValidationError` lists every :class:`Problem`), so a user fixes a file in
+one pass instead of one error per run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+__all__ = [
+    "SpmError",
+    "DataError",
+    "Problem",
+    "DataValidationError",
+    "ConfigError",
+    "ModelError",
+    "NotFittedError",
+    "ReportError",
+]
+
+
+class SpmError(Exception):
+    """Base class of every error the workbench raises on purpose."""
+
+    exit_code = 1
+
+
+class DataError(SpmError):
+    """Input data cannot be read or does not meet the data contract."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one place in one input file.
+
+    Attributes
+    ----------
+    file : str
+        File name (or table name for in-memory data).
+    row : int or None
+        Spreadsheet row number: the header is row 1, the first data row is row 2.
+        ``None`` for problems of the whole file or column.
+    column : str or None
+        Column name as it appears in the file, ``None`` for whole-file problems.
+    value : str or None
+        The offending value, shortened for display.
+    rule : str
+        What was expected, in plain words.
+    """
+
+    file: str
+    row: int | None
+    column: str | None
+    value: str | None
+    rule: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.row is not None:
+            where += f", row {self.row}"
+        if self.column is not None:
+            where += f", column '{self.column}'"
+        shown = ""
+        if self.value is not None:
+            v = self.value if len(self.value) <= 60 else self.value[:57] + "..."
+            shown = f" (found {v!r})"
+        return f"{where}: {self.rule}{shown}"
+
+
+class DataValidationError(DataError):
+    """Raised once with every problem found in a batch of inputs."""
+
+    def __init__(self, problems: Iterable[Problem], *, max_shown: int = 50):
+        self.problems: list[Problem] = list(problems)
+        n = len(self.problems)
+        lines = [str(p) for p in self.problems[:max_shown]]
+        if n > max_shown:
+            lines.append(f"... and {n - max_shown} more problems")
+        head = f"{n} problem{'s' if n != 1 else ''} found in the input; nothing was stored:"
+        super().__init__(head + "\n  " + "\n  ".join(lines))
+
+
+class ConfigError(SpmError):
+    """A configuration, mapping file or command-line option is wrong."""
+
+    exit_code = 2
+
+
+class ModelError(SpmError):
+    """A model could not be fitted or used."""
+
+
+class NotFittedError(ModelError):
+    """``predict`` or ``save`` was called before ``fit``."""
+
+
+class ReportError(SpmError):
+    """A report could not be rendered."""
