@@ -1,0 +1,35 @@
+"""Forecasting models behind one contract (see :mod:`spm_models.models.base`).
+
+:data:`MODELS` lists every model class; ``tests/test_models_contract.py`` runs the whole
+contract suite on each, so a new model is registered by adding it here. Importing this
+package loads no modelling library: heavy models import theirs inside ``fit``.
+"""
+
+from __future__ import annotations
+
+from .base import ForecastModel, LastValue, check_is_fitted, clone
+from .baselines import CalendarBaseline, Mean, Naive, SeasonalNaive, quarter_position
+from .forecast import DEFAULT_QUANTILES, Forecast, concat_forecasts, quantile_column
+from .panel import build_panel, check_frame
+
+__all__ = [
+    "MODELS",
+    "ForecastModel",
+    "Forecast",
+    "DEFAULT_QUANTILES",
+    "LastValue",
+    "Naive",
+    "SeasonalNaive",
+    "Mean",
+    "CalendarBaseline",
+    "build_panel",
+    "check_frame",
+    "check_is_fitted",
+    "clone",
+    "concat_forecasts",
+    "quantile_column",
+    "quarter_position",
+]
+
+#: Every model class that must pass the contract suite. Register new models here.
+MODELS: list[type[ForecastModel]] = [Naive, SeasonalNaive, Mean, CalendarBaseline]

@@ -1,0 +1,211 @@
+"""Baselines: hand-computed forecasts, honest intervals, calendar factors and fallbacks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spm_models.exceptions import ConfigError
+from spm_models.models import CalendarBaseline, Mean, Naive, SeasonalNaive, quarter_position
+
+
+def _one(y, *, start="2024-01-01", freq="W-MON", uid="s") -> pd.DataFrame:
+    return pd.DataFrame({"unique_id": uid, "ds": pd.date_range(start, periods=len(y), freq=freq), "y": np.asarray(y, float)})
+
+
+# ------------------------------------------------------------------ SeasonalNaive / Naive
+
+def test_seasonal_naive_repeats_the_last_season_exactly_when_history_repeats():
+    f = _one([1, 2, 3, 4] * 6)
+    fc = SeasonalNaive(season_length=4).fit(f).predict(6, n_draws=50)
+    # no in-sample error, so every draw is the point forecast
+    np.testing.assert_array_equal(fc.draws[0], np.array([1, 2, 3, 4, 1, 2], float)[:, None] * np.ones(50))
+    np.testing.assert_array_equal(fc.quantiles["q0.025"], [1, 2, 3, 4, 1, 2])
+    np.testing.assert_array_equal(fc.quantiles["q0.975"], [1, 2, 3, 4, 1, 2])
+
+
+def test_seasonal_naive_draws_come_from_its_own_seasonal_errors():
+    # m = 2; errors y_t - y_{t-2}: 1-0, 3-0, 0-1, 2-3 = {1, 3, -1, -1}
+    f = _one([0, 0, 1, 3, 0, 2])
+    fc = SeasonalNaive(season_length=2).fit(f).predict(3, n_draws=400)
+    d = fc.draws[0]
+    assert set(np.unique(d[0])) <= {1.0, 3.0, -1.0}  # point y_{T-1} = 0, plus one error
+    assert set(np.unique(d[1])) <= {3.0, 5.0, 1.0}  # point y_T = 2, plus one error
+    # step 3 is two seasons out: point 0 plus the sum of two errors
+    two = {a + b for a in (1, 3, -1) for b in (1, 3, -1)}
+    assert set(np.unique(d[2])) <= two
+    assert len(np.unique(d[2])) > 3  # really a sum, not a rescaled single error
+    # the three distinct errors all show up, with the empirical frequencies (-1 twice as often)
+    share = np.mean(d[0] == -1.0)
+    assert 0.4 < share < 0.6
+
+
+def test_naive_is_last_value_plus_a_random_walk_of_differences():
+    f = _one([5, 6, 5, 6, 5])  # differences +1, -1, +1, -1
+    fc = Naive().fit(f).predict(2, n_draws=500)
+    assert set(np.unique(fc.draws[0, 0])) == {4.0, 6.0}
+    assert set(np.unique(fc.draws[0, 1])) == {3.0, 5.0, 7.0}
+    assert "season_length" not in Naive().get_params()
+
+
+def test_seasonal_naive_intervals_are_calibrated_on_noisy_seasonal_series():
+    rng = np.random.default_rng(3)
+    n, T, m, h = 300, 60, 13, 13
+    season = 100 + 20 * np.sin(2 * np.pi * np.arange(T) / m)
+    y = season[None, :] + rng.normal(0, 10, (n, T))
+    f = pd.DataFrame({"unique_id": np.repeat([f"s{i:03d}" for i in range(n)], T),
+                      "ds": np.tile(pd.date_range("2022-01-03", periods=T, freq="W-MON"), n),
+                      "y": y.ravel()})
+    train = f.groupby("unique_id").head(T - h)
+    test = f.groupby("unique_id").tail(h)
+    fc = SeasonalNaive().fit(train).predict(h, n_draws=500)
+    q = fc.quantiles.merge(test, on=["unique_id", "ds"])
+    c80 = ((q["y"] >= q["q0.1"]) & (q["y"] <= q["q0.9"])).mean()
+    c95 = ((q["y"] >= q["q0.025"]) & (q["y"] <= q["q0.975"])).mean()
+    assert 0.75 < c80 < 0.85
+    assert 0.92 < c95 < 0.98
+
+
+def test_seasonal_naive_defaults_to_one_quarter():
+    assert SeasonalNaive().fit(_one(np.arange(30.0))).season_length_ == 13
+    assert SeasonalNaive().fit(_one(np.arange(9.0), start="2024-01-01", freq="MS")).season_length_ == 3
+
+
+# ------------------------------------------------------------------ Mean
+
+def test_mean_bootstraps_the_recent_window():
+    f = _one([100, 100, 1, 2, 3])
+    fc = Mean(window=3).fit(f).predict(2, n_draws=300)
+    assert set(np.unique(fc.draws)) == {1.0, 2.0, 3.0}
+    assert abs(fc.quantiles["mean"].mean() - 2.0) < 0.15
+
+
+# ------------------------------------------------------------------ calendar positions
+
+def test_quarter_position_weekly_and_monthly():
+    weeks = np.array(["2024-01-01", "2024-01-08", "2024-03-25", "2024-04-01", "2024-03-31", "NaT"], dtype="datetime64[D]")
+    # 2024-03-25 is 84 days after 1 Jan: week 12 (0-based); 2024-03-31 is day 90: capped at 12
+    assert quarter_position(weeks, "W-MON").tolist() == [0, 1, 12, 0, 12, -1]
+    months = pd.date_range("2024-01-01", periods=6, freq="MS").to_numpy()
+    assert quarter_position(months, "MS").tolist() == [0, 1, 2, 0, 1, 2]
+    # fiscal quarters starting in February: Feb, May, Aug, Nov
+    assert quarter_position(months, "MS", quarter_start_month=2).tolist() == [2, 0, 1, 2, 0, 1]
+    with pytest.raises(ConfigError, match="weekly or monthly"):
+        quarter_position(months, "D")
+
+
+# ------------------------------------------------------------------ CalendarBaseline
+
+def test_calendar_baseline_on_a_constant_series_forecasts_the_constant():
+    fc = CalendarBaseline().fit(_one([10.0] * 30)).predict(5, n_draws=100)
+    np.testing.assert_allclose(fc.draws, 10.0)
+
+
+def test_calendar_baseline_without_shrinkage_uses_the_series_own_month_factors():
+    # months 1..3 of each quarter sell 1, 2, 3: mean 2, factors 0.5, 1, 1.5
+    f = _one([1, 2, 3] * 4, start="2023-01-01", freq="MS")
+    model = CalendarBaseline(shrinkage=0, level_uncertainty=False).fit(f)
+    np.testing.assert_allclose(model.factors_[0], [0.5, 1.0, 1.5])
+    np.testing.assert_allclose(model.level_, [2.0])
+    fc = model.predict(4, n_draws=50)
+    # residual ratios are all 1, so every draw is level x factor
+    np.testing.assert_allclose(fc.draws[0], np.array([1.0, 2.0, 3.0, 1.0])[:, None] * np.ones(50))
+
+
+def test_calendar_baseline_level_uses_the_recent_window_deseasonalised():
+    # quarter pattern 1:2:3, but the last two quarters run at double level
+    f = _one([1, 2, 3, 1, 2, 3, 2, 4, 6, 2, 4, 6], start="2023-01-01", freq="MS")
+    model = CalendarBaseline(shrinkage=0, window=6, level_uncertainty=False).fit(f)
+    np.testing.assert_allclose(model.factors_[0], [0.5, 1.0, 1.5])
+    np.testing.assert_allclose(model.level_, [4.0])  # deseasonalised values of the last 6 months are all 4
+
+
+def test_calendar_baseline_short_series_borrow_pooled_factors():
+    rng = np.random.default_rng(0)
+    T = 104
+    ds = pd.date_range("2022-01-03", periods=T, freq="W-MON")
+    push = np.where(quarter_position(ds.to_numpy(), "W-MON") == 12, 4.0, 1.0)
+    long = [pd.DataFrame({"unique_id": f"long{i}", "ds": ds, "y": push * rng.gamma(4, 25, T)}) for i in range(10)]
+    short = pd.DataFrame({"unique_id": "new_hire", "ds": ds[-10:], "y": 100.0})  # too short to see a quarter end
+    model = CalendarBaseline().fit(pd.concat([*long, short], ignore_index=True))
+    pooled = model.pooled_factors_
+    # true factors: 4 in the last week, 1 elsewhere, scaled to average 1: 4/(16/13) and 1/(16/13)
+    assert pooled[12] == pytest.approx(4 * 13 / 16, rel=0.15)
+    assert np.all(np.abs(pooled[:12] - 13 / 16) < 0.15)
+    new_hire = model.factors_[list(model.unique_ids_).index("new_hire")]
+    assert new_hire[12] > 2.0  # inherits the quarter-end push it has never seen
+
+
+def test_calendar_baseline_factors_stay_near_one_without_a_calendar_effect():
+    rng = np.random.default_rng(5)
+    T = 78
+    ds = pd.date_range("2022-01-03", periods=T, freq="W-MON")
+    f = pd.concat([pd.DataFrame({"unique_id": f"s{i}", "ds": ds, "y": rng.gamma(1, 100, T) * (rng.random(T) < 0.5)})
+                   for i in range(20)], ignore_index=True)
+    model = CalendarBaseline().fit(f)
+    assert np.all(np.abs(model.pooled_factors_ - 1) < 0.2)
+    assert np.median(np.abs(model.factors_ - 1)) < 0.15
+
+
+def _compound(seed: int, n: int = 200, T: int = 91):
+    """Weekly bookings: Poisson deal counts (twice as many in the last 2 weeks of a quarter),
+    lognormal deal sizes -- sparse, zero-heavy and skewed like agent revenue."""
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2022-01-03", periods=T, freq="W-MON")
+    eff = np.where(quarter_position(ds.to_numpy(), "W-MON") >= 11, 2.0, 0.85)
+    k = rng.poisson(rng.gamma(2, 0.6, n)[:, None] * eff[None, :])
+    size = rng.lognormal(np.log(rng.uniform(500, 5000, n))[:, None, None], 1.0, (n, T, k.max()))
+    y = (size * (np.arange(k.max()) < k[..., None])).sum(-1)
+    return pd.DataFrame({"unique_id": np.repeat([f"a{i:03d}" for i in range(n)], T),
+                         "ds": np.tile(ds, n), "y": y.ravel()}), ds
+
+
+def test_calendar_baseline_is_roughly_calibrated_on_zero_heavy_skewed_revenue():
+    f, ds = _compound(11)
+    assert 0.3 < (f["y"] == 0).mean() < 0.5
+    train, test = f[f["ds"] <= ds[77]], f[f["ds"] > ds[77]]
+    fc = CalendarBaseline().fit(train).predict(13, n_draws=1000)
+    assert (fc.draws >= 0).all()
+    q = fc.quantiles.merge(test, on=["unique_id", "ds"])
+    # with ~40% zero weeks the lower 10% quantile is 0, which then covers every zero week, so
+    # the central 80% interval covers about 90%; the upper quantiles are the real test
+    below90 = (q["y"] <= q["q0.9"]).mean()
+    below975 = (q["y"] <= q["q0.975"]).mean()
+    c80 = ((q["y"] >= q["q0.1"]) & (q["y"] <= q["q0.9"])).mean()
+    assert 0.85 < below90 < 0.94
+    assert 0.95 < below975 < 0.995
+    assert 0.8 <= c80 < 0.94
+    # quarter totals from summed weekly draws: the shared level draw keeps them honest too
+    totals = fc.draws.sum(axis=1)
+    lo, hi = np.quantile(totals, [0.1, 0.9], axis=1)
+    actual = test.groupby("unique_id")["y"].sum().reindex(fc.unique_ids).to_numpy()
+    assert 0.7 < np.mean((actual >= lo) & (actual <= hi)) < 0.9
+
+
+def test_calendar_baseline_falls_back_on_zero_negative_and_dead_series():
+    base = _one(np.r_[np.arange(1.0, 21.0)], uid="ok")
+    zero = _one(np.zeros(20), uid="zero")
+    neg = _one(np.r_[-5.0, np.ones(19)], uid="negative")
+    dead = _one(np.r_[np.ones(10), np.zeros(10)], uid="dead")
+    fc = CalendarBaseline(window=8).fit(pd.concat([base, zero, neg, dead])).predict(3, n_draws=20)
+    fb = fc.fallback.set_index("unique_id")
+    assert not fb.loc["ok", "fallback"]
+    assert fb.loc["zero", "model"] == "Mean" and "all values are zero" in fb.loc["zero", "reason"]
+    assert "negative" in fb.loc["negative", "reason"]
+    assert "no sales in the last 8 periods" in fb.loc["dead", "reason"]
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [({"shrinkage": -1}, "shrinkage"), ({"shrinkage": "lots"}, "shrinkage"), ({"min_history": 1}, "min_history"),
+     ({"quarter_start_month": 13}, "quarter_start_month"), ({"window": 0}, "window")],
+)
+def test_calendar_baseline_rejects_bad_parameters(params, message):
+    with pytest.raises(ConfigError, match=message):
+        CalendarBaseline(**params).fit(_one(np.ones(20)))
+
+
+def test_seasonal_naive_rejects_a_bad_season_length():
+    with pytest.raises(ConfigError, match="season_length"):
+        SeasonalNaive(season_length=0).fit(_one(np.ones(20)))
