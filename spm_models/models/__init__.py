@@ -11,6 +11,7 @@ from .base import ForecastModel, LastValue, check_is_fitted, clone
 from .baselines import CalendarBaseline, Mean, Naive, SeasonalNaive, quarter_position
 from .forecast import DEFAULT_QUANTILES, Forecast, concat_forecasts, quantile_column
 from .panel import build_panel, check_frame
+from .prophet_model import ProphetForecaster
 
 __all__ = [
     "MODELS",
@@ -22,6 +23,7 @@ __all__ = [
     "SeasonalNaive",
     "Mean",
     "CalendarBaseline",
+    "ProphetForecaster",
     "build_panel",
     "check_frame",
     "check_is_fitted",
@@ -32,4 +34,4 @@ __all__ = [
 ]
 
 #: Every model class that must pass the contract suite. Register new models here.
-MODELS: list[type[ForecastModel]] = [Naive, SeasonalNaive, Mean, CalendarBaseline]
+MODELS: list[type[ForecastModel]] = [Naive, SeasonalNaive, Mean, CalendarBaseline, ProphetForecaster]
