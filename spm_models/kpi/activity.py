@@ -1,0 +1,56 @@
+"""Activity volume: calls, emails, meetings, ... per period and activity type."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from .engine import KpiEngine, KpiValues, days, evaluate, fill_doc
+from .grid import LEVELS
+
+__all__ = ["activity_volume"]
+
+
+def _eval_activity_volume(engine: KpiEngine) -> list[KpiValues]:
+    g = engine.grid
+    a = engine.typed("activities")
+    types = sorted(a["activity_type"].dropna().unique().tolist())
+    if not types:
+        return []
+    agent = g.agent_codes(a["agent_id"], table="activities")
+    period = g.period_codes(days(a, "date"))
+    seg = pd.Categorical(a["activity_type"], categories=types).codes.astype(np.int64)
+    count = np.nan_to_num(a["count"].to_numpy(dtype=float), nan=0.0)
+    volume = g.accumulate(agent, period, count, segment=seg, n_segments=len(types))
+    active = g.accumulate(agent, period, segment=seg, n_segments=len(types)).sum(axis=2) > 0
+    return [KpiValues("activity_volume", g.rollup(volume), active, tuple(types))]
+
+
+@fill_doc
+def activity_volume(
+    activities: pd.DataFrame,
+    agents: pd.DataFrame,
+    *,
+    grain: str = "month",
+    levels: Iterable[str] = LEVELS,
+    start: Any = None,
+    end: Any = None,
+) -> pd.DataFrame:
+    """Number of activities of each type in the period.
+
+    ``activity_volume(e, t, type) = sum of count over activity rows of e with date in t
+    and activity_type = type``. ``segment`` holds the activity type; every type found in
+    the table is reported for every row (0 when none), and the total is the sum over
+    segments. Additive. Returns no rows when the table is empty.
+
+    Parameters
+    ----------
+    activities, agents : DataFrame
+        Canonical tables (``agent_id``, ``date``, ``activity_type``, ``count``).
+    %(common)s
+    """
+    return evaluate(
+        [_eval_activity_volume], {"activities": activities, "agents": agents}, grain=grain, levels=levels, start=start, end=end
+    )
