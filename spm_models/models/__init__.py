@@ -10,6 +10,7 @@ from __future__ import annotations
 from .base import ForecastModel, LastValue, check_is_fitted, clone
 from .baselines import CalendarBaseline, Mean, Naive, SeasonalNaive, quarter_position
 from .forecast import DEFAULT_QUANTILES, Forecast, concat_forecasts, quantile_column
+from .hierarchical import HierarchicalBayes
 from .panel import build_panel, check_frame
 from .prophet_model import ProphetForecaster
 
@@ -34,4 +35,4 @@ __all__ = [
 ]
 
 #: Every model class that must pass the contract suite. Register new models here.
-MODELS: list[type[ForecastModel]] = [Naive, SeasonalNaive, Mean, CalendarBaseline, ProphetForecaster]
+MODELS: list[type[ForecastModel]] = [Naive, SeasonalNaive, Mean, CalendarBaseline, ProphetForecaster, HierarchicalBayes]
