@@ -115,7 +115,16 @@ def backtest(
     step = h if step is None else step
     min_train = 2 * h if min_train is None else min_train
     clean = check_frame(frame)
-    panel = build_panel(clean, freq=model.freq)
+    extra = [c for c in frame.columns if c not in ("unique_id", "ds", "y")]
+    if extra:
+        # Regressor and group columns travel with their rows: models that use them (Prophet's
+        # lagged indicators, the hierarchy's territories) must see them at every origin.
+        keyed = frame[extra].assign(
+            unique_id=frame["unique_id"].astype("str"),
+            ds=pd.to_datetime(frame["ds"]).astype(clean["ds"].dtype),
+        )
+        clean = clean.merge(keyed, on=["unique_id", "ds"], how="left", validate="one_to_one")
+    panel = build_panel(clean[["unique_id", "ds", "y"]], freq=model.freq)
     grid = panel.grid
     last = len(grid) - 1 - h
     idx = last - step * np.arange(n_origins)[::-1]

@@ -169,3 +169,24 @@ def test_parent_draws_always_sum_their_children(parents, seed):
         kids = [i for i, q in enumerate(parents) if q == p]
         np.testing.assert_allclose(d, fc.draws[kids].sum(axis=0))
     np.testing.assert_allclose(agg.draws.sum(axis=0), fc.draws.sum(axis=0))
+
+
+def test_backtest_passes_extra_columns_to_the_model_at_every_origin():
+    """Regressor and group columns must reach ``fit`` (they used to be dropped)."""
+    from spm_models.models.baselines import Mean
+
+    seen = []
+
+    class Recorder(Mean):
+        def fit(self, frame):
+            seen.append(sorted(frame.columns))
+            assert frame["x"].notna().all()
+            return super().fit(frame)
+
+    ds = pd.date_range("2024-01-01", periods=30, freq="W-MON")
+    frame = pd.DataFrame(
+        {"unique_id": "a", "ds": ds, "y": np.arange(30.0), "x": np.arange(30.0) * 2, "group": "T1"}
+    )
+    backtest(Recorder(), frame, h=4, n_origins=2)
+    assert len(seen) == 2
+    assert all(cols == ["ds", "group", "unique_id", "x", "y"] for cols in seen)
