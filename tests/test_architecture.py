@@ -36,8 +36,13 @@ LAYERS = [
     ("spm_models.pipeline_history", 5),
     ("spm_models.quota_probability", 5),
     ("spm_models.tracking", 5),
+    ("spm_models.scorecard", 5),
+    ("spm_models.coaching", 5),
+    ("spm_models.commission", 5),
+    ("spm_models.plots", 6),
     ("spm_models.review", 6),
     ("spm_models.demo", 6),
+    ("spm_models.workbench", 6),
     ("spm_models.reports", 7),
     ("spm_models.cli", 8),
 ]

@@ -1,0 +1,152 @@
+"""Model-ready frames for the workbench: bookings per agent and period with territory and indicators."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from ..dataset import Dataset
+from ..exceptions import ConfigError, DataError
+from ..indicator_series import bookings_series, candidate_series
+from ..warehouse import Warehouse
+
+__all__ = [
+    "WAREHOUSE_ENV", "warehouse_path", "load_dataset", "model_frame", "workbench_fast", "usable_regressors",
+    "load_maven_dataset", "chosen_indicators",
+]
+
+#: Environment variable that points the notebooks at a warehouse (tests use a small one).
+WAREHOUSE_ENV = "SPM_WAREHOUSE"
+
+
+def warehouse_path(default: str | os.PathLike | None = None) -> Path:
+    """The warehouse the notebooks read: ``$SPM_WAREHOUSE``, else ``default``, else the project's.
+
+    Raises
+    ------
+    ConfigError
+        No environment variable, no default and no project warehouse.
+    """
+    value = os.environ.get(WAREHOUSE_ENV) or default
+    if value:
+        return Path(value)
+    from ..config import ProjectPaths
+
+    return ProjectPaths.from_root().warehouse
+
+
+def load_dataset(path: str | os.PathLike) -> Dataset:
+    """Every canonical table of the warehouse at ``path``.
+
+    Raises
+    ------
+    DataError
+        The file does not exist (run ``make demo`` or ``spm ingest`` first).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no warehouse at {path}; run `make demo` (example data) or `spm ingest` (your data) first")
+    return Warehouse(path).load()
+
+
+_FREQ = {"week": "W-MON", "month": "MS", "quarter": "QS"}
+
+
+def _complete(frame: pd.DataFrame, grain: str, current: set[str]) -> pd.DataFrame:
+    """Give every agent a row for each period between its first and last (``y = 0`` where absent);
+    agents in ``current`` (still employed) run to the last period of the data."""
+    grid = pd.date_range(frame["ds"].min(), frame["ds"].max(), freq=_FREQ[grain])
+    pos = grid.get_indexer(frame["ds"])
+    span = pd.DataFrame({"unique_id": frame["unique_id"], "pos": pos}).groupby("unique_id", sort=True)["pos"].agg(["min", "max"])
+    span.loc[span.index.isin(list(current)), "max"] = len(grid) - 1
+    lengths = (span["max"] - span["min"] + 1).to_numpy()
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    idx = np.arange(lengths.sum()) - starts + np.repeat(span["min"].to_numpy(), lengths)
+    full = pd.DataFrame({"unique_id": pd.array(np.repeat(span.index.to_numpy(), lengths), dtype="str"),
+                         "ds": grid[idx].astype(frame["ds"].dtype)})
+    out = full.merge(frame, on=["unique_id", "ds"], how="left")
+    out["y"] = out["y"].fillna(0.0)
+    return out
+
+
+def model_frame(dataset: Dataset, *, grain: str = "week", regressors: Iterable[str] = ()) -> pd.DataFrame:
+    """Agent bookings as a forecasting frame, with territory and candidate-indicator columns.
+
+    ``y`` is the ``bookings`` series of :func:`spm_models.indicator_series.bookings_series`
+    (agent level); each name in ``regressors`` is a candidate of
+    :func:`~spm_models.indicator_series.candidate_series` (e.g. ``activity:demo``), carried
+    forward then back within an agent where it is not observed and 0 where never observed.
+
+    Agents still employed at the end of the data have a row (``y = 0`` when they sold
+    nothing) for every period from their first to the last of the data; agents who left end
+    with their last bookings.
+
+    Returns
+    -------
+    DataFrame
+        ``unique_id, ds, y, group`` (the agent's territory) and one column per regressor.
+
+    Raises
+    ------
+    ConfigError
+        A regressor is not a candidate in these data.
+    """
+    target = bookings_series(dataset, level="agent", grain=grain)
+    agents_table = dataset.tables["agents"]
+    end = target["period"].max()
+    leave = pd.to_datetime(agents_table["leave_date"])
+    current = set(agents_table.loc[leave.isna() | (leave >= end), "agent_id"].astype("str"))
+    frame = _complete(target.rename(columns={"entity_id": "unique_id", "period": "ds", "value": "y"}), grain, current)
+    agents = agents_table.set_index("agent_id")["territory_id"].astype("str")
+    frame["group"] = frame["unique_id"].map(agents).fillna("unassigned").astype("str")
+    names = list(dict.fromkeys(regressors))
+    if names:
+        cands = candidate_series(dataset, level="agent", grain=grain)
+        unknown = sorted(set(names) - set(cands["candidate"].unique()))
+        if unknown:
+            raise ConfigError(
+                f"unknown indicator(s) {', '.join(unknown)}; available: {', '.join(sorted(cands['candidate'].unique()))}"
+            )
+        wide = (cands[cands["candidate"].isin(names)]
+                .pivot_table(index=["entity_id", "period"], columns="candidate", values="value", aggfunc="sum")
+                .reset_index().rename(columns={"entity_id": "unique_id", "period": "ds"}))
+        frame = frame.merge(wide, on=["unique_id", "ds"], how="left").sort_values(["unique_id", "ds"], ignore_index=True)
+        filled = frame.groupby("unique_id")[names].transform(lambda s: s.ffill().bfill())
+        frame[names] = filled.fillna(0.0)
+    return frame.sort_values(["unique_id", "ds"], ignore_index=True)
+
+
+def workbench_fast() -> bool:
+    """True when ``$SPM_WORKBENCH_FAST`` is ``1``: notebooks use short fits (tests set it)."""
+    return os.environ.get("SPM_WORKBENCH_FAST", "") == "1"
+
+
+def usable_regressors(dataset: Dataset, wanted: dict[str, int], *, grain: str = "week") -> dict[str, int]:
+    """The entries of ``wanted`` (indicator -> lag) that are candidates in these data (Maven has none)."""
+    if not wanted:
+        return {}
+    try:
+        names = set(candidate_series(dataset, level="company", grain=grain)["candidate"].unique())
+    except DataError:
+        return {}
+    return {k: int(v) for k, v in wanted.items() if k in names}
+
+
+def load_maven_dataset(folder: str | os.PathLike | None = None) -> Dataset:
+    """The shipped Maven CRM example, validated (``data/examples/maven_crm`` by default)."""
+    from ..sources.maven import load_maven
+    from ..validation import validate
+
+    return validate(load_maven(folder))
+
+
+def chosen_indicators(ranked: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a :func:`~spm_models.indicators.discover_leading_indicators` table that passed
+    every check, with the lag to use and why (``candidate, best_lag, r, p_adjusted,
+    oos_improvement, verdict``); empty when none did."""
+    cols = ["candidate", "best_lag", "r", "p_adjusted", "oos_improvement", "verdict"]
+    return ranked.loc[ranked["verdict"] == "leading indicator", cols].reset_index(drop=True)
