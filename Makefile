@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 AGENTS ?= 50
 SEED ?= 7
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test test-slow bench bench-accuracy review bench-review clean
 
 install: $(STAMP)
 
@@ -31,3 +31,30 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) data/warehouse.duckdb data/demo data/kpis
+
+# Forecast accuracy benchmark (bench/README.md). statsforecast needs pandas<3, so it runs in its
+# own benchmark-only environment, created here on first use.
+BENCH_VENV ?= .venv-bench
+ACCURACY_ARGS ?=
+
+bench-accuracy: $(STAMP)
+	@test -x $(BENCH_VENV)/bin/python || ($(PYTHON) -m venv $(BENCH_VENV) && $(BENCH_VENV)/bin/pip install -r bench/requirements-statsforecast.txt)
+	$(BIN)/python bench/accuracy.py $(ACCURACY_ARGS)
+
+# The analyst's workbench (README, "For analysts"): JupyterLab on the example warehouse with the
+# project's kernel "spm-workbench" registered. LAB_ARGS="--no-browser --port 8890" for a server.
+LAB_ARGS ?=
+
+.PHONY: lab
+lab: $(STAMP)
+	$(BIN)/python -m ipykernel install --sys-prefix --name spm-workbench --display-name "SPM Workbench"
+	@test -f data/warehouse.duckdb || $(BIN)/spm demo --agents $(AGENTS) --seed $(SEED)
+	$(BIN)/jupyter lab --notebook-dir notebooks $(LAB_ARGS)
+
+# The monthly review of the warehouse's last complete month (reports/<YYYY-MM>/index.html), and
+# its benchmark against one plain papermill run per report (bench/review.py).
+review: $(STAMP)
+	$(BIN)/spm review
+
+bench-review: $(STAMP)
+	$(BIN)/python bench/review.py

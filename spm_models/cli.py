@@ -120,7 +120,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
     project_dir: ProjectDir = None,
 ) -> None:
-    """Run the main job on the built-in synthetic organisation: data, warehouse, KPI tables."""
+    """Run the main job on the built-in synthetic organisation: data, warehouse, KPI tables, monthly review."""
     from .demo import run_demo
 
     result = run_demo(_paths(project_dir), n_agents=agents, years=years, seed=seed)
@@ -128,6 +128,45 @@ def demo(
     typer.echo(f"warehouse:       {result.warehouse} ({'stored' if result.ingest.changed else 'unchanged'})")
     for f in result.kpi_files:
         typer.echo(f"KPI table:       {f}")
+    if result.review is not None:
+        typer.echo(result.review.summary())
+        typer.echo(f"open the review: {result.review.index}")
+        if result.review.exit_code:
+            raise typer.Exit(code=result.review.exit_code)
+
+
+def _ids(text: str | None) -> list[str] | None:
+    return None if text is None else [s.strip() for s in text.split(",") if s.strip()]
+
+
+@app.command("review")
+def review(
+    month: Annotated[Optional[str], typer.Option(help="Month to review, YYYY-MM (default: the last complete month of the data).")] = None,
+    db: DbOption = None,
+    out: Annotated[Optional[Path], typer.Option(help="Reports folder (default: <project>/reports); the run goes to <out>/<month>.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Review settings TOML: model, commission plan, currency.")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Reports executed in parallel (default: number of cores).")] = None,
+    timeout: Annotated[Optional[float], typer.Option(min=1, help="Seconds one report may take before it is stopped.")] = None,
+    only_failed: Annotated[bool, typer.Option("--only-failed", help="Re-run only the reports that failed last time.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Refit and re-run every report even if current.")] = False,
+    agents: Annotated[Optional[str], typer.Option(help="Only these agent ids, comma separated.")] = None,
+    territories: Annotated[Optional[str], typer.Option(help="Only these territory ids, comma separated.")] = None,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Fit once, write every agent, territory and company report as HTML, plus index.html.
+
+    Exit code 1 when any report failed (the others are still written); see manifest.json.
+    """
+    from .review.pipeline import run_review
+    from .review.settings import load_config
+
+    result = run_review(
+        month=month, db=db, out=out, paths=_paths(project_dir), config=load_config(config), workers=workers,
+        timeout=timeout, only_failed=only_failed, force=force, agents=_ids(agents), territories=_ids(territories),
+    )
+    typer.echo(result.summary())
+    if result.exit_code:
+        raise typer.Exit(code=result.exit_code)
 
 
 def main(argv: list[str] | None = None) -> int:

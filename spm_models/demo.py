@@ -1,9 +1,10 @@
-"""The built-in example, end to end: synthetic organisation -> warehouse -> KPI tables."""
+"""The built-in example, end to end: synthetic organisation -> warehouse -> KPI tables -> review."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .config import ProjectPaths
 from .exports import write_table
@@ -21,6 +22,7 @@ class DemoResult:
     warehouse: Path
     ingest: IngestResult
     kpi_files: list[Path] = field(default_factory=list)
+    review: Any = None  # spm_models.review.pipeline.ReviewResult when the review ran
 
 
 def write_kpis(db: str | Path, out_folder: str | Path, *, grains=GRAINS) -> list[Path]:
@@ -40,11 +42,12 @@ def write_kpis(db: str | Path, out_folder: str | Path, *, grains=GRAINS) -> list
     return written
 
 
-def run_demo(paths: ProjectPaths, *, n_agents: int = 50, years: float = 3, seed: int = 7) -> DemoResult:
-    """Generate the synthetic organisation, ingest it, and write its KPI tables.
+def run_demo(paths: ProjectPaths, *, n_agents: int = 50, years: float = 3, seed: int = 7, review: bool = True, workers: int | None = None) -> DemoResult:
+    """Generate the synthetic organisation, ingest it, write its KPI tables, then run the
+    monthly review of its last complete month (``review=False`` skips it).
 
     Re-running with the same arguments leaves the same files (the ingest is skipped when
-    the data are unchanged).
+    the data are unchanged; the review reuses what is current).
     """
     from .sources.synthetic import generate_organisation
 
@@ -53,4 +56,9 @@ def run_demo(paths: ProjectPaths, *, n_agents: int = 50, years: float = 3, seed:
     org.write(folder)
     result = ingest_paths([folder], db=paths.warehouse, source="canonical")
     files = write_kpis(paths.warehouse, paths.kpis)
-    return DemoResult(data_folder=folder, warehouse=paths.warehouse, ingest=result, kpi_files=files)
+    outcome = DemoResult(data_folder=folder, warehouse=paths.warehouse, ingest=result, kpi_files=files)
+    if review:
+        from .review.pipeline import run_review
+
+        outcome.review = run_review(paths=paths, workers=workers)
+    return outcome

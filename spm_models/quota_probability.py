@@ -45,6 +45,7 @@ __all__ = [
     "ATTAINMENT_QUANTILES",
     "attainment_distribution",
     "quota_for_period",
+    "period_shares",
     "reliability_table",
     "calibration_summary",
     "oracle_forecast",
@@ -154,6 +155,29 @@ def _period_shares(forecast: Forecast, start: pd.Timestamp | None, end: pd.Times
         inside, whole = (hi - lo).astype(np.int64), (nxt - ds).astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(whole > 0, inside / np.where(whole > 0, whole, 1), 0.0)
+
+
+def period_shares(forecast: Forecast, *, period_end: Any, period_start: Any = None, day_count: str = "calendar") -> np.ndarray:
+    """``w_k`` of the module docstring: the share of each forecast period's days inside a span.
+
+    Parameters
+    ----------
+    forecast : Forecast
+    period_end : date-like
+        Last day of the span (included).
+    period_start : date-like, optional
+        First day of the span; forecast days before it count 0.
+    day_count : {"calendar", "business"}
+
+    Returns
+    -------
+    ndarray, shape (n_series, h)
+        Weights in [0, 1], so ``closed + (w * draws).sum(axis=1)`` are draws of the span's total.
+    """
+    if day_count not in ("calendar", "business"):
+        raise ConfigError(f"day_count must be 'calendar' or 'business', got {day_count!r}")
+    start = None if period_start is None else _day(period_start, "period_start")
+    return _period_shares(forecast, start, _day(period_end, "period_end"), day_count)
 
 
 def attainment_distribution(

@@ -1,0 +1,29 @@
+"""The monthly review: fit once, write artifacts, run every report notebook, publish HTML.
+
+Modules (import the one you need; importing this package loads nothing heavy):
+
+``settings``   the run's settings (model, commission plan, labels) and their TOML file
+``outlook``    the review calendar, data as of the review date, the single model fit and
+               what its draws say (P(quota), fan, last month's check)
+``artifacts``  :func:`~spm_models.review.artifacts.build_artifacts`: every table reports read
+``views``      what a report kernel reads: one subject's slice of the artifacts
+``render``     escaped HTML fragments for report cells
+``params``     typed parameters per report template, checked before a kernel starts
+``naming``     safe output file names
+``forkserver`` / ``kernels``  pre-imported kernels forked per report
+``runner``     parallel papermill execution with failure isolation and timeouts
+``export``     code-free, self-contained HTML
+``site``       index.html and manifest.json
+``pipeline``   :func:`~spm_models.review.pipeline.run_review`, the whole month
+"""
+
+from __future__ import annotations
+
+__all__ = ["run_review"]
+
+
+def run_review(**kwargs):
+    """Run a month's review; see :func:`spm_models.review.pipeline.run_review`."""
+    from .pipeline import run_review as _run
+
+    return _run(**kwargs)

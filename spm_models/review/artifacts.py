@@ -1,0 +1,342 @@
+"""Fit once, write everything the reports read: the artifacts of one review run.
+
+:func:`build_artifacts` is the only place a model is fitted in a review. It writes one
+folder, ``<run>/artifacts/``, holding parquet tables (listed in :data:`TABLES`), the forecast
+snapshot of this run (:mod:`spm_models.tracking`) and ``run.json`` (provenance: run id,
+month and its calendar, settings, package version, data fingerprint, model and fallbacks).
+Report kernels only read these files (:mod:`spm_models.review.views`).
+
+The folder is built under a temporary name and renamed into place, so it is complete or
+absent. Its *key* hashes the data fingerprint, the month, the settings and the package
+version: a run whose artifacts already carry the same key reuses them (no refit), so
+re-running a finished month is cheap and gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__, coaching, commission, scorecard
+from ..dataset import Dataset
+from ..exceptions import DataError
+from ..kpi import compute_kpis
+from ..kpi.grid import COMPANY
+from ..models.forecast import concat_forecasts
+from ..pipeline_history import open_at
+from ..quota_probability import quota_for_period
+from ..tracking import list_snapshots, load_snapshot, save_snapshot
+from ..warehouse import fingerprint
+from . import outlook as ol
+from .settings import ReviewConfig
+
+__all__ = ["ARTIFACTS_FORMAT", "TABLES", "artifacts_key", "build_artifacts", "read_run_info", "RUN_FILE"]
+
+ARTIFACTS_FORMAT = 1
+RUN_FILE = "run.json"
+#: Parquet tables of a run and what each holds (one row per ...).
+TABLES: dict[str, str] = {
+    "agents": "agent in the review: agent_id, agent_name, territory_id, territory_name",
+    "territories": "territory: territory_id, territory_name, n_agents",
+    "kpis_month": "level, entity and month: the long KPI frame (grain month)",
+    "metrics": "level and entity: the scorecard numbers (scorecard.entity_metrics)",
+    "scorecard": "agent and metric: value, anonymous peer quartiles and percentile",
+    "benchmark": "agent, month and KPI: value and peer-group median",
+    "indicators": "agent and leading indicator: this month against own history",
+    "funnel": "agent and stage transition: agent, peer and company conversion, weakest",
+    "outlook": "level and entity: P(quota) and attainment distribution of the forecast quarter",
+    "fan": "level, entity and week end: quantiles of cumulative quarter bookings",
+    "actual_path": "level, entity and day: cumulative bookings of the quarter so far",
+    "forecast_weekly": "level, entity and week: forecast quantiles",
+    "fallbacks": "agent whose forecast fell back to a simpler model, and why",
+    "commission": "agent: expected payout of the forecast quarter and its quantiles",
+    "accuracy": "level and entity: last month's forecast against what happened",
+    "trend": "level and entity: bookings of the last 3 months against the 3 before",
+    "territory_agents": "agent: the territory report's table",
+    "key_accounts": "territory and account: bookings of the last 12 months",
+    "risks": "territory and risk statement",
+    "leaderboard": "rank: top agents of the company",
+    "recognition": "award of the month",
+    "plan": "level, entity and month: bookings against plan, year to date",
+    "coaching": "agent and point: coaching points in plain words",
+}
+
+
+def artifacts_key(data_fingerprint: str, month: str, config: ReviewConfig) -> str:
+    """SHA-256 identifying a run's artifacts: data, month, settings, package version, format."""
+    text = json.dumps([data_fingerprint, month, config.key(), __version__, ARTIFACTS_FORMAT])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def read_run_info(artifacts_dir: str | Path) -> dict | None:
+    """``run.json`` of an artifacts folder, or None when there is no complete one."""
+    p = Path(artifacts_dir) / RUN_FILE
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _levels(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat([f.assign(level=lv) for lv, f in frames.items()], ignore_index=True)
+
+
+def _prefixed(forecasts: dict[str, Any]):
+    """One stacked forecast with ids ``<level>:<id>`` (ids may repeat across levels)."""
+    parts, level_of = [], {}
+    for lv, fc in forecasts.items():
+        ids = np.array([f"{lv}:{u}" for u in fc.unique_ids.astype(str)], dtype=object)
+        q = fc.quantiles.assign(unique_id=pd.array(np.repeat(ids, fc.h), dtype="str"))
+        fb = fc.fallback.assign(unique_id=pd.array(ids, dtype="str"))
+        parts.append(type(fc)(q, fc.draws, ids, fc.ds, fb, fc.model, fc.freq, fc.quantile_levels))
+        level_of.update({i: lv for i in ids})
+    return concat_forecasts(parts), level_of
+
+
+def _forecast_run(asof: Dataset, agents: pd.DataFrame, cal: ol.ReviewCalendar, config: ReviewConfig):
+    history = ol.weekly_history(asof, agents["agent_id"], end=cal.train_end)
+    model, fc = ol.fit_agent_forecast(history, config, h=cal.h)
+    return model, history, ol.hierarchy_forecasts(fc, agents)
+
+
+def _entity_maps(agents: pd.DataFrame) -> dict[str, pd.Series]:
+    idx = pd.Index(agents["agent_id"].astype("str"))
+    return {
+        "agent": pd.Series(idx.to_numpy(), index=idx),
+        "territory": pd.Series(agents["territory_id"].astype("str").to_numpy(), index=idx),
+        "company": pd.Series(COMPANY, index=idx),
+    }
+
+
+def _previous_snapshot(runs_root: Path | None, cal: ol.ReviewCalendar, dataset: Dataset, config: ReviewConfig, fp: str, work: Path):
+    """The forecast made at the end of the previous month: its run's snapshot, or a refit."""
+    prev_label = f"{cal.previous_month:%Y-%m}"
+    if runs_root is not None:
+        listing = list_snapshots(runs_root / prev_label / "artifacts" / "snapshot")
+        if len(listing):
+            return load_snapshot(listing["path"].iloc[-1]), "previous run"
+    try:
+        pcal = ol.review_calendar(prev_label, data_end=cal.as_of)
+        pasof = ol.as_of_dataset(dataset, pcal.as_of)
+        pagents = ol.review_agents(pasof["agents"], pcal.as_of)
+        model, hist, fcs = _forecast_run(pasof, pagents, pcal, config)
+    except DataError:
+        return None, "no data before the previous month"
+    stacked, level_of = _prefixed(fcs)
+    path = save_snapshot(stacked, folder=work / "previous_snapshot", model=model, config={"month": prev_label, "reconstructed": True},
+                         seed=config.seed, data_range=(hist["ds"].min(), pcal.train_end), data_fingerprint=fp, level_of=level_of)
+    return load_snapshot(path), "reconstructed from the data as of the previous month"
+
+
+def build_artifacts(
+    dataset: Dataset,
+    *,
+    month: str,
+    out_dir: str | Path,
+    config: ReviewConfig | None = None,
+    runs_root: str | Path | None = None,
+    data_fingerprint: str | None = None,
+    force: bool = False,
+) -> dict:
+    """Compute every table the reports of ``month`` read, and write them to ``out_dir``.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Typed canonical tables (``Warehouse.load()``).
+    month : str
+        ``YYYY-MM``.
+    out_dir : path-like
+        The artifacts folder to create (``<reports>/<month>/artifacts``).
+    config : ReviewConfig, optional
+    runs_root : path-like, optional
+        Folder holding earlier runs (``<runs_root>/<YYYY-MM>/artifacts/snapshot``), where last
+        month's forecast is looked up; without one it is refitted on the data as of then.
+    data_fingerprint : str, optional
+        :func:`spm_models.warehouse.fingerprint` of ``dataset`` (computed when omitted).
+    force : bool
+        Rebuild even when ``out_dir`` holds artifacts with the same key.
+
+    Returns
+    -------
+    dict
+        The run information written to ``run.json`` (``reused`` tells whether existing
+        artifacts were kept).
+
+    Raises
+    ------
+    ConfigError
+        Bad month or settings.
+    DataError
+        The data cannot support a review (no agents employed, no bookings history).
+    """
+    config = config or ReviewConfig()
+    out = Path(out_dir)
+    fp = data_fingerprint or fingerprint(dataset)
+    key = artifacts_key(fp, month, config)
+    existing = read_run_info(out)
+    if existing and existing.get("key") == key and not force and all((out / f"{t}.parquet").is_file() for t in TABLES):
+        return {**existing, "reused": True}
+    started = datetime.now(timezone.utc)
+    cal = ol.review_calendar(month, data_end=ol.data_last_day(dataset))
+    work = out.with_name(out.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        info = _build(dataset, cal, config, fp, key, work, Path(runs_root) if runs_root else None)
+        info["created_utc"] = started.isoformat(timespec="seconds")
+        (work / RUN_FILE).write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+        old = out.with_name(out.name + f".old-{os.getpid()}")
+        if out.exists():
+            os.replace(out, old)
+        os.replace(work, out)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return {**info, "reused": False}
+
+
+def _build(dataset: Dataset, cal: ol.ReviewCalendar, config: ReviewConfig, fp: str, key: str, work: Path, runs_root: Path | None) -> dict:
+    asof = ol.as_of_dataset(dataset, cal.as_of)
+    agents = ol.review_agents(asof["agents"], cal.as_of)
+    if agents.empty:
+        raise DataError(f"no agent is employed on {cal.as_of.date()}; there is nobody to review")
+    terr = asof["territories"].astype({"territory_id": "str", "territory_name": "str"})
+    agents = agents.assign(agent_id=agents["agent_id"].astype("str"), territory_id=agents["territory_id"].astype("str"))
+    agents = agents.merge(terr[["territory_id", "territory_name"]], on="territory_id", how="left")
+    agents["territory_name"] = agents["territory_name"].fillna(agents["territory_id"]).astype("str")
+    agents = agents[["agent_id", "agent_name", "territory_id", "territory_name"]].sort_values("agent_id").reset_index(drop=True)
+    territories = agents.groupby(["territory_id", "territory_name"], as_index=False).agg(n_agents=("agent_id", "size"))
+    maps = _entity_maps(agents)
+
+    months_back = max(config.trend_months, config.history_months + 1, 7)
+    k_start = cal.month - pd.DateOffset(months=months_back - 1)
+    kpis_m = compute_kpis(asof, grain="month", start=min(k_start, cal.forecast_quarter), end=cal.as_of)
+    kpis_q = compute_kpis(asof, grain="quarter", start=cal.quarter - pd.DateOffset(months=3), end=cal.as_of)
+
+    model, _, fcs = _forecast_run(asof, agents, cal, config)
+    targets = asof.get("targets")
+    closed, quota, outlook, fan, remaining = {}, {}, {}, {}, {}
+    for lv, fc in fcs.items():
+        if cal.forecast_quarter == cal.quarter:
+            rows = kpis_q[(kpis_q["level"] == lv) & (kpis_q["kpi"] == "bookings") & (kpis_q["period"] == cal.quarter)]
+            closed[lv] = pd.Series(rows["value"].to_numpy(dtype=float), index=rows["entity_id"].astype("str").to_numpy())
+        else:
+            closed[lv] = pd.Series(dtype=float)
+        if len(targets):
+            quota[lv] = quota_for_period(targets, period_start=cal.forecast_quarter, period_end=cal.forecast_quarter_end, agents=asof["agents"], level=lv)
+        else:
+            quota[lv] = pd.Series(dtype=float)
+        quota[lv] = quota[lv].where(quota[lv] > 0)
+        outlook[lv] = ol.quarter_outlook(fc, closed[lv], quota[lv], cal)
+        fan[lv] = ol.cumulative_fan(fc, closed[lv], cal)
+        remaining[lv] = (outlook[lv].set_index("unique_id")["quota"] - outlook[lv].set_index("unique_id")["closed_to_date"]).clip(lower=0.0)
+
+    opp = asof["opportunities"]
+    is_open = open_at(opp, cal.as_of)
+    open_amt = opp.loc[is_open.to_numpy(), ["agent_id", "amount"]]
+    metrics = {}
+    for lv, mp in maps.items():
+        ent = mp.reindex(open_amt["agent_id"].astype("str").to_numpy()).to_numpy()
+        pipe = pd.Series(open_amt["amount"].fillna(0.0).to_numpy(dtype=float)).groupby(ent).sum()
+        metrics[lv] = scorecard.entity_metrics(kpis_m, kpis_q, level=lv, month=cal.month, quarter=cal.quarter, open_pipeline=pipe, remaining_quota=remaining[lv])
+    metrics["agent"] = metrics["agent"].reindex(agents["agent_id"].to_numpy())
+    metrics["agent"].index.name = "entity_id"
+
+    groups = scorecard.peer_groups(agents, min_peers=config.min_peers)
+    card = scorecard.agent_scorecard(metrics["agent"], groups, min_peers=config.min_peers)
+    trend_from = cal.month - pd.DateOffset(months=config.trend_months - 1)
+    bench = scorecard.peer_benchmark(kpis_m, groups, kpis=("bookings", "quota", "attainment"), min_peers=config.min_peers)
+    bench = bench[bench["period"] >= trend_from].reset_index(drop=True)
+    indicators = scorecard.indicator_history(kpis_m, month=cal.month, history_months=config.history_months)
+    indicators = indicators[indicators["entity_id"].isin(agents["agent_id"])].reset_index(drop=True)
+    f_from = cal.as_of - pd.DateOffset(months=config.funnel_months) + pd.Timedelta(days=1)
+    counts = scorecard.funnel_counts(opp, asof.get("stage_history"), created_from=f_from, created_to=cal.as_of)
+    funnel_share = scorecard.funnel_coverage(counts, opp, created_from=f_from, created_to=cal.as_of)
+    funnel = scorecard.funnel_comparison(counts[counts["agent_id"].isin(agents["agent_id"])], groups, min_peers=config.min_peers)
+    funnel_ok = bool(np.isfinite(funnel_share) and funnel_share >= 0.5)
+    trend = {lv: scorecard.trend_change(kpis_m, month=cal.month, level=lv) for lv in maps}
+
+    draws = ol.final_bookings_draws(fcs["agent"], closed["agent"], start=cal.forecast_quarter, end=cal.forecast_quarter_end)
+    uids = fcs["agent"].unique_ids.astype(str)
+    comm = commission.expected_payout(uids, draws, quota["agent"].reindex(uids).to_numpy(dtype=float), config.commission,
+                                      closed_to_date=closed["agent"].reindex(uids).fillna(0.0).to_numpy())
+
+    stacked, level_of = _prefixed(fcs)
+    save_snapshot(stacked, folder=work / "snapshot", model=model, config={"month": cal.label, "settings": config.to_dict()},
+                  seed=config.seed, data_range=(None, cal.train_end), data_fingerprint=fp, level_of=level_of)
+    prev, prev_source = _previous_snapshot(runs_root, cal, dataset, config, fp, work)
+    if prev is not None:
+        act = kpis_m[(kpis_m["kpi"] == "bookings") & (kpis_m["period"] == cal.month) & (kpis_m["segment"] == "")]
+        actual = pd.Series(act["value"].to_numpy(dtype=float), index=(act["level"].astype("str") + ":" + act["entity_id"].astype("str")).to_numpy())
+        accuracy = ol.month_check(prev.forecast, actual, month=cal.month, level_of=prev.level_of)
+        accuracy["entity_id"] = accuracy["unique_id"].str.split(":", n=1).str[1].astype("str")
+    else:
+        accuracy = pd.DataFrame(columns=["unique_id", "level", "forecast_mean", "forecast_q0.1", "forecast_q0.5", "forecast_q0.9", "actual", "in_80", "error", "pct_error", "entity_id"])
+
+    terr_table = scorecard.territory_agent_table(metrics["agent"], outlook["agent"], trend["agent"], agents)
+    accounts = scorecard.key_accounts(opp, asof.get("accounts"), maps["territory"], start=cal.as_of - pd.DateOffset(years=1) + pd.Timedelta(days=1), end=cal.as_of)
+    out_terr = outlook["territory"]
+    risks = coaching.territory_risks(terr_table, out_terr, accounts, currency=config.currency)
+    weeks = cal.weeks_left
+    points = coaching.coaching_points(card, funnel if funnel_ok else None, indicators, outlook["agent"], currency=config.currency, weeks_left=weeks)
+    plan = pd.concat([scorecard.plan_comparison(kpis_m, level=lv, month=cal.month, months=config.trend_months).assign(level=lv) for lv in ("company", "territory")], ignore_index=True)
+    actual_path = _levels({lv: ol.actual_cumulative(opp, mp, start=cal.forecast_quarter, end=cal.as_of) for lv, mp in maps.items()}) if cal.forecast_quarter <= cal.as_of else pd.DataFrame(columns=["unique_id", "date", "cumulative", "level"])
+    fb = fcs["agent"].fallback
+    tables = {
+        "agents": agents,
+        "territories": territories,
+        "kpis_month": kpis_m[kpis_m["period"] >= trend_from - pd.DateOffset(months=config.history_months)].reset_index(drop=True),
+        "metrics": _levels({lv: m.reset_index() for lv, m in metrics.items()}),
+        "scorecard": card,
+        "benchmark": bench,
+        "indicators": indicators,
+        "funnel": funnel,
+        "outlook": _levels(outlook),
+        "fan": _levels(fan),
+        "actual_path": actual_path,
+        "forecast_weekly": _levels({lv: fc.quantiles for lv, fc in fcs.items()}),
+        "fallbacks": fb[fb["fallback"]].reset_index(drop=True),
+        "commission": comm,
+        "accuracy": accuracy,
+        "trend": _levels(trend),
+        "territory_agents": terr_table,
+        "key_accounts": accounts,
+        "risks": risks,
+        "leaderboard": scorecard.leaderboard(metrics["agent"], agents),
+        "recognition": coaching.recognition(metrics["agent"], agents, trend["agent"], currency=config.currency),
+        "plan": plan,
+        "coaching": points,
+    }
+    for name, frame in tables.items():
+        frame.to_parquet(work / f"{name}.parquet", index=False)
+    n_fb = int(fb["fallback"].sum())
+    return {
+        "format": ARTIFACTS_FORMAT,
+        "key": key,
+        "run_id": f"{cal.label}-{key[:10]}",
+        "month": cal.label,
+        "calendar": cal.to_dict(),
+        "quarter_label": cal.quarter_label,
+        "weeks_left": weeks,
+        "package_version": __version__,
+        "data_fingerprint": fp,
+        "data_source": dataset.source,
+        "settings": config.to_dict(),
+        "model": {"name": model.model_name(), "params": json.loads(json.dumps(model.get_params(), default=str)), "n_series": int(len(uids)), "n_fallback": n_fb},
+        "funnel": {"usable": funnel_ok, "lost_with_stage_share": None if not np.isfinite(funnel_share) else round(funnel_share, 4), "months": config.funnel_months},
+        "previous_forecast": prev_source if prev is not None else None,
+        "has_quota": bool(len(targets) > 0 and quota["company"].notna().any()),
+        "has_activities": bool(len(asof.get("activities")) > 0),
+        "n_agents": int(len(agents)),
+        "n_territories": int(len(territories)),
+    }

@@ -1,0 +1,306 @@
+"""``spm review``: one month's reports, end to end.
+
+1. Load the warehouse and fingerprint the data.
+2. Fit the model once and write the artifacts (:func:`~.artifacts.build_artifacts`), or
+   reuse them when data, month, settings and package version are unchanged.
+3. Plan one report per agent and territory plus the monthly review; check every report's
+   parameters before any kernel starts.
+4. Execute the reports in parallel (:func:`~.runner.execute_reports`), export each to HTML.
+5. Write ``manifest.json`` and ``index.html``.
+
+A re-run of a finished month reuses what is current (same run key, same template, output
+present) and redoes the rest; ``only_failed`` redoes just the reports the last manifest
+records as failed; ``force`` redoes everything. Output folder layout::
+
+    <reports>/<YYYY-MM>/index.html, manifest.json, monthly_review.html
+                        agents/<name>-<hash>.html      territories/<name>-<hash>.html
+                        notebooks/...ipynb (executed)  artifacts/ (parquet, run.json, snapshot)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence, TextIO
+
+from .. import __version__
+from ..config import ProjectPaths
+from ..dataset import Dataset
+from ..exceptions import ConfigError
+from .artifacts import build_artifacts
+from .naming import report_file_name
+from .outlook import default_month, parse_month
+from .params import check_parameters, template_path
+from .runner import ReportResult, ReportTask, execute_reports
+from .settings import ReviewConfig
+from .site import MANIFEST_FORMAT, headlines, read_manifest, write_index, write_manifest
+
+__all__ = ["ReviewResult", "run_review", "plan_reports"]
+
+
+@dataclass
+class ReviewResult:
+    """Outcome of :func:`run_review`."""
+
+    month: str
+    run_folder: Path
+    index: Path
+    manifest: dict
+    executed: list[ReportResult]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[dict]:
+        return [r for r in self.manifest["reports"] if r["status"] != "ok"]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every report of the month is ok, 1 otherwise."""
+        return 1 if self.failed else 0
+
+    def summary(self) -> str:
+        s = self.manifest["summary"]
+        lines = [
+            f"review {self.month}: {s['ok']} ok, {s['failed']} failed, {s['reused']} reused of {s['total']} reports "
+            f"in {self.timings.get('total', 0):.1f} s",
+            f"index: {self.index}",
+        ]
+        lines += [f"FAILED {r['id']} ({r['subject']}): {r['error']} -> {r['notebook']}" for r in self.failed]
+        return "\n".join(lines)
+
+
+def _quarter_label(day: str) -> str:
+    import pandas as pd
+
+    ts = pd.Timestamp(day)
+    return f"{ts.year}-Q{ts.quarter}"
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def plan_reports(tables: dict, artifacts_dir: Path, *, agents: Sequence[str] | None = None, territories: Sequence[str] | None = None) -> list[ReportTask]:
+    """One task per agent and territory of the run, plus the monthly review.
+
+    With ``agents`` and/or ``territories`` only those subjects' reports are planned (no
+    monthly review). Unknown ids are a ConfigError naming them.
+    """
+    a, t = tables["agents"], tables["territories"]
+    subset = agents is not None or territories is not None
+    problems = []
+    if agents is not None:
+        unknown = sorted(set(agents) - set(a["agent_id"].astype("str")))
+        if unknown:
+            problems.append(f"agent id(s) not in this review: {', '.join(map(repr, unknown))}")
+        a = a[a["agent_id"].astype("str").isin(agents)]
+    elif subset:
+        a = a.iloc[0:0]
+    if territories is not None:
+        unknown = sorted(set(territories) - set(t["territory_id"].astype("str")))
+        if unknown:
+            problems.append(f"territory id(s) not in this review: {', '.join(map(repr, unknown))}")
+        t = t[t["territory_id"].astype("str").isin(territories)]
+    elif subset:
+        t = t.iloc[0:0]
+    if problems:
+        raise ConfigError("; ".join(problems))
+    run_dir = str(artifacts_dir)
+    tasks = []
+    for aid, name in zip(a["agent_id"].astype("str"), a["agent_name"].astype("str")):
+        f = report_file_name(name, aid, suffix="", fallback="agent")
+        tasks.append(ReportTask(f"agent:{aid}", "agent_report", {"run_dir": run_dir, "agent_id": aid}, name, "agent", f"agents/{f}.html", f"notebooks/agents/{f}.ipynb"))
+    for tid, name in zip(t["territory_id"].astype("str"), t["territory_name"].astype("str")):
+        f = report_file_name(name, tid, suffix="", fallback="territory")
+        tasks.append(ReportTask(f"territory:{tid}", "territory_report", {"run_dir": run_dir, "territory_id": tid}, name, "territory", f"territories/{f}.html", f"notebooks/territories/{f}.ipynb"))
+    if not subset:
+        tasks.append(ReportTask("monthly", "monthly_review", {"run_dir": run_dir}, "Monthly sales review", "monthly", "monthly_review.html", "notebooks/monthly_review.ipynb"))
+    for task in tasks:
+        check_parameters(task.template, task.parameters)
+    return tasks
+
+
+class _Progress:
+    """A progress bar on a terminal; one parseable ``key=value`` line per report otherwise."""
+
+    def __init__(self, total: int, *, stream: TextIO, bar: bool | None):
+        self.stream = stream
+        self.bar = None
+        use_bar = stream.isatty() if bar is None else bar
+        if use_bar and total:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, file=stream, unit="report", desc="reports", dynamic_ncols=True)
+
+    def __call__(self, r: ReportResult) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            if r.status != "ok":
+                self.bar.write(f"failed: {r.report_id}: {r.error}", file=self.stream)
+            return
+        err = "" if r.error is None else " error=" + repr(r.error.splitlines()[0] if r.error else "")
+        self.stream.write(f"report={r.report_id!r} status={r.status} seconds={r.duration_s:.2f} output={r.output or r.notebook}{err}\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_review(
+    *,
+    month: str | None = None,
+    db: str | Path | None = None,
+    dataset: Dataset | None = None,
+    out: str | Path | None = None,
+    paths: ProjectPaths | None = None,
+    config: ReviewConfig | None = None,
+    workers: int | None = None,
+    timeout: float | None = None,
+    only_failed: bool = False,
+    force: bool = False,
+    agents: Sequence[str] | None = None,
+    territories: Sequence[str] | None = None,
+    kernel: str = "fork",
+    progress: bool | None = None,
+    log: TextIO | None = None,
+    templates_dir: str | Path | None = None,
+) -> ReviewResult:
+    """Produce the review of ``month``: artifacts, every report, index and manifest.
+
+    Parameters
+    ----------
+    month : str, optional
+        ``YYYY-MM``; default: the last complete month of the data.
+    db : path-like, optional
+        Warehouse file (default: the project's); ignored when ``dataset`` is given.
+    dataset : Dataset, optional
+        Typed tables to review instead of the warehouse's.
+    out : path-like, optional
+        Reports root (default ``<project>/reports``); the run goes to ``<out>/<month>``.
+    config : ReviewConfig, optional
+    workers : int, optional
+        Reports run at once (default: the number of CPU cores).
+    timeout : float, optional
+        Seconds per report (default: the settings' ``report_timeout``).
+    only_failed, force : bool
+        Redo only the failed reports of the last run / redo everything.
+    agents, territories : sequence of str, optional
+        Produce only these subjects' reports.
+    kernel : {"fork", "plain"}
+        How kernels start (see :mod:`spm_models.review.runner`).
+    progress : bool, optional
+        Progress bar (default: when ``log`` is a terminal); otherwise one line per report.
+    log : text stream, optional
+        Where progress goes (default stderr).
+
+    Returns
+    -------
+    ReviewResult
+        ``exit_code`` is 1 when any report failed.
+    """
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    paths = paths or ProjectPaths.from_root()
+    config = config or ReviewConfig()
+    log = log or sys.stderr
+    if only_failed and force:
+        raise ConfigError("choose either --only-failed or --force, not both")
+    if dataset is None:
+        from ..warehouse import Warehouse
+
+        dataset = Warehouse(db or paths.warehouse).load()
+    timings["load"] = time.perf_counter() - t_start
+    month = month or default_month(dataset)
+    parse_month(month)
+    root = Path(out) if out is not None else paths.reports
+    run_folder = root / month
+    artifacts_dir = run_folder / "artifacts"
+    t = time.perf_counter()
+    info = build_artifacts(dataset, month=month, out_dir=artifacts_dir, config=config, runs_root=root, force=force)
+    timings["artifacts"] = time.perf_counter() - t
+
+    from .views import load_run
+
+    run = load_run(artifacts_dir)
+    tasks = plan_reports(run.tables, artifacts_dir, agents=agents, territories=territories)
+    group = dict(zip("agent:" + run["agents"]["agent_id"].astype("str"), run["agents"]["territory_name"].astype("str")))
+    template_sha = {name: _sha(template_path(name, folder=templates_dir)) for name in {t.template for t in tasks}}
+    previous = read_manifest(run_folder)
+    same_run = previous is not None and previous.get("key") == info["key"] and previous.get("format") == MANIFEST_FORMAT
+    old = {r["id"]: r for r in previous["reports"]} if same_run else {}
+    if only_failed and not same_run:
+        raise ConfigError(f"--only-failed needs an earlier run of {month} with the same data and settings; run without it first")
+
+    def current(task: ReportTask) -> bool:
+        r = old.get(task.report_id)
+        return bool(r and r["status"] == "ok" and r.get("template_sha256") == template_sha[task.template]
+                    and r.get("parameters") == task.parameters and (run_folder / r["output"]).is_file())
+
+    if force:
+        to_run = list(tasks)
+    elif only_failed:
+        to_run = [t for t in tasks if t.report_id in old and old[t.report_id]["status"] != "ok"]
+    else:
+        to_run = [t for t in tasks if not current(t)]
+    bar = _Progress(len(to_run), stream=log, bar=progress)
+    t = time.perf_counter()
+    try:
+        executed, setup = execute_reports(
+            to_run, run_folder=run_folder, artifacts_dir=artifacts_dir, workers=workers or os.cpu_count() or 1,
+            timeout=timeout or config.report_timeout, kernel=kernel, templates_dir=templates_dir, on_result=bar,
+        )
+    finally:
+        bar.close()
+    timings.update(setup)
+    timings["reports"] = time.perf_counter() - t
+
+    heads = headlines(run.tables)
+    fresh = {r.report_id: r for r in executed}
+    entries = {rid: {**r, "reused": True} for rid, r in old.items()}
+    for task in tasks:
+        r = fresh.get(task.report_id)
+        if r is None:  # not run this time: the earlier entry (if any) stands
+            continue
+        entries[task.report_id] = {
+            "id": task.report_id, "kind": task.kind, "template": task.template, "subject": task.subject,
+            "group": group.get(task.report_id, ""), "status": r.status, "duration_s": r.duration_s,
+            "output": r.output, "notebook": r.notebook, "error": r.error, "timings": r.timings,
+            "parameters": task.parameters, "template_sha256": template_sha[task.template], "reused": False,
+            "headline": heads.get(task.report_id, {}),
+            "provenance": {"run_id": info["run_id"], "package_version": __version__, "data_fingerprint": info["data_fingerprint"],
+                           "model": info["model"]["name"], "template_sha256": template_sha[task.template]},
+        }
+    reports = list(entries.values())
+    order = {"monthly": 0, "territory": 1, "agent": 2}
+    reports.sort(key=lambda e: (order.get(e["kind"], 3), str(e["subject"]).lower(), e["id"]))
+    n_fail = sum(e["status"] != "ok" for e in reports)
+    timings["total"] = time.perf_counter() - t_start
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "month": month,
+        "run_id": info["run_id"],
+        "key": info["key"],
+        "generated_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "package_version": __version__,
+        "data_fingerprint": info["data_fingerprint"],
+        "calendar": info["calendar"],
+        "review_quarter": _quarter_label(info["calendar"]["quarter"]),
+        "forecast_quarter": info["quarter_label"],
+        "settings": info["settings"],
+        "model": info["model"],
+        "artifacts": "artifacts",
+        "artifacts_reused": bool(info.get("reused")),
+        "summary": {"total": len(reports), "ok": len(reports) - n_fail, "failed": n_fail, "reused": sum(bool(e.get("reused")) for e in reports),
+                    "executed": len(executed)},
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+        "reports": reports,
+    }
+    write_manifest(run_folder, manifest)
+    index = write_index(run_folder, manifest)
+    return ReviewResult(month, run_folder, index, manifest, executed, timings)

@@ -1,0 +1,140 @@
+"""Settings of a monthly review run: the forecasting model, the commission plan, labels.
+
+Defaults work out of the box; a TOML file (``spm review --config review.toml``) overrides
+them::
+
+    currency = "EUR"
+    model = "CalendarBaseline"          # any model of spm_models.models.MODELS by name
+    n_draws = 1000
+    seed = 0
+    min_peers = 5
+
+    [model_params]
+    window = 26
+
+    [commission]
+    name = "FY25 plan"
+    tiers = [[0.0, 0.05], [1.0, 0.08], [1.5, 0.10]]   # [from attainment, marginal rate]
+    cap_attainment = 2.0
+    no_quota_rate = 0.05
+
+Unknown keys are errors, so a misspelt setting is never silently ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..commission import DEFAULT_PLAN, CommissionPlan, plan_from_mapping
+from ..exceptions import ConfigError
+
+__all__ = ["ReviewConfig", "load_config", "model_class"]
+
+
+@dataclass(frozen=True)
+class ReviewConfig:
+    """Everything a review run depends on besides the data and the month.
+
+    Attributes
+    ----------
+    model : str
+        Forecasting model fitted at agent level (name of a class in
+        :data:`spm_models.models.MODELS`); territory and company forecasts are the sums of
+        the agents' draws (:func:`spm_models.backtest.aggregate_draws`).
+    model_params : dict
+        Keyword parameters of the model.
+    n_draws : int
+        Predictive draws per agent and week.
+    seed : int
+        Random seed of the model.
+    currency : str
+        Label of money amounts.
+    commission : CommissionPlan
+    min_peers : int
+        Smallest peer group shown (see :mod:`spm_models.scorecard`).
+    trend_months, funnel_months, history_months : int
+        Months shown in trend charts; months of opportunity cohorts pooled in the funnel;
+        months of own history the leading indicators are compared with.
+    report_timeout : float
+        Seconds one report may run before it is stopped and recorded as failed.
+    """
+
+    model: str = "CalendarBaseline"
+    model_params: Mapping[str, Any] = field(default_factory=dict)
+    n_draws: int = 1000
+    seed: int = 0
+    currency: str = "USD"
+    commission: CommissionPlan = DEFAULT_PLAN
+    min_peers: int = 5
+    trend_months: int = 12
+    funnel_months: int = 12
+    history_months: int = 12
+    report_timeout: float = 300.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("n_draws", "min_peers", "trend_months", "funnel_months", "history_months"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                problems.append(f"{name} must be a positive whole number, got {v!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            problems.append(f"seed must be a non-negative whole number, got {self.seed!r}")
+        if not isinstance(self.currency, str) or not self.currency.strip():
+            problems.append("currency must be a non-empty label such as 'USD'")
+        if not isinstance(self.report_timeout, (int, float)) or isinstance(self.report_timeout, bool) or self.report_timeout <= 0:
+            problems.append(f"report_timeout must be a positive number of seconds, got {self.report_timeout!r}")
+        if problems:
+            raise ConfigError("invalid review settings: " + "; ".join(problems))
+        model_class(self.model)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able settings (recorded in the provenance of every report)."""
+        d = asdict(self)
+        d["model_params"] = dict(self.model_params)
+        return json.loads(json.dumps(d, default=str))
+
+    def key(self) -> str:
+        """SHA-256 of :meth:`to_dict`, part of the identity of a run."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+def model_class(name: str):
+    """The forecasting model class called ``name`` (see :data:`spm_models.models.MODELS`)."""
+    from ..models import MODELS
+
+    by_name = {m.model_name(): m for m in MODELS} | {m.__name__: m for m in MODELS}
+    if name not in by_name:
+        raise ConfigError(f"unknown forecasting model {name!r}; choose one of {', '.join(sorted({m.__name__ for m in MODELS}))}")
+    return by_name[name]
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> ReviewConfig:
+    """Settings from a TOML file (see the module docstring), then ``overrides``.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing or unreadable, or a setting is unknown or invalid.
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            values = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"review settings file {p} does not exist") from None
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read review settings {p}: {exc}") from exc
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    known = {f.name for f in fields(ReviewConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown review setting(s) {', '.join(unknown)}; known settings: {', '.join(sorted(known))}")
+    if "commission" in values and not isinstance(values["commission"], CommissionPlan):
+        values["commission"] = plan_from_mapping(values["commission"])
+    return ReviewConfig(**values)

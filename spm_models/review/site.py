@@ -1,0 +1,131 @@
+"""The run's front door: ``index.html`` linking every report with its headline numbers, and
+``manifest.json`` recording each report's status, duration, output, parameters and provenance.
+
+Both are written atomically (temporary file, then rename). Links are relative, so the
+folder can be moved, zipped or served as it is; every text from the data is escaped.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from ..coaching import format_value
+from .export import PAGE_CSS, write_atomic
+
+__all__ = ["MANIFEST", "INDEX", "MANIFEST_FORMAT", "headlines", "write_manifest", "read_manifest", "write_index"]
+
+MANIFEST, INDEX = "manifest.json", "index.html"
+MANIFEST_FORMAT = 1
+
+
+def headlines(tables: Mapping[str, pd.DataFrame]) -> dict[str, dict[str, float | None]]:
+    """Headline numbers per report id, from the run's artifacts.
+
+    ``agent:<id>`` and ``territory:<id>``: ``bookings_qtd``, ``attainment_qtd``, ``p_quota``
+    (of the forecast quarter), plus ``expected_payout`` for agents; ``monthly``: the company's.
+    """
+    metrics, outlook, comm = tables["metrics"], tables["outlook"], tables["commission"]
+    m = metrics.set_index(metrics["level"].astype("str") + ":" + metrics["entity_id"].astype("str"))
+    o = outlook.set_index(outlook["level"].astype("str") + ":" + outlook["unique_id"].astype("str"))
+    pay = comm.set_index("agent:" + comm["unique_id"].astype("str"))["expected_payout"]
+    out: dict[str, dict[str, float | None]] = {}
+    for key in m.index:
+        level, _ = key.split(":", 1)
+        rid = "monthly" if level == "company" else key
+        vals = {
+            "bookings_qtd": m.at[key, "bookings_qtd"],
+            "attainment_qtd": m.at[key, "attainment_qtd"],
+            "p_quota": o.at[key, "p_quota"] if key in o.index else None,
+        }
+        if level == "agent":
+            vals["expected_payout"] = pay.get(key)
+        out[rid] = {k: (None if v is None or pd.isna(v) else float(v)) for k, v in vals.items()}
+    return out
+
+
+def read_manifest(run_folder: str | Path) -> dict | None:
+    """The run's manifest, or None when there is none (or it cannot be read)."""
+    try:
+        return json.loads((Path(run_folder) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def write_manifest(run_folder: str | Path, manifest: Mapping[str, Any]) -> Path:
+    """Write ``manifest.json`` atomically."""
+    return write_atomic(Path(run_folder) / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n")
+
+
+def _e(v: Any) -> str:
+    return escape(str(v), quote=True)
+
+
+def _row(entry: Mapping[str, Any], currency: str, *, payout: bool) -> str:
+    h = entry.get("headline") or {}
+    name = _e(entry["subject"])
+    if entry["status"] == "ok" and entry.get("output"):
+        link = f'<a href="{_e(entry["output"])}">{name}</a>'
+        status = "ok"
+    else:
+        link = name
+        nb = entry.get("notebook")
+        status = f'failed: {_e(entry.get("error") or "")}' + (f' (<a href="{_e(nb)}">executed notebook</a>)' if nb else "")
+    cells = [link, format_value(h.get("bookings_qtd"), "currency", currency=currency), format_value(h.get("attainment_qtd"), "ratio"), format_value(h.get("p_quota"), "ratio")]
+    if payout:
+        cells.append(format_value(h.get("expected_payout"), "currency", currency=currency))
+    tds = "".join(f'<td class="{"t" if i == 0 else "n"}">{c if i == 0 else _e(c)}</td>' for i, c in enumerate(cells))
+    return f'<tr class="{"ok" if entry["status"] == "ok" else "failed"}">{tds}<td class="t">{status}</td></tr>'
+
+
+def _table(entries: Sequence[Mapping[str, Any]], currency: str, *, payout: bool, quarters: tuple[str, str] = ("this quarter", "this quarter")) -> str:
+    now, ahead = (_e(q) for q in quarters)
+    head = (f"<th>Report</th><th>Booked {now} so far</th><th>Attainment {now}</th><th>P(quota {ahead})</th>"
+            + (f"<th>Expected payout {ahead}</th>" if payout else "") + "<th>Status</th>")
+    rows = "".join(_row(e, currency, payout=payout) for e in entries)
+    return f'<table class="spm-table"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+
+
+def write_index(run_folder: str | Path, manifest: Mapping[str, Any]) -> Path:
+    """Write ``index.html``: the monthly review, territories, then agents by territory."""
+    reports = manifest["reports"]
+    currency = manifest.get("settings", {}).get("currency", "USD")
+    monthly = [r for r in reports if r["kind"] == "monthly"]
+    terrs = sorted((r for r in reports if r["kind"] == "territory"), key=lambda r: str(r["subject"]).lower())
+    agents = sorted((r for r in reports if r["kind"] == "agent"), key=lambda r: (str(r.get("group", "")).lower(), str(r["subject"]).lower()))
+    s = manifest.get("summary", {})
+    failed = [r for r in reports if r["status"] != "ok"]
+    quarters = (manifest.get("review_quarter", "this quarter"), manifest.get("forecast_quarter", "this quarter"))
+    parts = [
+        f'<header class="spm-title"><h1>Sales review {_e(manifest["month"])}</h1>'
+        f'<p class="spm-subtitle">data as of {_e(manifest.get("calendar", {}).get("as_of", ""))} &middot; run {_e(manifest["run_id"])} &middot; '
+        f'{s.get("ok", 0)} reports ok, {s.get("failed", 0)} failed</p></header>'
+    ]
+    if failed:
+        items = "".join(f"<li>{_e(r['subject'])}: {_e(r.get('error') or 'failed')}</li>" for r in failed)
+        parts.append(f'<h2>Failed reports</h2><ul class="spm-list">{items}</ul>')
+    if monthly:
+        parts.append("<h2>Company</h2>" + _table(monthly, currency, payout=False, quarters=quarters))
+    if terrs:
+        parts.append("<h2>Territories</h2>" + _table(terrs, currency, payout=False, quarters=quarters))
+    groups: dict[str, list] = {}
+    for r in agents:
+        groups.setdefault(str(r.get("group", "")), []).append(r)
+    if groups:
+        parts.append("<h2>Agents</h2>")
+        for g, rows in groups.items():
+            parts.append(f"<h3>{_e(g)}</h3>" + _table(rows, currency, payout=True, quarters=quarters))
+    prov = (f'<p class="spm-note">Package version {_e(manifest.get("package_version"))}; data fingerprint '
+            f'<code>{_e(manifest.get("data_fingerprint"))}</code>; see manifest.json for each report\'s parameters and provenance.</p>')
+    parts.append(prov)
+    page = (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f'<title>Sales review {_e(manifest["month"])}</title>\n<style>{PAGE_CSS}\ntr.failed td {{ color: #c0392b; }}</style>\n</head>\n<body>\n<main>\n'
+        + "\n".join(parts)
+        + "\n</main>\n</body>\n</html>\n"
+    )
+    return write_atomic(Path(run_folder) / INDEX, page)

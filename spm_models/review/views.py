@@ -1,0 +1,320 @@
+"""What a report notebook reads: the run's artifacts, cut to one subject.
+
+A report kernel calls one function here (:func:`agent_view`, :func:`territory_view` or
+:func:`monthly_view`) and gets a frozen view holding only the rows it may show. In
+particular an :class:`AgentView` holds the agent's own rows and anonymous peer statistics,
+never another agent's name, id or numbers, so an agent report cannot leak a colleague's
+data whatever its cells do.
+
+Artifacts are read once per process and kept (:func:`load_run`); the review's fork server
+calls :func:`preload` before it forks kernels, so every report finds them in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..commission import CommissionPlan, payout_curve, plan_from_mapping
+from ..exceptions import ReportError
+from .artifacts import RUN_FILE, TABLES, read_run_info
+from .outlook import accuracy_summary
+
+__all__ = ["RunData", "load_run", "preload", "AgentView", "TerritoryView", "MonthlyView", "agent_view", "territory_view", "monthly_view"]
+
+_CACHE: dict[str, "RunData"] = {}
+
+
+@dataclass(frozen=True)
+class RunData:
+    """The artifacts of one run, read into memory."""
+
+    path: Path
+    info: dict
+    tables: dict[str, pd.DataFrame]
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        return self.tables[name]
+
+    @property
+    def plan(self) -> CommissionPlan:
+        return plan_from_mapping(self.info["settings"]["commission"])
+
+    @property
+    def currency(self) -> str:
+        return self.info["settings"]["currency"]
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    """Read an artifacts folder (cached per process and run key).
+
+    Raises
+    ------
+    ReportError
+        The folder is not a complete set of review artifacts.
+    """
+    path = Path(run_dir).resolve()
+    info = read_run_info(path)
+    if info is None:
+        raise ReportError(f"{path} holds no review artifacts ({RUN_FILE} is missing); run `spm review` first")
+    cached = _CACHE.get(str(path))
+    if cached is not None and cached.info.get("key") == info.get("key"):
+        return cached
+    missing = [t for t in TABLES if not (path / f"{t}.parquet").is_file()]
+    if missing:
+        raise ReportError(f"the review artifacts in {path} are incomplete: missing {', '.join(missing)}")
+    tables = {t: pd.read_parquet(path / f"{t}.parquet") for t in TABLES}
+    run = RunData(path, info, tables)
+    _CACHE[str(path)] = run
+    return run
+
+
+def preload(run_dir: str | Path) -> None:
+    """Read the artifacts now, so later views in this process (or its forks) find them."""
+    load_run(run_dir)
+
+
+def _provenance(run: RunData, parameters: dict) -> dict:
+    return {
+        "run_id": run.info["run_id"],
+        "parameters": parameters,
+        "package_version": __version__,
+        "artifacts_version": run.info["package_version"],
+        "data_fingerprint": run.info["data_fingerprint"],
+        "data_as_of": run.info["calendar"]["as_of"],
+        "model": run.info["model"]["name"],
+        "settings_key": run.info["key"][:16],
+    }
+
+
+def _rows(frame: pd.DataFrame, column: str, value: str) -> pd.DataFrame:
+    return frame[frame[column].astype("str") == value].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class _Base:
+    run_id: str
+    month: str
+    quarter: str
+    as_of: str
+    currency: str
+    weeks_left: float
+    provenance: dict = field(repr=False)
+
+
+@dataclass(frozen=True)
+class AgentView(_Base):
+    """One agent's slice of a run (their rows and anonymous peer statistics only)."""
+
+    agent_id: str = ""
+    agent_name: str = ""
+    territory_name: str = ""
+    scorecard: pd.DataFrame = field(default=None, repr=False)
+    trend: pd.DataFrame = field(default=None, repr=False)
+    activity: pd.DataFrame = field(default=None, repr=False)
+    funnel: pd.DataFrame = field(default=None, repr=False)
+    funnel_usable: bool = False
+    indicators: pd.DataFrame = field(default=None, repr=False)
+    outlook: pd.DataFrame = field(default=None, repr=False)
+    fan: pd.DataFrame = field(default=None, repr=False)
+    actual_path: pd.DataFrame = field(default=None, repr=False)
+    accuracy: pd.DataFrame = field(default=None, repr=False)
+    commission: pd.DataFrame = field(default=None, repr=False)
+    plan_lines: tuple[str, ...] = ()
+    plan_name: str = ""
+    payout_curve: pd.DataFrame = field(default=None, repr=False)
+    coaching: pd.DataFrame = field(default=None, repr=False)
+    fallback_reason: str = ""
+
+    @property
+    def quota(self) -> float:
+        """Quota of the forecast quarter (NaN when none)."""
+        return float(self.outlook["quota"].iloc[0]) if len(self.outlook) else float("nan")
+
+    @property
+    def coaching_texts(self) -> tuple[str, ...]:
+        return tuple(self.coaching.sort_values("rank")["text"].astype("str"))
+
+
+def _base(run: RunData, parameters: dict) -> dict:
+    i = run.info
+    return dict(run_id=i["run_id"], month=i["month"], quarter=i["quarter_label"], as_of=i["calendar"]["as_of"],
+                currency=run.currency, weeks_left=float(i["weeks_left"]), provenance=_provenance(run, parameters))
+
+
+def agent_view(run_dir: str | Path, agent_id: str) -> AgentView:
+    """The agent report's data for ``agent_id``.
+
+    Raises
+    ------
+    ReportError
+        No such agent in the run.
+    """
+    run = load_run(run_dir)
+    aid = str(agent_id)
+    who = _rows(run["agents"], "agent_id", aid)
+    if who.empty:
+        raise ReportError(f"agent {aid!r} is not in the review {run.info['run_id']}")
+    lvl = lambda f, level: f[f["level"] == level]  # noqa: E731
+    out = _rows(lvl(run["outlook"], "agent"), "unique_id", aid)
+    quota = float(out["quota"].iloc[0]) if len(out) else float("nan")
+    kpis = run["kpis_month"]
+    act = kpis[(kpis["level"] == "agent") & (kpis["entity_id"] == aid) & (kpis["kpi"] == "activity_volume")]
+    fb = _rows(run["fallbacks"], "unique_id", aid)
+    plan = run.plan
+    return AgentView(
+        **_base(run, {"run_dir": str(run_dir), "agent_id": aid}),
+        agent_id=aid,
+        agent_name=str(who["agent_name"].iloc[0]),
+        territory_name=str(who["territory_name"].iloc[0]),
+        scorecard=_rows(run["scorecard"], "agent_id", aid),
+        trend=_rows(run["benchmark"], "agent_id", aid),
+        activity=act[["period", "segment", "value"]].reset_index(drop=True),
+        funnel=_rows(run["funnel"], "agent_id", aid),
+        funnel_usable=bool(run.info["funnel"]["usable"]),
+        indicators=_rows(run["indicators"], "entity_id", aid),
+        outlook=out,
+        fan=_rows(lvl(run["fan"], "agent"), "unique_id", aid),
+        actual_path=_rows(lvl(run["actual_path"], "agent"), "unique_id", aid),
+        accuracy=_rows(lvl(run["accuracy"], "agent"), "entity_id", aid),
+        commission=_rows(run["commission"], "unique_id", aid),
+        plan_lines=tuple(plan.describe()),
+        plan_name=plan.name,
+        payout_curve=payout_curve(quota, plan) if np.isfinite(quota) and quota > 0 else pd.DataFrame(columns=["attainment", "bookings", "payout"]),
+        coaching=_rows(run["coaching"], "agent_id", aid),
+        fallback_reason=str(fb["reason"].iloc[0]) if len(fb) else "",
+    )
+
+
+@dataclass(frozen=True)
+class TerritoryView(_Base):
+    """One territory's slice of a run (its agents are listed: the manager's view)."""
+
+    territory_id: str = ""
+    territory_name: str = ""
+    metrics: pd.DataFrame = field(default=None, repr=False)
+    agents: pd.DataFrame = field(default=None, repr=False)
+    outlook: pd.DataFrame = field(default=None, repr=False)
+    fan: pd.DataFrame = field(default=None, repr=False)
+    actual_path: pd.DataFrame = field(default=None, repr=False)
+    agent_expected: pd.DataFrame = field(default=None, repr=False)
+    funnel: pd.DataFrame = field(default=None, repr=False)
+    funnel_usable: bool = False
+    key_accounts: pd.DataFrame = field(default=None, repr=False)
+    new_vs_existing: pd.DataFrame = field(default=None, repr=False)
+    plan: pd.DataFrame = field(default=None, repr=False)
+    risks: pd.DataFrame = field(default=None, repr=False)
+    accuracy: pd.DataFrame = field(default=None, repr=False)
+
+    @property
+    def quota(self) -> float:
+        return float(self.outlook["quota"].iloc[0]) if len(self.outlook) else float("nan")
+
+    @property
+    def risk_texts(self) -> tuple[str, ...]:
+        return tuple(self.risks["risk"].astype("str"))
+
+
+def territory_view(run_dir: str | Path, territory_id: str) -> TerritoryView:
+    """The territory report's data for ``territory_id``.
+
+    Raises
+    ------
+    ReportError
+        No such territory in the run.
+    """
+    from ..scorecard import pooled_funnel
+
+    run = load_run(run_dir)
+    tid = str(territory_id)
+    terr = _rows(run["territories"], "territory_id", tid)
+    if terr.empty:
+        raise ReportError(f"territory {tid!r} is not in the review {run.info['run_id']}")
+    members = _rows(run["agents"], "territory_id", tid)
+    lvl = lambda f, level: f[f["level"] == level]  # noqa: E731
+    kpis = run["kpis_month"]
+    nve = kpis[(kpis["level"] == "territory") & (kpis["entity_id"] == tid) & (kpis["kpi"] == "new_vs_existing_bookings")]
+    a_out = lvl(run["outlook"], "agent")
+    expected = a_out[a_out["unique_id"].isin(members["agent_id"])].merge(members[["agent_id", "agent_name"]], left_on="unique_id", right_on="agent_id")
+    mapping = pd.Series(tid, index=members["agent_id"].to_numpy())
+    return TerritoryView(
+        **_base(run, {"run_dir": str(run_dir), "territory_id": tid}),
+        territory_id=tid,
+        territory_name=str(terr["territory_name"].iloc[0]),
+        metrics=_rows(lvl(run["metrics"], "territory"), "entity_id", tid),
+        agents=_rows(run["territory_agents"], "territory_id", tid),
+        outlook=_rows(lvl(run["outlook"], "territory"), "unique_id", tid),
+        fan=_rows(lvl(run["fan"], "territory"), "unique_id", tid),
+        actual_path=_rows(lvl(run["actual_path"], "territory"), "unique_id", tid),
+        agent_expected=expected.reset_index(drop=True),
+        funnel=pooled_funnel(run["funnel"], mapping),
+        funnel_usable=bool(run.info["funnel"]["usable"]),
+        key_accounts=_rows(run["key_accounts"], "territory_id", tid),
+        new_vs_existing=nve[["period", "segment", "value"]].reset_index(drop=True),
+        plan=_rows(lvl(run["plan"], "territory"), "entity_id", tid),
+        risks=_rows(run["risks"], "territory_id", tid),
+        accuracy=_rows(lvl(run["accuracy"], "territory"), "entity_id", tid),
+    )
+
+
+@dataclass(frozen=True)
+class MonthlyView(_Base):
+    """The company's monthly review."""
+
+    company: pd.DataFrame = field(default=None, repr=False)
+    plan: pd.DataFrame = field(default=None, repr=False)
+    territories: pd.DataFrame = field(default=None, repr=False)
+    territory_outlook: pd.DataFrame = field(default=None, repr=False)
+    outlook: pd.DataFrame = field(default=None, repr=False)
+    fan: pd.DataFrame = field(default=None, repr=False)
+    actual_path: pd.DataFrame = field(default=None, repr=False)
+    leaderboard: pd.DataFrame = field(default=None, repr=False)
+    recognition: pd.DataFrame = field(default=None, repr=False)
+    accuracy: pd.DataFrame = field(default=None, repr=False)
+    accuracy_by_level: pd.DataFrame = field(default=None, repr=False)
+    accuracy_rows: pd.DataFrame = field(default=None, repr=False)
+    n_agents: int = 0
+    n_fallback: int = 0
+    has_quota: bool = False
+
+    @property
+    def quota(self) -> float:
+        return float(self.outlook["quota"].iloc[0]) if len(self.outlook) else float("nan")
+
+
+def monthly_view(run_dir: str | Path) -> MonthlyView:
+    """The company monthly review's data."""
+    run = load_run(run_dir)
+    lvl = lambda f, level: f[f["level"] == level].reset_index(drop=True)  # noqa: E731
+    terr = lvl(run["metrics"], "territory").merge(run["territories"], left_on="entity_id", right_on="territory_id", how="left")
+    t_out = lvl(run["outlook"], "territory").merge(run["territories"], left_on="unique_id", right_on="territory_id", how="left")
+    return MonthlyView(
+        **_base(run, {"run_dir": str(run_dir)}),
+        company=lvl(run["metrics"], "company"),
+        plan=lvl(run["plan"], "company"),
+        territories=terr,
+        territory_outlook=t_out,
+        outlook=lvl(run["outlook"], "company"),
+        fan=lvl(run["fan"], "company"),
+        actual_path=lvl(run["actual_path"], "company"),
+        leaderboard=run["leaderboard"],
+        recognition=run["recognition"],
+        accuracy=lvl(run["accuracy"], "company"),
+        accuracy_by_level=accuracy_summary(run["accuracy"]),
+        accuracy_rows=_accuracy_rows(run),
+        n_agents=int(run.info["n_agents"]),
+        n_fallback=int(run.info["model"]["n_fallback"]),
+        has_quota=bool(run.info["has_quota"]),
+    )
+
+
+def _accuracy_rows(run: RunData) -> pd.DataFrame:
+    """Last month's check for the company and each territory, labelled by name."""
+    acc = run["accuracy"]
+    rows = acc[acc["level"].isin(["territory", "company"])]
+    names = run["territories"].set_index("territory_id")["territory_name"]
+    label = rows["entity_id"].map(names).fillna("Company").astype("str")
+    return rows.assign(label=label.to_numpy()).reset_index(drop=True)
