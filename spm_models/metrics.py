@@ -19,6 +19,7 @@ from .models.forecast import Forecast, quantile_column
 from .models.panel import DT_DTYPE
 
 __all__ = [
+    "clean_actuals",
     "mase_scale",
     "mase",
     "crps_draws",
@@ -227,6 +228,29 @@ def _scales(train: pd.DataFrame, uids: np.ndarray, season: int) -> np.ndarray:
     return scale.reindex(pd.Index(uids, dtype="str")).to_numpy(dtype=float)
 
 
+def clean_actuals(actuals: pd.DataFrame) -> pd.DataFrame:
+    """Observed values as ``unique_id`` (text), ``ds`` (datetime) and ``y`` (float).
+
+    Raises
+    ------
+    DataError
+        A column is missing, or a (``unique_id``, ``ds``) pair repeats.
+    """
+    missing = [c for c in ("unique_id", "ds", "y") if c not in actuals.columns]
+    if missing:
+        raise DataError(f"actuals are missing columns {', '.join(missing)}")
+    act = pd.DataFrame(
+        {
+            "unique_id": actuals["unique_id"].astype("str").to_numpy(),
+            "ds": pd.to_datetime(actuals["ds"]).to_numpy().astype(DT_DTYPE),
+            "y": pd.to_numeric(actuals["y"], errors="coerce").to_numpy(dtype=float),
+        }
+    )
+    if act.duplicated(["unique_id", "ds"]).any():
+        raise DataError("actuals repeat a (unique_id, ds) pair; give one row per series and period")
+    return act
+
+
 def score(
     forecast: Forecast,
     actuals: pd.DataFrame,
@@ -268,18 +292,7 @@ def score(
     """
     if point not in forecast.quantiles.columns:
         raise DataError(f"point={point!r} is not a column of the forecast ({', '.join(forecast.quantiles.columns)})")
-    missing = [c for c in ("unique_id", "ds", "y") if c not in actuals.columns]
-    if missing:
-        raise DataError(f"actuals are missing columns {', '.join(missing)}")
-    act = pd.DataFrame(
-        {
-            "unique_id": actuals["unique_id"].astype("str").to_numpy(),
-            "ds": pd.to_datetime(actuals["ds"]).to_numpy().astype(DT_DTYPE),
-            "y": pd.to_numeric(actuals["y"], errors="coerce").to_numpy(dtype=float),
-        }
-    )
-    if act.duplicated(["unique_id", "ds"]).any():
-        raise DataError("actuals repeat a (unique_id, ds) pair; give one row per series and period")
+    act = clean_actuals(actuals)
     keys = forecast.quantiles[["unique_id", "ds"]]
     y = keys.merge(act, on=["unique_id", "ds"], how="left")["y"].to_numpy(dtype=float)
     n_series, h = forecast.n_series, forecast.h

@@ -37,7 +37,7 @@ import pandas as pd
 
 from . import __version__
 from .exceptions import ConfigError, DataError
-from .metrics import SCORE_COLUMNS, crps_draws, score
+from .metrics import SCORE_COLUMNS, clean_actuals, crps_draws, score
 from .models.base import ForecastModel
 from .models.forecast import Forecast, quantile_column
 from .models.panel import DT_DTYPE
@@ -293,18 +293,7 @@ def list_snapshots(folder: str | os.PathLike) -> pd.DataFrame:
 
 def _observed_actuals(fc: Forecast, actuals: pd.DataFrame, observed_until: Any) -> np.ndarray:
     """Actual per forecast cell (series-major like the quantile frame); NaN where pending."""
-    missing = [c for c in ("unique_id", "ds", "y") if c not in actuals.columns]
-    if missing:
-        raise DataError(f"actuals are missing columns {', '.join(missing)}")
-    act = pd.DataFrame(
-        {
-            "unique_id": actuals["unique_id"].astype("str").to_numpy(),
-            "ds": pd.to_datetime(actuals["ds"]).to_numpy().astype(DT_DTYPE),
-            "y": pd.to_numeric(actuals["y"], errors="coerce").to_numpy(dtype=float),
-        }
-    )
-    if act.duplicated(["unique_id", "ds"]).any():
-        raise DataError("actuals repeat a (unique_id, ds) pair; give one row per series and period")
+    act = clean_actuals(actuals)
     keys = pd.DataFrame({"unique_id": pd.array(np.repeat(fc.unique_ids.astype(str), fc.h), dtype="str"), "ds": fc.ds.reshape(-1)})
     y = keys.merge(act, on=["unique_id", "ds"], how="left")["y"].to_numpy(dtype=float)
     if observed_until is not None:
