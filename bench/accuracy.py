@@ -238,7 +238,7 @@ def _bottom_up(fc: Forecast, data: BenchData, parent_level: str) -> Forecast:
 
 def oracle_at(data: BenchData, origin: np.datetime64, h: int, cfg: BenchConfig) -> dict[str, Forecast]:
     """The oracle's agent, territory and company forecasts (exact sums of every agent's draws)."""
-    from spm_models.quota_probability import oracle_forecast
+    from spm_models.quota_backtest import oracle_forecast
 
     agents = oracle_forecast(data.org, start=pd.Timestamp(origin + WEEK), h=h, n_draws=cfg.n_draws, seed=cfg.seed)
     return {"agent": agents, **{lv: _bottom_up(agents, data, lv) for lv in ("territory", "company")}}
@@ -441,7 +441,7 @@ def summary_table(scores: pd.DataFrame, times: pd.DataFrame) -> pd.DataFrame:
         s = summarize(g).iloc[0]
         scored = int((g["n"] > 0).sum())
         rows.append(dict(zip(KEYS, key), mase=s["mase"], scaled_crps=s["scaled_crps"], coverage_80=s["coverage_80"],
-                         coverage_95=s["coverage_95"], bias_pct=s["bias_pct"], n_series=int(s["n_series"]),
+                         pit_coverage_80=s["pit_coverage_80"], coverage_95=s["coverage_95"], bias_pct=s["bias_pct"], n_series=int(s["n_series"]),
                          n_origins=g["origin"].nunique(),
                          fallback_pct=100.0 * s["n_fallback"] / scored if scored else np.nan,
                          regressors=g["regressors"].iloc[0]))
@@ -462,7 +462,8 @@ def summary_table(scores: pd.DataFrame, times: pd.DataFrame) -> pd.DataFrame:
 
 COLUMNS = [("dataset", "dataset", "{}"), ("h", "h", "{}"), ("level", "level", "{}"), ("model", "model", "{}"),
            ("approach", "approach", "{}"), ("mase", "MASE", "{:.3f}"), ("scaled_crps", "sCRPS", "{:.3f}"),
-           ("coverage_80", "cov80", "{:.2f}"), ("coverage_95", "cov95", "{:.2f}"), ("bias_pct", "bias %", "{:+.1f}"),
+           ("coverage_80", "cov80", "{:.2f}"), ("pit_coverage_80", "PIT80", "{:.2f}"),
+           ("coverage_95", "cov95", "{:.2f}"), ("bias_pct", "bias %", "{:+.1f}"),
            ("fit_s_per_origin", "fit CPU s/origin", "{:.2f}"), ("n_series", "series", "{}"),
            ("n_origins", "origins", "{}"), ("fallback_pct", "fallback %", "{:.0f}")]
 

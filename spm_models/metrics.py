@@ -26,6 +26,7 @@ __all__ = [
     "pinball_loss",
     "crps_quantiles",
     "coverage",
+    "randomized_pit",
     "mean_error",
     "percent_bias",
     "score",
@@ -36,7 +37,7 @@ __all__ = [
 #: Columns of the frame returned by :func:`score`, in order.
 SCORE_COLUMNS: tuple[str, ...] = (
     "unique_id", "model", "fallback", "n", "mae", "mase", "crps", "scaled_crps", "crps_quantiles",
-    "coverage_80", "coverage_95", "mean_error", "bias_pct", "sum_actual", "sum_forecast", "scale",
+    "coverage_80", "coverage_95", "pit_coverage_80", "mean_error", "bias_pct", "sum_actual", "sum_forecast", "scale",
 )
 
 
@@ -128,6 +129,39 @@ def crps_draws(draws, y) -> np.ndarray:
     spread = x @ ((2.0 * np.arange(1, n + 1) - n - 1) / n**2)
     out = np.mean(np.abs(x - y_safe[..., None]), axis=-1) - spread
     return np.where(np.isnan(y), np.nan, out)
+
+
+def randomized_pit(draws, y, *, seed: int = 0) -> np.ndarray:
+    """Randomised probability integral transform of each actual under its draws.
+
+    .. math:: u = F(y^-) + V\,(F(y) - F(y^-)),\qquad V \sim U(0, 1),
+
+    with :math:`F` the empirical CDF of the draws (Czado, Gneiting & Held, 2009). For a
+    calibrated forecast ``u`` is uniform on [0, 1] even when the predictive law has atoms,
+    as weekly bookings have at 0; the plain PIT :math:`F(y)` is not (every actual 0 sits at
+    the atom's top). The share of ``u`` in [0.1, 0.9] is therefore the honest "80% coverage"
+    of a forecast with an atom: plain interval coverage of ``[q0.1, q0.9]`` counts every
+    actual 0 as covered when ``P(0) >= 0.1`` and so exceeds 0.8 even for the true law.
+
+    Parameters
+    ----------
+    draws : array, shape (..., n)
+    y : array, shape (...)
+    seed : int
+        Seed of the uniforms ``V`` (the result is reproducible).
+
+    Returns
+    -------
+    ndarray, shape (...)
+        NaN where ``y`` is NaN.
+    """
+    x = _float(draws)
+    y = _float(y)
+    y_safe = np.where(np.isnan(y), 0.0, y)[..., None]
+    below = (x < y_safe).mean(axis=-1)
+    at = (x == y_safe).mean(axis=-1)
+    v = np.random.default_rng(seed).random(below.shape)
+    return np.where(np.isnan(y), np.nan, below + v * at)
 
 
 def pinball_loss(y, q, tau: float) -> np.ndarray:
@@ -281,7 +315,8 @@ def score(
         ``crps`` (from draws, :func:`crps_draws`) averaged over periods; ``scaled_crps`` =
         crps / scale (comparable across series of different size); ``crps_quantiles``
         (:func:`crps_quantiles`); ``coverage_80`` / ``coverage_95`` (:func:`coverage` of the
-        central 80% and 95% intervals); ``mean_error`` and ``bias_pct``
+        central 80% and 95% intervals); ``pit_coverage_80`` (share of randomised PIT values,
+        :func:`randomized_pit`, in [0.1, 0.9]: the 80% coverage of a law with atoms); ``mean_error`` and ``bias_pct``
         (:func:`mean_error`, :func:`percent_bias`); ``sum_actual``, ``sum_forecast``
         (point forecast over scored periods) and ``scale`` (:func:`mase_scale`).
 
@@ -311,6 +346,8 @@ def score(
     for lev in (0.8, 0.95):
         lo, hi = _interval(forecast, lev)
         cov[lev] = ((lo <= y) & (y <= hi)).astype(float)
+    pit = randomized_pit(forecast.draws.reshape(n_series * h, -1), y)
+    pit80 = ((pit >= 0.1) & (pit <= 0.9)).astype(float)
     scale = _scales(train, forecast.unique_ids, season)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_of = lambda v: np.where(n > 0, per_series(v) / np.where(n > 0, n, 1), np.nan)  # noqa: E731
@@ -332,6 +369,7 @@ def score(
                 "crps_quantiles": mean_of(crps_q),
                 "coverage_80": mean_of(cov[0.8]),
                 "coverage_95": mean_of(cov[0.95]),
+                "pit_coverage_80": mean_of(pit80),
                 "mean_error": mean_of(err),
                 "bias_pct": np.where(sum_actual != 0, 100.0 * (sum_forecast - sum_actual) / np.where(sum_actual != 0, sum_actual, 1), np.nan),
                 "sum_actual": sum_actual,
@@ -360,7 +398,7 @@ def summarize(scores: pd.DataFrame, *, level: str | Mapping[str, str] | pd.Serie
         One row per level: ``n_series`` (distinct series with a scored period), ``n``
         (scored periods), ``n_fallback`` (rows whose series fell back), the mean over rows of
         ``mase``, ``crps``, ``scaled_crps`` and ``crps_quantiles`` (NaN rows skipped),
-        ``coverage_80``/``coverage_95`` and ``mean_error`` pooled over periods (weighted by
+        ``coverage_80``/``coverage_95``/``pit_coverage_80`` and ``mean_error`` pooled over periods (weighted by
         ``n``), and ``bias_pct`` = 100 * (sum of forecasts - sum of actuals) / sum of actuals.
     """
     s = scores[scores["n"] > 0]
@@ -381,6 +419,7 @@ def summarize(scores: pd.DataFrame, *, level: str | Mapping[str, str] | pd.Serie
         level=key.to_numpy(),
         _cov80=s["coverage_80"] * w,
         _cov95=s["coverage_95"] * w,
+        _pit80=(s["pit_coverage_80"] if "pit_coverage_80" in s.columns else np.nan) * w,
         _err=s["mean_error"] * w,
         _fb=s["fallback"].astype(int),
     )
@@ -396,6 +435,7 @@ def summarize(scores: pd.DataFrame, *, level: str | Mapping[str, str] | pd.Serie
             "crps_quantiles": g["crps_quantiles"].mean(),
             "coverage_80": g["_cov80"].sum() / g["n"].sum(),
             "coverage_95": g["_cov95"].sum() / g["n"].sum(),
+            "pit_coverage_80": g["_pit80"].sum(min_count=1) / g["n"].sum(),
             "mean_error": g["_err"].sum() / g["n"].sum(),
         }
     )

@@ -23,9 +23,9 @@ Calibration
 -----------
 :func:`reliability_table` bins predicted probabilities and compares each bin's mean
 prediction with the observed rate (a reliability diagram as a table);
-:func:`calibration_summary` reduces it to a few numbers. :func:`backtest_quota_probabilities`
-runs the whole machinery on a synthetic organisation with an oracle forecast built from
-the ground truth, which must come out calibrated.
+:func:`calibration_summary` reduces it to a few numbers.
+:mod:`spm_models.quota_backtest` runs the whole machinery over past quarters of a synthetic
+organisation, with the oracle built from its ground truth or with a real model.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from pandas.tseries.frequencies import to_offset
 from . import kpi
 from .exceptions import ConfigError, DataError
 from .models.forecast import Forecast
-from .sources.synthetic import SyntheticOrg
 
 __all__ = [
     "ATTAINMENT_QUANTILES",
@@ -48,8 +47,6 @@ __all__ = [
     "period_shares",
     "reliability_table",
     "calibration_summary",
-    "oracle_forecast",
-    "backtest_quota_probabilities",
 ]
 
 #: Attainment quantile levels reported by :func:`attainment_distribution`.
@@ -399,118 +396,3 @@ def calibration_summary(
         "mean_predicted": float(p.mean()) if n else float("nan"),
         "observed_rate": float(y.mean()) if n else float("nan"),
     }
-
-
-# --------------------------------------------------------------------------- oracle backtest
-
-
-def oracle_forecast(org: SyntheticOrg, *, start: Any, h: int, n_draws: int = 500, seed: int = 0) -> Forecast:
-    """Weekly bookings draws of every agent straight from the synthetic ground truth.
-
-    Won deals of agent ``i`` closing in week ``w`` are ``Poisson(expected_wins_iw)``
-    (exact, see :mod:`spm_models.sources.synthetic`), each of size
-    ``lognormal(size_mu_i, size_sigma_i)``; the draw is the sum of the sizes.
-
-    Parameters
-    ----------
-    org : SyntheticOrg
-    start : date-like
-        Monday of the first forecast week (must be a week of the data).
-    h : int
-        Number of weeks (the forecast stops at the last week of the data).
-    n_draws : int
-    seed : int
-
-    Returns
-    -------
-    Forecast
-        Model ``"Oracle"``, one series per agent.
-    """
-    aw = org.truth.agent_weeks
-    agents = org.truth.agents.set_index("agent_id")
-    weeks = np.sort(aw["week_start"].unique())
-    first = np.searchsorted(weeks, np.datetime64(_day(start, "start")))
-    if first >= len(weeks) or weeks[first] != np.datetime64(_day(start, "start")):
-        raise DataError(f"{start} is not the Monday of a week of the synthetic data")
-    sel = weeks[first:first + int(h)]
-    sub = aw[aw["week_start"].isin(sel)]
-    ids = np.asarray(sorted(sub["agent_id"].unique()), dtype=object)
-    mean = sub.pivot(index="agent_id", columns="week_start", values="expected_wins").reindex(index=ids, columns=sel).to_numpy()
-    rng = np.random.default_rng(seed)
-    counts = rng.poisson(mean[:, :, None], size=mean.shape + (n_draws,))
-    cell = np.repeat(np.arange(counts.size), counts.ravel())
-    agent = cell // (len(sel) * n_draws)
-    mu = agents.loc[ids, "size_mu"].to_numpy(dtype=float)[agent]
-    sigma = agents.loc[ids, "size_sigma"].to_numpy(dtype=float)[agent]
-    sizes = np.exp(mu + sigma * rng.standard_normal(len(cell)))
-    draws = np.bincount(cell, weights=sizes, minlength=counts.size).reshape(counts.shape)
-    return Forecast.from_draws(draws, unique_ids=ids, ds=np.tile(sel, (len(ids), 1)), model="Oracle", freq="W-MON")
-
-
-def backtest_quota_probabilities(
-    org: SyntheticOrg,
-    *,
-    offsets_weeks: Sequence[int] = (0, 4, 8),
-    n_draws: int = 500,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """P(quota) per agent-quarter from the oracle forecast at several points of each quarter.
-
-    For every calendar quarter wholly inside the data and every offset ``o``, the origin is
-    the last Sunday on or before ``period_start - 1 day + 7 o``. Bookings won from
-    ``period_start`` to the origin are closed to date; :func:`oracle_forecast` draws the
-    weeks after the origin; :func:`attainment_distribution` (quota from the targets table)
-    gives ``p_quota``. ``hit`` is whether the agent's bookings over the whole quarter
-    reached the quota.
-
-    Returns
-    -------
-    DataFrame
-        ``agent_id, period_start, period_end, origin, offset_weeks, quota, closed_to_date,
-        p_quota, expected_attainment, attainment, hit``, one row per agent with a quota,
-        quarter and origin.
-    """
-    t = org.dataset.tables
-    opps, targets = t["opportunities"], t["targets"]
-    won = opps[opps["outcome"] == "won"]
-    weeks = np.sort(org.truth.agent_weeks["week_start"].unique())
-    first_day, last_day = pd.Timestamp(weeks[0]), pd.Timestamp(weeks[-1]) + pd.Timedelta(days=6)
-    quarters = targets[["period_start", "period_end"]].drop_duplicates().sort_values("period_start")
-    quarters = quarters[(quarters["period_start"] >= first_day) & (quarters["period_end"] <= last_day)]
-    rows = []
-    for i, (p_start, p_end) in enumerate(quarters.itertuples(index=False)):  # a loop over quarters and origins, not agents
-        in_q = won[(won["close_date"] >= p_start) & (won["close_date"] <= p_end)]
-        final = in_q.groupby("agent_id")["amount"].sum()
-        for j, off in enumerate(offsets_weeks):
-            anchor = p_start - pd.Timedelta(days=1) + pd.Timedelta(weeks=int(off))
-            origin = anchor - pd.Timedelta(days=(anchor.weekday() + 1) % 7)
-            if origin < first_day - pd.Timedelta(days=1) or origin >= p_end:
-                continue
-            n_weeks = int(np.ceil(((p_end - origin).days) / 7))
-            fc = oracle_forecast(org, start=origin + pd.Timedelta(days=1), h=n_weeks, n_draws=n_draws, seed=seed + 1000 * i + j)
-            closed = in_q[in_q["close_date"] <= origin].groupby("agent_id")["amount"].sum()
-            dist = attainment_distribution(closed, fc, targets, period_start=p_start, period_end=p_end, day_count="business")
-            dist = dist[dist["quota"].notna() & (dist["quota"] > 0)]
-            realised = final.reindex(pd.Index(dist["unique_id"], dtype="str")).fillna(0.0).to_numpy()
-            rows.append(
-                pd.DataFrame(
-                    {
-                        "agent_id": dist["unique_id"].to_numpy(),
-                        "period_start": p_start,
-                        "period_end": p_end,
-                        "origin": origin,
-                        "offset_weeks": int(off),
-                        "quota": dist["quota"].to_numpy(),
-                        "closed_to_date": dist["closed_to_date"].to_numpy(),
-                        "p_quota": dist["p_quota"].to_numpy(),
-                        "expected_attainment": dist["expected_attainment"].to_numpy(),
-                        "attainment": realised / dist["quota"].to_numpy(),
-                        "hit": realised >= dist["quota"].to_numpy(),
-                    }
-                )
-            )
-    if not rows:
-        raise DataError("the synthetic organisation has no complete quarter with quotas; generate at least a year")
-    out = pd.concat(rows, ignore_index=True)
-    out["agent_id"] = out["agent_id"].astype("str")
-    return out

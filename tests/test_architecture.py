@@ -35,6 +35,8 @@ LAYERS = [
     ("spm_models.pipeline_forecast", 5),
     ("spm_models.pipeline_history", 5),
     ("spm_models.quota_probability", 5),
+    ("spm_models.quota_backtest", 5),
+    ("spm_models.quota_calibration", 5),
     ("spm_models.tracking", 5),
     ("spm_models.scorecard", 5),
     ("spm_models.coaching", 5),

@@ -21,6 +21,7 @@ from spm_models.metrics import (
     mase_scale,
     mean_error,
     percent_bias,
+    randomized_pit,
     pinball_loss,
     score,
     summarize,
@@ -108,6 +109,34 @@ def test_coverage_by_hand():
     hi = [2.0, 3.0, 3.0, 3.0, 0.0]
     # inside, below, on both bounds (inside), above; the NaN actual is not counted
     assert coverage(y, lo, hi) == pytest.approx(0.5)
+
+
+def test_randomized_pit_covers_80_percent_for_the_true_law_with_an_atom():
+    """Zero-heavy bookings: P(0) = 0.4, else lognormal. The true law's [q0.1, q0.9] covers
+    every zero, so its plain coverage is 0.9, not 0.8; the randomised PIT is uniform."""
+    rng = np.random.default_rng(3)
+    n, k = 4000, 2000
+
+    def law(size):
+        return np.where(rng.uniform(size=size) < 0.4, 0.0, rng.lognormal(8, 1, size=size))
+
+    draws = law((n, k))
+    y = law(n)
+    lo, hi = np.quantile(draws, [0.1, 0.9], axis=1)
+    assert np.mean((lo <= y) & (y <= hi)) == pytest.approx(0.9, abs=0.02)
+    u = randomized_pit(draws, y)
+    assert np.mean((u >= 0.1) & (u <= 0.9)) == pytest.approx(0.8, abs=0.02)
+    assert np.histogram(u, bins=5, range=(0, 1))[0].min() > 0.9 * n / 5
+    # a forecast twice too wide is caught: its PIT piles up in the middle
+    wide = np.where(rng.uniform(size=(n, k)) < 0.4, 0.0, rng.lognormal(8, 2, size=(n, k)))
+    u = randomized_pit(wide, y)
+    assert np.mean((u >= 0.1) & (u <= 0.9)) > 0.86
+
+
+def test_randomized_pit_by_hand_and_nan():
+    u = randomized_pit(np.array([[0.0, 0.0, 1.0, 2.0], [0.0, 1.0, 2.0, 3.0]]), np.array([0.0, np.nan]))
+    assert 0.0 <= u[0] <= 0.5 and np.isnan(u[1])
+    assert randomized_pit(np.array([[1.0, 2.0, 3.0, 4.0]]), np.array([3.5]))[0] == 0.75
 
 
 def test_bias_by_hand():

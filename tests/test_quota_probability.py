@@ -10,11 +10,10 @@ from hypothesis import strategies as st
 
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.models.forecast import Forecast
+from spm_models.quota_backtest import backtest_quota_probabilities, oracle_forecast
 from spm_models.quota_probability import (
     attainment_distribution,
-    backtest_quota_probabilities,
     calibration_summary,
-    oracle_forecast,
     quota_for_period,
     reliability_table,
 )
