@@ -188,8 +188,10 @@ def aggregate_draws(
     mean is the sum of the children's means and its quantiles are quantiles of the summed
     draws (not sums of quantiles), which keeps a hierarchy coherent: agent -> territory ->
     company by calling this once per level. The sum inherits the dependence between
-    children that the model put into its draws; models that draw series independently
-    (the baselines) give parent intervals that are too narrow when children move together.
+    children that the model put into its draws: the baselines resample the same past week
+    for every series (``joint_bootstrap``), so sums keep the co-movement left in their
+    residuals; with ``joint_bootstrap=False`` (or any model that draws series independently)
+    parent intervals are too narrow when children move together.
 
     Parameters
     ----------

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from spm_models.backtest import aggregate_draws, backtest
 from spm_models.exceptions import DataError
 from spm_models.metrics import SCORE_COLUMNS, score
-from spm_models.models import Forecast, ForecastModel, Mean, concat_forecasts
+from spm_models.models import Forecast, ForecastModel, Mean, SeasonalNaive, concat_forecasts
 
 START = pd.Timestamp("2024-01-01")  # Monday
 
@@ -169,6 +169,31 @@ def test_parent_draws_always_sum_their_children(parents, seed):
         kids = [i for i, q in enumerate(parents) if q == p]
         np.testing.assert_allclose(d, fc.draws[kids].sum(axis=0))
     np.testing.assert_allclose(agg.draws.sum(axis=0), fc.draws.sum(axis=0))
+
+
+def test_bottom_up_of_jointly_bootstrapped_seasonal_naive_is_the_direct_forecast_of_the_total():
+    # seasonal-naive errors are linear: the total's error in week t is the sum of its children's.
+    # With one shared week per draw the summed child draws are draws of the total's own model;
+    # drawn independently, the sums take values the total never had.
+    rng = np.random.default_rng(4)
+    T, m = 40, 4
+    ds = pd.date_range(START, periods=T, freq="W-MON")
+    y = rng.integers(0, 50, size=(3, T)).astype(float)
+    kids = pd.concat([pd.DataFrame({"unique_id": f"ag{i}", "ds": ds, "y": y[i]}) for i in range(3)], ignore_index=True)
+    total = pd.DataFrame({"unique_id": "acme", "ds": ds, "y": y.sum(axis=0)})
+    direct = SeasonalNaive(season_length=m).fit(total)
+    possible = direct.last_season_[0, :, None] + direct.errors_[0][None, :]  # (step k, week t)
+    mapping = {f"ag{i}": "acme" for i in range(3)}
+    for joint in (True, False):
+        fc = SeasonalNaive(season_length=m, joint_bootstrap=joint).fit(kids).predict(m, n_draws=4000)
+        up = aggregate_draws(fc, mapping).draws[0]
+        inside = all(np.isin(up[k], possible[k]).all() for k in range(m))
+        assert inside is joint
+        if joint:
+            # each of the T - m weeks of the total's errors is drawn equally often
+            values, counts = np.unique(up[0], return_counts=True)
+            expected = np.array([np.mean(possible[0] == v) for v in values])
+            np.testing.assert_allclose(counts / up.shape[1], expected, atol=0.012)
 
 
 def test_backtest_passes_extra_columns_to_the_model_at_every_origin():

@@ -209,3 +209,117 @@ def test_calendar_baseline_rejects_bad_parameters(params, message):
 def test_seasonal_naive_rejects_a_bad_season_length():
     with pytest.raises(ConfigError, match="season_length"):
         SeasonalNaive(season_length=0).fit(_one(np.ones(20)))
+
+
+# ------------------------------------------------------------------ joint (cross-sectional) bootstrap
+
+def _panel(series: dict[str, np.ndarray], *, start="2024-01-01", ends=None) -> pd.DataFrame:
+    """Weekly series; ``ends[uid]`` = weeks by which a series ends before the others (default 0)."""
+    ends = ends or {}
+    longest = max(len(v) + ends.get(k, 0) for k, v in series.items())
+    grid = pd.date_range(start, periods=longest, freq="W-MON")
+    rows = []
+    for uid, y in series.items():
+        stop = longest - ends.get(uid, 0)
+        rows.append(pd.DataFrame({"unique_id": uid, "ds": grid[stop - len(y):stop], "y": np.asarray(y, float)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def _noisy(seed: int, T: int = 52) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.gamma(2.0, 50.0, T) * (rng.random(T) < 0.7)
+
+
+JOINT_MODELS = [
+    (Mean, {}),
+    (Naive, {}),
+    (SeasonalNaive, {}),
+    (CalendarBaseline, {"level_uncertainty": False}),
+]
+
+
+@pytest.mark.parametrize("cls, params", JOINT_MODELS, ids=lambda v: getattr(v, "__name__", ""))
+def test_joint_draws_of_co_moving_series_move_together_and_their_sum_is_as_wide(cls, params):
+    # b is 3 x a week by week: every residual of b is a fixed multiple of a's at the same week
+    a = _noisy(1)
+    f = _panel({"a": a, "b": 3.0 * a})
+    joint = cls(**params).fit(f).predict(8, n_draws=2000).draws
+    np.testing.assert_allclose(joint[1], 3.0 * joint[0])
+    # so the spread of the sum is the sum of the spreads (perfect dependence)
+    sd = joint.std(axis=2)
+    np.testing.assert_allclose(joint.sum(axis=0).std(axis=1), sd.sum(axis=0))
+    # the independent bootstrap loses that dependence: its sum is clearly narrower
+    indep = cls(**params, joint_bootstrap=False).fit(f).predict(8, n_draws=2000).draws
+    assert np.all(indep.sum(axis=0).std(axis=1) < 0.85 * indep.std(axis=2).sum(axis=0))
+
+
+@pytest.mark.parametrize("cls, params", JOINT_MODELS, ids=lambda v: getattr(v, "__name__", ""))
+def test_joint_draws_keep_each_series_marginal_distribution(cls, params):
+    f = _panel({"a": _noisy(2), "b": _noisy(3), "c": _noisy(4)[-30:]})  # c is a later hire
+    joint = cls(**params).fit(f).predict(4, n_draws=20000).draws
+    indep = cls(**params, joint_bootstrap=False).fit(f).predict(4, n_draws=20000).draws
+    for i in range(3):
+        for k in range(4):
+            # two-sample Kolmogorov-Smirnov distance of the draws (5% critical value ~0.014)
+            x, y = np.sort(joint[i, k]), np.sort(indep[i, k])
+            at = np.union1d(x, y)
+            ks = np.max(np.abs(np.searchsorted(x, at, "right") - np.searchsorted(y, at, "right"))) / x.size
+            assert ks < 0.02
+        assert abs(joint[i].mean() - indep[i].mean()) < 0.02 * indep[i].std()
+
+
+def test_joint_draws_of_independent_series_stay_independent():
+    # independent histories: the draws' cross-series correlation is the (near-zero) historical one
+    f = _panel({"a": _noisy(5, 200), "b": _noisy(6, 200)})
+    d = Mean().fit(f).predict(1, n_draws=50000).draws[:, 0, :]
+    hist = np.corrcoef(_noisy(5, 200), _noisy(6, 200))[0, 1]
+    assert abs(np.corrcoef(d)[0, 1] - hist) < 0.03
+    assert abs(hist) < 0.15
+
+
+def test_joint_draws_share_the_calendar_week_and_fall_back_outside_a_series_history():
+    # values encode the calendar week: a covers weeks 0..29, b (a later hire) weeks 20..29,
+    # c weeks 5..24 (its history ends 5 weeks before the others)
+    weeks = np.arange(30.0)
+    f = _panel({"a": weeks, "b": 100 + weeks[20:], "c": 200 + weeks[5:25]}, ends={"c": 5})
+    d = Mean().fit(f).predict(3, n_draws=20000).draws.reshape(3, -1)
+    wa, wb, wc = d[0], d[1] - 100, d[2] - 200
+    both_b = wa >= 20
+    np.testing.assert_array_equal(wb[both_b], wa[both_b])  # same week where b has one
+    both_c = (wa >= 5) & (wa <= 24)
+    np.testing.assert_array_equal(wc[both_c], wa[both_c])  # aligned on the calendar, not on the end
+    # elsewhere b and c draw on their own, uniformly over their own weeks
+    assert set(np.unique(wb[~both_b])) == set(range(20, 30))
+    counts = np.bincount(wb.astype(int) - 20, minlength=10) / wb.size
+    np.testing.assert_allclose(counts, 0.1, atol=0.01)
+    counts = np.bincount(wc.astype(int) - 5, minlength=20) / wc.size
+    np.testing.assert_allclose(counts, 0.05, atol=0.006)
+
+
+def test_joint_bootstrap_is_the_default_and_the_fallback_inherits_it():
+    for cls in (Mean, Naive, SeasonalNaive, CalendarBaseline):
+        assert cls().get_params()["joint_bootstrap"] is True
+    short = _panel({"a": _noisy(7, 12), "b": _noisy(8, 12)})  # too short for a quarterly season
+    for joint in (True, False):
+        model = SeasonalNaive(joint_bootstrap=joint).fit(short)
+        assert model.fallback_model_.get_params()["joint_bootstrap"] is joint
+    a = _noisy(9, 12)
+    d = SeasonalNaive().fit(_panel({"a": a, "b": 2 * a})).predict(3, n_draws=500).draws
+    np.testing.assert_allclose(d[1], 2 * d[0])  # the Mean fallback draws jointly too
+
+
+def test_series_that_fall_back_do_not_dilute_the_joint_draws_of_the_others():
+    # a long all-zero series falls back to Mean; the shared weeks are still drawn from the
+    # fitted series' history only, so a and b = 2a stay perfectly joint
+    a = _noisy(10, 20)
+    f = _panel({"a": a, "b": 2 * a, "zero": np.zeros(60)})
+    model = CalendarBaseline(level_uncertainty=False).fit(f)
+    assert list(model.fallback_reason_ != "") == [False, False, True]
+    d = model.predict(4, n_draws=1000).draws
+    np.testing.assert_allclose(d[1], 2 * d[0])
+
+
+@pytest.mark.parametrize("cls", [Mean, Naive, SeasonalNaive, CalendarBaseline])
+def test_joint_bootstrap_must_be_a_boolean(cls):
+    with pytest.raises(ConfigError, match="joint_bootstrap"):
+        cls(joint_bootstrap="yes").fit(_one(np.ones(30)))

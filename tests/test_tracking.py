@@ -49,7 +49,7 @@ def test_round_trip_is_exact(tmp_path):
     assert (snap.forecast.model, snap.forecast.freq, snap.forecast.quantile_levels) == (fc.model, fc.freq, fc.quantile_levels)
     with np.load(path / "draws.npz", allow_pickle=False) as z:
         assert z["draws"].dtype == np.float32
-    assert snap.provenance["model"] == {"name": "Naive", "params": {"freq": None, "random_state": 3}}
+    assert snap.provenance["model"] == {"name": "Naive", "params": {"freq": None, "joint_bootstrap": True, "random_state": 3}}
 
 
 def test_provenance_fields(tmp_path):

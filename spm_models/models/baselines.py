@@ -12,6 +12,23 @@ Model               Predictive draws                                       Falls
 ``CalendarBaseline`` level x position-in-quarter factor x bootstrapped      ``Mean``
                     residual ratio, with level uncertainty
 ==================  =====================================================  ==================
+
+Joint bootstrap (``joint_bootstrap=True``, the default of every baseline). Every draw ``j``
+and forecast step ``k`` picks **one** historical period :math:`t_{jk}`, shared by all series
+of the panel, and each series takes its own residual (error, value or ratio) of that period.
+Weeks that moved every series together (a quarter-end push, a holiday, a company-wide slow
+week) therefore move the draws together, so sums of draws (bottom-up territory and company
+forecasts, :func:`spm_models.backtest.aggregate_draws`) keep the cross-series dependence the
+history showed instead of averaging it away: the cross-sectional bootstrap, the resampling
+counterpart of the empirical copula (Schaake shuffle) of hierarchical forecasting.
+
+:math:`t_{jk}` is uniform over the periods in which at least one series has a residual,
+counted back from the panel's last date. A series with no residual at :math:`t_{jk}` (hired
+later, shorter history, or ending earlier) draws that cell independently from its own
+residuals. Both cases give each series a uniform draw from its own residuals, so every
+series' marginal predictive distribution is exactly what the independent bootstrap
+(``joint_bootstrap=False``) gives; only the dependence between series changes. Series fitted
+by the fallback model are resampled jointly among themselves, independently of the others.
 """
 
 from __future__ import annotations
@@ -28,7 +45,8 @@ __all__ = ["Naive", "SeasonalNaive", "Mean", "CalendarBaseline", "quarter_positi
 def _bootstrap(pool: np.ndarray, n_valid: np.ndarray, size: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     """Resample with replacement from the last ``n_valid[i]`` entries of row ``i`` of ``pool``.
 
-    Returns an array of shape ``(n_rows, *size)``; rows with no valid entry give NaN.
+    Every cell of every row draws independently. Returns an array of shape
+    ``(n_rows, *size)``; rows with no valid entry give NaN.
     """
     n, width = pool.shape
     k = np.maximum(n_valid, 1).reshape((n,) + (1,) * len(size))
@@ -36,6 +54,57 @@ def _bootstrap(pool: np.ndarray, n_valid: np.ndarray, size: tuple[int, ...], rng
     out = np.take_along_axis(pool, idx.reshape(n, -1), axis=1).reshape((n,) + size)
     out[n_valid == 0] = np.nan
     return out
+
+
+def _joint_bootstrap(
+    pool: np.ndarray, n_valid: np.ndarray, end_offset: np.ndarray, size: tuple[int, ...], rng: np.random.Generator
+) -> np.ndarray:
+    """Cross-sectional bootstrap: one historical period per cell, shared by all rows.
+
+    Row ``i`` of ``pool`` is right-aligned on its series' last period, which lies
+    ``end_offset[i]`` periods before the panel's last period; its last ``n_valid[i]`` entries
+    are valid. Each cell ``c`` of ``size`` draws one lag ``l_c`` uniformly from
+    ``0 .. span - 1`` periods before the panel's last period, with
+    ``span = max_i (end_offset[i] + n_valid[i])`` over rows with a valid entry, and row ``i``
+    takes its entry ``l_c - end_offset[i]`` periods before its own end. Where that is outside
+    its valid entries, the row draws the cell from its own entries instead, so each row's
+    marginal distribution is the same uniform resample as :func:`_bootstrap`'s.
+
+    Returns an array of shape ``(n_rows, *size)``; rows with no valid entry give NaN.
+    """
+    n, width = pool.shape
+    shape = (n,) + (1,) * len(size)
+    n_valid = np.asarray(n_valid)
+    offset = np.asarray(end_offset).reshape(shape)
+    span = int(np.max(np.where(n_valid > 0, np.asarray(end_offset) + n_valid, 0), initial=0))
+    lag = rng.integers(0, max(span, 1), size=size)
+    back = lag[None] - offset  # periods before each row's own last entry
+    inside = (back >= 0) & (back < n_valid.reshape(shape))
+    own = rng.integers(0, np.maximum(n_valid, 1).reshape(shape), size=(n,) + size)
+    idx = (width - 1) - np.where(inside, back, own)
+    out = np.take_along_axis(pool, idx.reshape(n, -1), axis=1).reshape((n,) + size)
+    out[n_valid == 0] = np.nan
+    return out
+
+
+def _resample(
+    model: ForecastModel, pool: np.ndarray, n_valid: np.ndarray, size: tuple[int, ...], rng: np.random.Generator
+) -> np.ndarray:
+    """Draws from ``pool`` jointly across series or independently, as ``model.joint_bootstrap`` says.
+
+    In the joint case the series that fell back are left out (their draws come from the
+    fallback model), so they do not widen the range the shared periods are drawn from.
+    """
+    # a model pickled before the option existed keeps the independent draws it was saved with
+    if not getattr(model, "joint_bootstrap", False):
+        return _bootstrap(pool, n_valid, size, rng)
+    live = model.fallback_reason_ == ""
+    return _joint_bootstrap(pool, np.where(live, n_valid, 0), model.end_offset_, size, rng)
+
+
+def _check_bool(value, name: str) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{name} must be True or False, got {value!r}")
 
 
 def _check_int(value, name: str, *, minimum: int, allow_none: bool = False) -> None:
@@ -56,12 +125,20 @@ class SeasonalNaive(ForecastModel):
     record, and the mean of the draws is the classical point forecast plus the mean in-sample
     error. Errors are additive and draws are not clipped: on sparse revenue, lower quantiles
     can be negative (clipping would bias sums of draws upwards; use
-    :class:`CalendarBaseline` for non-negative draws).
+    :class:`CalendarBaseline` for non-negative draws). With ``joint_bootstrap`` every series
+    takes the error of the same historical period :math:`t` in a given draw and resampled
+    error, :math:`e_{ik} = e_{i,t}`, so errors that hit all series together stay together.
 
     Parameters
     ----------
     season_length : int, optional
         Periods per season; default one quarter (13 for weekly, 3 for monthly data).
+    joint_bootstrap : bool
+        Resample one historical period per draw and step for all series together (default),
+        keeping their co-movement in sums of draws; ``False`` resamples every series
+        independently (the sum of many series is then too narrow when their history moved
+        together). Each series' own predictive distribution is the same either way; see the
+        module docstring.
     freq, random_state
         See :class:`~spm_models.models.base.ForecastModel`.
 
@@ -71,8 +148,16 @@ class SeasonalNaive(ForecastModel):
     fall back to :class:`Mean`.
     """
 
-    def __init__(self, *, season_length: int | None = None, freq: str | None = None, random_state: int | None = 0) -> None:
+    def __init__(
+        self,
+        *,
+        season_length: int | None = None,
+        joint_bootstrap: bool = True,
+        freq: str | None = None,
+        random_state: int | None = 0,
+    ) -> None:
         self.season_length = season_length
+        self.joint_bootstrap = joint_bootstrap
         self.freq = freq
         self.random_state = random_state
 
@@ -81,6 +166,7 @@ class SeasonalNaive(ForecastModel):
 
     def _check_params(self, freq: str) -> None:
         _check_int(self._season(freq), "season_length", minimum=1)
+        _check_bool(self.joint_bootstrap, "joint_bootstrap")
 
     def _fit_panel(self, panel: Panel) -> np.ndarray:
         m = self._season(panel.freq)
@@ -91,6 +177,7 @@ class SeasonalNaive(ForecastModel):
         self.last_season_ = y[:, -m:].copy()
         self.errors_ = y[:, m:] - y[:, :-m]
         self.n_errors_ = np.maximum(panel.n_obs - m, 0)
+        self.end_offset_ = panel.last_pos.max() - panel.last_pos
         need = m + max(m, 2)
         return np.where(
             panel.n_obs < need,
@@ -103,24 +190,26 @@ class SeasonalNaive(ForecastModel):
         m = self.season_length_
         n = len(self.unique_ids_)
         seasons = -(-h // m)
-        e = _bootstrap(self.errors_, self.n_errors_, (seasons * m, n_draws), rng)
+        e = _resample(self, self.errors_, self.n_errors_, (seasons * m, n_draws), rng)
         # sample paths: the error of period T+k accumulates over the seasons back to the data
         e = np.cumsum(e.reshape(n, seasons, m, n_draws), axis=1).reshape(n, seasons * m, n_draws)[:, :h]
         return self.last_season_[:, np.arange(h) % m][:, :, None] + e
 
     def _make_fallback(self) -> ForecastModel:
-        return Mean()
+        return Mean(joint_bootstrap=self.joint_bootstrap)
 
 
 class Naive(SeasonalNaive):
     """Last value, with random-walk draws of the series' own bootstrapped period-to-period changes.
 
     The seasonal naive model with a season of one period: the draw at step ``k`` is the last
-    value plus a sum of ``k`` resampled first differences. Needs 3 observations; shorter
+    value plus a sum of ``k`` resampled first differences (resampled jointly across series
+    with ``joint_bootstrap``, as in :class:`SeasonalNaive`). Needs 3 observations; shorter
     series fall back to :class:`Mean`.
     """
 
-    def __init__(self, *, freq: str | None = None, random_state: int | None = 0) -> None:
+    def __init__(self, *, joint_bootstrap: bool = True, freq: str | None = None, random_state: int | None = 0) -> None:
+        self.joint_bootstrap = joint_bootstrap
         self.freq = freq
         self.random_state = random_state
 
@@ -131,10 +220,19 @@ class Naive(SeasonalNaive):
 class Mean(ForecastModel):
     """Historic mean, with draws bootstrapped from the series' own values (an i.i.d. model).
 
+    Draw ``j`` at step ``k`` is :math:`y_{i,t}` for a resampled period ``t`` of the (recent)
+    history; with ``joint_bootstrap`` the same ``t`` for every series.
+
     Parameters
     ----------
     window : int, optional
         Use only the last ``window`` periods; all history when ``None``.
+    joint_bootstrap : bool
+        Resample one historical period per draw and step for all series together (default),
+        keeping their co-movement in sums of draws; ``False`` resamples every series
+        independently (the sum of many series is then too narrow when their history moved
+        together). Each series' own predictive distribution is the same either way; see the
+        module docstring.
     freq, random_state
         See :class:`~spm_models.models.base.ForecastModel`.
 
@@ -146,18 +244,28 @@ class Mean(ForecastModel):
     :class:`~spm_models.models.base.LastValue`.
     """
 
-    def __init__(self, *, window: int | None = None, freq: str | None = None, random_state: int | None = 0) -> None:
+    def __init__(
+        self,
+        *,
+        window: int | None = None,
+        joint_bootstrap: bool = True,
+        freq: str | None = None,
+        random_state: int | None = 0,
+    ) -> None:
         self.window = window
+        self.joint_bootstrap = joint_bootstrap
         self.freq = freq
         self.random_state = random_state
 
     def _check_params(self, freq: str) -> None:
         _check_int(self.window, "window", minimum=2, allow_none=True)
+        _check_bool(self.joint_bootstrap, "joint_bootstrap")
 
     def _fit_panel(self, panel: Panel) -> np.ndarray:
         w = panel.y.shape[1] if self.window is None else min(self.window, panel.y.shape[1])
         self.values_ = panel.y[:, -w:].copy()
         self.n_values_ = np.minimum(panel.n_obs, w)
+        self.end_offset_ = panel.last_pos.max() - panel.last_pos
         return np.where(
             self.n_values_ < 2,
             f"only 1 observation; {self.model_name()} needs 2 to estimate a spread",
@@ -165,7 +273,7 @@ class Mean(ForecastModel):
         ).astype(object)
 
     def _predict_panel(self, h: int, *, ds: np.ndarray, n_draws: int, rng: np.random.Generator) -> np.ndarray:
-        return _bootstrap(self.values_, self.n_values_, (h, n_draws), rng)
+        return _resample(self, self.values_, self.n_values_, (h, n_draws), rng)
 
 
 def quarter_position(ds: np.ndarray, freq: str, *, quarter_start_month: int = 1) -> np.ndarray:
@@ -264,7 +372,10 @@ class CalendarBaseline(ForecastModel):
       :math:`y_{it} / (\\tilde L_i f_{i,p(t)})` (:math:`\\tilde L_i` = deseasonalised mean of
       the whole history, so the ratios average 1). A week with no sale has ratio 0, a big
       deal a large ratio: the draws keep the series' own share of zeros and its skew without
-      assuming a distribution.
+      assuming a distribution. With ``joint_bootstrap`` all series take their ratio of the
+      same resampled week, :math:`r^{(j)}_{it} = r_{i,s_{jt}}`, so a week that was strong or
+      weak for everyone (beyond the calendar factor) is drawn for everyone at once and the
+      summed draws of a territory or the company are as wide as that co-movement makes them.
     * :math:`L^{(j)}` is the level's uncertainty, one draw per path shared by all periods
       (so sums over a quarter are not too narrow): gamma with mean :math:`L_i` and
       coefficient of variation ``sd / (L_i sqrt(n))`` of the deseasonalised window values.
@@ -283,7 +394,14 @@ class CalendarBaseline(ForecastModel):
     quarter_start_month : int
         Month (1-12) in which the (fiscal) year's quarters start.
     level_uncertainty : bool
-        Draw the level (True) or keep it fixed at :math:`L_i`.
+        Draw the level (True) or keep it fixed at :math:`L_i`. Level draws are independent
+        across series.
+    joint_bootstrap : bool
+        Resample one historical period per draw and step for all series together (default),
+        keeping their co-movement in sums of draws; ``False`` resamples every series
+        independently (the sum of many series is then too narrow when their history moved
+        together). Each series' own predictive distribution is the same either way; see the
+        module docstring.
     freq, random_state
         See :class:`~spm_models.models.base.ForecastModel`.
 
@@ -301,6 +419,7 @@ class CalendarBaseline(ForecastModel):
         min_history: int = 8,
         quarter_start_month: int = 1,
         level_uncertainty: bool = True,
+        joint_bootstrap: bool = True,
         freq: str | None = None,
         random_state: int | None = 0,
     ) -> None:
@@ -309,6 +428,7 @@ class CalendarBaseline(ForecastModel):
         self.min_history = min_history
         self.quarter_start_month = quarter_start_month
         self.level_uncertainty = level_uncertainty
+        self.joint_bootstrap = joint_bootstrap
         self.freq = freq
         self.random_state = random_state
 
@@ -325,6 +445,7 @@ class CalendarBaseline(ForecastModel):
             or self.shrinkage < 0
         ):
             raise ConfigError(f"shrinkage must be 'auto' or a non-negative number, got {self.shrinkage!r}")
+        _check_bool(self.joint_bootstrap, "joint_bootstrap")
 
     def _fit_panel(self, panel: Panel) -> np.ndarray:
         n, width = panel.y.shape
@@ -370,6 +491,7 @@ class CalendarBaseline(ForecastModel):
         self.level_cv_ = cv
         self.ratios_ = ratios
         self.n_ratios_ = panel.n_obs.copy()
+        self.end_offset_ = panel.last_pos.max() - panel.last_pos
         return reasons
 
     def _factors(self, z: np.ndarray, use: np.ndarray, pos: np.ndarray, per_q: int) -> tuple[np.ndarray, np.ndarray]:
@@ -393,7 +515,7 @@ class CalendarBaseline(ForecastModel):
         n = len(self.unique_ids_)
         pos = quarter_position(ds, self.freq_, quarter_start_month=self.quarter_start_month)
         mu = self.level_[:, None] * np.take_along_axis(self.factors_, pos, axis=1)
-        r = _bootstrap(self.ratios_, self.n_ratios_, (h, n_draws), rng)
+        r = _resample(self, self.ratios_, self.n_ratios_, (h, n_draws), rng)
         if self.level_uncertainty:
             cv = self.level_cv_
             shape = np.where(cv > 0, 1.0 / np.where(cv > 0, cv, 1.0) ** 2, 1.0)
@@ -404,4 +526,4 @@ class CalendarBaseline(ForecastModel):
         return mu[:, :, None] * g[:, None, :] * r
 
     def _make_fallback(self) -> ForecastModel:
-        return Mean()
+        return Mean(joint_bootstrap=self.joint_bootstrap)
