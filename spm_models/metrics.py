@@ -134,7 +134,7 @@ def crps_draws(draws, y) -> np.ndarray:
 def randomized_pit(draws, y, *, seed: int = 0) -> np.ndarray:
     """Randomised probability integral transform of each actual under its draws.
 
-    .. math:: u = F(y^-) + V\,(F(y) - F(y^-)),\qquad V \sim U(0, 1),
+    .. math:: u = F(y^-) + V\\,(F(y) - F(y^-)),\\qquad V \\sim U(0, 1),
 
     with :math:`F` the empirical CDF of the draws (Czado, Gneiting & Held, 2009). For a
     calibrated forecast ``u`` is uniform on [0, 1] even when the predictive law has atoms,
