@@ -169,6 +169,9 @@ def test_no_activity_or_opportunity_outside_employment(org200):
 def test_quotas_only_while_employed_and_near_plan(org200):
     targets = org200.dataset["targets"]
     assert targets["territory_id"].isna().all()
+    # the quarters in progress at the data end and after it are planned on the whole quarter
+    # (test_agents_employed_at_the_end_have_whole_quarter_quotas_ahead)
+    targets = targets[targets["period_start"] <= DATA_END]
     q = pd.period_range("2023Q1", "2025Q4", freq="Q")
     quarters = pd.DataFrame({"period_start": q.start_time.normalize(), "period_end": q.end_time.normalize()})
     emp = _employment(org200).reset_index().merge(quarters, how="cross")
@@ -179,11 +182,93 @@ def test_quotas_only_while_employed_and_near_plan(org200):
     assert (targets["quota"] % 1000 == 0).all() and (targets["quota"] >= 1000).all()
     expected = org200.truth.expected_by_period(freq="quarter", employed_only=True)
     merged = targets.merge(expected, on=["agent_id", "period_start", "period_end"], validate="1:1")
-    big = merged[merged["expected_bookings"] >= 20_000]
+    big = merged[(merged["expected_bookings"] >= 20_000) & (merged["period_end"] <= DATA_END)]
     ratio = big["quota"] / big["expected_bookings"]
     assert len(big) > 1000
     assert ratio.between(0.95 - 0.025, 1.25 + 0.025).all()  # plan factor, +-500 rounding
     assert abs(ratio.mean() - 1.10) < 0.02
+
+
+def _season(mondays: pd.Series) -> np.ndarray:
+    """season_w of the module docstring, at the week's Thursday, halved in the holiday weeks."""
+    doy = (mondays + pd.Timedelta(days=3)).dt.day_of_year.to_numpy()
+    holiday = ((mondays.dt.month == 12) & (mondays.dt.day >= 19)) | ((mondays.dt.month == 1) & (mondays.dt.day == 1))
+    return np.exp(0.15 * np.cos(2 * np.pi * (doy - 288) / 365.25)) * np.where(holiday, 0.5, 1.0)
+
+
+def _expected_bookings_after_the_data(org, mondays: pd.Series, agent_ids: pd.Index) -> np.ndarray:
+    """The documented closed form carried past the data end (drivers not drawn there at their
+    means: lead intensity 1, z_demo and z_mkt 0), from the published truth and tables."""
+    ds, truth = org.dataset, org.truth
+    ag = truth.agents.set_index("agent_id").loc[agent_ids]
+    aw = truth.agent_weeks[truth.agent_weeks["agent_id"].isin(agent_ids)]
+    created = aw.pivot(index="agent_id", columns="week_start", values="expected_created").loc[agent_ids]
+    hire = ds["agents"].set_index("agent_id").loc[agent_ids, "hire_date"]
+    since = (mondays.to_numpy()[None, :] - hire.to_numpy()[:, None]) // np.timedelta64(7, "D")
+    ramp = np.where((hire > START).to_numpy()[:, None], np.clip((since + 1) / 12, 0, 1), 1.0)
+    ahead = ag["opps_per_week"].to_numpy()[:, None] * _season(mondays)[None, :] * ramp
+    rate = np.concatenate([created.to_numpy(), ahead], axis=1)
+    n_data = created.shape[1]
+    d = np.arange(53)
+    cdf = stats.gamma.cdf(d[None, :], ag["cycle_shape"].to_numpy()[:, None],
+                          scale=(ag["cycle_gamma_mean"] / ag["cycle_shape"]).to_numpy()[:, None])
+    f = np.diff(cdf, axis=1) / cdf[:, -1:]
+    # week n_data + k closes cohorts n_data + k - d, d = 1..52
+    closes = np.stack([(rate[:, n_data + k - 52 : n_data + k][:, ::-1] * f).sum(axis=1) for k in range(len(mondays))],
+                      axis=1)
+
+    act = ds["activities"]
+    demo = act[act["activity_type"] == "demo"]
+    dev = demo["count"] - demo.groupby("agent_id")["count"].transform("mean")
+    z = dev / np.sqrt((dev**2).groupby(demo["agent_id"]).transform("mean"))  # 0/0 (constant count) -> 0 below
+    z_demo = pd.Series(z.fillna(0.0).to_numpy(), index=pd.MultiIndex.from_arrays([demo["agent_id"], demo["date"]]))
+    mkt = ds["indicators"][ds["indicators"]["name"] == "market_index"].set_index("date")["value"]
+    z_mkt = (mkt - mkt.mean()) / mkt.std(ddof=0)
+    lag_demo = [z_demo.reindex(pd.MultiIndex.from_product([agent_ids, [m - pd.Timedelta(weeks=3)]])).fillna(0.0).to_numpy()
+                for m in mondays]
+    lag_mkt = z_mkt.reindex(mondays - pd.Timedelta(weeks=8)).fillna(0.0).to_numpy()
+    push = ((mondays + pd.offsets.QuarterEnd(0) - mondays).dt.days < 14).to_numpy(dtype=float)
+    logit = (ag["theta"].to_numpy()[:, None] + 0.35 * np.stack(lag_demo, axis=1) + 0.4 * lag_mkt[None, :]
+             + 0.5 * push[None, :])
+    p_win = ag[["c_1", "c_2", "c_3", "c_4"]].prod(axis=1).to_numpy()[:, None] / (1 + np.exp(-logit))
+    return closes * p_win * ag["mean_deal_size"].to_numpy()[:, None]
+
+
+def test_agents_employed_at_the_end_have_whole_quarter_quotas_ahead(org200):
+    # The data end on Sunday 2025-12-28: the quotas of 2025Q4 (three weekdays after the data)
+    # and of 2026Q1 are set on the whole quarter, for every agent employed at the end.
+    targets = org200.dataset["targets"]
+    agents = org200.dataset["agents"]
+    stay = pd.Index(agents.loc[agents["leave_date"].isna(), "agent_id"])
+    ahead = targets[targets["period_start"] > DATA_END]
+    assert set(ahead["period_start"]) == {pd.Timestamp("2026-01-01")}
+    assert (ahead["period_end"] == pd.Timestamp("2026-03-31")).all()
+    assert set(ahead["agent_id"]) == set(stay)
+    q4 = targets[targets["period_start"] == pd.Timestamp("2025-10-01")].set_index("agent_id")
+    assert set(stay) <= set(q4.index)
+
+    mondays = pd.Series(pd.date_range(DATA_END + pd.Timedelta(days=1), "2026-03-30", freq="W-MON"))
+    weekdays = mondays.to_numpy()[:, None] + np.arange(5) * np.timedelta64(1, "D")
+    share_q4 = (weekdays <= np.datetime64("2025-12-31")).mean(axis=1)
+    share_q1 = ((weekdays >= np.datetime64("2026-01-01")) & (weekdays <= np.datetime64("2026-03-31"))).mean(axis=1)
+    after = _expected_bookings_after_the_data(org200, mondays, stay)
+    in_data = org200.truth.expected_by_period(freq="quarter", employed_only=True)
+    in_q4 = in_data[in_data["period_start"] == pd.Timestamp("2025-10-01")].set_index("agent_id")["expected_bookings"]
+    expected = pd.DataFrame({
+        "2025Q4": in_q4.reindex(stay).to_numpy() + after @ share_q4,
+        "2026Q1": after @ share_q1,
+    }, index=stay)
+    quota = pd.DataFrame({"2025Q4": q4["quota"].reindex(stay), "2026Q1": ahead.set_index("agent_id")["quota"].reindex(stay)})
+    ratio = (quota / expected)[expected >= 20_000].stack().dropna()
+    assert len(ratio) > 300
+    assert ratio.between(0.95 - 0.025, 1.25 + 0.025).all()  # plan factor, +-500 rounding
+    assert abs(ratio.mean() - 1.10) < 0.03
+
+    # no plan ahead: the same quotas without 2026Q1 (its plan factors are a separate stream)
+    org = generate_organisation(200, years=3, start="2023-01-02", seed=11, params=SyntheticParams(quota_quarters_ahead=0))
+    pd.testing.assert_frame_equal(org.dataset["targets"], targets[targets["period_start"] <= DATA_END].reset_index(drop=True))
+    with pytest.raises(ConfigError, match="quota_quarters_ahead"):
+        generate_organisation(5, params=SyntheticParams(quota_quarters_ahead=-1))
 
 
 # --------------------------------------------------------------------------- deals

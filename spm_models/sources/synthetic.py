@@ -55,7 +55,14 @@ Deal size
     N(0, 0.15)``, ``sigma_i ~ U(0.9, 1.0)``; ``mean_deal_size_i = exp(mu_i + sigma_i^2 / 2)``.
 Quotas
     Per agent and calendar quarter while employed: ``round(plan * E[bookings in the quarter
-    while employed], -3)``, at least 1,000, with ``plan ~ U(0.95, 1.25)``.
+    while employed], -3)``, at least 1,000, with ``plan ~ U(0.95, 1.25)``. A company sets a
+    quarter's quota before it starts, from the whole quarter's plan, so agents employed at the
+    end of the data have a quota for the whole quarter holding the last data day and for the
+    next quarter (``quota_quarters_ahead = 1``), which is where a forecast from the data end
+    runs. Their expected bookings in the weeks after the data carry the closed form below past
+    the data end, with the undrawn drivers at their means (lead intensity 1, ``z_demo`` and
+    ``z_mkt`` 0; deals already in the pipeline included); a quarter wholly after the data
+    draws its plan factor from a separate stream, so no other draw changes.
 
 Identifiers
     Territories ``T01``, agents ``A0001``, accounts ``C`` + pool position, products ``P01``,
@@ -98,7 +105,7 @@ _DATE = "datetime64[us]"
 # One independent random stream per component: changing one part leaves the others as they were.
 _STREAMS = {n: i for i, n in enumerate(
     ("staff", "names", "skill", "leads", "activities", "market", "agent_params", "opps", "outcomes", "sizes",
-     "accounts", "quotas"),
+     "accounts", "quotas", "quota_plans_ahead"),
     start=1,
 )}
 
@@ -185,6 +192,8 @@ def generate_organisation(
         An argument is out of range or ``start`` is not a date.
     """
     p = params or SyntheticParams()
+    if not isinstance(p.quota_quarters_ahead, (int, np.integer)) or p.quota_quarters_ahead < 0:
+        raise ConfigError(f"quota_quarters_ahead must be a whole number, zero or more (got {p.quota_quarters_ahead!r})")
     weeks = _calendar(n_agents, years=years, start=start, seed=seed)
     world = _World(p=p, seed=int(seed), weeks=weeks, n=int(n_agents))
     _staff(world)
@@ -235,6 +244,23 @@ def _ar1(rng: np.random.Generator, shape: tuple[int, int], *, phi: float, sd: fl
     for w in range(1, shape[1]):
         out[:, w] = phi * out[:, w - 1] + innov * eps[:, w]
     return out
+
+
+def _season(mondays: np.ndarray, p: SyntheticParams) -> np.ndarray:
+    """``season_w`` of the weeks starting on ``mondays`` (module docstring, Seasonality)."""
+    mid = pd.DatetimeIndex((mondays + 3).astype(_DATE))
+    phase = 2 * np.pi * (mid.day_of_year.to_numpy() - p.season_peak_day) / 365.25
+    season = np.exp(p.season_amplitude * np.cos(phase))
+    mon = pd.DatetimeIndex(mondays.astype(_DATE))
+    holiday = ((mon.month == 12) & (mon.day >= 19)) | ((mon.month == 1) & (mon.day == 1))
+    return season * np.where(holiday, p.holiday_factor, 1.0)
+
+
+def _push(mondays: np.ndarray, p: SyntheticParams) -> np.ndarray:
+    """``push_w``: 1.0 for a week whose Monday is within ``7 * push_weeks`` days of its quarter's end."""
+    mon = pd.DatetimeIndex(mondays.astype(_DATE))
+    quarter_end = pd.PeriodIndex(mon, freq="Q").end_time.normalize()
+    return np.asarray((quarter_end - mon).days < 7 * p.push_weeks, dtype=float)
 
 
 def _round_half_up(x: float) -> int:
@@ -304,13 +330,7 @@ def _territory_series(world: _World) -> None:
     Seasonality and lead intensity also cover the ``B`` pre-start weeks (suffix ``_all``).
     """
     p, W, B, n_terr = world.p, world.W, world.B, world.n_terr
-    weeks_all = world.weeks[0] + 7 * np.arange(-B, W)
-    mid = pd.DatetimeIndex((weeks_all + 3).astype(_DATE))
-    phase = 2 * np.pi * (mid.day_of_year.to_numpy() - p.season_peak_day) / 365.25
-    season_all = np.exp(p.season_amplitude * np.cos(phase))
-    mon = pd.DatetimeIndex(weeks_all.astype(_DATE))
-    holiday = ((mon.month == 12) & (mon.day >= 19)) | ((mon.month == 1) & (mon.day == 1))
-    season_all = season_all * np.where(holiday, p.holiday_factor, 1.0)
+    season_all = _season(world.weeks[0] + 7 * np.arange(-B, W), p)
     season = season_all[B:]
 
     rng = world.rng("leads")
@@ -379,9 +399,7 @@ def _win_probability(world: _World) -> None:
     z_demo = np.where(emp & (demo_sd[:, None] > 0), (demo - demo_mean[:, None]) / safe_sd[:, None], 0.0)
     market = world.tw["market_index"]
     z_mkt = (market - market.mean()) / market.std()
-    mon = pd.DatetimeIndex(world.weeks.astype(_DATE))
-    quarter_end = pd.PeriodIndex(mon, freq="Q").end_time.normalize()
-    push = np.asarray((quarter_end - mon).days < 7 * p.push_weeks, dtype=float)
+    push = _push(world.weeks, p)
     logit = (
         theta[:, None]
         + p.beta_demo * _lag(z_demo, p.demo_lag_weeks)
@@ -406,7 +424,8 @@ def _win_probability(world: _World) -> None:
     a.update(conv=conv, theta=theta, pmf=pmf, size_mu=size_mu, size_sigma=size_sigma,
              mean_size=np.exp(size_mu + size_sigma**2 / 2), demo_mean=demo_mean, demo_sd=demo_sd,
              cycle_gamma_mean=cycle_target - 0.5)
-    aw.update(rate=rate, rate_all=rate_all, closes=closes, p_neg=p_neg, p_win=p_win, push=push)
+    aw.update(rate=rate, rate_all=rate_all, closes=closes, p_neg=p_neg, p_win=p_win, push=push, z_demo=z_demo)
+    world.tw["z_mkt"] = z_mkt
 
 
 def _opportunities(world: _World) -> None:
@@ -477,12 +496,97 @@ def _opportunities(world: _World) -> None:
 
 
 def _quotas(world: _World) -> None:
-    """Quota per agent and calendar quarter touched while employed (inside the data)."""
+    """Quota per agent and calendar quarter touched while employed, plus the planned quarters.
+
+    Quarters inside the data: ``round(plan * E[bookings while employed])``. The quarter holding
+    the last data day and the ``quota_quarters_ahead`` after it are then re-planned, for the
+    agents employed at the end, on the whole quarter (:func:`_plan_ahead`).
+    """
     p, a, aw = world.p, world.a, world.aw
     weights, periods = period_weights(world.weeks, freq="quarter")
     bookings = aw["closes"] * aw["p_win"] * a["mean_size"][:, None] * aw["employed"]
     expected = bookings @ weights
     active = (aw["employed"].astype(float) @ weights) > 0
     plan = world.rng("quotas").uniform(p.plan_factor_min, p.plan_factor_max, size=expected.shape)
-    quota = np.maximum(p.quota_floor, np.round(plan * expected / p.quota_rounding) * p.quota_rounding)
-    world.quota.update(quota=quota, active=active, periods=periods)
+    world.quota.update(quota=_rounded_quota(plan * expected, p), active=active, periods=periods)
+    _plan_ahead(world, bookings, plan)
+
+
+def _rounded_quota(amount: np.ndarray, p: SyntheticParams) -> np.ndarray:
+    """``amount`` rounded to ``quota_rounding``, at least ``quota_floor``."""
+    return np.maximum(p.quota_floor, np.round(amount / p.quota_rounding) * p.quota_rounding)
+
+
+def _plan_ahead(world: _World, bookings: np.ndarray, plan: np.ndarray) -> None:
+    """Whole-quarter quotas, set before the quarter starts, for the agents employed at the end.
+
+    The planned quarters are the one holding the last data day and the ``quota_quarters_ahead``
+    quarters after it. For an agent employed on the last data day (as if the agent stays),
+    ``quota = round(plan * (E[bookings in the quarter's data weeks while employed] +
+    E[bookings in its weeks after the data]))``, the weeks after the data from
+    :func:`_expected_bookings_ahead`. A quarter already in the data keeps its plan factor from
+    the ``quotas`` stream; a quarter wholly after the data draws its factor from its own
+    stream, so every other draw of the generator is unchanged. Other agents keep their quota
+    of the data weeks.
+    """
+    p, W = world.p, world.W
+    periods = world.quota["periods"]
+    data_end = world.weeks[-1] + 6
+    last_quarter = pd.Period(pd.Timestamp(data_end), freq="Q") + p.quota_quarters_ahead
+    plan_end = np.datetime64(last_quarter.end_time.date(), "D")
+    n_ahead = int(-(-(plan_end - data_end).astype(int) // 7))  # weeks after the data up to plan_end
+    ahead_weeks = world.weeks[-1] + 7 * np.arange(1, n_ahead + 1)
+    weights, all_periods = period_weights(np.concatenate([world.weeks, ahead_weeks]), freq="quarter")
+    stay = world.a["last"] == W - 1
+    ahead = _expected_bookings_ahead(world, ahead_weeks) * stay[:, None]
+    expected = bookings @ weights[:W] + ahead @ weights[W:]
+    ends = all_periods["period_end"].to_numpy().astype("datetime64[D]")
+    starts = all_periods["period_start"].to_numpy().astype("datetime64[D]")
+    planned = np.flatnonzero((ends >= data_end) & (starts <= plan_end))
+    n_old = len(periods)
+    n_new = int(planned.max()) + 1 - n_old
+    new_plan = world.rng("quota_plans_ahead").uniform(p.plan_factor_min, p.plan_factor_max, size=(world.n, n_new))
+    plan = np.concatenate([plan, new_plan], axis=1)
+    quota = np.concatenate([world.quota["quota"], np.zeros((world.n, n_new))], axis=1)
+    active = np.concatenate([world.quota["active"], np.zeros((world.n, n_new), dtype=bool)], axis=1)
+    rows = np.flatnonzero(stay)
+    quota[np.ix_(rows, planned)] = _rounded_quota(plan[np.ix_(rows, planned)] * expected[np.ix_(rows, planned)], p)
+    active[np.ix_(rows, planned)] = True
+    world.quota.update(quota=quota, active=active, periods=all_periods.iloc[: n_old + n_new].reset_index(drop=True))
+
+
+def _expected_bookings_ahead(world: _World, mondays: np.ndarray) -> np.ndarray:
+    """Expected weekly bookings of every agent in the weeks after the data, as if the agent stays.
+
+    The generator's closed form carried past the data end, with the drivers that are not
+    drawn there at their means: for week ``w`` after the data,
+    ``E[bookings_iw] = sum_{d=1}^{52} r_{i,w-d} f_i(d) * p_iw * mean_deal_size_i``, where the
+    creation rate ``r_ic`` is the drawn one for weeks in the data (deals already in the
+    pipeline) and ``1.5 exp(skill_i) * season_c * ramp_ic`` after it (lead intensity at its mean,
+    1), and ``p_iw = prod_k c_ik * sigmoid(theta_i + 0.35 z_demo[i, w-3] + 0.4 z_mkt[w-8] +
+    0.5 push_w)`` with ``z_demo`` and ``z_mkt`` 0 (their means) for weeks after the data.
+
+    Returns
+    -------
+    ndarray, shape (n_agents, len(mondays))
+    """
+    p, a, aw, W, B = world.p, world.a, world.aw, world.W, world.B
+    k = len(mondays)
+    w = W + np.arange(k)[None, :]
+    first = a["first"][:, None]
+    ramp = np.where(first > 0, np.clip((w - first + 1) / p.ramp_weeks, 0, 1), 1.0)
+    rate = (p.opps_per_week * np.exp(a["skill"]))[:, None] * _season(mondays, p)[None, :] * ramp
+    rate_all = np.concatenate([aw["rate_all"], rate], axis=1)  # weeks -B .. W + k - 1
+    closes = np.zeros((world.n, k))
+    for d in range(1, p.cycle_max_weeks + 1):
+        closes += rate_all[:, B + W - d : B + W - d + k] * a["pmf"][:, d - 1 : d]
+    z_demo = np.concatenate([aw["z_demo"], np.zeros((world.n, k))], axis=1)
+    z_mkt = np.concatenate([world.tw["z_mkt"], np.zeros(k)])
+    logit = (
+        a["theta"][:, None]
+        + p.beta_demo * _lag(z_demo, p.demo_lag_weeks)[:, W:]
+        + p.beta_market * _lag(z_mkt, p.market_lag_weeks)[None, W:]
+        + p.push_logit * _push(mondays, p)[None, :]
+    )
+    p_win = a["conv"].prod(axis=1)[:, None] / (1 + np.exp(-logit))
+    return closes * p_win * a["mean_size"][:, None]

@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 #: Bumped whenever the same seed would give different data.
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"  # 1.1: whole-quarter quotas for the current and next quarter
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,9 @@ class SyntheticParams:
     plan_factor_max: float = 1.25
     quota_rounding: float = 1000.0
     quota_floor: float = 1000.0
+    # whole-quarter quotas, set before the quarter starts, for the quarter holding the last data
+    # day and this many quarters after it (the agents employed at the end)
+    quota_quarters_ahead: int = 1
     # accounts: per-territory pool, Zipf-like popularity
     accounts_per_agent: float = 40.0
     account_zipf_exponent: float = 1.1
