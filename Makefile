@@ -58,3 +58,17 @@ review: $(STAMP)
 
 bench-review: $(STAMP)
 	$(BIN)/python bench/review.py
+
+# The README's picture of the explorer (docs/img/explorer.png): JupyterLab on a fresh example
+# warehouse, driven by Playwright with the system Chromium (no browser is downloaded).
+# CHROMIUM=/path/to/chromium if it is not /usr/bin/chromium.
+DOCS_STAMP := $(VENV)/.installed-docs
+CHROMIUM ?= /usr/bin/chromium
+
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
+	@touch $(DOCS_STAMP)
+
+.PHONY: screenshots
+screenshots: $(DOCS_STAMP)
+	$(BIN)/python tools/screenshot_explorer.py --chromium $(CHROMIUM)

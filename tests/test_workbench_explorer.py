@@ -142,3 +142,35 @@ def test_a_scenario_the_model_cannot_answer_is_reported_not_raised(explorer):
     assert "no estimated effect" in explorer.scenario["note"].iloc[0]
     c["activity"].value = ""
     c["activity_change"].value = 0
+
+
+def test_p_quota_shows_from_the_targets_without_a_typed_quota(explorer, org):
+    # The data end on Sunday 2024-06-30; the forecast runs into 2024Q3, which the synthetic
+    # targets plan before it starts, so P(quota) needs no typed quota.
+    fitted = explorer.fitted["CalendarBaseline"]
+    agents, targets = org.dataset.tables["agents"], org.dataset.tables["targets"]
+    agent = agents.loc[agents["leave_date"].isna(), "agent_id"].iloc[0]
+    territory = agents.set_index("agent_id").at[agent, "territory_id"]
+    q3 = targets[targets["period_start"] == pd.Timestamp("2024-07-01")].drop(columns="territory_id")
+    q3 = q3.merge(agents[["agent_id", "territory_id"]], on="agent_id")
+    share = 21 / 92  # three weeks, 2024-07-01 to 2024-07-21, of the 92 days of the quarter
+    for level, entity, quarter_quota in (
+        ("agent", agent, q3.loc[q3["agent_id"] == agent, "quota"].sum()),
+        ("territory", territory, q3.loc[q3["territory_id"] == territory, "quota"].sum()),
+        ("company", "company", q3["quota"].sum()),
+    ):
+        _, att = forecast_view(fitted, level=level, entity=entity, horizon=3)
+        assert quarter_quota > 0
+        assert att["quota"].iloc[0] == pytest.approx(quarter_quota * share)
+        assert 0.0 <= att["p_quota"].iloc[0] <= 1.0
+    c = explorer.controls
+    c["level"].value = "territory"
+    assert np.isfinite(explorer.attainment["p_quota"].iloc[0])
+    c["level"].value = "company"
+
+
+def test_fan_title_names_p_quota_only_when_there_is_a_quota():
+    from spm_models.workbench.explorer import _quota_note
+
+    assert _quota_note(pd.DataFrame({"p_quota": [0.8123], "quota": [562_800.0]})) == "\nP(hit quota) 81% of 562,800"
+    assert _quota_note(pd.DataFrame({"p_quota": [np.nan], "quota": [np.nan]})) == ""

@@ -324,17 +324,34 @@ def _forecast(ex: Explorer) -> None:
     except ConfigError as exc:  # a scenario the chosen model cannot answer; the forecast still shows
         ex.scenario = pd.DataFrame({"case": ["scenario"], "note": [str(exc)]})
     if ex.draw:
-        _plot(c["forecast_out"], ex.fan, title=f"{s.model}: next {s.horizon} weeks - {s.level} {s.entity}", fan=True)
+        title = f"{s.model}: next {s.horizon} weeks - {s.level} {s.entity}" + _quota_note(ex.attainment)
+        _plot(c["forecast_out"], ex.fan, title=title, fan=True)
         _show(c["forecast_table_out"], ex.scenario)
 
 
+def _quota_note(attainment: pd.DataFrame) -> str:
+    """``"\\nP(hit quota) 81% of 562,800"`` for the fan title from a :func:`forecast_view` row ("" without a quota)."""
+    p, quota = attainment["p_quota"].iloc[0], attainment["quota"].iloc[0]
+    return "" if not np.isfinite(p) else f"\nP(hit quota) {p:.0%} of {quota:,.0f}"
+
+
 def _plot(out, frame: pd.DataFrame, *, title: str, fan: bool = False) -> None:
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import StrMethodFormatter
 
     out.clear_output(wait=True)
     with out:
         fig, ax = plt.subplots(figsize=(8, 3))
         x = frame["ds"] if fan else frame["period"]
+        if fan:  # a tick per forecast week (at most about eight)
+            ax.set_xticks(x.iloc[:: max(1, len(x) // 8)])
+            ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b %Y"))
+        else:
+            locator = mdates.AutoDateLocator(maxticks=8)
+            ax.xaxis.set_major_locator(locator)
+            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
         if fan:
             ax.fill_between(x, frame["q0.1"], frame["q0.9"], alpha=0.25, label="80% interval")
             ax.plot(x, frame["mean"], label="mean")
@@ -351,7 +368,19 @@ def _show(out, frame: pd.DataFrame) -> None:
 
     out.clear_output(wait=True)
     with out:
-        display(frame)
+        display(_styled(frame))
+
+
+_MONEY = ("quota", "closed_to_date", "expected_remaining", "expected_bookings", "expected_shortfall")
+
+
+def _styled(frame: pd.DataFrame):
+    """The scenario table for display: one row per case, money whole, P(quota) in %, ratios to 2 places."""
+    table = frame.set_index("case") if "case" in frame.columns else frame
+    numeric = table.select_dtypes("number").columns
+    special = {"p_quota": "{:.0%}", "change_pct": "{:+.1f}"}
+    formats = {c: "{:,.0f}" if c in _MONEY else special.get(c, "{:.2f}") for c in numeric}
+    return table.style.format(formats, na_rep="-")
 
 
 def build_explorer(
@@ -380,6 +409,7 @@ def build_explorer(
     acts = [""] + [r for r in regs if r.startswith("activity:")]
     inds = [""] + [r for r in regs if not r.startswith("activity:")]
     terrs = [""] + entity_options(dataset, "territory")
+    wide = {"description_width": "initial"}  # labels longer than the default width, shown whole
     c: dict[str, Any] = {
         "level": w.Dropdown(options=list(LEVELS), value=state.level, description="Level"),
         "entity": w.Dropdown(options=entity_options(dataset, state.level), value=state.entity, description="Entity"),
@@ -388,8 +418,8 @@ def build_explorer(
         "start": w.DatePicker(value=None if state.start is None else pd.Timestamp(state.start).date(), description="From"),
         "end": w.DatePicker(value=None if state.end is None else pd.Timestamp(state.end).date(), description="To"),
         "model": w.Dropdown(options=list(MODELS), value=state.model, description="Model"),
-        "horizon": w.IntSlider(value=state.horizon, min=1, max=13, description="Weeks ahead"),
-        "quota": w.FloatText(value=state.quota or 0.0, description="Quota (0: targets)"),
+        "horizon": w.IntSlider(value=state.horizon, min=1, max=13, description="Weeks ahead", style=wide),
+        "quota": w.FloatText(value=state.quota or 0.0, description="Quota (0: targets)", style=wide),
         "activity": w.Dropdown(options=acts, value="", description="Activity"),
         "activity_change": w.FloatSlider(value=0.0, min=-50, max=100, step=5, description="Change %"),
         "territory": w.Dropdown(options=terrs, value="", description="Territory"),
