@@ -59,6 +59,11 @@ review: $(STAMP)
 bench-review: $(STAMP)
 	$(BIN)/python bench/review.py
 
+# Is P(quota) calibrated? Reliability tables over past quarters (bench/README.md).
+.PHONY: bench-quota
+bench-quota: $(STAMP)
+	$(BIN)/python bench/quota_calibration.py
+
 # The README's picture of the explorer (docs/img/explorer.png): JupyterLab on a fresh example
 # warehouse, driven by Playwright with the system Chromium (no browser is downloaded).
 # CHROMIUM=/path/to/chromium if it is not /usr/bin/chromium.
