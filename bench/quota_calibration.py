@@ -25,18 +25,24 @@ import time
 import numpy as np
 import pandas as pd
 
-MODELS = ("oracle", "calendar", "hb")
+MODELS = ("oracle", "calendar", "hb", "calendar+pipeline", "hb+pipeline")
 
 
 def _model(name: str, org):
-    from spm_models.models import CalendarBaseline, HierarchicalBayes
+    from spm_models.models import CalendarBaseline, HierarchicalBayes, PipelineAware
 
     if name == "oracle":
         return None
-    if name == "calendar":
-        return CalendarBaseline()
-    groups = org.dataset.tables["agents"].set_index("agent_id")["territory_id"].astype(str).to_dict()
-    return HierarchicalBayes(method="advi", groups=groups)
+    base, _, pipeline = name.partition("+")
+    if base == "calendar":
+        model = CalendarBaseline()
+    else:
+        groups = org.dataset.tables["agents"].set_index("agent_id")["territory_id"].astype(str).to_dict()
+        model = HierarchicalBayes(method="advi", groups=groups)
+    if pipeline:
+        t = org.dataset.tables
+        model = PipelineAware(model=model, opportunities=t["opportunities"], stage_history=t["stage_history"])
+    return model
 
 
 def _markdown(frame: pd.DataFrame) -> str:

@@ -12,6 +12,7 @@ from .baselines import CalendarBaseline, Mean, Naive, SeasonalNaive, quarter_pos
 from .forecast import DEFAULT_QUANTILES, Forecast, concat_forecasts, quantile_column
 from .hierarchical import HierarchicalBayes
 from .panel import build_panel, check_frame
+from .pipeline_aware import PipelineAware, new_deal_share
 from .prophet_model import ProphetForecaster
 
 __all__ = [
@@ -25,6 +26,9 @@ __all__ = [
     "Mean",
     "CalendarBaseline",
     "ProphetForecaster",
+    "HierarchicalBayes",
+    "PipelineAware",
+    "new_deal_share",
     "build_panel",
     "check_frame",
     "check_is_fitted",

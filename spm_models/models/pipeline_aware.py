@@ -1,0 +1,166 @@
+"""Bookings from deals already open plus deals not created yet: a pipeline-aware forecast.
+
+A bookings model fitted on weekly totals knows nothing of the deals open today, yet in the
+next weeks most bookings come from exactly those deals. :class:`PipelineAware` splits the
+bookings of agent ``i`` in future week ``k`` (``k = 1..h`` after the forecast origin) into
+
+.. math::
+
+    B_{ik} = O_{ik} + N_{ik},
+
+* ``O``: deals open at the origin, drawn by the pipeline model
+  (:func:`spm_models.pipeline_forecast.fit_pipeline_model`: stage- and age-specific win and
+  close-time probabilities pooled across agents, each deal booking its own amount);
+* ``N``: deals created after the origin. A deal created after the origin that closes in week
+  ``k`` is at most ``k - 1`` weeks old when it closes, so with ``a_d`` the age in weeks
+  (close week minus created week) of the won deals that closed in the ``lookback_weeks`` before
+  the origin,
+
+  .. math:: \\phi_k = \\frac{\\sum_{d:\\ a_d \\le k-1} x_d}{\\sum_d x_d}
+
+  is the share of bookings that come from deals young enough, and ``N_{ik} = phi_k Y_{ik}``
+  with ``Y`` the wrapped model's draws of total bookings.
+
+Draw ``j`` is ``O_{ikj} + phi_k Y_{ikj}`` (the two parts independent). Only what was known at
+the origin is used: the pipeline model ignores deals created later and counts deals closed
+later as open, and ``phi`` reads closes up to the origin only. The origin is the last day of the
+last week of the fitted frame. Series whose data end earlier (an agent who left) get the
+wrapped model's forecast alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..exceptions import ConfigError, DataError
+from .base import ForecastModel, clone
+from .panel import Panel
+
+__all__ = ["PipelineAware", "new_deal_share"]
+
+
+def _monday(values: Any) -> pd.Series:
+    d = pd.to_datetime(pd.Series(values)).dt.normalize()
+    return d - pd.to_timedelta(d.dt.day_of_week, unit="D")
+
+
+def new_deal_share(opportunities: pd.DataFrame, *, as_of: Any, h: int, lookback_weeks: int = 52) -> np.ndarray:
+    """``phi_k`` for ``k = 1..h``: the share of recent bookings from deals at most ``k - 1``
+    weeks old at their close (module docstring).
+
+    Parameters
+    ----------
+    opportunities : DataFrame
+        Canonical opportunities (``outcome, created_date, close_date, amount``).
+    as_of : date-like
+        Only deals won on or before it, and after ``as_of - lookback_weeks`` weeks, count.
+    h : int
+    lookback_weeks : int
+
+    Returns
+    -------
+    ndarray, shape (h,)
+        Non-decreasing shares in [0, 1].
+
+    Raises
+    ------
+    DataError
+        No deal was won in the lookback window.
+    """
+    as_of = pd.Timestamp(as_of).normalize()
+    won = opportunities[opportunities["outcome"] == "won"]
+    close = pd.to_datetime(won["close_date"])
+    recent = won[(close <= as_of) & (close > as_of - pd.Timedelta(weeks=int(lookback_weeks)))]
+    amount = recent["amount"].to_numpy(dtype=float)
+    if not len(recent) or np.nansum(amount) <= 0:
+        raise DataError(
+            f"no deal was won in the {lookback_weeks} weeks up to {as_of.date()}; the pipeline-aware forecast "
+            "needs recent wins to learn how young the deals that close are (raise lookback_weeks)"
+        )
+    age = ((_monday(recent["close_date"]) - _monday(recent["created_date"])).dt.days // 7).to_numpy()
+    amount = np.nan_to_num(amount)
+    return np.array([amount[age <= k - 1].sum() for k in range(1, int(h) + 1)]) / amount.sum()
+
+
+class PipelineAware(ForecastModel):
+    """Open-pipeline draws plus a share of a bookings model's draws (module docstring).
+
+    Parameters
+    ----------
+    model : ForecastModel
+        Unfitted model of weekly agent bookings (``unique_id`` = agent id); cloned at fit.
+    opportunities : DataFrame
+        Canonical opportunities of the same agents (all of them: the pipeline model and
+        ``phi`` see only what was known at the origin).
+    stage_history : DataFrame, optional
+        Canonical stage history (better win probabilities for open deals).
+    lookback_weeks : int
+        Weeks of past wins behind ``phi``.
+    freq, random_state
+        See :class:`~spm_models.models.base.ForecastModel`; weekly data only.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: ForecastModel | None = None,
+        opportunities: pd.DataFrame | None = None,
+        stage_history: pd.DataFrame | None = None,
+        lookback_weeks: int = 52,
+        freq: str | None = None,
+        random_state: int | None = 0,
+    ) -> None:
+        self.model = model
+        self.opportunities = opportunities
+        self.stage_history = stage_history
+        self.lookback_weeks = lookback_weeks
+        self.freq = freq
+        self.random_state = random_state
+
+    def model_name(self) -> str:  # type: ignore[override]
+        inner = self.model.model_name() if isinstance(self.model, ForecastModel) else "?"
+        return f"Pipeline+{inner}"
+
+    def _check_params(self, freq: str) -> None:
+        if not isinstance(self.model, ForecastModel):
+            raise ConfigError(f"PipelineAware needs model=<an unfitted ForecastModel>, got {type(self.model).__name__}")
+        if not isinstance(self.opportunities, pd.DataFrame):
+            raise ConfigError("PipelineAware needs opportunities=<the canonical opportunities table>")
+        if not str(freq).startswith("W"):
+            raise ConfigError(f"PipelineAware forecasts weekly bookings; the data have freq={freq!r}")
+        if int(self.lookback_weeks) < 4:
+            raise ConfigError(f"lookback_weeks must be at least 4, got {self.lookback_weeks!r}")
+
+    def fit(self, frame: pd.DataFrame) -> "PipelineAware":
+        """Fit the pipeline model at the frame's last week and a clone of ``model`` on the frame
+        (with its own ``fit``, so models that read extra columns, such as regressors, get them)."""
+        super().fit(frame)
+        self.base_ = clone(self.model).set_params(freq=self.freq_).fit(frame)
+        return self
+
+    def _fit_panel(self, panel: Panel) -> np.ndarray:
+        from ..pipeline_forecast import fit_pipeline_model  # the pipeline layer imports models
+
+        last = panel.last_ds.astype("datetime64[us]")
+        self.as_of_ = pd.Timestamp(last.max()) + pd.Timedelta(days=6)
+        self.current_ = last == last.max()
+        self.pipeline_ = fit_pipeline_model(self.opportunities, self.stage_history, as_of=self.as_of_, freq="W-MON")
+        return np.full(panel.n_series, "", dtype=object)
+
+    def _make_fallback(self) -> None:
+        return None
+
+    def _predict_panel(self, h: int, *, ds: np.ndarray, n_draws: int, rng: np.random.Generator) -> np.ndarray:
+        base = self.base_.predict(h, n_draws=n_draws).draws
+        phi = new_deal_share(self.opportunities, as_of=self.as_of_, h=h, lookback_weeks=self.lookback_weeks)
+        ids = [str(u) for u in self.unique_ids_[self.current_]]
+        opps = self.opportunities[self.opportunities["agent_id"].astype(str).isin(set(ids))]
+        pipe = self.pipeline_.draws(opps, h=h, n_draws=n_draws, seed=int(rng.integers(2**31)), unique_ids=ids)
+        if not np.array_equal(pipe.ds[0].astype("datetime64[D]"), ds[self.current_][0].astype("datetime64[D]")):
+            raise DataError("the pipeline forecast and the model forecast start in different weeks")
+        out = base.copy()
+        out[self.current_] = pipe.draws + phi[None, :, None] * base[self.current_]
+        return out
