@@ -1,7 +1,10 @@
-"""P(quota) over past quarters of a synthetic organisation: is it calibrated?
+"""P(quota) over past quarters: is it calibrated?
 
-For every calendar quarter wholly inside the data and every offset ``o`` (weeks into the
-quarter), the forecast origin is the last Sunday on or before ``period_start - 1 day + 7 o``.
+The data are a :class:`~spm_models.sources.synthetic.SyntheticOrg` or any set of canonical
+tables (a :class:`~spm_models.dataset.Dataset` or a mapping, e.g. the user's own history as
+of a review date). For every calendar quarter with quotas wholly inside the data and every
+offset ``o`` (weeks into the quarter), the forecast origin is the last Sunday on or before
+``period_start - 1 day + 7 o``.
 What each agent won from ``period_start`` to the origin is closed to date; a forecast of the
 weeks after the origin gives the rest, and
 :func:`~spm_models.quota_probability.attainment_distribution` turns both into
@@ -11,22 +14,28 @@ weeks after the origin gives the rest, and
 
 The forecast is either
 
-* the **oracle** (:func:`oracle_forecast`), drawn from the generator's ground truth: the
-  best forecast there is, whose probabilities must come out calibrated if the machinery is
-  right; or
+* the **oracle** (:func:`oracle_forecast`, synthetic organisations only), drawn from the
+  generator's ground truth: the best forecast there is, whose probabilities must come out
+  calibrated if the machinery is right; or
 * a **real model** (any :class:`~spm_models.models.base.ForecastModel`), fitted afresh at
   every origin on the agents' weekly bookings up to the origin
   (:func:`~spm_models.indicator_series.bookings_series`) and knowing nothing else, as it
   would in production.
+
+The data span: a synthetic organisation's weeks; otherwise from the first week of the
+bookings window (:mod:`spm_models.indicator_series`) to ``data_end`` (by default the last
+created or close date of an opportunity). A monthly review backtests at one offset, its own
+point in the quarter (:func:`quarter_offset_weeks`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from .dataset import Dataset
 from .exceptions import ConfigError, DataError
 from .indicator_series import bookings_series
 from .models.base import ForecastModel, clone
@@ -34,7 +43,9 @@ from .models.forecast import Forecast
 from .quota_probability import _day, attainment_distribution, period_shares
 from .sources.synthetic import SyntheticOrg
 
-__all__ = ["oracle_forecast", "agent_bookings_frame", "backtest_quota_probabilities"]
+__all__ = ["oracle_forecast", "agent_bookings_frame", "quarter_offset_weeks", "backtest_quota_probabilities"]
+
+Data = SyntheticOrg | Dataset | Mapping[str, pd.DataFrame]
 
 WEEK = pd.Timedelta(weeks=1)
 
@@ -82,18 +93,36 @@ def oracle_forecast(org: SyntheticOrg, *, start: Any, h: int, n_draws: int = 500
     return Forecast.from_draws(draws, unique_ids=ids, ds=np.tile(sel, (len(ids), 1)), model="Oracle", freq="W-MON")
 
 
-def agent_bookings_frame(org: SyntheticOrg) -> pd.DataFrame:
+def _tables(data: Data) -> Mapping[str, pd.DataFrame]:
+    """The canonical tables of a synthetic organisation, a Dataset or a mapping."""
+    if isinstance(data, SyntheticOrg):
+        return data.dataset.tables
+    if isinstance(data, Dataset):
+        return data.tables
+    if isinstance(data, Mapping):
+        return data
+    raise ConfigError(f"the data must be a SyntheticOrg, a Dataset or a mapping of canonical tables, got {type(data).__name__}")
+
+
+def agent_bookings_frame(data: Data) -> pd.DataFrame:
     """Weekly bookings of every agent as a model frame ``unique_id, ds, y``.
 
     ``y`` is the ``bookings`` KPI by close week (Monday,
     :func:`~spm_models.indicator_series.bookings_series`), every week from the agent's first
     row to the last week the agent is employed (weeks without a row are 0), so a leaver's
     late closes do not make the agent look active.
+
+    Parameters
+    ----------
+    data : SyntheticOrg, Dataset or mapping of str to DataFrame
+        Typed canonical tables (``opportunities`` and ``agents``; an agent without a
+        ``leave_date`` column or value is still employed).
     """
-    s = bookings_series(org.dataset.tables, level="agent", grain="week")
+    tables = _tables(data)
+    s = bookings_series(tables, level="agent", grain="week")
     s = s.assign(entity_id=s["entity_id"].astype("str"))
-    agents = org.dataset.tables["agents"].assign(agent_id=lambda a: a["agent_id"].astype("str")).set_index("agent_id")
-    leave = pd.to_datetime(agents["leave_date"])
+    agents = tables["agents"].assign(agent_id=lambda a: a["agent_id"].astype("str")).set_index("agent_id")
+    leave = pd.to_datetime(agents["leave_date"]) if "leave_date" in agents else pd.Series(pd.NaT, index=agents.index, dtype="datetime64[us]")
     leave_week = (leave - pd.to_timedelta(leave.dt.day_of_week, unit="D")).dt.normalize()
     span = s.groupby("entity_id")["period"].agg(["min", "max"])
     last = span["max"].where(leave_week.reindex(span.index).isna(), np.minimum(span["max"], leave_week.reindex(span.index)))
@@ -103,6 +132,45 @@ def agent_bookings_frame(org: SyntheticOrg) -> pd.DataFrame:
     grid["y"] = y.reindex(pd.MultiIndex.from_frame(grid[["unique_id", "ds"]])).fillna(0.0).to_numpy()
     grid["unique_id"] = grid["unique_id"].astype("str")
     return grid
+
+
+def quarter_offset_weeks(as_of: Any, quarter_start: Any) -> int:
+    """Whole weeks of a quarter gone by the end of day ``as_of``: the review's backtest offset.
+
+    ``o = max(0, floor((as_of - quarter_start + 1 day) / 7 days))``, the largest offset whose
+    anchor ``quarter_start - 1 day + 7 o`` is on or before ``as_of`` (0 when ``as_of`` is before
+    the quarter, as at a quarter end, whose review forecasts the next quarter from its start).
+    A review at the end of the first, second and third month of a quarter gets 4, 8 and 0.
+    """
+    days = (_day(as_of, "as_of") - _day(quarter_start, "quarter_start")).days + 1
+    return max(0, days // 7)
+
+
+def _data_span(data: Data, frame: pd.DataFrame | None, data_end: Any) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First and last day the backtest may use (module docstring)."""
+    if isinstance(data, SyntheticOrg):
+        weeks = np.sort(data.truth.agent_weeks["week_start"].unique())
+        first, last = pd.Timestamp(weeks[0]), pd.Timestamp(weeks[-1]) + pd.Timedelta(days=6)
+    else:
+        first = pd.Timestamp(frame["ds"].min())
+        opps = _tables(data)["opportunities"]
+        last = max(pd.to_datetime(opps[c]).max() for c in ("created_date", "close_date"))
+    if data_end is not None:
+        last = _day(data_end, "data_end")
+    return first, pd.Timestamp(last).normalize()
+
+
+def _quarters(targets: pd.DataFrame, first_day: pd.Timestamp, last_day: pd.Timestamp) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """Calendar quarters touched by the targets and wholly inside ``[first_day, last_day]``."""
+    if not len(targets):
+        return []
+    lo, hi = pd.to_datetime(targets["period_start"]).min(), pd.to_datetime(targets["period_end"]).max()
+    out = []
+    for q in pd.period_range(lo.to_period("Q"), hi.to_period("Q"), freq="Q"):
+        start, end = q.start_time.normalize(), q.end_time.normalize()
+        if start >= first_day and end <= last_day:
+            out.append((start, end))
+    return out
 
 
 def _origins(period_start: pd.Timestamp, period_end: pd.Timestamp, offsets: Sequence[int], first_day: pd.Timestamp):
@@ -128,10 +196,10 @@ def _model_forecast(model: ForecastModel, frame: pd.DataFrame, origin: pd.Timest
 
 
 def _total_pit(fc: Forecast, closed: np.ndarray, realised: np.ndarray, start: pd.Timestamp, end: pd.Timestamp,
-               rng: np.random.Generator) -> np.ndarray:
+               rng: np.random.Generator, day_count: str = "business") -> np.ndarray:
     """Randomised PIT of each realised period total under the forecast's draws of it:
     ``F(x-) + U (F(x) - F(x-))`` with ``F`` the empirical CDF of ``closed + sum_k w_k y_k``."""
-    w = period_shares(fc, period_start=start, period_end=end, day_count="business")
+    w = period_shares(fc, period_start=start, period_end=end, day_count=day_count)
     total = closed[:, None] + np.einsum("nh,nhd->nd", w, fc.draws)
     below = (total < realised[:, None]).mean(axis=1)
     at = (total == realised[:, None]).mean(axis=1)
@@ -139,7 +207,7 @@ def _total_pit(fc: Forecast, closed: np.ndarray, realised: np.ndarray, start: pd
 
 
 def backtest_quota_probabilities(
-    org: SyntheticOrg,
+    data: Data,
     *,
     model: ForecastModel | None = None,
     offsets_weeks: Sequence[int] = (0, 4, 8),
@@ -147,25 +215,40 @@ def backtest_quota_probabilities(
     seed: int = 0,
     min_history_weeks: int = 13,
     first_quarter: Any = None,
+    data_end: Any = None,
+    day_count: str = "business",
 ) -> pd.DataFrame:
     """P(quota) per agent-quarter at several points of each past quarter (module docstring).
 
     Parameters
     ----------
-    org : SyntheticOrg
+    data : SyntheticOrg, Dataset or mapping of str to DataFrame
+        A synthetic organisation, or typed canonical tables (``opportunities``, ``agents``,
+        ``targets``), e.g. a warehouse's data as of a review date.
     model : ForecastModel, optional
         Unfitted model, cloned and fitted at every origin on weekly bookings up to it (for
         agents active at the origin with at least ``min_history_weeks`` weeks of history;
-        the others are left out). ``None``: the oracle, every agent with a quota.
+        the others are left out). ``None``: the oracle, every agent with a quota (needs a
+        SyntheticOrg).
     offsets_weeks : sequence of int
-        Weeks into the quarter of each origin (0: just before the quarter starts).
+        Weeks into the quarter of each origin (0: just before the quarter starts). A review
+        passes its own point in the quarter, ``[quarter_offset_weeks(as_of, quarter_start)]``.
     n_draws : int
     seed : int
-        Seed of the oracle's draws (a model uses its own ``random_state``).
+        Seed of the oracle's draws and of the PIT's tie-breaking (a model uses its own
+        ``random_state``).
     min_history_weeks : int
         History a model needs before an agent is scored.
     first_quarter : date-like, optional
         Skip quarters starting before it (a model needs history before the first origin).
+    data_end : date-like, optional
+        Last day the data cover: only quarters ending on or before it are scored (a review
+        passes its as-of date). Default: the synthetic organisation's last day, or the last
+        created or close date of an opportunity.
+    day_count : {"business", "calendar"}
+        How a partial forecast week is shared with the quarter
+        (:func:`~spm_models.quota_probability.period_shares`); use the day count of the
+        probabilities the backtest stands for.
 
     Returns
     -------
@@ -178,61 +261,68 @@ def backtest_quota_probabilities(
 
     Raises
     ------
+    ConfigError
+        ``model`` is not a ForecastModel, or the oracle is asked for without a SyntheticOrg.
     DataError
         No complete quarter with quotas (and history, for a model).
     """
     if model is not None and not isinstance(model, ForecastModel):
         raise ConfigError(f"model must be a ForecastModel (or None for the oracle), got {type(model).__name__}")
-    t = org.dataset.tables
+    t = _tables(data)
+    if model is None and not isinstance(data, SyntheticOrg):
+        raise ConfigError("the oracle forecast needs a SyntheticOrg (it draws from the generator's ground truth); "
+                          "pass model=... to backtest a forecasting model on these tables")
     opps, targets = t["opportunities"], t["targets"]
     won = opps[opps["outcome"] == "won"]
-    weeks = np.sort(org.truth.agent_weeks["week_start"].unique())
-    first_day, last_day = pd.Timestamp(weeks[0]), pd.Timestamp(weeks[-1]) + pd.Timedelta(days=6)
+    frame = agent_bookings_frame(data) if model is not None else None
+    first_day, last_day = _data_span(data, frame, data_end)
     if first_quarter is not None:
         first_day = max(first_day, _day(first_quarter, "first_quarter"))
-    quarters = targets[["period_start", "period_end"]].drop_duplicates().sort_values("period_start")
-    quarters = quarters[(quarters["period_start"] >= first_day) & (quarters["period_end"] <= last_day)]
-    frame = agent_bookings_frame(org) if model is not None else None
     rows = []
-    for i, (p_start, p_end) in enumerate(quarters.itertuples(index=False)):  # a loop over quarters and origins, not agents
+    for i, (p_start, p_end) in enumerate(_quarters(targets, first_day, last_day)):  # a loop over quarters and origins, not agents
         in_q = won[(won["close_date"] >= p_start) & (won["close_date"] <= p_end)]
         final = in_q.groupby("agent_id")["amount"].sum()
         for j, (off, origin) in enumerate(_origins(p_start, p_end, offsets_weeks, first_day)):
             n_weeks = int(np.ceil(((p_end - origin).days) / 7))
             if model is None:
-                fc = oracle_forecast(org, start=origin + pd.Timedelta(days=1), h=n_weeks, n_draws=n_draws, seed=seed + 1000 * i + j)
+                fc = oracle_forecast(data, start=origin + pd.Timedelta(days=1), h=n_weeks, n_draws=n_draws, seed=seed + 1000 * i + j)
             else:
                 fc = _model_forecast(model, frame, origin, n_weeks, n_draws, min_history_weeks)
                 if fc is None:
                     continue
             closed = in_q[in_q["close_date"] <= origin].groupby("agent_id")["amount"].sum()
-            dist = attainment_distribution(closed, fc, targets, period_start=p_start, period_end=p_end, day_count="business")
-            realised = final.reindex(pd.Index(dist["unique_id"], dtype="str")).fillna(0.0).to_numpy()
-            pit = _total_pit(fc, dist["closed_to_date"].to_numpy(), realised, p_start, p_end,
-                             np.random.default_rng([seed, i, j]))
-            ok = (dist["quota"].notna() & (dist["quota"] > 0)).to_numpy()
-            dist, realised, pit = dist[ok], realised[ok], pit[ok]
-            rows.append(
-                pd.DataFrame(
-                    {
-                        "agent_id": dist["unique_id"].to_numpy(),
-                        "period_start": p_start,
-                        "period_end": p_end,
-                        "origin": origin,
-                        "offset_weeks": off,
-                        "quota": dist["quota"].to_numpy(),
-                        "closed_to_date": dist["closed_to_date"].to_numpy(),
-                        "p_quota": dist["p_quota"].to_numpy(),
-                        "expected_attainment": dist["expected_attainment"].to_numpy(),
-                        "attainment": realised / dist["quota"].to_numpy(),
-                        "hit": realised >= dist["quota"].to_numpy(),
-                        "pit": pit,
-                    }
-                )
-            )
+            rows.append(_origin_rows(fc, closed, final, targets, p_start, p_end, origin, off, day_count,
+                                     np.random.default_rng([seed, i, j])))
+    rows = [r for r in rows if len(r)]
     if not rows:
-        raise DataError("the synthetic organisation has no complete quarter with quotas (and, for a model, "
-                        "enough history before it); generate at least a year")
+        raise DataError("the data have no complete quarter with quotas (and, for a model, enough history before it); "
+                        "a backtest needs at least one past quarter with agent quotas")
     out = pd.concat(rows, ignore_index=True)
     out["agent_id"] = out["agent_id"].astype("str")
     return out
+
+
+def _origin_rows(fc: Forecast, closed: pd.Series, final: pd.Series, targets: pd.DataFrame, p_start: pd.Timestamp,
+                 p_end: pd.Timestamp, origin: pd.Timestamp, off: int, day_count: str, rng: np.random.Generator) -> pd.DataFrame:
+    """The backtest rows of one quarter and origin: agents with a quota only."""
+    dist = attainment_distribution(closed, fc, targets, period_start=p_start, period_end=p_end, day_count=day_count)
+    realised = final.reindex(pd.Index(dist["unique_id"], dtype="str")).fillna(0.0).to_numpy()
+    pit = _total_pit(fc, dist["closed_to_date"].to_numpy(), realised, p_start, p_end, rng, day_count)
+    ok = (dist["quota"].notna() & (dist["quota"] > 0)).to_numpy()
+    dist, realised, pit = dist[ok], realised[ok], pit[ok]
+    return pd.DataFrame(
+        {
+            "agent_id": dist["unique_id"].to_numpy(),
+            "period_start": p_start,
+            "period_end": p_end,
+            "origin": origin,
+            "offset_weeks": off,
+            "quota": dist["quota"].to_numpy(),
+            "closed_to_date": dist["closed_to_date"].to_numpy(),
+            "p_quota": dist["p_quota"].to_numpy(),
+            "expected_attainment": dist["expected_attainment"].to_numpy(),
+            "attainment": realised / dist["quota"].to_numpy(),
+            "hit": realised >= dist["quota"].to_numpy(),
+            "pit": pit,
+        }
+    )

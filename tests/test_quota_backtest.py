@@ -8,7 +8,7 @@ import pytest
 
 from spm_models.exceptions import ConfigError
 from spm_models.models import CalendarBaseline
-from spm_models.quota_backtest import agent_bookings_frame, backtest_quota_probabilities
+from spm_models.quota_backtest import agent_bookings_frame, backtest_quota_probabilities, quarter_offset_weeks
 from spm_models.quota_calibration import rolling_recalibration
 from spm_models.quota_probability import calibration_summary, reliability_table
 from spm_models.sources.synthetic import generate_organisation
@@ -54,6 +54,57 @@ def test_model_backtest_scores_agents_with_history_only(small_org):
 def test_model_must_be_a_forecast_model(small_org):
     with pytest.raises(ConfigError, match="ForecastModel"):
         backtest_quota_probabilities(small_org, model="calendar")
+
+
+def test_a_dataset_or_its_tables_give_the_same_model_rows_as_the_org(small_org):
+    kw = dict(model=CalendarBaseline(), n_draws=100, min_history_weeks=26, first_quarter="2023-07-01")
+    from_org = backtest_quota_probabilities(small_org, **kw)
+    assert len(from_org) > 100 and from_org["period_end"].nunique() >= 4
+    pd.testing.assert_frame_equal(backtest_quota_probabilities(small_org.dataset, **kw), from_org)
+    pd.testing.assert_frame_equal(backtest_quota_probabilities(dict(small_org.dataset.tables), **kw), from_org)
+    pd.testing.assert_frame_equal(agent_bookings_frame(small_org.dataset), agent_bookings_frame(small_org))
+
+
+def test_the_oracle_needs_the_ground_truth_and_the_data_a_known_type(small_org):
+    with pytest.raises(ConfigError, match="SyntheticOrg"):
+        backtest_quota_probabilities(small_org.dataset)
+    with pytest.raises(ConfigError, match="mapping of canonical tables"):
+        backtest_quota_probabilities([1, 2], model=CalendarBaseline())
+
+
+def test_data_end_keeps_only_quarters_ended_by_then(small_org):
+    kw = dict(model=CalendarBaseline(), offsets_weeks=[4], n_draws=50, min_history_weeks=26, first_quarter="2023-07-01")
+    upto = backtest_quota_probabilities(small_org.dataset, data_end="2024-06-30", **kw)
+    assert upto["period_end"].max() == pd.Timestamp("2024-06-30")
+    before = backtest_quota_probabilities(small_org.dataset, data_end="2024-06-29", **kw)
+    assert before["period_end"].max() == pd.Timestamp("2024-03-31")
+    assert set(before["offset_weeks"]) == {4}
+
+
+def test_agents_without_a_leave_date_column_are_still_employed(small_org):
+    tables = dict(small_org.dataset.tables)
+    tables["agents"] = tables["agents"].drop(columns="leave_date")
+    last = agent_bookings_frame(tables).groupby("unique_id")["ds"].max()
+    cut = agent_bookings_frame(small_org).groupby("unique_id")["ds"].max()  # stops at the leave week
+    assert (last >= cut.reindex(last.index)).all() and (last > cut.reindex(last.index)).any()
+
+
+@pytest.mark.parametrize(
+    "as_of, quarter_start, expected",
+    [
+        ("2024-10-31", "2024-10-01", 4),  # a review at the end of a quarter's first month
+        ("2024-11-30", "2024-10-01", 8),  # ... second month
+        ("2024-12-31", "2025-01-01", 0),  # a quarter end: the next quarter, from its start
+        ("2024-10-06", "2024-10-01", 0),  # six days in
+        ("2024-10-07", "2024-10-01", 1),  # seven days in
+    ],
+)
+def test_quarter_offset_weeks(as_of, quarter_start, expected):
+    o = quarter_offset_weeks(as_of, quarter_start)
+    assert o == expected
+    # the largest offset whose anchor (quarter start - 1 day + 7 o) is on or before as_of
+    anchor = lambda k: pd.Timestamp(quarter_start) - pd.Timedelta(days=1) + pd.Timedelta(weeks=k)  # noqa: E731
+    assert anchor(o + 1) > pd.Timestamp(as_of) and (o == 0 or anchor(o) <= pd.Timestamp(as_of))
 
 
 @pytest.mark.slow

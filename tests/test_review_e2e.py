@@ -120,6 +120,7 @@ def test_agent_reports_have_every_section(review):
         for section in ("Scorecard", "Bookings and activity trends", "Funnel", "Leading indicators", "Forecast for the rest of the quarter",
                         "Chance of reaching quota", "Last month", "Commission estimate", "Coaching points"):
             assert section in text, (entry["id"], section)
+        assert re.search(r"Chance of reaching quota is (adjusted by how past forecasts|the model(&#x27;|')s own figure)", text), entry["id"]
         coaching = re.search(r"Coaching points.*?<ol class=\"spm-list\">(.*?)</ol>", text, re.S)
         assert coaching and 2 <= coaching.group(1).count("<li>") <= 4
         assert "USD" in text
@@ -144,6 +145,7 @@ def test_hostile_names_are_escaped_and_files_stay_inside(review):
     assert escape(HOSTILE_ID[1]) in pages[f"agent:{HOSTILE_ID[1]}"]
     index = (run / "index.html").read_text(encoding="utf-8")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in index and "<script>" not in index
+    assert re.search(r"Agents(&#x27;|')? chance of reaching quota is", index)  # what the index's P(quota) column means
     assert escape(TERRITORY_NAME) in index
 
 

@@ -3,7 +3,8 @@
 :func:`build_artifacts` is the only place a model is fitted in a review. It writes one
 folder, ``<run>/artifacts/``, holding parquet tables (listed in :data:`TABLES`), the forecast
 snapshot of this run (:mod:`spm_models.tracking`) and ``run.json`` (provenance: run id,
-month and its calendar, settings, package version, data fingerprint, model and fallbacks).
+month and its calendar, settings, package version, data fingerprint, model and fallbacks,
+and the P(quota) adjustment learned from past quarters, :mod:`~spm_models.review.recalibration`).
 Report kernels only read these files (:mod:`spm_models.review.views`).
 
 The folder is built under a temporary name and renamed into place, so it is complete or
@@ -36,11 +37,12 @@ from ..quota_probability import quota_for_period
 from ..tracking import list_snapshots, load_snapshot, save_snapshot
 from ..warehouse import fingerprint
 from . import outlook as ol
+from .recalibration import BACKTEST_COLUMNS, learn_recalibration, recalibrate_outlook
 from .settings import ReviewConfig
 
 __all__ = ["ARTIFACTS_FORMAT", "TABLES", "artifacts_key", "build_artifacts", "read_run_info", "RUN_FILE"]
 
-ARTIFACTS_FORMAT = 1
+ARTIFACTS_FORMAT = 2
 RUN_FILE = "run.json"
 #: Parquet tables of a run and what each holds (one row per ...).
 TABLES: dict[str, str] = {
@@ -52,7 +54,8 @@ TABLES: dict[str, str] = {
     "benchmark": "agent, month and KPI: value and peer-group median",
     "indicators": "agent and leading indicator: this month against own history",
     "funnel": "agent and stage transition: agent, peer and company conversion, weakest",
-    "outlook": "level and entity: P(quota) and attainment distribution of the forecast quarter",
+    "outlook": "level and entity: P(quota) (agents: adjusted; p_quota_raw: the model's) and attainment distribution of the forecast quarter",
+    "quota_backtest": "past agent-quarter: the model's P(quota) at the review's point in the quarter and whether quota was hit",
     "fan": "level, entity and week end: quantiles of cumulative quarter bookings",
     "actual_path": "level, entity and day: cumulative bookings of the quarter so far",
     "forecast_weekly": "level, entity and week: forecast quantiles",
@@ -240,6 +243,8 @@ def _build(dataset: Dataset, cal: ol.ReviewCalendar, config: ReviewConfig, fp: s
         outlook[lv] = ol.quarter_outlook(fc, closed[lv], quota[lv], cal)
         fan[lv] = ol.cumulative_fan(fc, closed[lv], cal)
         remaining[lv] = (outlook[lv].set_index("unique_id")["quota"] - outlook[lv].set_index("unique_id")["closed_to_date"]).clip(lower=0.0)
+    recal, recal_rows = learn_recalibration(asof, model, cal, config) if quota["agent"].notna().any() else (None, None)
+    outlook = {lv: recalibrate_outlook(o, recal if lv == "agent" else None) for lv, o in outlook.items()}
 
     opp = asof["opportunities"]
     is_open = open_at(opp, cal.as_of)
@@ -302,6 +307,7 @@ def _build(dataset: Dataset, cal: ol.ReviewCalendar, config: ReviewConfig, fp: s
         "indicators": indicators,
         "funnel": funnel,
         "outlook": _levels(outlook),
+        "quota_backtest": recal_rows if recal_rows is not None else pd.DataFrame(columns=BACKTEST_COLUMNS),
         "fan": _levels(fan),
         "actual_path": actual_path,
         "forecast_weekly": _levels({lv: fc.quantiles for lv, fc in fcs.items()}),
@@ -336,6 +342,7 @@ def _build(dataset: Dataset, cal: ol.ReviewCalendar, config: ReviewConfig, fp: s
         "funnel": {"usable": funnel_ok, "lost_with_stage_share": None if not np.isfinite(funnel_share) else round(funnel_share, 4), "months": config.funnel_months},
         "previous_forecast": prev_source if prev is not None else None,
         "has_quota": bool(len(targets) > 0 and quota["company"].notna().any()),
+        "quota_recalibration": recal.to_dict() if recal is not None else None,
         "has_activities": bool(len(asof.get("activities")) > 0),
         "n_agents": int(len(agents)),
         "n_territories": int(len(territories)),

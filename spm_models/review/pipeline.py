@@ -294,6 +294,7 @@ def run_review(
         "forecast_quarter": info["quarter_label"],
         "settings": info["settings"],
         "model": info["model"],
+        "quota_recalibration": info.get("quota_recalibration") if info.get("has_quota") else None,
         "artifacts": "artifacts",
         "artifacts_reused": bool(info.get("reused")),
         "summary": {"total": len(reports), "ok": len(reports) - n_fail, "failed": n_fail, "reused": sum(bool(e.get("reused")) for e in reports),

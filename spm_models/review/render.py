@@ -33,6 +33,7 @@ __all__ = [
     "funnel_text",
     "indicator_table",
     "fallback_note",
+    "p_quota_note",
     "territory_agents_table",
     "coherence_table",
     "accounts_table",
@@ -237,6 +238,11 @@ def fallback_note(reason: str) -> Html:
     if not reason:
         return Html("")
     return note(f"Note: the forecast for this series uses a simpler model ({reason}).")
+
+
+def p_quota_note(text: str) -> Html:
+    """Says how the chance of reaching quota was worked out (empty when there is nothing to say)."""
+    return note(text) if text else Html("")
 
 
 def territory_agents_table(agents: pd.DataFrame, *, currency: str) -> Html:

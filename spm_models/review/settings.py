@@ -8,6 +8,7 @@ them::
     n_draws = 1000
     seed = 0
     min_peers = 5
+    recalibrate = true                  # adjust agents' P(quota) by past quarters (below)
 
     [model_params]
     window = 26
@@ -62,6 +63,15 @@ class ReviewConfig:
         months of own history the leading indicators are compared with.
     report_timeout : float
         Seconds one report may run before it is stopped and recorded as failed.
+    recalibrate : bool
+        Adjust each agent's P(quota) by how the model's P(quota) turned out in past quarters
+        (:mod:`spm_models.review.recalibration`).
+    recalibration_draws : int
+        Predictive draws per agent at each backtest origin of the recalibration.
+    recalibration_min_rows : int
+        Fewest past agent-quarters (with both hits and misses) to learn the adjustment from.
+    recalibration_quarters : int
+        Most recent ended quarters the adjustment is learned from (bounds the refits).
     """
 
     model: str = "CalendarBaseline"
@@ -75,15 +85,22 @@ class ReviewConfig:
     funnel_months: int = 12
     history_months: int = 12
     report_timeout: float = 300.0
+    recalibrate: bool = True
+    recalibration_draws: int = 300
+    recalibration_min_rows: int = 200
+    recalibration_quarters: int = 12
 
     def __post_init__(self) -> None:
         problems = []
-        for name in ("n_draws", "min_peers", "trend_months", "funnel_months", "history_months"):
+        for name in ("n_draws", "min_peers", "trend_months", "funnel_months", "history_months", "recalibration_draws",
+                     "recalibration_min_rows", "recalibration_quarters"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 problems.append(f"{name} must be a positive whole number, got {v!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             problems.append(f"seed must be a non-negative whole number, got {self.seed!r}")
+        if not isinstance(self.recalibrate, bool):
+            problems.append(f"recalibrate must be true or false, got {self.recalibrate!r}")
         if not isinstance(self.currency, str) or not self.currency.strip():
             problems.append("currency must be a non-empty label such as 'USD'")
         if not isinstance(self.report_timeout, (int, float)) or isinstance(self.report_timeout, bool) or self.report_timeout <= 0:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..coaching import format_value
 from .export import PAGE_CSS, write_atomic
+from .recalibration import quota_note
 
 __all__ = ["MANIFEST", "INDEX", "MANIFEST_FORMAT", "headlines", "write_manifest", "read_manifest", "write_index"]
 
@@ -27,7 +28,9 @@ def headlines(tables: Mapping[str, pd.DataFrame]) -> dict[str, dict[str, float |
     """Headline numbers per report id, from the run's artifacts.
 
     ``agent:<id>`` and ``territory:<id>``: ``bookings_qtd``, ``attainment_qtd``, ``p_quota``
-    (of the forecast quarter), plus ``expected_payout`` for agents; ``monthly``: the company's.
+    (of the forecast quarter; for agents the value adjusted by past quarters, see
+    :mod:`spm_models.review.recalibration`), plus ``expected_payout`` for agents; ``monthly``:
+    the company's.
     """
     metrics, outlook, comm = tables["metrics"], tables["outlook"], tables["commission"]
     m = metrics.set_index(metrics["level"].astype("str") + ":" + metrics["entity_id"].astype("str"))
@@ -119,6 +122,9 @@ def write_index(run_folder: str | Path, manifest: Mapping[str, Any]) -> Path:
         parts.append("<h2>Agents</h2>")
         for g, rows in groups.items():
             parts.append(f"<h3>{_e(g)}</h3>" + _table(rows, currency, payout=True, quarters=quarters))
+    note = quota_note(manifest.get("quota_recalibration"), level="index")
+    if note:
+        parts.append(f'<p class="spm-note">{_e(note)}</p>')
     prov = (f'<p class="spm-note">Package version {_e(manifest.get("package_version"))}; data fingerprint '
             f'<code>{_e(manifest.get("data_fingerprint"))}</code>; see manifest.json for each report\'s parameters and provenance.</p>')
     parts.append(prov)

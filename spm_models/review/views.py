@@ -22,6 +22,7 @@ from ..commission import CommissionPlan, payout_curve, plan_from_mapping
 from ..exceptions import ReportError
 from .artifacts import RUN_FILE, TABLES, read_run_info
 from .outlook import accuracy_summary
+from .recalibration import quota_note
 
 __all__ = ["RunData", "load_run", "preload", "AgentView", "TerritoryView", "MonthlyView", "agent_view", "territory_view", "monthly_view"]
 
@@ -90,6 +91,13 @@ def _provenance(run: RunData, parameters: dict) -> dict:
     }
 
 
+def _quota_note(run: RunData, level: str) -> str:
+    """What the report's chance of reaching quota is (adjusted or not); "" without quotas."""
+    if not run.info.get("has_quota"):
+        return ""
+    return quota_note(run.info.get("quota_recalibration"), level=level)
+
+
 def _rows(frame: pd.DataFrame, column: str, value: str) -> pd.DataFrame:
     return frame[frame[column].astype("str") == value].reset_index(drop=True)
 
@@ -128,6 +136,7 @@ class AgentView(_Base):
     payout_curve: pd.DataFrame = field(default=None, repr=False)
     coaching: pd.DataFrame = field(default=None, repr=False)
     fallback_reason: str = ""
+    quota_note: str = ""
 
     @property
     def quota(self) -> float:
@@ -186,6 +195,7 @@ def agent_view(run_dir: str | Path, agent_id: str) -> AgentView:
         payout_curve=payout_curve(quota, plan) if np.isfinite(quota) and quota > 0 else pd.DataFrame(columns=["attainment", "bookings", "payout"]),
         coaching=_rows(run["coaching"], "agent_id", aid),
         fallback_reason=str(fb["reason"].iloc[0]) if len(fb) else "",
+        quota_note=_quota_note(run, "agent") if np.isfinite(quota) and quota > 0 else "",
     )
 
 
@@ -208,6 +218,7 @@ class TerritoryView(_Base):
     plan: pd.DataFrame = field(default=None, repr=False)
     risks: pd.DataFrame = field(default=None, repr=False)
     accuracy: pd.DataFrame = field(default=None, repr=False)
+    quota_note: str = ""
 
     @property
     def quota(self) -> float:
@@ -257,6 +268,7 @@ def territory_view(run_dir: str | Path, territory_id: str) -> TerritoryView:
         plan=_rows(lvl(run["plan"], "territory"), "entity_id", tid),
         risks=_rows(run["risks"], "territory_id", tid),
         accuracy=_rows(lvl(run["accuracy"], "territory"), "entity_id", tid),
+        quota_note=_quota_note(run, "territory"),
     )
 
 
@@ -279,6 +291,7 @@ class MonthlyView(_Base):
     n_agents: int = 0
     n_fallback: int = 0
     has_quota: bool = False
+    quota_note: str = ""
 
     @property
     def quota(self) -> float:
@@ -308,6 +321,7 @@ def monthly_view(run_dir: str | Path) -> MonthlyView:
         n_agents=int(run.info["n_agents"]),
         n_fallback=int(run.info["model"]["n_fallback"]),
         has_quota=bool(run.info["has_quota"]),
+        quota_note=_quota_note(run, "company"),
     )
 
 
