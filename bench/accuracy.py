@@ -55,16 +55,17 @@ from spm_models.exceptions import ConfigError, SpmError
 from spm_models.indicator_series import build_series
 from spm_models.kpi.grid import COMPANY
 from spm_models.metrics import score, summarize
-from spm_models.models import CalendarBaseline, Forecast, ForecastModel, ProphetForecaster, SeasonalNaive, clone
+from spm_models.models import CalendarBaseline, Forecast, ForecastModel, PipelineAware, ProphetForecaster, SeasonalNaive, clone
 from spm_models.models.forecast import quantile_column
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNNER = Path(__file__).resolve().parent / "statsforecast_runner.py"
 LEVELS = ("agent", "territory", "company")
-PROJECT_MODELS = ("seasonal_naive", "calendar", "prophet", "prophet_pe", "hb")
+PROJECT_MODELS = ("seasonal_naive", "calendar", "calendar_pipeline", "prophet", "prophet_pe", "hb")
 SF_MODELS = {"autoets": "AutoETS", "autoarima": "AutoARIMA"}
 ALL_MODELS = ("oracle", *PROJECT_MODELS, *SF_MODELS)
 LABELS = {"oracle": "Oracle", "seasonal_naive": "SeasonalNaive", "calendar": "CalendarBaseline",
+          "calendar_pipeline": "Pipeline+Calendar",
           "prophet": "Prophet", "prophet_pe": "Prophet+PE", "hb": "HierBayes", **SF_MODELS}
 #: Leading indicators each dataset offers as regressors: candidate -> lag in weeks. Only those
 #: with lag >= h are used (a lagged value is known h weeks ahead only when lag >= h). The
@@ -122,6 +123,8 @@ class BenchData:
     parents: dict[str, dict[str, str]]  # territory/company -> {agent: parent}
     regressors: dict[str, int]  # indicator column -> lag
     org: object | None = None  # the SyntheticOrg (its truth feeds the oracle)
+    opportunities: pd.DataFrame | None = None  # for the pipeline-aware model
+    stage_history: pd.DataFrame | None = None
     spans: dict[str, pd.DataFrame] = field(default_factory=dict)  # level -> first/last week per series
 
     @property
@@ -177,7 +180,8 @@ def load_data(name: str, cfg: BenchConfig) -> BenchData:
     agents = dataset["agents"]
     territory = dict(zip(agents["agent_id"].astype(str), agents["territory_id"].astype(str)))
     data = BenchData(name, frames, {"territory": territory, "company": {a: COMPANY for a in territory}},
-                     {k.split(":", 1)[-1]: v for k, v in indicators.items()}, org)
+                     {k.split(":", 1)[-1]: v for k, v in indicators.items()}, org,
+                     dataset["opportunities"], dataset.tables.get("stage_history") if hasattr(dataset, "tables") else None)
     data.spans = {lv: f.groupby("unique_id")["ds"].agg(["min", "max"]) for lv, f in frames.items()}
     return data
 
@@ -209,6 +213,12 @@ def make_model(key: str, *, level: str, h: int, data: BenchData, cfg: BenchConfi
         return SeasonalNaive(), {}
     if key == "calendar":
         return CalendarBaseline(), {}
+    if key == "calendar_pipeline":
+        # the deals open at the origin, credited to the level's series (agent, territory or company)
+        opps = data.opportunities
+        if level != "agent":
+            opps = opps.assign(agent_id=opps["agent_id"].astype(str).map(data.parents[level]))
+        return PipelineAware(model=CalendarBaseline(), opportunities=opps, stage_history=data.stage_history), {}
     if key == "prophet":
         return ProphetForecaster(period_end=False), {}
     if key == "prophet_pe":

@@ -3,8 +3,8 @@
 A model that does not see everything behind a quota (open deals, ramp-up, the manager's own
 knowledge that went into setting it) tends to be over-confident about quota attainment: its
 ``p = P(attainment >= 1)`` is too close to 0 or 1. Backtesting it on past quarters
-(:func:`spm_models.quota_backtest.backtest_quota_probabilities` on a synthetic organisation,
-or the same loop on the user's own history) gives pairs ``(p, hit)``; logistic recalibration
+(:func:`spm_models.quota_backtest.backtest_quota_probabilities`, on a synthetic organisation or
+on the user's own history, as the monthly review does: :mod:`spm_models.review.recalibration`) gives pairs ``(p, hit)``; logistic recalibration
 (Platt scaling) learns how to correct ``p`` from them:
 
 .. math::

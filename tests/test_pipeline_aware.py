@@ -32,6 +32,19 @@ def test_new_deal_share_by_hand():
         new_deal_share(opps, as_of="2025-06-01", h=3, lookback_weeks=8)
 
 
+def test_thinned_draws_keep_a_share_of_the_mean_and_of_the_variance():
+    from spm_models.models.pipeline_aware import _thin
+
+    rng = np.random.default_rng(0)
+    y = np.where(rng.uniform(size=(1, 3, 100_000)) < 0.5, 0.0, rng.lognormal(8, 1, size=(1, 3, 100_000)))
+    phi = np.array([0.1, 0.5, 1.0])
+    n = _thin(y, phi, rng)
+    assert (n >= 0).all() and (n[0, :, :][y[0] == 0] == 0).all()  # zeros stay zeros
+    np.testing.assert_allclose(n.mean(axis=-1)[0] / y.mean(axis=-1)[0], phi, rtol=0.05)
+    np.testing.assert_allclose(n.var(axis=-1)[0] / y.var(axis=-1)[0], phi, rtol=0.12)
+    np.testing.assert_array_equal(n[0, 2], y[0, 2])  # phi = 1 leaves the draws alone
+
+
 @pytest.fixture(scope="module")
 def org():
     return generate_organisation(30, years=2, seed=6)

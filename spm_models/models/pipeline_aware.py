@@ -18,10 +18,12 @@ bookings of agent ``i`` in future week ``k`` (``k = 1..h`` after the forecast or
 
   .. math:: \\phi_k = \\frac{\\sum_{d:\\ a_d \\le k-1} x_d}{\\sum_d x_d}
 
-  is the share of bookings that come from deals young enough, and ``N_{ik} = phi_k Y_{ik}``
-  with ``Y`` the wrapped model's draws of total bookings.
+  is the share of bookings that come from deals young enough, and ``N_{ik}`` has mean
+  ``phi_k E[Y_{ik}]`` and variance ``phi_k Var(Y_{ik})`` (each deal kept with probability
+  ``phi_k``), with ``Y`` the wrapped model's draws of total bookings.
 
-Draw ``j`` is ``O_{ikj} + phi_k Y_{ikj}`` (the two parts independent). Only what was known at
+Draw ``j`` is ``O_{ikj} + phi_k Y_{ikj} G_{ikj}`` (the two parts independent), where the gamma
+factor ``G`` (mean 1) restores the variance a thinned total has (see :func:`_thin`). Only what was known at
 the origin is used: the pipeline model ignores deals created later and counts deals closed
 later as open, and ``phi`` reads closes up to the origin only. The origin is the last day of the
 last week of the fitted frame. Series whose data end earlier (an agent who left) get the
@@ -162,5 +164,27 @@ class PipelineAware(ForecastModel):
         if not np.array_equal(pipe.ds[0].astype("datetime64[D]"), ds[self.current_][0].astype("datetime64[D]")):
             raise DataError("the pipeline forecast and the model forecast start in different weeks")
         out = base.copy()
-        out[self.current_] = pipe.draws + phi[None, :, None] * base[self.current_]
+        out[self.current_] = pipe.draws + _thin(base[self.current_], phi, rng)
         return out
+
+
+def _thin(draws: np.ndarray, phi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Draws of the share ``phi_k`` of bookings ``Y``: mean ``phi mu``, variance ``phi sigma^2``.
+
+    Keeping each deal of a compound-Poisson total with probability ``phi`` scales its mean and
+    its variance by ``phi``; scaling the draws by ``phi`` alone would scale the variance by
+    ``phi^2`` and make the intervals too narrow. So each draw is ``phi Y G`` with ``G`` gamma
+    of mean 1 and variance ``v = sigma^2 (1/phi - 1) / (sigma^2 + mu^2)`` (``mu, sigma^2``: the
+    mean and variance of the cell's draws), which gives exactly that mean and variance, keeps
+    zeros and never goes negative.
+    """
+    mu = draws.mean(axis=-1, keepdims=True)
+    var = draws.var(axis=-1, keepdims=True)
+    f = np.broadcast_to(phi[None, :, None], mu.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v = np.where((f > 0) & (var + mu**2 > 0), var * (1.0 / np.where(f > 0, f, 1.0) - 1.0) / (var + mu**2), 0.0)
+    v = np.broadcast_to(v, draws.shape)
+    g = np.ones(draws.shape)
+    pos = v > 1e-12
+    g[pos] = rng.gamma(1.0 / v[pos], v[pos])
+    return f * draws * g
