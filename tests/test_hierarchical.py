@@ -13,10 +13,10 @@ import pytest
 
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.models import MODELS, Forecast
-from spm_models.models.hierarchical import COMPANY_ID, HierarchicalBayes
-from spm_models.models.hierarchical_design import calendar_features, lag_and_standardize
+from spm_models.models.hierarchical import COMPANY_ID, HierarchicalBayes, _effects
+from spm_models.models.hierarchical_design import calendar_features, lag_and_standardize, simulate_hurdle
 from spm_models.models.hierarchical_inference import (
-    Centering, _split, build_pymc_model, fit_advi, hurdle_data, layout, log_density,
+    Centering, _split, build_pymc_model, fit_advi, gamma_shape_from_log_var, hurdle_data, layout, log_density,
 )
 
 START = pd.Timestamp("2024-01-01")  # a Monday
@@ -107,11 +107,12 @@ def test_lag_and_standardize_by_hand():
 
 
 def test_forecasts_use_the_regressor_value_lag_periods_back():
-    """Plant a posterior where log(y / scale) equals the regressor, then read it off the draws."""
+    """Plant a posterior where log(y / scale) equals the regressor (a near-constant gamma amount),
+    then read it off the draws."""
     model = HierarchicalBayes(**FAST, regressors={"x": 2}).fit(FRAME)
     n, S = 6, model.posterior_["a"].shape[0]
     model.posterior_ = {
-        "a": np.full((S, n), 50.0), "b": np.zeros((S, n)), "sigma": np.full((S, n), 1e-12),
+        "a": np.full((S, n), 50.0), "b": np.zeros((S, n)), "shape": np.full((S, n), 1e24),
         "gamma": np.zeros((S, len(model.calendar_names_))), "delta": np.zeros((S, len(model.calendar_names_))),
         "beta_p": np.zeros((S, 1)), "beta_m": np.ones((S, 1)),
     }
@@ -192,8 +193,57 @@ def test_effects_frame_schema():
     assert (eff["q0.05"] <= eff["mean"]).all() and (eff["mean"] <= eff["q0.95"]).all()
 
 
+def test_log_mean_effect_by_hand():
+    """One posterior sample, two series: the per-series log change of summed expected bookings."""
+    sig = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
+    a, gamma, delta, bp, bm = np.array([0.2, -1.0]), 0.4, 0.1, 0.3, 0.05
+    series = np.array([0, 1, 0, 1, 0])  # 3 and 2 cells, interleaved
+    push = np.array([1.0, 0.0, 0.0, 1.0, 0.0])
+    x = np.array([0.5, -1.0, 0.5, 2.0, -2.0])
+    post = {"a": a[None], "b": np.zeros((1, 2)), "shape": np.ones((1, 2)), "gamma": np.array([[gamma]]),
+            "delta": np.array([[delta]]), "beta_p": np.array([[bp]]), "beta_m": np.array([[bm]])}
+    cells = {"series": series, "cal": push[:, None], "x": x[:, None]}
+    eff = _effects(post, cells, ["quarter_end_push"], ["x"]).set_index(["name", "scale"])["mean"]
+    eta, v = a[series] + gamma * push + bp * x, delta * push + bm * x
+
+    def change(step, e, w):  # sum_i (n_i / n) log(sum_t sig(e + step) e^w / sum_t sig(e) e^w)
+        total = lambda e, i: np.sum(sig(e[series == i]) * np.exp(w[series == i]))  # noqa: E731
+        return sum(n / 5 * np.log(total(e + step, i) / total(e, i)) for i, n in ((0, 3), (1, 2)))
+
+    demo = bm + change(bp, eta, v)
+    push_eff = delta + change(gamma, eta - gamma * push, v - delta * push)
+    assert eff[("x", "log_mean")] == pytest.approx(demo, rel=1e-12)
+    assert eff[("quarter_end_push", "log_mean")] == pytest.approx(push_eff, rel=1e-12)
+    assert eff[("x", "logit_p")] == bp and eff[("x", "log_size")] == bm
+
+
+def test_gamma_shape_from_log_var_inverts_trigamma():
+    # trigamma(1) = pi^2 / 6 and trigamma(1/2) = pi^2 / 2
+    assert gamma_shape_from_log_var(np.pi**2 / 6) == pytest.approx(1.0, rel=1e-9)
+    assert gamma_shape_from_log_var(np.pi**2 / 2) == pytest.approx(0.5, rel=1e-9)
+    assert gamma_shape_from_log_var(1e-9) == pytest.approx(1e4, rel=1e-6)  # clipped at the ends
+
+
+def test_simulated_amounts_have_the_modelled_mean_and_shape():
+    """P(y > 0) = sigmoid(a), E[y | y > 0] = scale exp(b) and CV of the amounts 1 / sqrt(k)."""
+    post = {"a": np.array([[0.4, -1.0]]), "b": np.array([[0.3, 1.2]]), "shape": np.array([[0.6, 4.0]]),
+            "gamma": np.zeros((1, 1)), "delta": np.zeros((1, 1)), "beta_p": np.zeros((1, 0)),
+            "beta_m": np.zeros((1, 0))}
+    n = 200_000
+    draws = simulate_hurdle(post, cal=np.zeros((2, 1, 1)), x=np.zeros((2, 1, 0)), sample=np.zeros(n, dtype=int),
+                            scale=10.0, rng=np.random.default_rng(0))[:, 0, :]
+    for i in range(2):
+        pos = draws[i][draws[i] > 0]
+        p = 1 / (1 + np.exp(-post["a"][0, i]))
+        assert len(pos) / n == pytest.approx(p, abs=4 * np.sqrt(p * (1 - p) / n))
+        cv = 1 / np.sqrt(post["shape"][0, i])
+        assert pos.mean() == pytest.approx(10 * np.exp(post["b"][0, i]), rel=4 * cv / np.sqrt(len(pos)))
+        assert pos.std() / pos.mean() == pytest.approx(cv, rel=0.03)
+
+
 def _simulate(n_series=40, n_weeks=60, beta_p=0.8, beta_m=0.3, seed=1):
-    """Data drawn from the model itself with known indicator slopes (x standardised per series)."""
+    """Data drawn from the model itself with known indicator slopes (x standardised per series):
+    gamma amounts of shape 2 around mean ``exp(b + beta_m x)``."""
     rng = np.random.default_rng(seed)
     ds = pd.date_range(START, periods=n_weeks, freq="W-MON")
     a = -0.5 + 0.5 * rng.standard_normal(n_series)
@@ -202,7 +252,7 @@ def _simulate(n_series=40, n_weeks=60, beta_p=0.8, beta_m=0.3, seed=1):
     xl = np.zeros_like(x)
     xl[:, 1:] = ((x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True))[:, :-1]  # lag 1
     hit = rng.random((n_series, n_weeks)) < 1 / (1 + np.exp(-(a[:, None] + beta_p * xl)))
-    y = np.where(hit, np.exp(b[:, None] + beta_m * xl + 0.7 * rng.standard_normal((n_series, n_weeks))), 0.0)
+    y = np.where(hit, rng.gamma(2.0, np.exp(b[:, None] + beta_m * xl) / 2.0), 0.0)
     return pd.DataFrame({"unique_id": np.repeat([f"s{i:02d}" for i in range(n_series)], n_weeks),
                          "ds": np.tile(ds, n_series), "y": y.ravel(), "x": x.ravel()})
 
@@ -237,7 +287,7 @@ def test_numpy_log_density_matches_the_pymc_model():
     model = build_pymc_model(d, cal_names=cal_names, reg_names=["r1", "r2"])
     logp = model.compile_logp(mode="FAST_COMPILE")
     dlogp = model.compile_dlogp(mode="FAST_COMPILE")
-    scalar = {"a0", "b0", "log_sigma0"}
+    scalar = {"a0", "b0", "log_shape0"}
     offsets = []
     for _ in range(3):
         theta = 0.5 * rng.standard_normal(sum(size for _, size, _ in blocks))
@@ -329,25 +379,83 @@ def _randomized_pit(draws: np.ndarray, y: np.ndarray, rng: np.random.Generator) 
     return below + rng.random(len(y)) * at
 
 
+def _true_demo_effect(org, frame: pd.DataFrame) -> float:
+    """The generator's counterpart of the model's ``log_mean`` demo effect on ``frame``'s agent-weeks.
+
+    The generator puts ``beta`` (0.35) per SD of the agent's demos (lag 3) on the logit of the
+    final-stage win probability ``p_iw``, and expected bookings ``e_iw`` are proportional to
+    ``p_iw``; one SD more demos in every week turns ``p_iw`` into ``p1_iw = sigmoid(logit p_iw
+    + beta)``. The truth is then, like the model's effect, the log change of each agent's
+    expected bookings over its fitted weeks, averaged over agents weighted by their weeks::
+
+        sum_i (n_i / n) log(sum_w e_iw p1_iw / p_iw / sum_w e_iw)
+
+    Not ``beta * mean(1 - p_iw)``, the average derivative at each week's own latent state:
+    the effect is concave in the demos (log sigmoid) and weekly demo counts are right-skewed,
+    so a linear index fits a secant below that average derivative (on seed 1 the least-squares
+    slope of the true log expected wins on the lagged demo z-score is 0.129 where the average
+    derivative is 0.142), and ``p_iw`` also moves with the lagged market index, which the model
+    does not see and averages over (weighting by ``e_iw`` does the same). By ADVI on seeds
+    1-12 the mean z-score ``(estimate - truth) / sd`` was -0.69 against the old truth and the
+    old average-derivative summary, and is -0.08 now.
+    """
+    aw = org.truth.agent_weeks.rename(columns={"agent_id": "unique_id", "week_start": "ds"})
+    j = frame[["unique_id", "ds"]].merge(aw, on=["unique_id", "ds"], how="left")
+    p, e = j["p_negotiation_won"].to_numpy(), j["expected_bookings"].to_numpy()
+    assert np.isfinite(p).all() and (p > 0).all()
+    p1 = 1.0 / (1.0 + np.exp(-(np.log(p / (1.0 - p)) + org.truth.params["beta_demo"])))
+    per_agent = (pd.DataFrame({"unique_id": j["unique_id"], "up": e * p1 / p, "e": e, "n": 1.0})
+                 .groupby("unique_id").sum())
+    assert (per_agent["e"] > 0).all()
+    return float(np.sum(np.log(per_agent["up"] / per_agent["e"]) * per_agent["n"]) / per_agent["n"].sum())
+
+
+def test_true_demo_effect_by_hand():
+    """Two agents, two weeks each, against the formula written out."""
+    class Truth:
+        params = {"beta_demo": 0.5}
+        agent_weeks = pd.DataFrame({"agent_id": ["a", "a", "b", "b"], "week_start": pd.to_datetime(
+            ["2024-01-01", "2024-01-08"] * 2), "p_negotiation_won": [0.5, 0.8, 0.2, 0.2],
+            "expected_bookings": [1.0, 3.0, 2.0, 0.0]})
+
+    class Org:
+        truth = Truth()
+
+    frame = pd.DataFrame({"unique_id": ["a", "a", "b"],
+                          "ds": pd.to_datetime(["2024-01-01", "2024-01-08", "2024-01-01"])})
+    s = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
+    up = lambda p: s(np.log(p / (1 - p)) + 0.5) / p  # noqa: E731
+    agent_a = np.log((1.0 * up(0.5) + 3.0 * up(0.8)) / 4.0)
+    agent_b = np.log(up(0.2))
+    assert _true_demo_effect(Org(), frame) == pytest.approx((2 * agent_a + agent_b) / 3, rel=1e-12)
+
+
+DEMO_SEEDS = (1, 2, 3, 4)
+
+
 @pytest.mark.slow
-def test_planted_demo_effect_is_recovered_as_an_elasticity():
-    """The generator puts 0.35 per SD of the agent's demos (lag 3) on the logit of the final-stage
-    win probability p. Expected bookings are proportional to p, so their elasticity is
-    0.35 (1 - p_iw); the model's ``log_mean`` effect is the same elasticity averaged over the
-    fitted agent-weeks, so the truth is 0.35 * mean(1 - p_iw) over those agent-weeks."""
+def test_planted_demo_effect_is_recovered_on_several_organisations():
+    """The 90% interval of the ``log_mean`` demo effect holds the truth (:func:`_true_demo_effect`)
+    on at least 3 of 4 generated organisations, and the z-scores ``(mean - truth) / sd`` do not
+    share a bias: their mean is within +-1 (4 independent N(0, 1) give that 95% of the time; the
+    one-sd shortfall this test once let through on seed 2 alone fails it)."""
     from spm_models.sources.synthetic import generate_organisation
 
-    org = generate_organisation(40, years=3, seed=2)
-    frame = _org_frame(org)
-    model = HierarchicalBayes(method="nuts", regressors={"demo": 3}).fit(frame)
-    aw = org.truth.agent_weeks.rename(columns={"agent_id": "unique_id", "week_start": "ds"})
-    p = frame[["unique_id", "ds"]].merge(aw, on=["unique_id", "ds"], how="left")["p_negotiation_won"]
-    assert p.notna().all()
-    truth = 0.35 * float((1.0 - p).mean())
-    row = model.effects_.set_index(["name", "scale"]).loc[("demo", "log_mean")]
-    assert row["q0.05"] < truth < row["q0.95"], (truth, row.to_dict())
-    assert model.diagnostics_["max_rhat"] < 1.05
-    assert model.diagnostics_["divergences"] <= 10
+    rows = []
+    for seed in DEMO_SEEDS:
+        org = generate_organisation(40, years=3, seed=seed)
+        frame = _org_frame(org)
+        model = HierarchicalBayes(method="nuts", regressors={"demo": 3}).fit(frame)
+        row = model.effects_.set_index(["name", "scale"]).loc[("demo", "log_mean")]
+        truth = _true_demo_effect(org, frame)
+        rows.append({"seed": seed, "truth": truth, "mean": row["mean"], "q0.05": row["q0.05"], "q0.95": row["q0.95"],
+                     "z": (row["mean"] - truth) / row["sd"], **{k: model.diagnostics_[k] for k in
+                                                                ("max_rhat", "divergences")}})
+    table = pd.DataFrame(rows)
+    inside = (table["q0.05"] < table["truth"]) & (table["truth"] < table["q0.95"])
+    assert inside.sum() >= 3, table.to_string()
+    assert abs(table["z"].mean()) < 1.0, table.to_string()
+    assert (table["max_rhat"] < 1.05).all() and (table["divergences"] <= 10).all(), table.to_string()
 
 
 @pytest.mark.slow

@@ -7,10 +7,15 @@ The model
 skewed, so the likelihood is a hurdle::
 
     P(y_it > 0)           = sigmoid(eta_it)
-    y_it | y_it > 0       ~ LogNormal(log(s) + mu_it, sigma_i)
+    y_it / s | y_it > 0   ~ Gamma(shape k_i, mean exp(mu_it))
 
 with ``s`` a fixed scale (geometric mean of the positive amounts, so the priors are unit-free)
-and two linear predictors built the same way::
+and ``k_i`` the shape (coefficient of variation ``1 / sqrt(k_i)``). The positive part models
+its mean ``E[y | y > 0] = s exp(mu)`` directly. A log-normal did not: its mean ``exp(mu +
+sigma^2 / 2)`` leans on ``sigma``, which left-skewed log amounts inflate (Maven's log
+positive agent-weeks have skewness -1.4; the log-normal mean overshot by 1.47x and agent
+forecasts were 45% too high); the log of a gamma variable is itself left-skewed. Two linear
+predictors are built the same way::
 
     eta_it = a_i + sum_c gamma_c C_ct + sum_r betaP_r x_r,i,t-L_r
     mu_it  = b_i + sum_c delta_c C_ct + sum_r betaM_r x_r,i,t-L_r
@@ -19,7 +24,7 @@ Agent intercepts are partially pooled within territory within the company, non-c
 
     a_i         = a0 + tau_a u_a[g(i)] + omega_a z_a[i]        u, z ~ N(0, 1)
     b_i         = b0 + tau_b u_b[g(i)] + omega_b z_b[i]
-    log sigma_i = log sigma0 + omega_s z_s[i]
+    log k_i     = log k0 + omega_k z_k[i]
 
 with the territory effects ``u`` summing to zero over territories and the agent effects
 ``z`` summing to zero within each territory (centred raw N(0, 1) variables rescaled to unit
@@ -28,11 +33,12 @@ variance: PyMC's ``ZeroSumNormal`` idea, see
 level, ``u`` a territory's offset from it and ``z`` an agent's offset from its territory;
 without it NUTS mixed the territory scale badly. An agent with little history (a new hire
 with a few weeks) is shrunk towards its territory, and a territory with few agents towards
-the company. Without a grouping there is
-no territory term (nor with a single territory). Priors: ``a0 ~ N(logit(share of positive periods), 1.5)``,
-``b0 ~ N(mean log(y/s) of positive periods, 1)``, ``log sigma0 ~ N(log sd, 0.5)``,
+the company. Without a grouping there is no territory term (nor with a single territory).
+Priors: ``a0 ~ N(logit(share of positive periods), 1.5)``, ``b0 ~ N(log mean(y/s) of
+positive periods, 1)``, ``log k0 ~ N(log k^, 1)`` with ``trigamma(k^)`` the variance of
+``log(y/s)`` over positive periods (the variance of the log of a gamma variable),
 ``tau ~ HalfNormal(0.5)``, ``omega_a ~ HalfNormal(1.5)``, ``omega_b ~ HalfNormal(0.5)``,
-``omega_s ~ HalfNormal(0.25)``, ``gamma, delta ~ N(0, 0.5)`` (push) and ``N(0, 0.3)``
+``omega_k ~ HalfNormal(0.5)``, ``gamma, delta ~ N(0, 0.5)`` (push) and ``N(0, 0.3)``
 (Fourier), ``betaP, betaM ~ N(0, 0.5)``.
 
 Calendar ``C_ct`` (shared by all agents): ``quarter_end_push`` = 1 in the last 2 weeks (1
@@ -51,11 +57,22 @@ dozen positive weeks, too few to tell its own slope from noise, so ``s_beta`` wo
 the recovery test checks. (Per-agent slopes were not tried.)
 
 Effects (:attr:`HierarchicalBayes.effects_`) are reported on three scales: ``logit_p``
-(``betaP``, ``gamma``), ``log_size`` (``betaM``, ``delta``) and ``log_mean``, the effect on
-the log of the expected bookings ``E[y] = sigmoid(eta) exp(mu + sigma^2/2) s``: for an
-indicator the average elasticity ``mean_it[betaP (1 - p_it) + betaM]`` per standard deviation,
-for the push ``mean_it[log sigmoid(eta_it | push) - log sigmoid(eta_it | no push)] + delta``,
-averaged over the fitted agent-periods, per posterior sample.
+(``betaP``, ``gamma``), ``log_size`` (``betaM``, ``delta``) and ``log_mean``, the log change
+of an agent's expected bookings over its fitted periods, ``sum_t E[y_it]`` with ``E[y] =
+sigmoid(eta) exp(mu) s``, when the indicator is one standard deviation higher in
+every period (for the push: every period a push period, against none), averaged over agents
+weighted by their fitted periods, per posterior sample::
+
+    log_mean_r = betaM_r + sum_i w_i log[sum_t sigmoid(eta_it + betaP_r) e^v_it / sum_t sigmoid(eta_it) e^v_it]
+
+with ``v_it = sum_c delta_c C_ct + sum_r betaM_r x_r,i,t-L_r`` and ``w_i`` agent ``i``'s share
+of the fitted cells. Not the average derivative ``mean_it[betaP (1 - p_it) + betaM]``: a
+shared slope is a secant over the data, not a derivative (weekly demo counts are skewed and
+their true effect on log bookings is concave, so the two differ by about 10% on the
+synthetic organisation), and the model's expected bookings average over drivers it does not
+see (the synthetic market index moves the win probability and the bookings together), so
+what the fitted slopes measure is the change of an agent's total over its periods. It is
+also what a what-if applies (:mod:`spm_models.workbench.scenarios`).
 
 Forecasts
 ---------
@@ -68,7 +85,7 @@ forecast is the agent's pooled level times the calendar.
 Inference
 ---------
 ``method="nuts"``: the PyMC model (:mod:`~spm_models.models.hierarchical_inference`)
-sampled by nutpie when it is installed (its numba compilation costs about 14 s per fit,
+sampled by nutpie when it is installed (its numba compilation costs about 15 s per fit,
 not cached between processes), else by PyMC's NUTS. ``method="advi"``: mean-field ADVI on a
 numpy implementation of the same log density (no compilation; tested against the PyMC
 model); mean-field intervals of the parameters can be too narrow in general, though on the
@@ -150,7 +167,7 @@ class HierarchicalBayes(ForecastModel):
         ``divergences``, ``max_rhat``, ``min_ess_bulk`` (two chains or more); for ADVI
         ``iterations``, ``converged`` and ``elbo`` (mean over the last window).
     posterior_ : dict of ndarray
-        Posterior samples of the per-agent ``a``, ``b``, ``sigma`` ``(S, n_series)`` and of
+        Posterior samples of the per-agent ``a``, ``b``, ``shape`` ``(S, n_series)`` and of
         ``gamma``, ``delta`` ``(S, n_calendar)``, ``beta_p``, ``beta_m`` ``(S, n_regressors)``.
     scale_ : float
         The scale ``s`` positive amounts are divided by.
@@ -295,7 +312,7 @@ class HierarchicalBayes(ForecastModel):
             "beta_p": samples.get("beta_p", empty), "beta_m": samples.get("beta_m", empty),
         }
         self.effects_ = _effects(post, cells, self.calendar_names_, list(regs))
-        for key, fill in (("a", 0.0), ("b", 0.0), ("sigma", 1.0)):  # rows of fallen-back series are never used
+        for key, fill in (("a", 0.0), ("b", 0.0), ("shape", 1.0)):  # rows of fallen-back series are never used
             full = np.full((n_samples, n), fill)
             full[:, fitted] = post[key]
             post[key] = full
@@ -386,25 +403,33 @@ def _empty_effects() -> pd.DataFrame:
 def _effects(
     post: dict[str, np.ndarray], cells: dict[str, np.ndarray], cal_names: list[str], reg_names: list[str]
 ) -> pd.DataFrame:
-    """Posterior summaries of the push and indicator effects on the three scales."""
-    n_samples = post["a"].shape[0]
+    """Posterior summaries of the push and indicator effects on the three scales.
+
+    ``log_mean`` is :func:`_log_mean_effect` of the push (0 -> 1) and of each indicator (+1 sd).
+    """
     series, cal, x = cells["series"], cells["cal"], cells["x"]
     push = cal_names.index("quarter_end_push")
-    mean_1mp = np.empty(n_samples)  # mean over cells of 1 - p, per sample
-    push_log_ratio = np.empty(n_samples)
+    order = np.argsort(series, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(series[order]) != 0])
+    weight = np.diff(np.r_[starts, len(order)]) / len(order)  # share of the fitted cells per series
+    n_samples = post["a"].shape[0]
+    log_mean = np.empty((1 + len(reg_names), n_samples))
     for lo in range(0, n_samples, 100):  # chunks of samples bound the (samples x cells) memory
         sl = slice(lo, lo + 100)
         eta = post["a"][sl][:, series] + post["gamma"][sl] @ cal.T + post["beta_p"][sl] @ x.T
-        mean_1mp[sl] = (1.0 / (1.0 + np.exp(eta))).mean(axis=1)
-        g = post["gamma"][sl, push][:, None]
-        base = eta - g * cal[:, push][None, :]
-        push_log_ratio[sl] = (-np.logaddexp(0, -(base + g)) + np.logaddexp(0, -base)).mean(axis=1)
+        v = post["delta"][sl] @ cal.T + post["beta_m"][sl] @ x.T  # time-varying part of the log size
+        on = cal[:, push][None, :]
+        g, d = post["gamma"][sl, push][:, None], post["delta"][sl, push][:, None]
+        log_mean[0, sl] = _log_mean_effect(eta - g * on, v - d * on, g, d, order, starts, weight)
+        for r in range(len(reg_names)):
+            log_mean[1 + r, sl] = _log_mean_effect(eta, v, post["beta_p"][sl, r][:, None],
+                                                   post["beta_m"][sl, r][:, None], order, starts, weight)
     rows = [("quarter_end_push", "logit_p", post["gamma"][:, push]),
             ("quarter_end_push", "log_size", post["delta"][:, push]),
-            ("quarter_end_push", "log_mean", push_log_ratio + post["delta"][:, push])]
+            ("quarter_end_push", "log_mean", log_mean[0])]
     for r, name in enumerate(reg_names):
         rows += [(name, "logit_p", post["beta_p"][:, r]), (name, "log_size", post["beta_m"][:, r]),
-                 (name, "log_mean", post["beta_p"][:, r] * mean_1mp + post["beta_m"][:, r])]
+                 (name, "log_mean", log_mean[1 + r])]
     vals = np.array([v for _, _, v in rows])
     q = np.quantile(vals, [0.05, 0.95], axis=1)
     return pd.DataFrame({
@@ -415,3 +440,28 @@ def _effects(
         "q0.05": q[0],
         "q0.95": q[1],
     })
+
+
+def _log_mean_effect(
+    eta: np.ndarray, v: np.ndarray, step_p: np.ndarray, step_m: np.ndarray,
+    order: np.ndarray, starts: np.ndarray, weight: np.ndarray,
+) -> np.ndarray:
+    """Log change of each series' expected bookings over its fitted periods, averaged over series.
+
+    With ``E_it = sigmoid(eta_it) exp(v_it)`` (the expected bookings of cell ``it`` up to a
+    factor constant within series ``i``, which cancels) and the step raising every
+    ``eta_it`` by ``step_p`` and every log size by ``step_m``::
+
+        effect = sum_i w_i [step_m + log sum_t sigmoid(eta_it + step_p) exp(v_it)
+                                   - log sum_t sigmoid(eta_it) exp(v_it)]
+
+    with ``w_i`` the series' share of the fitted cells. Arrays are ``(samples, cells)``, steps
+    ``(samples, 1)``; returns ``(samples,)``.
+    """
+    def log_total(e: np.ndarray) -> np.ndarray:  # log sum_t sigmoid(e) exp(v) per series
+        terms = (-np.logaddexp(0.0, -e) + v)[:, order]
+        top = np.maximum.reduceat(terms, starts, axis=1)  # per series, so no series underflows
+        sizes = np.diff(np.r_[starts, terms.shape[1]])
+        return np.log(np.add.reduceat(np.exp(terms - np.repeat(top, sizes, axis=1)), starts, axis=1)) + top
+
+    return step_m[:, 0] + (log_total(eta + step_p) - log_total(eta)) @ weight

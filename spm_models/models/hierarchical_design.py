@@ -260,12 +260,13 @@ def simulate_hurdle(
 
     Draw ``j`` uses posterior sample ``sample[j]`` for every series and period (so sums over
     agents and periods carry the shared parameter uncertainty):
-    ``y = 1[u < sigmoid(eta)] * scale * exp(mu + sigma * e)``, ``u ~ U(0, 1)``, ``e ~ N(0, 1)``.
+    ``y = 1[u < sigmoid(eta)] * scale * g``, ``u ~ U(0, 1)``, ``g ~ Gamma(shape k, mean
+    exp(mu))`` (scale ``exp(mu) / k``).
 
     Parameters
     ----------
     post : mapping
-        Posterior samples: ``a``, ``b``, ``sigma`` ``(S, n_series)``; ``gamma``, ``delta``
+        Posterior samples: ``a``, ``b``, ``shape`` ``(S, n_series)``; ``gamma``, ``delta``
         ``(S, n_cal)``; ``beta_p``, ``beta_m`` ``(S, n_reg)``.
     cal : array, shape (n_series, h, n_cal)
     x : array, shape (n_series, h, n_reg)
@@ -276,10 +277,10 @@ def simulate_hurdle(
     """
     a = post["a"][sample].T[:, None, :]  # (n, 1, J)
     b = post["b"][sample].T[:, None, :]
-    sigma = post["sigma"][sample].T[:, None, :]
+    k = post["shape"][sample].T[:, None, :]
     eta = a + cal @ post["gamma"][sample].T + x @ post["beta_p"][sample].T
     mu = b + cal @ post["delta"][sample].T + x @ post["beta_m"][sample].T
     p = 1.0 / (1.0 + np.exp(-eta))
     hit = rng.random(eta.shape) < p
-    amount = np.exp(mu + sigma * rng.standard_normal(eta.shape))
+    amount = rng.gamma(np.broadcast_to(k, eta.shape), np.exp(mu) / k)
     return np.where(hit, scale * amount, 0.0)

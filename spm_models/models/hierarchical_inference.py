@@ -11,15 +11,15 @@ One model, written twice on purpose:
   is fast from the first fit. ``tests/test_hierarchical.py`` checks that both agree (log
   density differences and gradients at random points).
 
-Parameters (unconstrained in brackets): ``a0, b0, log_sigma0``; ``omega_a, omega_b,
-omega_s`` (log) with half-normal priors; ``z_a, z_b, z_s`` per series; ``tau_a, tau_b`` (log)
+Parameters (unconstrained in brackets): ``a0, b0, log_shape0``; ``omega_a, omega_b,
+omega_k`` (log) with half-normal priors; ``z_a, z_b, z_k`` per series; ``tau_a, tau_b`` (log)
 and ``u_a, u_b`` per territory when there are territories; ``gamma, delta`` per calendar
 regressor; ``beta_p, beta_m`` per indicator. Priors are in :class:`HurdleData`.
 
 Zero-sum deviations: the raw ``z`` and ``u`` have N(0, 1) priors, but the model uses them
 centred, ``zc_i = c_g (z_i - mean of z over i's territory)`` with ``c_g = sqrt(n_g / (n_g -
 1))`` (so ``zc`` still has unit variance), and likewise ``u`` centred over territories and
-``z_s`` over all agents (:class:`Centering`). This is PyMC's ``ZeroSumNormal`` idea for
+``z_k`` over all agents (:class:`Centering`). This is PyMC's ``ZeroSumNormal`` idea for
 groups of unequal size: without it the territory effect and the mean of its agents' effects
 (and the company level and the mean of the territories) can trade off against each other,
 a ridge on which NUTS mixed the territory scale ``tau_a`` badly (effective sample sizes of
@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.special import digamma, gammaln, polygamma
 
 __all__ = [
     "Centering",
@@ -53,9 +54,9 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 #: Half-normal prior scales of the (log-transformed) scale parameters.
-HALF_NORMAL = {"omega_a": 1.5, "omega_b": 0.5, "omega_s": 0.25, "tau_a": 0.5, "tau_b": 0.5}
+HALF_NORMAL = {"omega_a": 1.5, "omega_b": 0.5, "omega_k": 0.5, "tau_a": 0.5, "tau_b": 0.5}
 #: Prior sds of the company levels (their means come from the data, see :class:`HurdleData`).
-LEVEL_SD = {"a0": 1.5, "b0": 1.0, "log_sigma0": 0.5}
+LEVEL_SD = {"a0": 1.5, "b0": 1.0, "log_shape0": 1.0}
 #: Prior sd of the indicator slopes (per standard deviation of the indicator).
 BETA_SD = 0.5
 
@@ -122,35 +123,40 @@ class HurdleData:
         ``y > 0``.
     cal, x : arrays (n_cells, n_cal), (n_cells, n_reg)
         Calendar and lagged standardised indicator regressors.
-    logy : array (n_pos,)
-        ``log(y / scale)`` of the positive cells.
+    ypos, logy : arrays (n_pos,)
+        ``y / scale`` of the positive cells and its log.
     group_codes : int array (n_series,)
         Territory of each series; ``n_groups = 0`` means no territory level.
-    a_mean, b_mean, ls_mean : float
-        Prior means of ``a0`` (logit of the share of positive cells), ``b0`` (mean of
-        ``logy``) and ``log_sigma0`` (log of the sd of ``logy``).
+    a_mean, b_mean, lk_mean : float
+        Prior means of ``a0`` (logit of the share of positive cells), ``b0`` (log of the mean
+        of ``ypos``) and ``log_shape0`` (:func:`gamma_shape_from_log_var` of the variance of
+        ``logy``).
     cal_sd : array (n_cal,)
         Prior sd of each calendar coefficient (0.5 for the push, 0.3 for Fourier terms).
     series_pos, cal_pos, x_pos : arrays
         ``series``, ``cal`` and ``x`` of the positive cells.
+    n_pos : array (n_series,)
+        Positive cells per series.
     in_territory, in_company, territories : Centering
         Centring of ``z_a, z_b`` (within territory, or over all series without territories),
-        of ``z_s`` (over all series) and of ``u_a, u_b`` (over territories).
+        of ``z_k`` (over all series) and of ``u_a, u_b`` (over territories).
     """
 
     series: np.ndarray
     pos: np.ndarray
     cal: np.ndarray
     x: np.ndarray
+    ypos: np.ndarray
     logy: np.ndarray
     group_codes: np.ndarray
     n_series: int
     n_groups: int
     a_mean: float
     b_mean: float
-    ls_mean: float
+    lk_mean: float
     cal_sd: np.ndarray
     series_pos: np.ndarray
+    n_pos: np.ndarray
     cal_pos: np.ndarray
     x_pos: np.ndarray
     in_territory: Centering
@@ -169,26 +175,42 @@ def hurdle_data(
     y = cells["y"]
     pos = y > 0
     share = float(np.clip(pos.mean(), 0.02, 0.98)) if len(y) else 0.5
-    logy = np.log(y[pos] / scale)
-    sd = float(np.std(logy)) if logy.size > 1 else 1.0
+    ypos = y[pos] / scale
+    series_pos = cells["series"][pos].astype(np.int64)
+    logy = np.log(ypos)
+    var = float(np.var(logy)) if logy.size > 1 else 1.0
     n_groups = int(n_groups) if n_groups > 1 else 0
     group_codes = np.asarray(group_codes, dtype=np.int64) if n_groups else np.zeros(n_series, dtype=np.int64)
     company = Centering.of(np.zeros(n_series, dtype=np.int64), 1)
     return HurdleData(
-        series=cells["series"].astype(np.int64), pos=pos, cal=cells["cal"], x=cells["x"], logy=logy,
+        series=cells["series"].astype(np.int64), pos=pos, cal=cells["cal"], x=cells["x"], ypos=ypos, logy=logy,
         group_codes=group_codes, n_series=int(n_series), n_groups=n_groups,
-        a_mean=float(np.log(share / (1 - share))), b_mean=float(logy.mean()) if logy.size else 0.0,
-        ls_mean=float(np.log(max(sd, 0.05))),
+        a_mean=float(np.log(share / (1 - share))), b_mean=float(np.log(ypos.mean())) if logy.size else 0.0,
+        lk_mean=float(np.log(gamma_shape_from_log_var(var))),
         cal_sd=np.where(np.array(cal_names) == "quarter_end_push", 0.5, 0.3),
-        series_pos=cells["series"][pos].astype(np.int64), cal_pos=cells["cal"][pos], x_pos=cells["x"][pos],
+        series_pos=series_pos, n_pos=np.bincount(series_pos, minlength=int(n_series)).astype(float),
+        cal_pos=cells["cal"][pos], x_pos=cells["x"][pos],
         in_territory=Centering.of(group_codes, n_groups) if n_groups else company,
         in_company=company,
         territories=Centering.of(np.zeros(max(n_groups, 1), dtype=np.int64), 1),
     )
 
 
+def gamma_shape_from_log_var(var: float) -> float:
+    """Shape ``k`` of the gamma law whose log has variance ``var``: ``trigamma(k) = var``.
+
+    Solved by bisection on ``log k`` in ``[log 0.01, log 1e4]`` (trigamma decreases), so a
+    variance outside ``[trigamma(1e4), trigamma(0.01)]`` gives the nearer end.
+    """
+    lo, hi = np.log(0.01), np.log(1e4)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if float(polygamma(1, np.exp(mid))) > var else (lo, mid)
+    return float(np.exp(0.5 * (lo + hi)))
+
+
 def agent_effects(s: dict[str, np.ndarray], d: HurdleData) -> dict[str, np.ndarray]:
-    """Per-series ``a``, ``b`` and ``sigma`` ``(S, n_series)`` from posterior samples.
+    """Per-series ``a``, ``b`` and gamma ``shape`` ``(S, n_series)`` from posterior samples.
 
     Scalars in ``s`` have shape ``(S,)``, per-series and per-territory blocks ``(S, size)``.
     """
@@ -197,16 +219,16 @@ def agent_effects(s: dict[str, np.ndarray], d: HurdleData) -> dict[str, np.ndarr
     if d.n_groups:
         a = a + (s["tau_a"][:, None] * d.territories.apply(s["u_a"]))[:, d.group_codes]
         b = b + (s["tau_b"][:, None] * d.territories.apply(s["u_b"]))[:, d.group_codes]
-    sigma = np.exp(s["log_sigma0"][:, None] + s["omega_s"][:, None] * d.in_company.apply(s["z_s"]))
-    return {"a": a, "b": b, "sigma": sigma}
+    shape = np.exp(s["log_shape0"][:, None] + s["omega_k"][:, None] * d.in_company.apply(s["z_k"]))
+    return {"a": a, "b": b, "shape": shape}
 
 
 def layout(d: HurdleData) -> list[tuple[str, int, bool]]:
     """Blocks of the unconstrained parameter vector: ``(name, size, log_transformed)``."""
     n, g, c, r = d.n_series, d.n_groups, d.cal.shape[1], d.x.shape[1]
-    blocks = [("a0", 1, False), ("b0", 1, False), ("log_sigma0", 1, False),
-              ("omega_a", 1, True), ("omega_b", 1, True), ("omega_s", 1, True),
-              ("z_a", n, False), ("z_b", n, False), ("z_s", n, False)]
+    blocks = [("a0", 1, False), ("b0", 1, False), ("log_shape0", 1, False),
+              ("omega_a", 1, True), ("omega_b", 1, True), ("omega_k", 1, True),
+              ("z_a", n, False), ("z_b", n, False), ("z_k", n, False)]
     if g:
         blocks += [("tau_a", 1, True), ("tau_b", 1, True), ("u_a", g, False), ("u_b", g, False)]
     blocks += [("gamma", c, False), ("delta", c, False)]
@@ -236,14 +258,14 @@ def log_density(theta: np.ndarray, d: HurdleData, blocks) -> tuple[float, np.nda
     ex = {k: float(np.exp(p[k][0])) for k in HALF_NORMAL if k in p}
 
     zc = {k: d.in_territory.apply(p[k]) for k in ("z_a", "z_b")}
-    zc["z_s"] = d.in_company.apply(p["z_s"])
+    zc["z_k"] = d.in_company.apply(p["z_k"])
     a = p["a0"][0] + ex["omega_a"] * zc["z_a"]
     b = p["b0"][0] + ex["omega_b"] * zc["z_b"]
     if d.n_groups:
         uc = {k: d.territories.apply(p[k]) for k in ("u_a", "u_b")}
         a = a + ex["tau_a"] * uc["u_a"][d.group_codes]
         b = b + ex["tau_b"] * uc["u_b"][d.group_codes]
-    ls = p["log_sigma0"][0] + ex["omega_s"] * zc["z_s"]
+    lk = p["log_shape0"][0] + ex["omega_k"] * zc["z_k"]
 
     eta = a[d.series] + d.cal @ p["gamma"]
     if "beta_p" in p:
@@ -256,15 +278,18 @@ def log_density(theta: np.ndarray, d: HurdleData, blocks) -> tuple[float, np.nda
     mu = b[s_pos] + d.cal_pos @ p["delta"]
     if "beta_m" in p:
         mu = mu + d.x_pos @ p["beta_m"]
-    inv_var = np.exp(-2.0 * ls)[s_pos]
-    resid = d.logy - mu
-    e = resid * inv_var
-    lp += float(np.sum(-0.5 * resid * e) - ls[s_pos].sum())
+    # gamma with mean exp(mu) and shape k: k log k - k mu - lgamma(k) + (k - 1) log y - k y e^-mu
+    k_series = np.exp(lk)
+    lk_pos, k = lk[s_pos], k_series[s_pos]
+    ratio = d.ypos * np.exp(-mu)  # y / mean
+    lp += float(np.sum(k * (lk_pos - mu - ratio) + (k - 1.0) * d.logy) - gammaln(k_series) @ d.n_pos)
+    e = k * (ratio - 1.0)  # d/d mu
 
     n = d.n_series
     d_a = np.bincount(d.series, weights=r, minlength=n)
     d_b = np.bincount(s_pos, weights=e, minlength=n)
-    d_ls = np.bincount(s_pos, weights=resid * e - 1.0, minlength=n)
+    d_lk = (np.bincount(s_pos, weights=k * (lk_pos + 1.0 - mu + d.logy - ratio), minlength=n)
+            - k_series * digamma(k_series) * d.n_pos)
     gp["gamma"][:] = d.cal.T @ r
     gp["delta"][:] = d.cal_pos.T @ e
     if "beta_p" in p:
@@ -272,9 +297,9 @@ def log_density(theta: np.ndarray, d: HurdleData, blocks) -> tuple[float, np.nda
         gp["beta_m"][:] = d.x_pos.T @ e
     gp["a0"][:] = d_a.sum()
     gp["b0"][:] = d_b.sum()
-    gp["log_sigma0"][:] = d_ls.sum()
+    gp["log_shape0"][:] = d_lk.sum()
     for z, dz, om, cen in (("z_a", d_a, "omega_a", d.in_territory), ("z_b", d_b, "omega_b", d.in_territory),
-                           ("z_s", d_ls, "omega_s", d.in_company)):
+                           ("z_k", d_lk, "omega_k", d.in_company)):
         gp[z][:] = ex[om] * cen.grad(dz)
         gp[om][:] = ex[om] * float(zc[z] @ dz)
     if d.n_groups:
@@ -284,7 +309,7 @@ def log_density(theta: np.ndarray, d: HurdleData, blocks) -> tuple[float, np.nda
             gp[tau][:] = ex[tau] * float(uc[u] @ dg)
 
     # priors
-    for name, loc in (("a0", d.a_mean), ("b0", d.b_mean), ("log_sigma0", d.ls_mean)):
+    for name, loc in (("a0", d.a_mean), ("b0", d.b_mean), ("log_shape0", d.lk_mean)):
         dev, sd = p[name][0] - loc, LEVEL_SD[name]
         lp += -0.5 * (dev / sd) ** 2
         gp[name][:] -= dev / sd**2
@@ -292,7 +317,7 @@ def log_density(theta: np.ndarray, d: HurdleData, blocks) -> tuple[float, np.nda
         if name in p:  # half-normal(s) on exp(rho), plus the Jacobian rho
             lp += -0.5 * ex[name] ** 2 / s**2 + p[name][0]
             gp[name][:] += -ex[name] ** 2 / s**2 + 1.0
-    for name in ("z_a", "z_b", "z_s", "u_a", "u_b"):
+    for name in ("z_a", "z_b", "z_k", "u_a", "u_b"):
         if name in p:
             lp += -0.5 * float(p[name] @ p[name])
             gp[name][:] -= p[name]
@@ -306,7 +331,7 @@ def log_density(theta: np.ndarray, d: HurdleData, blocks) -> tuple[float, np.nda
 def _initial(d: HurdleData, blocks) -> np.ndarray:
     theta = np.zeros(sum(s for _, s, _ in blocks))
     p = _split(theta, blocks)
-    p["a0"][:], p["b0"][:], p["log_sigma0"][:] = d.a_mean, d.b_mean, d.ls_mean
+    p["a0"][:], p["b0"][:], p["log_shape0"][:] = d.a_mean, d.b_mean, d.lk_mean
     for name, s in HALF_NORMAL.items():
         if name in p:
             p[name][:] = np.log(0.5 * s)
@@ -375,13 +400,14 @@ def fit_advi(
     for name, size, log_t in blocks:
         block = _split(theta, blocks)[name]
         vals = np.exp(block) if log_t else block
-        samples[name] = vals[:, 0].copy() if name in ("a0", "b0", "log_sigma0") or log_t else vals.copy()
+        samples[name] = vals[:, 0].copy() if name in ("a0", "b0", "log_shape0") or log_t else vals.copy()
     return samples, {"iterations": step, "converged": converged, "elbo": elbo}
 
 
 def build_pymc_model(d: HurdleData, *, cal_names: list[str], reg_names: list[str]):
     """The hurdle model in PyMC (same density as :func:`log_density`)."""
     import pymc as pm
+    import pytensor.tensor as pt
 
     coords = {"series": np.arange(d.n_series), "cal": cal_names, "reg": reg_names}
     if d.n_groups:
@@ -390,11 +416,11 @@ def build_pymc_model(d: HurdleData, *, cal_names: list[str], reg_names: list[str
     with pm.Model(coords=coords) as model:
         a0 = pm.Normal("a0", d.a_mean, LEVEL_SD["a0"])
         b0 = pm.Normal("b0", d.b_mean, LEVEL_SD["b0"])
-        log_sigma0 = pm.Normal("log_sigma0", d.ls_mean, LEVEL_SD["log_sigma0"])
+        log_shape0 = pm.Normal("log_shape0", d.lk_mean, LEVEL_SD["log_shape0"])
         hn = {k: pm.HalfNormal(k, s) for k, s in HALF_NORMAL.items() if d.n_groups or not k.startswith("tau")}
         a = a0 + hn["omega_a"] * _centred(pm.Normal("z_a", 0, 1, dims="series"), d.in_territory)
         b = b0 + hn["omega_b"] * _centred(pm.Normal("z_b", 0, 1, dims="series"), d.in_territory)
-        log_sigma = log_sigma0 + hn["omega_s"] * _centred(pm.Normal("z_s", 0, 1, dims="series"), d.in_company)
+        log_shape = log_shape0 + hn["omega_k"] * _centred(pm.Normal("z_k", 0, 1, dims="series"), d.in_company)
         if d.n_groups:
             a = a + (hn["tau_a"] * _centred(pm.Normal("u_a", 0, 1, dims="group"), d.territories))[d.group_codes]
             b = b + (hn["tau_b"] * _centred(pm.Normal("u_b", 0, 1, dims="group"), d.territories))[d.group_codes]
@@ -407,7 +433,12 @@ def build_pymc_model(d: HurdleData, *, cal_names: list[str], reg_names: list[str
             mu = mu + pm.math.dot(d.x[pos], pm.Normal("beta_m", 0, BETA_SD, dims="reg"))
         pm.Bernoulli("positive", logit_p=eta, observed=pos.astype(np.int8))
         if pos.any():
-            pm.Normal("log_amount", mu, pm.math.exp(log_sigma)[d.series[pos]], observed=d.logy)
+            # the gamma log density written out, so log-gamma of the shapes is taken once per
+            # series (not per positive cell) and PyMC's parameter checks stay out of the graph
+            lk = log_shape[d.series[pos]]
+            k = pm.math.exp(lk)
+            pm.Potential("amount", pm.math.sum(k * (lk - mu - d.ypos * pm.math.exp(-mu)) + (k - 1.0) * d.logy)
+                         - pm.math.dot(d.n_pos, pt.gammaln(pm.math.exp(log_shape))))
     return model
 
 
@@ -476,9 +507,9 @@ def identified(samples: dict[str, np.ndarray], d: HurdleData) -> dict[str, np.nd
     """The quantities the likelihood and priors pin down, from samples ``(S, ...)``.
 
     Company levels, scales, calendar and indicator coefficients as sampled; per-agent ``a``,
-    ``b``, ``sigma`` (:func:`agent_effects`) and the territory offsets ``tau * centred(u)``.
+    ``b``, ``shape`` (:func:`agent_effects`) and the territory offsets ``tau * centred(u)``.
     """
-    raw = ("z_a", "z_b", "z_s", "u_a", "u_b")
+    raw = ("z_a", "z_b", "z_k", "u_a", "u_b")
     out = {k: v for k, v in samples.items() if k not in raw}
     out.update(agent_effects(samples, d))
     if d.n_groups:
