@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -n 2
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest -m slow -n 2
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py

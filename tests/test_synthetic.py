@@ -8,8 +8,6 @@ drifts from its documentation fails here.
 from __future__ import annotations
 
 import json
-import resource
-import time
 
 import numpy as np
 import pandas as pd
@@ -516,13 +514,11 @@ def test_params_change_the_planted_values():
 
 
 @pytest.mark.slow
-def test_five_thousand_agents_three_years_is_fast_and_small():
-    t0 = time.perf_counter()
+def test_five_thousand_agents_three_years():
+    """The largest organisation the benchmarks use can be generated. Its time and memory are
+    measured by bench/ingest.py (in a process of its own), not asserted here: a timed assert
+    fails on a busy machine, and ru_maxrss of a pytest process counts every earlier test."""
     org = generate_organisation(5000, years=3, seed=0)
-    seconds = time.perf_counter() - t0
-    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-    assert seconds < 30
-    assert peak_gib < 4
     assert len(org.dataset["agents"]) == 5000
     assert len(org.dataset["territories"]) == 60
     assert len(org.dataset["opportunities"]) > 500_000

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -406,7 +405,9 @@ def test_many_problems_of_one_kind_are_summarised():
 
 
 @pytest.mark.slow
-def test_three_million_activity_rows_validate_fast():
+def test_three_million_activity_rows_validate():
+    """Validation copes with 3M activity rows; how long it takes is measured by bench/ingest.py
+    (a benchmark, not a timed assert)."""
     n = 3_000_000
     idx = np.arange(n)
     days = pd.date_range("2010-01-01", periods=n // 12 + 1).strftime("%Y-%m-%d").to_numpy(dtype=object)
@@ -417,9 +418,6 @@ def test_three_million_activity_rows_validate_fast():
         "activity_type": np.array(["call", "email", "meeting"], dtype=object)[(idx // 4) % 3],
         "count": (idx % 37).astype(str).astype(object),
     })
-    start = time.perf_counter()
     typed = validate(Dataset(tables=tables))
-    elapsed = time.perf_counter() - start
     assert len(typed["activities"]) == n
     assert typed["activities"]["count"].sum() == int((idx % 37).sum())
-    assert elapsed < 30, f"validating 3M activity rows took {elapsed:.1f} s"
