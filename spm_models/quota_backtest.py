@@ -40,7 +40,9 @@ from .exceptions import ConfigError, DataError
 from .indicator_series import bookings_series
 from .models.base import ForecastModel, clone
 from .models.forecast import Forecast
-from .quota_probability import _day, attainment_distribution, period_shares
+from .periods import period_start
+from .metrics import randomized_pit
+from .quota_probability import _day, attainment_distribution, period_totals
 from .sources.synthetic import SyntheticOrg
 
 __all__ = ["oracle_forecast", "agent_bookings_frame", "quarter_offset_weeks", "backtest_quota_probabilities"]
@@ -123,9 +125,9 @@ def agent_bookings_frame(data: Data) -> pd.DataFrame:
     s = s.assign(entity_id=s["entity_id"].astype("str"))
     agents = tables["agents"].assign(agent_id=lambda a: a["agent_id"].astype("str")).set_index("agent_id")
     leave = pd.to_datetime(agents["leave_date"]) if "leave_date" in agents else pd.Series(pd.NaT, index=agents.index, dtype="datetime64[us]")
-    leave_week = (leave - pd.to_timedelta(leave.dt.day_of_week, unit="D")).dt.normalize()
     span = s.groupby("entity_id")["period"].agg(["min", "max"])
-    last = span["max"].where(leave_week.reindex(span.index).isna(), np.minimum(span["max"], leave_week.reindex(span.index)))
+    leave_week = period_start(leave, "week").reindex(span.index)
+    last = span["max"].where(leave_week.isna(), np.minimum(span["max"], leave_week))
     grid = pd.DataFrame({"unique_id": np.repeat(span.index.to_numpy(), ((last - span["min"]).dt.days // 7 + 1).to_numpy())})
     grid["ds"] = grid.groupby("unique_id").cumcount().to_numpy() * WEEK + span["min"].reindex(grid["unique_id"]).to_numpy()
     y = s.set_index(["entity_id", "period"])["value"].astype(float)
@@ -196,14 +198,11 @@ def _model_forecast(model: ForecastModel, frame: pd.DataFrame, origin: pd.Timest
 
 
 def _total_pit(fc: Forecast, closed: np.ndarray, realised: np.ndarray, start: pd.Timestamp, end: pd.Timestamp,
-               rng: np.random.Generator, day_count: str = "business") -> np.ndarray:
-    """Randomised PIT of each realised period total under the forecast's draws of it:
-    ``F(x-) + U (F(x) - F(x-))`` with ``F`` the empirical CDF of ``closed + sum_k w_k y_k``."""
-    w = period_shares(fc, period_start=start, period_end=end, day_count=day_count)
-    total = closed[:, None] + np.einsum("nh,nhd->nd", w, fc.draws)
-    below = (total < realised[:, None]).mean(axis=1)
-    at = (total == realised[:, None]).mean(axis=1)
-    return below + rng.random(len(realised)) * at
+               seed: int, day_count: str = "business") -> np.ndarray:
+    """Randomised PIT (:func:`~spm_models.metrics.randomized_pit`) of each realised period
+    total under the forecast's draws of it, ``closed + sum_k w_k y_k``."""
+    total = closed[:, None] + period_totals(fc, period_start=start, period_end=end, day_count=day_count)
+    return randomized_pit(total, realised, seed=seed)
 
 
 def backtest_quota_probabilities(
@@ -292,7 +291,7 @@ def backtest_quota_probabilities(
                     continue
             closed = in_q[in_q["close_date"] <= origin].groupby("agent_id")["amount"].sum()
             rows.append(_origin_rows(fc, closed, final, targets, p_start, p_end, origin, off, day_count,
-                                     np.random.default_rng([seed, i, j])))
+                                     int(np.random.SeedSequence([seed, i, j]).generate_state(1)[0])))
     rows = [r for r in rows if len(r)]
     if not rows:
         raise DataError("the data have no complete quarter with quotas (and, for a model, enough history before it); "
@@ -303,11 +302,11 @@ def backtest_quota_probabilities(
 
 
 def _origin_rows(fc: Forecast, closed: pd.Series, final: pd.Series, targets: pd.DataFrame, p_start: pd.Timestamp,
-                 p_end: pd.Timestamp, origin: pd.Timestamp, off: int, day_count: str, rng: np.random.Generator) -> pd.DataFrame:
+                 p_end: pd.Timestamp, origin: pd.Timestamp, off: int, day_count: str, pit_seed: int) -> pd.DataFrame:
     """The backtest rows of one quarter and origin: agents with a quota only."""
     dist = attainment_distribution(closed, fc, targets, period_start=p_start, period_end=p_end, day_count=day_count)
     realised = final.reindex(pd.Index(dist["unique_id"], dtype="str")).fillna(0.0).to_numpy()
-    pit = _total_pit(fc, dist["closed_to_date"].to_numpy(), realised, p_start, p_end, rng, day_count)
+    pit = _total_pit(fc, dist["closed_to_date"].to_numpy(), realised, p_start, p_end, pit_seed, day_count)
     ok = (dist["quota"].notna() & (dist["quota"] > 0)).to_numpy()
     dist, realised, pit = dist[ok], realised[ok], pit[ok]
     return pd.DataFrame(

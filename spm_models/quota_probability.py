@@ -45,6 +45,7 @@ __all__ = [
     "attainment_distribution",
     "quota_for_period",
     "period_shares",
+    "period_totals",
     "reliability_table",
     "calibration_summary",
 ]
@@ -177,6 +178,16 @@ def period_shares(forecast: Forecast, *, period_end: Any, period_start: Any = No
     return _period_shares(forecast, start, _day(period_end, "period_end"), day_count)
 
 
+def period_totals(forecast: Forecast, *, period_end: Any, period_start: Any = None, day_count: str = "calendar") -> np.ndarray:
+    """Draws of each series' bookings over a span: ``sum_k w_k y_{k,j}``, shape ``(n_series, n_draws)``.
+
+    ``w_k`` from :func:`period_shares` (same parameters); add what already closed in the span
+    to get draws of its total.
+    """
+    w = period_shares(forecast, period_end=period_end, period_start=period_start, day_count=day_count)
+    return np.einsum("nh,nhd->nd", w, forecast.draws)
+
+
 def attainment_distribution(
     closed_to_date: pd.DataFrame | pd.Series | Mapping[str, float] | None,
     forecast: Forecast,
@@ -258,10 +269,7 @@ def attainment_distribution(
         q = _by_entity(quota, "quota", "quota")
     q = q.reindex(uids).to_numpy(dtype=float)
     closed = np.zeros(len(uids)) if closed_to_date is None else _by_entity(closed_to_date, "closed_to_date", "bookings").reindex(uids).fillna(0.0).to_numpy(dtype=float)
-    if day_count not in ("calendar", "business"):
-        raise ConfigError(f"day_count must be 'calendar' or 'business', got {day_count!r}")
-    w = _period_shares(forecast, start, end, day_count)
-    rest = np.einsum("nh,nhd->nd", w, forecast.draws)
+    rest = period_totals(forecast, period_end=end, period_start=start, day_count=day_count)
     total = closed[:, None] + rest
     with np.errstate(invalid="ignore", divide="ignore"):
         ok = np.isfinite(q) & (q > 0)

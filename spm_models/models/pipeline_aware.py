@@ -38,15 +38,11 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import ConfigError, DataError
+from ..periods import period_start
 from .base import ForecastModel, clone
 from .panel import Panel
 
 __all__ = ["PipelineAware", "new_deal_share"]
-
-
-def _monday(values: Any) -> pd.Series:
-    d = pd.to_datetime(pd.Series(values)).dt.normalize()
-    return d - pd.to_timedelta(d.dt.day_of_week, unit="D")
 
 
 def new_deal_share(opportunities: pd.DataFrame, *, as_of: Any, h: int, lookback_weeks: int = 52) -> np.ndarray:
@@ -82,7 +78,8 @@ def new_deal_share(opportunities: pd.DataFrame, *, as_of: Any, h: int, lookback_
             f"no deal was won in the {lookback_weeks} weeks up to {as_of.date()}; the pipeline-aware forecast "
             "needs recent wins to learn how young the deals that close are (raise lookback_weeks)"
         )
-    age = ((_monday(recent["close_date"]) - _monday(recent["created_date"])).dt.days // 7).to_numpy()
+    weeks = period_start(recent["close_date"], "week") - period_start(recent["created_date"], "week")
+    age = (weeks.dt.days // 7).to_numpy()
     amount = np.nan_to_num(amount)
     return np.array([amount[age <= k - 1].sum() for k in range(1, int(h) + 1)]) / amount.sum()
 

@@ -30,7 +30,7 @@ from ..exceptions import ConfigError, DataError
 from ..kpi import compute_kpis
 from ..kpi.grid import COMPANY
 from ..models.forecast import Forecast
-from ..quota_probability import attainment_distribution, period_shares
+from ..quota_probability import attainment_distribution, period_shares, period_totals
 from .settings import ReviewConfig, model_class
 
 __all__ = [
@@ -250,9 +250,8 @@ def final_bookings_draws(forecast: Forecast, closed: pd.Series, *, start: Any, e
     forecast starts; ``w_k`` is the share of forecast week ``k`` inside ``[start, end]``
     (:func:`spm_models.quota_probability.period_shares`).
     """
-    w = period_shares(forecast, period_start=start, period_end=end)
     c = closed.reindex(pd.Index(forecast.unique_ids.astype(str))).fillna(0.0).to_numpy(dtype=float)
-    return c[:, None] + np.einsum("nh,nhd->nd", w, forecast.draws)
+    return c[:, None] + period_totals(forecast, period_start=start, period_end=end)
 
 
 def quarter_outlook(forecast: Forecast, closed: pd.Series, quota: pd.Series, calendar: ReviewCalendar) -> pd.DataFrame:
@@ -332,8 +331,7 @@ def month_check(forecast: Forecast, actual: pd.Series, *, month: Any, level_of: 
     """
     m = parse_month(month) if isinstance(month, str) else pd.Timestamp(month)
     end = (m + pd.offsets.MonthEnd(0)).normalize()
-    w = period_shares(forecast, period_start=m, period_end=end)
-    tot = np.einsum("nh,nhd->nd", w, forecast.draws)
+    tot = period_totals(forecast, period_start=m, period_end=end)
     uids = pd.Index(forecast.unique_ids.astype(str), dtype="str")
     q = np.quantile(tot, [0.1, 0.5, 0.9], axis=1)
     act = actual.reindex(uids).to_numpy(dtype=float)

@@ -17,25 +17,17 @@ Territory quotas are the sums of their agents'.
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..backtest import BacktestResult
 from ..exceptions import ConfigError
-from ..models.forecast import Forecast
-from ..quota_probability import period_shares
+from ..quota_probability import period_totals
 
 __all__ = ["attainment_share", "quota_plan", "period_totals", "plan_quotas", "territory_quotas", "fairness_summary", "backtest_attainment"]
 
 _LEVELS = np.linspace(0.01, 0.99, 99)
-
-
-def period_totals(forecast: Forecast, *, period_end: Any, period_start: Any = None) -> np.ndarray:
-    """Draws of each series' bookings over the quota period, ``(n_series, n_draws)``."""
-    w = period_shares(forecast, period_end=period_end, period_start=period_start)
-    return np.einsum("nh,nhd->nd", w, forecast.draws)
 
 
 def _check_share(share: float) -> float:
