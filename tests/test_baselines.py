@@ -323,3 +323,76 @@ def test_series_that_fall_back_do_not_dilute_the_joint_draws_of_the_others():
 def test_joint_bootstrap_must_be_a_boolean(cls):
     with pytest.raises(ConfigError, match="joint_bootstrap"):
         cls(joint_bootstrap="yes").fit(_one(np.ones(30)))
+
+
+# ------------------------------------------------------------------ standardised residuals
+
+def test_standardized_ratios_are_the_modified_residuals_of_the_hand_computed_leverage():
+    # one monthly series, no shrinkage: four quarters, so each month-of-quarter factor rests on
+    # n_ip = 4 months and the level on n = 12; a month's leverage on its own fit is
+    # h = 1/4 + 1/12 = 1/3, and its ratio r becomes 1 + (r - 1) / sqrt(1 - 1/3)
+    y = [8, 11, 14, 12, 9, 15, 10, 13, 17, 11, 10, 13]
+    f = _one(y, start="2023-01-01", freq="MS")
+    raw = CalendarBaseline(shrinkage=0, standardize_residuals=False).fit(f).ratios_[0]
+    std = CalendarBaseline(shrinkage=0).fit(f).ratios_[0]
+    assert np.ptp(raw) > 0.3  # the residuals are not trivially all 1
+    np.testing.assert_allclose(std - 1.0, (raw - 1.0) / np.sqrt(2.0 / 3.0))
+
+
+def test_standardizing_rescales_the_shared_part_of_a_week_and_keeps_each_series_deviation():
+    f = _panel({"a": _noisy(11, 30), "b": _noisy(12, 30), "c": _noisy(13, 30)})
+    raw = CalendarBaseline(standardize_residuals=False).fit(f).ratios_
+    std = CalendarBaseline().fit(f).ratios_
+    both = (raw > 0) & (std > 0)
+    multiplier = np.where(both, std / np.where(raw > 0, raw, 1.0), np.nan)
+    spread = np.nanmax(multiplier, axis=0) - np.nanmin(multiplier, axis=0)
+    assert np.nanmax(spread) < 1e-12  # one multiplier per week, shared by every series
+    assert np.nanmax(np.abs(multiplier - 1.0)) > 0.05  # and it does change something
+    np.testing.assert_array_equal(raw == 0, std == 0)  # a week without a sale stays without one
+
+
+def test_long_histories_leave_the_ratios_almost_unchanged():
+    # three years: every position has been seen 12 times, so the leverage is small
+    f = _panel({f"s{i}": _noisy(20 + i, 156) for i in range(8)})
+    raw = CalendarBaseline(standardize_residuals=False).fit(f).ratios_
+    std = CalendarBaseline().fit(f).ratios_
+    assert np.nanmax(np.abs(std - raw)) < 0.02 * np.nanmax(raw)
+    assert np.nanmean(np.abs(std - raw)) < 0.01 * np.nanmean(raw)
+    assert not np.allclose(std, raw, equal_nan=True)  # small, but applied
+
+
+def _shared_shock_company(seed: int, *, n: int = 20, weeks: int = 20, h: int = 4) -> tuple[pd.DataFrame, np.ndarray]:
+    """Agents whose weeks share a log-normal shock and a quarter-end push; the company's next ``h`` weeks."""
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2024-01-01", periods=weeks + h, freq="W-MON")
+    pos = quarter_position(ds.to_numpy(), "W-MON")
+    push = np.where(pos == 12, 1.8, np.where(pos == 11, 1.3, 1.0))
+    shock = rng.lognormal(-0.5 * 0.35**2, 0.35, weeks + h)
+    scale = rng.gamma(4.0, 250.0, n)
+    y = scale[:, None] * push * shock * rng.gamma(2.0, 0.5, (n, weeks + h)) * (rng.random((n, weeks + h)) < 0.6)
+    frame = pd.DataFrame({"unique_id": np.repeat([f"a{i:02d}" for i in range(n)], weeks),
+                          "ds": np.tile(ds[:weeks], n), "y": y[:, :weeks].ravel()})
+    return frame, y[:, weeks:].sum(axis=0)
+
+
+def test_standardized_residuals_widen_short_history_company_sums_towards_nominal_coverage():
+    # 20 weeks of history: each week-of-quarter factor rests on one or two weeks and absorbs
+    # much of their shared shock, so raw in-sample ratios make the company sum far too narrow
+    coverage = {}
+    for standardize in (False, True):
+        inside = []
+        for seed in range(100):
+            frame, actual = _shared_shock_company(seed)
+            model = CalendarBaseline(standardize_residuals=standardize, random_state=seed)
+            total = model.fit(frame).predict(4, n_draws=1000).draws.sum(axis=0)
+            lo, hi = np.quantile(total, [0.1, 0.9], axis=1)
+            inside.extend((actual >= lo) & (actual <= hi))
+        coverage[standardize] = np.mean(inside)
+    assert coverage[False] < 0.66
+    assert coverage[True] > coverage[False] + 0.07
+    assert coverage[True] < 0.86
+
+
+def test_standardize_residuals_must_be_a_boolean():
+    with pytest.raises(ConfigError, match="standardize_residuals"):
+        CalendarBaseline(standardize_residuals="yes").fit(_one(np.ones(30)))

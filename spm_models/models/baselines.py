@@ -10,7 +10,8 @@ Model               Predictive draws                                       Falls
 ``SeasonalNaive``   same period last season + bootstrapped seasonal errors ``Mean``
 ``Mean``            bootstrap of the series' own (recent) values           ``LastValue``
 ``CalendarBaseline`` level x position-in-quarter factor x bootstrapped      ``Mean``
-                    residual ratio, with level uncertainty
+                    (leverage-standardised) residual ratio, with level
+                    uncertainty
 ==================  =====================================================  ==================
 
 Joint bootstrap (``joint_bootstrap=True``, the default of every baseline). Every draw ``j``
@@ -347,6 +348,76 @@ def _auto_shrinkage(z: np.ndarray, use: np.ndarray, s: np.ndarray, c: np.ndarray
     return k_pool, np.minimum(var_i / tau1, _MAX_PSEUDO)
 
 
+_MAX_LEVERAGE = 0.9  # a week the fit reproduces almost exactly has no residual left to rescale
+
+
+def _week_index(ds: np.ndarray, use: np.ndarray) -> tuple[np.ndarray, int]:
+    """Calendar-week number of every used cell (``-1`` elsewhere) and the number of weeks.
+
+    Panels are right-aligned per series, so column ``t`` is not the same date for every
+    series; cells are grouped by their date instead.
+    """
+    days = np.asarray(ds).astype("datetime64[D]").astype(np.int64)
+    days = np.broadcast_to(days, use.shape)
+    weeks, inverse = np.unique(days[use], return_inverse=True)
+    index = np.full(use.shape, -1, dtype=np.int64)
+    index[use] = inverse
+    return index, len(weeks)
+
+
+def _common_shock_leverage(
+    use: np.ndarray, pos: np.ndarray, ds: np.ndarray, n_obs: np.ndarray,
+    k_pool: float, k_series: np.ndarray, counts: np.ndarray,
+) -> np.ndarray:
+    """Leverage of each cell's week on the cell's own fitted value, for a shock the week shares.
+
+    A shock :math:`\\delta` (in units of normalised values) hitting all :math:`n_t` series
+    observed in week ``t`` moves the pooled factor of position ``p`` by
+    :math:`n_t \\delta / (n_{\\cdot p} + k_0)`, series ``i``'s factor by
+    :math:`(1 + k_i n_t / (n_{\\cdot p} + k_0)) \\delta / (n_{ip} + k_i)`, and its whole-history
+    level by :math:`\\delta / n_i`. Their sum is the cell's leverage :math:`h_{it}`, the
+    diagonal of the hat matrix of this linear smoother for the shared part of the week.
+    """
+    index, n_weeks = _week_index(ds, use)
+    n_t = np.bincount(index[use], minlength=n_weeks).astype(float)
+    n_week = np.zeros(use.shape)
+    n_week[use] = n_t[index[use]]
+    cp = counts.sum(axis=0)
+    k = np.asarray(k_series, dtype=float)[:, None]
+    n_ip = np.take_along_axis(counts, pos, axis=1)
+    through_pool = np.divide(n_week, cp[pos] + k_pool, out=np.zeros(use.shape), where=use)
+    denominator = n_ip + k
+    factor = np.divide(1.0 + k * through_pool, denominator, out=np.zeros(use.shape), where=use & (denominator > 0))
+    return np.where(use, factor + 1.0 / np.maximum(n_obs, 1)[:, None], 0.0)
+
+
+def _standardized_week_adjustment(
+    y: np.ndarray, fitted: np.ndarray, hat: np.ndarray, use: np.ndarray, ds: np.ndarray
+) -> np.ndarray:
+    """Per-cell multiplier that turns each week's shared residual into a modified residual.
+
+    The week's shared ratio is :math:`R_t = \\sum_i y_{it} / \\sum_i \\hat y_{it}` over the
+    series observed that week, and its leverage :math:`h_t` the :math:`\\hat y`-weighted mean
+    of the cells' :math:`h_{it}`. The modified ratio is
+    :math:`R^*_t = \\max(0, 1 + (R_t - 1) / \\sqrt{1 - h_t})` (Davison & Hinkley 1997,
+    eq. 6.9, with :math:`h_t` capped at 0.9), and every cell of week ``t`` is multiplied by
+    :math:`R^*_t / R_t` (1 where :math:`R_t = 0`: a week without sales stays without sales).
+    Each series' deviation from the week's shared ratio is left as it was.
+    """
+    index, n_weeks = _week_index(ds, use)
+    cells = index[use]
+    expected = np.bincount(cells, weights=fitted[use], minlength=n_weeks)
+    actual = np.bincount(cells, weights=y[use], minlength=n_weeks)
+    ratio = np.divide(actual, expected, out=np.ones(n_weeks), where=expected > 0)
+    h = np.divide(np.bincount(cells, weights=(hat * fitted)[use], minlength=n_weeks), expected,
+                  out=np.zeros(n_weeks), where=expected > 0)
+    modified = np.maximum(1.0 + (ratio - 1.0) / np.sqrt(1.0 - np.minimum(h, _MAX_LEVERAGE)), 0.0)
+    week_adjustment = np.divide(modified, ratio, out=np.ones(n_weeks), where=ratio > 0)
+    out = np.ones(use.shape)
+    out[use] = week_adjustment[cells]
+    return out
+
+
 class CalendarBaseline(ForecastModel):
     """Recent level x position-in-quarter factor, with draws for sparse, skewed revenue.
 
@@ -370,7 +441,9 @@ class CalendarBaseline(ForecastModel):
 
     * :math:`r` is resampled from the series' own in-sample residual ratios
       :math:`y_{it} / (\\tilde L_i f_{i,p(t)})` (:math:`\\tilde L_i` = deseasonalised mean of
-      the whole history, so the ratios average 1). A week with no sale has ratio 0, a big
+      the whole history, so the ratios average 1), with the part every series shared that
+      week standardised for its leverage on the fit (``standardize_residuals``, see Notes).
+      A week with no sale has ratio 0, a big
       deal a large ratio: the draws keep the series' own share of zeros and its skew without
       assuming a distribution. With ``joint_bootstrap`` all series take their ratio of the
       same resampled week, :math:`r^{(j)}_{it} = r_{i,s_{jt}}`, so a week that was strong or
@@ -396,6 +469,9 @@ class CalendarBaseline(ForecastModel):
     level_uncertainty : bool
         Draw the level (True) or keep it fixed at :math:`L_i`. Level draws are independent
         across series.
+    standardize_residuals : bool
+        Rescale each week's shared residual for the leverage of that week on the fit (True,
+        the default), or bootstrap the raw in-sample ratios. See Notes.
     joint_bootstrap : bool
         Resample one historical period per draw and step for all series together (default),
         keeping their co-movement in sums of draws; ``False`` resamples every series
@@ -409,6 +485,21 @@ class CalendarBaseline(ForecastModel):
     -----
     Series with negative values, no sales at all, or no sales in the level window fall back
     to :class:`Mean`. Data must be weekly or monthly.
+
+    *Why the residuals are standardised.* With a year or less of weekly history each
+    position in the quarter has been seen only one to three times, so the pooled factor of
+    a position is fitted to those few weeks and absorbs part of whatever moved every series
+    in them. In-sample ratios therefore understate the shared week-to-week swings, by the
+    factor :math:`\\sqrt{1 - h_t}` of regression residuals, and sums of draws (territory and
+    company) come out too narrow; each series' own draws barely change, since one series'
+    idiosyncratic noise hardly moves a factor pooled over many. ``standardize_residuals``
+    rescales the shared part of each week, the ratio :math:`R_t` of the week's total to its
+    fitted total, to the modified residual :math:`1 + (R_t - 1)/\\sqrt{1 - h_t}` (Davison &
+    Hinkley, *Bootstrap Methods and their Application*, 1997, §6.2.3), where :math:`h_t` is
+    the week's leverage on its own fitted value through the pooled factor, the series'
+    factor and the level (:func:`_common_shock_leverage`). Each series keeps its own
+    deviation from :math:`R_t`. With a long history :math:`h_t` is small and the ratios
+    hardly change. The estimation error of the factors themselves is not drawn.
     """
 
     def __init__(
@@ -419,6 +510,7 @@ class CalendarBaseline(ForecastModel):
         min_history: int = 8,
         quarter_start_month: int = 1,
         level_uncertainty: bool = True,
+        standardize_residuals: bool = True,
         joint_bootstrap: bool = True,
         freq: str | None = None,
         random_state: int | None = 0,
@@ -428,6 +520,7 @@ class CalendarBaseline(ForecastModel):
         self.min_history = min_history
         self.quarter_start_month = quarter_start_month
         self.level_uncertainty = level_uncertainty
+        self.standardize_residuals = standardize_residuals
         self.joint_bootstrap = joint_bootstrap
         self.freq = freq
         self.random_state = random_state
@@ -445,6 +538,8 @@ class CalendarBaseline(ForecastModel):
             or self.shrinkage < 0
         ):
             raise ConfigError(f"shrinkage must be 'auto' or a non-negative number, got {self.shrinkage!r}")
+        _check_bool(self.level_uncertainty, "level_uncertainty")
+        _check_bool(self.standardize_residuals, "standardize_residuals")
         _check_bool(self.joint_bootstrap, "joint_bootstrap")
 
     def _fit_panel(self, panel: Panel) -> np.ndarray:
@@ -469,7 +564,7 @@ class CalendarBaseline(ForecastModel):
         ybar = total / panel.n_obs
         use = valid & ok[:, None]
         z = np.where(use, y0 / np.where(ybar > 0, ybar, 1.0)[:, None], 0.0)
-        f, pooled = self._factors(z, use, np.maximum(pos, 0), per_q)
+        f, pooled, (k_pool, k_series, counts) = self._factors(z, use, np.maximum(pos, 0), per_q)
 
         f_cell = np.take_along_axis(f, np.maximum(pos, 0), axis=1)
         deseason = np.where(valid, y0 / f_cell, np.nan)
@@ -480,6 +575,10 @@ class CalendarBaseline(ForecastModel):
         reasons[dead] = f"no sales in the last {w} periods (window)"
         level_all = np.nansum(deseason, axis=1) / panel.n_obs
         ratios = deseason / np.where(level_all > 0, level_all, 1.0)[:, None]
+        if self.standardize_residuals:
+            fitted = np.where(use, level_all[:, None] * f_cell, 0.0)
+            hat = _common_shock_leverage(use, np.maximum(pos, 0), panel.ds, panel.n_obs, k_pool, k_series, counts)
+            ratios = ratios * _standardized_week_adjustment(y0, fitted, hat, use, panel.ds)
         dev = np.where(np.isnan(recent), 0.0, recent - level[:, None])
         sd = np.sqrt((dev**2).sum(axis=1) / np.maximum(n_recent - 1, 1))
         cv = np.divide(sd, level * np.sqrt(n_recent), out=np.zeros(n), where=level > 0)
@@ -494,8 +593,12 @@ class CalendarBaseline(ForecastModel):
         self.end_offset_ = panel.last_pos.max() - panel.last_pos
         return reasons
 
-    def _factors(self, z: np.ndarray, use: np.ndarray, pos: np.ndarray, per_q: int) -> tuple[np.ndarray, np.ndarray]:
-        """Shrunk factors ``(n_series, per_q)`` and pooled factors from normalised values ``z``."""
+    def _factors(self, z: np.ndarray, use: np.ndarray, pos: np.ndarray, per_q: int) -> tuple:
+        """Shrunk factors ``(n_series, per_q)``, pooled factors, and the shrinkage behind them.
+
+        The third item is ``(k_pool, k_series, counts)``: the pseudo-observation counts used
+        and the number of observations ``n_ip`` of each series in each position.
+        """
         n = z.shape[0]
         cell = np.arange(n)[:, None] * per_q + pos
         s = np.bincount(cell[use], weights=z[use], minlength=n * per_q).reshape(n, per_q)
@@ -509,7 +612,7 @@ class CalendarBaseline(ForecastModel):
         k = k_series[:, None]
         f = np.divide(s + k * pooled, c + k, out=np.broadcast_to(pooled, (n, per_q)).copy(), where=(c + k) > 0)
         f = np.where(f > 0, f, np.where(pooled > 0, pooled, 1.0)[None, :])
-        return f / f.mean(axis=1, keepdims=True), pooled / pooled.mean()
+        return f / f.mean(axis=1, keepdims=True), pooled / pooled.mean(), (k_pool, k_series, c)
 
     def _predict_panel(self, h: int, *, ds: np.ndarray, n_draws: int, rng: np.random.Generator) -> np.ndarray:
         n = len(self.unique_ids_)
