@@ -366,7 +366,7 @@ def _week_index(ds: np.ndarray, use: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def _common_shock_leverage(
-    use: np.ndarray, pos: np.ndarray, ds: np.ndarray, n_obs: np.ndarray,
+    use: np.ndarray, pos: np.ndarray, weeks: tuple[np.ndarray, int], n_obs: np.ndarray,
     k_pool: float, k_series: np.ndarray, counts: np.ndarray,
 ) -> np.ndarray:
     """Leverage of each cell's week on the cell's own fitted value, for a shock the week shares.
@@ -377,8 +377,9 @@ def _common_shock_leverage(
     :math:`(1 + k_i n_t / (n_{\\cdot p} + k_0)) \\delta / (n_{ip} + k_i)`, and its whole-history
     level by :math:`\\delta / n_i`. Their sum is the cell's leverage :math:`h_{it}`, the
     diagonal of the hat matrix of this linear smoother for the shared part of the week.
+    ``weeks`` is :func:`_week_index`'s result.
     """
-    index, n_weeks = _week_index(ds, use)
+    index, n_weeks = weeks
     n_t = np.bincount(index[use], minlength=n_weeks).astype(float)
     n_week = np.zeros(use.shape)
     n_week[use] = n_t[index[use]]
@@ -392,19 +393,20 @@ def _common_shock_leverage(
 
 
 def _standardized_week_adjustment(
-    y: np.ndarray, fitted: np.ndarray, hat: np.ndarray, use: np.ndarray, ds: np.ndarray
+    y: np.ndarray, fitted: np.ndarray, hat: np.ndarray, use: np.ndarray, weeks: tuple[np.ndarray, int]
 ) -> np.ndarray:
     """Per-cell multiplier that turns each week's shared residual into a modified residual.
 
     The week's shared ratio is :math:`R_t = \\sum_i y_{it} / \\sum_i \\hat y_{it}` over the
     series observed that week, and its leverage :math:`h_t` the :math:`\\hat y`-weighted mean
     of the cells' :math:`h_{it}`. The modified ratio is
-    :math:`R^*_t = \\max(0, 1 + (R_t - 1) / \\sqrt{1 - h_t})` (Davison & Hinkley 1997,
-    eq. 6.9, with :math:`h_t` capped at 0.9), and every cell of week ``t`` is multiplied by
+    :math:`R^*_t = \\max(0, 1 + (R_t - 1) / \\sqrt{1 - h_t})` (the modified residual
+    of Davison & Hinkley 1997, ch. 6, with :math:`h_t` capped at 0.9), and every cell of week ``t`` is multiplied by
     :math:`R^*_t / R_t` (1 where :math:`R_t = 0`: a week without sales stays without sales).
-    Each series' deviation from the week's shared ratio is left as it was.
+    Each series' deviation from the week's shared ratio is left as it was. ``weeks`` is
+    :func:`_week_index`'s result.
     """
-    index, n_weeks = _week_index(ds, use)
+    index, n_weeks = weeks
     cells = index[use]
     expected = np.bincount(cells, weights=fitted[use], minlength=n_weeks)
     actual = np.bincount(cells, weights=y[use], minlength=n_weeks)
@@ -495,7 +497,7 @@ class CalendarBaseline(ForecastModel):
     idiosyncratic noise hardly moves a factor pooled over many. ``standardize_residuals``
     rescales the shared part of each week, the ratio :math:`R_t` of the week's total to its
     fitted total, to the modified residual :math:`1 + (R_t - 1)/\\sqrt{1 - h_t}` (Davison &
-    Hinkley, *Bootstrap Methods and their Application*, 1997, §6.2.3), where :math:`h_t` is
+    Hinkley, *Bootstrap Methods and their Application*, 1997, ch. 6), where :math:`h_t` is
     the week's leverage on its own fitted value through the pooled factor, the series'
     factor and the level (:func:`_common_shock_leverage`). Each series keeps its own
     deviation from :math:`R_t`. With a long history :math:`h_t` is small and the ratios
@@ -577,8 +579,9 @@ class CalendarBaseline(ForecastModel):
         ratios = deseason / np.where(level_all > 0, level_all, 1.0)[:, None]
         if self.standardize_residuals:
             fitted = np.where(use, level_all[:, None] * f_cell, 0.0)
-            hat = _common_shock_leverage(use, np.maximum(pos, 0), panel.ds, panel.n_obs, k_pool, k_series, counts)
-            ratios = ratios * _standardized_week_adjustment(y0, fitted, hat, use, panel.ds)
+            weeks = _week_index(panel.ds, use)
+            hat = _common_shock_leverage(use, np.maximum(pos, 0), weeks, panel.n_obs, k_pool, k_series, counts)
+            ratios = ratios * _standardized_week_adjustment(y0, fitted, hat, use, weeks)
         dev = np.where(np.isnan(recent), 0.0, recent - level[:, None])
         sd = np.sqrt((dev**2).sum(axis=1) / np.maximum(n_recent - 1, 1))
         cv = np.divide(sd, level * np.sqrt(n_recent), out=np.zeros(n), where=level > 0)
