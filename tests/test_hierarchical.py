@@ -1,6 +1,6 @@
 """HierarchicalBayes: coherent hierarchy forecasts, regressor lags, the two inference paths.
 
-Default tests use ADVI on a few agents (fast, no PyMC import except the density check).
+Default tests use ADVI on a few agents (fast, no PyMC import except the density checks).
 The recovery and calibration checks on the synthetic organisation are ``slow``:
 ``.venv/bin/python -m pytest -m slow tests/test_hierarchical.py``.
 """
@@ -16,7 +16,8 @@ from spm_models.models import MODELS, Forecast
 from spm_models.models.hierarchical import COMPANY_ID, HierarchicalBayes, _effects
 from spm_models.models.hierarchical_design import calendar_features, lag_and_standardize, simulate_hurdle
 from spm_models.models.hierarchical_inference import (
-    Centering, _split, build_pymc_model, fit_advi, gamma_shape_from_log_var, hurdle_data, layout, log_density,
+    Centering, _split, build_pymc_model, clear_nuts_cache, fit_advi, gamma_shape_from_log_var, hurdle_data, layout,
+    log_density, model_data, structure_key,
 )
 
 START = pd.Timestamp("2024-01-01")  # a Monday
@@ -307,6 +308,45 @@ def test_numpy_log_density_matches_the_pymc_model():
     np.testing.assert_allclose(offsets, offsets[0], atol=1e-8)  # differences agree: same density
 
 
+def _random_hurdle_data(seed, n_cells, group_codes, cal_names):
+    rng = np.random.default_rng(seed)
+    y = np.where(rng.random(n_cells) < 0.4, rng.lognormal(1.0, 1.0, n_cells), 0.0)
+    cells = {"series": rng.integers(0, len(group_codes), n_cells), "y": y,
+             "cal": rng.normal(size=(n_cells, len(cal_names))), "x": rng.normal(size=(n_cells, 2))}
+    return hurdle_data(cells, group_codes=np.asarray(group_codes), n_series=len(group_codes),
+                       n_groups=int(max(group_codes)) + 1, cal_names=cal_names, scale=1.0)
+
+
+def test_pymc_model_with_swapped_data_is_the_model_of_the_new_data():
+    """What the nutpie cache relies on: a model built for one data set, with another data set of the same
+    structure key swapped into its containers, has the other data set's log density and gradient (no
+    value of the first data set is left in the graph). The number of cells, the territory sizes and all
+    values differ between the two."""
+    cal_names, regs = ["quarter_end_push", "year_sin1", "year_cos1"], ["r1", "r2"]
+    d1 = _random_hurdle_data(0, 150, [0, 0, 0, 1, 1, 1], cal_names)
+    d2 = _random_hurdle_data(1, 110, [0, 1, 1, 1, 1, 0], cal_names)
+    assert structure_key(d1, cal_names=cal_names, reg_names=regs) == structure_key(d2, cal_names=cal_names,
+                                                                                   reg_names=regs)
+    assert structure_key(_random_hurdle_data(0, 150, [0, 0, 1, 1, 1], cal_names), cal_names=cal_names,
+                         reg_names=regs) != structure_key(d1, cal_names=cal_names, reg_names=regs)
+    reused = build_pymc_model(d1, cal_names=cal_names, reg_names=regs)
+    fresh = build_pymc_model(d2, cal_names=cal_names, reg_names=regs)
+    logp, dlogp = reused.compile_logp(mode="FAST_COMPILE"), reused.compile_dlogp(mode="FAST_COMPILE")
+    logp2, dlogp2 = fresh.compile_logp(mode="FAST_COMPILE"), fresh.compile_dlogp(mode="FAST_COMPILE")
+    rng = np.random.default_rng(2)
+    points = [{v.name: 0.5 * rng.standard_normal(fresh.initial_point()[v.name].shape) for v in fresh.value_vars}
+              for _ in range(3)]
+    assert not np.isclose(float(logp(points[0])), float(logp2(points[0])))  # the data sets do differ
+    for name, value in model_data(d2, n_reg=len(regs)).items():
+        reused.set_data(name, value)
+    for point in points:  # the compiled functions read the containers when called, as nutpie's do
+        np.testing.assert_allclose(float(logp(point)), float(logp2(point)), rtol=1e-12)
+        np.testing.assert_allclose(dlogp(point), dlogp2(point), rtol=1e-10, atol=1e-12)
+    start, start2 = reused.initial_point(), fresh.initial_point()  # the start of the chains too
+    for name, value in start2.items():
+        np.testing.assert_allclose(start[name], value, rtol=1e-12, err_msg=name)
+
+
 def test_zero_sum_centering_by_hand():
     c = Centering.of(np.array([0, 0, 1, 1, 1, 2]), 3)
     z = np.array([1.0, 3.0, 0.0, 3.0, 6.0, 5.0])  # group means 2, 3, 5
@@ -330,6 +370,37 @@ def test_advi_stops_on_convergence_and_reports_it():
     assert info["converged"] and info["iterations"] < 20_000
     assert samples["z_a"].shape == (10, 4) and samples["omega_a"].shape == (10,)
     assert (samples["omega_a"] > 0).all()
+
+
+@pytest.mark.slow
+def test_nuts_fit_of_the_same_structure_reuses_the_compiled_model(monkeypatch):
+    """A second NUTS fit whose model has the same structure (same agents and territories, other weeks
+    and values) does not compile again, and its draws are exactly those of a freshly compiled model for
+    the same data and seed."""
+    import nutpie
+
+    compiles = []
+    compile_pymc_model = nutpie.compile_pymc_model
+
+    def counted(*args, **kwargs):
+        compiles.append(1)
+        return compile_pymc_model(*args, **kwargs)
+
+    monkeypatch.setattr(nutpie, "compile_pymc_model", counted)
+    clear_nuts_cache()
+    kw = {"method": "nuts", "draws": 200, "tune": 200, "chains": 2, "regressors": {"x": 2}}
+    other = _frame(n_weeks=36, seed=5)
+    first = HierarchicalBayes(**kw).fit(FRAME)
+    second = HierarchicalBayes(**kw).fit(other)
+    assert len(compiles) == 1
+    assert first.diagnostics_["compiled"] and not second.diagnostics_["compiled"]
+    clear_nuts_cache()
+    fresh = HierarchicalBayes(**kw).fit(other)
+    assert len(compiles) == 2 and fresh.diagnostics_["compiled"]
+    for key, value in fresh.posterior_.items():
+        np.testing.assert_allclose(second.posterior_[key], value, rtol=1e-9, atol=1e-12, err_msg=key)
+    assert not np.allclose(first.posterior_["a"], second.posterior_["a"])  # the new data were used
+    clear_nuts_cache()
 
 
 # ---------------------------------------------------------------------- synthetic organisation (slow)

@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,8 +49,11 @@ __all__ = [
     "layout",
     "log_density",
     "fit_advi",
+    "model_data",
+    "structure_key",
     "build_pymc_model",
     "sample_nuts",
+    "clear_nuts_cache",
     "identified",
 ]
 
@@ -404,91 +409,206 @@ def fit_advi(
     return samples, {"iterations": step, "converged": converged, "elbo": elbo}
 
 
+def model_data(d: HurdleData, *, n_reg: int) -> dict[str, np.ndarray]:
+    """Values of the ``pm.Data`` containers of :func:`build_pymc_model`, by container name.
+
+    Everything the PyMC model reads from ``d`` is in a container, except what
+    :func:`structure_key` fixes (the centring over all series and over territories, which
+    depend only on their numbers), so a model built and compiled for one data set computes the
+    density of another with the same key once these values are swapped in (``Model.set_data``
+    and nutpie's ``CompiledPyMCModel.with_data``). The arrays are packed into a few containers
+    because each container adds to nutpie's numba compilation time. ``n_reg`` is the number
+    of indicator regressors.
+
+    Returns
+    -------
+    dict
+        ``data_priors`` ``[a_mean, b_mean, lk_mean, *cal_sd, *territory sizes]``;
+        ``data_per_series`` ``[centring factor within territory, n_pos, *territory
+        membership]`` (``d.in_territory``: one territory of all series without territories);
+        ``data_series`` and ``data_positive`` (int) and ``data_cells`` ``[cal | x]`` per cell;
+        and when any cell is positive ``data_series_pos`` and ``data_pos_cells``
+        ``[cal | x | ypos | logy]`` of the positive cells.
+    """
+    c = d.in_territory
+    out = {
+        "data_priors": np.r_[d.a_mean, d.b_mean, d.lk_mean, d.cal_sd, np.maximum(c.counts, 1)].astype(float),
+        "data_per_series": np.column_stack([c.factor, d.n_pos, c.membership()]).astype(float),
+        "data_series": d.series,
+        "data_positive": d.pos.astype(np.int8),
+        "data_cells": np.column_stack([d.cal, d.x[:, :n_reg]]).astype(float),
+    }
+    if d.pos.any():
+        out["data_series_pos"] = d.series_pos
+        out["data_pos_cells"] = np.column_stack([d.cal_pos, d.x_pos[:, :n_reg], d.ypos, d.logy]).astype(float)
+    return out
+
+
+def structure_key(d: HurdleData, *, cal_names: list[str], reg_names: list[str]) -> tuple:
+    """What fixes the graph of :func:`build_pymc_model` (everything else is in :func:`model_data`).
+
+    The sizes of the parameter blocks (series, territories, calendar terms and regressors, with
+    their names, which label the posterior) and whether any cell is positive (no positive
+    cell, no gamma term). Two data sets with the same key share one compiled model.
+    """
+    return (int(d.n_series), int(d.n_groups), tuple(cal_names), tuple(reg_names), bool(d.pos.any()))
+
+
 def build_pymc_model(d: HurdleData, *, cal_names: list[str], reg_names: list[str]):
-    """The hurdle model in PyMC (same density as :func:`log_density`)."""
+    """The hurdle model in PyMC (same density as :func:`log_density`).
+
+    The data enter through ``pm.Data`` containers (:func:`model_data`), so the model can be
+    reused for new data of the same :func:`structure_key`.
+    """
     import pymc as pm
     import pytensor.tensor as pt
 
+    n_cal, n_reg = len(cal_names), len(reg_names)
     coords = {"series": np.arange(d.n_series), "cal": cal_names, "reg": reg_names}
     if d.n_groups:
         coords["group"] = np.arange(d.n_groups)
-    pos = d.pos
     with pm.Model(coords=coords) as model:
-        a0 = pm.Normal("a0", d.a_mean, LEVEL_SD["a0"])
-        b0 = pm.Normal("b0", d.b_mean, LEVEL_SD["b0"])
-        log_shape0 = pm.Normal("log_shape0", d.lk_mean, LEVEL_SD["log_shape0"])
+        v = {name: pm.Data(name, value) for name, value in model_data(d, n_reg=n_reg).items()}
+        priors, per_series, cells = v["data_priors"], v["data_per_series"], v["data_cells"]
+        # d.in_territory from the containers; the other two centrings depend on the key only
+        territory = (per_series[:, 2:], priors[3 + n_cal:], per_series[:, 0])
+        a0 = pm.Normal("a0", priors[0], LEVEL_SD["a0"])
+        b0 = pm.Normal("b0", priors[1], LEVEL_SD["b0"])
+        log_shape0 = pm.Normal("log_shape0", priors[2], LEVEL_SD["log_shape0"])
         hn = {k: pm.HalfNormal(k, s) for k, s in HALF_NORMAL.items() if d.n_groups or not k.startswith("tau")}
-        a = a0 + hn["omega_a"] * _centred(pm.Normal("z_a", 0, 1, dims="series"), d.in_territory)
-        b = b0 + hn["omega_b"] * _centred(pm.Normal("z_b", 0, 1, dims="series"), d.in_territory)
-        log_shape = log_shape0 + hn["omega_k"] * _centred(pm.Normal("z_k", 0, 1, dims="series"), d.in_company)
-        if d.n_groups:
-            a = a + (hn["tau_a"] * _centred(pm.Normal("u_a", 0, 1, dims="group"), d.territories))[d.group_codes]
-            b = b + (hn["tau_b"] * _centred(pm.Normal("u_b", 0, 1, dims="group"), d.territories))[d.group_codes]
-        gamma = pm.Normal("gamma", 0, d.cal_sd, dims="cal")
-        delta = pm.Normal("delta", 0, d.cal_sd, dims="cal")
-        eta = a[d.series] + pm.math.dot(d.cal, gamma)
-        mu = b[d.series[pos]] + pm.math.dot(d.cal[pos], delta)
+        a = a0 + hn["omega_a"] * _centred(pm.Normal("z_a", 0, 1, dims="series"), *territory)
+        b = b0 + hn["omega_b"] * _centred(pm.Normal("z_b", 0, 1, dims="series"), *territory)
+        log_shape = log_shape0 + hn["omega_k"] * _centred(pm.Normal("z_k", 0, 1, dims="series"),
+                                                          *_constant(d.in_company))
+        if d.n_groups:  # a territory's offset reaches its agents through the membership matrix
+            groups = _constant(d.territories)
+            a = a + pt.dot(territory[0], hn["tau_a"] * _centred(pm.Normal("u_a", 0, 1, dims="group"), *groups))
+            b = b + pt.dot(territory[0], hn["tau_b"] * _centred(pm.Normal("u_b", 0, 1, dims="group"), *groups))
+        gamma = pm.Normal("gamma", 0, priors[3:3 + n_cal], dims="cal")
+        delta = pm.Normal("delta", 0, priors[3:3 + n_cal], dims="cal")
+        eta = a[v["data_series"]] + pm.math.dot(cells[:, :n_cal], gamma)
         if reg_names:
-            eta = eta + pm.math.dot(d.x, pm.Normal("beta_p", 0, BETA_SD, dims="reg"))
-            mu = mu + pm.math.dot(d.x[pos], pm.Normal("beta_m", 0, BETA_SD, dims="reg"))
-        pm.Bernoulli("positive", logit_p=eta, observed=pos.astype(np.int8))
-        if pos.any():
+            eta = eta + pm.math.dot(cells[:, n_cal:], pm.Normal("beta_p", 0, BETA_SD, dims="reg"))
+            beta_m = pm.Normal("beta_m", 0, BETA_SD, dims="reg")
+        pm.Bernoulli("positive", logit_p=eta, observed=v["data_positive"])
+        if d.pos.any():
+            pos_cells, series_pos = v["data_pos_cells"], v["data_series_pos"]
+            ypos, logy = pos_cells[:, n_cal + n_reg], pos_cells[:, n_cal + n_reg + 1]
+            mu = b[series_pos] + pm.math.dot(pos_cells[:, :n_cal], delta)
+            if reg_names:
+                mu = mu + pm.math.dot(pos_cells[:, n_cal:n_cal + n_reg], beta_m)
             # the gamma log density written out, so log-gamma of the shapes is taken once per
             # series (not per positive cell) and PyMC's parameter checks stay out of the graph
-            lk = log_shape[d.series[pos]]
+            lk = log_shape[series_pos]
             k = pm.math.exp(lk)
-            pm.Potential("amount", pm.math.sum(k * (lk - mu - d.ypos * pm.math.exp(-mu)) + (k - 1.0) * d.logy)
-                         - pm.math.dot(d.n_pos, pt.gammaln(pm.math.exp(log_shape))))
+            pm.Potential("amount", pm.math.sum(k * (lk - mu - ypos * pm.math.exp(-mu)) + (k - 1.0) * logy)
+                         - pm.math.dot(per_series[:, 1], pt.gammaln(pm.math.exp(log_shape))))
     return model
 
 
-def _centred(z, c: Centering):
-    """:meth:`Centering.apply` on a PyTensor vector."""
+def _constant(c: Centering) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Membership matrix, group sizes (at least 1) and factors of a centring, for :func:`_centred`."""
+    return c.membership(), np.maximum(c.counts, 1), c.factor
+
+
+def _centred(z, membership, counts, factor):
+    """:meth:`Centering.apply` on a PyTensor vector: ``factor * (z - group mean of z)``."""
     import pytensor.tensor as pt
 
-    m = c.membership()
-    return (z - pt.dot(m, pt.dot(m.T, z) / np.maximum(c.counts, 1))) * c.factor
+    return (z - pt.dot(membership, pt.dot(membership.T, z) / counts)) * factor
+
+
+#: Compiled nutpie models kept per :func:`structure_key` (least recently used dropped first).
+NUTS_CACHE_SIZE = 4
+_nuts_cache: "OrderedDict[tuple, tuple[Any, Any]]" = OrderedDict()
+_nuts_cache_lock = threading.Lock()
+
+
+def clear_nuts_cache() -> None:
+    """Forget the compiled nutpie models of :func:`sample_nuts`."""
+    with _nuts_cache_lock:
+        _nuts_cache.clear()
+
+
+def _checkout(key: tuple):
+    with _nuts_cache_lock:
+        return _nuts_cache.pop(key, None)
+
+
+def _checkin(key: tuple, entry: tuple[Any, Any]) -> None:
+    with _nuts_cache_lock:
+        _nuts_cache[key] = entry
+        _nuts_cache.move_to_end(key)
+        while len(_nuts_cache) > NUTS_CACHE_SIZE:
+            _nuts_cache.popitem(last=False)
 
 
 def sample_nuts(
-    model, d: HurdleData, *, draws: int, tune: int, chains: int, target_accept: float, seed: int
+    d: HurdleData, *, cal_names: list[str], reg_names: list[str], draws: int, tune: int, chains: int,
+    target_accept: float, seed: int,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """NUTS draws ``{name: (chains * draws, ...)}`` of the free variables, and diagnostics.
 
-    nutpie (numba) when it is installed, else PyMC's NUTS. Diagnostics: ``sampler``,
-    ``divergences``, and with two chains or more ``max_rhat`` and ``min_ess_bulk`` over the
-    identified quantities (:func:`identified`): the raw ``z`` and ``u`` also move along the
-    direction the zero-sum centring removes from the model, which only its prior sees and
-    which may mix slowly without mattering to anything.
+    nutpie (numba) when it is installed, else PyMC's NUTS, on :func:`build_pymc_model`.
+    nutpie's compilation (20-30 s on 35 agents) is cached within the process: the compiled
+    models of the last :data:`NUTS_CACHE_SIZE` :func:`structure_key` values are kept and
+    reused with this fit's data swapped in (:func:`model_data`;
+    ``CompiledPyMCModel.with_data`` for the density, ``Model.set_data`` for the initial
+    point), which gives the same draws as a fresh compilation for the same data and seed. A
+    model is taken out of the cache while it samples, so a concurrent fit of the same
+    structure compiles its own. PyMC's NUTS is not cached. Diagnostics:
+    ``sampler``, ``compiled`` (False when a cached nutpie model was reused), ``divergences``,
+    and with two chains or more ``max_rhat`` and ``min_ess_bulk`` over the identified
+    quantities (:func:`identified`): the raw ``z`` and ``u`` also move along the direction
+    the zero-sum centring removes from the model, which only its prior sees and which may mix
+    slowly without mattering to anything.
     """
-    names = [v.name for v in model.free_RVs]
     try:
         import nutpie
     except ImportError:  # PyMC's own NUTS when nutpie is not installed
         nutpie = None
+    cores = min(chains, os.cpu_count() or 1)
     if nutpie is not None:
-        compiled = nutpie.compile_pymc_model(model, var_names=names)
-        idata = nutpie.sample(
-            compiled, draws=draws, tune=tune, chains=chains, cores=min(chains, os.cpu_count() or 1),
-            seed=seed, target_accept=target_accept, progress_bar=False,
-        )
-        sampler = "nutpie"
+        key = structure_key(d, cal_names=cal_names, reg_names=reg_names)
+        entry = _checkout(key)
+        if entry is None:
+            model = build_pymc_model(d, cal_names=cal_names, reg_names=reg_names)
+            names = [v.name for v in model.free_RVs]
+            compiled = nutpie.compile_pymc_model(model, var_names=names)
+        else:
+            model, compiled = entry
+            names = [v.name for v in model.free_RVs]
+            values = model_data(d, n_reg=len(reg_names))
+            for name, value in values.items():
+                model.set_data(name, value)  # the initial point reads the PyMC containers
+            # a container the compiled functions do not read (none, today) cannot change the density
+            compiled = compiled.with_data(**{k: v for k, v in values.items() if k in compiled.shared_data})
+        try:
+            idata = nutpie.sample(
+                compiled, draws=draws, tune=tune, chains=chains, cores=cores,
+                seed=seed, target_accept=target_accept, progress_bar=False,
+            )
+        finally:
+            _checkin(key, (model, compiled))
+        sampler, fresh = "nutpie", entry is None
     else:
         import pymc as pm
 
+        model = build_pymc_model(d, cal_names=cal_names, reg_names=reg_names)
+        names = [v.name for v in model.free_RVs]
         with model:
             idata = pm.sample(
-                draws=draws, tune=tune, chains=chains, cores=min(chains, os.cpu_count() or 1),
+                draws=draws, tune=tune, chains=chains, cores=cores,
                 target_accept=target_accept, random_seed=seed,
                 progressbar=False, compute_convergence_checks=False, var_names=names,
             )
-        sampler = "pymc"
+        sampler, fresh = "pymc", True
     samples = {}
     for name in names:
         arr = np.asarray(idata.posterior[name].to_numpy(), dtype=float)
         samples[name] = arr.reshape((-1,) + arr.shape[2:])
     div = idata.sample_stats["diverging"].to_numpy() if "diverging" in idata.sample_stats else np.zeros(1)
-    diag: dict[str, Any] = {"sampler": sampler, "divergences": int(np.sum(div))}
+    diag: dict[str, Any] = {"sampler": sampler, "compiled": fresh, "divergences": int(np.sum(div))}
     if chains > 1:
         import arviz as az
 
