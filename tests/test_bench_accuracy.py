@@ -83,3 +83,22 @@ def test_statsforecast_is_skipped_with_a_message_without_its_environment(acc, tm
     table = acc.run_benchmark(cfg, progress=messages.append)
     assert any("statsforecast skipped" in m for m in messages)
     assert set(table["model"]) == {"SeasonalNaive"}
+
+
+def test_hb_fit_time_table_has_the_recent_window_and_full_history(acc):
+    cfg = acc.BenchConfig.quick(n_agents=6, years=1.0)
+    table = acc.hb_scaling((6, 8), methods={"advi": 8}, cfg=cfg, recent_weeks=20, progress=lambda m: None)
+    assert table[["agents", "history"]].values.tolist() == [[6, "last 20 weeks"], [6, "full history"], [8, "full history"]]
+    recent, full = table.iloc[0], table.iloc[1]
+    assert recent["agent_weeks"] < full["agent_weeks"]
+    assert recent["agent_weeks"] <= 20 * recent["series"]
+    assert table["refit_wall_s"].isna().all()  # ADVI compiles nothing, so it has no refit row
+
+
+@pytest.mark.slow
+def test_hb_fit_time_table_refits_nuts_with_the_compiled_model(acc):
+    cfg = acc.BenchConfig.quick(n_agents=6, years=1.0)
+    table = acc.hb_scaling((6,), methods={"nuts": 6}, cfg=cfg, recent_weeks=20, progress=lambda m: None)
+    recent = table[table["history"] == "last 20 weeks"].iloc[0]
+    assert np.isfinite(recent["refit_wall_s"])  # NaN when the second fit compiled again
+    assert table[table["history"] == "full history"]["refit_wall_s"].isna().all()
