@@ -102,6 +102,11 @@ def _rows(frame: pd.DataFrame, column: str, value: str) -> pd.DataFrame:
     return frame[frame[column].astype("str") == value].reset_index(drop=True)
 
 
+def _level(frame: pd.DataFrame, level: str) -> pd.DataFrame:
+    """The rows of one hierarchy level (``agent``, ``territory`` or ``company``)."""
+    return frame[frame["level"] == level].reset_index(drop=True)
+
+
 @dataclass(frozen=True)
 class _Base:
     run_id: str
@@ -167,8 +172,7 @@ def agent_view(run_dir: str | Path, agent_id: str) -> AgentView:
     who = _rows(run["agents"], "agent_id", aid)
     if who.empty:
         raise ReportError(f"agent {aid!r} is not in the review {run.info['run_id']}")
-    lvl = lambda f, level: f[f["level"] == level]  # noqa: E731
-    out = _rows(lvl(run["outlook"], "agent"), "unique_id", aid)
+    out = _rows(_level(run["outlook"], "agent"), "unique_id", aid)
     quota = float(out["quota"].iloc[0]) if len(out) else float("nan")
     kpis = run["kpis_month"]
     act = kpis[(kpis["level"] == "agent") & (kpis["entity_id"] == aid) & (kpis["kpi"] == "activity_volume")]
@@ -186,9 +190,9 @@ def agent_view(run_dir: str | Path, agent_id: str) -> AgentView:
         funnel_usable=bool(run.info["funnel"]["usable"]),
         indicators=_rows(run["indicators"], "entity_id", aid),
         outlook=out,
-        fan=_rows(lvl(run["fan"], "agent"), "unique_id", aid),
-        actual_path=_rows(lvl(run["actual_path"], "agent"), "unique_id", aid),
-        accuracy=_rows(lvl(run["accuracy"], "agent"), "entity_id", aid),
+        fan=_rows(_level(run["fan"], "agent"), "unique_id", aid),
+        actual_path=_rows(_level(run["actual_path"], "agent"), "unique_id", aid),
+        accuracy=_rows(_level(run["accuracy"], "agent"), "entity_id", aid),
         commission=_rows(run["commission"], "unique_id", aid),
         plan_lines=tuple(plan.describe()),
         plan_name=plan.name,
@@ -245,29 +249,28 @@ def territory_view(run_dir: str | Path, territory_id: str) -> TerritoryView:
     if terr.empty:
         raise ReportError(f"territory {tid!r} is not in the review {run.info['run_id']}")
     members = _rows(run["agents"], "territory_id", tid)
-    lvl = lambda f, level: f[f["level"] == level]  # noqa: E731
     kpis = run["kpis_month"]
     nve = kpis[(kpis["level"] == "territory") & (kpis["entity_id"] == tid) & (kpis["kpi"] == "new_vs_existing_bookings")]
-    a_out = lvl(run["outlook"], "agent")
+    a_out = _level(run["outlook"], "agent")
     expected = a_out[a_out["unique_id"].isin(members["agent_id"])].merge(members[["agent_id", "agent_name"]], left_on="unique_id", right_on="agent_id")
     mapping = pd.Series(tid, index=members["agent_id"].to_numpy())
     return TerritoryView(
         **_base(run, {"run_dir": str(run_dir), "territory_id": tid}),
         territory_id=tid,
         territory_name=str(terr["territory_name"].iloc[0]),
-        metrics=_rows(lvl(run["metrics"], "territory"), "entity_id", tid),
+        metrics=_rows(_level(run["metrics"], "territory"), "entity_id", tid),
         agents=_rows(run["territory_agents"], "territory_id", tid),
-        outlook=_rows(lvl(run["outlook"], "territory"), "unique_id", tid),
-        fan=_rows(lvl(run["fan"], "territory"), "unique_id", tid),
-        actual_path=_rows(lvl(run["actual_path"], "territory"), "unique_id", tid),
+        outlook=_rows(_level(run["outlook"], "territory"), "unique_id", tid),
+        fan=_rows(_level(run["fan"], "territory"), "unique_id", tid),
+        actual_path=_rows(_level(run["actual_path"], "territory"), "unique_id", tid),
         agent_expected=expected.reset_index(drop=True),
         funnel=pooled_funnel(run["funnel"], mapping),
         funnel_usable=bool(run.info["funnel"]["usable"]),
         key_accounts=_rows(run["key_accounts"], "territory_id", tid),
         new_vs_existing=nve[["period", "segment", "value"]].reset_index(drop=True),
-        plan=_rows(lvl(run["plan"], "territory"), "entity_id", tid),
+        plan=_rows(_level(run["plan"], "territory"), "entity_id", tid),
         risks=_rows(run["risks"], "territory_id", tid),
-        accuracy=_rows(lvl(run["accuracy"], "territory"), "entity_id", tid),
+        accuracy=_rows(_level(run["accuracy"], "territory"), "entity_id", tid),
         quota_note=_quota_note(run, "territory"),
     )
 
@@ -301,21 +304,20 @@ class MonthlyView(_Base):
 def monthly_view(run_dir: str | Path) -> MonthlyView:
     """The company monthly review's data."""
     run = load_run(run_dir)
-    lvl = lambda f, level: f[f["level"] == level].reset_index(drop=True)  # noqa: E731
-    terr = lvl(run["metrics"], "territory").merge(run["territories"], left_on="entity_id", right_on="territory_id", how="left")
-    t_out = lvl(run["outlook"], "territory").merge(run["territories"], left_on="unique_id", right_on="territory_id", how="left")
+    terr = _level(run["metrics"], "territory").merge(run["territories"], left_on="entity_id", right_on="territory_id", how="left")
+    t_out = _level(run["outlook"], "territory").merge(run["territories"], left_on="unique_id", right_on="territory_id", how="left")
     return MonthlyView(
         **_base(run, {"run_dir": str(run_dir)}),
-        company=lvl(run["metrics"], "company"),
-        plan=lvl(run["plan"], "company"),
+        company=_level(run["metrics"], "company"),
+        plan=_level(run["plan"], "company"),
         territories=terr,
         territory_outlook=t_out,
-        outlook=lvl(run["outlook"], "company"),
-        fan=lvl(run["fan"], "company"),
-        actual_path=lvl(run["actual_path"], "company"),
+        outlook=_level(run["outlook"], "company"),
+        fan=_level(run["fan"], "company"),
+        actual_path=_level(run["actual_path"], "company"),
         leaderboard=run["leaderboard"],
         recognition=run["recognition"],
-        accuracy=lvl(run["accuracy"], "company"),
+        accuracy=_level(run["accuracy"], "company"),
         accuracy_by_level=accuracy_summary(run["accuracy"]),
         accuracy_rows=_accuracy_rows(run),
         n_agents=int(run.info["n_agents"]),
