@@ -109,6 +109,15 @@ def warm_up() -> None:
     _png(fig)
 
 
+def _monthly_bookings_axes(ax, periods, currency: str) -> None:
+    """Month labels under bars at 0..n-1, a bookings y axis in ``currency``, the legend top left."""
+    ax.set_xticks(np.arange(len(periods)), pd.DatetimeIndex(periods).strftime("%b %y"), fontsize=8)
+    ax.set_xlabel("Month")
+    ax.set_ylabel(f"Bookings ({currency})")
+    _money_axis(ax, currency)
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+
+
 def bookings_trend(trend: pd.DataFrame, *, currency: str):
     """Monthly bookings (bars) with quota (line) and the peer-group median (dashed)."""
     b = trend[trend["kpi"] == "bookings"].sort_values("period")
@@ -117,7 +126,6 @@ def bookings_trend(trend: pd.DataFrame, *, currency: str):
     q = trend[trend["kpi"] == "quota"].sort_values("period")
     with _style():
         fig, ax = _figure()
-        labels = pd.DatetimeIndex(b["period"]).strftime("%b %y")
         x = np.arange(len(b))
         ax.bar(x, b["value"].to_numpy(), color=_BLUE, label="Your bookings")
         if len(q) and (q["value"] > 0).any():
@@ -125,11 +133,7 @@ def bookings_trend(trend: pd.DataFrame, *, currency: str):
             ax.plot(x, qy, color=_ORANGE, marker="o", lw=1.5, label="Your quota")
         if b["peer_median"].notna().any():
             ax.plot(x, b["peer_median"].to_numpy(), color=_GREY, ls="--", lw=1.5, label="Peer median")
-        ax.set_xticks(x, labels, rotation=0, fontsize=8)
-        ax.set_xlabel("Month")
-        ax.set_ylabel(f"Bookings ({currency})")
-        _money_axis(ax, currency)
-        ax.legend(loc="upper left", fontsize=8, frameon=False)
+        _monthly_bookings_axes(ax, b["period"], currency)
     return fig
 
 
@@ -273,11 +277,7 @@ def new_vs_existing_chart(nve: pd.DataFrame, *, currency: str):
         for seg, color in zip(w.columns, (_BLUE, _ORANGE, _GREY)):
             ax.bar(x, w[seg].to_numpy(), bottom=bottom, color=color, label=f"{seg} accounts")
             bottom += w[seg].to_numpy()
-        ax.set_xticks(x, pd.DatetimeIndex(w.index).strftime("%b %y"), fontsize=8)
-        ax.set_xlabel("Month")
-        ax.set_ylabel(f"Bookings ({currency})")
-        _money_axis(ax, currency)
-        ax.legend(loc="upper left", fontsize=8, frameon=False)
+        _monthly_bookings_axes(ax, w.index, currency)
     return fig
 
 
@@ -297,11 +297,7 @@ def plan_chart(plan: pd.DataFrame, *, currency: str):
             _pct_axis(ax2)
             ax2.grid(False)
             ax2.legend(loc="upper right", fontsize=8, frameon=False)
-        ax.set_xticks(x, pd.DatetimeIndex(plan["period"]).strftime("%b %y"), fontsize=8)
-        ax.set_xlabel("Month")
-        ax.set_ylabel(f"Bookings ({currency})")
-        _money_axis(ax, currency)
-        ax.legend(loc="upper left", fontsize=8, frameon=False)
+        _monthly_bookings_axes(ax, plan["period"], currency)
     return fig
 
 
