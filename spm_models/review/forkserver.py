@@ -136,27 +136,21 @@ class ForkServer:
         if self.process is None or self.process.poll() is not None:
             raise ReportError("the report kernel server is not running")
         request = {"connection_file": str(connection_file), "cwd": str(cwd), "log": None if log is None else str(log)}
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(60)
-            s.connect(self.address)
-            s.sendall((json.dumps(request) + "\n").encode())
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-        reply = json.loads(data.decode() or "{}")
+        reply = self._ask(request, timeout=60)
         if "pid" not in reply:
             raise ReportError(f"the report kernel server could not start a kernel: {reply.get('error', 'no reply')}")
         return int(reply["pid"])
 
     def stats(self) -> dict:
         """``{"kernels": n, "cpu_user": s, "cpu_system": s}`` over the kernels that have ended."""
+        return self._ask({"stats": True}, timeout=30)
+
+    def _ask(self, request: dict, *, timeout: float) -> dict:
+        """Send one JSON line to the server and return its one-line JSON reply (``{}`` if none)."""
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(30)
+            s.settimeout(timeout)
             s.connect(self.address)
-            s.sendall(b'{"stats": true}\n')
+            s.sendall((json.dumps(request) + "\n").encode())
             data = b""
             while not data.endswith(b"\n"):
                 chunk = s.recv(4096)
