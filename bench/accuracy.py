@@ -10,7 +10,7 @@ Usage::
 Datasets: ``synthetic`` (a generated organisation with known truth, so an ``oracle`` that knows
 every agent's expected wins and deal-size distribution can be scored) and ``maven`` (the
 shipped Maven CRM export). Weekly bookings per agent, territory and company come from
-:func:`spm_models.indicator_series.bookings_series`; a series runs from its first to its last
+:func:`spm_models.indicators.series.bookings_series`; a series runs from its first to its last
 week (gaps filled with 0).
 
 Origins: the last is ``h`` weeks before the last week of the data, the others every ``--step``
@@ -20,9 +20,9 @@ table says how many). At each origin every model is fitted afresh on the series 
 origin (first week <= origin <= last week), on the weeks up to the origin, and forecasts ``h``
 weeks. Territory and company are forecast twice for the project's models: ``direct`` (fitted
 on the aggregated series) and ``bottom-up`` (sums of the agent draws,
-:func:`spm_models.backtest.aggregate_draws`).
+:func:`spm_models.models.aggregate.aggregate_draws`).
 
-Scores (:func:`spm_models.metrics.score`, pooled by :func:`spm_models.metrics.summarize`):
+Scores (:func:`spm_models.evaluation.metrics.score`, pooled by :func:`spm_models.evaluation.metrics.summarize`):
 MASE of the mean forecast with the naive (lag-1) in-sample MAE of each series as scale, CRPS
 divided by the same scale (so levels are comparable), coverage of the central 80% and 95%
 intervals, bias % of the summed forecast. statsforecast's AutoETS and AutoARIMA run in the
@@ -50,12 +50,20 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from spm_models.backtest import aggregate_draws
+from spm_models.models.aggregate import aggregate_draws
 from spm_models.exceptions import ConfigError, SpmError
-from spm_models.indicator_series import build_series
+from spm_models.indicators.series import build_series
 from spm_models.kpi.grid import COMPANY
-from spm_models.metrics import score, summarize
-from spm_models.models import CalendarBaseline, Forecast, ForecastModel, PipelineAware, ProphetForecaster, SeasonalNaive, clone
+from spm_models.evaluation.metrics import score, summarize
+from spm_models.models import (
+    CalendarBaseline,
+    Forecast,
+    ForecastModel,
+    PipelineAware,
+    ProphetForecaster,
+    SeasonalNaive,
+    clone,
+)
 from spm_models.models.forecast import quantile_column
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,13 +160,13 @@ def load_data(name: str, cfg: BenchConfig) -> BenchData:
     """Weekly bookings (and indicator columns) per level of dataset ``name``."""
     org = None
     if name == "synthetic":
-        from spm_models.sources.synthetic import generate_organisation
+        from spm_models.synthetic.generator import generate_organisation
 
         org = generate_organisation(cfg.n_agents, years=cfg.years, seed=cfg.seed)
         dataset = org.dataset
     elif name == "maven":
-        from spm_models.sources.maven import load_maven
-        from spm_models.validation import validate
+        from spm_models.data.sources.maven import load_maven
+        from spm_models.data.validation import validate
 
         dataset = validate(load_maven(cfg.maven_folder))
     else:
@@ -248,7 +256,7 @@ def _bottom_up(fc: Forecast, data: BenchData, parent_level: str) -> Forecast:
 
 def oracle_at(data: BenchData, origin: np.datetime64, h: int, cfg: BenchConfig) -> dict[str, Forecast]:
     """The oracle's agent, territory and company forecasts (exact sums of every agent's draws)."""
-    from spm_models.quota_backtest import oracle_forecast
+    from spm_models.synthetic.oracle import oracle_forecast
 
     agents = oracle_forecast(data.org, start=pd.Timestamp(origin + WEEK), h=h, n_draws=cfg.n_draws, seed=cfg.seed)
     return {"agent": agents, **{lv: _bottom_up(agents, data, lv) for lv in ("territory", "company")}}
@@ -527,11 +535,11 @@ def hb_scaling(sizes: tuple[int, ...], *, methods: dict[str, int], cfg: BenchCon
     size is also fitted on its last ``recent_weeks`` weeks only, and there NUTS is fitted a
     second time on the same weeks shifted back by one, the same model structure, so the row
     ``refit wall s`` shows a fit that reuses the compiled model
-    (:func:`spm_models.models.hierarchical_inference.sample_nuts`). Each size's first NUTS fit
+    (:func:`spm_models.models.hierarchical.inference.sample_nuts`). Each size's first NUTS fit
     compiles (the sizes differ in structure).
     """
     from spm_models.models import HierarchicalBayes
-    from spm_models.models.hierarchical_inference import clear_nuts_cache
+    from spm_models.models.hierarchical.inference import clear_nuts_cache
 
     clear_nuts_cache()
     rows = []

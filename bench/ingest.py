@@ -28,10 +28,10 @@ def _peak_mib() -> float:
 
 
 def run_one(n_agents: int) -> dict:
-    from spm_models.ingest import ingest_paths
+    from spm_models.data.ingest import ingest_paths
     from spm_models.kpi import compute_kpis
-    from spm_models.sources.synthetic import generate_organisation
-    from spm_models.warehouse import Warehouse
+    from spm_models.synthetic.generator import generate_organisation
+    from spm_models.data.warehouse import Warehouse
 
     out: dict = {"agents": n_agents}
     with tempfile.TemporaryDirectory() as tmp:

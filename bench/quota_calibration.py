@@ -7,10 +7,10 @@ Usage::
 
 For every complete quarter from 2023-Q3 on (three years of data: ten quarters) and 0, 4 and 8
 weeks into it, each model is refitted on the agents' weekly bookings up to the origin and
-P(quota) computed per agent (``spm_models.quota_backtest``); the oracle draws from the
+P(quota) computed per agent (``spm_models.evaluation.quota.backtest``); the oracle draws from the
 generator's truth instead. ``recalibrated`` is the out-of-sample logistic recalibration of
 the model's probabilities on the quarters that had ended by each origin
-(``spm_models.quota_calibration.rolling_recalibration``); both are scored on the same rows
+(``spm_models.evaluation.quota.calibration.rolling_recalibration``); both are scored on the same rows
 (quarters after the first, where a recalibration exists). Prints, per model and version, the
 reliability table (predicted bins against observed hit rates) and a summary: rows, Brier
 score (and the constant base rate's), max gap over bins with at least 30 agent-quarters, and
@@ -56,10 +56,11 @@ def _markdown(frame: pd.DataFrame) -> str:
 
 
 def main() -> None:
-    from spm_models.quota_backtest import backtest_quota_probabilities
-    from spm_models.quota_calibration import rolling_recalibration
-    from spm_models.quota_probability import calibration_summary, reliability_table
-    from spm_models.sources.synthetic import generate_organisation
+    from spm_models.evaluation.quota.backtest import backtest_quota_probabilities
+    from spm_models.evaluation.quota.calibration import rolling_recalibration
+    from spm_models.evaluation.quota.probability import calibration_summary, reliability_table
+    from spm_models.synthetic.generator import generate_organisation
+    from spm_models.synthetic.oracle import oracle_quota_backtest
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--agents", type=int, default=200)
@@ -70,7 +71,10 @@ def main() -> None:
     tables, summary = [], []
     for name in args.models.split(","):
         t = time.perf_counter()
-        bt = backtest_quota_probabilities(org, model=_model(name, org), n_draws=400, first_quarter="2023-07-01")
+        if name == "oracle":
+            bt = oracle_quota_backtest(org, n_draws=400, first_quarter="2023-07-01")
+        else:
+            bt = backtest_quota_probabilities(org.dataset, model=_model(name, org), n_draws=400, first_quarter="2023-07-01")
         seconds = time.perf_counter() - t
         bt = rolling_recalibration(bt)
         scored = bt[bt["p_recalibrated"].notna()]

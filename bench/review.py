@@ -70,10 +70,10 @@ class Meter:
 
 
 def _dataset(name: str, agents: int, tmp: Path):
-    from spm_models.sources.maven import load_maven
-    from spm_models.sources.synthetic import generate_organisation
-    from spm_models.validation import validate
-    from spm_models.warehouse import Warehouse
+    from spm_models.data.sources.maven import load_maven
+    from spm_models.synthetic.generator import generate_organisation
+    from spm_models.data.validation import validate
+    from spm_models.data.warehouse import Warehouse
 
     ds = validate(load_maven(ROOT / "data" / "examples" / "maven_crm")) if name == "maven" else validate(generate_organisation(agents, years=3, seed=1).dataset)
     db = tmp / f"{name}.duckdb"
@@ -148,7 +148,7 @@ def plain_kernels(ds, tmp: Path, *, workers: int, sample: int) -> dict:
 NAIVE_FIT = (
     "import tempfile\n"
     "from spm_models.review.artifacts import build_artifacts\n"
-    "from spm_models.warehouse import Warehouse\n"
+    "from spm_models.data.warehouse import Warehouse\n"
     "run_dir = tempfile.mkdtemp() + '/artifacts'\n"
     "build_artifacts(Warehouse(naive_db).load(), month=naive_month, out_dir=run_dir)"
 )

@@ -5,7 +5,7 @@ Layers, each importing only those beneath it::
     sources -> warehouse -> kpi / funnel / indicators -> models -> review -> reports -> cli
 
 Importing the package does no I/O and loads no heavy library; import submodules as needed,
-e.g. ``from spm_models import kpi`` or ``from spm_models.warehouse import Warehouse``.
+e.g. ``from spm_models import kpi`` or ``from spm_models.data.warehouse import Warehouse``.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .exceptions import SpmError
+from spm_models.exceptions import SpmError
 
 __all__ = ["app", "main"]
 
@@ -31,7 +31,7 @@ DbOption = Annotated[
 
 
 def _paths(project_dir: Path | None):
-    from .config import ProjectPaths
+    from spm_models.config import ProjectPaths
 
     return ProjectPaths.from_root(project_dir)
 
@@ -49,7 +49,7 @@ def demo_data(
     project_dir: ProjectDir = None,
 ) -> None:
     """Generate the synthetic example organisation as canonical CSVs plus its ground truth."""
-    from .sources.synthetic import generate_organisation
+    from spm_models.synthetic.generator import generate_organisation
 
     folder = out or _paths(project_dir).demo_data
     org = generate_organisation(agents, years=years, seed=seed)
@@ -74,7 +74,7 @@ def ingest(
 
     Every problem is listed at once; on any problem nothing is stored and the exit code is 2.
     """
-    from .ingest import ingest_paths
+    from spm_models.data.ingest import ingest_paths
 
     target = db or _paths(project_dir).warehouse
     result = ingest_paths(paths, db=target, source=source, encoding=encoding, allow_formula_text=allow_formula_text)
@@ -95,9 +95,10 @@ def kpis(
     project_dir: ProjectDir = None,
 ) -> None:
     """Compute KPIs per agent, territory and company; print one period or write them all."""
-    from .exports import latest_period_view, write_table
-    from .kpi import compute_kpis
-    from .warehouse import Warehouse
+    from spm_models.kpi.views import latest_period_view
+    from spm_models.data.exports import write_table
+    from spm_models.kpi import compute_kpis
+    from spm_models.data.warehouse import Warehouse
 
     target = db or _paths(project_dir).warehouse
     frame = compute_kpis(Warehouse(target).load(), grain=grain)
@@ -121,7 +122,7 @@ def demo(
     project_dir: ProjectDir = None,
 ) -> None:
     """Run the main job on the built-in synthetic organisation: data, warehouse, KPI tables, monthly review."""
-    from .demo import run_demo
+    from spm_models.demo import run_demo
 
     result = run_demo(_paths(project_dir), n_agents=agents, years=years, seed=seed)
     typer.echo(f"synthetic data:  {result.data_folder}")
@@ -157,8 +158,8 @@ def review(
 
     Exit code 1 when any report failed (the others are still written); see manifest.json.
     """
-    from .review.pipeline import run_review
-    from .review.settings import load_config
+    from spm_models.review.pipeline import run_review
+    from spm_models.review.settings import load_config
 
     result = run_review(
         month=month, db=db, out=out, paths=_paths(project_dir), config=load_config(config), workers=workers,

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import ProjectPaths
-from .exports import write_table
-from .ingest import ingest_paths
-from .warehouse import IngestResult, Warehouse
+from spm_models.config import ProjectPaths
+from spm_models.data.exports import write_table
+from spm_models.data.ingest import ingest_paths
+from spm_models.data.warehouse import IngestResult, Warehouse
 
 __all__ = ["DemoResult", "GRAINS", "run_demo", "write_kpis"]
 
@@ -30,7 +30,7 @@ def write_kpis(db: str | Path, out_folder: str | Path, *, grains=GRAINS) -> list
 
     Writes ``kpis_<grain>.parquet`` (the long frame) and ``kpis_<grain>.csv`` per grain.
     """
-    from .kpi import compute_kpis
+    from spm_models.kpi import compute_kpis
 
     dataset = Warehouse(db).load()
     out_folder = Path(out_folder)
@@ -49,7 +49,7 @@ def run_demo(paths: ProjectPaths, *, n_agents: int = 50, years: float = 3, seed:
     Re-running with the same arguments leaves the same files (the ingest is skipped when
     the data are unchanged; the review reuses what is current).
     """
-    from .sources.synthetic import generate_organisation
+    from spm_models.synthetic.generator import generate_organisation
 
     org = generate_organisation(n_agents, years=years, seed=seed)
     folder = paths.demo_data
@@ -58,7 +58,7 @@ def run_demo(paths: ProjectPaths, *, n_agents: int = 50, years: float = 3, seed:
     files = write_kpis(paths.warehouse, paths.kpis)
     outcome = DemoResult(data_folder=folder, warehouse=paths.warehouse, ingest=result, kpi_files=files)
     if review:
-        from .review.pipeline import run_review
+        from spm_models.review.pipeline import run_review
 
         outcome.review = run_review(paths=paths, workers=workers)
     return outcome

@@ -1,6 +1,6 @@
 """Sales KPIs per agent, territory and company, as one long ("tidy") frame.
 
-Pure functions over typed canonical tables (:mod:`spm_models.schemas`): nothing here reads
+Pure functions over typed canonical tables (:mod:`spm_models.data.schemas`): nothing here reads
 files, the warehouse or the network. :func:`compute_kpis` computes the whole
 :data:`KPI_CATALOG` at once; each KPI also has its own function taking the plain frames it
 needs, e.g. ``bookings(opportunities, agents, grain="quarter")``.
@@ -45,8 +45,8 @@ level from the summed numerator and denominator, never averaged; order statistic
 cycle) are computed from the deals of the entity.
 """
 
-from .activity import activity_volume
-from .deals import (
+from spm_models.kpi.activity import activity_volume
+from spm_models.kpi.deals import (
     ACCOUNT_SEGMENTS,
     average_deal_size,
     bookings,
@@ -56,14 +56,14 @@ from .deals import (
     new_vs_existing_bookings,
     win_rate,
 )
-from .catalog import KINDS, KPI_CATALOG, UNITS, KpiSpec
-from .compute import compute_kpis
-from .cycle import CYCLE_KPIS, sales_cycle_days
-from .engine import OUTPUT_COLUMNS
-from .funnel import TRANSITIONS, stage_conversion
-from .grid import COMPANY, LEVELS
-from .pipeline import open_pipeline, opportunities_created, pipeline_coverage
-from .quotas import attainment, quota
+from spm_models.kpi.catalog import KINDS, KPI_CATALOG, UNITS, KpiSpec
+from spm_models.kpi.compute import compute_kpis
+from spm_models.kpi.cycle import CYCLE_KPIS, sales_cycle_days
+from spm_models.kpi.engine import OUTPUT_COLUMNS
+from spm_models.kpi.funnel import TRANSITIONS, stage_conversion
+from spm_models.kpi.grid import COMPANY, LEVELS
+from spm_models.kpi.pipeline import open_pipeline, opportunities_created, pipeline_coverage
+from spm_models.kpi.quotas import attainment, quota
 
 __all__ = [
     "compute_kpis",

@@ -11,8 +11,13 @@ from typing import Callable
 
 import pandas as pd
 
-from . import activity, cycle, deals, funnel, pipeline, quotas
-from .engine import KpiEngine, KpiValues
+from spm_models.kpi import activity
+from spm_models.kpi import cycle
+from spm_models.kpi import deals
+from spm_models.kpi import funnel
+from spm_models.kpi import pipeline
+from spm_models.kpi import quotas
+from spm_models.kpi.engine import KpiEngine, KpiValues
 
 __all__ = ["KpiSpec", "KPI_CATALOG", "KINDS", "UNITS"]
 

@@ -6,11 +6,11 @@ from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
-from ..dataset import Dataset
-from ..exceptions import ConfigError, DataError
-from .catalog import KPI_CATALOG
-from .engine import evaluate
-from .grid import LEVELS
+from spm_models.data.dataset import Dataset
+from spm_models.exceptions import ConfigError, DataError
+from spm_models.kpi.catalog import KPI_CATALOG
+from spm_models.kpi.engine import evaluate
+from spm_models.kpi.grid import LEVELS
 
 __all__ = ["compute_kpis"]
 
@@ -29,7 +29,7 @@ def compute_kpis(
     Parameters
     ----------
     dataset_or_tables : Dataset or mapping of str to DataFrame
-        Typed canonical tables (as returned by :func:`spm_models.validation.validate` or
+        Typed canonical tables (as returned by :func:`spm_models.data.validation.validate` or
         read from the warehouse). ``agents`` is required; each KPI needs the tables listed
         in its :data:`~spm_models.kpi.KPI_CATALOG` entry.
     grain : {"week", "month", "quarter"}, default "month"

@@ -7,8 +7,8 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from .engine import OUTCOME_WON, KpiEngine, KpiValues, evaluate, fill_doc
-from .grid import LEVELS
+from spm_models.kpi.engine import OUTCOME_WON, KpiEngine, KpiValues, evaluate, fill_doc
+from spm_models.kpi.grid import LEVELS
 
 __all__ = ["sales_cycle_days", "CYCLE_KPIS", "grouped_quantiles"]
 

@@ -12,9 +12,9 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from ..periods import next_period_start, period_start
-from .engine import OUTCOME_LOST, OUTCOME_WON, KpiEngine, KpiValues, evaluate, fill_doc
-from .grid import LEVELS, ratio
+from spm_models.calendar import next_period_start, period_start
+from spm_models.kpi.engine import OUTCOME_LOST, OUTCOME_WON, KpiEngine, KpiValues, evaluate, fill_doc
+from spm_models.kpi.grid import LEVELS, ratio
 
 __all__ = [
     "bookings",

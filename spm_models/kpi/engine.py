@@ -15,10 +15,10 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from ..exceptions import ConfigError, DataError, DataValidationError, Problem
-from ..periods import PERIOD_UNIT, check_grain
-from ..schemas import OUTCOMES, PIPELINE_STAGES
-from .grid import LEVELS, Grid
+from spm_models.exceptions import ConfigError, DataError, DataValidationError, Problem
+from spm_models.calendar import PERIOD_UNIT, check_grain
+from spm_models.data.schemas import OUTCOMES, PIPELINE_STAGES
+from spm_models.kpi.grid import LEVELS, Grid
 
 __all__ = [
     "KpiValues",
@@ -50,7 +50,7 @@ _COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 _DATES = {"hire_date", "leave_date", "created_date", "close_date", "period_start", "period_end", "date", "entered_date"}
 _NUMBERS = {"amount", "quota", "count"}
 OUTCOME_OPEN, OUTCOME_WON, OUTCOME_LOST = 0, 1, 2
-_VALIDATE_FIRST = "run the data through spm_models.validation.validate first"
+_VALIDATE_FIRST = "run the data through spm_models.data.validation.validate first"
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Stage-to-stage conversion of each period's cohort of new opportunities.
 
-Stages are :data:`~spm_models.schemas.FUNNEL_STAGES` (the pipeline stages, then ``won``),
+Stages are :data:`~spm_models.data.schemas.FUNNEL_STAGES` (the pipeline stages, then ``won``),
 numbered ``0 .. 5``. The *furthest stage reached* ``f_i`` of opportunity ``i`` is:
 
 - ``5`` (won) when its outcome is won: a won deal has passed every stage;
@@ -27,9 +27,9 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from ..schemas import FUNNEL_STAGES, PIPELINE_STAGES
-from .engine import OUTCOME_LOST, OUTCOME_WON, KpiEngine, KpiValues, evaluate, fill_doc
-from .grid import LEVELS, ratio
+from spm_models.data.schemas import FUNNEL_STAGES, PIPELINE_STAGES
+from spm_models.kpi.engine import OUTCOME_LOST, OUTCOME_WON, KpiEngine, KpiValues, evaluate, fill_doc
+from spm_models.kpi.grid import LEVELS, ratio
 
 __all__ = ["stage_conversion", "TRANSITIONS", "furthest_stage"]
 

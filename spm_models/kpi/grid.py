@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..exceptions import DataValidationError, Problem
-from ..periods import PERIOD_UNIT, next_period_start, period_range
+from spm_models.exceptions import DataValidationError, Problem
+from spm_models.calendar import PERIOD_UNIT, next_period_start, period_range
 
 __all__ = ["LEVELS", "COMPANY", "Grid", "ratio"]
 

@@ -12,9 +12,9 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from .engine import KpiEngine, KpiValues, evaluate, fill_doc
-from .grid import LEVELS, ratio
-from .quotas import prorated_quota
+from spm_models.kpi.engine import KpiEngine, KpiValues, evaluate, fill_doc
+from spm_models.kpi.grid import LEVELS, ratio
+from spm_models.kpi.quotas import prorated_quota
 
 __all__ = ["opportunities_created", "open_pipeline", "pipeline_coverage"]
 

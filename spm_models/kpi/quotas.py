@@ -30,10 +30,10 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from ..exceptions import DataValidationError, Problem
-from .deals import closed_deals
-from .engine import KpiEngine, KpiValues, days, evaluate, fill_doc
-from .grid import LEVELS, ratio
+from spm_models.exceptions import DataValidationError, Problem
+from spm_models.kpi.deals import closed_deals
+from spm_models.kpi.engine import KpiEngine, KpiValues, days, evaluate, fill_doc
+from spm_models.kpi.grid import LEVELS, ratio
 
 __all__ = ["quota", "attainment", "prorated_quota"]
 

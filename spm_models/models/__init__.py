@@ -1,19 +1,19 @@
 """Forecasting models behind one contract (see :mod:`spm_models.models.base`).
 
-:data:`MODELS` lists every model class; ``tests/test_models_contract.py`` runs the whole
+:data:`MODELS` lists every model class; ``tests/models/test_contract.py`` runs the whole
 contract suite on each, so a new model is registered by adding it here. Importing this
 package loads no modelling library: heavy models import theirs inside ``fit``.
 """
 
 from __future__ import annotations
 
-from .base import ForecastModel, LastValue, check_is_fitted, clone
-from .baselines import CalendarBaseline, Mean, Naive, SeasonalNaive, quarter_position
-from .forecast import DEFAULT_QUANTILES, Forecast, concat_forecasts, quantile_column
-from .hierarchical import HierarchicalBayes
-from .panel import build_panel, check_frame
-from .pipeline_aware import PipelineAware, new_deal_share
-from .prophet_model import ProphetForecaster
+from spm_models.models.base import ForecastModel, LastValue, check_is_fitted, clone
+from spm_models.models.baselines import CalendarBaseline, Mean, Naive, SeasonalNaive, quarter_position
+from spm_models.models.forecast import DEFAULT_QUANTILES, Forecast, concat_forecasts, quantile_column
+from spm_models.models.hierarchical.model import HierarchicalBayes
+from spm_models.models.panel import build_panel, check_frame
+from spm_models.models.pipeline_aware import PipelineAware, new_deal_share
+from spm_models.models.prophet_model import ProphetForecaster
 
 __all__ = [
     "MODELS",

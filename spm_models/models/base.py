@@ -47,7 +47,7 @@ Writing a model
     for each series that cannot be fitted instead of raising; import heavy libraries inside
     ``fit``, never at module import. Give fast settings in ``get_test_params`` and add the
     class to :data:`spm_models.models.MODELS`, which runs the contract suite
-    (``tests/test_models_contract.py``) on it.
+    (``tests/models/test_contract.py``) on it.
 """
 
 from __future__ import annotations
@@ -63,10 +63,10 @@ from typing import Any, ClassVar, Iterable
 import numpy as np
 import pandas as pd
 
-from .. import __version__
-from ..exceptions import ConfigError, ModelError, NotFittedError
-from .forecast import DEFAULT_QUANTILES, Forecast, check_quantiles
-from .panel import DT_DTYPE, Panel, build_panel
+from spm_models import __version__
+from spm_models.exceptions import ConfigError, ModelError, NotFittedError
+from spm_models.models.forecast import DEFAULT_QUANTILES, Forecast, check_quantiles
+from spm_models.models.panel import DT_DTYPE, Panel, build_panel
 
 __all__ = ["ForecastModel", "LastValue", "clone", "check_is_fitted", "SAVE_FORMAT"]
 

@@ -19,7 +19,7 @@ and forecast step ``k`` picks **one** historical period :math:`t_{jk}`, shared b
 of the panel, and each series takes its own residual (error, value or ratio) of that period.
 Weeks that moved every series together (a quarter-end push, a holiday, a company-wide slow
 week) therefore move the draws together, so sums of draws (bottom-up territory and company
-forecasts, :func:`spm_models.backtest.aggregate_draws`) keep the cross-series dependence the
+forecasts, :func:`spm_models.models.aggregate.aggregate_draws`) keep the cross-series dependence the
 history showed instead of averaging it away: the cross-sectional bootstrap, the resampling
 counterpart of the empirical copula (Schaake shuffle) of hierarchical forecasting.
 
@@ -36,9 +36,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..exceptions import ConfigError
-from .base import ForecastModel
-from .panel import Panel, default_season_length, periods_per_quarter
+from spm_models.exceptions import ConfigError
+from spm_models.models.base import ForecastModel
+from spm_models.models.panel import Panel, default_season_length, periods_per_quarter
 
 __all__ = ["Naive", "SeasonalNaive", "Mean", "CalendarBaseline", "quarter_position"]
 

@@ -8,8 +8,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from ..exceptions import ConfigError, DataError, ModelError
-from .panel import DT_DTYPE
+from spm_models.exceptions import ConfigError, DataError, ModelError
+from spm_models.models.panel import DT_DTYPE
 
 __all__ = [
     "DEFAULT_QUANTILES",

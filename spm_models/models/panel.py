@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
-from ..exceptions import ConfigError, DataError, DataValidationError, Problem
+from spm_models.exceptions import ConfigError, DataError, DataValidationError, Problem
 
 __all__ = [
     "REQUIRED_COLUMNS",

@@ -9,7 +9,7 @@ bookings of agent ``i`` in future week ``k`` (``k = 1..h`` after the forecast or
     B_{ik} = O_{ik} + N_{ik},
 
 * ``O``: deals open at the origin, drawn by the pipeline model
-  (:func:`spm_models.pipeline_forecast.fit_pipeline_model`: stage- and age-specific win and
+  (:func:`spm_models.models.pipeline.forecast.fit_pipeline_model`: stage- and age-specific win and
   close-time probabilities pooled across agents, each deal booking its own amount);
 * ``N``: deals created after the origin. A deal created after the origin that closes in week
   ``k`` is at most ``k - 1`` weeks old when it closes, so with ``a_d`` the age in weeks
@@ -37,10 +37,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..exceptions import ConfigError, DataError
-from ..periods import period_start
-from .base import ForecastModel, clone
-from .panel import Panel
+from spm_models.exceptions import ConfigError, DataError
+from spm_models.calendar import period_start
+from spm_models.models.base import ForecastModel, clone
+from spm_models.models.panel import Panel
 
 __all__ = ["PipelineAware", "new_deal_share"]
 
@@ -141,7 +141,7 @@ class PipelineAware(ForecastModel):
         return self
 
     def _fit_panel(self, panel: Panel) -> np.ndarray:
-        from ..pipeline_forecast import fit_pipeline_model  # the pipeline layer imports models
+        from spm_models.models.pipeline.forecast import fit_pipeline_model  # the pipeline layer imports models
 
         last = panel.last_ds.astype("datetime64[us]")
         self.as_of_ = pd.Timestamp(last.max()) + pd.Timedelta(days=6)

@@ -63,11 +63,11 @@ from typing import Any, Iterable, Iterator, Mapping
 import numpy as np
 import pandas as pd
 
-from ..exceptions import ConfigError, DataValidationError, Problem
-from .base import ForecastModel, _positive_int, check_is_fitted
-from .baselines import CalendarBaseline
-from .forecast import DEFAULT_QUANTILES, Forecast
-from .panel import DT_DTYPE, Panel, build_panel, periods_per_quarter
+from spm_models.exceptions import ConfigError, DataValidationError, Problem
+from spm_models.models.base import ForecastModel, _positive_int, check_is_fitted
+from spm_models.models.baselines import CalendarBaseline
+from spm_models.models.forecast import DEFAULT_QUANTILES, Forecast
+from spm_models.models.panel import DT_DTYPE, Panel, build_panel, periods_per_quarter
 
 __all__ = ["ProphetForecaster", "period_end_indicators"]
 

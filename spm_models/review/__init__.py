@@ -24,6 +24,6 @@ __all__ = ["run_review"]
 
 def run_review(**kwargs):
     """Run a month's review; see :func:`spm_models.review.pipeline.run_review`."""
-    from .pipeline import run_review as _run
+    from spm_models.review.pipeline import run_review as _run
 
     return _run(**kwargs)

@@ -2,7 +2,7 @@
 
 :func:`build_artifacts` is the only place a model is fitted in a review. It writes one
 folder, ``<run>/artifacts/``, holding parquet tables (listed in :data:`TABLES`), the forecast
-snapshot of this run (:mod:`spm_models.tracking`) and ``run.json`` (provenance: run id,
+snapshot of this run (:mod:`spm_models.evaluation.tracking`) and ``run.json`` (provenance: run id,
 month and its calendar, settings, package version, data fingerprint, model and fallbacks,
 and the P(quota) adjustment learned from past quarters, :mod:`~spm_models.review.recalibration`).
 Report kernels only read these files (:mod:`spm_models.review.views`).
@@ -26,19 +26,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import __version__, coaching, commission, scorecard
-from ..dataset import Dataset
-from ..exceptions import DataError
-from ..kpi import compute_kpis
-from ..kpi.grid import COMPANY
-from ..models.forecast import concat_forecasts
-from ..pipeline_history import open_at
-from ..quota_probability import quota_for_period
-from ..tracking import list_snapshots, load_snapshot, save_snapshot
-from ..warehouse import fingerprint
-from . import outlook as ol
-from .recalibration import BACKTEST_COLUMNS, learn_recalibration, recalibrate_outlook
-from .settings import ReviewConfig
+from spm_models.insights import coaching
+from spm_models.insights import commission
+from spm_models.insights import scorecard
+from spm_models import __version__
+from spm_models.data.dataset import Dataset
+from spm_models.exceptions import DataError
+from spm_models.kpi import compute_kpis
+from spm_models.kpi.grid import COMPANY
+from spm_models.models.forecast import concat_forecasts
+from spm_models.models.pipeline.history import open_at
+from spm_models.evaluation.quota.probability import quota_for_period
+from spm_models.evaluation.tracking import list_snapshots, load_snapshot, save_snapshot
+from spm_models.data.warehouse import fingerprint
+from spm_models.review import outlook as ol
+from spm_models.review.recalibration import BACKTEST_COLUMNS, learn_recalibration, recalibrate_outlook
+from spm_models.review.settings import ReviewConfig
 
 __all__ = ["ARTIFACTS_FORMAT", "TABLES", "artifacts_key", "build_artifacts", "read_run_info", "RUN_FILE"]
 
@@ -164,7 +167,7 @@ def build_artifacts(
         Folder holding earlier runs (``<runs_root>/<YYYY-MM>/artifacts/snapshot``), where last
         month's forecast is looked up; without one it is refitted on the data as of then.
     data_fingerprint : str, optional
-        :func:`spm_models.warehouse.fingerprint` of ``dataset`` (computed when omitted).
+        :func:`spm_models.data.warehouse.fingerprint` of ``dataset`` (computed when omitted).
     force : bool
         Rebuild even when ``out_dir`` holds artifacts with the same key.
 

@@ -14,7 +14,7 @@ import re
 import unicodedata
 from pathlib import Path
 
-from ..exceptions import ReportError
+from spm_models.exceptions import ReportError
 
 __all__ = ["slug", "report_file_name", "inside", "MAX_SLUG"]
 

@@ -13,7 +13,7 @@ quarter, which the forecast covers from its first day).
 The model is fitted once per run on weekly agent bookings up to the last complete week
 (Monday to Sunday) on or before ``as_of`` and forecasts the weeks to the end of the forecast
 quarter. Territory and company forecasts are sums of agent draws
-(:func:`spm_models.backtest.aggregate_draws`), so they are coherent with their agents.
+(:func:`spm_models.models.aggregate.aggregate_draws`), so they are coherent with their agents.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from ..backtest import aggregate_draws
-from ..dataset import Dataset
-from ..exceptions import ConfigError, DataError
-from ..kpi import compute_kpis
-from ..kpi.grid import COMPANY
-from ..models.forecast import Forecast
-from ..quota_probability import attainment_distribution, period_shares, period_totals
-from .settings import ReviewConfig, model_class
+from spm_models.models.aggregate import aggregate_draws
+from spm_models.data.dataset import Dataset
+from spm_models.exceptions import ConfigError, DataError
+from spm_models.kpi import compute_kpis
+from spm_models.kpi.grid import COMPANY
+from spm_models.models.forecast import Forecast
+from spm_models.evaluation.quota.probability import attainment_distribution, period_shares, period_totals
+from spm_models.review.settings import ReviewConfig, model_class
 
 __all__ = [
     "ReviewCalendar",
@@ -167,7 +167,7 @@ def as_of_dataset(dataset: Dataset, as_of: Any) -> Dataset:
             h = h[h["opportunity_id"].isin(o["opportunity_id"]) & (pd.to_datetime(h["entered_date"]) <= day)]
             t["stage_history"] = h.reset_index(drop=True)
             if later.any():  # the stage reached by as_of, from the history where it says
-                from ..schemas import PIPELINE_STAGES
+                from spm_models.data.schemas import PIPELINE_STAGES
 
                 code = {s: i for i, s in enumerate(PIPELINE_STAGES)}
                 best = h.assign(c=h["stage"].map(code)).sort_values("c").groupby("opportunity_id")["stage"].last()
@@ -248,14 +248,14 @@ def final_bookings_draws(forecast: Forecast, closed: pd.Series, *, start: Any, e
 
     ``closed`` (by unique id; missing = 0) is what already closed in the span before the
     forecast starts; ``w_k`` is the share of forecast week ``k`` inside ``[start, end]``
-    (:func:`spm_models.quota_probability.period_shares`).
+    (:func:`spm_models.evaluation.quota.probability.period_shares`).
     """
     c = closed.reindex(pd.Index(forecast.unique_ids.astype(str))).fillna(0.0).to_numpy(dtype=float)
     return c[:, None] + period_totals(forecast, period_start=start, period_end=end)
 
 
 def quarter_outlook(forecast: Forecast, closed: pd.Series, quota: pd.Series, calendar: ReviewCalendar) -> pd.DataFrame:
-    """:func:`~spm_models.quota_probability.attainment_distribution` of the forecast quarter.
+    """:func:`~spm_models.evaluation.quota.probability.attainment_distribution` of the forecast quarter.
 
     Only forecast days after ``as_of`` count (``period_start = as_of + 1``); ``closed`` is
     the bookings of the forecast quarter up to ``as_of``.

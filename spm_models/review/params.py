@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..exceptions import ConfigError, ReportError
+from spm_models.exceptions import ConfigError, ReportError
 
 __all__ = [
     "AgentReportParams",

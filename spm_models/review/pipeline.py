@@ -28,17 +28,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence, TextIO
 
-from .. import __version__
-from ..config import ProjectPaths
-from ..dataset import Dataset
-from ..exceptions import ConfigError
-from .artifacts import build_artifacts
-from .naming import report_file_name
-from .outlook import default_month, parse_month
-from .params import check_parameters, template_path
-from .runner import ReportResult, ReportTask, execute_reports
-from .settings import ReviewConfig
-from .site import MANIFEST_FORMAT, headlines, read_manifest, write_index, write_manifest
+from spm_models import __version__
+from spm_models.config import ProjectPaths
+from spm_models.data.dataset import Dataset
+from spm_models.exceptions import ConfigError
+from spm_models.review.artifacts import build_artifacts
+from spm_models.review.naming import report_file_name
+from spm_models.review.outlook import default_month, parse_month
+from spm_models.review.params import check_parameters, template_path
+from spm_models.review.runner import ReportResult, ReportTask, execute_reports
+from spm_models.review.settings import ReviewConfig
+from spm_models.review.site import MANIFEST_FORMAT, headlines, read_manifest, write_index, write_manifest
 
 __all__ = ["ReviewResult", "run_review", "plan_reports"]
 
@@ -212,7 +212,7 @@ def run_review(
     if only_failed and force:
         raise ConfigError("choose either --only-failed or --force, not both")
     if dataset is None:
-        from ..warehouse import Warehouse
+        from spm_models.data.warehouse import Warehouse
 
         dataset = Warehouse(db or paths.warehouse).load()
     timings["load"] = time.perf_counter() - t_start
@@ -225,7 +225,7 @@ def run_review(
     info = build_artifacts(dataset, month=month, out_dir=artifacts_dir, config=config, runs_root=root, force=force)
     timings["artifacts"] = time.perf_counter() - t
 
-    from .views import load_run
+    from spm_models.review.views import load_run
 
     run = load_run(artifacts_dir)
     tasks = plan_reports(run.tables, artifacts_dir, agents=agents, territories=territories)

@@ -6,13 +6,13 @@ model that sees only bookings tends to be over-confident about quota (bench/READ
 
 1. backtests a clone of the fitted model (same settings, ``recalibration_draws`` draws per
    agent) on the data as of the review date
-   (:func:`spm_models.quota_backtest.backtest_quota_probabilities`) over the last
+   (:func:`spm_models.evaluation.quota.backtest.backtest_quota_probabilities`) over the last
    ``recalibration_quarters`` quarters that had ended by then, at the review's own point in
-   the quarter (:func:`~spm_models.quota_backtest.quarter_offset_weeks`) and with the
+   the quarter (:func:`~spm_models.evaluation.quota.backtest.quarter_offset_weeks`) and with the
    review's calendar day count, giving one ``(p, hit)`` per agent-quarter;
 2. when there are at least ``recalibration_min_rows`` such agent-quarters with both hits and
    misses, fits ``logit p~ = a + b logit p``
-   (:func:`spm_models.quota_calibration.fit_recalibration`).
+   (:func:`spm_models.evaluation.quota.calibration.fit_recalibration`).
 
 :func:`recalibrate_outlook` applies it to the agents' quarter outlook: ``p_quota`` becomes
 the adjusted value (what the reports show and the coaching points quote) and ``p_quota_raw``
@@ -31,13 +31,13 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from ..dataset import Dataset
-from ..exceptions import ConfigError, SpmError
-from ..models.base import ForecastModel
-from ..quota_backtest import backtest_quota_probabilities, quarter_offset_weeks
-from ..quota_calibration import Recalibration, fit_recalibration
-from .outlook import ReviewCalendar
-from .settings import ReviewConfig
+from spm_models.data.dataset import Dataset
+from spm_models.exceptions import ConfigError, SpmError
+from spm_models.models.base import ForecastModel
+from spm_models.evaluation.quota.backtest import backtest_quota_probabilities, quarter_offset_weeks
+from spm_models.evaluation.quota.calibration import Recalibration, fit_recalibration
+from spm_models.review.outlook import ReviewCalendar
+from spm_models.review.settings import ReviewConfig
 
 __all__ = ["QuotaRecalibration", "learn_recalibration", "recalibrate_outlook", "quota_note", "BACKTEST_COLUMNS"]
 

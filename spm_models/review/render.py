@@ -4,7 +4,7 @@ Every piece of text from the data (names, ids, account names, coaching sentences
 escaped with :func:`html.escape`, so a name like ``<script>alert(1)</script>`` shows as text
 and never runs. Each function returns an :class:`Html` object, which a notebook displays as
 its cell's output (``_repr_html_``). Numbers are formatted by
-:func:`spm_models.coaching.format_value` in their KPI unit, with the currency label.
+:func:`spm_models.present.format.format_value` in their KPI unit, with the currency label.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..coaching import format_value, indicator_label
+from spm_models.present.format import format_value, indicator_label
 
 __all__ = [
     "Html",
@@ -77,7 +77,7 @@ def table(frame: pd.DataFrame, columns: Mapping[str, tuple[str, str]], *, curren
     Parameters
     ----------
     columns : mapping
-        ``column -> (header, unit)``; unit is a :func:`~spm_models.coaching.format_value`
+        ``column -> (header, unit)``; unit is a :func:`~spm_models.present.format.format_value`
         unit, ``"text"`` for text or ``"percentile"`` (a 0-100 number shown as ``"73rd"``).
     """
     if frame is None or len(frame) == 0:

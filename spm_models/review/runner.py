@@ -8,7 +8,7 @@ back after its last); twice as many threads run, so the next reports' kernels st
 shake hands with nbclient while the current ones compute: a kernel's start-up is mostly
 waiting, and this hides it instead of leaving a core idle.
 
-Kernels come from a fork server (:mod:`spm_models.review.forkserver`) with everything
+Kernels come from a fork server (:mod:`spm_models.review.kernels.server`) with everything
 imported and the run's artifacts loaded: a kernel starts in a fraction of a second and
 starts clean (see that module for why no state can leak between reports). ``kernel="plain"``
 uses jupyter's ordinary launcher instead (one new Python process per report).
@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..exceptions import ReportError
-from .export import to_html, write_atomic
-from .naming import inside
-from .params import check_parameters, template_path
+from spm_models.exceptions import ReportError
+from spm_models.review.export import to_html, write_atomic
+from spm_models.review.naming import inside
+from spm_models.review.params import check_parameters, template_path
 
 __all__ = ["ReportTask", "ReportResult", "execute_reports"]
 
@@ -272,7 +272,7 @@ def execute_reports(
     """
     import nbformat
 
-    from .params import check_template
+    from spm_models.review.params import check_template
 
     run_folder = Path(run_folder)
     for t in tasks:
@@ -290,8 +290,8 @@ def execute_reports(
     if kernel not in ("fork", "plain"):
         raise ReportError(f"kernel must be 'fork' or 'plain', got {kernel!r}")
     if tasks and kernel == "fork":
-        from .forkserver import ForkServer
-        from .kernels import fork_kernel_manager_class
+        from spm_models.review.kernels.server import ForkServer
+        from spm_models.review.kernels.provisioner import fork_kernel_manager_class
 
         server = ForkServer(run_dir=artifacts_dir).start()
         setup["kernel_server_start"] = round(server.startup_seconds or 0.0, 3)

@@ -31,8 +31,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..commission import DEFAULT_PLAN, CommissionPlan, plan_from_mapping
-from ..exceptions import ConfigError
+from spm_models.insights.commission import DEFAULT_PLAN, CommissionPlan, plan_from_mapping
+from spm_models.exceptions import ConfigError
 
 __all__ = ["ReviewConfig", "load_config", "model_class"]
 
@@ -46,7 +46,7 @@ class ReviewConfig:
     model : str
         Forecasting model fitted at agent level (name of a class in
         :data:`spm_models.models.MODELS`); territory and company forecasts are the sums of
-        the agents' draws (:func:`spm_models.backtest.aggregate_draws`).
+        the agents' draws (:func:`spm_models.models.aggregate.aggregate_draws`).
     model_params : dict
         Keyword parameters of the model.
     n_draws : int
@@ -57,7 +57,7 @@ class ReviewConfig:
         Label of money amounts.
     commission : CommissionPlan
     min_peers : int
-        Smallest peer group shown (see :mod:`spm_models.scorecard`).
+        Smallest peer group shown (see :mod:`spm_models.insights.scorecard`).
     trend_months, funnel_months, history_months : int
         Months shown in trend charts; months of opportunity cohorts pooled in the funnel;
         months of own history the leading indicators are compared with.
@@ -122,7 +122,7 @@ class ReviewConfig:
 
 def model_class(name: str):
     """The forecasting model class called ``name`` (see :data:`spm_models.models.MODELS`)."""
-    from ..models import MODELS
+    from spm_models.models import MODELS
 
     by_name = {m.model_name(): m for m in MODELS} | {m.__name__: m for m in MODELS}
     if name not in by_name:

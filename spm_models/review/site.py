@@ -14,9 +14,9 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from ..coaching import format_value
-from .export import PAGE_CSS, write_atomic
-from .recalibration import quota_note
+from spm_models.present.format import format_value
+from spm_models.review.export import PAGE_CSS, write_atomic
+from spm_models.review.recalibration import quota_note
 
 __all__ = ["MANIFEST", "INDEX", "MANIFEST_FORMAT", "headlines", "write_manifest", "read_manifest", "write_index"]
 

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import __version__
-from ..commission import CommissionPlan, payout_curve, plan_from_mapping
-from ..exceptions import ReportError
-from .artifacts import RUN_FILE, TABLES, read_run_info
-from .outlook import accuracy_summary
-from .recalibration import quota_note
+from spm_models import __version__
+from spm_models.insights.commission import CommissionPlan, payout_curve, plan_from_mapping
+from spm_models.exceptions import ReportError
+from spm_models.review.artifacts import RUN_FILE, TABLES, read_run_info
+from spm_models.review.outlook import accuracy_summary
+from spm_models.review.recalibration import quota_note
 
 __all__ = ["RunData", "load_run", "preload", "AgentView", "TerritoryView", "MonthlyView", "agent_view", "territory_view", "monthly_view"]
 
@@ -241,7 +241,7 @@ def territory_view(run_dir: str | Path, territory_id: str) -> TerritoryView:
     ReportError
         No such territory in the run.
     """
-    from ..scorecard import pooled_funnel
+    from spm_models.insights.scorecard import pooled_funnel
 
     run = load_run(run_dir)
     tid = str(territory_id)

@@ -1,7 +1,7 @@
 """Backtest every model on the user's own data: an accuracy and calibration table.
 
-Each model is run through :func:`spm_models.backtest.backtest` on the same frame and
-origins; the table pools :meth:`~spm_models.backtest.BacktestResult.summary` (MASE, CRPS,
+Each model is run through :func:`spm_models.evaluation.backtest.backtest` on the same frame and
+origins; the table pools :meth:`~spm_models.evaluation.backtest.BacktestResult.summary` (MASE, CRPS,
 interval coverage, bias) per model and level, and :func:`calibration_table` compares each
 central interval's nominal coverage with the share of actuals that fell inside it.
 """
@@ -12,8 +12,8 @@ from typing import Mapping
 
 import pandas as pd
 
-from ..backtest import BacktestResult, backtest
-from ..models.forecast import quantile_column
+from spm_models.evaluation.backtest import BacktestResult, backtest
+from spm_models.models.forecast import quantile_column
 
 __all__ = ["calibration_plot", "compare_on_dataset", "compare_models", "accuracy_table", "calibration_table"]
 
@@ -67,8 +67,8 @@ def compare_on_dataset(
 ) -> dict[str, BacktestResult]:
     """:func:`compare_models` for explorer model names (:data:`~spm_models.workbench.explorer.MODELS`)
     on the weekly agent bookings of ``dataset``."""
-    from .explorer import make_model
-    from .frames import model_frame
+    from spm_models.workbench.forecasting import make_model
+    from spm_models.workbench.frames import model_frame
 
     frame = model_frame(dataset, grain="week")
     chosen = {name: make_model(name, fast=fast) for name in models}

@@ -9,10 +9,10 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from ..dataset import Dataset
-from ..exceptions import ConfigError, DataError
-from ..indicator_series import bookings_series, candidate_series
-from ..warehouse import Warehouse
+from spm_models.data.dataset import Dataset
+from spm_models.exceptions import ConfigError, DataError
+from spm_models.indicators.series import bookings_series, candidate_series
+from spm_models.data.warehouse import Warehouse
 
 __all__ = [
     "WAREHOUSE_ENV", "warehouse_path", "load_dataset", "model_frame", "workbench_fast", "usable_regressors",
@@ -34,7 +34,7 @@ def warehouse_path(default: str | os.PathLike | None = None) -> Path:
     value = os.environ.get(WAREHOUSE_ENV) or default
     if value:
         return Path(value)
-    from ..config import ProjectPaths
+    from spm_models.config import ProjectPaths
 
     return ProjectPaths.from_root().warehouse
 
@@ -76,9 +76,9 @@ def _complete(frame: pd.DataFrame, grain: str, current: set[str]) -> pd.DataFram
 def model_frame(dataset: Dataset, *, grain: str = "week", regressors: Iterable[str] = ()) -> pd.DataFrame:
     """Agent bookings as a forecasting frame, with territory and candidate-indicator columns.
 
-    ``y`` is the ``bookings`` series of :func:`spm_models.indicator_series.bookings_series`
+    ``y`` is the ``bookings`` series of :func:`spm_models.indicators.series.bookings_series`
     (agent level); each name in ``regressors`` is a candidate of
-    :func:`~spm_models.indicator_series.candidate_series` (e.g. ``activity:demo``), carried
+    :func:`~spm_models.indicators.series.candidate_series` (e.g. ``activity:demo``), carried
     forward then back within an agent where it is not observed and 0 where never observed.
 
     Agents still employed at the end of the data have a row (``y = 0`` when they sold
@@ -138,14 +138,14 @@ def usable_regressors(dataset: Dataset, wanted: dict[str, int], *, grain: str = 
 
 def load_maven_dataset(folder: str | os.PathLike | None = None) -> Dataset:
     """The shipped Maven CRM example, validated (``data/examples/maven_crm`` by default)."""
-    from ..sources.maven import load_maven
-    from ..validation import validate
+    from spm_models.data.sources.maven import load_maven
+    from spm_models.data.validation import validate
 
     return validate(load_maven(folder))
 
 
 def chosen_indicators(ranked: pd.DataFrame) -> pd.DataFrame:
-    """Rows of a :func:`~spm_models.indicators.discover_leading_indicators` table that passed
+    """Rows of a :func:`~spm_models.indicators.discovery.discover_leading_indicators` table that passed
     every check, with the lag to use and why (``candidate, best_lag, r, p_adjusted,
     oos_improvement, verdict``); empty when none did."""
     cols = ["candidate", "best_lag", "r", "p_adjusted", "oos_improvement", "verdict"]

@@ -1,7 +1,7 @@
 """Next period's quotas from the forecast distribution, so a chosen share of agents attains.
 
 For agent ``i`` let ``B_ij`` be draw ``j`` of its bookings over the quota period (the
-forecast draws summed over the period, :func:`~spm_models.quota_probability.period_shares`
+forecast draws summed over the period, :func:`~spm_models.evaluation.quota.probability.period_shares`
 weighting partial periods). Setting ``quota_i = Q_i(1 - s)``, the ``1 - s`` quantile of
 ``B_i``, gives every agent ``P(B_i >= quota_i) = s``, so a share ``s`` of agents is expected
 to attain. Reconciled to a company target ``T`` two ways:
@@ -21,9 +21,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..backtest import BacktestResult
-from ..exceptions import ConfigError
-from ..quota_probability import period_totals
+from spm_models.evaluation.backtest import BacktestResult
+from spm_models.exceptions import ConfigError
+from spm_models.evaluation.quota.probability import period_totals
 
 __all__ = ["attainment_share", "quota_plan", "period_totals", "plan_quotas", "territory_quotas", "fairness_summary", "backtest_attainment"]
 
@@ -154,9 +154,9 @@ def quota_plan(
     reconcile: str = "equal_probability",
 ) -> pd.DataFrame:
     """Plan quotas for the ``periods`` after the data from a fitted explorer model
-    (:class:`~spm_models.workbench.explorer.FittedModel`): :func:`period_totals` of its
+    (:class:`~spm_models.workbench.forecasting.FittedModel`): :func:`period_totals` of its
     forecast of current agents, then :func:`plan_quotas`."""
-    from .explorer import agent_forecast, forecast_window
+    from spm_models.workbench.forecasting import agent_forecast, forecast_window
 
     fc = agent_forecast(fitted, periods)
     start, end = forecast_window(fc)

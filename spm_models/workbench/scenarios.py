@@ -28,9 +28,9 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..exceptions import ConfigError
-from ..models.forecast import Forecast
-from .explorer import FittedModel, agent_forecast, forecast_view
+from spm_models.exceptions import ConfigError
+from spm_models.models.forecast import Forecast
+from spm_models.workbench.forecasting import FittedModel, agent_forecast, forecast_view
 
 __all__ = ["Scenario", "default_scenario", "effect_table", "indicator_dz", "scenario_forecast", "scenario_view"]
 
@@ -186,7 +186,7 @@ def scenario_view(
     -------
     DataFrame
         Two rows (``case`` = ``"as fitted"``, ``"scenario"``) of
-        :func:`~spm_models.quota_probability.attainment_distribution` columns, plus
+        :func:`~spm_models.evaluation.quota.probability.attainment_distribution` columns, plus
         ``change_pct``: ``100 (E[scenario] / E[as fitted] - 1)`` of expected bookings.
     """
     _, base = forecast_view(fitted, level=level, entity=entity, horizon=horizon, quota=quota)

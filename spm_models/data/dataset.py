@@ -1,0 +1,86 @@
+"""A batch of canonical tables on its way into the warehouse, with where each row came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from spm_models.exceptions import Problem
+from spm_models.data.schemas import TABLES
+
+__all__ = ["SourceRef", "Dataset", "empty_table"]
+
+
+@dataclass
+class SourceRef:
+    """Where the rows of one canonical table came from, for error messages.
+
+    Attributes
+    ----------
+    file : str
+        File name shown to the user (or ``"<synthetic>"``).
+    rows : numpy.ndarray or None
+        Spreadsheet row number of each frame row, aligned by position (header is row 1).
+    columns : dict
+        Canonical column name -> column name in the file, where they differ.
+    date_format : str or None
+        ``strptime`` format of the date columns when they arrive as text; ``None`` means ISO
+        ``YYYY-MM-DD``.
+    """
+
+    file: str
+    rows: np.ndarray | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+    date_format: str | None = None
+
+    def row_of(self, position: int) -> int | None:
+        if self.rows is None:
+            return position + 2
+        return int(self.rows[position])
+
+    def column_of(self, canonical: str) -> str:
+        return self.columns.get(canonical, canonical)
+
+
+@dataclass
+class Dataset:
+    """Canonical tables from one source, before or after validation.
+
+    Attributes
+    ----------
+    tables : dict of str to DataFrame
+        Canonical table name -> frame with the canonical columns.
+    refs : dict of str to SourceRef
+        Provenance per table, for row-level error messages.
+    source : str
+        Human label of the source (``"synthetic seed=7 agents=50"``, a folder, a mapping file).
+    warnings : list of Problem
+        Things worth telling the user that do not stop the ingest.
+    """
+
+    tables: dict[str, pd.DataFrame]
+    refs: dict[str, SourceRef] = field(default_factory=dict)
+    source: str = ""
+    warnings: list[Problem] = field(default_factory=list)
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        return self.tables[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.tables
+
+    def get(self, name: str) -> pd.DataFrame:
+        """The table, or an empty frame with its canonical columns when absent."""
+        if name in self.tables:
+            return self.tables[name]
+        return empty_table(name)
+
+    def ref(self, name: str) -> SourceRef:
+        return self.refs.get(name, SourceRef(file=f"{name} (in memory)"))
+
+
+def empty_table(name: str) -> pd.DataFrame:
+    """An empty frame with the columns of canonical table ``name``."""
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in TABLES[name].column_names})

@@ -1,0 +1,316 @@
+"""The DuckDB warehouse: one validated snapshot of the canonical tables, written atomically.
+
+:meth:`Warehouse.ingest` validates first and only then opens the database; the whole snapshot
+(every canonical table, plus one ``ingest_log`` row) is written in one transaction, so a
+failed ingest leaves the file exactly as it was. Re-ingesting the same data (same
+:func:`fingerprint`) writes nothing. Reads use read-only connections and return frames typed
+as :func:`spm_models.data.validation.validate` returns them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from spm_models.data.dataset import Dataset, SourceRef
+from spm_models.exceptions import ConfigError, DataError, Problem
+from spm_models.data.schemas import TABLE_ORDER, TABLES
+from spm_models.data.validation import as_canonical_types, canonical_dtypes, validate
+
+__all__ = ["Warehouse", "IngestResult", "fingerprint", "ddl"]
+
+_SQL_TYPE = {
+    "id": "VARCHAR",
+    "text": "VARCHAR",
+    "stage": "VARCHAR",
+    "outcome": "VARCHAR",
+    "date": "DATE",
+    "money": "DOUBLE",
+    "float": "DOUBLE",
+    "count": "BIGINT",
+}
+_LOG_DDL = """CREATE TABLE IF NOT EXISTS ingest_log (
+    run_id VARCHAR PRIMARY KEY,
+    ingested_at TIMESTAMP NOT NULL,  -- UTC
+    source VARCHAR,
+    fingerprint VARCHAR NOT NULL,
+    row_counts VARCHAR NOT NULL,     -- JSON object: table -> rows
+    n_warnings BIGINT NOT NULL
+)"""
+
+
+@dataclass
+class IngestResult:
+    """What one :meth:`Warehouse.ingest` did.
+
+    Attributes
+    ----------
+    run_id : str
+        Id of the ingest that holds the data now (the earlier one when nothing changed).
+    fingerprint : str
+        :func:`fingerprint` of the validated data.
+    row_counts : dict of str to int
+        Rows per canonical table (0 for a table the source did not have).
+    changed : bool
+        False when the data equal the last ingest's and nothing was written.
+    warnings : list of Problem
+        Things worth telling the user that did not stop the ingest.
+    """
+
+    run_id: str
+    fingerprint: str
+    row_counts: dict[str, int]
+    changed: bool
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def ddl(table: str) -> str:
+    """``CREATE TABLE`` statement for canonical ``table`` (single-column keys as PRIMARY KEY)."""
+    spec = TABLES[table]
+    single_key = spec.key[0] if len(spec.key) == 1 else None
+    cols = []
+    for c in spec.columns:
+        line = f'"{c.name}" {_SQL_TYPE[c.kind]}'
+        if c.name == single_key:
+            line += " PRIMARY KEY"
+        elif c.required:
+            line += " NOT NULL"
+        cols.append(line)
+    return f'CREATE TABLE "{table}" (\n    ' + ",\n    ".join(cols) + "\n)"
+
+
+def fingerprint(dataset: Dataset) -> str:
+    """SHA-256 of the canonical content of a validated dataset, independent of row order.
+
+    Each table contributes its name, column names and the sorted 64-bit hashes of its rows
+    (:func:`pandas.util.hash_pandas_object`, which uses a fixed key, so the value is the same
+    in every run). A table the dataset does not have counts as empty, as it is stored.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Typed frames, as :func:`spm_models.data.validation.validate` or :meth:`Warehouse.load`
+        return them (text frames give a different fingerprint).
+
+    Returns
+    -------
+    str
+        64 hexadecimal characters.
+    """
+    h = hashlib.sha256()
+    for name in TABLE_ORDER:
+        cols = TABLES[name].column_names
+        h.update(f"\x00{name}\x00{','.join(cols)}\x00".encode())
+        frame = dataset.tables.get(name)
+        if frame is None or len(frame) == 0:
+            h.update(b"0")
+            continue
+        rows = pd.util.hash_pandas_object(frame.loc[:, cols], index=False).to_numpy(dtype=np.uint64)
+        h.update(str(len(rows)).encode())
+        h.update(np.sort(rows).tobytes())
+    return h.hexdigest()
+
+
+def _write_table(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> None:
+    """Replace the content of ``name`` with ``frame`` (inside the caller's transaction)."""
+    cols = TABLES[name].column_names
+    con.execute(f'DROP TABLE IF EXISTS "{name}"')
+    con.execute(ddl(name))
+    if len(frame) == 0:
+        return
+    view = f"_spm_src_{name}"
+    con.register(view, frame.loc[:, cols])
+    try:
+        select = ", ".join(f'"{c}"' for c in cols)
+        con.execute(f'INSERT INTO "{name}" ({select}) SELECT {select} FROM "{view}"')
+    finally:
+        con.unregister(view)
+
+
+class Warehouse:
+    """The DuckDB file holding the current validated snapshot and the log of ingests.
+
+    Parameters
+    ----------
+    path : path-like
+        The database file; its folder is created on the first ingest.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"Warehouse({str(self.path)!r})"
+
+    # ------------------------------------------------------------------ writing
+
+    def ingest(self, dataset: Dataset, *, allow_formula_text: bool = False) -> IngestResult:
+        """Validate ``dataset`` and make it the warehouse content, in one transaction.
+
+        Parameters
+        ----------
+        dataset : Dataset
+            Canonical tables (text or typed). Optional tables it lacks are stored empty.
+        allow_formula_text : bool
+            Passed to :func:`~spm_models.data.validation.validate`.
+
+        Returns
+        -------
+        IngestResult
+            ``changed`` is False (and nothing is written) when the data equal the last ingest's.
+
+        Raises
+        ------
+        DataValidationError
+            Any problem in the data; the database file is not opened.
+        DataError
+            The database could not be written; it keeps its previous content.
+        """
+        valid = validate(dataset, allow_formula_text=allow_formula_text)
+        fp = fingerprint(valid)
+        counts = {name: len(valid.tables[name]) if name in valid.tables else 0 for name in TABLE_ORDER}
+        last = self.last_ingest() if self.path.exists() else None
+        if last is not None and last["fingerprint"] == fp:
+            return IngestResult(last["run_id"], fp, counts, changed=False, warnings=valid.warnings)
+
+        now = datetime.now(timezone.utc)
+        run_id = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            con = duckdb.connect(str(self.path))
+        except duckdb.Error as exc:
+            raise DataError(f"cannot open the warehouse {self.path} for writing: {exc}") from exc
+        try:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(_LOG_DDL)
+                for name in TABLE_ORDER:
+                    frame = valid.tables.get(name)
+                    _write_table(con, name, frame if frame is not None else valid.get(name).iloc[0:0])
+                con.execute(
+                    "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?)",
+                    [run_id, now.replace(tzinfo=None), valid.source or "", fp, json.dumps(counts), len(valid.warnings)],
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        except duckdb.Error as exc:
+            raise DataError(f"writing the warehouse {self.path} failed; it keeps its previous content: {exc}") from exc
+        finally:
+            con.close()
+        return IngestResult(run_id, fp, counts, changed=True, warnings=valid.warnings)
+
+    # ------------------------------------------------------------------ reading
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        if not self.path.is_file():
+            raise ConfigError(f"no warehouse at {self.path}; run `spm ingest` first")
+        try:
+            return duckdb.connect(str(self.path), read_only=True)
+        except duckdb.Error as exc:
+            raise ConfigError(f"cannot open the warehouse {self.path}: {exc}") from exc
+
+    def _tables(self, con) -> set[str]:
+        return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+
+    def read(self, table: str, *, columns: list[str] | None = None, where: str | None = None) -> pd.DataFrame:
+        """One canonical table, typed as :func:`~spm_models.data.validation.validate` returns it.
+
+        Parameters
+        ----------
+        table : str
+            Canonical table name.
+        columns : list of str, optional
+            Subset of its columns (default: all, in canonical order).
+        where : str, optional
+            SQL condition on the table's columns, e.g. ``"outcome = 'won'"``.
+
+        Raises
+        ------
+        ConfigError
+            No warehouse file, an unknown table or column, or a ``where`` that does not run.
+        """
+        if table not in TABLES:
+            raise ConfigError(f"unknown table {table!r}; the warehouse has " + ", ".join(TABLE_ORDER))
+        cols = list(columns) if columns is not None else TABLES[table].column_names
+        unknown = [c for c in cols if c not in canonical_dtypes(table)]
+        if unknown:
+            raise ConfigError(f"table {table} has no column {', '.join(map(repr, unknown))}")
+        sql = f'SELECT {", ".join(f"{chr(34)}{c}{chr(34)}" for c in cols)} FROM "{table}"'
+        if where:
+            sql += f" WHERE {where}"
+        con = self._connect()
+        try:
+            if table not in self._tables(con):
+                frame = pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+            else:
+                try:
+                    frame = con.execute(sql).df()
+                except duckdb.Error as exc:
+                    raise ConfigError(f"cannot read {table} from {self.path}: {exc}") from exc
+        finally:
+            con.close()
+        return as_canonical_types(table, frame)
+
+    def load(self) -> Dataset:
+        """Every canonical table as one typed :class:`Dataset` (empty frames for empty tables)."""
+        con = self._connect()
+        try:
+            present = self._tables(con)
+            tables = {}
+            for name in TABLE_ORDER:
+                cols = TABLES[name].column_names
+                if name in present:
+                    frame = con.execute(f'SELECT * FROM "{name}"').df().loc[:, cols]
+                else:
+                    frame = pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+                tables[name] = as_canonical_types(name, frame)
+        finally:
+            con.close()
+        refs = {name: SourceRef(file=f"{name} (warehouse {self.path.name})") for name in tables}
+        return Dataset(tables=tables, refs=refs, source=f"warehouse {self.path}")
+
+    def counts(self) -> dict[str, int]:
+        """Rows per canonical table."""
+        con = self._connect()
+        try:
+            present = self._tables(con)
+            return {
+                name: con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] if name in present else 0
+                for name in TABLE_ORDER
+            }
+        finally:
+            con.close()
+
+    def last_ingest(self) -> dict | None:
+        """The latest ``ingest_log`` entry (``ingested_at`` as an aware UTC datetime), or None."""
+        con = self._connect()
+        try:
+            if "ingest_log" not in self._tables(con):
+                return None
+            row = con.execute(
+                "SELECT run_id, ingested_at, source, fingerprint, row_counts, n_warnings "
+                "FROM ingest_log ORDER BY ingested_at DESC, run_id DESC LIMIT 1"
+            ).fetchone()
+        finally:
+            con.close()
+        if row is None:
+            return None
+        run_id, at, source, fp, counts, n_warnings = row
+        return {
+            "run_id": run_id,
+            "ingested_at": at.replace(tzinfo=timezone.utc),
+            "source": source,
+            "fingerprint": fp,
+            "row_counts": json.loads(counts),
+            "n_warnings": n_warnings,
+        }

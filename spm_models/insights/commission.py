@@ -1,0 +1,244 @@
+"""Commission under a tiered plan with accelerators, and its expectation over forecast draws.
+
+The plan
+--------
+A plan pays a marginal rate on the bookings inside each attainment band (tiers), the way
+most tiered plans with accelerators are written::
+
+    payout(B, Q) = sum_k rate_k * clip(min(B, cap * Q) - a_k * Q, 0, (a_{k+1} - a_k) * Q)
+
+where ``a_0 = 0 < a_1 < ...`` are the tiers' lower attainment bounds (``a_{K} = inf``),
+``B`` the bookings of the period, ``Q`` its quota and ``cap`` the attainment above which
+nothing more is paid (``inf`` for no cap). An accelerator is simply a tier above 100 % with
+a higher rate; a rate of 0 on the first tier is a threshold ("nothing below 50 %" pays only
+on the bookings above half the quota). Without a quota (``Q`` missing or 0) the plan pays
+``no_quota_rate * B``.
+
+Expected payout
+---------------
+With draws ``B_j`` of the period's final bookings (closed to date plus forecast draws of
+the rest, see :mod:`spm_models.evaluation.quota.probability`), the expected payout is the mean of
+``payout(B_j, Q)``, which is not the payout of the expected bookings: accelerators make the
+payout convex in ``B``, so uncertainty raises the expectation (Jensen's inequality).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from spm_models.exceptions import ConfigError
+
+__all__ = ["Tier", "CommissionPlan", "DEFAULT_PLAN", "payout", "expected_payout", "payout_curve", "plan_from_mapping"]
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One band of a plan: ``rate`` is paid on bookings from ``from_attainment * quota`` up.
+
+    Attributes
+    ----------
+    from_attainment : float
+        Lower bound of the band as a fraction of quota (0.0, 1.0 = 100 %, ...).
+    rate : float
+        Commission per unit of bookings inside the band (0.05 = 5 %).
+    """
+
+    from_attainment: float
+    rate: float
+
+
+@dataclass(frozen=True)
+class CommissionPlan:
+    """A tiered commission plan (see the module docstring).
+
+    Attributes
+    ----------
+    tiers : tuple of Tier
+        Increasing ``from_attainment``, the first at 0.
+    cap_attainment : float or None
+        Attainment above which bookings earn nothing more; ``None`` for no cap.
+    no_quota_rate : float
+        Flat rate on bookings when there is no quota.
+    name : str
+        Shown in reports.
+    """
+
+    tiers: tuple[Tier, ...]
+    cap_attainment: float | None = None
+    no_quota_rate: float = 0.05
+    name: str = "Standard plan"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.tiers:
+            problems.append("a plan needs at least one tier")
+        else:
+            lows = [t.from_attainment for t in self.tiers]
+            if lows[0] != 0:
+                problems.append(f"the first tier must start at attainment 0, not {lows[0]!r}")
+            if any(b <= a for a, b in zip(lows, lows[1:])):
+                problems.append(f"tier start attainments must increase, got {lows}")
+            bad = [t.rate for t in self.tiers if not (np.isfinite(t.rate) and t.rate >= 0)]
+            if bad:
+                problems.append(f"tier rates must be non-negative numbers, got {bad}")
+        if self.cap_attainment is not None and not (np.isfinite(self.cap_attainment) and self.cap_attainment > 0):
+            problems.append(f"cap_attainment must be a positive number or empty, got {self.cap_attainment!r}")
+        if not (np.isfinite(self.no_quota_rate) and self.no_quota_rate >= 0):
+            problems.append(f"no_quota_rate must be a non-negative number, got {self.no_quota_rate!r}")
+        if problems:
+            raise ConfigError("invalid commission plan: " + "; ".join(problems))
+
+    def describe(self) -> list[str]:
+        """One plain-language line per tier (for the report)."""
+        lows = [t.from_attainment for t in self.tiers]
+        highs = lows[1:] + [self.cap_attainment if self.cap_attainment is not None else np.inf]
+        out = []
+        for t, hi in zip(self.tiers, highs):
+            band = f"{t.from_attainment:.0%} to {hi:.0%} of quota" if np.isfinite(hi) else f"above {t.from_attainment:.0%} of quota"
+            out.append(f"{t.rate:.1%} of bookings {band}")
+        if self.cap_attainment is not None:
+            out.append(f"nothing more above {self.cap_attainment:.0%} of quota")
+        return out
+
+
+#: The plan used when the configuration names none: 5 % up to quota, 8 % from 100 % to
+#: 150 %, 10 % above, capped at 200 % attainment.
+DEFAULT_PLAN = CommissionPlan(
+    tiers=(Tier(0.0, 0.05), Tier(1.0, 0.08), Tier(1.5, 0.10)),
+    cap_attainment=2.0,
+    no_quota_rate=0.05,
+)
+
+
+def payout(bookings: Any, quota: Any, plan: CommissionPlan = DEFAULT_PLAN) -> np.ndarray:
+    """Commission for ``bookings`` against ``quota`` under ``plan`` (broadcast elementwise).
+
+    ``payout(B, Q) = sum_k rate_k * clip(min(B, cap*Q) - a_k*Q, 0, (a_{k+1}-a_k)*Q)``; where
+    ``Q`` is missing or not positive, ``no_quota_rate * B``. Negative bookings pay 0.
+
+    Parameters
+    ----------
+    bookings, quota : array-like
+        Broadcastable arrays (e.g. draws ``(n, d)`` against quotas ``(n, 1)``).
+    plan : CommissionPlan
+
+    Returns
+    -------
+    ndarray of float
+    """
+    b = np.maximum(np.asarray(bookings, dtype=float), 0.0)
+    q = np.asarray(quota, dtype=float)
+    b, q = np.broadcast_arrays(b, q)
+    has_q = np.isfinite(q) & (q > 0)
+    qq = np.where(has_q, q, 0.0)
+    capped = b if plan.cap_attainment is None else np.minimum(b, plan.cap_attainment * qq)
+    lows = np.array([t.from_attainment for t in plan.tiers])
+    highs = np.append(lows[1:], np.inf)
+    total = np.zeros(b.shape)
+    for lo, hi, t in zip(lows, highs, plan.tiers):  # a handful of tiers, each vectorized over all draws
+        width = (hi - lo) * qq if np.isfinite(hi) else np.inf
+        total += t.rate * np.clip(capped - lo * qq, 0.0, width)
+    return np.where(has_q, total, plan.no_quota_rate * b)
+
+
+def expected_payout(
+    unique_ids: Sequence[str],
+    bookings_draws: np.ndarray,
+    quota: Any,
+    plan: CommissionPlan = DEFAULT_PLAN,
+    *,
+    closed_to_date: Any = 0.0,
+    quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+) -> pd.DataFrame:
+    """Payout distribution per entity from draws of the period's final bookings.
+
+    Parameters
+    ----------
+    unique_ids : sequence of str
+        Entity of each row of ``bookings_draws``.
+    bookings_draws : ndarray, shape (n, d)
+        Draws of final bookings of the period (closed to date included).
+    quota : array-like, shape (n,)
+        Quota of the period (NaN where none).
+    plan : CommissionPlan
+    closed_to_date : array-like, shape (n,) or scalar
+        Bookings already closed; ``earned_to_date`` is their payout.
+    quantiles : sequence of float
+        Levels of the payout quantiles.
+
+    Returns
+    -------
+    DataFrame
+        ``unique_id, quota, expected_payout, payout_q0.1 ..., payout_at_quota,
+        earned_to_date, payout_of_expected_bookings`` (the last for contrast: the payout of
+        the mean bookings, below the expected payout when accelerators apply).
+    """
+    draws = np.asarray(bookings_draws, dtype=float)
+    q = np.asarray(quota, dtype=float).reshape(-1)
+    if draws.ndim != 2 or draws.shape[0] != len(unique_ids) or q.shape[0] != draws.shape[0]:
+        raise ConfigError(f"bookings draws of shape {draws.shape} do not match {len(unique_ids)} entities and {q.shape[0]} quotas")
+    pay = payout(draws, q[:, None], plan)
+    closed = np.broadcast_to(np.asarray(closed_to_date, dtype=float), q.shape)
+    out = pd.DataFrame({"unique_id": pd.array([str(u) for u in unique_ids], dtype="str"), "quota": q, "expected_payout": pay.mean(axis=1)})
+    qs = np.quantile(pay, list(quantiles), axis=1) if pay.shape[1] else np.full((len(quantiles), len(q)), np.nan)
+    for lev, values in zip(quantiles, qs):
+        out[f"payout_q{lev:g}"] = values
+    out["payout_at_quota"] = np.where(np.isfinite(q) & (q > 0), payout(q, q, plan), np.nan)
+    out["earned_to_date"] = payout(closed, q, plan)
+    out["payout_of_expected_bookings"] = payout(draws.mean(axis=1), q, plan)
+    return out
+
+
+def payout_curve(quota: float, plan: CommissionPlan = DEFAULT_PLAN, *, max_attainment: float = 2.5, points: int = 101) -> pd.DataFrame:
+    """The plan's payout as a function of attainment, for one quota (for the report's chart).
+
+    Returns
+    -------
+    DataFrame
+        ``attainment`` (0 .. ``max_attainment``), ``bookings = attainment * quota`` and
+        ``payout``.
+    """
+    a = np.linspace(0.0, max_attainment, points)
+    b = a * quota
+    return pd.DataFrame({"attainment": a, "bookings": b, "payout": payout(b, np.full_like(b, quota), plan)})
+
+
+def plan_from_mapping(spec: Mapping[str, Any]) -> CommissionPlan:
+    """Build a plan from a configuration mapping (e.g. the ``[commission]`` table of a TOML file).
+
+    Expected keys: ``tiers`` (a list of ``{from_attainment, rate}`` tables or of
+    ``[from_attainment, rate]`` pairs), and optionally ``cap_attainment``,
+    ``no_quota_rate`` and ``name``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown keys, or an invalid plan.
+    """
+    known = {"tiers", "cap_attainment", "no_quota_rate", "name"}
+    unknown = sorted(set(spec) - known)
+    if unknown:
+        raise ConfigError(f"unknown commission setting(s) {', '.join(unknown)}; use {', '.join(sorted(known))}")
+    if "tiers" not in spec:
+        raise ConfigError("the commission plan needs tiers, e.g. tiers = [[0.0, 0.05], [1.0, 0.08]]")
+    tiers = []
+    for t in spec["tiers"]:
+        try:
+            if isinstance(t, Mapping):
+                tiers.append(Tier(float(t["from_attainment"]), float(t["rate"])))
+            else:
+                lo, rate = t
+                tiers.append(Tier(float(lo), float(rate)))
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(f"a commission tier must be [from_attainment, rate] or {{from_attainment, rate}}, got {t!r}") from None
+    cap = spec.get("cap_attainment")
+    return CommissionPlan(
+        tiers=tuple(tiers),
+        cap_attainment=None if cap is None else float(cap),
+        no_quota_rate=float(spec.get("no_quota_rate", DEFAULT_PLAN.no_quota_rate)),
+        name=str(spec.get("name", "Configured plan")),
+    )

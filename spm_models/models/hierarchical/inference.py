@@ -1,0 +1,638 @@
+"""Inference for :class:`~spm_models.models.hierarchical.model.HierarchicalBayes`: NUTS and ADVI.
+
+One model, written twice on purpose:
+
+* :func:`build_pymc_model`, the PyMC model, sampled with NUTS (nutpie when installed, else
+  PyMC's own NUTS) by :func:`sample_nuts`;
+* :func:`log_density`, the same unnormalised log posterior and its gradient in numpy, on the
+  unconstrained parameters, used by :func:`fit_advi` (mean-field ADVI). PyMC's ``pm.fit``
+  spends about 10 s per fit building and compiling its variational graph, more than the
+  whole optimisation of this model; the numpy version needs no compilation, so the fast mode
+  is fast from the first fit. ``tests/models/test_hierarchical.py`` checks that both agree (log
+  density differences and gradients at random points).
+
+Parameters (unconstrained in brackets): ``a0, b0, log_shape0``; ``omega_a, omega_b,
+omega_k`` (log) with half-normal priors; ``z_a, z_b, z_k`` per series; ``tau_a, tau_b`` (log)
+and ``u_a, u_b`` per territory when there are territories; ``gamma, delta`` per calendar
+regressor; ``beta_p, beta_m`` per indicator. Priors are in :class:`HurdleData`.
+
+Zero-sum deviations: the raw ``z`` and ``u`` have N(0, 1) priors, but the model uses them
+centred, ``zc_i = c_g (z_i - mean of z over i's territory)`` with ``c_g = sqrt(n_g / (n_g -
+1))`` (so ``zc`` still has unit variance), and likewise ``u`` centred over territories and
+``z_k`` over all agents (:class:`Centering`). This is PyMC's ``ZeroSumNormal`` idea for
+groups of unequal size: without it the territory effect and the mean of its agents' effects
+(and the company level and the mean of the territories) can trade off against each other,
+a ridge on which NUTS mixed the territory scale ``tau_a`` badly (effective sample sizes of
+15-90 out of 1,000 draws on the synthetic organisation). The direction of the raw ``z`` that
+centring removes only sees its prior, which samples trivially. ``a0`` is then the company
+level, each territory effect is relative to it and each agent effect to its territory. A
+territory with one agent gets no agent deviation (the territory effect is the agent's).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.special import digamma, gammaln, polygamma
+
+__all__ = [
+    "Centering",
+    "HurdleData",
+    "hurdle_data",
+    "agent_effects",
+    "layout",
+    "log_density",
+    "fit_advi",
+    "model_data",
+    "structure_key",
+    "build_pymc_model",
+    "sample_nuts",
+    "clear_nuts_cache",
+    "identified",
+]
+
+_log = logging.getLogger(__name__)
+#: Half-normal prior scales of the (log-transformed) scale parameters.
+HALF_NORMAL = {"omega_a": 1.5, "omega_b": 0.5, "omega_k": 0.5, "tau_a": 0.5, "tau_b": 0.5}
+#: Prior sds of the company levels (their means come from the data, see :class:`HurdleData`).
+LEVEL_SD = {"a0": 1.5, "b0": 1.0, "log_shape0": 1.0}
+#: Prior sd of the indicator slopes (per standard deviation of the indicator).
+BETA_SD = 0.5
+
+
+@dataclass(frozen=True)
+class Centering:
+    """Centre a vector within groups and rescale to unit variance: ``c_g (z_i - mean_g z)``.
+
+    Attributes
+    ----------
+    codes : int array (n,)
+        Group of each element.
+    counts : array (n_groups,)
+        Elements per group.
+    factor : array (n,)
+        ``sqrt(n_g / (n_g - 1))`` of each element's group (1 for a group of one, whose
+        centred value is 0).
+    """
+
+    codes: np.ndarray
+    counts: np.ndarray
+    factor: np.ndarray
+
+    @classmethod
+    def of(cls, codes: np.ndarray, n_groups: int) -> "Centering":
+        codes = np.asarray(codes, dtype=np.int64)
+        counts = np.bincount(codes, minlength=n_groups).astype(float)
+        per = np.where(counts > 1, np.sqrt(counts / np.maximum(counts - 1, 1)), 1.0)
+        return cls(codes, counts, per[codes])
+
+    def apply(self, z: np.ndarray) -> np.ndarray:
+        """Centred, rescaled ``z`` (last axis)."""
+        means = _group_sums(z, self.codes, len(self.counts)) / np.maximum(self.counts, 1)
+        return (z - means[..., self.codes]) * self.factor
+
+    def grad(self, g: np.ndarray) -> np.ndarray:
+        """Gradient with respect to ``z`` given the gradient ``g`` with respect to ``apply(z)``."""
+        return self.apply(g * self.factor) / self.factor
+
+    def membership(self) -> np.ndarray:
+        """Dense ``(n, n_groups)`` 0/1 matrix of group membership (for the PyMC model)."""
+        m = np.zeros((len(self.codes), len(self.counts)))
+        m[np.arange(len(self.codes)), self.codes] = 1.0
+        return m
+
+
+def _group_sums(z: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
+    if z.ndim == 1:
+        return np.bincount(codes, weights=z, minlength=n_groups)
+    out = np.zeros(z.shape[:-1] + (n_groups,))
+    np.add.at(out, (..., codes), z)
+    return out
+
+
+@dataclass(frozen=True)
+class HurdleData:
+    """Observed cells of the hurdle model and the data-centred prior locations.
+
+    Attributes
+    ----------
+    series : int array (n_cells,)
+        Series index of each observed cell.
+    pos : bool array (n_cells,)
+        ``y > 0``.
+    cal, x : arrays (n_cells, n_cal), (n_cells, n_reg)
+        Calendar and lagged standardised indicator regressors.
+    ypos, logy : arrays (n_pos,)
+        ``y / scale`` of the positive cells and its log.
+    group_codes : int array (n_series,)
+        Territory of each series; ``n_groups = 0`` means no territory level.
+    a_mean, b_mean, lk_mean : float
+        Prior means of ``a0`` (logit of the share of positive cells), ``b0`` (log of the mean
+        of ``ypos``) and ``log_shape0`` (:func:`gamma_shape_from_log_var` of the variance of
+        ``logy``).
+    cal_sd : array (n_cal,)
+        Prior sd of each calendar coefficient (0.5 for the push, 0.3 for Fourier terms).
+    series_pos, cal_pos, x_pos : arrays
+        ``series``, ``cal`` and ``x`` of the positive cells.
+    n_pos : array (n_series,)
+        Positive cells per series.
+    in_territory, in_company, territories : Centering
+        Centring of ``z_a, z_b`` (within territory, or over all series without territories),
+        of ``z_k`` (over all series) and of ``u_a, u_b`` (over territories).
+    """
+
+    series: np.ndarray
+    pos: np.ndarray
+    cal: np.ndarray
+    x: np.ndarray
+    ypos: np.ndarray
+    logy: np.ndarray
+    group_codes: np.ndarray
+    n_series: int
+    n_groups: int
+    a_mean: float
+    b_mean: float
+    lk_mean: float
+    cal_sd: np.ndarray
+    series_pos: np.ndarray
+    n_pos: np.ndarray
+    cal_pos: np.ndarray
+    x_pos: np.ndarray
+    in_territory: Centering
+    in_company: Centering
+    territories: Centering
+
+
+def hurdle_data(
+    cells: dict[str, np.ndarray], *, group_codes: np.ndarray, n_series: int, n_groups: int,
+    cal_names: list[str], scale: float,
+) -> HurdleData:
+    """Arrange flattened observed cells (``series, y, cal, x``) for inference.
+
+    ``n_groups`` below 2 means no territory level.
+    """
+    y = cells["y"]
+    pos = y > 0
+    share = float(np.clip(pos.mean(), 0.02, 0.98)) if len(y) else 0.5
+    ypos = y[pos] / scale
+    series_pos = cells["series"][pos].astype(np.int64)
+    logy = np.log(ypos)
+    var = float(np.var(logy)) if logy.size > 1 else 1.0
+    n_groups = int(n_groups) if n_groups > 1 else 0
+    group_codes = np.asarray(group_codes, dtype=np.int64) if n_groups else np.zeros(n_series, dtype=np.int64)
+    company = Centering.of(np.zeros(n_series, dtype=np.int64), 1)
+    return HurdleData(
+        series=cells["series"].astype(np.int64), pos=pos, cal=cells["cal"], x=cells["x"], ypos=ypos, logy=logy,
+        group_codes=group_codes, n_series=int(n_series), n_groups=n_groups,
+        a_mean=float(np.log(share / (1 - share))), b_mean=float(np.log(ypos.mean())) if logy.size else 0.0,
+        lk_mean=float(np.log(gamma_shape_from_log_var(var))),
+        cal_sd=np.where(np.array(cal_names) == "quarter_end_push", 0.5, 0.3),
+        series_pos=series_pos, n_pos=np.bincount(series_pos, minlength=int(n_series)).astype(float),
+        cal_pos=cells["cal"][pos], x_pos=cells["x"][pos],
+        in_territory=Centering.of(group_codes, n_groups) if n_groups else company,
+        in_company=company,
+        territories=Centering.of(np.zeros(max(n_groups, 1), dtype=np.int64), 1),
+    )
+
+
+def gamma_shape_from_log_var(var: float) -> float:
+    """Shape ``k`` of the gamma law whose log has variance ``var``: ``trigamma(k) = var``.
+
+    Solved by bisection on ``log k`` in ``[log 0.01, log 1e4]`` (trigamma decreases), so a
+    variance outside ``[trigamma(1e4), trigamma(0.01)]`` gives the nearer end.
+    """
+    lo, hi = np.log(0.01), np.log(1e4)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if float(polygamma(1, np.exp(mid))) > var else (lo, mid)
+    return float(np.exp(0.5 * (lo + hi)))
+
+
+def agent_effects(s: dict[str, np.ndarray], d: HurdleData) -> dict[str, np.ndarray]:
+    """Per-series ``a``, ``b`` and gamma ``shape`` ``(S, n_series)`` from posterior samples.
+
+    Scalars in ``s`` have shape ``(S,)``, per-series and per-territory blocks ``(S, size)``.
+    """
+    a = s["a0"][:, None] + s["omega_a"][:, None] * d.in_territory.apply(s["z_a"])
+    b = s["b0"][:, None] + s["omega_b"][:, None] * d.in_territory.apply(s["z_b"])
+    if d.n_groups:
+        a = a + (s["tau_a"][:, None] * d.territories.apply(s["u_a"]))[:, d.group_codes]
+        b = b + (s["tau_b"][:, None] * d.territories.apply(s["u_b"]))[:, d.group_codes]
+    shape = np.exp(s["log_shape0"][:, None] + s["omega_k"][:, None] * d.in_company.apply(s["z_k"]))
+    return {"a": a, "b": b, "shape": shape}
+
+
+def layout(d: HurdleData) -> list[tuple[str, int, bool]]:
+    """Blocks of the unconstrained parameter vector: ``(name, size, log_transformed)``."""
+    n, g, c, r = d.n_series, d.n_groups, d.cal.shape[1], d.x.shape[1]
+    blocks = [("a0", 1, False), ("b0", 1, False), ("log_shape0", 1, False),
+              ("omega_a", 1, True), ("omega_b", 1, True), ("omega_k", 1, True),
+              ("z_a", n, False), ("z_b", n, False), ("z_k", n, False)]
+    if g:
+        blocks += [("tau_a", 1, True), ("tau_b", 1, True), ("u_a", g, False), ("u_b", g, False)]
+    blocks += [("gamma", c, False), ("delta", c, False)]
+    if r:
+        blocks += [("beta_p", r, False), ("beta_m", r, False)]
+    return blocks
+
+
+def _split(theta: np.ndarray, blocks) -> dict[str, np.ndarray]:
+    """Views of ``theta`` (..., dim) per block; scalars keep a trailing axis of 1."""
+    out, i = {}, 0
+    for name, size, _ in blocks:
+        out[name] = theta[..., i:i + size]
+        i += size
+    return out
+
+
+def log_density(theta: np.ndarray, d: HurdleData, blocks) -> tuple[float, np.ndarray]:
+    """Unnormalised log posterior on the unconstrained scale and its gradient.
+
+    Log-transformed scales ``s = exp(rho)`` carry the Jacobian ``+ rho``. Constants are
+    dropped, so only differences and gradients are meaningful.
+    """
+    p = _split(theta, blocks)
+    grad = np.zeros_like(theta)
+    gp = _split(grad, blocks)
+    ex = {k: float(np.exp(p[k][0])) for k in HALF_NORMAL if k in p}
+
+    zc = {k: d.in_territory.apply(p[k]) for k in ("z_a", "z_b")}
+    zc["z_k"] = d.in_company.apply(p["z_k"])
+    a = p["a0"][0] + ex["omega_a"] * zc["z_a"]
+    b = p["b0"][0] + ex["omega_b"] * zc["z_b"]
+    if d.n_groups:
+        uc = {k: d.territories.apply(p[k]) for k in ("u_a", "u_b")}
+        a = a + ex["tau_a"] * uc["u_a"][d.group_codes]
+        b = b + ex["tau_b"] * uc["u_b"][d.group_codes]
+    lk = p["log_shape0"][0] + ex["omega_k"] * zc["z_k"]
+
+    eta = a[d.series] + d.cal @ p["gamma"]
+    if "beta_p" in p:
+        eta = eta + d.x @ p["beta_p"]
+    # log(1 + exp(eta)) and sigmoid(eta) from one overflow-free exponential
+    e = np.exp(-np.abs(eta))
+    lp = float(eta[d.pos].sum() - np.sum(np.maximum(eta, 0.0) + np.log1p(e)))
+    r = d.pos - np.where(eta >= 0, 1.0, e) / (1.0 + e)  # pos - sigmoid(eta)
+    s_pos = d.series_pos
+    mu = b[s_pos] + d.cal_pos @ p["delta"]
+    if "beta_m" in p:
+        mu = mu + d.x_pos @ p["beta_m"]
+    # gamma with mean exp(mu) and shape k: k log k - k mu - lgamma(k) + (k - 1) log y - k y e^-mu
+    k_series = np.exp(lk)
+    lk_pos, k = lk[s_pos], k_series[s_pos]
+    ratio = d.ypos * np.exp(-mu)  # y / mean
+    lp += float(np.sum(k * (lk_pos - mu - ratio) + (k - 1.0) * d.logy) - gammaln(k_series) @ d.n_pos)
+    e = k * (ratio - 1.0)  # d/d mu
+
+    n = d.n_series
+    d_a = np.bincount(d.series, weights=r, minlength=n)
+    d_b = np.bincount(s_pos, weights=e, minlength=n)
+    d_lk = (np.bincount(s_pos, weights=k * (lk_pos + 1.0 - mu + d.logy - ratio), minlength=n)
+            - k_series * digamma(k_series) * d.n_pos)
+    gp["gamma"][:] = d.cal.T @ r
+    gp["delta"][:] = d.cal_pos.T @ e
+    if "beta_p" in p:
+        gp["beta_p"][:] = d.x.T @ r
+        gp["beta_m"][:] = d.x_pos.T @ e
+    gp["a0"][:] = d_a.sum()
+    gp["b0"][:] = d_b.sum()
+    gp["log_shape0"][:] = d_lk.sum()
+    for z, dz, om, cen in (("z_a", d_a, "omega_a", d.in_territory), ("z_b", d_b, "omega_b", d.in_territory),
+                           ("z_k", d_lk, "omega_k", d.in_company)):
+        gp[z][:] = ex[om] * cen.grad(dz)
+        gp[om][:] = ex[om] * float(zc[z] @ dz)
+    if d.n_groups:
+        for u, dz, tau in (("u_a", d_a, "tau_a"), ("u_b", d_b, "tau_b")):
+            dg = np.bincount(d.group_codes, weights=dz, minlength=d.n_groups)
+            gp[u][:] = ex[tau] * d.territories.grad(dg)
+            gp[tau][:] = ex[tau] * float(uc[u] @ dg)
+
+    # priors
+    for name, loc in (("a0", d.a_mean), ("b0", d.b_mean), ("log_shape0", d.lk_mean)):
+        dev, sd = p[name][0] - loc, LEVEL_SD[name]
+        lp += -0.5 * (dev / sd) ** 2
+        gp[name][:] -= dev / sd**2
+    for name, s in HALF_NORMAL.items():
+        if name in p:  # half-normal(s) on exp(rho), plus the Jacobian rho
+            lp += -0.5 * ex[name] ** 2 / s**2 + p[name][0]
+            gp[name][:] += -ex[name] ** 2 / s**2 + 1.0
+    for name in ("z_a", "z_b", "z_k", "u_a", "u_b"):
+        if name in p:
+            lp += -0.5 * float(p[name] @ p[name])
+            gp[name][:] -= p[name]
+    for name, sd in (("gamma", d.cal_sd), ("delta", d.cal_sd), ("beta_p", BETA_SD), ("beta_m", BETA_SD)):
+        if name in p:
+            lp += float(-0.5 * np.sum((p[name] / sd) ** 2))
+            gp[name][:] -= p[name] / sd**2
+    return lp, grad
+
+
+def _initial(d: HurdleData, blocks) -> np.ndarray:
+    theta = np.zeros(sum(s for _, s, _ in blocks))
+    p = _split(theta, blocks)
+    p["a0"][:], p["b0"][:], p["log_shape0"][:] = d.a_mean, d.b_mean, d.lk_mean
+    for name, s in HALF_NORMAL.items():
+        if name in p:
+            p[name][:] = np.log(0.5 * s)
+    return theta
+
+
+def fit_advi(
+    d: HurdleData, *, iterations: int, n_samples: int, rng: np.random.Generator,
+    learning_rate: float = 0.05, window: int = 200, decays: int = 5,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Mean-field ADVI: ``q = N(m, diag(exp(2 w)))`` on the unconstrained parameters.
+
+    Adam ascent of the ELBO with one reparameterised sample per step
+    (``theta = m + exp(w) eps``; gradients ``g`` and ``g eps exp(w) + 1`` for ``g`` the
+    gradient of :func:`log_density`). The ELBO estimates are averaged over windows of
+    ``window`` steps; when a window fails to beat the previous one by two standard errors,
+    the learning rate is halved, and after ``decays`` halvings the optimisation stops (or
+    after ``iterations`` steps, with a warning). The result is the average of ``m`` and
+    ``w`` over the last window, so the stochastic-gradient noise averages out.
+
+    Returns
+    -------
+    samples : dict
+        ``n_samples`` draws from ``q`` per parameter, constrained (scales exponentiated);
+        scalars have shape ``(n_samples,)``, blocks ``(n_samples, size)``.
+    info : dict
+        ``iterations`` run, ``converged`` and the last window's mean ELBO estimate ``elbo``.
+    """
+    blocks = layout(d)
+    m0 = _initial(d, blocks)
+    dim = m0.size
+    params = np.concatenate([m0, np.full(dim, -2.0)])
+    mom, vel = np.zeros_like(params), np.zeros_like(params)
+    b1, b2, eps_adam = 0.9, 0.999, 1e-8
+    lr, n_decays = learning_rate, 0
+    acc = np.zeros_like(params)
+    elbos = np.zeros(window)
+    prev_elbo, final, elbo = None, None, float("nan")
+    step = 0
+    for step in range(1, iterations + 1):
+        sd = np.exp(params[dim:])
+        eps = rng.standard_normal(dim)
+        lp, g = log_density(params[:dim] + sd * eps, d, blocks)
+        grad = np.concatenate([g, g * eps * sd + 1.0])
+        mom = b1 * mom + (1 - b1) * grad
+        vel = b2 * vel + (1 - b2) * grad**2
+        params = params + lr * (mom / (1 - b1**step)) / (np.sqrt(vel / (1 - b2**step)) + eps_adam)
+        acc += params
+        elbos[(step - 1) % window] = lp + float(params[dim:].sum())
+        if step % window == 0:
+            final, acc = acc / window, np.zeros_like(params)
+            elbo, se = float(elbos.mean()), float(elbos.std() / np.sqrt(window))
+            if prev_elbo is not None and elbo - prev_elbo < 2.0 * se:
+                lr, n_decays = lr / 2.0, n_decays + 1
+            prev_elbo = elbo
+            if n_decays >= decays:
+                break
+    converged = n_decays >= decays
+    if final is None:
+        final = params
+    if not converged:
+        _log.warning("HierarchicalBayes ADVI stopped after %d iterations before converging; "
+                     "raise advi_iterations", step)
+    theta = final[:dim] + np.exp(final[dim:]) * rng.standard_normal((n_samples, dim))
+    samples = {}
+    for name, size, log_t in blocks:
+        block = _split(theta, blocks)[name]
+        vals = np.exp(block) if log_t else block
+        samples[name] = vals[:, 0].copy() if name in ("a0", "b0", "log_shape0") or log_t else vals.copy()
+    return samples, {"iterations": step, "converged": converged, "elbo": elbo}
+
+
+def model_data(d: HurdleData, *, n_reg: int) -> dict[str, np.ndarray]:
+    """Values of the ``pm.Data`` containers of :func:`build_pymc_model`, by container name.
+
+    Everything the PyMC model reads from ``d`` is in a container, except what
+    :func:`structure_key` fixes (the centring over all series and over territories, which
+    depend only on their numbers), so a model built and compiled for one data set computes the
+    density of another with the same key once these values are swapped in (``Model.set_data``
+    and nutpie's ``CompiledPyMCModel.with_data``). The arrays are packed into a few containers
+    because each container adds to nutpie's numba compilation time. ``n_reg`` is the number
+    of indicator regressors.
+
+    Returns
+    -------
+    dict
+        ``data_priors`` ``[a_mean, b_mean, lk_mean, *cal_sd, *territory sizes]``;
+        ``data_per_series`` ``[centring factor within territory, n_pos, *territory
+        membership]`` (``d.in_territory``: one territory of all series without territories);
+        ``data_series`` and ``data_positive`` (int) and ``data_cells`` ``[cal | x]`` per cell;
+        and when any cell is positive ``data_series_pos`` and ``data_pos_cells``
+        ``[cal | x | ypos | logy]`` of the positive cells.
+    """
+    c = d.in_territory
+    out = {
+        "data_priors": np.r_[d.a_mean, d.b_mean, d.lk_mean, d.cal_sd, np.maximum(c.counts, 1)].astype(float),
+        "data_per_series": np.column_stack([c.factor, d.n_pos, c.membership()]).astype(float),
+        "data_series": d.series,
+        "data_positive": d.pos.astype(np.int8),
+        "data_cells": np.column_stack([d.cal, d.x[:, :n_reg]]).astype(float),
+    }
+    if d.pos.any():
+        out["data_series_pos"] = d.series_pos
+        out["data_pos_cells"] = np.column_stack([d.cal_pos, d.x_pos[:, :n_reg], d.ypos, d.logy]).astype(float)
+    return out
+
+
+def structure_key(d: HurdleData, *, cal_names: list[str], reg_names: list[str]) -> tuple:
+    """What fixes the graph of :func:`build_pymc_model` (everything else is in :func:`model_data`).
+
+    The sizes of the parameter blocks (series, territories, calendar terms and regressors, with
+    their names, which label the posterior) and whether any cell is positive (no positive
+    cell, no gamma term). Two data sets with the same key share one compiled model.
+    """
+    return (int(d.n_series), int(d.n_groups), tuple(cal_names), tuple(reg_names), bool(d.pos.any()))
+
+
+def build_pymc_model(d: HurdleData, *, cal_names: list[str], reg_names: list[str]):
+    """The hurdle model in PyMC (same density as :func:`log_density`).
+
+    The data enter through ``pm.Data`` containers (:func:`model_data`), so the model can be
+    reused for new data of the same :func:`structure_key`.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    n_cal, n_reg = len(cal_names), len(reg_names)
+    coords = {"series": np.arange(d.n_series), "cal": cal_names, "reg": reg_names}
+    if d.n_groups:
+        coords["group"] = np.arange(d.n_groups)
+    with pm.Model(coords=coords) as model:
+        v = {name: pm.Data(name, value) for name, value in model_data(d, n_reg=n_reg).items()}
+        priors, per_series, cells = v["data_priors"], v["data_per_series"], v["data_cells"]
+        # d.in_territory from the containers; the other two centrings depend on the key only
+        territory = (per_series[:, 2:], priors[3 + n_cal:], per_series[:, 0])
+        a0 = pm.Normal("a0", priors[0], LEVEL_SD["a0"])
+        b0 = pm.Normal("b0", priors[1], LEVEL_SD["b0"])
+        log_shape0 = pm.Normal("log_shape0", priors[2], LEVEL_SD["log_shape0"])
+        hn = {k: pm.HalfNormal(k, s) for k, s in HALF_NORMAL.items() if d.n_groups or not k.startswith("tau")}
+        a = a0 + hn["omega_a"] * _centred(pm.Normal("z_a", 0, 1, dims="series"), *territory)
+        b = b0 + hn["omega_b"] * _centred(pm.Normal("z_b", 0, 1, dims="series"), *territory)
+        log_shape = log_shape0 + hn["omega_k"] * _centred(pm.Normal("z_k", 0, 1, dims="series"),
+                                                          *_constant(d.in_company))
+        if d.n_groups:  # a territory's offset reaches its agents through the membership matrix
+            groups = _constant(d.territories)
+            a = a + pt.dot(territory[0], hn["tau_a"] * _centred(pm.Normal("u_a", 0, 1, dims="group"), *groups))
+            b = b + pt.dot(territory[0], hn["tau_b"] * _centred(pm.Normal("u_b", 0, 1, dims="group"), *groups))
+        gamma = pm.Normal("gamma", 0, priors[3:3 + n_cal], dims="cal")
+        delta = pm.Normal("delta", 0, priors[3:3 + n_cal], dims="cal")
+        eta = a[v["data_series"]] + pm.math.dot(cells[:, :n_cal], gamma)
+        if reg_names:
+            eta = eta + pm.math.dot(cells[:, n_cal:], pm.Normal("beta_p", 0, BETA_SD, dims="reg"))
+            beta_m = pm.Normal("beta_m", 0, BETA_SD, dims="reg")
+        pm.Bernoulli("positive", logit_p=eta, observed=v["data_positive"])
+        if d.pos.any():
+            pos_cells, series_pos = v["data_pos_cells"], v["data_series_pos"]
+            ypos, logy = pos_cells[:, n_cal + n_reg], pos_cells[:, n_cal + n_reg + 1]
+            mu = b[series_pos] + pm.math.dot(pos_cells[:, :n_cal], delta)
+            if reg_names:
+                mu = mu + pm.math.dot(pos_cells[:, n_cal:n_cal + n_reg], beta_m)
+            # the gamma log density written out, so log-gamma of the shapes is taken once per
+            # series (not per positive cell) and PyMC's parameter checks stay out of the graph
+            lk = log_shape[series_pos]
+            k = pm.math.exp(lk)
+            pm.Potential("amount", pm.math.sum(k * (lk - mu - ypos * pm.math.exp(-mu)) + (k - 1.0) * logy)
+                         - pm.math.dot(per_series[:, 1], pt.gammaln(pm.math.exp(log_shape))))
+    return model
+
+
+def _constant(c: Centering) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Membership matrix, group sizes (at least 1) and factors of a centring, for :func:`_centred`."""
+    return c.membership(), np.maximum(c.counts, 1), c.factor
+
+
+def _centred(z, membership, counts, factor):
+    """:meth:`Centering.apply` on a PyTensor vector: ``factor * (z - group mean of z)``."""
+    import pytensor.tensor as pt
+
+    return (z - pt.dot(membership, pt.dot(membership.T, z) / counts)) * factor
+
+
+#: Compiled nutpie models kept per :func:`structure_key` (least recently used dropped first).
+NUTS_CACHE_SIZE = 4
+_nuts_cache: "OrderedDict[tuple, tuple[Any, Any]]" = OrderedDict()
+_nuts_cache_lock = threading.Lock()
+
+
+def clear_nuts_cache() -> None:
+    """Forget the compiled nutpie models of :func:`sample_nuts`."""
+    with _nuts_cache_lock:
+        _nuts_cache.clear()
+
+
+def _checkout(key: tuple):
+    with _nuts_cache_lock:
+        return _nuts_cache.pop(key, None)
+
+
+def _checkin(key: tuple, entry: tuple[Any, Any]) -> None:
+    with _nuts_cache_lock:
+        _nuts_cache[key] = entry
+        _nuts_cache.move_to_end(key)
+        while len(_nuts_cache) > NUTS_CACHE_SIZE:
+            _nuts_cache.popitem(last=False)
+
+
+def sample_nuts(
+    d: HurdleData, *, cal_names: list[str], reg_names: list[str], draws: int, tune: int, chains: int,
+    target_accept: float, seed: int,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """NUTS draws ``{name: (chains * draws, ...)}`` of the free variables, and diagnostics.
+
+    nutpie (numba) when it is installed, else PyMC's NUTS, on :func:`build_pymc_model`.
+    nutpie's compilation (20-30 s on 35 agents) is cached within the process: the compiled
+    models of the last :data:`NUTS_CACHE_SIZE` :func:`structure_key` values are kept and
+    reused with this fit's data swapped in (:func:`model_data`;
+    ``CompiledPyMCModel.with_data`` for the density, ``Model.set_data`` for the initial
+    point), which gives the same draws as a fresh compilation for the same data and seed. A
+    model is taken out of the cache while it samples, so a concurrent fit of the same
+    structure compiles its own. PyMC's NUTS is not cached. Diagnostics:
+    ``sampler``, ``compiled`` (False when a cached nutpie model was reused), ``divergences``,
+    and with two chains or more ``max_rhat`` and ``min_ess_bulk`` over the identified
+    quantities (:func:`identified`): the raw ``z`` and ``u`` also move along the direction
+    the zero-sum centring removes from the model, which only its prior sees and which may mix
+    slowly without mattering to anything.
+    """
+    try:
+        import nutpie
+    except ImportError:  # PyMC's own NUTS when nutpie is not installed
+        nutpie = None
+    cores = min(chains, os.cpu_count() or 1)
+    if nutpie is not None:
+        key = structure_key(d, cal_names=cal_names, reg_names=reg_names)
+        entry = _checkout(key)
+        if entry is None:
+            model = build_pymc_model(d, cal_names=cal_names, reg_names=reg_names)
+            names = [v.name for v in model.free_RVs]
+            compiled = nutpie.compile_pymc_model(model, var_names=names)
+        else:
+            model, compiled = entry
+            names = [v.name for v in model.free_RVs]
+            values = model_data(d, n_reg=len(reg_names))
+            for name, value in values.items():
+                model.set_data(name, value)  # the initial point reads the PyMC containers
+            # a container the compiled functions do not read (none, today) cannot change the density
+            compiled = compiled.with_data(**{k: v for k, v in values.items() if k in compiled.shared_data})
+        try:
+            idata = nutpie.sample(
+                compiled, draws=draws, tune=tune, chains=chains, cores=cores,
+                seed=seed, target_accept=target_accept, progress_bar=False,
+            )
+        finally:
+            _checkin(key, (model, compiled))
+        sampler, fresh = "nutpie", entry is None
+    else:
+        import pymc as pm
+
+        model = build_pymc_model(d, cal_names=cal_names, reg_names=reg_names)
+        names = [v.name for v in model.free_RVs]
+        with model:
+            idata = pm.sample(
+                draws=draws, tune=tune, chains=chains, cores=cores,
+                target_accept=target_accept, random_seed=seed,
+                progressbar=False, compute_convergence_checks=False, var_names=names,
+            )
+        sampler, fresh = "pymc", True
+    samples = {}
+    for name in names:
+        arr = np.asarray(idata.posterior[name].to_numpy(), dtype=float)
+        samples[name] = arr.reshape((-1,) + arr.shape[2:])
+    div = idata.sample_stats["diverging"].to_numpy() if "diverging" in idata.sample_stats else np.zeros(1)
+    diag: dict[str, Any] = {"sampler": sampler, "compiled": fresh, "divergences": int(np.sum(div))}
+    if chains > 1:
+        import arviz as az
+
+        per_chain = {k: v.reshape((chains, -1) + v.shape[1:]) for k, v in identified(samples, d).items()}
+        data = az.convert_to_dataset(per_chain)
+        rhat, ess = az.rhat(data), az.ess(data, method="bulk")
+        diag["max_rhat"] = float(max(float(rhat[k].max()) for k in per_chain))
+        diag["min_ess_bulk"] = float(min(float(ess[k].min()) for k in per_chain))
+    if diag["divergences"]:
+        _log.warning("HierarchicalBayes: %d divergent NUTS transitions; the posterior may be biased",
+                     diag["divergences"])
+    return samples, diag
+
+
+def identified(samples: dict[str, np.ndarray], d: HurdleData) -> dict[str, np.ndarray]:
+    """The quantities the likelihood and priors pin down, from samples ``(S, ...)``.
+
+    Company levels, scales, calendar and indicator coefficients as sampled; per-agent ``a``,
+    ``b``, ``shape`` (:func:`agent_effects`) and the territory offsets ``tau * centred(u)``.
+    """
+    raw = ("z_a", "z_b", "z_k", "u_a", "u_b")
+    out = {k: v for k, v in samples.items() if k not in raw}
+    out.update(agent_effects(samples, d))
+    if d.n_groups:
+        out["territory_a"] = samples["tau_a"][:, None] * d.territories.apply(samples["u_a"])
+        out["territory_b"] = samples["tau_b"][:, None] * d.territories.apply(samples["u_b"])
+    return out

@@ -1,0 +1,339 @@
+"""Report figures. They draw only: every number shown comes from a frame computed elsewhere.
+
+Each function takes frames from :mod:`spm_models.review.views` (which hold the outputs of
+:mod:`spm_models.insights.scorecard`, :mod:`spm_models.insights.commission` and the forecast), and returns a
+:class:`matplotlib.figure.Figure` built without pyplot, so no global figure state is kept
+between cells and figures are freed with their last reference. Styling is seaborn's
+"whitegrid" theme applied inside each function (no global ``rcParams`` change), and
+``text.parse_math`` is off so a ``$`` in a name is drawn as a dollar sign, not parsed as
+mathematics. Axes say their unit and currency.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "use_in_notebook",
+    "warm_up",
+    "bookings_trend",
+    "activity_trend",
+    "funnel_chart",
+    "indicator_chart",
+    "fan_chart",
+    "payout_chart",
+    "attainment_bars",
+    "new_vs_existing_chart",
+    "plan_chart",
+    "territory_chart",
+    "accuracy_chart",
+]
+
+_WIDTH, _HEIGHT, _DPI = 8.0, 3.3, 96
+_BLUE, _GREY, _ORANGE, _GREEN, _RED = "#2f6db3", "#8c8c8c", "#e08214", "#3b8f4f", "#c0392b"
+
+
+@contextmanager
+def _style() -> Iterator[None]:
+    import matplotlib
+    import seaborn as sns
+
+    rc = {**sns.axes_style("whitegrid"), **sns.plotting_context("notebook", font_scale=0.85), "text.parse_math": False, "svg.hashsalt": "spm"}
+    with matplotlib.rc_context(rc):
+        yield
+
+
+def _figure(height: float = _HEIGHT, width: float = _WIDTH, *, left: float = 0.09, right: float = 0.98, bottom: float | None = None, top: float | None = None):
+    """A figure with fixed margins (a layout engine would cost a second drawing pass)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=_DPI)
+    ax = fig.subplots()
+    fig.subplots_adjust(left=left, right=right, bottom=0.5 / height if bottom is None else bottom, top=1 - 0.15 / height if top is None else top)
+    return fig, ax
+
+
+def _money_axis(ax, currency: str, *, axis: str = "y") -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    def fmt(v, _):
+        a = abs(v)
+        for size, s in ((1e9, "bn"), (1e6, "m"), (1e3, "k")):
+            if a >= size:
+                return f"{v / size:,.0f}{s}" if a >= 10 * size else f"{v / size:,.1f}{s}"
+        return f"{v:,.0f}"
+
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(FuncFormatter(fmt))
+
+
+def _pct_axis(ax, *, axis: str = "y") -> None:
+    from matplotlib.ticker import PercentFormatter
+
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(PercentFormatter(1.0))
+
+
+def _empty(text: str):
+    with _style():
+        fig, ax = _figure(height=1.2)
+        ax.axis("off")
+        ax.text(0.5, 0.5, text, ha="center", va="center", color=_GREY)
+    return fig
+
+
+def use_in_notebook() -> None:
+    """Show :class:`~matplotlib.figure.Figure` results of notebook cells as embedded PNG."""
+    from IPython import get_ipython
+    from matplotlib.figure import Figure
+
+    shell = get_ipython()
+    if shell is None:
+        return
+    shell.display_formatter.formatters["image/png"].for_type(Figure, _png)
+
+
+def _png(fig) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=_DPI, metadata={"Software": None}, pil_kwargs={"compress_level": 4})
+    return buf.getvalue()
+
+
+def warm_up() -> None:
+    """Draw and encode one small figure, loading fonts and renderers once (fork-server use)."""
+    fig = bookings_trend(pd.DataFrame({"period": pd.to_datetime(["2024-01-01", "2024-02-01"]), "kpi": "bookings", "value": [1.0, 2.0], "peer_median": [1.0, 1.0]}), currency="USD")
+    _png(fig)
+
+
+def _monthly_bookings_axes(ax, periods, currency: str) -> None:
+    """Month labels under bars at 0..n-1, a bookings y axis in ``currency``, the legend top left."""
+    ax.set_xticks(np.arange(len(periods)), pd.DatetimeIndex(periods).strftime("%b %y"), fontsize=8)
+    ax.set_xlabel("Month")
+    ax.set_ylabel(f"Bookings ({currency})")
+    _money_axis(ax, currency)
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+
+
+def bookings_trend(trend: pd.DataFrame, *, currency: str):
+    """Monthly bookings (bars) with quota (line) and the peer-group median (dashed)."""
+    b = trend[trend["kpi"] == "bookings"].sort_values("period")
+    if b.empty:
+        return _empty("No bookings history.")
+    q = trend[trend["kpi"] == "quota"].sort_values("period")
+    with _style():
+        fig, ax = _figure()
+        x = np.arange(len(b))
+        ax.bar(x, b["value"].to_numpy(), color=_BLUE, label="Your bookings")
+        if len(q) and (q["value"] > 0).any():
+            qy = q.set_index("period")["value"].reindex(b["period"]).to_numpy()
+            ax.plot(x, qy, color=_ORANGE, marker="o", lw=1.5, label="Your quota")
+        if b["peer_median"].notna().any():
+            ax.plot(x, b["peer_median"].to_numpy(), color=_GREY, ls="--", lw=1.5, label="Peer median")
+        _monthly_bookings_axes(ax, b["period"], currency)
+    return fig
+
+
+def activity_trend(activity: pd.DataFrame):
+    """Activities logged per month, one line per activity type."""
+    import seaborn as sns
+
+    if activity is None or activity.empty:
+        return _empty("The data hold no activity log.")
+    with _style():
+        fig, ax = _figure()
+        w = activity.pivot_table(index="period", columns="segment", values="value", aggfunc="sum").sort_index()
+        x = np.arange(len(w))
+        for seg, color in zip(w.columns, sns.color_palette("deep", len(w.columns))):  # one line per activity type
+            ax.plot(x, w[seg].to_numpy(), marker="o", ms=4, color=color, label=str(seg))
+        ax.set_xticks(x, pd.DatetimeIndex(w.index).strftime("%b %y"), fontsize=8)
+        ax.set_xlabel("Month")
+        ax.set_ylabel("Activities logged (count)")
+        ax.legend(title="Type", fontsize=8, frameon=False)
+    return fig
+
+
+def funnel_chart(funnel: pd.DataFrame, *, usable: bool = True):
+    """Conversion of each stage: the agent (or team) against peers; the weakest stage in red."""
+    if not usable or funnel is None or funnel.empty:
+        return _empty("Stage conversion cannot be measured from these data.")
+    rate_col = "agent_rate" if "agent_rate" in funnel else "rate"
+    with _style():
+        fig, ax = _figure(height=3.0, left=0.3)
+        y = np.arange(len(funnel))
+        labels = [t.replace("->", " → ").replace("_", " ") for t in funnel["transition"].astype("str")]
+        colors = [_RED if w else _BLUE for w in funnel.get("weakest", pd.Series(False, index=funnel.index))]
+        ax.barh(y + 0.2, funnel[rate_col].fillna(0).to_numpy(), height=0.4, color=colors, label="You" if rate_col == "agent_rate" else "Team")
+        peer_col = "peer_rate" if "peer_rate" in funnel else None
+        if peer_col is not None and funnel[peer_col].notna().any():
+            ax.barh(y - 0.2, funnel[peer_col].fillna(0).to_numpy(), height=0.4, color=_GREY, label="Peers (pooled)")
+        ax.set_yticks(y, labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        _pct_axis(ax, axis="x")
+        ax.set_xlabel("Deals moving on to the next stage (% of decided deals)")
+        ax.legend(loc="lower right", fontsize=8, frameon=False)
+    return fig
+
+
+def indicator_chart(indicators: pd.DataFrame):
+    """This month against the agent's own monthly average (1 = usual)."""
+    from spm_models.present.format import indicator_label
+
+    f = indicators[indicators["ratio_to_mean"].notna()] if indicators is not None else None
+    if f is None or f.empty:
+        return _empty("No history to compare leading indicators with.")
+    with _style():
+        fig, ax = _figure(height=0.45 * len(f) + 1.0, left=0.3)
+        y = np.arange(len(f))
+        colors = [{"up": _GREEN, "down": _RED}.get(d, _GREY) for d in f["direction"]]
+        ax.barh(y, f["ratio_to_mean"].to_numpy(), color=colors)
+        ax.axvline(1.0, color="black", lw=1)
+        ax.set_yticks(y, [indicator_label(i).capitalize() for i in f["indicator"]], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel("This month / own monthly average of the last 12 months (1.0 = usual)")
+    return fig
+
+
+def fan_chart(fan: pd.DataFrame, actual: pd.DataFrame, *, quota: float | None, currency: str, quarter: str):
+    """Cumulative bookings of the quarter: actual so far, then the forecast's median and bands."""
+    if fan is None or fan.empty:
+        return _empty("No forecast is available.")
+    with _style():
+        fig, ax = _figure(height=3.6)
+        d = pd.DatetimeIndex(fan["date"])
+        if actual is not None and len(actual):
+            a = actual.sort_values("date")
+            ax.step(pd.DatetimeIndex(a["date"]), a["cumulative"], where="post", color="black", lw=2, label="Booked so far")
+            d = d.insert(0, pd.Timestamp(a["date"].max()))
+            start = float(a["cumulative"].iloc[-1])
+        else:
+            d = d.insert(0, d[0] - pd.Timedelta(days=7))
+            start = 0.0
+        col = lambda c: np.r_[start, fan[c].to_numpy()]  # noqa: E731
+        ax.fill_between(d, col("q0.05"), col("q0.95"), color=_BLUE, alpha=0.15, lw=0, label="90% range")
+        ax.fill_between(d, col("q0.1"), col("q0.9"), color=_BLUE, alpha=0.2, lw=0, label="80% range")
+        ax.fill_between(d, col("q0.25"), col("q0.75"), color=_BLUE, alpha=0.3, lw=0, label="50% range")
+        ax.plot(d, col("q0.5"), color=_BLUE, lw=2, label="Median forecast")
+        if quota is not None and np.isfinite(quota) and quota > 0:
+            ax.axhline(quota, color=_ORANGE, lw=1.5, ls="--", label="Quota")
+        ax.set_xlabel(f"Date ({quarter})")
+        ax.set_ylabel(f"Cumulative bookings ({currency})")
+        _money_axis(ax, currency)
+        ax.legend(loc="upper left", fontsize=8, frameon=False)
+    return fig
+
+
+def payout_chart(curve: pd.DataFrame, commission: pd.DataFrame, *, currency: str):
+    """The plan's payout by attainment, with the expected payout and its 80 % range marked."""
+    if curve is None or curve.empty or commission is None or commission.empty:
+        return _empty("No quota, so the payout curve cannot be drawn.")
+    c = commission.iloc[0]
+    with _style():
+        fig, ax = _figure(height=3.0)
+        ax.plot(curve["attainment"], curve["payout"], color=_BLUE, lw=2, label="Plan payout")
+        ax.axhspan(c["payout_q0.1"], c["payout_q0.9"], color=_GREEN, alpha=0.15, label="80% range of your payout")
+        ax.axhline(c["expected_payout"], color=_GREEN, lw=1.5, label="Expected payout")
+        ax.axvline(1.0, color=_GREY, lw=1, ls=":")
+        _pct_axis(ax, axis="x")
+        ax.set_xlabel("Attainment of the quarter's quota")
+        ax.set_ylabel(f"Commission ({currency})")
+        _money_axis(ax, currency)
+        ax.legend(loc="upper left", fontsize=8, frameon=False)
+    return fig
+
+
+def attainment_bars(agents: pd.DataFrame):
+    """Attainment to date per agent of a territory, with the chance of reaching quota."""
+    f = agents[agents["attainment_qtd"].notna()]
+    if f.empty:
+        return _empty("No quotas in the data, so attainment cannot be shown.")
+    with _style():
+        fig, ax = _figure(height=0.4 * len(f) + 1.2, left=0.25)
+        y = np.arange(len(f))
+        ax.barh(y, f["attainment_qtd"].to_numpy(), color=_BLUE, label="Attainment to date")
+        ax.scatter(f["expected_attainment"].to_numpy(), y, color=_ORANGE, zorder=3, label="Expected at quarter end")
+        ax.axvline(1.0, color="black", lw=1)
+        ax.set_yticks(y, [str(n) for n in f["agent_name"]], fontsize=8)
+        ax.invert_yaxis()
+        _pct_axis(ax, axis="x")
+        ax.set_xlabel("Attainment of the quarter's quota")
+        ax.legend(loc="lower right", fontsize=8, frameon=False)
+    return fig
+
+
+def new_vs_existing_chart(nve: pd.DataFrame, *, currency: str):
+    """Monthly bookings from new and existing accounts (stacked)."""
+    if nve is None or nve.empty or not (nve["value"] > 0).any():
+        return _empty("No bookings by account status to show.")
+    with _style():
+        fig, ax = _figure()
+        w = nve.pivot_table(index="period", columns="segment", values="value", aggfunc="sum").fillna(0.0)
+        x = np.arange(len(w))
+        bottom = np.zeros(len(w))
+        for seg, color in zip(w.columns, (_BLUE, _ORANGE, _GREY)):
+            ax.bar(x, w[seg].to_numpy(), bottom=bottom, color=color, label=f"{seg} accounts")
+            bottom += w[seg].to_numpy()
+        _monthly_bookings_axes(ax, w.index, currency)
+    return fig
+
+
+def plan_chart(plan: pd.DataFrame, *, currency: str):
+    """Monthly bookings against plan (quota), with year-to-date attainment on a second axis."""
+    if plan is None or plan.empty:
+        return _empty("No bookings history.")
+    with _style():
+        fig, ax = _figure(right=0.9)
+        x = np.arange(len(plan))
+        ax.bar(x, plan["bookings"].to_numpy(), color=_BLUE, label="Bookings")
+        if plan["quota"].notna().any():
+            ax.plot(x, plan["quota"].to_numpy(), color=_ORANGE, marker="o", label="Plan (quota)")
+            ax2 = ax.twinx()
+            ax2.plot(x, plan["ytd_attainment"].to_numpy(), color=_GREEN, ls="--", label="Year-to-date attainment")
+            ax2.set_ylabel("Year-to-date attainment")
+            _pct_axis(ax2)
+            ax2.grid(False)
+            ax2.legend(loc="upper right", fontsize=8, frameon=False)
+        _monthly_bookings_axes(ax, plan["period"], currency)
+    return fig
+
+
+def territory_chart(outlook: pd.DataFrame, *, currency: str):
+    """Territories side by side: booked so far, expected by quarter end, and quota."""
+    if outlook is None or outlook.empty:
+        return _empty("No territories to compare.")
+    with _style():
+        fig, ax = _figure(height=0.55 * len(outlook) + 1.3, left=0.25)
+        y = np.arange(len(outlook))
+        ax.barh(y - 0.2, outlook["closed_to_date"].to_numpy(), height=0.4, color=_BLUE, label="Booked so far")
+        ax.barh(y + 0.2, outlook["expected_bookings"].to_numpy(), height=0.4, color=_GREEN, alpha=0.7, label="Expected by quarter end")
+        if outlook["quota"].notna().any():
+            ax.scatter(outlook["quota"].to_numpy(), y, marker="|", s=400, color=_ORANGE, zorder=3, label="Quota")
+        ax.set_yticks(y, [str(n) for n in outlook["territory_name"]], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"Bookings of the quarter ({currency})")
+        _money_axis(ax, currency, axis="x")
+        ax.legend(loc="lower right", fontsize=8, frameon=False)
+    return fig
+
+
+def accuracy_chart(accuracy: pd.DataFrame, *, currency: str, label_column: str = "entity_id"):
+    """Last month's forecast (median and 80 % range) against actual bookings."""
+    f = accuracy[accuracy["actual"].notna()] if accuracy is not None and len(accuracy) else None
+    if f is None or f.empty:
+        return _empty("No forecast from last month to compare with.")
+    with _style():
+        fig, ax = _figure(height=0.45 * len(f) + 1.2, left=0.25)
+        y = np.arange(len(f))
+        ax.hlines(y, f["forecast_q0.1"], f["forecast_q0.9"], color=_BLUE, lw=6, alpha=0.35, label="80% range")
+        ax.scatter(f["forecast_q0.5"], y, color=_BLUE, marker="|", s=200, label="Median forecast")
+        ax.scatter(f["actual"], y, color="black", zorder=3, label="Actual")
+        ax.set_yticks(y, [str(v) for v in f[label_column]], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"Bookings of the month ({currency})")
+        _money_axis(ax, currency, axis="x")
+        ax.legend(loc="lower right", fontsize=8, frameon=False)
+    return fig

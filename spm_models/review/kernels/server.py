@@ -1,0 +1,329 @@
+"""A fork server for report kernels: pay the imports once, start every kernel from a clean copy.
+
+Starting a Jupyter kernel the usual way costs a new Python process, then importing pandas,
+matplotlib, seaborn and this package inside it: seconds of CPU per report, more than the
+report itself. The fork server is one Python process that imports all of that once (and,
+optionally, loads the run's artifacts into memory), then waits. For each report the
+runner asks it for a kernel; it ``fork()``s, and the child becomes an ordinary IPython kernel
+(``ipykernel``) listening on the ports of the connection file the kernel manager wrote.
+nbclient (through papermill) talks to it exactly as to a kernel it launched itself.
+
+Why this does not leak state between reports: every kernel is a fresh child forked from the
+same pristine parent, which never runs report code. Whatever one report does (globals,
+``rcParams``, caches, monkey-patching, ``sys.modules``) dies with its process; the next kernel
+starts again from the parent's untouched memory (copy-on-write). The parent runs no
+Python threads; BLAS/OpenMP pools are limited to the calling thread and pyarrow's jemalloc
+background thread is off, so the only native threads it may hold when it forks are Arrow's
+I/O and CPU pools from reading the artifacts, which Arrow re-creates in a forked child.
+The ready line reports the parent's thread count (``ForkServer.os_threads``).
+
+Protocol: the server listens on a Unix socket. A client connects, sends one JSON line
+``{"connection_file": ..., "cwd": ..., "log": ...}`` and reads one JSON line
+``{"pid": <kernel pid>}`` (or ``{"error": ...}``); ``{"stats": true}`` answers the number of
+kernels that ended and their total CPU seconds (``os.wait4`` resource usage), which the
+benchmark reports. The server reaps each kernel as it exits (``SIGCHLD``), so a kernel's
+liveness is ``kill(pid, 0)``. On ``SIGTERM`` (or when its stdin closes) the server kills its
+kernels and exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+from spm_models.exceptions import ReportError
+
+__all__ = ["ForkServer", "KERNEL_PRELOAD", "serve"]
+
+#: Modules a report kernel needs, imported once by the fork server.
+KERNEL_PRELOAD: tuple[str, ...] = (
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "pyarrow.parquet",
+    "matplotlib",
+    "matplotlib.figure",
+    "matplotlib.backends.backend_agg",
+    "seaborn",
+    "IPython",
+    "ipykernel.kernelapp",
+    "ipykernel.ipkernel",
+    "ipykernel.zmqshell",
+    "ipykernel.debugger",  # pulls in debugpy: 0.1 s per kernel if left to the child
+    "ipykernel.comm",
+    "tornado.ioloop",
+    "pdb",
+    "matplotlib_inline.backend_inline",
+    "spm_models.present.plots",
+    "spm_models.review.render",
+    "spm_models.review.views",
+)
+_READY = "spm-forkserver-ready"
+
+
+class ForkServer:
+    """Handle on a running fork server (a child process of the caller).
+
+    Parameters
+    ----------
+    preload : sequence of str
+        Modules the server imports before it forks any kernel.
+    run_dir : path-like, optional
+        Artifacts folder to load into memory before forking
+        (:func:`spm_models.review.views.preload`), so each report reads them for free.
+    startup_timeout : float
+        Seconds to wait for the server to finish its imports.
+    """
+
+    def __init__(self, *, preload: Sequence[str] = KERNEL_PRELOAD, run_dir: str | os.PathLike | None = None, startup_timeout: float = 120.0):
+        self.preload = tuple(preload)
+        self.run_dir = None if run_dir is None else str(run_dir)
+        self.startup_timeout = startup_timeout
+        self._tmp = tempfile.TemporaryDirectory(prefix="spm-forkserver-")
+        self.address = str(Path(self._tmp.name) / "server.sock")
+        self.process: subprocess.Popen | None = None
+        self.startup_seconds: float | None = None
+        #: Native threads of the server process when it was ready to fork (1 on Linux).
+        self.os_threads: int | None = None
+
+    def start(self) -> "ForkServer":
+        """Start the server process and wait until it has imported everything."""
+        t0 = time.perf_counter()
+        env = dict(os.environ)
+        # The inline backend for every kernel; set before matplotlib is imported.
+        env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+        env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+        # No native thread pools in the parent, so it is single threaded when it forks (and
+        # kernels running side by side do not oversubscribe the cores): BLAS and OpenMP pools
+        # of one thread, and no jemalloc background thread in pyarrow.
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(var, "1")
+        env.setdefault("JE_ARROW_MALLOC_CONF", "background_thread:false")
+        cmd = [sys.executable, "-m", "spm_models.review.kernels.server", self.address, json.dumps(list(self.preload)), self.run_dir or ""]
+        self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+        deadline = time.monotonic() + self.startup_timeout
+        assert self.process.stdout is not None
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.close()
+                raise ReportError(f"the report kernel server did not start within {self.startup_timeout:.0f} s")
+            ready, _, _ = select.select([self.process.stdout], [], [], remaining)
+            if not ready:
+                continue
+            line = self.process.stdout.readline()
+            if line.startswith(_READY):
+                self.os_threads = int(line.split("threads=", 1)[1]) if "threads=" in line else None
+                break
+            if line == "":
+                err = self.process.stderr.read() if self.process.stderr else ""
+                self.close()
+                raise ReportError(f"the report kernel server failed to start: {err.strip()[-2000:]}")
+        self.startup_seconds = time.perf_counter() - t0
+        return self
+
+    def fork_kernel(self, connection_file: str, *, cwd: str | os.PathLike, log: str | os.PathLike | None = None) -> int:
+        """Fork a kernel serving ``connection_file``; return its pid."""
+        if self.process is None or self.process.poll() is not None:
+            raise ReportError("the report kernel server is not running")
+        request = {"connection_file": str(connection_file), "cwd": str(cwd), "log": None if log is None else str(log)}
+        reply = self._ask(request, timeout=60)
+        if "pid" not in reply:
+            raise ReportError(f"the report kernel server could not start a kernel: {reply.get('error', 'no reply')}")
+        return int(reply["pid"])
+
+    def stats(self) -> dict:
+        """``{"kernels": n, "cpu_user": s, "cpu_system": s}`` over the kernels that have ended."""
+        return self._ask({"stats": True}, timeout=30)
+
+    def _ask(self, request: dict, *, timeout: float) -> dict:
+        """Send one JSON line to the server and return its one-line JSON reply (``{}`` if none)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(self.address)
+            s.sendall((json.dumps(request) + "\n").encode())
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        return json.loads(data.decode() or "{}")
+
+    def close(self) -> None:
+        """Stop the server; it kills the kernels it still has."""
+        p = self.process
+        if p is not None and p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for stream in (p.stdin, p.stdout, p.stderr) if p is not None else ():
+            if stream:
+                stream.close()
+        self.process = None
+        self._tmp.cleanup()
+
+    def __enter__(self) -> "ForkServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------- server side
+
+
+def _run_kernel(connection_file: str, log: str | None, parent: int) -> None:
+    """Body of a forked child: become an IPython kernel and never return."""
+    code = 0
+    try:
+        fd = os.open(log or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        from ipykernel.kernelapp import IPKernelApp
+
+        app = IPKernelApp.instance()
+        app.initialize(
+            [
+                "-f", connection_file,
+                f"--IPKernelApp.parent_handle={parent}",
+                "--HistoryManager.enabled=False",
+                "--IPKernelApp.quiet=True",
+            ]
+        )
+        app.start()
+    except BaseException:  # the kernel's own failure; report it in its log, then exit
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def serve(address: str, preload: Sequence[str], run_dir: str | None) -> None:
+    """Run the fork server (the body of ``python -m spm_models.review.kernels.server``)."""
+    import importlib
+
+    for name in preload:
+        importlib.import_module(name)
+    if run_dir:
+        from spm_models.review import views
+
+        views.preload(run_dir)
+    if "spm_models.present.plots" in preload:
+        from spm_models.present import plots
+
+        plots.warm_up()  # fonts, the Agg renderer and PNG encoder loaded once, in the parent
+    usage = {"kernels": 0, "cpu_user": 0.0, "cpu_system": 0.0}
+
+    def reap(*_):
+        while True:
+            try:
+                pid, _status, ru = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            usage["kernels"] += 1
+            usage["cpu_user"] += ru.ru_utime
+            usage["cpu_system"] += ru.ru_stime
+
+    signal.signal(signal.SIGCHLD, reap)
+    children: list[int] = []
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(address)
+    listener.listen(64)
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        n_threads = len(os.listdir(f"/proc/{os.getpid()}/task"))
+    except OSError:  # not Linux
+        n_threads = 0
+    sys.stdout.write(f"{_READY} threads={n_threads}\n")
+    sys.stdout.flush()
+    me = os.getpid()
+    try:
+        while not stopping:
+            try:
+                ready, _, _ = select.select([listener, sys.stdin], [], [], 1.0)
+            except InterruptedError:
+                continue
+            if sys.stdin in ready and not sys.stdin.readline():
+                break  # our parent went away
+            if listener not in ready:
+                continue
+            conn, _ = listener.accept()
+            with conn:
+                data = b""
+                while not data.endswith(b"\n"):
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                try:
+                    req = json.loads(data.decode())
+                    if req.get("stats"):
+                        reap()
+                        conn.sendall((json.dumps(usage) + "\n").encode())
+                        continue
+                    cwd = req["cwd"]
+                    pid = os.fork()
+                except Exception as exc:  # bad request: answer it, keep serving
+                    conn.sendall((json.dumps({"error": f"{type(exc).__name__}: {exc}"}) + "\n").encode())
+                    continue
+                if pid == 0:
+                    listener.close()
+                    conn.close()
+                    os.setpgid(0, 0)
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                    os.chdir(cwd)
+                    _run_kernel(req["connection_file"], req.get("log"), me)
+                children.append(pid)
+                conn.sendall((json.dumps({"pid": pid}) + "\n").encode())
+            children = [c for c in children if _alive(c)]
+    finally:
+        for c in children:
+            try:
+                os.killpg(c, signal.SIGKILL)
+            except OSError:
+                pass
+        listener.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+if __name__ == "__main__":  # pragma: no cover - the server process entry point
+    serve(sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] or None)

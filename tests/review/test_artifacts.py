@@ -1,0 +1,116 @@
+"""Artifacts of a review run: fitted once, coherent, reused when nothing changed; views give a
+report only its own subject's rows."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spm_models.exceptions import ConfigError, ReportError
+from spm_models.review import views
+from spm_models.review.artifacts import TABLES, artifacts_key, build_artifacts
+from spm_models.review.render import scorecard_table, table, title
+from spm_models.review.settings import ReviewConfig, load_config
+from spm_models.synthetic.generator import generate_organisation
+from spm_models.data.validation import validate
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("artifacts")
+    ds = validate(generate_organisation(7, years=2, seed=2).dataset)
+    info = build_artifacts(ds, month="2024-11", out_dir=root / "2024-11" / "artifacts", runs_root=root)
+    return root, ds, info
+
+
+def test_every_table_and_the_provenance_are_written(run):
+    root, ds, info = run
+    folder = root / "2024-11" / "artifacts"
+    assert all((folder / f"{t}.parquet").is_file() for t in TABLES)
+    stored = json.loads((folder / "run.json").read_text())
+    assert stored["run_id"].startswith("2024-11-") and stored["key"] == info["key"]
+    assert set(stored) >= {"data_fingerprint", "package_version", "settings", "model", "calendar"}
+    assert stored["model"]["name"] == "CalendarBaseline" and stored["previous_forecast"].startswith("reconstructed")
+    assert not info["reused"]
+    assert len(list((folder / "snapshot").iterdir())) == 1
+
+
+def test_territory_and_company_forecasts_are_sums_of_their_agents(run):
+    root, _, _ = run
+    out = pd.read_parquet(root / "2024-11" / "artifacts" / "outlook.parquet")
+    agents = pd.read_parquet(root / "2024-11" / "artifacts" / "agents.parquet")
+    a = out[out["level"] == "agent"].merge(agents, left_on="unique_id", right_on="agent_id")
+    by_terr = a.groupby("territory_id")[["expected_remaining", "closed_to_date"]].sum()
+    t = out[out["level"] == "territory"].set_index("unique_id")
+    np.testing.assert_allclose(t.loc[by_terr.index, "expected_remaining"], by_terr["expected_remaining"], rtol=1e-9)
+    c = out[out["level"] == "company"]
+    assert c["expected_remaining"].iloc[0] == pytest.approx(a["expected_remaining"].sum())
+    assert ((out["p_quota"] >= 0) & (out["p_quota"] <= 1) | out["p_quota"].isna()).all()
+
+
+def test_same_inputs_reuse_the_artifacts_and_force_rebuilds(run):
+    root, ds, info = run
+    again = build_artifacts(ds, month="2024-11", out_dir=root / "2024-11" / "artifacts", runs_root=root)
+    assert again["reused"] and again["run_id"] == info["run_id"]
+    other = ReviewConfig(currency="EUR")
+    assert artifacts_key(info["data_fingerprint"], "2024-11", other) != info["key"]
+
+
+def test_next_month_scores_this_months_snapshot(run):
+    root, ds, _ = run
+    nxt = build_artifacts(ds, month="2024-12", out_dir=root / "2024-12" / "artifacts", runs_root=root)
+    assert nxt["previous_forecast"] == "previous run"
+    acc = pd.read_parquet(root / "2024-12" / "artifacts" / "accuracy.parquet")
+    assert set(acc["level"]) == {"agent", "territory", "company"} and acc["actual"].notna().all()
+
+
+def test_agent_view_holds_only_that_agent(run):
+    root, ds, _ = run
+    folder = root / "2024-11" / "artifacts"
+    agents = pd.read_parquet(folder / "agents.parquet")
+    me = agents["agent_id"].iloc[0]
+    v = views.agent_view(folder, me)
+    others = set(ds["agents"]["agent_id"]) - {me}
+    other_names = set(ds["agents"]["agent_name"]) - {v.agent_name}
+    for name in ("scorecard", "trend", "activity", "funnel", "indicators", "outlook", "fan", "actual_path", "accuracy", "commission", "coaching"):
+        frame = getattr(v, name)
+        text = [str(x) for x in frame.to_numpy().ravel()]
+        assert not (set(text) & others) and not any(n in cell for cell in text for n in other_names), name
+    assert len(v.coaching) >= 2 and v.provenance["parameters"] == {"run_dir": str(folder), "agent_id": me}
+    with pytest.raises(ReportError, match="not in the review"):
+        views.agent_view(folder, "nobody")
+
+
+def test_territory_and_monthly_views(run):
+    root, _, _ = run
+    folder = root / "2024-11" / "artifacts"
+    t = views.territory_view(folder, "T01")
+    assert len(t.agents) >= 1 and set(t.agents["territory_id"]) == {"T01"} and len(t.outlook) == 1
+    m = views.monthly_view(folder)
+    assert len(m.territories) == 2 and len(m.leaderboard) >= 1 and m.n_agents >= 5
+    assert set(m.accuracy_by_level["level"]) == {"agent", "territory", "company"}
+
+
+def test_render_escapes_everything():
+    assert str(title("<b>x</b>", "a & b")) == '<header class="spm-title"><h1>&lt;b&gt;x&lt;/b&gt;</h1><p class="spm-subtitle">a &amp; b</p></header>'
+    html = str(table(pd.DataFrame({"n": ["<img src=x onerror=alert(1)>"], "v": [0.5]}), {"n": ("Name", "text"), "v": ("Share", "ratio")}))
+    assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html and "50%" in html
+    card = pd.DataFrame({"label": ["Bookings"], "unit": ["currency"], "value": [1500.0], "peer_median": [1000.0], "peer_p25": [500.0],
+                         "peer_p75": [2000.0], "percentile": [72.0], "peer_label": ["<all>"]})
+    s = str(scorecard_table(card, currency="EUR"))
+    assert "EUR 1.5k" in s and "72nd" in s and "&lt;all&gt;" in s
+
+
+def test_settings_file(tmp_path):
+    f = tmp_path / "review.toml"
+    f.write_text('currency = "EUR"\nmodel = "Naive"\n[commission]\ntiers = [[0.0, 0.04], [1.0, 0.1]]\n')
+    c = load_config(f)
+    assert c.currency == "EUR" and c.model == "Naive" and c.commission.tiers[1].rate == 0.1
+    f.write_text('curency = "EUR"\n')
+    with pytest.raises(ConfigError, match="unknown review setting"):
+        load_config(f)
+    with pytest.raises(ConfigError, match="unknown forecasting model"):
+        ReviewConfig(model="Crystal Ball")

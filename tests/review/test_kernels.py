@@ -1,0 +1,91 @@
+"""Fork-server kernels: fast to start, and no state of one report reaches the next."""
+
+from __future__ import annotations
+
+import papermill
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from spm_models.review.kernels.server import ForkServer
+from spm_models.review.kernels.provisioner import fork_kernel_manager_class
+
+PRELOAD = ("numpy", "pandas", "matplotlib", "IPython", "ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger")
+META = {"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}}
+
+# The first notebook changes every kind of process state it can reach...
+DIRTY = """
+import os, sys, json, matplotlib, numpy as np
+LEAKED_GLOBAL = 42
+json.LEAKED_ATTRIBUTE = 1
+matplotlib.rcParams["lines.linewidth"] = 9.0
+os.environ["SPM_LEAKED"] = "1"
+sys.modules["leaked_module"] = json
+np.random.seed(123); np.random.random(5)
+print(os.getpid())
+"""
+# ...and the next one, in a fresh kernel, must find none of it.
+CLEAN = """
+import os, sys, json, matplotlib
+assert "LEAKED_GLOBAL" not in globals()
+assert not hasattr(json, "LEAKED_ATTRIBUTE")
+assert matplotlib.rcParams["lines.linewidth"] != 9.0
+assert "SPM_LEAKED" not in os.environ
+assert "leaked_module" not in sys.modules
+print(os.getpid())
+"""
+
+
+def _nb(code):
+    return new_notebook(cells=[new_code_cell("x = 0", metadata={"tags": ["parameters"]}), new_code_cell(code)], metadata=META)
+
+
+@pytest.fixture(scope="module")
+def server():
+    with ForkServer(preload=PRELOAD) as s:
+        yield s
+
+
+def _run(server, nb, tmp_path, name):
+    km = fork_kernel_manager_class(server)
+    out = papermill.execute_notebook(nb, str(tmp_path / f"{name}.ipynb"), parameters={"x": 1}, kernel_manager_class=km,
+                                     progress_bar=False, request_save_on_cell_execute=False, shutdown_kernel="immediate")
+    return int(out.cells[-1].outputs[0]["text"].strip())
+
+
+def test_no_state_leaks_between_reports(server, tmp_path):
+    pids = [_run(server, _nb(DIRTY), tmp_path, "dirty")]
+    pids += [_run(server, _nb(CLEAN), tmp_path, f"clean{i}") for i in range(2)]
+    assert len(set(pids)) == 3, "every report gets its own kernel process"
+
+
+def test_server_is_single_threaded_and_counts_its_kernels(server, tmp_path):
+    assert server.os_threads == 1
+    _run(server, _nb("import os\nprint(os.getpid())"), tmp_path, "count")
+    st = server.stats()
+    assert st["kernels"] >= 1 and st["cpu_user"] > 0
+
+
+def test_a_failing_cell_is_reported_and_the_server_survives(server, tmp_path):
+    with pytest.raises(papermill.PapermillExecutionError, match="ZeroDivisionError"):
+        _run(server, _nb("1 / 0"), tmp_path, "boom")
+    assert _run(server, _nb("import os\nprint(os.getpid())"), tmp_path, "after") > 0
+
+
+def test_the_watchdog_learns_the_kernel_pid_in_the_reporting_thread(server, tmp_path):
+    import threading
+
+    from spm_models.review import runner
+
+    km = fork_kernel_manager_class(server, on_launch=runner._record_pid)
+    seen = {}
+
+    def work():
+        with runner._Watchdog(600) as dog:
+            out = papermill.execute_notebook(_nb("import os\nprint(os.getpid())"), str(tmp_path / "w.ipynb"), parameters={"x": 1},
+                                             kernel_manager_class=km, progress_bar=False, request_save_on_cell_execute=False)
+            seen["pid"], seen["box"] = int(out.cells[-1].outputs[0]["text"]), dict(dog.box)
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join(120)
+    assert seen["box"]["pid"] == seen["pid"]
