@@ -20,8 +20,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/spm demo --agents $(AGENTS) --seed $(SEED)
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(BIN)/python -m pytest -m "not slow" -n 2
+
+# The lint gate (configured in pyproject.toml): part of `make test`, so of CI.
+.PHONY: lint
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -n 2

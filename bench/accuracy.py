@@ -43,18 +43,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from spm_models.models.aggregate import aggregate_draws
+from spm_models.evaluation.metrics import score, summarize
 from spm_models.exceptions import ConfigError, SpmError
 from spm_models.indicators.series import build_series
 from spm_models.kpi.grid import COMPANY
-from spm_models.evaluation.metrics import score, summarize
 from spm_models.models import (
     CalendarBaseline,
     Forecast,
@@ -64,6 +63,7 @@ from spm_models.models import (
     SeasonalNaive,
     clone,
 )
+from spm_models.models.aggregate import aggregate_draws
 from spm_models.models.forecast import quantile_column
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,9 +72,16 @@ LEVELS = ("agent", "territory", "company")
 PROJECT_MODELS = ("seasonal_naive", "calendar", "calendar_pipeline", "prophet", "prophet_pe", "hb")
 SF_MODELS = {"autoets": "AutoETS", "autoarima": "AutoARIMA"}
 ALL_MODELS = ("oracle", *PROJECT_MODELS, *SF_MODELS)
-LABELS = {"oracle": "Oracle", "seasonal_naive": "SeasonalNaive", "calendar": "CalendarBaseline",
-          "calendar_pipeline": "Pipeline+Calendar",
-          "prophet": "Prophet", "prophet_pe": "Prophet+PE", "hb": "HierBayes", **SF_MODELS}
+LABELS = {
+    "oracle": "Oracle",
+    "seasonal_naive": "SeasonalNaive",
+    "calendar": "CalendarBaseline",
+    "calendar_pipeline": "Pipeline+Calendar",
+    "prophet": "Prophet",
+    "prophet_pe": "Prophet+PE",
+    "hb": "HierBayes",
+    **SF_MODELS,
+}
 #: Leading indicators each dataset offers as regressors: candidate -> lag in weeks. Only those
 #: with lag >= h are used (a lagged value is known h weeks ahead only when lag >= h). The
 #: synthetic generator plants market_index at lag 8; on Maven no candidate holds up.
@@ -116,7 +123,7 @@ class BenchConfig:
     maven_folder: Path = ROOT / "data" / "examples" / "maven_crm"
 
     @classmethod
-    def quick(cls, **overrides) -> "BenchConfig":
+    def quick(cls, **overrides) -> BenchConfig:
         """Two origins, 12 agents over two years, h=4, 200 draws."""
         base = dict(n_origins=2, n_agents=12, years=2.0, horizons=(4,), n_draws=200)
         return cls(**{**base, **overrides})
@@ -149,8 +156,9 @@ def _complete(long: pd.DataFrame) -> pd.DataFrame:
     n = ((span["max"] - span["min"]).dt.days // 7 + 1).to_numpy()
     starts = np.repeat(span["min"].to_numpy().astype("datetime64[us]"), n)
     offset = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
-    full = pd.DataFrame({"unique_id": pd.array(np.repeat(span.index.astype(str), n), dtype="str"),
-                         "ds": starts + offset * WEEK})
+    full = pd.DataFrame(
+        {"unique_id": pd.array(np.repeat(span.index.astype(str), n), dtype="str"), "ds": starts + offset * WEEK}
+    )
     y = long.rename(columns={"entity_id": "unique_id", "period": "ds", "value": "y"})
     y = y.assign(unique_id=y["unique_id"].astype("str"), ds=y["ds"].astype("datetime64[us]"))
     return full.merge(y, on=["unique_id", "ds"], how="left").fillna({"y": 0.0})
@@ -187,9 +195,15 @@ def load_data(name: str, cfg: BenchConfig) -> BenchData:
         frames[level] = frame
     agents = dataset["agents"]
     territory = dict(zip(agents["agent_id"].astype(str), agents["territory_id"].astype(str)))
-    data = BenchData(name, frames, {"territory": territory, "company": {a: COMPANY for a in territory}},
-                     {k.split(":", 1)[-1]: v for k, v in indicators.items()}, org,
-                     dataset["opportunities"], dataset.tables.get("stage_history") if hasattr(dataset, "tables") else None)
+    data = BenchData(
+        name,
+        frames,
+        {"territory": territory, "company": {a: COMPANY for a in territory}},
+        {k.split(":", 1)[-1]: v for k, v in indicators.items()},
+        org,
+        dataset["opportunities"],
+        dataset.tables.get("stage_history") if hasattr(dataset, "tables") else None,
+    )
     data.spans = {lv: f.groupby("unique_id")["ds"].agg(["min", "max"]) for lv, f in frames.items()}
     return data
 
@@ -262,8 +276,9 @@ def oracle_at(data: BenchData, origin: np.datetime64, h: int, cfg: BenchConfig) 
     return {"agent": agents, **{lv: _bottom_up(agents, data, lv) for lv in ("territory", "company")}}
 
 
-def run_origin(data: BenchData, origin: np.datetime64, h: int, cfg: BenchConfig,
-               progress: Callable[[str], None]) -> tuple[list[pd.DataFrame], list[dict]]:
+def run_origin(
+    data: BenchData, origin: np.datetime64, h: int, cfg: BenchConfig, progress: Callable[[str], None]
+) -> tuple[list[pd.DataFrame], list[dict]]:
     """Fit, forecast and score every project model (and the oracle) at one origin."""
     scores, times = [], []
     splits = {lv: split(data, lv, origin, h) for lv in LEVELS}
@@ -319,9 +334,15 @@ def forecast_from_intervals(rows: pd.DataFrame, *, model: str, n_draws: int) -> 
     z = norm.ppf((np.arange(n_draws) + 0.5) / n_draws)
     draws = np.maximum(mean[..., None] + sd[..., None] * z, 0.0)
     reason = rows.groupby("unique_id", sort=True)["fallback"].first().reindex(uids).fillna("").astype(str)
-    fc = Forecast.from_draws(draws, unique_ids=uids, ds=rows["ds"].to_numpy().astype("datetime64[us]").reshape(shape),
-                             model=model, freq="W-MON", series_model=np.where(reason != "", "Naive", model),
-                             reason=reason.to_numpy())
+    fc = Forecast.from_draws(
+        draws,
+        unique_ids=uids,
+        ds=rows["ds"].to_numpy().astype("datetime64[us]").reshape(shape),
+        model=model,
+        freq="W-MON",
+        series_model=np.where(reason != "", "Naive", model),
+        reason=reason.to_numpy(),
+    )
     q = fc.quantiles.copy()
     q["mean"] = rows["mean"].to_numpy(float)
     for col, lev in (("lo-95", 0.025), ("lo-80", 0.1), ("mean", 0.5), ("hi-80", 0.9), ("hi-95", 0.975)):
@@ -339,8 +360,12 @@ class _SfJob:
     names: list[str]
 
 
-def start_statsforecast(datas: dict[str, BenchData], plans: dict[tuple[str, int], np.ndarray], cfg: BenchConfig,
-                        progress: Callable[[str], None]) -> _SfJob | None:
+def start_statsforecast(
+    datas: dict[str, BenchData],
+    plans: dict[tuple[str, int], np.ndarray],
+    cfg: BenchConfig,
+    progress: Callable[[str], None],
+) -> _SfJob | None:
     """Start AutoETS / AutoARIMA in ``.venv-bench`` on every dataset, horizon, origin and level, in
     the background (the project's models fit meanwhile); ``None`` with a message when that
     environment is missing."""
@@ -349,29 +374,55 @@ def start_statsforecast(datas: dict[str, BenchData], plans: dict[tuple[str, int]
         return None
     py = cfg.sf_python
     if py is None or not Path(py).exists():
-        progress(f"statsforecast skipped: no benchmark environment at {py}; create it with `make bench-accuracy` "
-                 "(or python3.11 -m venv .venv-bench && .venv-bench/bin/pip install -r bench/requirements-statsforecast.txt)")
+        progress(
+            f"statsforecast skipped: no benchmark environment at {py}; create it with `make bench-accuracy` "
+            "(or python3.11 -m venv .venv-bench && .venv-bench/bin/pip install -r bench/requirements-statsforecast.txt)"
+        )
         return None
     folder = Path(tempfile.mkdtemp(prefix="spm-accuracy-statsforecast-"))
-    series = pd.concat([f[["unique_id", "ds", "y"]].assign(dataset=d.name, level=lv)
-                        for d in datas.values() for lv, f in d.frames.items()])
+    series = pd.concat(
+        [
+            f[["unique_id", "ds", "y"]].assign(dataset=d.name, level=lv)
+            for d in datas.values()
+            for lv, f in d.frames.items()
+        ]
+    )
     series.to_parquet(folder / "series.parquet", index=False)
-    plan = {"models": names, "season_length": cfg.sf_season_length, "n_jobs": cfg.sf_jobs,
-            "tasks": [{"dataset": name, "h": h, "origins": [str(pd.Timestamp(o).date()) for o in origins]}
-                      for (name, h), origins in plans.items()]}
+    plan = {
+        "models": names,
+        "season_length": cfg.sf_season_length,
+        "n_jobs": cfg.sf_jobs,
+        "tasks": [
+            {"dataset": name, "h": h, "origins": [str(pd.Timestamp(o).date()) for o in origins]}
+            for (name, h), origins in plans.items()
+        ],
+    }
     (folder / "plan.json").write_text(json.dumps(plan))
-    cmd = [str(py), str(RUNNER), "--input", str(folder / "series.parquet"), "--plan", str(folder / "plan.json"),
-           "--output", str(folder / "fc.parquet"), "--timings", str(folder / "t.parquet")]
+    cmd = [
+        str(py),
+        str(RUNNER),
+        "--input",
+        str(folder / "series.parquet"),
+        "--plan",
+        str(folder / "plan.json"),
+        "--output",
+        str(folder / "fc.parquet"),
+        "--timings",
+        str(folder / "t.parquet"),
+    ]
     env = {**os.environ, **{v: "1" for v in _BLAS_THREAD_VARS}}  # one thread per process: no oversubscription
     with open(folder / "stderr.txt", "w") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
-    progress(f"statsforecast {', '.join(names)} started in the background ({cfg.sf_jobs} processes; "
-             f"log {folder / 'stderr.txt'})")
+    progress(
+        f"statsforecast {', '.join(names)} started in the background ({cfg.sf_jobs} processes; "
+        f"log {folder / 'stderr.txt'})"
+    )
     return _SfJob(proc, folder, names)
 
 
-def finish_statsforecast(job: _SfJob | None, datas: dict[str, BenchData], cfg: BenchConfig,
-                         progress: Callable[[str], None]) -> tuple[list[pd.DataFrame], list[dict]]:
+def finish_statsforecast(
+    job: _SfJob | None, datas: dict[str, BenchData], cfg: BenchConfig, progress: Callable[[str], None]
+) -> tuple[list[pd.DataFrame], list[dict]]:
     """Wait for the runner and score its forecasts (nothing, with a message, when it failed)."""
     if job is None:
         return [], []
@@ -392,8 +443,10 @@ def finish_statsforecast(job: _SfJob | None, datas: dict[str, BenchData], cfg: B
         fc = forecast_from_intervals(rows, model=model, n_draws=cfg.n_draws)
         meta = dict(dataset=name, h=int(h), origin=origin, level=lv, model=model, approach="direct", regressors="")
         scores.append(_score(fc, actual, train, **meta))
-    times = [dict(r, approach="direct", regressors="") for r in
-             t_rows[["dataset", "h", "origin", "level", "model", "seconds", "cpu_seconds"]].to_dict("records")]
+    times = [
+        dict(r, approach="direct", regressors="")
+        for r in t_rows[["dataset", "h", "origin", "level", "model", "seconds", "cpu_seconds"]].to_dict("records")
+    ]
     progress(f"statsforecast {', '.join(job.names)}: {t_rows['cpu_seconds'].sum():.0f} CPU s of fitting in all")
     return scores, times
 
@@ -401,8 +454,9 @@ def finish_statsforecast(job: _SfJob | None, datas: dict[str, BenchData], cfg: B
 # --------------------------------------------------------------------------- the run
 
 
-def run_benchmark(cfg: BenchConfig, *, progress: Callable[[str], None] = _stderr,
-                  while_waiting: Callable[[], None] | None = None) -> pd.DataFrame:
+def run_benchmark(
+    cfg: BenchConfig, *, progress: Callable[[str], None] = _stderr, while_waiting: Callable[[], None] | None = None
+) -> pd.DataFrame:
     """Run every dataset x horizon x origin and return the summary table (one row per
     dataset, horizon, level, model and approach; columns in bench/README.md).
 
@@ -415,13 +469,17 @@ def run_benchmark(cfg: BenchConfig, *, progress: Callable[[str], None] = _stderr
     for name in cfg.datasets:
         t0 = time.perf_counter()
         data = datas[name] = load_data(name, cfg)
-        progress(f"{name}: {len(data.grid)} weeks, {data.frames['agent']['unique_id'].nunique()} agents "
-                 f"({time.perf_counter() - t0:.1f}s to load)")
+        progress(
+            f"{name}: {len(data.grid)} weeks, {data.frames['agent']['unique_id'].nunique()} agents "
+            f"({time.perf_counter() - t0:.1f}s to load)"
+        )
         for h in cfg.horizons:
             origins = choose_origins(data.grid, h=h, n_origins=cfg.n_origins, step=cfg.step, min_train=cfg.min_train)
             if len(origins) < cfg.n_origins:
-                progress(f"{name} h={h}: only {len(origins)} of {cfg.n_origins} origins have {cfg.min_train} weeks "
-                         f"of history in {len(data.grid)} weeks")
+                progress(
+                    f"{name} h={h}: only {len(origins)} of {cfg.n_origins} origins have {cfg.min_train} weeks "
+                    f"of history in {len(data.grid)} weeks"
+                )
             if len(origins):
                 plans[(name, h)] = origins
     scores, times = [], []
@@ -458,16 +516,28 @@ def summary_table(scores: pd.DataFrame, times: pd.DataFrame) -> pd.DataFrame:
     for key, g in scores.groupby(KEYS, sort=False):
         s = summarize(g).iloc[0]
         scored = int((g["n"] > 0).sum())
-        rows.append(dict(zip(KEYS, key), mase=s["mase"], scaled_crps=s["scaled_crps"], coverage_80=s["coverage_80"],
-                         pit_coverage_80=s["pit_coverage_80"], coverage_95=s["coverage_95"], bias_pct=s["bias_pct"], n_series=int(s["n_series"]),
-                         n_origins=g["origin"].nunique(),
-                         fallback_pct=100.0 * s["n_fallback"] / scored if scored else np.nan,
-                         regressors=g["regressors"].iloc[0]))
+        rows.append(
+            dict(
+                zip(KEYS, key),
+                mase=s["mase"],
+                scaled_crps=s["scaled_crps"],
+                coverage_80=s["coverage_80"],
+                pit_coverage_80=s["pit_coverage_80"],
+                coverage_95=s["coverage_95"],
+                bias_pct=s["bias_pct"],
+                n_series=int(s["n_series"]),
+                n_origins=g["origin"].nunique(),
+                fallback_pct=100.0 * s["n_fallback"] / scored if scored else np.nan,
+                regressors=g["regressors"].iloc[0],
+            )
+        )
     table = pd.DataFrame(rows)
     # a bottom-up parent "falls back" when any child does; report the agents' share instead
     agent = table[table["level"] == "agent"].set_index(["dataset", "h", "model"])["fallback_pct"]
     bu = table["approach"] == "bottom-up"
-    table.loc[bu, "fallback_pct"] = agent.reindex(pd.MultiIndex.from_frame(table.loc[bu, ["dataset", "h", "model"]])).to_numpy()
+    table.loc[bu, "fallback_pct"] = agent.reindex(
+        pd.MultiIndex.from_frame(table.loc[bu, ["dataset", "h", "model"]])
+    ).to_numpy()
     fit = times.groupby(KEYS, sort=False)[["cpu_seconds", "seconds"]].mean()
     fit = fit.rename(columns={"cpu_seconds": "fit_s_per_origin", "seconds": "wall_s_per_origin"}).reset_index()
     table = table.merge(fit, on=KEYS, how="left")
@@ -478,16 +548,28 @@ def summary_table(scores: pd.DataFrame, times: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["dataset", "h", "_l", "_m", "_a"]).drop(columns=["_l", "_m", "_a"]).reset_index(drop=True)
 
 
-COLUMNS = [("dataset", "dataset", "{}"), ("h", "h", "{}"), ("level", "level", "{}"), ("model", "model", "{}"),
-           ("approach", "approach", "{}"), ("mase", "MASE", "{:.3f}"), ("scaled_crps", "sCRPS", "{:.3f}"),
-           ("coverage_80", "cov80", "{:.2f}"), ("pit_coverage_80", "PIT80", "{:.2f}"),
-           ("coverage_95", "cov95", "{:.2f}"), ("bias_pct", "bias %", "{:+.1f}"),
-           ("fit_s_per_origin", "fit CPU s/origin", "{:.2f}"), ("n_series", "series", "{}"),
-           ("n_origins", "origins", "{}"), ("fallback_pct", "fallback %", "{:.0f}")]
+COLUMNS = [
+    ("dataset", "dataset", "{}"),
+    ("h", "h", "{}"),
+    ("level", "level", "{}"),
+    ("model", "model", "{}"),
+    ("approach", "approach", "{}"),
+    ("mase", "MASE", "{:.3f}"),
+    ("scaled_crps", "sCRPS", "{:.3f}"),
+    ("coverage_80", "cov80", "{:.2f}"),
+    ("pit_coverage_80", "PIT80", "{:.2f}"),
+    ("coverage_95", "cov95", "{:.2f}"),
+    ("bias_pct", "bias %", "{:+.1f}"),
+    ("fit_s_per_origin", "fit CPU s/origin", "{:.2f}"),
+    ("n_series", "series", "{}"),
+    ("n_origins", "origins", "{}"),
+    ("fallback_pct", "fallback %", "{:.0f}"),
+]
 
 
 def to_markdown(table: pd.DataFrame, columns=COLUMNS) -> str:
     """The table as GitHub markdown (NaN shown as a dash)."""
+
     def cell(v, fmt):
         return "-" if isinstance(v, float) and np.isnan(v) else fmt.format(v)
 
@@ -517,8 +599,10 @@ def verdicts(table: pd.DataFrame) -> str:
                 beaten = [r["model"] for _, r in rivals.iterrows() if mine[col] < r[col]]
                 lost = [r["model"] for _, r in rivals.iterrows() if not mine[col] < r[col]]
                 verdict = f" beats {', '.join(beaten) or 'none'}" + (f", not {', '.join(lost)}" if lost else "")
-                parts.append(f"best {what} {name(best)} {best[col]:.3f}; best own {name(mine)} {mine[col]:.3f}"
-                             + (verdict if len(rivals) else ""))
+                parts.append(
+                    f"best {what} {name(best)} {best[col]:.3f}; best own {name(mine)} {mine[col]:.3f}"
+                    + (verdict if len(rivals) else "")
+                )
         if parts:
             lines.append(f"- {ds} h={h} {lv}: " + "; ".join(parts))
     return "\n".join(lines)
@@ -527,8 +611,14 @@ def verdicts(table: pd.DataFrame) -> str:
 # --------------------------------------------------------------------------- HierarchicalBayes scaling
 
 
-def hb_scaling(sizes: tuple[int, ...], *, methods: dict[str, int], cfg: BenchConfig,
-               recent_weeks: int = 60, progress: Callable[[str], None] = _stderr) -> pd.DataFrame:
+def hb_scaling(
+    sizes: tuple[int, ...],
+    *,
+    methods: dict[str, int],
+    cfg: BenchConfig,
+    recent_weeks: int = 60,
+    progress: Callable[[str], None] = _stderr,
+) -> pd.DataFrame:
     """Fit time of HierarchicalBayes on a synthetic organisation of each size.
 
     ``methods`` maps ``"advi"`` / ``"nuts"`` to the largest size it is run at. The smallest
@@ -567,12 +657,24 @@ def hb_scaling(sizes: tuple[int, ...], *, methods: dict[str, int], cfg: BenchCon
                     t1 = time.perf_counter()
                     again.fit(shifted)
                     refit = time.perf_counter() - t1 if not again.diagnostics_["compiled"] else np.nan
-                rows.append({"agents": n, "series": frame["unique_id"].nunique(), "history": history,
-                             "agent_weeks": len(frame), "method": method, "fit_s": cpu, "wall_s": seconds,
-                             "refit_wall_s": refit, "sampler": d.get("sampler"),
-                             "check": (f"converged={d.get('converged')}, {d.get('iterations')} iterations"
-                                       if method == "advi" else
-                                       f"divergences={d.get('divergences')}, max R-hat={d.get('max_rhat', float('nan')):.3f}")})
+                rows.append(
+                    {
+                        "agents": n,
+                        "series": frame["unique_id"].nunique(),
+                        "history": history,
+                        "agent_weeks": len(frame),
+                        "method": method,
+                        "fit_s": cpu,
+                        "wall_s": seconds,
+                        "refit_wall_s": refit,
+                        "sampler": d.get("sampler"),
+                        "check": (
+                            f"converged={d.get('converged')}, {d.get('iterations')} iterations"
+                            if method == "advi"
+                            else f"divergences={d.get('divergences')}, max R-hat={d.get('max_rhat', float('nan')):.3f}"
+                        ),
+                    }
+                )
                 progress(f"HierBayes {method} at {n} agents, {history}: {seconds:.1f}s ({cpu:.1f} CPU s)")
     return pd.DataFrame(rows)
 
@@ -602,10 +704,15 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, argparse.Namespace]
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="folder of the CSV and markdown")
     a = p.parse_args(argv)
     cfg = BenchConfig.quick() if a.quick else BenchConfig()
-    over = {"datasets": a.datasets and tuple(a.datasets.split(",")),
-            "horizons": a.horizons and tuple(int(x) for x in a.horizons.split(",")),
-            "models": a.models and tuple(a.models.split(",")), "hb_method": "nuts" if a.nuts else None,
-            "n_agents": a.agents, "n_origins": a.origins, "sf_jobs": a.sf_jobs}
+    over = {
+        "datasets": a.datasets and tuple(a.datasets.split(",")),
+        "horizons": a.horizons and tuple(int(x) for x in a.horizons.split(",")),
+        "models": a.models and tuple(a.models.split(",")),
+        "hb_method": "nuts" if a.nuts else None,
+        "n_agents": a.agents,
+        "n_origins": a.origins,
+        "sf_jobs": a.sf_jobs,
+    }
     over = {k: v for k, v in over.items() if v}
     return dataclasses.replace(cfg, **over), a
 
@@ -636,10 +743,19 @@ def main(argv: list[str] | None = None) -> int:
         scaling = scaling[0]
         scaling.to_csv(a.out / "hb_scaling.csv", index=False)
         md += "HierarchicalBayes fit time (synthetic, 3 years):\n\n" + to_markdown(
-            scaling, [("agents", "agents", "{}"), ("series", "series", "{}"), ("history", "history", "{}"),
-                      ("agent_weeks", "agent-weeks", "{:,}"), ("method", "method", "{}"),
-                      ("fit_s", "fit CPU s", "{:.1f}"), ("wall_s", "wall s", "{:.1f}"),
-                      ("refit_wall_s", "refit wall s (compiled model reused)", "{:.1f}"), ("check", "check", "{}")])
+            scaling,
+            [
+                ("agents", "agents", "{}"),
+                ("series", "series", "{}"),
+                ("history", "history", "{}"),
+                ("agent_weeks", "agent-weeks", "{:,}"),
+                ("method", "method", "{}"),
+                ("fit_s", "fit CPU s", "{:.1f}"),
+                ("wall_s", "wall s", "{:.1f}"),
+                ("refit_wall_s", "refit wall s (compiled model reused)", "{:.1f}"),
+                ("check", "check", "{}"),
+            ],
+        )
     (a.out / ("hb_scaling.md" if a.scaling_only else "accuracy.md")).write_text(md + "\n")
     print(md)
     _stderr(f"done in {time.perf_counter() - started:.0f}s; wrote {a.out}")

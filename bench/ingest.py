@@ -29,9 +29,9 @@ def _peak_mib() -> float:
 
 def run_one(n_agents: int) -> dict:
     from spm_models.data.ingest import ingest_paths
+    from spm_models.data.warehouse import Warehouse
     from spm_models.kpi import compute_kpis
     from spm_models.synthetic.generator import generate_organisation
-    from spm_models.data.warehouse import Warehouse
 
     out: dict = {"agents": n_agents}
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,7 +90,10 @@ def main(argv: list[str]) -> None:
     ]
     table = [[c[1] for c in cols]] + [[fmt.format(r[k]) for k, _, fmt in cols] for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
-    line = lambda row: "| " + " | ".join(v.rjust(w) for v, w in zip(row, widths)) + " |"
+
+    def line(row):
+        return "| " + " | ".join(v.rjust(w) for v, w in zip(row, widths)) + " |"
+
     print(line(table[0]))
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in table[1:]:

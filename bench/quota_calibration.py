@@ -74,7 +74,9 @@ def main() -> None:
         if name == "oracle":
             bt = oracle_quota_backtest(org, n_draws=400, first_quarter="2023-07-01")
         else:
-            bt = backtest_quota_probabilities(org.dataset, model=_model(name, org), n_draws=400, first_quarter="2023-07-01")
+            bt = backtest_quota_probabilities(
+                org.dataset, model=_model(name, org), n_draws=400, first_quarter="2023-07-01"
+            )
         seconds = time.perf_counter() - t
         bt = rolling_recalibration(bt)
         scored = bt[bt["p_recalibrated"].notna()]
@@ -85,13 +87,24 @@ def main() -> None:
             table = reliability_table(scored[col], hit).assign(model=name, version=version)
             tables.append(table)
             s = calibration_summary(scored[col], hit)
-            summary.append({"model": name, "version": version, "rows": int(s["n"]), "brier": s["brier"],
-                            "base-rate brier": float(np.mean((hit.mean() - hit) ** 2)), "max gap (n>=30)": s["max_gap"],
-                            "bins checked": int(s["bins_checked"]), "backtest s": seconds})
+            summary.append(
+                {
+                    "model": name,
+                    "version": version,
+                    "rows": int(s["n"]),
+                    "brier": s["brier"],
+                    "base-rate brier": float(np.mean((hit.mean() - hit) ** 2)),
+                    "max gap (n>=30)": s["max_gap"],
+                    "bins checked": int(s["bins_checked"]),
+                    "backtest s": seconds,
+                }
+            )
     wide = pd.concat(tables)
     wide["cell"] = wide.apply(lambda r: f"{r['observed_rate']:.2f} ({r['n']})" if r["n"] else "-", axis=1)
     grid = wide.pivot_table(index=["lower", "upper"], columns=["model", "version"], values="cell", aggfunc="first")
-    print(f"\nObserved hit rate (agent-quarters) per predicted-probability bin, {args.agents} agents, seed {args.seed}\n")
+    print(
+        f"\nObserved hit rate (agent-quarters) per predicted-probability bin, {args.agents} agents, seed {args.seed}\n"
+    )
     print(_markdown(grid))
     print()
     print(_markdown(pd.DataFrame(summary)))

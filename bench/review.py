@@ -71,11 +71,15 @@ class Meter:
 
 def _dataset(name: str, agents: int, tmp: Path):
     from spm_models.data.sources.maven import load_maven
-    from spm_models.synthetic.generator import generate_organisation
     from spm_models.data.validation import validate
     from spm_models.data.warehouse import Warehouse
+    from spm_models.synthetic.generator import generate_organisation
 
-    ds = validate(load_maven(ROOT / "data" / "examples" / "maven_crm")) if name == "maven" else validate(generate_organisation(agents, years=3, seed=1).dataset)
+    ds = (
+        validate(load_maven(ROOT / "data" / "examples" / "maven_crm"))
+        if name == "maven"
+        else validate(generate_organisation(agents, years=3, seed=1).dataset)
+    )
     db = tmp / f"{name}.duckdb"
     Warehouse(db).ingest(ds)
     return Warehouse(db).load(), db
@@ -107,11 +111,18 @@ def optimized(ds, tmp: Path, *, workers: int) -> dict:
     reports_cpu = rep.cpu_self + setup.get("kernel_cpu_s", 0.0)
     mean = lambda key: sum(r.timings.get(key, 0.0) for r in results) / max(n, 1)  # noqa: E731
     return {
-        "month": month, "reports": n, "failed": failed, "workers": workers,
-        "fit_s": round(fit.wall, 2), "kernel_server_start_s": setup.get("kernel_server_start"),
-        "kernel_server_start_cpu_s": round(server_start_cpu, 2), "reports_wall_s": round(rep.wall, 2),
-        "kernel_start_mean_s": round(mean("kernel_start"), 3), "queued_mean_s": round(mean("queued"), 3),
-        "execute_mean_s": round(mean("execute"), 3), "export_mean_s": round(mean("export"), 3),
+        "month": month,
+        "reports": n,
+        "failed": failed,
+        "workers": workers,
+        "fit_s": round(fit.wall, 2),
+        "kernel_server_start_s": setup.get("kernel_server_start"),
+        "kernel_server_start_cpu_s": round(server_start_cpu, 2),
+        "reports_wall_s": round(rep.wall, 2),
+        "kernel_start_mean_s": round(mean("kernel_start"), 3),
+        "queued_mean_s": round(mean("queued"), 3),
+        "execute_mean_s": round(mean("execute"), 3),
+        "export_mean_s": round(mean("export"), 3),
         "marginal_cpu_per_report_s": round(reports_cpu / max(n, 1), 3),
         "kernel_cpu_per_report_s": round(setup.get("kernel_cpu_s", 0.0) / max(n, 1), 3),
         "orchestrator_cpu_per_report_s": round(rep.cpu_self / max(n, 1), 3),
@@ -134,10 +145,13 @@ def plain_kernels(ds, tmp: Path, *, workers: int, sample: int) -> dict:
     tasks = plan_reports(load_run(art).tables, art)
     tasks = tasks[: max(1, sample - 2)] + [t for t in tasks if t.kind != "agent"][:1] + tasks[-1:]
     with Meter() as m:
-        results, _ = execute_reports(tasks, run_folder=tmp / "plain", artifacts_dir=art, workers=workers, timeout=600, kernel="plain")
+        results, _ = execute_reports(
+            tasks, run_folder=tmp / "plain", artifacts_dir=art, workers=workers, timeout=600, kernel="plain"
+        )
     n = len(results)
     return {
-        "sample": n, "failed": [r.report_id for r in results if r.status != "ok"],
+        "sample": n,
+        "failed": [r.report_id for r in results if r.status != "ok"],
         "kernel_start_mean_s": round(sum(r.timings.get("kernel_start", 0.0) for r in results) / n, 3),
         "execute_mean_s": round(sum(r.timings.get("execute", 0.0) for r in results) / n, 3),
         "cpu_per_report_s": round((m.cpu_self + m.cpu_children) / n, 2),
@@ -166,7 +180,10 @@ def naive(db: Path, ds, tmp: Path, *, workers: int, sample: int, total_reports: 
     month = default_month(ds)
     agents = ds["agents"]["agent_id"].astype(str).tolist()
     terr = ds["agents"]["territory_id"].astype(str).iloc[0]
-    jobs = [("agent_report", {"agent_id": a}) for a in agents[: max(1, sample - 2)]] + [("territory_report", {"territory_id": terr}), ("monthly_review", {})]
+    jobs = [("agent_report", {"agent_id": a}) for a in agents[: max(1, sample - 2)]] + [
+        ("territory_report", {"territory_id": terr}),
+        ("monthly_review", {}),
+    ]
     templates = {}
     for name in {j[0] for j in jobs}:
         nb = nbformat.read(template_path(name), as_version=4)
@@ -178,8 +195,14 @@ def naive(db: Path, ds, tmp: Path, *, workers: int, sample: int, total_reports: 
     def one(i_job):
         i, (name, params) = i_job
         t = time.perf_counter()
-        nb = papermill.execute_notebook(copy.deepcopy(templates[name]), str(out / f"{i}.ipynb"), parameters={"run_dir": "", **params, "naive_db": str(db), "naive_month": month},
-                                        progress_bar=False, request_save_on_cell_execute=False, kernel_name="python3")
+        nb = papermill.execute_notebook(
+            copy.deepcopy(templates[name]),
+            str(out / f"{i}.ipynb"),
+            parameters={"run_dir": "", **params, "naive_db": str(db), "naive_month": month},
+            progress_bar=False,
+            request_save_on_cell_execute=False,
+            kernel_name="python3",
+        )
         write_atomic(out / f"{i}.html", to_html(nb, title=name))
         return time.perf_counter() - t
 
@@ -188,7 +211,10 @@ def naive(db: Path, ds, tmp: Path, *, workers: int, sample: int, total_reports: 
             walls = list(pool.map(one, enumerate(jobs)))
     per_report_wall = m.wall / len(jobs) * workers  # one report's wall time on one worker
     return {
-        "sample": len(jobs), "workers": workers, "sample_wall_s": round(m.wall, 2), "report_wall_mean_s": round(sum(walls) / len(walls), 2),
+        "sample": len(jobs),
+        "workers": workers,
+        "sample_wall_s": round(m.wall, 2),
+        "report_wall_mean_s": round(sum(walls) / len(walls), 2),
         "cpu_per_report_s": round((m.cpu_self + m.cpu_children) / len(jobs), 2),
         "estimated_total_wall_s": round(per_report_wall * total_reports / workers, 1),
     }
@@ -198,28 +224,47 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--agents", type=int, default=200, help="agents of the synthetic organisation")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    ap.add_argument("--naive-sample", type=int, default=6, help="reports run by the naive baseline (its total is extrapolated)")
+    ap.add_argument(
+        "--naive-sample", type=int, default=6, help="reports run by the naive baseline (its total is extrapolated)"
+    )
     ap.add_argument("--skip-maven", action="store_true")
     ap.add_argument("--skip-synthetic", action="store_true")
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "review.json")
     args = ap.parse_args(argv)
-    results = {"machine": {"cores": os.cpu_count(), "python": platform.python_version(), "load_avg_at_start": os.getloadavg()}, "runs": []}
+    results = {
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "load_avg_at_start": os.getloadavg()},
+        "runs": [],
+    }
     sets = ([] if args.skip_maven else [("maven", 0)]) + ([] if args.skip_synthetic else [("synthetic", args.agents)])
     for name, n in sets:
         with tempfile.TemporaryDirectory(prefix="spmrev-") as tmp:
             tmp = Path(tmp)
             ds, db = _dataset(name, n, tmp)
             print(f"[{name}] data ready ({len(ds['agents'])} agents); optimized review ...", file=sys.stderr)
-            row = {"dataset": name if name == "maven" else f"synthetic {n} agents", "optimized": optimized(ds, tmp, workers=args.workers)}
+            row = {
+                "dataset": name if name == "maven" else f"synthetic {n} agents",
+                "optimized": optimized(ds, tmp, workers=args.workers),
+            }
             print(json.dumps(row, indent=2), file=sys.stderr)
             if not args.skip_naive:
                 print(f"[{name}] plain kernels on {args.naive_sample} reports ...", file=sys.stderr)
                 row["plain_kernels"] = plain_kernels(ds, tmp, workers=args.workers, sample=args.naive_sample)
                 print(f"[{name}] naive baseline on {args.naive_sample} reports ...", file=sys.stderr)
-                row["naive"] = naive(db, ds, tmp, workers=args.workers, sample=args.naive_sample, total_reports=row["optimized"]["reports"])
-                row["speedup_total_wall"] = round(row["naive"]["estimated_total_wall_s"] / row["optimized"]["total_wall_s"], 1)
-                row["speedup_cpu_per_report"] = round(row["naive"]["cpu_per_report_s"] / row["optimized"]["marginal_cpu_per_report_s"], 1)
+                row["naive"] = naive(
+                    db,
+                    ds,
+                    tmp,
+                    workers=args.workers,
+                    sample=args.naive_sample,
+                    total_reports=row["optimized"]["reports"],
+                )
+                row["speedup_total_wall"] = round(
+                    row["naive"]["estimated_total_wall_s"] / row["optimized"]["total_wall_s"], 1
+                )
+                row["speedup_cpu_per_report"] = round(
+                    row["naive"]["cpu_per_report_s"] / row["optimized"]["marginal_cpu_per_report_s"], 1
+                )
             results["runs"].append(row)
             print(json.dumps(row, indent=2), file=sys.stderr)
     results["machine"]["load_avg_at_end"] = os.getloadavg()
@@ -231,21 +276,33 @@ def main(argv=None) -> int:
 
 def _table(results: dict) -> str:
     lines = [
-        "| data | reports | workers | total wall (s) | fit (s) | kernel server start (s) | kernel start / report (s) | execute / report (s) | export / report (s) | CPU / report (s) | naive CPU / report (s) | naive total, est. (s) | speed-up (wall) |",
+        "| data | reports | workers | total wall (s) | fit (s) | kernel server start (s) | kernel start / report (s) "
+        "| execute / report (s) | export / report (s) | CPU / report (s) | naive CPU / report (s) "
+        "| naive total, est. (s) | speed-up (wall) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["runs"]:
         o, nv = r["optimized"], r.get("naive", {})
         lines.append(
-            f"| {r['dataset']} | {o['reports']} | {o['workers']} | {o['total_wall_s']} | {o['fit_s']} | {o['kernel_server_start_s']} | {o.get('kernel_start_mean_s', '-')} | "
-            f"{o['execute_mean_s']} | {o['export_mean_s']} | {o['marginal_cpu_per_report_s']} | {nv.get('cpu_per_report_s', '-')} | "
+            f"| {r['dataset']} | {o['reports']} | {o['workers']} | {o['total_wall_s']} | {o['fit_s']} | "
+            f"{o['kernel_server_start_s']} | {o.get('kernel_start_mean_s', '-')} | "
+            f"{o['execute_mean_s']} | {o['export_mean_s']} | {o['marginal_cpu_per_report_s']} | "
+            f"{nv.get('cpu_per_report_s', '-')} | "
             f"{nv.get('estimated_total_wall_s', '-')} | {r.get('speedup_total_wall', '-')} |"
         )
-    lines += ["", "| data | plain kernels: kernel start / report (s) | CPU / report (s) | fork server: kernel start / report (s) | CPU / report (s) |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| data | plain kernels: kernel start / report (s) | CPU / report (s) | fork server: kernel start / report "
+        "(s) | CPU / report (s) |",
+        "|---|---|---|---|---|",
+    ]
     for r in results["runs"]:
         if "plain_kernels" in r:
             p, o = r["plain_kernels"], r["optimized"]
-            lines.append(f"| {r['dataset']} | {p['kernel_start_mean_s']} | {p['cpu_per_report_s']} | {o['kernel_start_mean_s']} | {o['marginal_cpu_per_report_s']} |")
+            lines.append(
+                f"| {r['dataset']} | {p['kernel_start_mean_s']} | {p['cpu_per_report_s']} | "
+                f"{o['kernel_start_mean_s']} | {o['marginal_cpu_per_report_s']} |"
+            )
     return "\n".join(lines)
 
 

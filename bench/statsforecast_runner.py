@@ -47,8 +47,20 @@ import numpy as np
 import pandas as pd
 
 LEVELS = (80, 95)
-OUTPUT_COLUMNS = ("level", "origin", "unique_id", "ds", "step", "model", "mean",
-                  "lo-80", "hi-80", "lo-95", "hi-95", "fallback")
+OUTPUT_COLUMNS = (
+    "level",
+    "origin",
+    "unique_id",
+    "ds",
+    "step",
+    "model",
+    "mean",
+    "lo-80",
+    "hi-80",
+    "lo-95",
+    "hi-95",
+    "fallback",
+)
 _BOUNDS = tuple(f"{side}-{lev}" for lev in LEVELS for side in ("lo", "hi"))
 
 
@@ -91,13 +103,17 @@ def forecast_origin(frame: pd.DataFrame, *, origin: pd.Timestamp, h: int, name: 
         except Exception as exc:  # recorded in the output, never fatal
             reason = f"{name} failed ({type(exc).__name__}: {str(exc)[:80]}); Naive used"
             res = _forecast_one(fallback, y, h)
-        parts.append(pd.DataFrame({
-            "unique_id": uid,
-            "ds": pd.date_range(origin, periods=h + 1, freq="7D")[1:],
-            "step": np.arange(1, h + 1),
-            **res,
-            "fallback": reason,
-        }))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "unique_id": uid,
+                    "ds": pd.date_range(origin, periods=h + 1, freq="7D")[1:],
+                    "step": np.arange(1, h + 1),
+                    **res,
+                    "fallback": reason,
+                }
+            )
+        )
     if not parts:
         return pd.DataFrame(columns=[c for c in OUTPUT_COLUMNS if c not in ("level", "origin", "model")])
     return pd.concat(parts, ignore_index=True)
@@ -119,8 +135,12 @@ def run(series: pd.DataFrame, plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Forecasts and timings of every task of ``plan`` (see the module docstring)."""
     from concurrent.futures import ProcessPoolExecutor
 
-    series = series.assign(ds=pd.to_datetime(series["ds"]), unique_id=series["unique_id"].astype(str),
-                           level=series["level"].astype(str), dataset=series["dataset"].astype(str))
+    series = series.assign(
+        ds=pd.to_datetime(series["ds"]),
+        unique_id=series["unique_id"].astype(str),
+        level=series["level"].astype(str),
+        dataset=series["dataset"].astype(str),
+    )
     models = list(plan.get("models", ["AutoETS", "AutoARIMA"]))
     season_length = int(plan.get("season_length", 13))
     make_models(models, season_length)  # unknown names fail before any work
@@ -132,8 +152,13 @@ def run(series: pd.DataFrame, plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
                 continue
             for origin in t["origins"]:
                 for name in models:
-                    meta = {"dataset": dataset, "h": int(t["h"]), "level": level,
-                            "origin": pd.Timestamp(origin), "model": name}
+                    meta = {
+                        "dataset": dataset,
+                        "h": int(t["h"]),
+                        "level": level,
+                        "origin": pd.Timestamp(origin),
+                        "model": name,
+                    }
                     tasks.append((frame, meta, season_length))
     # the slowest tasks (AutoARIMA on the many agent series) first, so the workers finish together
     tasks.sort(key=lambda a: (a[1]["model"] != "AutoARIMA", -a[0]["unique_id"].nunique()))
@@ -142,8 +167,12 @@ def run(series: pd.DataFrame, plan: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
         for fc, tm in pool.map(_task, tasks):
             out.append(fc)
             timing.append(tm)
-            print(f"[statsforecast] {tm['dataset']} h={tm['h']} {tm['level']} origin {tm['origin'].date()} "
-                  f"{tm['model']}: {tm['n_series']} series, {tm['seconds']:.1f}s ({tm['cpu_seconds']:.1f} CPU s)", file=sys.stderr, flush=True)
+            print(
+                f"[statsforecast] {tm['dataset']} h={tm['h']} {tm['level']} origin {tm['origin'].date()} "
+                f"{tm['model']}: {tm['n_series']} series, {tm['seconds']:.1f}s ({tm['cpu_seconds']:.1f} CPU s)",
+                file=sys.stderr,
+                flush=True,
+            )
     forecasts = pd.concat(out, ignore_index=True)[["dataset", "h", *OUTPUT_COLUMNS]]
     return forecasts, pd.DataFrame(timing)
 

@@ -44,9 +44,7 @@ _NAT_INT = np.iinfo(np.int64).min
 def check_grain(grain: str) -> str:
     """Return ``grain`` if it is one of :data:`GRAINS`, else raise :class:`ConfigError`."""
     if grain not in GRAINS:
-        raise ConfigError(
-            f"unknown reporting grain {grain!r}: choose one of {', '.join(GRAINS)}"
-        )
+        raise ConfigError(f"unknown reporting grain {grain!r}: choose one of {', '.join(GRAINS)}")
     return grain
 
 

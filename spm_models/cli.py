@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -21,11 +21,11 @@ app = typer.Typer(
 )
 
 ProjectDir = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--project-dir", help="Project root (default: $SPM_HOME or the checkout)."),
 ]
 DbOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--db", help="Warehouse file (default: <project>/data/warehouse.duckdb)."),
 ]
 
@@ -45,7 +45,7 @@ def demo_data(
     agents: Annotated[int, typer.Option(min=5, max=5000, help="Number of agents (5 to 5,000).")] = 50,
     years: Annotated[float, typer.Option(min=0.5, max=10, help="Years of history.")] = 3.0,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 7,
-    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: <project>/data/demo).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: <project>/data/demo).")] = None,
     project_dir: ProjectDir = None,
 ) -> None:
     """Generate the synthetic example organisation as canonical CSVs plus its ground truth."""
@@ -60,7 +60,9 @@ def demo_data(
 
 @app.command("ingest")
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Canonical CSV folder or files, a Maven export folder, or a mapping .toml.")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Canonical CSV folder or files, a Maven export folder, or a mapping .toml.")
+    ],
     db: DbOption = None,
     source: Annotated[str, typer.Option(help="auto, canonical, maven or mapping.")] = "auto",
     encoding: Annotated[str, typer.Option(help="Encoding of canonical CSVs.")] = "utf-8",
@@ -90,15 +92,19 @@ def kpis(
     db: DbOption = None,
     grain: Annotated[str, typer.Option(help="week, month or quarter.")] = "month",
     level: Annotated[str, typer.Option(help="Level shown on the terminal: agent, territory or company.")] = "company",
-    period: Annotated[Optional[str], typer.Option(help="Period shown on the terminal, e.g. 2025-06 (default: last complete).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Write the full long KPI table to this .csv or .parquet file.")] = None,
+    period: Annotated[
+        str | None, typer.Option(help="Period shown on the terminal, e.g. 2025-06 (default: last complete).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the full long KPI table to this .csv or .parquet file.")
+    ] = None,
     project_dir: ProjectDir = None,
 ) -> None:
     """Compute KPIs per agent, territory and company; print one period or write them all."""
-    from spm_models.kpi.views import latest_period_view
     from spm_models.data.exports import write_table
-    from spm_models.kpi import compute_kpis
     from spm_models.data.warehouse import Warehouse
+    from spm_models.kpi import compute_kpis
+    from spm_models.kpi.views import latest_period_view
 
     target = db or _paths(project_dir).warehouse
     frame = compute_kpis(Warehouse(target).load(), grain=grain)
@@ -142,16 +148,26 @@ def _ids(text: str | None) -> list[str] | None:
 
 @app.command("review")
 def review(
-    month: Annotated[Optional[str], typer.Option(help="Month to review, YYYY-MM (default: the last complete month of the data).")] = None,
+    month: Annotated[
+        str | None, typer.Option(help="Month to review, YYYY-MM (default: the last complete month of the data).")
+    ] = None,
     db: DbOption = None,
-    out: Annotated[Optional[Path], typer.Option(help="Reports folder (default: <project>/reports); the run goes to <out>/<month>.")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="Review settings TOML: model, commission plan, currency.")] = None,
-    workers: Annotated[Optional[int], typer.Option(min=1, help="Reports executed in parallel (default: number of cores).")] = None,
-    timeout: Annotated[Optional[float], typer.Option(min=1, help="Seconds one report may take before it is stopped.")] = None,
-    only_failed: Annotated[bool, typer.Option("--only-failed", help="Re-run only the reports that failed last time.")] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="Reports folder (default: <project>/reports); the run goes to <out>/<month>.")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="Review settings TOML: model, commission plan, currency.")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Reports executed in parallel (default: number of cores).")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(min=1, help="Seconds one report may take before it is stopped.")
+    ] = None,
+    only_failed: Annotated[
+        bool, typer.Option("--only-failed", help="Re-run only the reports that failed last time.")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Refit and re-run every report even if current.")] = False,
-    agents: Annotated[Optional[str], typer.Option(help="Only these agent ids, comma separated.")] = None,
-    territories: Annotated[Optional[str], typer.Option(help="Only these territory ids, comma separated.")] = None,
+    agents: Annotated[str | None, typer.Option(help="Only these agent ids, comma separated.")] = None,
+    territories: Annotated[str | None, typer.Option(help="Only these territory ids, comma separated.")] = None,
     project_dir: ProjectDir = None,
 ) -> None:
     """Fit once, write every agent, territory and company report as HTML, plus index.html.
@@ -162,8 +178,17 @@ def review(
     from spm_models.review.settings import load_config
 
     result = run_review(
-        month=month, db=db, out=out, paths=_paths(project_dir), config=load_config(config), workers=workers,
-        timeout=timeout, only_failed=only_failed, force=force, agents=_ids(agents), territories=_ids(territories),
+        month=month,
+        db=db,
+        out=out,
+        paths=_paths(project_dir),
+        config=load_config(config),
+        workers=workers,
+        timeout=timeout,
+        only_failed=only_failed,
+        force=force,
+        agents=_ids(agents),
+        territories=_ids(territories),
     )
     typer.echo(result.summary())
     if result.exit_code:

@@ -38,7 +38,7 @@ class ProjectPaths:
     root: Path
 
     @classmethod
-    def from_root(cls, root: str | os.PathLike | None = None) -> "ProjectPaths":
+    def from_root(cls, root: str | os.PathLike | None = None) -> ProjectPaths:
         return cls(Path(root).expanduser().resolve() if root is not None else default_root())
 
     @property

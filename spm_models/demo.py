@@ -42,7 +42,15 @@ def write_kpis(db: str | Path, out_folder: str | Path, *, grains=GRAINS) -> list
     return written
 
 
-def run_demo(paths: ProjectPaths, *, n_agents: int = 50, years: float = 3, seed: int = 7, review: bool = True, workers: int | None = None) -> DemoResult:
+def run_demo(
+    paths: ProjectPaths,
+    *,
+    n_agents: int = 50,
+    years: float = 3,
+    seed: int = 7,
+    review: bool = True,
+    workers: int | None = None,
+) -> DemoResult:
     """Generate the synthetic organisation, ingest it, write its KPI tables, then run the
     monthly review of its last complete month (``review=False`` skips it).
 

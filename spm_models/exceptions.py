@@ -8,8 +8,8 @@ one pass instead of one error per run.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 __all__ = [
     "SpmError",

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spm_models.exceptions import ConfigError
 from spm_models.calendar import (
     GRAINS,
     next_period_start,
@@ -18,6 +17,7 @@ from spm_models.calendar import (
     period_start,
     shift_periods,
 )
+from spm_models.exceptions import ConfigError
 
 T = pd.Timestamp
 
@@ -79,7 +79,10 @@ def test_period_range_covers_partial_periods_at_both_ends():
     weeks = period_range("2017-01-01", "2017-01-09", "week")  # Sunday .. the Monday after next
     assert list(weeks) == [T("2016-12-26"), T("2017-01-02"), T("2017-01-09")]
     assert list(period_range("2017-02-15", "2017-11-15", "quarter")) == [
-        T("2017-01-01"), T("2017-04-01"), T("2017-07-01"), T("2017-10-01")
+        T("2017-01-01"),
+        T("2017-04-01"),
+        T("2017-07-01"),
+        T("2017-10-01"),
     ]
     assert len(period_range("2017-03-01", "2017-02-01", "month")) == 0
 

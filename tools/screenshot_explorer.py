@@ -32,9 +32,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "explorer.ipynb"
@@ -84,16 +84,49 @@ def jupyterlab(tmp: Path, warehouse: Path) -> Iterator[str]:
     notebooks, prefix = tmp / "notebooks", tmp / "jupyter-prefix"
     notebooks.mkdir()
     shutil.copy2(NOTEBOOK, notebooks / NOTEBOOK.name)
-    subprocess.run([sys.executable, "-m", "ipykernel", "install", "--prefix", str(prefix), "--name", KERNEL,
-                    "--display-name", "SPM Workbench"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ipykernel",
+            "install",
+            "--prefix",
+            str(prefix),
+            "--name",
+            KERNEL,
+            "--display-name",
+            "SPM Workbench",
+        ],
+        check=True,
+        capture_output=True,
+    )
     _write_settings(tmp / "settings")
     port = free_port()
-    env = {**os.environ, "SPM_WAREHOUSE": str(warehouse), "JUPYTER_PATH": str(prefix / "share" / "jupyter"),
-           "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"), "JUPYTER_CONFIG_DIR": str(tmp / "config")}
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--notebook-dir", str(notebooks), "--no-browser",
-           "--port", str(port), "--ip", "127.0.0.1", "--IdentityProvider.token=", "--ServerApp.password=",
-           "--LabApp.expose_app_in_browser=True", f"--LabApp.user_settings_dir={tmp / 'settings'}",
-           f"--LabApp.workspaces_dir={tmp / 'workspaces'}"]
+    env = {
+        **os.environ,
+        "SPM_WAREHOUSE": str(warehouse),
+        "JUPYTER_PATH": str(prefix / "share" / "jupyter"),
+        "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
+        "JUPYTER_CONFIG_DIR": str(tmp / "config"),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--notebook-dir",
+        str(notebooks),
+        "--no-browser",
+        "--port",
+        str(port),
+        "--ip",
+        "127.0.0.1",
+        "--IdentityProvider.token=",
+        "--ServerApp.password=",
+        "--LabApp.expose_app_in_browser=True",
+        f"--LabApp.user_settings_dir={tmp / 'settings'}",
+        f"--LabApp.workspaces_dir={tmp / 'workspaces'}",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     log = open(tmp / "jupyterlab.log", "wb")
@@ -116,7 +149,9 @@ def _wait_for_api(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"JupyterLab exited with code {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+            raise SystemExit(
+                f"JupyterLab exited with code {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}"
+            )
         try:
             with urllib.request.urlopen(f"{url}/api", timeout=2):
                 return
@@ -138,20 +173,28 @@ _DONE = """() => {
 def run_explorer(page, url: str, timeout: float) -> None:
     """Open the notebook, run all cells and wait until the explorer has drawn."""
     page.goto(f"{url}/lab/tree/{NOTEBOOK.name}")
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell && window.jupyterapp.shell.currentWidget"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext", timeout=120_000)
-    page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext.session?.kernel?.status === 'idle'",
-                           timeout=120_000)
-    page.evaluate("() => { const app = window.jupyterapp; app.shell.collapseLeft(); app.shell.collapseRight();"
-                  " return app.commands.execute('notebook:run-all-cells'); }")
+    page.wait_for_function(
+        "() => window.jupyterapp && window.jupyterapp.shell && window.jupyterapp.shell.currentWidget"
+        " && window.jupyterapp.shell.currentWidget.sessionContext",
+        timeout=120_000,
+    )
+    page.wait_for_function(
+        "() => window.jupyterapp.shell.currentWidget.sessionContext.session?.kernel?.status === 'idle'", timeout=120_000
+    )
+    page.evaluate(
+        "() => { const app = window.jupyterapp; app.shell.collapseLeft(); app.shell.collapseRight();"
+        " return app.commands.execute('notebook:run-all-cells'); }"
+    )
     page.wait_for_function(_DONE, timeout=timeout * 1000, polling=1000)
     page.wait_for_timeout(1500)  # let the last output settle and the layout reflow
 
 
 def capture(page, out: Path) -> None:
     """The JupyterLab window from the top to the end of the explorer, the explorer scrolled up."""
-    page.evaluate("() => { const cell = document.querySelector('.widget-vbox').closest('.jp-Cell');"
-                  " cell.scrollIntoView({block: 'start'}); }")
+    page.evaluate(
+        "() => { const cell = document.querySelector('.widget-vbox').closest('.jp-Cell');"
+        " cell.scrollIntoView({block: 'start'}); }"
+    )
     page.wait_for_timeout(800)
     bottom = page.evaluate("() => document.querySelector('.widget-vbox').getBoundingClientRect().bottom")
     size = page.viewport_size

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from pathlib import Path
 
 import numpy as np
@@ -76,18 +75,22 @@ def read_text_table(
                     None,
                     None,
                     f"file is not valid {encoding} text (byte 0x{bad} at byte {exc.start}, line {line}); "
-                    f"re-export it as UTF-8 or declare its encoding (e.g. encoding = \"latin-1\" in the mapping file)",
+                    f're-export it as UTF-8 or declare its encoding (e.g. encoding = "latin-1" in the mapping file)',
                 )
             ]
         ) from None
     if not text.strip():
-        raise DataValidationError([Problem(name, None, None, None, "file is empty: expected a header row and data rows")])
+        raise DataValidationError(
+            [Problem(name, None, None, None, "file is empty: expected a header row and data rows")]
+        )
 
     parsed = _parse_plain(text, delimiter) if '"' not in text else None
     if parsed is None:
         parsed = _parse_quoted(text, name, delimiter)
     if parsed is None:
-        raise DataValidationError([Problem(name, None, None, None, "file is empty: expected a header row and data rows")])
+        raise DataValidationError(
+            [Problem(name, None, None, None, "file is empty: expected a header row and data rows")]
+        )
     header_row, header, rows, widths, columns = parsed
     header = [h.strip() for h in header]
     problems: list[Problem] = []

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from spm_models.exceptions import Problem
 from spm_models.data.schemas import TABLES
+from spm_models.exceptions import Problem
 
 __all__ = ["SourceRef", "Dataset", "empty_table"]
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from spm_models.data.dataset import Dataset
-from spm_models.exceptions import ConfigError
 from spm_models.data.warehouse import IngestResult, Warehouse
+from spm_models.exceptions import ConfigError
 
 __all__ = ["SOURCES", "detect_source", "read_source", "ingest_paths"]
 

@@ -43,8 +43,8 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from spm_models.data.dataset import Dataset, SourceRef
-from spm_models.exceptions import DataValidationError, Problem
 from spm_models.data.schemas import OUTCOMES, PIPELINE_STAGES, TABLE_ORDER, TABLES, Table
+from spm_models.exceptions import DataValidationError, Problem
 
 __all__ = [
     "validate",
@@ -144,8 +144,19 @@ class _Collector:
         self.problems: list[tuple[int, int, Problem]] = []
         self.warnings: list[Problem] = []
 
-    def add(self, order: int, file: str, rows, column, values, rule, *, cap: int = MAX_PER_RULE,
-            summary: str | None = None, warn: bool = False) -> None:
+    def add(
+        self,
+        order: int,
+        file: str,
+        rows,
+        column,
+        values,
+        rule,
+        *,
+        cap: int = MAX_PER_RULE,
+        summary: str | None = None,
+        warn: bool = False,
+    ) -> None:
         """Record one problem per row. ``rule`` is one string or one string per row."""
         rows = list(rows)
         n = len(rows)
@@ -266,9 +277,13 @@ def _coerce(spec: Table, raw: pd.DataFrame, ref: SourceRef, order: int, out: _Co
             rule = _date_rule(ref.date_format)
         elif col.kind in {"money", "float", "count"}:
             t, b = _to_number(s)
-            rule = "expected a whole number like 12" if col.kind == "count" else (
-                "expected a number like 1234.50 (digits and a decimal point only: "
-                "no currency symbol or thousands separator)"
+            rule = (
+                "expected a whole number like 12"
+                if col.kind == "count"
+                else (
+                    "expected a number like 1234.50 (digits and a decimal point only: "
+                    "no currency symbol or thousands separator)"
+                )
             )
         else:
             t = _to_text(s)
@@ -350,10 +365,16 @@ def _column_checks(spec, typed, raw, bad, ref, order, allow_formula_text, out: _
             if c.kind in {"id", "text"}:
                 mask = is_formula(typed[c.name]).to_numpy()
                 pos = np.flatnonzero(mask)
-                out.add(order, ref.file, _rows(ref, len(typed), pos), ref.column_of(c.name),
-                        typed[c.name].iloc[pos],
-                        "spreadsheet formula stored as plain text (it is never evaluated)",
-                        cap=_MAX_FORMULA_WARNINGS, warn=True)
+                out.add(
+                    order,
+                    ref.file,
+                    _rows(ref, len(typed), pos),
+                    ref.column_of(c.name),
+                    typed[c.name].iloc[pos],
+                    "spreadsheet formula stored as plain text (it is never evaluated)",
+                    cap=_MAX_FORMULA_WARNINGS,
+                    warn=True,
+                )
 
 
 # --------------------------------------------------------------------------- table and business rules
@@ -386,12 +407,21 @@ def _unique_keys(spec, typed, bad, ref, order, out: _Collector) -> None:
             values = vals
         else:
             shown = [frame[c].iloc[pos].map(_show).tolist() for c in cols]
-            combos = [", ".join(f"{fc}={v!r}" if v is not None else f"{fc}=(empty)" for fc, v in zip(fcols, vs))
-                      for vs in zip(*shown)]
+            combos = [
+                ", ".join(f"{fc}={v!r}" if v is not None else f"{fc}=(empty)" for fc, v in zip(fcols, vs))
+                for vs in zip(*shown)
+            ]
             rules = [f"the combination {cb} appears more than once (also row {r})" for cb, r in zip(combos, also)]
             values = None
-        out.add(order, ref.file, _rows(ref, len(frame), pos), ", ".join(fcols), values, rules,
-                summary="the key appears more than once")
+        out.add(
+            order,
+            ref.file,
+            _rows(ref, len(frame), pos),
+            ", ".join(fcols),
+            values,
+            rules,
+            summary="the key appears more than once",
+        )
 
 
 def _references(name, spec, typed_tables, bad_tables, dataset, order, out: _Collector) -> None:
@@ -416,8 +446,15 @@ def _references(name, spec, typed_tables, bad_tables, dataset, order, out: _Coll
         noun = col.name.removesuffix("_id")
         pfile = dataset.ref(parent).file
         vals = values.iloc[pos]
-        out.add(order, ref.file, _rows(ref, len(typed), pos), ref.column_of(col.name), vals,
-                [f"{noun} '{v}' is not in {pfile}" for v in vals], summary=f"{noun} is not in {pfile}")
+        out.add(
+            order,
+            ref.file,
+            _rows(ref, len(typed), pos),
+            ref.column_of(col.name),
+            vals,
+            [f"{noun} '{v}' is not in {pfile}" for v in vals],
+            summary=f"{noun} is not in {pfile}",
+        )
 
 
 def _flag(out, order, ref, typed, bad, mask, column, rule) -> None:
@@ -434,24 +471,73 @@ def _business_rules(name, typed, bad, ref, order, out: _Collector) -> None:
         closed = t["outcome"].isin(["won", "lost"]).to_numpy()
         no_close = t["close_date"].isna().to_numpy()
         _flag(out, order, ref, t, bad, closed & no_close, "close_date", "a won or lost deal needs a close date")
-        _flag(out, order, ref, t, bad, (t["outcome"] == "open").to_numpy() & ~no_close, "close_date",
-              "an open opportunity must not have a close date (set outcome to won or lost, or clear the date)")
-        _flag(out, order, ref, t, bad, (t["close_date"] < t["created_date"]).to_numpy(), "close_date",
-              "close date is before the created date")
-        _flag(out, order, ref, t, bad, (t["outcome"] == "won").to_numpy() & t["amount"].isna().to_numpy(), "amount",
-              "a won deal needs an amount")
+        _flag(
+            out,
+            order,
+            ref,
+            t,
+            bad,
+            (t["outcome"] == "open").to_numpy() & ~no_close,
+            "close_date",
+            "an open opportunity must not have a close date (set outcome to won or lost, or clear the date)",
+        )
+        _flag(
+            out,
+            order,
+            ref,
+            t,
+            bad,
+            (t["close_date"] < t["created_date"]).to_numpy(),
+            "close_date",
+            "close date is before the created date",
+        )
+        _flag(
+            out,
+            order,
+            ref,
+            t,
+            bad,
+            (t["outcome"] == "won").to_numpy() & t["amount"].isna().to_numpy(),
+            "amount",
+            "a won deal needs an amount",
+        )
     elif name == "agents":
-        _flag(out, order, ref, t, bad, (t["leave_date"] < t["hire_date"]).to_numpy(), "leave_date",
-              "leave date is before the hire date")
+        _flag(
+            out,
+            order,
+            ref,
+            t,
+            bad,
+            (t["leave_date"] < t["hire_date"]).to_numpy(),
+            "leave_date",
+            "leave date is before the hire date",
+        )
     elif name == "targets":
         has_agent = t["agent_id"].notna().to_numpy()
         has_terr = t["territory_id"].notna().to_numpy()
-        _flag(out, order, ref, t, bad, has_agent & has_terr, "territory_id",
-              "a target is for one agent or one territory: fill agent_id or territory_id, not both")
-        _flag(out, order, ref, t, bad, ~has_agent & ~has_terr, "agent_id",
-              "a target needs an agent_id or a territory_id")
-        _flag(out, order, ref, t, bad, (t["period_end"] < t["period_start"]).to_numpy(), "period_end",
-              "period end is before the period start")
+        _flag(
+            out,
+            order,
+            ref,
+            t,
+            bad,
+            has_agent & has_terr,
+            "territory_id",
+            "a target is for one agent or one territory: fill agent_id or territory_id, not both",
+        )
+        _flag(
+            out, order, ref, t, bad, ~has_agent & ~has_terr, "agent_id", "a target needs an agent_id or a territory_id"
+        )
+        _flag(
+            out,
+            order,
+            ref,
+            t,
+            bad,
+            (t["period_end"] < t["period_start"]).to_numpy(),
+            "period_end",
+            "period end is before the period start",
+        )
 
 
 # --------------------------------------------------------------------------- entry point
@@ -493,16 +579,24 @@ def validate(dataset: Dataset, *, allow_formula_text: bool = False) -> Dataset:
     bad_tables: dict[str, dict[str, pd.Series]] = {}
     for name in dataset.tables:
         if name not in TABLES:
-            out.warnings.append(Problem(dataset.ref(name).file, None, None, None,
-                                        f"'{name}' is not a canonical table; ignored"))
+            out.warnings.append(
+                Problem(dataset.ref(name).file, None, None, None, f"'{name}' is not a canonical table; ignored")
+            )
     for order, name in enumerate(TABLE_ORDER):
         spec = TABLES[name]
         ref = dataset.ref(name)
         if name not in dataset.tables:
             if not spec.optional:
-                out.add(order, ref.file, [None], None, None,
-                        f"the {name} table is required but missing (expected {name}.csv with columns "
-                        + ", ".join(spec.column_names) + ")")
+                out.add(
+                    order,
+                    ref.file,
+                    [None],
+                    None,
+                    None,
+                    f"the {name} table is required but missing (expected {name}.csv with columns "
+                    + ", ".join(spec.column_names)
+                    + ")",
+                )
             continue
         raw = dataset.tables[name].reset_index(drop=True)
         missing = [c for c in spec.column_names if c not in raw.columns]
@@ -510,7 +604,9 @@ def validate(dataset: Dataset, *, allow_formula_text: bool = False) -> Dataset:
             out.add(order, ref.file, [None], ref.column_of(c), None, f"required column '{ref.column_of(c)}' is missing")
         extra = [c for c in raw.columns if c not in spec.column_names]
         for c in extra:
-            out.warnings.append(Problem(ref.file, None, str(c), None, f"column is not part of the {name} table; ignored"))
+            out.warnings.append(
+                Problem(ref.file, None, str(c), None, f"column is not part of the {name} table; ignored")
+            )
         if missing:
             continue
         if len(raw) == 0 and not spec.optional:
@@ -533,5 +629,4 @@ def validate(dataset: Dataset, *, allow_formula_text: bool = False) -> Dataset:
             if col.kind == "count":
                 frame[col.name] = frame[col.name].astype("int64" if col.required else "Int64")
         tables[name] = frame
-    return replace(dataset, tables=tables, refs=dict(dataset.refs),
-                   warnings=list(dataset.warnings) + out.warnings)
+    return replace(dataset, tables=tables, refs=dict(dataset.refs), warnings=list(dataset.warnings) + out.warnings)

@@ -13,7 +13,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from spm_models.data.dataset import Dataset, SourceRef
-from spm_models.exceptions import ConfigError, DataError, Problem
 from spm_models.data.schemas import TABLE_ORDER, TABLES
 from spm_models.data.validation import as_canonical_types, canonical_dtypes, validate
+from spm_models.exceptions import ConfigError, DataError, Problem
 
 __all__ = ["Warehouse", "IngestResult", "fingerprint", "ddl"]
 
@@ -181,7 +181,7 @@ class Warehouse:
         if last is not None and last["fingerprint"] == fp:
             return IngestResult(last["run_id"], fp, counts, changed=False, warnings=valid.warnings)
 
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         run_id = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -308,7 +308,7 @@ class Warehouse:
         run_id, at, source, fp, counts, n_warnings = row
         return {
             "run_id": run_id,
-            "ingested_at": at.replace(tzinfo=timezone.utc),
+            "ingested_at": at.replace(tzinfo=UTC),
             "source": source,
             "fingerprint": fp,
             "row_counts": json.loads(counts),

@@ -7,14 +7,14 @@ against what happened, so every model is judged on forecasts it could have made.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from spm_models.exceptions import DataError
 from spm_models.evaluation.metrics import SCORE_COLUMNS, score, summarize
+from spm_models.exceptions import DataError
 from spm_models.models.base import ForecastModel, clone
 from spm_models.models.forecast import DEFAULT_QUANTILES, Forecast
 from spm_models.models.panel import build_panel, check_frame

@@ -9,7 +9,7 @@ error = forecast - actual, so a positive bias means over-forecasting.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -36,8 +36,23 @@ __all__ = [
 
 #: Columns of the frame returned by :func:`score`, in order.
 SCORE_COLUMNS: tuple[str, ...] = (
-    "unique_id", "model", "fallback", "n", "mae", "mase", "crps", "scaled_crps", "crps_quantiles",
-    "coverage_80", "coverage_95", "pit_coverage_80", "mean_error", "bias_pct", "sum_actual", "sum_forecast", "scale",
+    "unique_id",
+    "model",
+    "fallback",
+    "n",
+    "mae",
+    "mase",
+    "crps",
+    "scaled_crps",
+    "crps_quantiles",
+    "coverage_80",
+    "coverage_95",
+    "pit_coverage_80",
+    "mean_error",
+    "bias_pct",
+    "sum_actual",
+    "sum_forecast",
+    "scale",
 )
 
 
@@ -371,7 +386,11 @@ def score(
                 "coverage_95": mean_of(cov[0.95]),
                 "pit_coverage_80": mean_of(pit80),
                 "mean_error": mean_of(err),
-                "bias_pct": np.where(sum_actual != 0, 100.0 * (sum_forecast - sum_actual) / np.where(sum_actual != 0, sum_actual, 1), np.nan),
+                "bias_pct": np.where(
+                    sum_actual != 0,
+                    100.0 * (sum_forecast - sum_actual) / np.where(sum_actual != 0, sum_actual, 1),
+                    np.nan,
+                ),
                 "sum_actual": sum_actual,
                 "sum_forecast": sum_forecast,
                 "scale": scale,

@@ -27,17 +27,18 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from spm_models import __version__
-from spm_models.exceptions import ConfigError, DataError
 from spm_models.evaluation.metrics import SCORE_COLUMNS, clean_actuals, crps_draws, score
+from spm_models.exceptions import ConfigError, DataError
 from spm_models.models.base import ForecastModel
 from spm_models.models.forecast import Forecast, quantile_column
 from spm_models.models.panel import DT_DTYPE
@@ -80,7 +81,14 @@ class Snapshot:
 
 def _jsonable(value: Any) -> Any:
     """Plain JSON types: numpy scalars and arrays, timestamps and paths become numbers or text."""
-    return json.loads(json.dumps(value, default=lambda v: v.item() if isinstance(v, np.generic) else (v.tolist() if isinstance(v, np.ndarray) else str(v))))
+    return json.loads(
+        json.dumps(
+            value,
+            default=lambda v: (
+                v.item() if isinstance(v, np.generic) else (v.tolist() if isinstance(v, np.ndarray) else str(v))
+            ),
+        )
+    )
 
 
 def _sha256(path: Path) -> str:
@@ -157,7 +165,7 @@ def save_snapshot(
         name, params = model.model_name(), model.get_params()
     else:
         name, params = str(model), {}
-    created = datetime.now(timezone.utc)
+    created = datetime.now(UTC)
     safe = re.sub(r"[^A-Za-z0-9_.]+", "_", name)[:40] or "model"
     snapshot_id = f"{created.strftime('%Y%m%dT%H%M%S%fZ')}-{safe}-{uuid.uuid4().hex[:8]}"
     root = Path(folder)
@@ -246,7 +254,9 @@ def load_snapshot(path: str | os.PathLike) -> Snapshot:
             "reason": pd.array(reason, dtype="str"),
         }
     )
-    fc = Forecast(quantiles, draws, uids, ds, fallback, prov["forecast_model"], prov["freq"], tuple(prov["quantile_levels"]))
+    fc = Forecast(
+        quantiles, draws, uids, ds, fallback, prov["forecast_model"], prov["freq"], tuple(prov["quantile_levels"])
+    )
     return Snapshot(path=path, snapshot_id=prov["snapshot_id"], provenance=prov, forecast=fc, level_of=level_of)
 
 
@@ -286,7 +296,19 @@ def list_snapshots(folder: str | os.PathLike) -> pd.DataFrame:
                 "path": str(p),
             }
         )
-    cols = ["snapshot_id", "created_utc", "model", "seed", "data_start", "data_end", "data_fingerprint", "freq", "h", "n_series", "path"]
+    cols = [
+        "snapshot_id",
+        "created_utc",
+        "model",
+        "seed",
+        "data_start",
+        "data_end",
+        "data_fingerprint",
+        "freq",
+        "h",
+        "n_series",
+        "path",
+    ]
     out = pd.DataFrame(rows, columns=cols)
     return out.sort_values(["created_utc", "snapshot_id"], kind="stable").reset_index(drop=True)
 
@@ -294,11 +316,15 @@ def list_snapshots(folder: str | os.PathLike) -> pd.DataFrame:
 def _observed_actuals(fc: Forecast, actuals: pd.DataFrame, observed_until: Any) -> np.ndarray:
     """Actual per forecast cell (series-major like the quantile frame); NaN where pending."""
     act = clean_actuals(actuals)
-    keys = pd.DataFrame({"unique_id": pd.array(np.repeat(fc.unique_ids.astype(str), fc.h), dtype="str"), "ds": fc.ds.reshape(-1)})
+    keys = pd.DataFrame(
+        {"unique_id": pd.array(np.repeat(fc.unique_ids.astype(str), fc.h), dtype="str"), "ds": fc.ds.reshape(-1)}
+    )
     y = keys.merge(act, on=["unique_id", "ds"], how="left")["y"].to_numpy(dtype=float)
     if observed_until is not None:
         until = np.datetime64(pd.Timestamp(observed_until).date(), "D")
-        ends = (pd.DatetimeIndex(keys["ds"]) + pd.tseries.frequencies.to_offset(fc.freq)).to_numpy().astype("datetime64[D]") - 1
+        ends = (pd.DatetimeIndex(keys["ds"]) + pd.tseries.frequencies.to_offset(fc.freq)).to_numpy().astype(
+            "datetime64[D]"
+        ) - 1
         done = ends <= until
         y = np.where(done, np.where(np.isnan(y), 0.0, y), np.nan)
     return y
@@ -390,7 +416,13 @@ def score_snapshot(
     keys = fc.quantiles[["unique_id", "ds"]]
     actual = keys.assign(y=y)
     if train is None:
-        train = pd.DataFrame({"unique_id": pd.array([], dtype="str"), "ds": pd.Series([], dtype=DT_DTYPE), "y": pd.Series([], dtype=float)})
+        train = pd.DataFrame(
+            {
+                "unique_id": pd.array([], dtype="str"),
+                "ds": pd.Series([], dtype=DT_DTYPE),
+                "y": pd.Series([], dtype=float),
+            }
+        )
     scores = score(fc, actual, train=train, season=season)
     per = pending.reshape(fc.n_series, fc.h)
     n_pending = per.sum(axis=1)
@@ -403,4 +435,13 @@ def score_snapshot(
     out.insert(0, "snapshot_id", snapshot.snapshot_id)
     if snapshot.level_of:
         out.insert(1, "level", out["unique_id"].map(snapshot.level_of).astype("str"))
-    return out[["snapshot_id", *(["level"] if snapshot.level_of else []), *SCORE_COLUMNS, "n_pending", "first_pending", "status"]]
+    return out[
+        [
+            "snapshot_id",
+            *(["level"] if snapshot.level_of else []),
+            *SCORE_COLUMNS,
+            "n_pending",
+            "first_pending",
+            "status",
+        ]
+    ]

@@ -49,20 +49,21 @@ A best lag of 0 means the candidate moves *with* bookings, not ahead of them.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 from scipy import sparse, stats
 
+from spm_models.calendar import check_grain, period_range
 from spm_models.data.dataset import Dataset
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.indicators.series import (
     CANDIDATE_COLUMNS,
     PERIODS_PER_YEAR,
     TARGET_COLUMNS,
-    build_series,
     bookings_series,
+    build_series,
     calendar_design,
     candidate_series,
     correlation,
@@ -75,7 +76,6 @@ from spm_models.indicators.series import (
     to_panel,
     unusable_candidates,
 )
-from spm_models.calendar import check_grain, period_range
 
 __all__ = [
     "bookings_series",
@@ -90,17 +90,50 @@ __all__ = [
 ]
 
 LAG_COLUMNS: tuple[str, ...] = (
-    "candidate", "lag", "r", "n_pairs", "n_entities", "r_first_half", "r_second_half",
-    "sign_agreement", "best_lag_share", "r_band", "p_adjusted", "is_best", "ar_order",
+    "candidate",
+    "lag",
+    "r",
+    "n_pairs",
+    "n_entities",
+    "r_first_half",
+    "r_second_half",
+    "sign_agreement",
+    "best_lag_share",
+    "r_band",
+    "p_adjusted",
+    "is_best",
+    "ar_order",
 )
 OOS_COLUMNS: tuple[str, ...] = (
-    "candidate", "lag_used", "horizon_used", "origins", "mae_baseline", "mae_with_candidate", "oos_improvement",
-    "share_origins_improved", "oos_holds",
+    "candidate",
+    "lag_used",
+    "horizon_used",
+    "origins",
+    "mae_baseline",
+    "mae_with_candidate",
+    "oos_improvement",
+    "share_origins_improved",
+    "oos_holds",
 )
 RANKED_COLUMNS: tuple[str, ...] = (
-    "candidate", "level", "best_lag", "r", "p_adjusted", "r_band", "significant", "r_first_half",
-    "r_second_half", "sign_agreement", "best_lag_share", "stable", "lag_used", "horizon_used", "oos_improvement",
-    "share_origins_improved", "oos_holds", "verdict",
+    "candidate",
+    "level",
+    "best_lag",
+    "r",
+    "p_adjusted",
+    "r_band",
+    "significant",
+    "r_first_half",
+    "r_second_half",
+    "sign_agreement",
+    "best_lag_share",
+    "stable",
+    "lag_used",
+    "horizon_used",
+    "oos_improvement",
+    "share_origins_improved",
+    "oos_holds",
+    "verdict",
 )
 _MIN_PAIRS = 20  # fewest (candidate, bookings) pairs behind a correlation
 
@@ -244,8 +277,11 @@ def lagged_correlations(
     entities, periods = _grid(target, candidates, grain)
     n_t = len(periods)
     if n_t - max_lag < _MIN_PAIRS:
-        fix = (f"lower max_lag to {n_t - _MIN_PAIRS} or use a finer grain" if n_t > _MIN_PAIRS
-               else "use a finer grain or a longer history")
+        fix = (
+            f"lower max_lag to {n_t - _MIN_PAIRS} or use a finer grain"
+            if n_t > _MIN_PAIRS
+            else "use a finer grain or a longer history"
+        )
         raise DataError(
             f"bookings cover {n_t} {grain}s, too few to try lags up to {max_lag}: each lag needs "
             f"{_MIN_PAIRS} {grain}s of overlap; {fix}"
@@ -445,23 +481,31 @@ def _verdict(row: dict, *, level: str, grain: str, n_lags: int, n_candidates: in
     if not row["significant"]:
         p = row["p_adjusted"]
         shown = "p undefined" if pd.isna(p) else f"p = {p:.2f}"
-        return (f"not significant after correcting for {n_lags} lags x {n_candidates} "
-                f"candidate{'s' if n_candidates != 1 else ''} ({shown})")
+        return (
+            f"not significant after correcting for {n_lags} lags x {n_candidates} "
+            f"candidate{'s' if n_candidates != 1 else ''} ({shown})"
+        )
     if row["best_lag"] == 0:
         return f"moves with bookings in the same {grain} (best lag 0): coincident, not leading"
     if not row["stable_over_time"]:
-        return (f"unstable: the correlation changes sign between the first and second half of the data "
-                f"(r = {row['r_first_half']:+.2f}, then {row['r_second_half']:+.2f})")
+        return (
+            f"unstable: the correlation changes sign between the first and second half of the data "
+            f"(r = {row['r_first_half']:+.2f}, then {row['r_second_half']:+.2f})"
+        )
     if not row["stable_across_entities"]:
         return f"unstable across {level}s: only {row['sign_agreement']:.0%} of {level}s show the same direction"
     if pd.isna(row["oos_improvement"]):
         return "could not be backtested (too little data at this lag)"
     if row["oos_improvement"] <= 0:
-        return (f"does not improve forecasts out of sample (MAE {-row['oos_improvement']:.1%} worse "
-                f"over {row['origins']} backtest origins)")
+        return (
+            f"does not improve forecasts out of sample (MAE {-row['oos_improvement']:.1%} worse "
+            f"over {row['origins']} backtest origins)"
+        )
     if not row["oos_holds"]:
-        return (f"improves forecasts at only {row['share_origins_improved']:.0%} of {row['origins']} backtest "
-                f"origins (MAE {row['oos_improvement']:.1%} better overall)")
+        return (
+            f"improves forecasts at only {row['share_origins_improved']:.0%} of {row['origins']} backtest "
+            f"origins (MAE {row['oos_improvement']:.1%} better overall)"
+        )
     return "leading indicator"
 
 
@@ -548,8 +592,12 @@ def discover_leading_indicators(
     n_ent = table["n_entities"].to_numpy()
     agree = np.rint(table["sign_agreement"].fillna(0).to_numpy() * n_ent).astype(int)
     # one binomial test per candidate (a handful), not per entity
-    p_agree = np.array([stats.binomtest(int(k), int(n), 0.5, alternative="greater").pvalue if n > 0 else 1.0
-                        for k, n in zip(agree, n_ent)])
+    p_agree = np.array(
+        [
+            stats.binomtest(int(k), int(n), 0.5, alternative="greater").pvalue if n > 0 else 1.0
+            for k, n in zip(agree, n_ent)
+        ]
+    )
     table["stable_across_entities"] = table["sign_agreement"].isna() | (p_agree < alpha)
     table["stable"] = table["stable_over_time"] & table["stable_across_entities"]
     table["verdict"] = [
@@ -558,8 +606,11 @@ def discover_leading_indicators(
     ]
     table = table.assign(_rank=table["verdict"] != "leading indicator", _abs=-table["r"].abs())
     table = table.sort_values(["_rank", "p_adjusted", "_abs"], kind="stable", na_position="last", ignore_index=True)
-    untested = {c: "not tested: too few observed periods overlap bookings, or the series is constant"
-                for c in tested if c not in set(best["candidate"])}
+    untested = {
+        c: "not tested: too few observed periods overlap bookings, or the series is constant"
+        for c in tested
+        if c not in set(best["candidate"])
+    }
     untested.update(unusable_candidates(dataset))
     if untested:
         extra = pd.DataFrame({"candidate": list(untested), "level": level, "verdict": list(untested.values())})

@@ -35,16 +35,16 @@ missing, not zero.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
+from spm_models.calendar import check_grain, next_period_start, period_start, shift_periods
 from spm_models.data.dataset import Dataset
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.kpi import compute_kpis
 from spm_models.kpi.grid import COMPANY, LEVELS
-from spm_models.calendar import check_grain, next_period_start, period_start, shift_periods
 
 __all__ = [
     "TARGET_COLUMNS",
@@ -263,9 +263,7 @@ def _indicators(
     return out.rename(columns={"name": "candidate"})[list(CANDIDATE_COLUMNS)]
 
 
-def bookings_series(
-    dataset: Dataset | Mapping[str, pd.DataFrame], *, level: str, grain: str = "week"
-) -> pd.DataFrame:
+def bookings_series(dataset: Dataset | Mapping[str, pd.DataFrame], *, level: str, grain: str = "week") -> pd.DataFrame:
     """Bookings per entity and period: the series leading indicators should predict.
 
     ``bookings(e, t) = sum of amount over deals of e won with close date in t`` (the
@@ -294,9 +292,7 @@ def bookings_series(
     return build_series(dataset, level=level, grain=grain)[0]
 
 
-def candidate_series(
-    dataset: Dataset | Mapping[str, pd.DataFrame], *, level: str, grain: str = "week"
-) -> pd.DataFrame:
+def candidate_series(dataset: Dataset | Mapping[str, pd.DataFrame], *, level: str, grain: str = "week") -> pd.DataFrame:
     """Candidate leading indicators per entity and period (see the module docstring).
 
     Parameters
@@ -512,8 +508,15 @@ def standardise(v: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     return np.where(obs & (sd[:, None] > 0), z, 0.0)
 
 
-def lag_sums(x: np.ndarray, y: np.ndarray, mx: np.ndarray, my: np.ndarray, *, max_lag: int,
-             t_range: tuple[int, int] | None = None) -> np.ndarray:
+def lag_sums(
+    x: np.ndarray,
+    y: np.ndarray,
+    mx: np.ndarray,
+    my: np.ndarray,
+    *,
+    max_lag: int,
+    t_range: tuple[int, int] | None = None,
+) -> np.ndarray:
     """Sums over the pairs ``(x[e, t - l], y[e, t])`` observed in both, per entity and lag.
 
     Only pairs whose ``t`` lies in ``t_range = [lo, hi)`` count (default: all periods).
@@ -575,7 +578,7 @@ def expanding_fe_errors(
     counts : ndarray (O,)
         Number of scored cells.
     """
-    n_t, k = feats.shape[1], feats.shape[2]
+    n_t = feats.shape[1]
     f = np.where(cells[..., None], feats, 0.0)
     yv = np.where(cells, y, 0.0)
 

@@ -24,8 +24,9 @@ payout convex in ``B``, so uncertainty raises the expectation (Jensen's inequali
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -98,7 +99,11 @@ class CommissionPlan:
         highs = lows[1:] + [self.cap_attainment if self.cap_attainment is not None else np.inf]
         out = []
         for t, hi in zip(self.tiers, highs):
-            band = f"{t.from_attainment:.0%} to {hi:.0%} of quota" if np.isfinite(hi) else f"above {t.from_attainment:.0%} of quota"
+            band = (
+                f"{t.from_attainment:.0%} to {hi:.0%} of quota"
+                if np.isfinite(hi)
+                else f"above {t.from_attainment:.0%} of quota"
+            )
             out.append(f"{t.rate:.1%} of bookings {band}")
         if self.cap_attainment is not None:
             out.append(f"nothing more above {self.cap_attainment:.0%} of quota")
@@ -180,10 +185,18 @@ def expected_payout(
     draws = np.asarray(bookings_draws, dtype=float)
     q = np.asarray(quota, dtype=float).reshape(-1)
     if draws.ndim != 2 or draws.shape[0] != len(unique_ids) or q.shape[0] != draws.shape[0]:
-        raise ConfigError(f"bookings draws of shape {draws.shape} do not match {len(unique_ids)} entities and {q.shape[0]} quotas")
+        raise ConfigError(
+            f"bookings draws of shape {draws.shape} do not match {len(unique_ids)} entities and {q.shape[0]} quotas"
+        )
     pay = payout(draws, q[:, None], plan)
     closed = np.broadcast_to(np.asarray(closed_to_date, dtype=float), q.shape)
-    out = pd.DataFrame({"unique_id": pd.array([str(u) for u in unique_ids], dtype="str"), "quota": q, "expected_payout": pay.mean(axis=1)})
+    out = pd.DataFrame(
+        {
+            "unique_id": pd.array([str(u) for u in unique_ids], dtype="str"),
+            "quota": q,
+            "expected_payout": pay.mean(axis=1),
+        }
+    )
     qs = np.quantile(pay, list(quantiles), axis=1) if pay.shape[1] else np.full((len(quantiles), len(q)), np.nan)
     for lev, values in zip(quantiles, qs):
         out[f"payout_q{lev:g}"] = values
@@ -193,7 +206,9 @@ def expected_payout(
     return out
 
 
-def payout_curve(quota: float, plan: CommissionPlan = DEFAULT_PLAN, *, max_attainment: float = 2.5, points: int = 101) -> pd.DataFrame:
+def payout_curve(
+    quota: float, plan: CommissionPlan = DEFAULT_PLAN, *, max_attainment: float = 2.5, points: int = 101
+) -> pd.DataFrame:
     """The plan's payout as a function of attainment, for one quota (for the report's chart).
 
     Returns
@@ -234,7 +249,9 @@ def plan_from_mapping(spec: Mapping[str, Any]) -> CommissionPlan:
                 lo, rate = t
                 tiers.append(Tier(float(lo), float(rate)))
         except (KeyError, TypeError, ValueError):
-            raise ConfigError(f"a commission tier must be [from_attainment, rate] or {{from_attainment, rate}}, got {t!r}") from None
+            raise ConfigError(
+                f"a commission tier must be [from_attainment, rate] or {{from_attainment, rate}}, got {t!r}"
+            ) from None
     cap = spec.get("cap_attainment")
     return CommissionPlan(
         tiers=tuple(tiers),

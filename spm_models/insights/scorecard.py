@@ -105,7 +105,9 @@ def _values(kpis: pd.DataFrame, *, level: str, kpi: str, period: pd.Timestamp, s
     if summed:
         return rows.groupby("entity_id", sort=True)["value"].sum(min_count=1)
     rows = rows[rows["segment"] == ""]
-    return pd.Series(rows["value"].to_numpy(dtype=float), index=pd.Index(rows["entity_id"].astype("str"), name="entity_id"))
+    return pd.Series(
+        rows["value"].to_numpy(dtype=float), index=pd.Index(rows["entity_id"].astype("str"), name="entity_id")
+    )
 
 
 def entity_metrics(
@@ -191,7 +193,12 @@ def peer_groups(agents: pd.DataFrame, *, min_peers: int = 5) -> pd.DataFrame:
         ``agent_id, territory_id, peer_group`` (a territory id or :data:`COMPANY_GROUP`),
         ``peer_label`` ("your territory" / "all agents") and ``n_in_group``.
     """
-    a = pd.DataFrame({"agent_id": agents["agent_id"].astype("str").to_numpy(), "territory_id": agents["territory_id"].astype("str").to_numpy()})
+    a = pd.DataFrame(
+        {
+            "agent_id": agents["agent_id"].astype("str").to_numpy(),
+            "territory_id": agents["territory_id"].astype("str").to_numpy(),
+        }
+    )
     size = a.groupby("territory_id")["agent_id"].transform("size")
     own = size >= min_peers
     a["peer_group"] = np.where(own, a["territory_id"], COMPANY_GROUP)
@@ -241,12 +248,33 @@ def agent_scorecard(metrics: pd.DataFrame, groups: pd.DataFrame, *, min_peers: i
     long["label"] = long["metric"].map({m.name: m.label for m in METRICS})
     long["unit"] = long["metric"].map({m.name: m.unit for m in METRICS})
     order = {n: i for i, n in enumerate(names)}
-    long = long.sort_values(["agent_id", "metric"], key=lambda s: s.map(order) if s.name == "metric" else s, kind="stable")
-    cols = ["agent_id", "metric", "label", "unit", "value", "peer_group", "peer_label", "n_peers", "peer_p25", "peer_median", "peer_p75", "percentile"]
+    long = long.sort_values(
+        ["agent_id", "metric"], key=lambda s: s.map(order) if s.name == "metric" else s, kind="stable"
+    )
+    cols = [
+        "agent_id",
+        "metric",
+        "label",
+        "unit",
+        "value",
+        "peer_group",
+        "peer_label",
+        "n_peers",
+        "peer_p25",
+        "peer_median",
+        "peer_p75",
+        "percentile",
+    ]
     return long[cols].reset_index(drop=True)
 
 
-def peer_benchmark(kpis_month: pd.DataFrame, groups: pd.DataFrame, *, kpis: tuple[str, ...] = ("bookings", "attainment"), min_peers: int = 5) -> pd.DataFrame:
+def peer_benchmark(
+    kpis_month: pd.DataFrame,
+    groups: pd.DataFrame,
+    *,
+    kpis: tuple[str, ...] = ("bookings", "attainment"),
+    min_peers: int = 5,
+) -> pd.DataFrame:
     """Monthly KPI of each agent beside the median of their peer group (for trend charts).
 
     Returns
@@ -255,7 +283,9 @@ def peer_benchmark(kpis_month: pd.DataFrame, groups: pd.DataFrame, *, kpis: tupl
         ``agent_id, period, kpi, value, peer_median`` (NaN when fewer than ``min_peers``
         group members have a value that month).
     """
-    rows = kpis_month[(kpis_month["level"] == "agent") & kpis_month["kpi"].isin(list(kpis)) & (kpis_month["segment"] == "")]
+    rows = kpis_month[
+        (kpis_month["level"] == "agent") & kpis_month["kpi"].isin(list(kpis)) & (kpis_month["segment"] == "")
+    ]
     rows = rows[["entity_id", "period", "kpi", "value"]].rename(columns={"entity_id": "agent_id"})
     rows = rows.merge(groups[["agent_id", "peer_group"]], on="agent_id", how="inner")
     g = rows.groupby(["peer_group", "period", "kpi"])["value"]
@@ -264,7 +294,9 @@ def peer_benchmark(kpis_month: pd.DataFrame, groups: pd.DataFrame, *, kpis: tupl
     return rows.drop(columns="peer_group").sort_values(["agent_id", "kpi", "period"]).reset_index(drop=True)
 
 
-def indicator_history(kpis_month: pd.DataFrame, *, month: Any, history_months: int = 12, level: str = "agent") -> pd.DataFrame:
+def indicator_history(
+    kpis_month: pd.DataFrame, *, month: Any, history_months: int = 12, level: str = "agent"
+) -> pd.DataFrame:
     """This month's leading indicators of each entity against its own recent history.
 
     Indicators: ``opportunities_created``, ``open_pipeline`` (value open at the month start)
@@ -283,23 +315,48 @@ def indicator_history(kpis_month: pd.DataFrame, *, month: Any, history_months: i
     """
     m = _ts(month, "month")
     first = m - pd.DateOffset(months=history_months)
-    k = kpis_month[(kpis_month["level"] == level) & kpis_month["kpi"].isin(["opportunities_created", "open_pipeline", "activity_volume"])]
+    k = kpis_month[
+        (kpis_month["level"] == level)
+        & kpis_month["kpi"].isin(["opportunities_created", "open_pipeline", "activity_volume"])
+    ]
     k = k[(k["period"] >= first) & (k["period"] <= m)]
     name = np.where(k["kpi"] == "activity_volume", "activity:" + k["segment"].astype("str"), k["kpi"].astype("str"))
-    frame = pd.DataFrame({"entity_id": k["entity_id"].astype("str").to_numpy(), "indicator": name, "period": k["period"].to_numpy(), "value": k["value"].to_numpy(dtype=float)})
+    frame = pd.DataFrame(
+        {
+            "entity_id": k["entity_id"].astype("str").to_numpy(),
+            "indicator": name,
+            "period": k["period"].to_numpy(),
+            "value": k["value"].to_numpy(dtype=float),
+        }
+    )
     now = frame[frame["period"] == m].drop(columns="period")
-    past = frame[frame["period"] < m].groupby(["entity_id", "indicator"])["value"].agg(history_mean="mean", history_sd="std", n_history="count").reset_index()
+    past = (
+        frame[frame["period"] < m]
+        .groupby(["entity_id", "indicator"])["value"]
+        .agg(history_mean="mean", history_sd="std", n_history="count")
+        .reset_index()
+    )
     out = now.merge(past, on=["entity_id", "indicator"], how="left")
     out["n_history"] = out["n_history"].fillna(0).astype(np.int64)
     sd = out["history_sd"].where((out["n_history"] >= 3) & (out["history_sd"] > 0))
     out["z"] = (out["value"] - out["history_mean"]) / sd
     mean = out["history_mean"]
     out["ratio_to_mean"] = (out["value"] / mean).where(mean > 0)
-    out["direction"] = np.select([out["n_history"] == 0, out["z"] >= 1, out["z"] <= -1], ["new", "up", "down"], "steady")
+    out["direction"] = np.select(
+        [out["n_history"] == 0, out["z"] >= 1, out["z"] <= -1], ["new", "up", "down"], "steady"
+    )
     return out.sort_values(["entity_id", "indicator"]).reset_index(drop=True)
 
 
-def trend_change(kpis_month: pd.DataFrame, *, month: Any, level: str = "agent", kpi: str = "bookings", window: int = 3, flat_band: float = 0.10) -> pd.DataFrame:
+def trend_change(
+    kpis_month: pd.DataFrame,
+    *,
+    month: Any,
+    level: str = "agent",
+    kpi: str = "bookings",
+    window: int = 3,
+    flat_band: float = 0.10,
+) -> pd.DataFrame:
     """Change of a KPI over the last ``window`` months against the ``window`` before.
 
     ``change = sum(last window) / sum(previous window) - 1`` (NaN when the previous window
@@ -323,13 +380,23 @@ def trend_change(kpis_month: pd.DataFrame, *, month: Any, level: str = "agent", 
         change = (recent / previous.where(previous > 0)) - 1.0
     trend = np.select([previous.isna(), change > flat_band, change < -flat_band], ["new", "rising", "falling"], "flat")
     trend = np.where(previous.notna() & (previous <= 0), np.where(recent > 0, "rising", "flat"), trend)
-    return pd.DataFrame({"entity_id": ids, "recent": recent.fillna(0.0).to_numpy(), "previous": previous.to_numpy(), "change": change.to_numpy(), "trend": trend}).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "entity_id": ids,
+            "recent": recent.fillna(0.0).to_numpy(),
+            "previous": previous.to_numpy(),
+            "change": change.to_numpy(),
+            "trend": trend,
+        }
+    ).reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- funnel
 
 
-def funnel_counts(opportunities: pd.DataFrame, stage_history: pd.DataFrame | None = None, *, created_from: Any, created_to: Any) -> pd.DataFrame:
+def funnel_counts(
+    opportunities: pd.DataFrame, stage_history: pd.DataFrame | None = None, *, created_from: Any, created_to: Any
+) -> pd.DataFrame:
     """Stage-transition counts per agent over the opportunities created in a window.
 
     The definitions of :mod:`spm_models.kpi.funnel`, pooled over one window instead of per
@@ -350,8 +417,8 @@ def funnel_counts(opportunities: pd.DataFrame, stage_history: pd.DataFrame | Non
         ``decided`` and ``lost_known`` (lost deals of the window with a known stage, the
         same for every transition of an agent).
     """
-    from spm_models.kpi import TRANSITIONS
     from spm_models.data.schemas import PIPELINE_STAGES
+    from spm_models.kpi import TRANSITIONS
 
     lo, hi = _ts(created_from, "created_from").normalize(), _ts(created_to, "created_to").normalize()
     o = opportunities
@@ -392,7 +459,9 @@ def funnel_counts(opportunities: pd.DataFrame, stage_history: pd.DataFrame | Non
     )
 
 
-def funnel_comparison(counts: pd.DataFrame, groups: pd.DataFrame, *, min_decided: int = 5, min_peers: int = 5) -> pd.DataFrame:
+def funnel_comparison(
+    counts: pd.DataFrame, groups: pd.DataFrame, *, min_decided: int = 5, min_peers: int = 5
+) -> pd.DataFrame:
     """Each agent's stage conversion beside the pooled conversion of their peer group.
 
     ``agent_rate = reached_next / decided`` (NaN below ``min_decided`` decided deals);
@@ -424,12 +493,16 @@ def funnel_comparison(counts: pd.DataFrame, groups: pd.DataFrame, *, min_decided
             "step": np.tile(np.arange(n_t), len(groups)),
         }
     )
-    c = base.merge(counts[["agent_id", "step", "reached_next", "decided"]], on=["agent_id", "step"], how="left").fillna({"reached_next": 0.0, "decided": 0.0})
+    c = base.merge(counts[["agent_id", "step", "reached_next", "decided"]], on=["agent_id", "step"], how="left").fillna(
+        {"reached_next": 0.0, "decided": 0.0}
+    )
     c = c.merge(groups[["agent_id", "peer_group"]], on="agent_id", how="left")
     with np.errstate(divide="ignore", invalid="ignore"):
         c["agent_rate"] = (c["reached_next"] / c["decided"]).where(c["decided"] >= min_decided)
         g = c.groupby(["peer_group", "step"])
-        peer = g["reached_next"].transform("sum") / g["decided"].transform("sum").where(g["decided"].transform("sum") > 0)
+        peer = g["reached_next"].transform("sum") / g["decided"].transform("sum").where(
+            g["decided"].transform("sum") > 0
+        )
         members = c.groupby("peer_group")["agent_id"].transform("nunique")
         c["peer_rate"] = peer.where(members >= min_peers)
         comp = c.groupby("step")[["reached_next", "decided"]].transform("sum")
@@ -452,7 +525,9 @@ def pooled_funnel(funnel: pd.DataFrame, entity_of_agent: pd.Series) -> pd.DataFr
     """
     ent = entity_of_agent.astype("str")
     ent.index = ent.index.astype("str")
-    f = funnel.assign(entity_id=ent.reindex(funnel["agent_id"].astype("str").to_numpy()).to_numpy()).dropna(subset=["entity_id"])
+    f = funnel.assign(entity_id=ent.reindex(funnel["agent_id"].astype("str").to_numpy()).to_numpy()).dropna(
+        subset=["entity_id"]
+    )
     g = f.groupby(["entity_id", "transition", "step"], as_index=False)[["reached_next", "decided"]].sum()
     g["rate"] = g["reached_next"] / g["decided"].where(g["decided"] > 0)
     g["entity_id"] = g["entity_id"].astype("str")
@@ -479,7 +554,9 @@ def funnel_coverage(counts: pd.DataFrame, opportunities: pd.DataFrame, *, create
 # --------------------------------------------------------------------------- teams and company
 
 
-def territory_agent_table(metrics: pd.DataFrame, outlook: pd.DataFrame, trend: pd.DataFrame, agents: pd.DataFrame) -> pd.DataFrame:
+def territory_agent_table(
+    metrics: pd.DataFrame, outlook: pd.DataFrame, trend: pd.DataFrame, agents: pd.DataFrame
+) -> pd.DataFrame:
     """One row per agent for the territory report.
 
     Parameters
@@ -502,12 +579,23 @@ def territory_agent_table(metrics: pd.DataFrame, outlook: pd.DataFrame, trend: p
         sorted by territory then attainment (highest first; no quota last).
     """
     a = agents[["agent_id", "agent_name", "territory_id"]].astype("str")
-    m = metrics.reindex(a["agent_id"].to_numpy())[["bookings_qtd", "quota_qtd", "attainment_qtd", "open_pipeline", "pipeline_coverage"]]
-    o = outlook.set_index(outlook["unique_id"].astype("str"))[["p_quota", "expected_attainment"]].reindex(a["agent_id"].to_numpy())
+    m = metrics.reindex(a["agent_id"].to_numpy())[
+        ["bookings_qtd", "quota_qtd", "attainment_qtd", "open_pipeline", "pipeline_coverage"]
+    ]
+    o = outlook.set_index(outlook["unique_id"].astype("str"))[["p_quota", "expected_attainment"]].reindex(
+        a["agent_id"].to_numpy()
+    )
     t = trend.set_index(trend["entity_id"].astype("str"))[["change", "trend"]].reindex(a["agent_id"].to_numpy())
-    out = pd.concat([a.reset_index(drop=True), m.reset_index(drop=True), o.reset_index(drop=True), t.reset_index(drop=True)], axis=1)
+    out = pd.concat(
+        [a.reset_index(drop=True), m.reset_index(drop=True), o.reset_index(drop=True), t.reset_index(drop=True)], axis=1
+    )
     out["trend"] = out["trend"].fillna("new").astype("str")
-    out = out.sort_values(["territory_id", "attainment_qtd", "bookings_qtd"], ascending=[True, False, False], na_position="last", kind="stable")
+    out = out.sort_values(
+        ["territory_id", "attainment_qtd", "bookings_qtd"],
+        ascending=[True, False, False],
+        na_position="last",
+        kind="stable",
+    )
     return out.reset_index(drop=True)
 
 
@@ -524,10 +612,14 @@ def leaderboard(metrics: pd.DataFrame, agents: pd.DataFrame, *, top: int = 10) -
         attainment_qtd, win_rate_qtd``, the first ``top`` rows.
     """
     a = agents[["agent_id", "agent_name", "territory_id"]].astype("str").reset_index(drop=True)
-    m = metrics.reindex(a["agent_id"].to_numpy())[["bookings_qtd", "quota_qtd", "attainment_qtd", "win_rate_qtd"]].reset_index(drop=True)
+    m = metrics.reindex(a["agent_id"].to_numpy())[
+        ["bookings_qtd", "quota_qtd", "attainment_qtd", "win_rate_qtd"]
+    ].reset_index(drop=True)
     t = pd.concat([a, m], axis=1)
     t["_no_quota"] = t["attainment_qtd"].isna()
-    t = t.sort_values(["_no_quota", "attainment_qtd", "bookings_qtd", "agent_id"], ascending=[True, False, False, True], kind="stable").head(top)
+    t = t.sort_values(
+        ["_no_quota", "attainment_qtd", "bookings_qtd", "agent_id"], ascending=[True, False, False, True], kind="stable"
+    ).head(top)
     t.insert(0, "rank", np.arange(1, len(t) + 1))
     return t.drop(columns="_no_quota").reset_index(drop=True)
 
@@ -546,7 +638,9 @@ def plan_comparison(kpis_month: pd.DataFrame, *, level: str = "company", month: 
         ytd_attainment`` for the ``months`` months up to ``month``.
     """
     m = _ts(month, "month")
-    k = kpis_month[(kpis_month["level"] == level) & kpis_month["kpi"].isin(["bookings", "quota"]) & (kpis_month["segment"] == "")]
+    k = kpis_month[
+        (kpis_month["level"] == level) & kpis_month["kpi"].isin(["bookings", "quota"]) & (kpis_month["segment"] == "")
+    ]
     k = k[k["period"] <= m]
     wide = k.pivot_table(index=["entity_id", "period"], columns="kpi", values="value", aggfunc="sum").reset_index()
     if "quota" not in wide:
@@ -569,7 +663,15 @@ def plan_comparison(kpis_month: pd.DataFrame, *, level: str = "company", month: 
     return out
 
 
-def key_accounts(opportunities: pd.DataFrame, accounts: pd.DataFrame | None, entity_of_agent: pd.Series, *, start: Any, end: Any, top: int = 5) -> pd.DataFrame:
+def key_accounts(
+    opportunities: pd.DataFrame,
+    accounts: pd.DataFrame | None,
+    entity_of_agent: pd.Series,
+    *,
+    start: Any,
+    end: Any,
+    top: int = 5,
+) -> pd.DataFrame:
     """The largest accounts of each entity by bookings closed in ``[start, end]``.
 
     ``share = account bookings / entity bookings`` over the span; deals without an account
@@ -587,12 +689,30 @@ def key_accounts(opportunities: pd.DataFrame, accounts: pd.DataFrame | None, ent
     o = o[(close >= lo) & (close <= hi)]
     ent = entity_of_agent.astype("str")
     ent.index = ent.index.astype("str")
-    f = pd.DataFrame({"territory_id": ent.reindex(o["agent_id"].astype("str").to_numpy()).to_numpy(), "account_id": o["account_id"].astype("str").to_numpy(), "amount": o["amount"].fillna(0.0).to_numpy(dtype=float)}).dropna(subset=["territory_id"])
+    f = pd.DataFrame(
+        {
+            "territory_id": ent.reindex(o["agent_id"].astype("str").to_numpy()).to_numpy(),
+            "account_id": o["account_id"].astype("str").to_numpy(),
+            "amount": o["amount"].fillna(0.0).to_numpy(dtype=float),
+        }
+    ).dropna(subset=["territory_id"])
     total = f.groupby("territory_id")["amount"].sum()
-    g = f.dropna(subset=["account_id"]).groupby(["territory_id", "account_id"], as_index=False).agg(bookings=("amount", "sum"), deals_won=("amount", "size"))
+    g = (
+        f.dropna(subset=["account_id"])
+        .groupby(["territory_id", "account_id"], as_index=False)
+        .agg(bookings=("amount", "sum"), deals_won=("amount", "size"))
+    )
     g["share"] = g["bookings"] / g["territory_id"].map(total).where(lambda s: s > 0)
-    names = accounts.set_index(accounts["account_id"].astype("str"))["account_name"].astype("str") if accounts is not None and len(accounts) else pd.Series(dtype="str")
+    names = (
+        accounts.set_index(accounts["account_id"].astype("str"))["account_name"].astype("str")
+        if accounts is not None and len(accounts)
+        else pd.Series(dtype="str")
+    )
     g["account_name"] = g["account_id"].map(names).fillna(g["account_id"]).astype("str")
-    g = g.sort_values(["territory_id", "bookings", "account_id"], ascending=[True, False, True]).groupby("territory_id").head(top)
+    g = (
+        g.sort_values(["territory_id", "bookings", "account_id"], ascending=[True, False, True])
+        .groupby("territory_id")
+        .head(top)
+    )
     g["deals_won"] = g["deals_won"].astype(np.int64)
     return g[["territory_id", "account_id", "account_name", "bookings", "deals_won", "share"]].reset_index(drop=True)

@@ -46,6 +46,9 @@ cycle) are computed from the deals of the entity.
 """
 
 from spm_models.kpi.activity import activity_volume
+from spm_models.kpi.catalog import KINDS, KPI_CATALOG, UNITS, KpiSpec
+from spm_models.kpi.compute import compute_kpis
+from spm_models.kpi.cycle import CYCLE_KPIS, sales_cycle_days
 from spm_models.kpi.deals import (
     ACCOUNT_SEGMENTS,
     average_deal_size,
@@ -56,9 +59,6 @@ from spm_models.kpi.deals import (
     new_vs_existing_bookings,
     win_rate,
 )
-from spm_models.kpi.catalog import KINDS, KPI_CATALOG, UNITS, KpiSpec
-from spm_models.kpi.compute import compute_kpis
-from spm_models.kpi.cycle import CYCLE_KPIS, sales_cycle_days
 from spm_models.kpi.engine import OUTPUT_COLUMNS
 from spm_models.kpi.funnel import TRANSITIONS, stage_conversion
 from spm_models.kpi.grid import COMPANY, LEVELS

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,5 +53,10 @@ def activity_volume(
     %(common)s
     """
     return evaluate(
-        [_eval_activity_volume], {"activities": activities, "agents": agents}, grain=grain, levels=levels, start=start, end=end
+        [_eval_activity_volume],
+        {"activities": activities, "agents": agents},
+        grain=grain,
+        levels=levels,
+        start=start,
+        end=end,
     )

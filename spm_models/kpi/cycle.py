@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -69,10 +70,7 @@ def _eval_cycle(engine: KpiEngine) -> list[KpiValues]:
         lv: grouped_quantiles(keys[lv], days, qs, g.size(lv) * P).reshape(len(qs), g.size(lv), P) for lv in LEVELS
     }
     active = g.accumulate(agent, period) > 0
-    return [
-        KpiValues(name, {lv: per_level[lv][i] for lv in LEVELS}, active)
-        for i, name in enumerate(CYCLE_KPIS)
-    ]
+    return [KpiValues(name, {lv: per_level[lv][i] for lv in LEVELS}, active) for i, name in enumerate(CYCLE_KPIS)]
 
 
 @fill_doc
@@ -106,5 +104,10 @@ def sales_cycle_days(
     %(common)s
     """
     return evaluate(
-        [_eval_cycle], {"opportunities": opportunities, "agents": agents}, grain=grain, levels=levels, start=start, end=end
+        [_eval_cycle],
+        {"opportunities": opportunities, "agents": agents},
+        grain=grain,
+        levels=levels,
+        start=start,
+        end=end,
     )

@@ -7,7 +7,8 @@ every agent) with close date in period ``t``; ``L(e, t)`` the lost ones.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd

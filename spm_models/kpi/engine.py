@@ -9,15 +9,16 @@ feeds attainment, average deal size and growth) are computed once per engine (:m
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from spm_models.exceptions import ConfigError, DataError, DataValidationError, Problem
 from spm_models.calendar import PERIOD_UNIT, check_grain
 from spm_models.data.schemas import OUTCOMES, PIPELINE_STAGES
+from spm_models.exceptions import ConfigError, DataError, DataValidationError, Problem
 from spm_models.kpi.grid import LEVELS, Grid
 
 __all__ = [
@@ -163,7 +164,9 @@ class KpiEngine:
         if len(dup):
             raise DataValidationError(
                 [
-                    Problem("agents", None, "agent_id", str(v), "agent_id appears more than once; each agent needs one row")
+                    Problem(
+                        "agents", None, "agent_id", str(v), "agent_id appears more than once; each agent needs one row"
+                    )
                     for v in pd.unique(dup)[:50]
                 ]
             )
@@ -171,7 +174,13 @@ class KpiEngine:
         if len(missing_terr):
             raise DataValidationError(
                 [
-                    Problem("agents", None, "territory_id", str(v), "agent has no territory; every agent needs a territory_id")
+                    Problem(
+                        "agents",
+                        None,
+                        "territory_id",
+                        str(v),
+                        "agent has no territory; every agent needs a territory_id",
+                    )
                     for v in missing_terr[:50]
                 ]
             )
@@ -282,7 +291,7 @@ class KpiEngine:
         """Prepared opportunities (computed once)."""
         return self.memo(_prepare_opportunities)
 
-    def memo(self, fn: Callable[["KpiEngine"], Any]) -> Any:
+    def memo(self, fn: Callable[[KpiEngine], Any]) -> Any:
         """``fn(self)``, computed once per engine (shared intermediate results)."""
         if fn not in self._memo:
             self._memo[fn] = fn(self)

@@ -22,7 +22,8 @@ penalised for deals that are simply not done yet. NaN when ``decided(k) = 0``.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd

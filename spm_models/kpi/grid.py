@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from spm_models.exceptions import DataValidationError, Problem
 from spm_models.calendar import PERIOD_UNIT, next_period_start, period_range
+from spm_models.exceptions import DataValidationError, Problem
 
 __all__ = ["LEVELS", "COMPANY", "Grid", "ratio"]
 
@@ -118,8 +118,13 @@ class Grid:
         if bad.any():
             unknown = pd.unique(pd.Series(np.asarray(ids, dtype=object)[bad]))
             problems = [
-                Problem(table, None, "agent_id", None if pd.isna(u) else str(u),
-                        "agent_id is not in the agents table; add the agent (with a territory) or fix the id")
+                Problem(
+                    table,
+                    None,
+                    "agent_id",
+                    None if pd.isna(u) else str(u),
+                    "agent_id is not in the agents table; add the agent (with a territory) or fix the id",
+                )
                 for u in unknown[:50]
             ]
             raise DataValidationError(problems)

@@ -7,7 +7,8 @@ opportunity is an expected date, not a close, and is ignored.)
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -88,7 +89,12 @@ def opportunities_created(
     %(common)s
     """
     return evaluate(
-        [_eval_created], {"opportunities": opportunities, "agents": agents}, grain=grain, levels=levels, start=start, end=end
+        [_eval_created],
+        {"opportunities": opportunities, "agents": agents},
+        grain=grain,
+        levels=levels,
+        start=start,
+        end=end,
     )
 
 
@@ -116,7 +122,12 @@ def open_pipeline(
     %(common)s
     """
     return evaluate(
-        [_eval_open_pipeline], {"opportunities": opportunities, "agents": agents}, grain=grain, levels=levels, start=start, end=end
+        [_eval_open_pipeline],
+        {"opportunities": opportunities, "agents": agents},
+        grain=grain,
+        levels=levels,
+        start=start,
+        end=end,
     )
 
 

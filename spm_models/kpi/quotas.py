@@ -25,7 +25,8 @@ planned only at territory level, where the territory's own target is used.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -141,7 +142,9 @@ def quota(
         (``territory_id`` with ``agent_id`` empty).
     %(common)s
     """
-    return evaluate([_eval_quota], {"targets": targets, "agents": agents}, grain=grain, levels=levels, start=start, end=end)
+    return evaluate(
+        [_eval_quota], {"targets": targets, "agents": agents}, grain=grain, levels=levels, start=start, end=end
+    )
 
 
 @fill_doc

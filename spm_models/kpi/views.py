@@ -32,14 +32,17 @@ def latest_period_view(kpis: pd.DataFrame, *, level: str = "company", period: st
         chosen = pd.Timestamp(period)
         if chosen not in set(periods):
             raise ConfigError(
-                f"no KPIs for period {period}; available: {pd.Timestamp(periods[0]).date()} to {pd.Timestamp(periods[-1]).date()}"
+                f"no KPIs for period {period}; available: {pd.Timestamp(periods[0]).date()} to "
+                f"{pd.Timestamp(periods[-1]).date()}"
             )
     sub = sub[sub["period"] == chosen]
     name = sub["kpi"]
     if "segment" in sub.columns:
         seg = sub["segment"].fillna("")
         name = name.where(seg == "", name + "[" + seg.astype(str) + "]")
-    wide = sub.assign(kpi=name).pivot_table(index="entity_id", columns="kpi", values="value", aggfunc="first", dropna=False)
+    wide = sub.assign(kpi=name).pivot_table(
+        index="entity_id", columns="kpi", values="value", aggfunc="first", dropna=False
+    )
     wide.columns.name = None
     wide.index.name = level
     wide.attrs["period"] = pd.Timestamp(chosen)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -77,7 +77,9 @@ def aggregate_draws(
     child_ids = forecast.unique_ids[order]
     reason = np.array(
         [
-            f"{k} of {m} child series fell back: {', '.join(map(str, child_ids[s:s + m][fb[s:s + m]][:5]))}" if k else ""
+            f"{k} of {m} child series fell back: {', '.join(map(str, child_ids[s : s + m][fb[s : s + m]][:5]))}"
+            if k
+            else ""
             for k, m, s in zip(n_fb, counts, starts)
         ],
         dtype=object,

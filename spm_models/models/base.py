@@ -57,8 +57,9 @@ import inspect
 import logging
 import os
 import pickle
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -112,7 +113,7 @@ class ForecastModel:
         """The constructor parameters and their current values."""
         return {name: getattr(self, name) for name in self._get_param_names()}
 
-    def set_params(self, **params: Any) -> "ForecastModel":
+    def set_params(self, **params: Any) -> ForecastModel:
         """Set constructor parameters; an unknown name raises ConfigError. Returns self."""
         valid = self._get_param_names()
         unknown = sorted(set(params) - set(valid))
@@ -131,14 +132,12 @@ class ForecastModel:
         return {}
 
     def __repr__(self) -> str:
-        defaults = {
-            p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()
-        }
+        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
         shown = [f"{k}={v!r}" for k, v in self.get_params().items() if defaults.get(k) != v]
         return f"{type(self).__name__}({', '.join(shown)})"
 
     # ------------------------------------------------------------------ fit / predict
-    def fit(self, frame: pd.DataFrame) -> "ForecastModel":
+    def fit(self, frame: pd.DataFrame) -> ForecastModel:
         """Fit every series of a long ``unique_id``/``ds``/``y`` frame.
 
         Returns
@@ -152,7 +151,7 @@ class ForecastModel:
         """
         return self._fit_from_panel(build_panel(frame, freq=self.freq))
 
-    def _fit_from_panel(self, panel: Panel) -> "ForecastModel":
+    def _fit_from_panel(self, panel: Panel) -> ForecastModel:
         for attr in [a for a in vars(self) if a.endswith("_")]:
             delattr(self, attr)
         if self.random_state is None:
@@ -232,7 +231,9 @@ class ForecastModel:
         model = np.full(n, self.model_name(), dtype=object)
         reason = np.full(n, "", dtype=object)
         if (~failed).any():
-            own = np.asarray(self._predict_panel(h, ds=ds, n_draws=n_draws, rng=np.random.default_rng(self.seed_)), dtype=float)
+            own = np.asarray(
+                self._predict_panel(h, ds=ds, n_draws=n_draws, rng=np.random.default_rng(self.seed_)), dtype=float
+            )
             if own.shape != (n, h, n_draws):
                 raise ModelError(f"{self.model_name()} returned draws of shape {own.shape}, expected {(n, h, n_draws)}")
             draws[~failed] = own[~failed]
@@ -302,7 +303,7 @@ class ForecastModel:
         """Draws ``(h, n_draws)`` for one series at future dates ``ds``."""
         raise NotImplementedError(f"{type(self).__name__} implements neither _predict_panel nor _predict_series")
 
-    def _make_fallback(self) -> "ForecastModel | None":
+    def _make_fallback(self) -> ForecastModel | None:
         """The simpler, unfitted model for series this one cannot fit (``None``: no fallback)."""
         return LastValue()
 
@@ -331,7 +332,7 @@ class ForecastModel:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "ForecastModel":
+    def load(cls, path: str | os.PathLike) -> ForecastModel:
         """Read a model written by :meth:`save`.
 
         Raises
@@ -386,9 +387,7 @@ def clone(model: ForecastModel) -> ForecastModel:
 def check_is_fitted(model: ForecastModel) -> None:
     """Raise NotFittedError unless ``model.fit`` has been called."""
     if getattr(model, "seed_", None) is None or getattr(model, "unique_ids_", None) is None:
-        raise NotFittedError(
-            f"{model.model_name()} is not fitted yet: call .fit(frame) before .predict() or .save()"
-        )
+        raise NotFittedError(f"{model.model_name()} is not fitted yet: call .fit(frame) before .predict() or .save()")
 
 
 def _positive_int(value: Any, name: str) -> int:

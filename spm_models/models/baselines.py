@@ -182,8 +182,10 @@ class SeasonalNaive(ForecastModel):
         need = m + max(m, 2)
         return np.where(
             panel.n_obs < need,
-            [f"only {n} observation{'s' if n != 1 else ''}; {self.model_name()} needs at least {need}"
-             for n in panel.n_obs],
+            [
+                f"only {n} observation{'s' if n != 1 else ''}; {self.model_name()} needs at least {need}"
+                for n in panel.n_obs
+            ],
             "",
         ).astype(object)
 
@@ -366,8 +368,13 @@ def _week_index(ds: np.ndarray, use: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def _common_shock_leverage(
-    use: np.ndarray, pos: np.ndarray, weeks: tuple[np.ndarray, int], n_obs: np.ndarray,
-    k_pool: float, k_series: np.ndarray, counts: np.ndarray,
+    use: np.ndarray,
+    pos: np.ndarray,
+    weeks: tuple[np.ndarray, int],
+    n_obs: np.ndarray,
+    k_pool: float,
+    k_series: np.ndarray,
+    counts: np.ndarray,
 ) -> np.ndarray:
     """Leverage of each cell's week on the cell's own fitted value, for a shock the week shares.
 
@@ -411,8 +418,12 @@ def _standardized_week_adjustment(
     expected = np.bincount(cells, weights=fitted[use], minlength=n_weeks)
     actual = np.bincount(cells, weights=y[use], minlength=n_weeks)
     ratio = np.divide(actual, expected, out=np.ones(n_weeks), where=expected > 0)
-    h = np.divide(np.bincount(cells, weights=(hat * fitted)[use], minlength=n_weeks), expected,
-                  out=np.zeros(n_weeks), where=expected > 0)
+    h = np.divide(
+        np.bincount(cells, weights=(hat * fitted)[use], minlength=n_weeks),
+        expected,
+        out=np.zeros(n_weeks),
+        where=expected > 0,
+    )
     modified = np.maximum(1.0 + (ratio - 1.0) / np.sqrt(1.0 - np.minimum(h, _MAX_LEVERAGE)), 0.0)
     week_adjustment = np.divide(modified, ratio, out=np.ones(n_weeks), where=ratio > 0)
     out = np.ones(use.shape)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -110,7 +110,7 @@ class Forecast:
         quantiles: Iterable[float] = DEFAULT_QUANTILES,
         series_model: Sequence[str] | None = None,
         reason: Sequence[str] | None = None,
-    ) -> "Forecast":
+    ) -> Forecast:
         """Build a forecast from draws; the mean and quantiles are taken over the draw axis.
 
         Parameters
@@ -181,7 +181,7 @@ class Forecast:
             }
         )
 
-    def select(self, unique_ids: Iterable[str]) -> "Forecast":
+    def select(self, unique_ids: Iterable[str]) -> Forecast:
         """The forecast of the given series, in the given order.
 
         Raises

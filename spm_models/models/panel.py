@@ -112,7 +112,7 @@ class Panel:
     def last_ds(self) -> np.ndarray:
         return self.grid.to_numpy()[self.last_pos]
 
-    def subset(self, mask: np.ndarray) -> "Panel":
+    def subset(self, mask: np.ndarray) -> Panel:
         """The series where ``mask`` is true, trimmed to the longest of them."""
         mask = np.asarray(mask, dtype=bool)
         n_obs = self.n_obs[mask]
@@ -149,14 +149,18 @@ def check_frame(frame: pd.DataFrame) -> pd.DataFrame:
         and repeated (``unique_id``, ``ds``) pairs.
     """
     if not isinstance(frame, pd.DataFrame):
-        raise DataError(
-            f"expected a pandas DataFrame with columns unique_id, ds, y; got {type(frame).__name__}"
-        )
+        raise DataError(f"expected a pandas DataFrame with columns unique_id, ds, y; got {type(frame).__name__}")
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise DataValidationError(
             [
-                Problem(_TABLE, None, c, None, f"column is missing (found columns: {', '.join(map(str, frame.columns)) or 'none'})")
+                Problem(
+                    _TABLE,
+                    None,
+                    c,
+                    None,
+                    f"column is missing (found columns: {', '.join(map(str, frame.columns)) or 'none'})",
+                )
                 for c in missing
             ]
         )
@@ -192,14 +196,24 @@ def check_frame(frame: pd.DataFrame) -> pd.DataFrame:
     keys = pd.DataFrame({"unique_id": uid, "ds": ds})
     if empty.any():
         problems.append(
-            Problem(_TABLE, None, "y", None,
-                    f"{int(empty.sum())} rows have no value ({_examples(keys[empty])}); "
-                    "fill in 0 for periods with no sales")
+            Problem(
+                _TABLE,
+                None,
+                "y",
+                None,
+                f"{int(empty.sum())} rows have no value ({_examples(keys[empty])}); "
+                "fill in 0 for periods with no sales",
+            )
         )
     if not_number.any():
         problems.append(
-            Problem(_TABLE, None, "y", str(y_raw[not_number].iloc[0]),
-                    f"{int(not_number.sum())} rows are not numbers ({_examples(keys[not_number])})")
+            Problem(
+                _TABLE,
+                None,
+                "y",
+                str(y_raw[not_number].iloc[0]),
+                f"{int(not_number.sum())} rows are not numbers ({_examples(keys[not_number])})",
+            )
         )
     inf = np.isinf(y_np)
     if inf.any():
@@ -211,9 +225,14 @@ def check_frame(frame: pd.DataFrame) -> pd.DataFrame:
     if dup.any():
         d = keys[ok_keys][dup].drop_duplicates()
         problems.append(
-            Problem(_TABLE, None, "ds", None,
-                    f"{len(d)} (unique_id, ds) pairs appear more than once ({_examples(d)}); "
-                    "sum them into one row per series and period")
+            Problem(
+                _TABLE,
+                None,
+                "ds",
+                None,
+                f"{len(d)} (unique_id, ds) pairs appear more than once ({_examples(d)}); "
+                "sum them into one row per series and period",
+            )
         )
     if problems:
         raise DataValidationError(problems)
@@ -277,9 +296,16 @@ def build_panel(frame: pd.DataFrame, *, freq: str | None = None) -> Panel:
         if freq is None:
             sample = ", ".join(str(d.date()) for d in pd.DatetimeIndex(np.unique(ds))[:4])
             raise DataValidationError(
-                [Problem(_TABLE, None, "ds", sample,
-                         "dates are not on a regular weekly or monthly calendar; give one row per "
-                         "series per week (same weekday) or per month (all on the 1st), or pass freq=")]
+                [
+                    Problem(
+                        _TABLE,
+                        None,
+                        "ds",
+                        sample,
+                        "dates are not on a regular weekly or monthly calendar; give one row per "
+                        "series per week (same weekday) or per month (all on the 1st), or pass freq=",
+                    )
+                ]
             )
     else:
         freq = normalize_freq(freq)
@@ -294,9 +320,16 @@ def build_panel(frame: pd.DataFrame, *, freq: str | None = None) -> Panel:
     if not on_grid.all():
         off = df.loc[~on_grid, ["unique_id", "ds"]]
         raise DataValidationError(
-            [Problem(_TABLE, None, "ds", None,
-                     f"{len(off)} dates are not on the {freq} calendar ({_examples(off)}); "
-                     "use one date per period, e.g. the period start")]
+            [
+                Problem(
+                    _TABLE,
+                    None,
+                    "ds",
+                    None,
+                    f"{len(off)} dates are not on the {freq} calendar ({_examples(off)}); "
+                    "use one date per period, e.g. the period start",
+                )
+            ]
         )
     codes, uniques = pd.factorize(df["unique_id"], sort=True)
     first_row = np.r_[True, codes[1:] != codes[:-1]]
@@ -311,9 +344,14 @@ def build_panel(frame: pd.DataFrame, *, freq: str | None = None) -> Panel:
         )
         more = f" and {len(rows) - _MAX_LISTED} more gaps" if len(rows) > _MAX_LISTED else ""
         problems.append(
-            Problem(_TABLE, None, "ds", None,
-                    f"series have missing {freq} periods: {listing}{more}; give every period a row "
-                    "(y = 0 where nothing was sold)")
+            Problem(
+                _TABLE,
+                None,
+                "ds",
+                None,
+                f"series have missing {freq} periods: {listing}{more}; give every period a row "
+                "(y = 0 where nothing was sold)",
+            )
         )
     if problems:
         raise DataValidationError(problems)

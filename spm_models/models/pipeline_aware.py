@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from spm_models.exceptions import ConfigError, DataError
 from spm_models.calendar import period_start
+from spm_models.exceptions import ConfigError, DataError
 from spm_models.models.base import ForecastModel, clone
 from spm_models.models.panel import Panel
 
@@ -133,7 +133,7 @@ class PipelineAware(ForecastModel):
         if int(self.lookback_weeks) < 4:
             raise ConfigError(f"lookback_weeks must be at least 4, got {self.lookback_weeks!r}")
 
-    def fit(self, frame: pd.DataFrame) -> "PipelineAware":
+    def fit(self, frame: pd.DataFrame) -> PipelineAware:
         """Fit the pipeline model at the frame's last week and a clone of ``model`` on the frame
         (with its own ``fit``, so models that read extra columns, such as regressors, get them)."""
         super().fit(frame)

@@ -57,8 +57,9 @@ import contextlib
 import logging
 import math
 import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -117,17 +118,16 @@ def _yearly_order(setting: bool | int | str, freq: str, ds: np.ndarray) -> bool 
 @contextlib.contextmanager
 def _global_numpy_seed(seed: int) -> Iterator[None]:
     """Seed numpy's global generator (which Prophet samples from) and restore it afterwards."""
-    state = np.random.get_state()
-    np.random.seed(seed)
+    # Prophet draws from numpy's legacy global generator, so that is the one to seed.
+    state = np.random.get_state()  # noqa: NPY002
+    np.random.seed(seed)  # noqa: NPY002
     try:
         yield
     finally:
-        np.random.set_state(state)
+        np.random.set_state(state)  # noqa: NPY002
 
 
-def period_end_indicators(
-    ds: np.ndarray, freq: str, *, n_last: int, quarter_start_month: int = 1
-) -> np.ndarray:
+def period_end_indicators(ds: np.ndarray, freq: str, *, n_last: int, quarter_start_month: int = 1) -> np.ndarray:
     """0/1 indicators of the last ``n_last`` periods of each date's quarter.
 
     Column ``j`` (0-based) is 1 where the period is the ``(j+1)``-th last of its quarter.
@@ -334,7 +334,7 @@ class ProphetForecaster(ForecastModel):
             raise ConfigError("; ".join(problems))
 
     # ------------------------------------------------------------------ fit
-    def fit(self, frame: pd.DataFrame) -> "ProphetForecaster":
+    def fit(self, frame: pd.DataFrame) -> ProphetForecaster:
         """Fit one Prophet model per series of a long frame.
 
         Parameters
@@ -402,8 +402,10 @@ class ProphetForecaster(ForecastModel):
         if len(y) < self.min_history:
             plural = "s" if n != 1 else ""
             if max_lag:
-                return (f"only {n} observation{plural}; with regressors lagged up to {max_lag} periods "
-                        f"{self.model_name()} needs at least {self.min_history + max_lag}")
+                return (
+                    f"only {n} observation{plural}; with regressors lagged up to {max_lag} periods "
+                    f"{self.model_name()} needs at least {self.min_history + max_lag}"
+                )
             return f"only {n} observation{plural}; {self.model_name()} needs at least {self.min_history}"
         if not np.any(y != 0):
             return "all values are zero; there is nothing for Prophet to fit"
@@ -458,7 +460,7 @@ class ProphetForecaster(ForecastModel):
         if not all(np.isfinite(np.asarray(v, dtype=float)).all() for v in m.params.values()):
             raise FloatingPointError("the fitted parameters are not finite")
         m.stan_backend = None  # holds the compiled Stan model and the fit; not needed to sample
-        tail = x[n_all - max_lag:] if max_lag else np.empty((0, x.shape[1]))
+        tail = x[n_all - max_lag :] if max_lag else np.empty((0, x.shape[1]))
         return _SeriesFit(m, kept_lags, columns, mean, sd, tail.copy(), kept_pe), drops
 
     # ------------------------------------------------------------------ predict
@@ -529,8 +531,15 @@ def _regressor_matrix(frame: pd.DataFrame, panel: Panel, names: list[str]) -> np
     problems: list[Problem] = []
     missing = [c for c in names if c not in frame.columns]
     for c in missing:
-        problems.append(Problem(_TABLE, None, c, None,
-                                "regressor column is missing; add the indicator's value for every series and period"))
+        problems.append(
+            Problem(
+                _TABLE,
+                None,
+                c,
+                None,
+                "regressor column is missing; add the indicator's value for every series and period",
+            )
+        )
     if missing:
         raise DataValidationError(problems)
     uid = frame["unique_id"].astype("str").to_numpy()
@@ -542,10 +551,15 @@ def _regressor_matrix(frame: pd.DataFrame, panel: Panel, names: list[str]) -> np
         empty = raw[c].isna().to_numpy()
         text = np.isnan(values[:, j]) & ~empty
         inf = np.isinf(values[:, j])
-        for mask, what in ((empty, "are empty; give 0 where the indicator had no activity"),
-                           (text, "are not numbers"), (inf, "are infinite")):
+        for mask, what in (
+            (empty, "are empty; give 0 where the indicator had no activity"),
+            (text, "are not numbers"),
+            (inf, "are infinite"),
+        ):
             if mask.any():
-                shown = ", ".join(f"{u} {pd.Timestamp(d).date()}" for u, d in keys[mask].head(5).itertuples(index=False))
+                shown = ", ".join(
+                    f"{u} {pd.Timestamp(d).date()}" for u, d in keys[mask].head(5).itertuples(index=False)
+                )
                 problems.append(Problem(_TABLE, None, c, None, f"{int(mask.sum())} regressor values {what} ({shown})"))
     if problems:
         raise DataValidationError(problems)

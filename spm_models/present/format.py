@@ -52,4 +52,6 @@ def indicator_label(indicator: str) -> str:
     if indicator.startswith("activity:"):
         kind = indicator.split(":", 1)[1].replace("_", " ")
         return f"{kind}s logged" if not kind.endswith("s") else f"{kind} logged"
-    return {"opportunities_created": "new opportunities", "open_pipeline": "open pipeline at the month start"}.get(indicator, indicator.replace("_", " "))
+    return {"opportunities_created": "new opportunities", "open_pipeline": "open pipeline at the month start"}.get(
+        indicator, indicator.replace("_", " ")
+    )

@@ -11,8 +11,8 @@ mathematics. Axes say their unit and currency.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -42,18 +42,36 @@ def _style() -> Iterator[None]:
     import matplotlib
     import seaborn as sns
 
-    rc = {**sns.axes_style("whitegrid"), **sns.plotting_context("notebook", font_scale=0.85), "text.parse_math": False, "svg.hashsalt": "spm"}
+    rc = {
+        **sns.axes_style("whitegrid"),
+        **sns.plotting_context("notebook", font_scale=0.85),
+        "text.parse_math": False,
+        "svg.hashsalt": "spm",
+    }
     with matplotlib.rc_context(rc):
         yield
 
 
-def _figure(height: float = _HEIGHT, width: float = _WIDTH, *, left: float = 0.09, right: float = 0.98, bottom: float | None = None, top: float | None = None):
+def _figure(
+    height: float = _HEIGHT,
+    width: float = _WIDTH,
+    *,
+    left: float = 0.09,
+    right: float = 0.98,
+    bottom: float | None = None,
+    top: float | None = None,
+):
     """A figure with fixed margins (a layout engine would cost a second drawing pass)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=_DPI)
     ax = fig.subplots()
-    fig.subplots_adjust(left=left, right=right, bottom=0.5 / height if bottom is None else bottom, top=1 - 0.15 / height if top is None else top)
+    fig.subplots_adjust(
+        left=left,
+        right=right,
+        bottom=0.5 / height if bottom is None else bottom,
+        top=1 - 0.15 / height if top is None else top,
+    )
     return fig, ax
 
 
@@ -105,7 +123,17 @@ def _png(fig) -> bytes:
 
 def warm_up() -> None:
     """Draw and encode one small figure, loading fonts and renderers once (fork-server use)."""
-    fig = bookings_trend(pd.DataFrame({"period": pd.to_datetime(["2024-01-01", "2024-02-01"]), "kpi": "bookings", "value": [1.0, 2.0], "peer_median": [1.0, 1.0]}), currency="USD")
+    fig = bookings_trend(
+        pd.DataFrame(
+            {
+                "period": pd.to_datetime(["2024-01-01", "2024-02-01"]),
+                "kpi": "bookings",
+                "value": [1.0, 2.0],
+                "peer_median": [1.0, 1.0],
+            }
+        ),
+        currency="USD",
+    )
     _png(fig)
 
 
@@ -166,7 +194,13 @@ def funnel_chart(funnel: pd.DataFrame, *, usable: bool = True):
         y = np.arange(len(funnel))
         labels = [t.replace("->", " → ").replace("_", " ") for t in funnel["transition"].astype("str")]
         colors = [_RED if w else _BLUE for w in funnel.get("weakest", pd.Series(False, index=funnel.index))]
-        ax.barh(y + 0.2, funnel[rate_col].fillna(0).to_numpy(), height=0.4, color=colors, label="You" if rate_col == "agent_rate" else "Team")
+        ax.barh(
+            y + 0.2,
+            funnel[rate_col].fillna(0).to_numpy(),
+            height=0.4,
+            color=colors,
+            label="You" if rate_col == "agent_rate" else "Team",
+        )
         peer_col = "peer_rate" if "peer_rate" in funnel else None
         if peer_col is not None and funnel[peer_col].notna().any():
             ax.barh(y - 0.2, funnel[peer_col].fillna(0).to_numpy(), height=0.4, color=_GREY, label="Peers (pooled)")
@@ -207,7 +241,9 @@ def fan_chart(fan: pd.DataFrame, actual: pd.DataFrame, *, quota: float | None, c
         d = pd.DatetimeIndex(fan["date"])
         if actual is not None and len(actual):
             a = actual.sort_values("date")
-            ax.step(pd.DatetimeIndex(a["date"]), a["cumulative"], where="post", color="black", lw=2, label="Booked so far")
+            ax.step(
+                pd.DatetimeIndex(a["date"]), a["cumulative"], where="post", color="black", lw=2, label="Booked so far"
+            )
             d = d.insert(0, pd.Timestamp(a["date"].max()))
             start = float(a["cumulative"].iloc[-1])
         else:
@@ -309,7 +345,14 @@ def territory_chart(outlook: pd.DataFrame, *, currency: str):
         fig, ax = _figure(height=0.55 * len(outlook) + 1.3, left=0.25)
         y = np.arange(len(outlook))
         ax.barh(y - 0.2, outlook["closed_to_date"].to_numpy(), height=0.4, color=_BLUE, label="Booked so far")
-        ax.barh(y + 0.2, outlook["expected_bookings"].to_numpy(), height=0.4, color=_GREEN, alpha=0.7, label="Expected by quarter end")
+        ax.barh(
+            y + 0.2,
+            outlook["expected_bookings"].to_numpy(),
+            height=0.4,
+            color=_GREEN,
+            alpha=0.7,
+            label="Expected by quarter end",
+        )
         if outlook["quota"].notna().any():
             ax.scatter(outlook["quota"].to_numpy(), y, marker="|", s=400, color=_ORANGE, zorder=3, label="Quota")
         ax.set_yticks(y, [str(n) for n in outlook["territory_name"]], fontsize=8)

@@ -19,26 +19,24 @@ import hashlib
 import json
 import os
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from spm_models.insights import coaching
-from spm_models.insights import commission
-from spm_models.insights import scorecard
 from spm_models import __version__
 from spm_models.data.dataset import Dataset
+from spm_models.data.warehouse import fingerprint
+from spm_models.evaluation.quota.probability import quota_for_period
+from spm_models.evaluation.tracking import list_snapshots, load_snapshot, save_snapshot
 from spm_models.exceptions import DataError
+from spm_models.insights import coaching, commission, scorecard
 from spm_models.kpi import compute_kpis
 from spm_models.kpi.grid import COMPANY
 from spm_models.models.forecast import concat_forecasts
 from spm_models.models.pipeline.history import open_at
-from spm_models.evaluation.quota.probability import quota_for_period
-from spm_models.evaluation.tracking import list_snapshots, load_snapshot, save_snapshot
-from spm_models.data.warehouse import fingerprint
 from spm_models.review import outlook as ol
 from spm_models.review.recalibration import BACKTEST_COLUMNS, learn_recalibration, recalibrate_outlook
 from spm_models.review.settings import ReviewConfig
@@ -57,8 +55,13 @@ TABLES: dict[str, str] = {
     "benchmark": "agent, month and KPI: value and peer-group median",
     "indicators": "agent and leading indicator: this month against own history",
     "funnel": "agent and stage transition: agent, peer and company conversion, weakest",
-    "outlook": "level and entity: P(quota) (agents: adjusted; p_quota_raw: the model's) and attainment distribution of the forecast quarter",
-    "quota_backtest": "past agent-quarter: the model's P(quota) at the review's point in the quarter and whether quota was hit",
+    "outlook": (
+        "level and entity: P(quota) (agents: adjusted; p_quota_raw: the model's) and attainment distribution "
+        "of the forecast quarter"
+    ),
+    "quota_backtest": (
+        "past agent-quarter: the model's P(quota) at the review's point in the quarter and whether quota was hit"
+    ),
     "fan": "level, entity and week end: quantiles of cumulative quarter bookings",
     "actual_path": "level, entity and day: cumulative bookings of the quarter so far",
     "forecast_weekly": "level, entity and week: forecast quantiles",
@@ -122,7 +125,9 @@ def _entity_maps(agents: pd.DataFrame) -> dict[str, pd.Series]:
     }
 
 
-def _previous_snapshot(runs_root: Path | None, cal: ol.ReviewCalendar, dataset: Dataset, config: ReviewConfig, fp: str, work: Path):
+def _previous_snapshot(
+    runs_root: Path | None, cal: ol.ReviewCalendar, dataset: Dataset, config: ReviewConfig, fp: str, work: Path
+):
     """The forecast made at the end of the previous month: its run's snapshot, or a refit."""
     prev_label = f"{cal.previous_month:%Y-%m}"
     if runs_root is not None:
@@ -137,8 +142,16 @@ def _previous_snapshot(runs_root: Path | None, cal: ol.ReviewCalendar, dataset: 
     except DataError:
         return None, "no data before the previous month"
     stacked, level_of = _prefixed(fcs)
-    path = save_snapshot(stacked, folder=work / "previous_snapshot", model=model, config={"month": prev_label, "reconstructed": True},
-                         seed=config.seed, data_range=(hist["ds"].min(), pcal.train_end), data_fingerprint=fp, level_of=level_of)
+    path = save_snapshot(
+        stacked,
+        folder=work / "previous_snapshot",
+        model=model,
+        config={"month": prev_label, "reconstructed": True},
+        seed=config.seed,
+        data_range=(hist["ds"].min(), pcal.train_end),
+        data_fingerprint=fp,
+        level_of=level_of,
+    )
     return load_snapshot(path), "reconstructed from the data as of the previous month"
 
 
@@ -191,7 +204,7 @@ def build_artifacts(
     existing = read_run_info(out)
     if existing and existing.get("key") == key and not force and all((out / f"{t}.parquet").is_file() for t in TABLES):
         return {**existing, "reused": True}
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     cal = ol.review_calendar(month, data_end=ol.data_last_day(dataset))
     work = out.with_name(out.name + f".tmp-{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
@@ -211,7 +224,15 @@ def build_artifacts(
     return {**info, "reused": False}
 
 
-def _build(dataset: Dataset, cal: ol.ReviewCalendar, config: ReviewConfig, fp: str, key: str, work: Path, runs_root: Path | None) -> dict:
+def _build(
+    dataset: Dataset,
+    cal: ol.ReviewCalendar,
+    config: ReviewConfig,
+    fp: str,
+    key: str,
+    work: Path,
+    runs_root: Path | None,
+) -> dict:
     asof = ol.as_of_dataset(dataset, cal.as_of)
     agents = ol.review_agents(asof["agents"], cal.as_of)
     if agents.empty:
@@ -220,7 +241,11 @@ def _build(dataset: Dataset, cal: ol.ReviewCalendar, config: ReviewConfig, fp: s
     agents = agents.assign(agent_id=agents["agent_id"].astype("str"), territory_id=agents["territory_id"].astype("str"))
     agents = agents.merge(terr[["territory_id", "territory_name"]], on="territory_id", how="left")
     agents["territory_name"] = agents["territory_name"].fillna(agents["territory_id"]).astype("str")
-    agents = agents[["agent_id", "agent_name", "territory_id", "territory_name"]].sort_values("agent_id").reset_index(drop=True)
+    agents = (
+        agents[["agent_id", "agent_name", "territory_id", "territory_name"]]
+        .sort_values("agent_id")
+        .reset_index(drop=True)
+    )
     territories = agents.groupby(["territory_id", "territory_name"], as_index=False).agg(n_agents=("agent_id", "size"))
     maps = _entity_maps(agents)
 
@@ -235,17 +260,27 @@ def _build(dataset: Dataset, cal: ol.ReviewCalendar, config: ReviewConfig, fp: s
     for lv, fc in fcs.items():
         if cal.forecast_quarter == cal.quarter:
             rows = kpis_q[(kpis_q["level"] == lv) & (kpis_q["kpi"] == "bookings") & (kpis_q["period"] == cal.quarter)]
-            closed[lv] = pd.Series(rows["value"].to_numpy(dtype=float), index=rows["entity_id"].astype("str").to_numpy())
+            closed[lv] = pd.Series(
+                rows["value"].to_numpy(dtype=float), index=rows["entity_id"].astype("str").to_numpy()
+            )
         else:
             closed[lv] = pd.Series(dtype=float)
         if len(targets):
-            quota[lv] = quota_for_period(targets, period_start=cal.forecast_quarter, period_end=cal.forecast_quarter_end, agents=asof["agents"], level=lv)
+            quota[lv] = quota_for_period(
+                targets,
+                period_start=cal.forecast_quarter,
+                period_end=cal.forecast_quarter_end,
+                agents=asof["agents"],
+                level=lv,
+            )
         else:
             quota[lv] = pd.Series(dtype=float)
         quota[lv] = quota[lv].where(quota[lv] > 0)
         outlook[lv] = ol.quarter_outlook(fc, closed[lv], quota[lv], cal)
         fan[lv] = ol.cumulative_fan(fc, closed[lv], cal)
-        remaining[lv] = (outlook[lv].set_index("unique_id")["quota"] - outlook[lv].set_index("unique_id")["closed_to_date"]).clip(lower=0.0)
+        remaining[lv] = (
+            outlook[lv].set_index("unique_id")["quota"] - outlook[lv].set_index("unique_id")["closed_to_date"]
+        ).clip(lower=0.0)
     recal, recal_rows = learn_recalibration(asof, model, cal, config) if quota["agent"].notna().any() else (None, None)
     outlook = {lv: recalibrate_outlook(o, recal if lv == "agent" else None) for lv, o in outlook.items()}
 
@@ -256,54 +291,120 @@ def _build(dataset: Dataset, cal: ol.ReviewCalendar, config: ReviewConfig, fp: s
     for lv, mp in maps.items():
         ent = mp.reindex(open_amt["agent_id"].astype("str").to_numpy()).to_numpy()
         pipe = pd.Series(open_amt["amount"].fillna(0.0).to_numpy(dtype=float)).groupby(ent).sum()
-        metrics[lv] = scorecard.entity_metrics(kpis_m, kpis_q, level=lv, month=cal.month, quarter=cal.quarter, open_pipeline=pipe, remaining_quota=remaining[lv])
+        metrics[lv] = scorecard.entity_metrics(
+            kpis_m,
+            kpis_q,
+            level=lv,
+            month=cal.month,
+            quarter=cal.quarter,
+            open_pipeline=pipe,
+            remaining_quota=remaining[lv],
+        )
     metrics["agent"] = metrics["agent"].reindex(agents["agent_id"].to_numpy())
     metrics["agent"].index.name = "entity_id"
 
     groups = scorecard.peer_groups(agents, min_peers=config.min_peers)
     card = scorecard.agent_scorecard(metrics["agent"], groups, min_peers=config.min_peers)
     trend_from = cal.month - pd.DateOffset(months=config.trend_months - 1)
-    bench = scorecard.peer_benchmark(kpis_m, groups, kpis=("bookings", "quota", "attainment"), min_peers=config.min_peers)
+    bench = scorecard.peer_benchmark(
+        kpis_m, groups, kpis=("bookings", "quota", "attainment"), min_peers=config.min_peers
+    )
     bench = bench[bench["period"] >= trend_from].reset_index(drop=True)
     indicators = scorecard.indicator_history(kpis_m, month=cal.month, history_months=config.history_months)
     indicators = indicators[indicators["entity_id"].isin(agents["agent_id"])].reset_index(drop=True)
     f_from = cal.as_of - pd.DateOffset(months=config.funnel_months) + pd.Timedelta(days=1)
     counts = scorecard.funnel_counts(opp, asof.get("stage_history"), created_from=f_from, created_to=cal.as_of)
     funnel_share = scorecard.funnel_coverage(counts, opp, created_from=f_from, created_to=cal.as_of)
-    funnel = scorecard.funnel_comparison(counts[counts["agent_id"].isin(agents["agent_id"])], groups, min_peers=config.min_peers)
+    funnel = scorecard.funnel_comparison(
+        counts[counts["agent_id"].isin(agents["agent_id"])], groups, min_peers=config.min_peers
+    )
     funnel_ok = bool(np.isfinite(funnel_share) and funnel_share >= 0.5)
     trend = {lv: scorecard.trend_change(kpis_m, month=cal.month, level=lv) for lv in maps}
 
-    draws = ol.final_bookings_draws(fcs["agent"], closed["agent"], start=cal.forecast_quarter, end=cal.forecast_quarter_end)
+    draws = ol.final_bookings_draws(
+        fcs["agent"], closed["agent"], start=cal.forecast_quarter, end=cal.forecast_quarter_end
+    )
     uids = fcs["agent"].unique_ids.astype(str)
-    comm = commission.expected_payout(uids, draws, quota["agent"].reindex(uids).to_numpy(dtype=float), config.commission,
-                                      closed_to_date=closed["agent"].reindex(uids).fillna(0.0).to_numpy())
+    comm = commission.expected_payout(
+        uids,
+        draws,
+        quota["agent"].reindex(uids).to_numpy(dtype=float),
+        config.commission,
+        closed_to_date=closed["agent"].reindex(uids).fillna(0.0).to_numpy(),
+    )
 
     stacked, level_of = _prefixed(fcs)
-    save_snapshot(stacked, folder=work / "snapshot", model=model, config={"month": cal.label, "settings": config.to_dict()},
-                  seed=config.seed, data_range=(None, cal.train_end), data_fingerprint=fp, level_of=level_of)
+    save_snapshot(
+        stacked,
+        folder=work / "snapshot",
+        model=model,
+        config={"month": cal.label, "settings": config.to_dict()},
+        seed=config.seed,
+        data_range=(None, cal.train_end),
+        data_fingerprint=fp,
+        level_of=level_of,
+    )
     prev, prev_source = _previous_snapshot(runs_root, cal, dataset, config, fp, work)
     if prev is not None:
         act = kpis_m[(kpis_m["kpi"] == "bookings") & (kpis_m["period"] == cal.month) & (kpis_m["segment"] == "")]
-        actual = pd.Series(act["value"].to_numpy(dtype=float), index=(act["level"].astype("str") + ":" + act["entity_id"].astype("str")).to_numpy())
+        actual = pd.Series(
+            act["value"].to_numpy(dtype=float),
+            index=(act["level"].astype("str") + ":" + act["entity_id"].astype("str")).to_numpy(),
+        )
         accuracy = ol.month_check(prev.forecast, actual, month=cal.month, level_of=prev.level_of)
         accuracy["entity_id"] = accuracy["unique_id"].str.split(":", n=1).str[1].astype("str")
     else:
-        accuracy = pd.DataFrame(columns=["unique_id", "level", "forecast_mean", "forecast_q0.1", "forecast_q0.5", "forecast_q0.9", "actual", "in_80", "error", "pct_error", "entity_id"])
+        accuracy = pd.DataFrame(
+            columns=[
+                "unique_id",
+                "level",
+                "forecast_mean",
+                "forecast_q0.1",
+                "forecast_q0.5",
+                "forecast_q0.9",
+                "actual",
+                "in_80",
+                "error",
+                "pct_error",
+                "entity_id",
+            ]
+        )
 
     terr_table = scorecard.territory_agent_table(metrics["agent"], outlook["agent"], trend["agent"], agents)
-    accounts = scorecard.key_accounts(opp, asof.get("accounts"), maps["territory"], start=cal.as_of - pd.DateOffset(years=1) + pd.Timedelta(days=1), end=cal.as_of)
+    accounts = scorecard.key_accounts(
+        opp,
+        asof.get("accounts"),
+        maps["territory"],
+        start=cal.as_of - pd.DateOffset(years=1) + pd.Timedelta(days=1),
+        end=cal.as_of,
+    )
     out_terr = outlook["territory"]
     risks = coaching.territory_risks(terr_table, out_terr, accounts, currency=config.currency)
     weeks = cal.weeks_left
-    points = coaching.coaching_points(card, funnel if funnel_ok else None, indicators, outlook["agent"], currency=config.currency, weeks_left=weeks)
-    plan = pd.concat([scorecard.plan_comparison(kpis_m, level=lv, month=cal.month, months=config.trend_months).assign(level=lv) for lv in ("company", "territory")], ignore_index=True)
-    actual_path = _levels({lv: ol.actual_cumulative(opp, mp, start=cal.forecast_quarter, end=cal.as_of) for lv, mp in maps.items()}) if cal.forecast_quarter <= cal.as_of else pd.DataFrame(columns=["unique_id", "date", "cumulative", "level"])
+    points = coaching.coaching_points(
+        card, funnel if funnel_ok else None, indicators, outlook["agent"], currency=config.currency, weeks_left=weeks
+    )
+    plan = pd.concat(
+        [
+            scorecard.plan_comparison(kpis_m, level=lv, month=cal.month, months=config.trend_months).assign(level=lv)
+            for lv in ("company", "territory")
+        ],
+        ignore_index=True,
+    )
+    actual_path = (
+        _levels(
+            {lv: ol.actual_cumulative(opp, mp, start=cal.forecast_quarter, end=cal.as_of) for lv, mp in maps.items()}
+        )
+        if cal.forecast_quarter <= cal.as_of
+        else pd.DataFrame(columns=["unique_id", "date", "cumulative", "level"])
+    )
     fb = fcs["agent"].fallback
     tables = {
         "agents": agents,
         "territories": territories,
-        "kpis_month": kpis_m[kpis_m["period"] >= trend_from - pd.DateOffset(months=config.history_months)].reset_index(drop=True),
+        "kpis_month": kpis_m[kpis_m["period"] >= trend_from - pd.DateOffset(months=config.history_months)].reset_index(
+            drop=True
+        ),
         "metrics": _levels({lv: m.reset_index() for lv, m in metrics.items()}),
         "scorecard": card,
         "benchmark": bench,
@@ -341,8 +442,17 @@ def _build(dataset: Dataset, cal: ol.ReviewCalendar, config: ReviewConfig, fp: s
         "data_fingerprint": fp,
         "data_source": dataset.source,
         "settings": config.to_dict(),
-        "model": {"name": model.model_name(), "params": json.loads(json.dumps(model.get_params(), default=str)), "n_series": int(len(uids)), "n_fallback": n_fb},
-        "funnel": {"usable": funnel_ok, "lost_with_stage_share": None if not np.isfinite(funnel_share) else round(funnel_share, 4), "months": config.funnel_months},
+        "model": {
+            "name": model.model_name(),
+            "params": json.loads(json.dumps(model.get_params(), default=str)),
+            "n_series": int(len(uids)),
+            "n_fallback": n_fb,
+        },
+        "funnel": {
+            "usable": funnel_ok,
+            "lost_with_stage_share": None if not np.isfinite(funnel_share) else round(funnel_share, 4),
+            "months": config.funnel_months,
+        },
         "previous_forecast": prev_source if prev is not None else None,
         "has_quota": bool(len(targets) > 0 and quota["company"].notna().any()),
         "quota_recalibration": recal.to_dict() if recal is not None else None,

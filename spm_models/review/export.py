@@ -21,19 +21,38 @@ __all__ = ["to_html", "write_atomic", "PAGE_CSS"]
 
 PAGE_CSS = """
 :root { color-scheme: light; }
-body { margin: 0; background: #f6f7f9; color: #1d2733; font: 15px/1.5 -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; }
-main { max-width: 960px; margin: 0 auto; padding: 24px 32px 48px; background: #fff; min-height: 100vh; box-sizing: border-box; }
-h1 { font-size: 28px; margin: 8px 0 0; } h2 { font-size: 20px; margin: 32px 0 8px; border-bottom: 1px solid #e3e6ea; padding-bottom: 4px; }
+body {
+  margin: 0;
+  background: #f6f7f9;
+  color: #1d2733;
+  font: 15px/1.5 -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
+}
+main {
+  max-width: 960px;
+  margin: 0 auto;
+  padding: 24px 32px 48px;
+  background: #fff;
+  min-height: 100vh;
+  box-sizing: border-box;
+}
+h1 { font-size: 28px; margin: 8px 0 0; }
+h2 { font-size: 20px; margin: 32px 0 8px; border-bottom: 1px solid #e3e6ea; padding-bottom: 4px; }
 h3 { font-size: 16px; margin: 20px 0 6px; }
 .spm-subtitle { color: #5b6b7c; margin: 4px 0 16px; }
 .spm-cards { display: flex; flex-wrap: wrap; gap: 12px; margin: 12px 0; }
 .spm-card { flex: 1 1 170px; border: 1px solid #e3e6ea; border-radius: 8px; padding: 10px 14px; background: #fafbfc; }
 .spm-card-value { font-size: 20px; font-weight: 600; } .spm-card-label { color: #5b6b7c; font-size: 13px; }
 table.spm-table, table.spm-provenance { border-collapse: collapse; width: 100%; margin: 8px 0 16px; font-size: 14px; }
-.spm-table th, .spm-table td, .spm-provenance th, .spm-provenance td { border-bottom: 1px solid #e3e6ea; padding: 5px 8px; text-align: left; vertical-align: top; }
+.spm-table th, .spm-table td, .spm-provenance th, .spm-provenance td {
+  border-bottom: 1px solid #e3e6ea;
+  padding: 5px 8px;
+  text-align: left;
+  vertical-align: top;
+}
 .spm-table td.n { text-align: right; font-variant-numeric: tabular-nums; }
 .spm-table caption { caption-side: bottom; text-align: left; color: #5b6b7c; font-size: 13px; padding-top: 4px; }
-.spm-provenance th { width: 30%; color: #5b6b7c; font-weight: normal; } .spm-provenance code { word-break: break-all; font-size: 13px; }
+.spm-provenance th { width: 30%; color: #5b6b7c; font-weight: normal; }
+.spm-provenance code { word-break: break-all; font-size: 13px; }
 .spm-note { color: #33414f; } .spm-list li { margin: 4px 0; }
 img { max-width: 100%; height: auto; display: block; margin: 8px 0; }
 pre { white-space: pre-wrap; background: #f6f7f9; padding: 8px; border-radius: 4px; font-size: 13px; }
@@ -49,7 +68,9 @@ def _exporter():
     if ex is None:
         from nbconvert import HTMLExporter
 
-        ex = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+        ex = HTMLExporter(
+            template_name="basic", exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
+        )
         _local.exporter = ex
     return ex
 
@@ -59,9 +80,16 @@ def _strip(nb: Any) -> Any:
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
         if cell.get("cell_type") == "code":
-            cell["outputs"] = [o for o in cell.get("outputs", []) if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+            cell["outputs"] = [
+                o
+                for o in cell.get("outputs", [])
+                if not (o.get("output_type") == "stream" and o.get("name") == "stderr")
+            ]
         cell["metadata"] = {}
-    nb.metadata = {"kernelspec": nb.metadata.get("kernelspec", {}), "language_info": nb.metadata.get("language_info", {})}
+    nb.metadata = {
+        "kernelspec": nb.metadata.get("kernelspec", {}),
+        "language_info": nb.metadata.get("language_info", {}),
+    }
     return nb
 
 

@@ -18,19 +18,20 @@ quarter. Territory and company forecasts are sums of agent draws
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from spm_models.models.aggregate import aggregate_draws
 from spm_models.data.dataset import Dataset
+from spm_models.evaluation.quota.probability import attainment_distribution, period_shares, period_totals
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.kpi import compute_kpis
 from spm_models.kpi.grid import COMPANY
+from spm_models.models.aggregate import aggregate_draws
 from spm_models.models.forecast import Forecast
-from spm_models.evaluation.quota.probability import attainment_distribution, period_shares, period_totals
 from spm_models.review.settings import ReviewConfig, model_class
 
 __all__ = [
@@ -133,7 +134,9 @@ def review_calendar(month: Any, *, data_end: Any) -> ReviewCalendar:
     m = parse_month(month)
     end_data = pd.Timestamp(data_end).normalize()
     if m > end_data:
-        raise ConfigError(f"the data end on {end_data.date()}, before the month {m:%Y-%m} starts; choose {end_data:%Y-%m} or earlier")
+        raise ConfigError(
+            f"the data end on {end_data.date()}, before the month {m:%Y-%m} starts; choose {end_data:%Y-%m} or earlier"
+        )
     month_end = (m + pd.offsets.MonthEnd(0)).normalize()
     as_of = min(month_end, end_data)
     quarter = m.to_period("Q").start_time
@@ -142,7 +145,9 @@ def review_calendar(month: Any, *, data_end: Any) -> ReviewCalendar:
     train_end = as_of - pd.Timedelta(days=(as_of.day_of_week + 1) % 7)  # the Sunday on or before
     first_week = train_end + pd.Timedelta(days=1)
     h = int(np.ceil(((fq_end - first_week).days + 1) / 7))
-    return ReviewCalendar(m, month_end, as_of, quarter, fq_start, fq_end, train_end, h, (m - pd.offsets.MonthBegin(1)).normalize())
+    return ReviewCalendar(
+        m, month_end, as_of, quarter, fq_start, fq_end, train_end, h, (m - pd.offsets.MonthBegin(1)).normalize()
+    )
 
 
 def as_of_dataset(dataset: Dataset, as_of: Any) -> Dataset:
@@ -178,7 +183,9 @@ def as_of_dataset(dataset: Dataset, as_of: Any) -> Dataset:
         f = t.get(name)
         if f is not None and len(f):
             t[name] = f[pd.to_datetime(f[col]) <= day].reset_index(drop=True)
-    return Dataset(tables=t, refs=dataset.refs, source=f"{dataset.source} as of {day.date()}", warnings=list(dataset.warnings))
+    return Dataset(
+        tables=t, refs=dataset.refs, source=f"{dataset.source} as of {day.date()}", warnings=list(dataset.warnings)
+    )
 
 
 def review_agents(agents: pd.DataFrame, as_of: Any) -> pd.DataFrame:
@@ -263,12 +270,17 @@ def quarter_outlook(forecast: Forecast, closed: pd.Series, quota: pd.Series, cal
     q = quota.reindex(pd.Index(forecast.unique_ids.astype(str)))
     c = closed.reindex(pd.Index(forecast.unique_ids.astype(str))).fillna(0.0)
     return attainment_distribution(
-        c.rename("bookings"), forecast, q.astype(float),
-        period_end=calendar.forecast_quarter_end, period_start=calendar.as_of + pd.Timedelta(days=1),
+        c.rename("bookings"),
+        forecast,
+        q.astype(float),
+        period_end=calendar.forecast_quarter_end,
+        period_start=calendar.as_of + pd.Timedelta(days=1),
     )
 
 
-def cumulative_fan(forecast: Forecast, closed: pd.Series, calendar: ReviewCalendar, *, quantiles=FAN_QUANTILES) -> pd.DataFrame:
+def cumulative_fan(
+    forecast: Forecast, closed: pd.Series, calendar: ReviewCalendar, *, quantiles=FAN_QUANTILES
+) -> pd.DataFrame:
     """Quantiles of cumulative bookings of the forecast quarter at the end of each forecast week.
 
     ``C_k = closed + sum_{i <= k} w_i y_i`` over the draws, with ``w_i`` the share of week
@@ -286,9 +298,17 @@ def cumulative_fan(forecast: Forecast, closed: pd.Series, calendar: ReviewCalend
     cum = c[:, None, None] + np.cumsum(w[:, :, None] * forecast.draws, axis=1)
     keep = w[0] > 0
     cum = cum[:, keep, :]
-    ends = np.minimum(forecast.ds[0][keep].astype("datetime64[D]") + 6, np.datetime64(calendar.forecast_quarter_end.date(), "D"))
+    ends = np.minimum(
+        forecast.ds[0][keep].astype("datetime64[D]") + 6, np.datetime64(calendar.forecast_quarter_end.date(), "D")
+    )
     n, k = cum.shape[:2]
-    out = pd.DataFrame({"unique_id": pd.array(np.repeat(forecast.unique_ids.astype(str), k), dtype="str"), "date": np.tile(ends.astype("datetime64[us]"), n), "mean": cum.mean(axis=2).reshape(-1)})
+    out = pd.DataFrame(
+        {
+            "unique_id": pd.array(np.repeat(forecast.unique_ids.astype(str), k), dtype="str"),
+            "date": np.tile(ends.astype("datetime64[us]"), n),
+            "mean": cum.mean(axis=2).reshape(-1),
+        }
+    )
     qs = np.quantile(cum, list(quantiles), axis=2)
     for lev, v in zip(quantiles, qs):
         out[f"q{lev:g}"] = v.reshape(-1)
@@ -307,16 +327,31 @@ def actual_cumulative(opportunities: pd.DataFrame, entity_of_agent: pd.Series, *
     o = o[(close >= lo) & (close <= hi)]
     ent = entity_of_agent.astype("str")
     ent.index = ent.index.astype("str")
-    daily = pd.DataFrame({"unique_id": ent.reindex(o["agent_id"].astype("str").to_numpy()).to_numpy(), "date": pd.to_datetime(o["close_date"]).to_numpy(), "v": o["amount"].fillna(0.0).to_numpy(dtype=float)}).dropna(subset=["unique_id"])
+    daily = pd.DataFrame(
+        {
+            "unique_id": ent.reindex(o["agent_id"].astype("str").to_numpy()).to_numpy(),
+            "date": pd.to_datetime(o["close_date"]).to_numpy(),
+            "v": o["amount"].fillna(0.0).to_numpy(dtype=float),
+        }
+    ).dropna(subset=["unique_id"])
     ids = pd.unique(ent.to_numpy())
-    edges = pd.DataFrame({"unique_id": np.repeat(ids, 2), "date": np.tile([lo - pd.Timedelta(days=1), hi], len(ids)), "v": 0.0})
-    f = pd.concat([daily, edges], ignore_index=True).groupby(["unique_id", "date"], as_index=False)["v"].sum().sort_values(["unique_id", "date"])
+    edges = pd.DataFrame(
+        {"unique_id": np.repeat(ids, 2), "date": np.tile([lo - pd.Timedelta(days=1), hi], len(ids)), "v": 0.0}
+    )
+    f = (
+        pd.concat([daily, edges], ignore_index=True)
+        .groupby(["unique_id", "date"], as_index=False)["v"]
+        .sum()
+        .sort_values(["unique_id", "date"])
+    )
     f["cumulative"] = f.groupby("unique_id")["v"].cumsum()
     f["unique_id"] = f["unique_id"].astype("str")
     return f.drop(columns="v").reset_index(drop=True)
 
 
-def month_check(forecast: Forecast, actual: pd.Series, *, month: Any, level_of: Mapping[str, str] | None = None) -> pd.DataFrame:
+def month_check(
+    forecast: Forecast, actual: pd.Series, *, month: Any, level_of: Mapping[str, str] | None = None
+) -> pd.DataFrame:
     """How a forecast made before ``month`` compares with that month's actual bookings.
 
     The forecast of the month is ``sum_k w_k y_k`` over its weeks (``w_k`` = share of week

@@ -14,9 +14,10 @@ from __future__ import annotations
 import ast
 import dataclasses
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from spm_models.exceptions import ConfigError, ReportError
 
@@ -81,7 +82,10 @@ def template_path(template: str, *, folder: str | Path | None = None) -> Path:
         raise ConfigError(f"unknown report template {template!r}; templates: {', '.join(TEMPLATES)}")
     path = Path(folder or TEMPLATE_DIR) / f"{template}.ipynb"
     if not path.is_file():
-        raise ConfigError(f"report template {path} not found; run from the source checkout (notebooks/reports) or pass the templates folder")
+        raise ConfigError(
+            f"report template {path} not found; run from the source checkout (notebooks/reports) or pass the "
+            "templates folder"
+        )
     return path
 
 

@@ -23,10 +23,11 @@ import hashlib
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import TextIO
 
 from spm_models import __version__
 from spm_models.config import ProjectPaths
@@ -85,7 +86,9 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def plan_reports(tables: dict, artifacts_dir: Path, *, agents: Sequence[str] | None = None, territories: Sequence[str] | None = None) -> list[ReportTask]:
+def plan_reports(
+    tables: dict, artifacts_dir: Path, *, agents: Sequence[str] | None = None, territories: Sequence[str] | None = None
+) -> list[ReportTask]:
     """One task per agent and territory of the run, plus the monthly review.
 
     With ``agents`` and/or ``territories`` only those subjects' reports are planned (no
@@ -114,12 +117,42 @@ def plan_reports(tables: dict, artifacts_dir: Path, *, agents: Sequence[str] | N
     tasks = []
     for aid, name in zip(a["agent_id"].astype("str"), a["agent_name"].astype("str")):
         f = report_file_name(name, aid, suffix="", fallback="agent")
-        tasks.append(ReportTask(f"agent:{aid}", "agent_report", {"run_dir": run_dir, "agent_id": aid}, name, "agent", f"agents/{f}.html", f"notebooks/agents/{f}.ipynb"))
+        tasks.append(
+            ReportTask(
+                f"agent:{aid}",
+                "agent_report",
+                {"run_dir": run_dir, "agent_id": aid},
+                name,
+                "agent",
+                f"agents/{f}.html",
+                f"notebooks/agents/{f}.ipynb",
+            )
+        )
     for tid, name in zip(t["territory_id"].astype("str"), t["territory_name"].astype("str")):
         f = report_file_name(name, tid, suffix="", fallback="territory")
-        tasks.append(ReportTask(f"territory:{tid}", "territory_report", {"run_dir": run_dir, "territory_id": tid}, name, "territory", f"territories/{f}.html", f"notebooks/territories/{f}.ipynb"))
+        tasks.append(
+            ReportTask(
+                f"territory:{tid}",
+                "territory_report",
+                {"run_dir": run_dir, "territory_id": tid},
+                name,
+                "territory",
+                f"territories/{f}.html",
+                f"notebooks/territories/{f}.ipynb",
+            )
+        )
     if not subset:
-        tasks.append(ReportTask("monthly", "monthly_review", {"run_dir": run_dir}, "Monthly sales review", "monthly", "monthly_review.html", "notebooks/monthly_review.ipynb"))
+        tasks.append(
+            ReportTask(
+                "monthly",
+                "monthly_review",
+                {"run_dir": run_dir},
+                "Monthly sales review",
+                "monthly",
+                "monthly_review.html",
+                "notebooks/monthly_review.ipynb",
+            )
+        )
     for task in tasks:
         check_parameters(task.template, task.parameters)
     return tasks
@@ -144,7 +177,10 @@ class _Progress:
                 self.bar.write(f"failed: {r.report_id}: {r.error}", file=self.stream)
             return
         err = "" if r.error is None else " error=" + repr(r.error.splitlines()[0] if r.error else "")
-        self.stream.write(f"report={r.report_id!r} status={r.status} seconds={r.duration_s:.2f} output={r.output or r.notebook}{err}\n")
+        self.stream.write(
+            f"report={r.report_id!r} status={r.status} seconds={r.duration_s:.2f} "
+            f"output={r.output or r.notebook}{err}\n"
+        )
         self.stream.flush()
 
     def close(self) -> None:
@@ -235,12 +271,19 @@ def run_review(
     same_run = previous is not None and previous.get("key") == info["key"] and previous.get("format") == MANIFEST_FORMAT
     old = {r["id"]: r for r in previous["reports"]} if same_run else {}
     if only_failed and not same_run:
-        raise ConfigError(f"--only-failed needs an earlier run of {month} with the same data and settings; run without it first")
+        raise ConfigError(
+            f"--only-failed needs an earlier run of {month} with the same data and settings; run without it first"
+        )
 
     def current(task: ReportTask) -> bool:
         r = old.get(task.report_id)
-        return bool(r and r["status"] == "ok" and r.get("template_sha256") == template_sha[task.template]
-                    and r.get("parameters") == task.parameters and (run_folder / r["output"]).is_file())
+        return bool(
+            r
+            and r["status"] == "ok"
+            and r.get("template_sha256") == template_sha[task.template]
+            and r.get("parameters") == task.parameters
+            and (run_folder / r["output"]).is_file()
+        )
 
     if force:
         to_run = list(tasks)
@@ -252,8 +295,14 @@ def run_review(
     t = time.perf_counter()
     try:
         executed, setup = execute_reports(
-            to_run, run_folder=run_folder, artifacts_dir=artifacts_dir, workers=workers or os.cpu_count() or 1,
-            timeout=timeout or config.report_timeout, kernel=kernel, templates_dir=templates_dir, on_result=bar,
+            to_run,
+            run_folder=run_folder,
+            artifacts_dir=artifacts_dir,
+            workers=workers or os.cpu_count() or 1,
+            timeout=timeout or config.report_timeout,
+            kernel=kernel,
+            templates_dir=templates_dir,
+            on_result=bar,
         )
     finally:
         bar.close()
@@ -268,13 +317,28 @@ def run_review(
         if r is None:  # not run this time: the earlier entry (if any) stands
             continue
         entries[task.report_id] = {
-            "id": task.report_id, "kind": task.kind, "template": task.template, "subject": task.subject,
-            "group": group.get(task.report_id, ""), "status": r.status, "duration_s": r.duration_s,
-            "output": r.output, "notebook": r.notebook, "error": r.error, "timings": r.timings,
-            "parameters": task.parameters, "template_sha256": template_sha[task.template], "reused": False,
+            "id": task.report_id,
+            "kind": task.kind,
+            "template": task.template,
+            "subject": task.subject,
+            "group": group.get(task.report_id, ""),
+            "status": r.status,
+            "duration_s": r.duration_s,
+            "output": r.output,
+            "notebook": r.notebook,
+            "error": r.error,
+            "timings": r.timings,
+            "parameters": task.parameters,
+            "template_sha256": template_sha[task.template],
+            "reused": False,
             "headline": heads.get(task.report_id, {}),
-            "provenance": {"run_id": info["run_id"], "package_version": __version__, "data_fingerprint": info["data_fingerprint"],
-                           "model": info["model"]["name"], "template_sha256": template_sha[task.template]},
+            "provenance": {
+                "run_id": info["run_id"],
+                "package_version": __version__,
+                "data_fingerprint": info["data_fingerprint"],
+                "model": info["model"]["name"],
+                "template_sha256": template_sha[task.template],
+            },
         }
     reports = list(entries.values())
     order = {"monthly": 0, "territory": 1, "agent": 2}
@@ -286,7 +350,7 @@ def run_review(
         "month": month,
         "run_id": info["run_id"],
         "key": info["key"],
-        "generated_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "generated_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "package_version": __version__,
         "data_fingerprint": info["data_fingerprint"],
         "calendar": info["calendar"],
@@ -297,8 +361,13 @@ def run_review(
         "quota_recalibration": info.get("quota_recalibration") if info.get("has_quota") else None,
         "artifacts": "artifacts",
         "artifacts_reused": bool(info.get("reused")),
-        "summary": {"total": len(reports), "ok": len(reports) - n_fail, "failed": n_fail, "reused": sum(bool(e.get("reused")) for e in reports),
-                    "executed": len(executed)},
+        "summary": {
+            "total": len(reports),
+            "ok": len(reports) - n_fail,
+            "failed": n_fail,
+            "reused": sum(bool(e.get("reused")) for e in reports),
+            "executed": len(executed),
+        },
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "reports": reports,
     }

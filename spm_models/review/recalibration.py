@@ -25,24 +25,37 @@ expected bookings and the fan charts are the model's own and are not adjusted.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from spm_models.data.dataset import Dataset
-from spm_models.exceptions import ConfigError, SpmError
-from spm_models.models.base import ForecastModel
 from spm_models.evaluation.quota.backtest import backtest_quota_probabilities, quarter_offset_weeks
 from spm_models.evaluation.quota.calibration import Recalibration, fit_recalibration
+from spm_models.exceptions import ConfigError, SpmError
+from spm_models.models.base import ForecastModel
 from spm_models.review.outlook import ReviewCalendar
 from spm_models.review.settings import ReviewConfig
 
 __all__ = ["QuotaRecalibration", "learn_recalibration", "recalibrate_outlook", "quota_note", "BACKTEST_COLUMNS"]
 
-BACKTEST_COLUMNS = ["agent_id", "period_start", "period_end", "origin", "offset_weeks", "quota", "closed_to_date",
-                    "p_quota", "expected_attainment", "attainment", "hit", "pit"]
+BACKTEST_COLUMNS = [
+    "agent_id",
+    "period_start",
+    "period_end",
+    "origin",
+    "offset_weeks",
+    "quota",
+    "closed_to_date",
+    "p_quota",
+    "expected_attainment",
+    "attainment",
+    "hit",
+    "pit",
+]
 
 
 @dataclass(frozen=True)
@@ -100,15 +113,28 @@ def _label(day: pd.Timestamp) -> str:
     return f"{day.year}-Q{day.quarter}"
 
 
-def _skipped(reason: str, offset: int, config: ReviewConfig, started: float, rows: pd.DataFrame | None = None) -> QuotaRecalibration:
+def _skipped(
+    reason: str, offset: int, config: ReviewConfig, started: float, rows: pd.DataFrame | None = None
+) -> QuotaRecalibration:
     rows = rows if rows is not None else pd.DataFrame(columns=BACKTEST_COLUMNS)
     quarters = tuple(_label(pd.Timestamp(d)) for d in sorted(pd.unique(rows["period_start"])))
-    return QuotaRecalibration(False, reason, None, None, int(len(rows)), int(rows["hit"].astype(bool).sum()), quarters, offset,
-                              config.recalibration_draws, time.perf_counter() - started)
+    return QuotaRecalibration(
+        False,
+        reason,
+        None,
+        None,
+        int(len(rows)),
+        int(rows["hit"].astype(bool).sum()),
+        quarters,
+        offset,
+        config.recalibration_draws,
+        time.perf_counter() - started,
+    )
 
 
-def learn_recalibration(dataset: Dataset, model: ForecastModel, calendar: ReviewCalendar,
-                        config: ReviewConfig) -> tuple[QuotaRecalibration, pd.DataFrame]:
+def learn_recalibration(
+    dataset: Dataset, model: ForecastModel, calendar: ReviewCalendar, config: ReviewConfig
+) -> tuple[QuotaRecalibration, pd.DataFrame]:
     """Backtest the review's model on past quarters and learn the P(quota) adjustment.
 
     Parameters
@@ -133,28 +159,60 @@ def learn_recalibration(dataset: Dataset, model: ForecastModel, calendar: Review
     started = time.perf_counter()
     offset = quarter_offset_weeks(calendar.as_of, calendar.forecast_quarter)
     if not config.recalibrate:
-        return _skipped("it is switched off in the settings (recalibrate = false)", offset, config, started), pd.DataFrame(columns=BACKTEST_COLUMNS)
+        return _skipped(
+            "it is switched off in the settings (recalibrate = false)", offset, config, started
+        ), pd.DataFrame(columns=BACKTEST_COLUMNS)
     if not len(dataset.get("targets")):
         return _skipped("the data have no quotas", offset, config, started), pd.DataFrame(columns=BACKTEST_COLUMNS)
     # a week early, so that the first quarter keeps an origin just before it starts (offset 0)
     first = calendar.forecast_quarter - pd.DateOffset(months=3 * config.recalibration_quarters) - pd.Timedelta(weeks=1)
     try:
-        rows = backtest_quota_probabilities(dataset, model=model, offsets_weeks=[offset], n_draws=config.recalibration_draws,
-                                            seed=config.seed, first_quarter=first, data_end=calendar.as_of, day_count="calendar")
+        rows = backtest_quota_probabilities(
+            dataset,
+            model=model,
+            offsets_weeks=[offset],
+            n_draws=config.recalibration_draws,
+            seed=config.seed,
+            first_quarter=first,
+            data_end=calendar.as_of,
+            day_count="calendar",
+        )
     except SpmError as exc:
         reason = f"no past quarter could be checked ({exc})"
         return _skipped(reason, offset, config, started), pd.DataFrame(columns=BACKTEST_COLUMNS)
     rows = rows[rows["p_quota"].notna()].reset_index(drop=True)
     n, hits = len(rows), int(rows["hit"].sum())
     if n < config.recalibration_min_rows:
-        return _skipped(f"only {n} past agent-quarters (at least {config.recalibration_min_rows} are needed)", offset, config, started, rows), rows
+        return _skipped(
+            f"only {n} past agent-quarters (at least {config.recalibration_min_rows} are needed)",
+            offset,
+            config,
+            started,
+            rows,
+        ), rows
     if hits in (0, n):
         verdict = "missed" if hits == 0 else "reached"
-        return _skipped(f"in all {n} past agent-quarters the agents {verdict} quota, so there is nothing to learn from", offset, config, started, rows), rows
+        return _skipped(
+            f"in all {n} past agent-quarters the agents {verdict} quota, so there is nothing to learn from",
+            offset,
+            config,
+            started,
+            rows,
+        ), rows
     cal = fit_recalibration(rows["p_quota"], rows["hit"].astype(float), min_rows=config.recalibration_min_rows)
     quarters = tuple(_label(pd.Timestamp(d)) for d in sorted(rows["period_start"].unique()))
-    recal = QuotaRecalibration(True, "", cal.intercept, cal.slope, cal.n, hits, quarters, offset, config.recalibration_draws,
-                               time.perf_counter() - started)
+    recal = QuotaRecalibration(
+        True,
+        "",
+        cal.intercept,
+        cal.slope,
+        cal.n,
+        hits,
+        quarters,
+        offset,
+        config.recalibration_draws,
+        time.perf_counter() - started,
+    )
     return recal, rows
 
 
@@ -193,19 +251,27 @@ def quota_note(info: Mapping[str, Any] | None, *, level: str) -> str:
         return ""
     if info.get("applied"):
         slope = float(info["slope"])
-        how = ("past forecasts were too sure, so chances are pulled towards the middle" if slope < 1
-               else "past forecasts were too cautious, so chances are pushed away from the middle")
+        how = (
+            "past forecasts were too sure, so chances are pulled towards the middle"
+            if slope < 1
+            else "past forecasts were too cautious, so chances are pushed away from the middle"
+        )
         quarters = info.get("quarters") or []
         span = f" ({quarters[0]} to {quarters[-1]})" if quarters else ""
-        agents = (f"adjusted by how past forecasts of this kind turned out: learned from {int(info['n'])} "
-                  f"agent-quarters{span}; {how}.")
+        agents = (
+            f"adjusted by how past forecasts of this kind turned out: learned from {int(info['n'])} "
+            f"agent-quarters{span}; {how}."
+        )
     else:
-        agents = f"the model's own figure, not adjusted by past results: {info.get('reason') or 'no past quarters to learn from'}."
+        reason = info.get("reason") or "no past quarters to learn from"
+        agents = f"the model's own figure, not adjusted by past results: {reason}."
     if level == "agent":
         return f"Chance of reaching quota is {agents}"
     if level == "territory":
-        return (f"The agents' chance of reaching quota is {agents} The territory's own chance is the model's figure, "
-                f"not adjusted: {_RAW_LEVELS}.")
+        return (
+            f"The agents' chance of reaching quota is {agents} The territory's own chance is the model's figure, "
+            f"not adjusted: {_RAW_LEVELS}."
+        )
     raw = f"the model's own figure, not adjusted: {_RAW_LEVELS}."
     if level == "index":
         return f"Agents' chance of reaching quota is {agents} The territories' and the company's is {raw}"

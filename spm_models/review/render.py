@@ -10,8 +10,9 @@ its cell's output (``_repr_html_``). Numbers are formatted by
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from html import escape
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -67,11 +68,21 @@ def title(heading: str, *subtitle: str) -> Html:
 
 def cards(items: Sequence[tuple[str, str]]) -> Html:
     """Headline numbers as cards: ``[(label, formatted value), ...]``."""
-    body = "".join(f'<div class="spm-card"><div class="spm-card-value">{_e(v)}</div><div class="spm-card-label">{_e(k)}</div></div>' for k, v in items)
+    body = "".join(
+        f'<div class="spm-card"><div class="spm-card-value">{_e(v)}</div><div '
+        f'class="spm-card-label">{_e(k)}</div></div>'
+        for k, v in items
+    )
     return Html(f'<div class="spm-cards">{body}</div>')
 
 
-def table(frame: pd.DataFrame, columns: Mapping[str, tuple[str, str]], *, currency: str = "USD", empty: str = "Nothing to show.") -> Html:
+def table(
+    frame: pd.DataFrame,
+    columns: Mapping[str, tuple[str, str]],
+    *,
+    currency: str = "USD",
+    empty: str = "Nothing to show.",
+) -> Html:
     """An HTML table of ``frame``.
 
     Parameters
@@ -144,17 +155,26 @@ def scorecard_table(scorecard: pd.DataFrame, *, currency: str) -> Html:
         frame[col] = frame[col].astype(object)
     rows = []
     for rec in frame.itertuples(index=False):
-        fmt = lambda v: format_value(v, rec.unit, currency=currency, digits=0)  # noqa: E731
+
+        def fmt(v, unit=rec.unit):
+            return format_value(v, unit, currency=currency, digits=0)
+
         pct = _ordinal(rec.percentile) if rec.percentile == rec.percentile and rec.percentile is not None else "n/a"
         rows.append(
             f'<tr><td class="t">{_e(rec.label)}</td><td class="n">{_e(fmt(rec.value))}</td>'
-            f'<td class="n">{_e(fmt(rec.peer_median))}</td><td class="n">{_e(fmt(rec.peer_p25))} to {_e(fmt(rec.peer_p75))}</td>'
+            f'<td class="n">{_e(fmt(rec.peer_median))}</td><td class="n">{_e(fmt(rec.peer_p25))} to '
+            f"{_e(fmt(rec.peer_p75))}</td>"
             f'<td class="n">{_e(pct)}</td></tr>'
         )
     label = scorecard["peer_label"].iloc[0] if len(scorecard) else "peers"
-    head = "<tr><th>Measure</th><th>You</th><th>Peer median</th><th>Middle half of peers</th><th>Your percentile</th></tr>"
+    head = (
+        "<tr><th>Measure</th><th>You</th><th>Peer median</th><th>Middle half of peers</th><th>Your percentile</th></tr>"
+    )
     caption = f"Peers: {label}; percentiles are anonymous (100th = best)."
-    return Html(f'<table class="spm-table"><caption>{_e(caption)}</caption><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>')
+    return Html(
+        "<table "
+        f'class="spm-table"><caption>{_e(caption)}</caption><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+    )
 
 
 def outlook_cards(outlook: pd.DataFrame, *, currency: str, quarter: str) -> Html:
@@ -205,15 +225,19 @@ def accuracy_text(accuracy: pd.DataFrame, *, currency: str, month: str) -> Html:
 def funnel_text(funnel: pd.DataFrame, *, usable: bool) -> Html:
     """Names the weakest stage against peers, or says why the funnel cannot be shown."""
     if not usable:
-        return note("The data do not record the stage at which lost deals were lost, so stage-to-stage conversion "
-                    "cannot be measured; see the win rate in the scorecard instead.")
+        return note(
+            "The data do not record the stage at which lost deals were lost, so stage-to-stage conversion "
+            "cannot be measured; see the win rate in the scorecard instead."
+        )
     w = funnel[funnel["weakest"]] if "weakest" in funnel else funnel.iloc[0:0]
     if w.empty:
         return note("Too few decided deals per stage to compare conversion with peers.")
     r = w.iloc[0]
     stage = str(r["transition"]).replace("->", " to ").replace("_", " ")
-    return note(f"Weakest stage against peers: {stage}, where {r['agent_rate']:.0%} of your decided deals moved on "
-                f"against {r['peer_rate']:.0%} for your peers.")
+    return note(
+        f"Weakest stage against peers: {stage}, where {r['agent_rate']:.0%} of your decided deals moved on "
+        f"against {r['peer_rate']:.0%} for your peers."
+    )
 
 
 def indicator_table(indicators: pd.DataFrame, *, currency: str) -> Html:
@@ -226,10 +250,13 @@ def indicator_table(indicators: pd.DataFrame, *, currency: str) -> Html:
     )
     rows = "".join(
         f'<tr><td class="t">{_e(r.name)}</td><td class="n">{_e(format_value(r.value, r.unit_, currency=currency))}</td>'
-        f'<td class="n">{_e(format_value(r.history_mean, r.unit_, currency=currency))}</td><td class="t">{_e(r.direction)}</td></tr>'
+        f'<td class="n">{_e(format_value(r.history_mean, r.unit_, currency=currency))}</td><td '
+        f'class="t">{_e(r.direction)}</td></tr>'
         for r in f.itertuples(index=False)
     )
-    head = "<tr><th>Indicator</th><th>This month</th><th>Your monthly average (last 12 months)</th><th>Direction</th></tr>"
+    head = (
+        "<tr><th>Indicator</th><th>This month</th><th>Your monthly average (last 12 months)</th><th>Direction</th></tr>"
+    )
     return Html(f'<table class="spm-table"><thead>{head}</thead><tbody>{rows}</tbody></table>')
 
 
@@ -265,7 +292,9 @@ def territory_agents_table(agents: pd.DataFrame, *, currency: str) -> Html:
 def coherence_table(agent_expected: pd.DataFrame, outlook: pd.DataFrame, *, currency: str) -> Html:
     """Each agent's expected quarter bookings and the territory's: the sum of its agents' draws."""
     total = outlook.assign(agent_name="Territory (sum of the agents' forecasts)") if outlook is not None else None
-    frame = pd.concat([agent_expected, total], ignore_index=True) if total is not None and len(total) else agent_expected
+    frame = (
+        pd.concat([agent_expected, total], ignore_index=True) if total is not None and len(total) else agent_expected
+    )
     return table(
         frame,
         {
@@ -283,7 +312,12 @@ def accounts_table(accounts: pd.DataFrame, *, currency: str) -> Html:
     """Key accounts of the last 12 months."""
     return table(
         accounts,
-        {"account_name": ("Account", "text"), "bookings": ("Bookings, last 12 months", "currency"), "deals_won": ("Deals won", "count"), "share": ("Share of the territory", "ratio")},
+        {
+            "account_name": ("Account", "text"),
+            "bookings": ("Bookings, last 12 months", "currency"),
+            "deals_won": ("Deals won", "count"),
+            "share": ("Share of the territory", "ratio"),
+        },
         currency=currency,
         empty="No won deals with an account in the last 12 months.",
     )
@@ -341,7 +375,10 @@ def leaderboard_table(leaderboard: pd.DataFrame, *, currency: str) -> Html:
 
 def recognition_list(recognition: pd.DataFrame) -> Html:
     """Awards of the month as a list: "award: name (what they did)"."""
-    return bullets([f"{a}: {n} ({t})" for a, n, t in zip(recognition["award"], recognition["agent_name"], recognition["text"])], empty="No awards this month.")
+    return bullets(
+        [f"{a}: {n} ({t})" for a, n, t in zip(recognition["award"], recognition["agent_name"], recognition["text"])],
+        empty="No awards this month.",
+    )
 
 
 def accuracy_table(by_level: pd.DataFrame, *, currency: str) -> Html:

@@ -26,10 +26,11 @@ import os
 import threading
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from spm_models.exceptions import ReportError
 from spm_models.review.export import to_html, write_atomic
@@ -96,7 +97,9 @@ class _Gate:
     def __init__(self, workers: int):
         self._sem = threading.Semaphore(max(1, int(workers)))
 
-    def hooks(self, n_cells: int, on_acquire: Callable[[], None]) -> tuple[dict[str, Callable], Callable[[], None], dict]:
+    def hooks(
+        self, n_cells: int, on_acquire: Callable[[], None]
+    ) -> tuple[dict[str, Callable], Callable[[], None], dict]:
         """nbclient hooks for one report, a ``release`` to call when it ends (idempotent), and
         the report's state (``ready_at``: kernel ready; ``acquired_at``: its turn came).
 
@@ -154,7 +157,7 @@ class _Watchdog:
         if not self._timer.is_alive():
             self._timer.start()
 
-    def __enter__(self) -> "_Watchdog":
+    def __enter__(self) -> _Watchdog:
         _slot.box = self.box
         return self
 
@@ -171,7 +174,9 @@ def _error_text(exc: BaseException) -> str:
     return f"{name}: {exc}".strip()
 
 
-def _run_one(task: ReportTask, *, run_folder: Path, templates: dict[str, Any], km_class: type | None, timeout: float, gate: _Gate) -> ReportResult:
+def _run_one(
+    task: ReportTask, *, run_folder: Path, templates: dict[str, Any], km_class: type | None, timeout: float, gate: _Gate
+) -> ReportResult:
     import nbformat
     import papermill
 
@@ -189,10 +194,18 @@ def _run_one(task: ReportTask, *, run_folder: Path, templates: dict[str, Any], k
         hooks, release, state = gate.hooks(len(template.cells) + 1, dog.arm)  # + the injected parameters cell
         try:
             nb = papermill.execute_notebook(
-                copy.deepcopy(template), str(tmp_nb), parameters=task.parameters,
-                progress_bar=False, request_save_on_cell_execute=False, log_output=False,
-                execution_timeout=int(timeout), start_timeout=60, shutdown_kernel="immediate",
-                cwd=None, **hooks, **extra,
+                copy.deepcopy(template),
+                str(tmp_nb),
+                parameters=task.parameters,
+                progress_bar=False,
+                request_save_on_cell_execute=False,
+                log_output=False,
+                execution_timeout=int(timeout),
+                start_timeout=60,
+                shutdown_kernel="immediate",
+                cwd=None,
+                **hooks,
+                **extra,
             )
         except Exception as exc:  # one report's failure is recorded, never raised
             error = _error_text(exc)
@@ -290,8 +303,8 @@ def execute_reports(
     if kernel not in ("fork", "plain"):
         raise ReportError(f"kernel must be 'fork' or 'plain', got {kernel!r}")
     if tasks and kernel == "fork":
-        from spm_models.review.kernels.server import ForkServer
         from spm_models.review.kernels.provisioner import fork_kernel_manager_class
+        from spm_models.review.kernels.server import ForkServer
 
         server = ForkServer(run_dir=artifacts_dir).start()
         setup["kernel_server_start"] = round(server.startup_seconds or 0.0, 3)
@@ -300,13 +313,31 @@ def execute_reports(
     try:
         gate = _Gate(workers)
         with ThreadPoolExecutor(max_workers=2 * max(1, int(workers)), thread_name_prefix="spm-report") as pool:
-            futures = {pool.submit(_run_one, t, run_folder=run_folder, templates=templates, km_class=km_class, timeout=timeout, gate=gate): t for t in tasks}
+            futures = {
+                pool.submit(
+                    _run_one,
+                    t,
+                    run_folder=run_folder,
+                    templates=templates,
+                    km_class=km_class,
+                    timeout=timeout,
+                    gate=gate,
+                ): t
+                for t in tasks
+            }
             for fut in as_completed(futures):
                 t = futures[fut]
                 try:
                     res = fut.result()
                 except Exception as exc:  # a bug outside the kernel: still only this report fails
-                    res = ReportResult(t.report_id, "failed", 0.0, None, t.notebook, f"{_error_text(exc)}\n{traceback.format_exc(limit=3)}")
+                    res = ReportResult(
+                        t.report_id,
+                        "failed",
+                        0.0,
+                        None,
+                        t.notebook,
+                        f"{_error_text(exc)}\n{traceback.format_exc(limit=3)}",
+                    )
                 results[t.report_id] = res
                 if on_result is not None:
                     on_result(res)

@@ -27,12 +27,13 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from spm_models.insights.commission import DEFAULT_PLAN, CommissionPlan, plan_from_mapping
 from spm_models.exceptions import ConfigError
+from spm_models.insights.commission import DEFAULT_PLAN, CommissionPlan, plan_from_mapping
 
 __all__ = ["ReviewConfig", "load_config", "model_class"]
 
@@ -92,8 +93,16 @@ class ReviewConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        for name in ("n_draws", "min_peers", "trend_months", "funnel_months", "history_months", "recalibration_draws",
-                     "recalibration_min_rows", "recalibration_quarters"):
+        for name in (
+            "n_draws",
+            "min_peers",
+            "trend_months",
+            "funnel_months",
+            "history_months",
+            "recalibration_draws",
+            "recalibration_min_rows",
+            "recalibration_quarters",
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 problems.append(f"{name} must be a positive whole number, got {v!r}")
@@ -103,7 +112,11 @@ class ReviewConfig:
             problems.append(f"recalibrate must be true or false, got {self.recalibrate!r}")
         if not isinstance(self.currency, str) or not self.currency.strip():
             problems.append("currency must be a non-empty label such as 'USD'")
-        if not isinstance(self.report_timeout, (int, float)) or isinstance(self.report_timeout, bool) or self.report_timeout <= 0:
+        if (
+            not isinstance(self.report_timeout, (int, float))
+            or isinstance(self.report_timeout, bool)
+            or self.report_timeout <= 0
+        ):
             problems.append(f"report_timeout must be a positive number of seconds, got {self.report_timeout!r}")
         if problems:
             raise ConfigError("invalid review settings: " + "; ".join(problems))
@@ -126,7 +139,9 @@ def model_class(name: str):
 
     by_name = {m.model_name(): m for m in MODELS} | {m.__name__: m for m in MODELS}
     if name not in by_name:
-        raise ConfigError(f"unknown forecasting model {name!r}; choose one of {', '.join(sorted({m.__name__ for m in MODELS}))}")
+        raise ConfigError(
+            f"unknown forecasting model {name!r}; choose one of {', '.join(sorted({m.__name__ for m in MODELS}))}"
+        )
     return by_name[name]
 
 

@@ -8,9 +8,10 @@ folder can be moved, zipped or served as it is; every text from the data is esca
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -61,7 +62,10 @@ def read_manifest(run_folder: str | Path) -> dict | None:
 
 def write_manifest(run_folder: str | Path, manifest: Mapping[str, Any]) -> Path:
     """Write ``manifest.json`` atomically."""
-    return write_atomic(Path(run_folder) / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n")
+    return write_atomic(
+        Path(run_folder) / MANIFEST,
+        json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n",
+    )
 
 
 def _e(v: Any) -> str:
@@ -77,18 +81,34 @@ def _row(entry: Mapping[str, Any], currency: str, *, payout: bool) -> str:
     else:
         link = name
         nb = entry.get("notebook")
-        status = f'failed: {_e(entry.get("error") or "")}' + (f' (<a href="{_e(nb)}">executed notebook</a>)' if nb else "")
-    cells = [link, format_value(h.get("bookings_qtd"), "currency", currency=currency), format_value(h.get("attainment_qtd"), "ratio"), format_value(h.get("p_quota"), "ratio")]
+        status = f"failed: {_e(entry.get('error') or '')}" + (
+            f' (<a href="{_e(nb)}">executed notebook</a>)' if nb else ""
+        )
+    cells = [
+        link,
+        format_value(h.get("bookings_qtd"), "currency", currency=currency),
+        format_value(h.get("attainment_qtd"), "ratio"),
+        format_value(h.get("p_quota"), "ratio"),
+    ]
     if payout:
         cells.append(format_value(h.get("expected_payout"), "currency", currency=currency))
     tds = "".join(f'<td class="{"t" if i == 0 else "n"}">{c if i == 0 else _e(c)}</td>' for i, c in enumerate(cells))
     return f'<tr class="{"ok" if entry["status"] == "ok" else "failed"}">{tds}<td class="t">{status}</td></tr>'
 
 
-def _table(entries: Sequence[Mapping[str, Any]], currency: str, *, payout: bool, quarters: tuple[str, str] = ("this quarter", "this quarter")) -> str:
+def _table(
+    entries: Sequence[Mapping[str, Any]],
+    currency: str,
+    *,
+    payout: bool,
+    quarters: tuple[str, str] = ("this quarter", "this quarter"),
+) -> str:
     now, ahead = (_e(q) for q in quarters)
-    head = (f"<th>Report</th><th>Booked {now} so far</th><th>Attainment {now}</th><th>P(quota {ahead})</th>"
-            + (f"<th>Expected payout {ahead}</th>" if payout else "") + "<th>Status</th>")
+    head = (
+        f"<th>Report</th><th>Booked {now} so far</th><th>Attainment {now}</th><th>P(quota {ahead})</th>"
+        + (f"<th>Expected payout {ahead}</th>" if payout else "")
+        + "<th>Status</th>"
+    )
     rows = "".join(_row(e, currency, payout=payout) for e in entries)
     return f'<table class="spm-table"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
@@ -99,14 +119,18 @@ def write_index(run_folder: str | Path, manifest: Mapping[str, Any]) -> Path:
     currency = manifest.get("settings", {}).get("currency", "USD")
     monthly = [r for r in reports if r["kind"] == "monthly"]
     terrs = sorted((r for r in reports if r["kind"] == "territory"), key=lambda r: str(r["subject"]).lower())
-    agents = sorted((r for r in reports if r["kind"] == "agent"), key=lambda r: (str(r.get("group", "")).lower(), str(r["subject"]).lower()))
+    agents = sorted(
+        (r for r in reports if r["kind"] == "agent"),
+        key=lambda r: (str(r.get("group", "")).lower(), str(r["subject"]).lower()),
+    )
     s = manifest.get("summary", {})
     failed = [r for r in reports if r["status"] != "ok"]
     quarters = (manifest.get("review_quarter", "this quarter"), manifest.get("forecast_quarter", "this quarter"))
     parts = [
         f'<header class="spm-title"><h1>Sales review {_e(manifest["month"])}</h1>'
-        f'<p class="spm-subtitle">data as of {_e(manifest.get("calendar", {}).get("as_of", ""))} &middot; run {_e(manifest["run_id"])} &middot; '
-        f'{s.get("ok", 0)} reports ok, {s.get("failed", 0)} failed</p></header>'
+        f'<p class="spm-subtitle">data as of {_e(manifest.get("calendar", {}).get("as_of", ""))} &middot; run '
+        f"{_e(manifest['run_id'])} &middot; "
+        f"{s.get('ok', 0)} reports ok, {s.get('failed', 0)} failed</p></header>"
     ]
     if failed:
         items = "".join(f"<li>{_e(r['subject'])}: {_e(r.get('error') or 'failed')}</li>" for r in failed)
@@ -125,13 +149,16 @@ def write_index(run_folder: str | Path, manifest: Mapping[str, Any]) -> Path:
     note = quota_note(manifest.get("quota_recalibration"), level="index")
     if note:
         parts.append(f'<p class="spm-note">{_e(note)}</p>')
-    prov = (f'<p class="spm-note">Package version {_e(manifest.get("package_version"))}; data fingerprint '
-            f'<code>{_e(manifest.get("data_fingerprint"))}</code>; see manifest.json for each report\'s parameters and provenance.</p>')
+    prov = (
+        f'<p class="spm-note">Package version {_e(manifest.get("package_version"))}; data fingerprint '
+        f"<code>{_e(manifest.get('data_fingerprint'))}</code>; see manifest.json for each report's parameters and "
+        "provenance.</p>"
+    )
     parts.append(prov)
     page = (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f'<title>Sales review {_e(manifest["month"])}</title>\n<style>{PAGE_CSS}\ntr.failed td {{ color: #c0392b; }}</style>\n</head>\n<body>\n<main>\n'
-        + "\n".join(parts)
-        + "\n</main>\n</body>\n</html>\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<meta name="viewport" '
+        'content="width=device-width, initial-scale=1">\n'
+        f"<title>Sales review {_e(manifest['month'])}</title>\n<style>{PAGE_CSS}\ntr.failed td "
+        f"{{ color: #c0392b; }}</style>\n</head>\n<body>\n<main>\n" + "\n".join(parts) + "\n</main>\n</body>\n</html>\n"
     )
     return write_atomic(Path(run_folder) / INDEX, page)

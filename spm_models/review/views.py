@@ -14,19 +14,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from spm_models import __version__
-from spm_models.insights.commission import CommissionPlan, payout_curve, plan_from_mapping
 from spm_models.exceptions import ReportError
+from spm_models.insights.commission import CommissionPlan, payout_curve, plan_from_mapping
 from spm_models.review.artifacts import RUN_FILE, TABLES, read_run_info
 from spm_models.review.outlook import accuracy_summary
 from spm_models.review.recalibration import quota_note
 
-__all__ = ["RunData", "load_run", "preload", "AgentView", "TerritoryView", "MonthlyView", "agent_view", "territory_view", "monthly_view"]
+__all__ = [
+    "RunData",
+    "load_run",
+    "preload",
+    "AgentView",
+    "TerritoryView",
+    "MonthlyView",
+    "agent_view",
+    "territory_view",
+    "monthly_view",
+]
 
-_CACHE: dict[str, "RunData"] = {}
+_CACHE: dict[str, RunData] = {}
 
 
 @dataclass(frozen=True)
@@ -155,8 +166,15 @@ class AgentView(_Base):
 
 def _base(run: RunData, parameters: dict) -> dict:
     i = run.info
-    return dict(run_id=i["run_id"], month=i["month"], quarter=i["quarter_label"], as_of=i["calendar"]["as_of"],
-                currency=run.currency, weeks_left=float(i["weeks_left"]), provenance=_provenance(run, parameters))
+    return dict(
+        run_id=i["run_id"],
+        month=i["month"],
+        quarter=i["quarter_label"],
+        as_of=i["calendar"]["as_of"],
+        currency=run.currency,
+        weeks_left=float(i["weeks_left"]),
+        provenance=_provenance(run, parameters),
+    )
 
 
 def agent_view(run_dir: str | Path, agent_id: str) -> AgentView:
@@ -196,7 +214,9 @@ def agent_view(run_dir: str | Path, agent_id: str) -> AgentView:
         commission=_rows(run["commission"], "unique_id", aid),
         plan_lines=tuple(plan.describe()),
         plan_name=plan.name,
-        payout_curve=payout_curve(quota, plan) if np.isfinite(quota) and quota > 0 else pd.DataFrame(columns=["attainment", "bookings", "payout"]),
+        payout_curve=payout_curve(quota, plan)
+        if np.isfinite(quota) and quota > 0
+        else pd.DataFrame(columns=["attainment", "bookings", "payout"]),
         coaching=_rows(run["coaching"], "agent_id", aid),
         fallback_reason=str(fb["reason"].iloc[0]) if len(fb) else "",
         quota_note=_quota_note(run, "agent") if np.isfinite(quota) and quota > 0 else "",
@@ -250,9 +270,13 @@ def territory_view(run_dir: str | Path, territory_id: str) -> TerritoryView:
         raise ReportError(f"territory {tid!r} is not in the review {run.info['run_id']}")
     members = _rows(run["agents"], "territory_id", tid)
     kpis = run["kpis_month"]
-    nve = kpis[(kpis["level"] == "territory") & (kpis["entity_id"] == tid) & (kpis["kpi"] == "new_vs_existing_bookings")]
+    nve = kpis[
+        (kpis["level"] == "territory") & (kpis["entity_id"] == tid) & (kpis["kpi"] == "new_vs_existing_bookings")
+    ]
     a_out = _level(run["outlook"], "agent")
-    expected = a_out[a_out["unique_id"].isin(members["agent_id"])].merge(members[["agent_id", "agent_name"]], left_on="unique_id", right_on="agent_id")
+    expected = a_out[a_out["unique_id"].isin(members["agent_id"])].merge(
+        members[["agent_id", "agent_name"]], left_on="unique_id", right_on="agent_id"
+    )
     mapping = pd.Series(tid, index=members["agent_id"].to_numpy())
     return TerritoryView(
         **_base(run, {"run_dir": str(run_dir), "territory_id": tid}),
@@ -304,8 +328,12 @@ class MonthlyView(_Base):
 def monthly_view(run_dir: str | Path) -> MonthlyView:
     """The company monthly review's data."""
     run = load_run(run_dir)
-    terr = _level(run["metrics"], "territory").merge(run["territories"], left_on="entity_id", right_on="territory_id", how="left")
-    t_out = _level(run["outlook"], "territory").merge(run["territories"], left_on="unique_id", right_on="territory_id", how="left")
+    terr = _level(run["metrics"], "territory").merge(
+        run["territories"], left_on="entity_id", right_on="territory_id", how="left"
+    )
+    t_out = _level(run["outlook"], "territory").merge(
+        run["territories"], left_on="unique_id", right_on="territory_id", how="left"
+    )
     return MonthlyView(
         **_base(run, {"run_dir": str(run_dir)}),
         company=_level(run["metrics"], "company"),

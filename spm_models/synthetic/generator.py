@@ -85,15 +85,15 @@ Closed form (ground truth)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from spm_models.data.dataset import Dataset, SourceRef
-from spm_models.exceptions import ConfigError
 from spm_models.data.sources.canonical import write_canonical_folder
+from spm_models.exceptions import ConfigError
 from spm_models.synthetic.frames import build_tables, build_truth
 from spm_models.synthetic.names import PRODUCTS, SECTORS, person_names
 from spm_models.synthetic.truth import GroundTruth, SyntheticParams, cycle_pmf, period_weights
@@ -103,6 +103,8 @@ __all__ = ["generate_organisation", "SyntheticOrg", "GroundTruth", "SyntheticPar
 
 MIN_AGENTS, MAX_AGENTS = 5, 10_000
 _DATE = "datetime64[us]"
+
+
 @dataclass
 class SyntheticOrg:
     """A generated organisation: canonical tables and the truth behind them."""
@@ -282,8 +284,15 @@ def _staff(world: World) -> None:
     world.n_terr = n_terr
     world.tw["terr_effect"] = terr_effect
     world.a.update(
-        terr=terr, first=first, last=last, leaves=leaves, hire_date=hire_date, leave_date=leave_date,
-        name=names[:n], manager=names[n:][team], skill=terr_effect[terr] + agent_effect,
+        terr=terr,
+        first=first,
+        last=last,
+        leaves=leaves,
+        hire_date=hire_date,
+        leave_date=leave_date,
+        name=names[:n],
+        manager=names[n:][team],
+        skill=terr_effect[terr] + agent_effect,
         hired_after_start=first > 0,
     )
     world.aw.update(employed=employed, creating=creating, ramp=ramp)
@@ -314,10 +323,17 @@ def _territory_series(world: World) -> None:
     mrng = world.rng("market")
     trend = p.market_level + p.market_trend_per_year * np.arange(W) / 52
     market = np.round(trend + _ar1(mrng, (1, W), phi=p.market_ar_phi, sd=p.market_ar_sd)[0], 2)
-    noise = np.exp(mrng.normal(-p.marketing_spend_noise_sd**2 / 2, p.marketing_spend_noise_sd, size=W))
+    noise = np.exp(mrng.normal(-(p.marketing_spend_noise_sd**2) / 2, p.marketing_spend_noise_sd, size=W))
     spend = np.round(p.marketing_spend_per_agent * heads.sum(axis=0) * season * noise, 2)
-    world.tw.update(season=season, lead=lead, season_all=season_all, lead_all=lead_all, leads=leads,
-                    market_index=market, marketing_spend=spend)
+    world.tw.update(
+        season=season,
+        lead=lead,
+        season_all=season_all,
+        lead_all=lead_all,
+        leads=leads,
+        market_index=market,
+        marketing_spend=spend,
+    )
 
 
 def _activities(world: World) -> None:
@@ -386,9 +402,17 @@ def _win_probability(world: World) -> None:
         # cohort c = w - d, column B + w - d of rate_all, for every data week w
         closes += rate_all[:, B - d : B - d + W] * pmf[:, d - 1 : d]
     rate = rate_all[:, B:]
-    a.update(conv=conv, theta=theta, pmf=pmf, size_mu=size_mu, size_sigma=size_sigma,
-             mean_size=np.exp(size_mu + size_sigma**2 / 2), demo_mean=demo_mean, demo_sd=demo_sd,
-             cycle_gamma_mean=cycle_target - 0.5)
+    a.update(
+        conv=conv,
+        theta=theta,
+        pmf=pmf,
+        size_mu=size_mu,
+        size_sigma=size_sigma,
+        mean_size=np.exp(size_mu + size_sigma**2 / 2),
+        demo_mean=demo_mean,
+        demo_sd=demo_sd,
+        cycle_gamma_mean=cycle_target - 0.5,
+    )
     aw.update(rate=rate, rate_all=rate_all, closes=closes, p_neg=p_neg, p_win=p_win, push=push, z_demo=z_demo)
     world.tw["z_mkt"] = z_mkt
 
@@ -454,9 +478,19 @@ def _opportunities(world: World) -> None:
     sector = arng.integers(0, len(SECTORS), size=pool * world.n_terr)
 
     world.opp.update(
-        agent=agent, created=created, close=np.where(closed, planned_close, np.datetime64("NaT")),
-        outcome=outcome, stage=stage, n_hist=n_hist, denom=denom, span=span, amount=amount,
-        account=account, product=product, sector=sector, pool_size=pool * world.n_terr,
+        agent=agent,
+        created=created,
+        close=np.where(closed, planned_close, np.datetime64("NaT")),
+        outcome=outcome,
+        stage=stage,
+        n_hist=n_hist,
+        denom=denom,
+        span=span,
+        amount=amount,
+        account=account,
+        product=product,
+        sector=sector,
+        pool_size=pool * world.n_terr,
     )
 
 

@@ -51,8 +51,16 @@ _ACCOUNT_S = "Inc,Ltd,Group,Holdings,Co,Corp,GmbH,LLC,SA,plc,AG,BV".split(",")
 
 #: Customer sectors, drawn uniformly per account.
 SECTORS: tuple[str, ...] = (
-    "retail", "technology", "healthcare", "finance", "manufacturing",
-    "energy", "telecom", "logistics", "public sector", "media",
+    "retail",
+    "technology",
+    "healthcare",
+    "finance",
+    "manufacturing",
+    "energy",
+    "telecom",
+    "logistics",
+    "public sector",
+    "media",
 )
 
 #: The product catalogue: (product_id, product_name, series, list_price, share of opportunities).

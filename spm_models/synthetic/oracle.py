@@ -49,10 +49,14 @@ def oracle_forecast(org: SyntheticOrg, *, start: Any, h: int, n_draws: int = 500
     first = np.searchsorted(weeks, np.datetime64(_day(start, "start")))
     if first >= len(weeks) or weeks[first] != np.datetime64(_day(start, "start")):
         raise DataError(f"{start} is not the Monday of a week of the synthetic data")
-    sel = weeks[first:first + int(h)]
+    sel = weeks[first : first + int(h)]
     sub = aw[aw["week_start"].isin(sel)]
     ids = np.asarray(sorted(sub["agent_id"].unique()), dtype=object)
-    mean = sub.pivot(index="agent_id", columns="week_start", values="expected_wins").reindex(index=ids, columns=sel).to_numpy()
+    mean = (
+        sub.pivot(index="agent_id", columns="week_start", values="expected_wins")
+        .reindex(index=ids, columns=sel)
+        .to_numpy()
+    )
     rng = np.random.default_rng(seed)
     counts = rng.poisson(mean[:, :, None], size=mean.shape + (n_draws,))
     cell = np.repeat(np.arange(counts.size), counts.ravel())

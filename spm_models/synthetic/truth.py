@@ -224,7 +224,7 @@ class GroundTruth:
         return written
 
     @classmethod
-    def load(cls, folder: str | Path) -> "GroundTruth":
+    def load(cls, folder: str | Path) -> GroundTruth:
         """Read a ground truth written by :meth:`save` or ``SyntheticOrg.write``.
 
         Parameters

@@ -11,11 +11,27 @@ from spm_models.synthetic.truth import SyntheticParams
 __all__ = ["World"]
 
 # One independent random stream per component: changing one part leaves the others as they were.
-_STREAMS = {n: i for i, n in enumerate(
-    ("staff", "names", "skill", "leads", "activities", "market", "agent_params", "opps", "outcomes", "sizes",
-     "accounts", "quotas", "quota_plans_ahead"),
-    start=1,
-)}
+_STREAMS = {
+    n: i
+    for i, n in enumerate(
+        (
+            "staff",
+            "names",
+            "skill",
+            "leads",
+            "activities",
+            "market",
+            "agent_params",
+            "opps",
+            "outcomes",
+            "sizes",
+            "accounts",
+            "quotas",
+            "quota_plans_ahead",
+        ),
+        start=1,
+    )
+}
 
 
 @dataclass

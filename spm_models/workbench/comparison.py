@@ -8,7 +8,7 @@ central interval's nominal coverage with the share of actuals that fell inside i
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import pandas as pd
 
@@ -19,15 +19,24 @@ __all__ = ["calibration_plot", "compare_on_dataset", "compare_models", "accuracy
 
 
 def compare_models(
-    models: Mapping[str, object], frame: pd.DataFrame, *, h: int = 4, n_origins: int = 3, n_draws: int = 300,
+    models: Mapping[str, object],
+    frame: pd.DataFrame,
+    *,
+    h: int = 4,
+    n_origins: int = 3,
+    n_draws: int = 300,
     season: int = 1,
 ) -> dict[str, BacktestResult]:
     """Rolling-origin backtest of each model (name -> unfitted model) on the same frame and origins."""
-    return {name: backtest(model, frame, h=h, n_origins=n_origins, n_draws=n_draws, season=season)
-            for name, model in models.items()}
+    return {
+        name: backtest(model, frame, h=h, n_origins=n_origins, n_draws=n_draws, season=season)
+        for name, model in models.items()
+    }
 
 
-def accuracy_table(results: Mapping[str, BacktestResult], *, level: Mapping[str, str] | pd.Series | None = None) -> pd.DataFrame:
+def accuracy_table(
+    results: Mapping[str, BacktestResult], *, level: Mapping[str, str] | pd.Series | None = None
+) -> pd.DataFrame:
     """Scores pooled over origins and series, one row per model (and level when ``level`` maps
     series to levels), best mean CRPS first."""
     parts = [r.summary(level=level).assign(model=name) for name, r in results.items()]
@@ -59,11 +68,19 @@ def calibration_table(results: Mapping[str, BacktestResult]) -> pd.DataFrame:
             y = f["y"].to_numpy()
             inside = (y >= f[quantile_column(lo)].to_numpy()) & (y <= f[quantile_column(hi)].to_numpy())
             rows.append({"model": name, "nominal": hi - lo, "observed": inside.mean(), "n": len(y)})
-    return pd.DataFrame(rows, columns=["model", "nominal", "observed", "n"]).sort_values(["model", "nominal"], ignore_index=True)
+    return pd.DataFrame(rows, columns=["model", "nominal", "observed", "n"]).sort_values(
+        ["model", "nominal"], ignore_index=True
+    )
 
 
 def compare_on_dataset(
-    dataset, *, models: list[str], h: int = 4, n_origins: int = 3, fast: bool = False, n_draws: int = 300,
+    dataset,
+    *,
+    models: list[str],
+    h: int = 4,
+    n_origins: int = 3,
+    fast: bool = False,
+    n_draws: int = 300,
 ) -> dict[str, BacktestResult]:
     """:func:`compare_models` for explorer model names (:data:`~spm_models.workbench.explorer.MODELS`)
     on the weekly agent bookings of ``dataset``."""
@@ -72,9 +89,13 @@ def compare_on_dataset(
 
     frame = model_frame(dataset, grain="week")
     chosen = {name: make_model(name, fast=fast) for name in models}
-    cols = {name: ["unique_id", "ds", "y", "group"] if name.startswith("Hierarchical") else ["unique_id", "ds", "y"]
-            for name in models}
-    return {name: backtest(m, frame[cols[name]], h=h, n_origins=n_origins, n_draws=n_draws) for name, m in chosen.items()}
+    cols = {
+        name: ["unique_id", "ds", "y", "group"] if name.startswith("Hierarchical") else ["unique_id", "ds", "y"]
+        for name in models
+    }
+    return {
+        name: backtest(m, frame[cols[name]], h=h, n_origins=n_origins, n_draws=n_draws) for name, m in chosen.items()
+    }
 
 
 def calibration_plot(calibration: pd.DataFrame):

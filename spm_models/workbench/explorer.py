@@ -10,8 +10,9 @@ when it is called, never at import.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,14 @@ import pandas as pd
 from spm_models.data.dataset import Dataset
 from spm_models.exceptions import ConfigError, SpmError
 from spm_models.kpi import KPI_CATALOG, compute_kpis
-from spm_models.workbench.forecasting import COMPANY, LEVELS, MODELS, FittedModel, agent_forecast, fit_model, forecast_view
+from spm_models.workbench.forecasting import (
+    COMPANY,
+    LEVELS,
+    MODELS,
+    FittedModel,
+    fit_model,
+    forecast_view,
+)
 
 __all__ = ["ExplorerState", "entity_options", "kpi_view", "Explorer", "build_explorer"]
 
@@ -56,7 +64,9 @@ def entity_options(dataset: Dataset, level: str) -> list[str]:
     return sorted(agents[col].dropna().astype("str").unique().tolist())
 
 
-def kpi_view(kpis: pd.DataFrame, *, level: str, entity: str, kpi: str, start: Any = None, end: Any = None) -> pd.DataFrame:
+def kpi_view(
+    kpis: pd.DataFrame, *, level: str, entity: str, kpi: str, start: Any = None, end: Any = None
+) -> pd.DataFrame:
     """Rows of a :func:`~spm_models.kpi.compute_kpis` frame for one entity and KPI, in a date range.
 
     Parameters
@@ -148,9 +158,12 @@ def _forecast(ex: Explorer) -> None:
     ex.fan, ex.attainment = forecast_view(fitted, level=s.level, entity=s.entity, horizon=s.horizon, quota=s.quota)
     c = ex.controls
     scen = Scenario(
-        activity=c["activity"].value or None, activity_change=c["activity_change"].value / 100.0,
-        territory=c["territory"].value or None, agent_change=int(c["agent_change"].value),
-        indicator=c["indicator"].value or None, indicator_shift=c["indicator_shift"].value,
+        activity=c["activity"].value or None,
+        activity_change=c["activity_change"].value / 100.0,
+        territory=c["territory"].value or None,
+        agent_change=int(c["agent_change"].value),
+        indicator=c["indicator"].value or None,
+        indicator_shift=c["indicator_shift"].value,
     )
     try:
         ex.scenario = scenario_view(fitted, scen, level=s.level, entity=s.entity, horizon=s.horizon, quota=s.quota)
@@ -217,8 +230,13 @@ def _styled(frame: pd.DataFrame):
 
 
 def build_explorer(
-    dataset: Dataset, *, state: ExplorerState | None = None, regressors: Mapping[str, int] | None = None,
-    draw: bool = True, fast: bool = False, indicators: list[str] | None = None,
+    dataset: Dataset,
+    *,
+    state: ExplorerState | None = None,
+    regressors: Mapping[str, int] | None = None,
+    draw: bool = True,
+    fast: bool = False,
+    indicators: list[str] | None = None,
 ) -> Explorer:
     """Widgets for the explorer, wired to :func:`kpi_view`, :func:`forecast_view` and the scenarios.
 
@@ -248,7 +266,9 @@ def build_explorer(
         "entity": w.Dropdown(options=entity_options(dataset, state.level), value=state.entity, description="Entity"),
         "kpi": w.Dropdown(options=list(KPI_CATALOG), value=state.kpi, description="KPI"),
         "grain": w.Dropdown(options=["week", "month", "quarter"], value=state.grain, description="Grain"),
-        "start": w.DatePicker(value=None if state.start is None else pd.Timestamp(state.start).date(), description="From"),
+        "start": w.DatePicker(
+            value=None if state.start is None else pd.Timestamp(state.start).date(), description="From"
+        ),
         "end": w.DatePicker(value=None if state.end is None else pd.Timestamp(state.end).date(), description="To"),
         "model": w.Dropdown(options=list(MODELS), value=state.model, description="Model"),
         "horizon": w.IntSlider(value=state.horizon, min=1, max=13, description="Weeks ahead", style=wide),
@@ -259,14 +279,23 @@ def build_explorer(
         "agent_change": w.IntSlider(value=0, min=-3, max=3, description="Agents +/-"),
         "indicator": w.Dropdown(options=inds, value="", description="Indicator"),
         "indicator_shift": w.FloatText(value=0.0, description="Shift by"),
-        "kpi_out": w.Output(), "forecast_out": w.Output(), "forecast_table_out": w.Output(),
+        "kpi_out": w.Output(),
+        "forecast_out": w.Output(),
+        "forecast_table_out": w.Output(),
     }
-    box = w.VBox([
-        w.HBox([c["level"], c["entity"], c["kpi"], c["grain"]]), w.HBox([c["start"], c["end"]]), c["kpi_out"],
-        w.HBox([c["model"], c["horizon"], c["quota"]]),
-        w.HBox([c["activity"], c["activity_change"]]), w.HBox([c["territory"], c["agent_change"]]),
-        w.HBox([c["indicator"], c["indicator_shift"]]), c["forecast_out"], c["forecast_table_out"],
-    ])
+    box = w.VBox(
+        [
+            w.HBox([c["level"], c["entity"], c["kpi"], c["grain"]]),
+            w.HBox([c["start"], c["end"]]),
+            c["kpi_out"],
+            w.HBox([c["model"], c["horizon"], c["quota"]]),
+            w.HBox([c["activity"], c["activity_change"]]),
+            w.HBox([c["territory"], c["agent_change"]]),
+            w.HBox([c["indicator"], c["indicator_shift"]]),
+            c["forecast_out"],
+            c["forecast_table_out"],
+        ]
+    )
     ex = Explorer(dataset=dataset, state=state, controls=c, widget=box, regressors=regs, draw=draw, fast=fast)
 
     def on_level(change):
@@ -293,7 +322,17 @@ def build_explorer(
     c["level"].observe(on_level, names="value")
     for name in ("entity", "kpi", "grain", "start", "end"):
         c[name].observe(on_view, names="value")
-    for name in ("model", "horizon", "quota", "activity", "activity_change", "territory", "agent_change", "indicator", "indicator_shift"):
+    for name in (
+        "model",
+        "horizon",
+        "quota",
+        "activity",
+        "activity_change",
+        "territory",
+        "agent_change",
+        "indicator",
+        "indicator_shift",
+    ):
         c[name].observe(on_forecast, names="value")
     _refresh_kpis(ex)
     _refresh_forecast(ex)

@@ -6,8 +6,9 @@ The compute behind the explorer's forecast fan and P(hit quota) and behind the s
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,8 +22,16 @@ from spm_models.models.forecast import Forecast
 from spm_models.workbench.frames import model_frame
 
 __all__ = [
-    "LEVELS", "COMPANY", "MODELS", "FittedModel", "make_model", "fit_model", "agent_forecast", "level_forecast",
-    "forecast_window", "forecast_view",
+    "LEVELS",
+    "COMPANY",
+    "MODELS",
+    "FittedModel",
+    "make_model",
+    "fit_model",
+    "agent_forecast",
+    "level_forecast",
+    "forecast_window",
+    "forecast_view",
 ]
 
 LEVELS = ("company", "territory", "agent")
@@ -74,8 +83,12 @@ def make_model(name: str, *, regressors: Mapping[str, int] | None = None, fast: 
 
 
 def fit_model(
-    dataset: Dataset, *, model: str = "CalendarBaseline", regressors: Mapping[str, int] | None = None,
-    fast: bool = False, frame: pd.DataFrame | None = None,
+    dataset: Dataset,
+    *,
+    model: str = "CalendarBaseline",
+    regressors: Mapping[str, int] | None = None,
+    fast: bool = False,
+    frame: pd.DataFrame | None = None,
 ) -> FittedModel:
     """Fit ``model`` on the weekly agent bookings (:func:`~spm_models.workbench.frames.model_frame`).
 
@@ -88,8 +101,9 @@ def fit_model(
     est = make_model(model, regressors=regs, fast=fast)
     cols = ["unique_id", "ds", "y", "group", *regs] if model != "CalendarBaseline" else ["unique_id", "ds", "y"]
     est.fit(frame[cols])
-    return FittedModel(name=model, model=est, frame=frame, agents=dataset.tables["agents"],
-                       targets=dataset.tables.get("targets"))
+    return FittedModel(
+        name=model, model=est, frame=frame, agents=dataset.tables["agents"], targets=dataset.tables.get("targets")
+    )
 
 
 def agent_forecast(fitted: FittedModel, horizon: int, *, n_draws: int = 500) -> Forecast:
@@ -135,8 +149,14 @@ def forecast_window(forecast: Forecast) -> tuple[pd.Timestamp, pd.Timestamp]:
 
 
 def forecast_view(
-    fitted: FittedModel, *, level: str, entity: str, horizon: int, quota: float | None = None,
-    forecast: Forecast | None = None, territories: Mapping[str, str] | None = None,
+    fitted: FittedModel,
+    *,
+    level: str,
+    entity: str,
+    horizon: int,
+    quota: float | None = None,
+    forecast: Forecast | None = None,
+    territories: Mapping[str, str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Forecast fan and P(hit quota) of one entity over the next ``horizon`` periods.
 
@@ -177,7 +197,9 @@ def forecast_view(
     one = fc.select([entity])
     fan = one.quantiles.drop(columns=["unique_id", "model"]).reset_index(drop=True)
     start, end = forecast_window(one)
-    covered = fitted.targets is not None and len(fitted.targets) and pd.Timestamp(fitted.targets["period_end"].max()) >= end
+    covered = (
+        fitted.targets is not None and len(fitted.targets) and pd.Timestamp(fitted.targets["period_end"].max()) >= end
+    )
     if quota is None and covered:
         q = quota_for_period(fitted.targets, period_start=start, period_end=end, agents=fitted.agents, level=level)
         quota = float(q.get(entity, np.nan))

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
 from spm_models.data.dataset import Dataset
+from spm_models.data.warehouse import Warehouse
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.indicators.series import bookings_series, candidate_series
-from spm_models.data.warehouse import Warehouse
 
 __all__ = [
-    "WAREHOUSE_ENV", "warehouse_path", "load_dataset", "model_frame", "workbench_fast", "usable_regressors",
-    "load_maven_dataset", "chosen_indicators",
+    "WAREHOUSE_ENV",
+    "warehouse_path",
+    "load_dataset",
+    "model_frame",
+    "workbench_fast",
+    "usable_regressors",
+    "load_maven_dataset",
+    "chosen_indicators",
 ]
 
 #: Environment variable that points the notebooks at a warehouse (tests use a small one).
@@ -61,13 +67,21 @@ def _complete(frame: pd.DataFrame, grain: str, current: set[str]) -> pd.DataFram
     agents in ``current`` (still employed) run to the last period of the data."""
     grid = pd.date_range(frame["ds"].min(), frame["ds"].max(), freq=_FREQ[grain])
     pos = grid.get_indexer(frame["ds"])
-    span = pd.DataFrame({"unique_id": frame["unique_id"], "pos": pos}).groupby("unique_id", sort=True)["pos"].agg(["min", "max"])
+    span = (
+        pd.DataFrame({"unique_id": frame["unique_id"], "pos": pos})
+        .groupby("unique_id", sort=True)["pos"]
+        .agg(["min", "max"])
+    )
     span.loc[span.index.isin(list(current)), "max"] = len(grid) - 1
     lengths = (span["max"] - span["min"] + 1).to_numpy()
     starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
     idx = np.arange(lengths.sum()) - starts + np.repeat(span["min"].to_numpy(), lengths)
-    full = pd.DataFrame({"unique_id": pd.array(np.repeat(span.index.to_numpy(), lengths), dtype="str"),
-                         "ds": grid[idx].astype(frame["ds"].dtype)})
+    full = pd.DataFrame(
+        {
+            "unique_id": pd.array(np.repeat(span.index.to_numpy(), lengths), dtype="str"),
+            "ds": grid[idx].astype(frame["ds"].dtype),
+        }
+    )
     out = full.merge(frame, on=["unique_id", "ds"], how="left")
     out["y"] = out["y"].fillna(0.0)
     return out
@@ -109,12 +123,18 @@ def model_frame(dataset: Dataset, *, grain: str = "week", regressors: Iterable[s
         unknown = sorted(set(names) - set(cands["candidate"].unique()))
         if unknown:
             raise ConfigError(
-                f"unknown indicator(s) {', '.join(unknown)}; available: {', '.join(sorted(cands['candidate'].unique()))}"
+                f"unknown indicator(s) {', '.join(unknown)}; available: "
+                f"{', '.join(sorted(cands['candidate'].unique()))}"
             )
-        wide = (cands[cands["candidate"].isin(names)]
-                .pivot_table(index=["entity_id", "period"], columns="candidate", values="value", aggfunc="sum")
-                .reset_index().rename(columns={"entity_id": "unique_id", "period": "ds"}))
-        frame = frame.merge(wide, on=["unique_id", "ds"], how="left").sort_values(["unique_id", "ds"], ignore_index=True)
+        wide = (
+            cands[cands["candidate"].isin(names)]
+            .pivot_table(index=["entity_id", "period"], columns="candidate", values="value", aggfunc="sum")
+            .reset_index()
+            .rename(columns={"entity_id": "unique_id", "period": "ds"})
+        )
+        frame = frame.merge(wide, on=["unique_id", "ds"], how="left").sort_values(
+            ["unique_id", "ds"], ignore_index=True
+        )
         filled = frame.groupby("unique_id")[names].transform(lambda s: s.ffill().bfill())
         frame[names] = filled.fillna(0.0)
     return frame.sort_values(["unique_id", "ds"], ignore_index=True)

@@ -17,15 +17,22 @@ Territory quotas are the sums of their agents'.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 
 from spm_models.evaluation.backtest import BacktestResult
-from spm_models.exceptions import ConfigError
 from spm_models.evaluation.quota.probability import period_totals
+from spm_models.exceptions import ConfigError
 
-__all__ = ["attainment_share", "quota_plan", "period_totals", "plan_quotas", "territory_quotas", "fairness_summary", "backtest_attainment"]
+__all__ = [
+    "attainment_share",
+    "quota_plan",
+    "period_totals",
+    "plan_quotas",
+    "territory_quotas",
+    "fairness_summary",
+    "backtest_attainment",
+]
 
 _LEVELS = np.linspace(0.01, 0.99, 99)
 
@@ -37,8 +44,13 @@ def _check_share(share: float) -> float:
 
 
 def plan_quotas(
-    totals: np.ndarray, unique_ids, *, share: float = 0.65, company_target: float | None = None,
-    reconcile: str = "equal_probability", agents: pd.DataFrame | None = None,
+    totals: np.ndarray,
+    unique_ids,
+    *,
+    share: float = 0.65,
+    company_target: float | None = None,
+    reconcile: str = "equal_probability",
+    agents: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Quotas per agent from draws of their period bookings (module docstring).
 
@@ -82,12 +94,14 @@ def plan_quotas(
         u = float(np.interp(company_target, grid[::-1], _LEVELS[::-1]))
         quota = np.quantile(totals, 1 - u, axis=1)
         quota = quota * company_target / quota.sum()  # exact where the target lies beyond the grid
-    out = pd.DataFrame({
-        "unique_id": pd.array(np.asarray(unique_ids, dtype=str), dtype="str"),
-        "expected_bookings": totals.mean(axis=1),
-        "quota": quota,
-        "p_attain": (totals >= quota[:, None]).mean(axis=1),
-    })
+    out = pd.DataFrame(
+        {
+            "unique_id": pd.array(np.asarray(unique_ids, dtype=str), dtype="str"),
+            "expected_bookings": totals.mean(axis=1),
+            "quota": quota,
+            "p_attain": (totals >= quota[:, None]).mean(axis=1),
+        }
+    )
     if agents is not None:
         terr = agents.set_index("agent_id")["territory_id"].astype("str")
         out.insert(1, "territory_id", out["unique_id"].map(terr).astype("str"))
@@ -100,7 +114,9 @@ def territory_quotas(plan: pd.DataFrame) -> pd.DataFrame:
     if "territory_id" not in plan.columns:
         raise ConfigError("the plan has no territory_id column; pass the agents table to plan_quotas")
     return plan.groupby("territory_id", as_index=False).agg(
-        agents=("unique_id", "size"), expected_bookings=("expected_bookings", "sum"), quota=("quota", "sum"),
+        agents=("unique_id", "size"),
+        expected_bookings=("expected_bookings", "sum"),
+        quota=("quota", "sum"),
         mean_p_attain=("p_attain", "mean"),
     )
 
@@ -116,11 +132,19 @@ def fairness_summary(plan: pd.DataFrame) -> pd.DataFrame:
     """
     p = plan["p_attain"].to_numpy(dtype=float)
     q = np.quantile(p, [0, 0.25, 0.5, 0.75, 1]) if len(p) else np.full(5, np.nan)
-    return pd.DataFrame({
-        "agents": [len(p)], "expected_share_attaining": [p.mean() if len(p) else np.nan],
-        "p_min": [q[0]], "p_q0.25": [q[1]], "p_median": [q[2]], "p_q0.75": [q[3]], "p_max": [q[4]],
-        "p_sd": [p.std() if len(p) else np.nan], "total_quota": [plan["quota"].sum()],
-    })
+    return pd.DataFrame(
+        {
+            "agents": [len(p)],
+            "expected_share_attaining": [p.mean() if len(p) else np.nan],
+            "p_min": [q[0]],
+            "p_q0.25": [q[1]],
+            "p_median": [q[2]],
+            "p_q0.75": [q[3]],
+            "p_max": [q[4]],
+            "p_sd": [p.std() if len(p) else np.nan],
+            "total_quota": [plan["quota"].sum()],
+        }
+    )
 
 
 def backtest_attainment(result: BacktestResult, *, share: float = 0.65) -> pd.DataFrame:
@@ -150,7 +174,11 @@ def backtest_attainment(result: BacktestResult, *, share: float = 0.65) -> pd.Da
 
 
 def quota_plan(
-    fitted, *, periods: int = 13, share: float = 0.65, company_target: float | None = None,
+    fitted,
+    *,
+    periods: int = 13,
+    share: float = 0.65,
+    company_target: float | None = None,
     reconcile: str = "equal_probability",
 ) -> pd.DataFrame:
     """Plan quotas for the ``periods`` after the data from a fitted explorer model
@@ -161,8 +189,9 @@ def quota_plan(
     fc = agent_forecast(fitted, periods)
     start, end = forecast_window(fc)
     totals = period_totals(fc, period_start=start, period_end=end)
-    return plan_quotas(totals, fc.unique_ids, share=share, company_target=company_target, reconcile=reconcile,
-                       agents=fitted.agents)
+    return plan_quotas(
+        totals, fc.unique_ids, share=share, company_target=company_target, reconcile=reconcile, agents=fitted.agents
+    )
 
 
 def attainment_share(attained: pd.DataFrame) -> pd.Series:

@@ -22,8 +22,9 @@ wide their uncertainty is.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -67,8 +68,11 @@ class Scenario:
     def is_baseline(self) -> bool:
         """True when the scenario changes nothing."""
         shift = np.atleast_1d(np.asarray(self.indicator_shift, dtype=float))
-        return (not self.activity or self.activity_change == 0) and (not self.territory or self.agent_change == 0) \
+        return (
+            (not self.activity or self.activity_change == 0)
+            and (not self.territory or self.agent_change == 0)
             and (not self.indicator or not shift.any())
+        )
 
 
 def default_scenario(fitted: FittedModel, *, activity_change: float = 0.2) -> Scenario:
@@ -94,12 +98,14 @@ def effect_table(fitted: FittedModel) -> pd.DataFrame:
     if eff is None or not len(eff):
         return pd.DataFrame(columns=["name", "pct_mean", "pct_q0.05", "pct_q0.95", "interval_width"])
     rows = eff[eff["scale"] == "log_mean"]
-    out = pd.DataFrame({
-        "name": rows["name"].to_numpy(),
-        "pct_mean": 100 * np.expm1(rows["mean"].to_numpy()),
-        "pct_q0.05": 100 * np.expm1(rows["q0.05"].to_numpy()),
-        "pct_q0.95": 100 * np.expm1(rows["q0.95"].to_numpy()),
-    })
+    out = pd.DataFrame(
+        {
+            "name": rows["name"].to_numpy(),
+            "pct_mean": 100 * np.expm1(rows["mean"].to_numpy()),
+            "pct_q0.05": 100 * np.expm1(rows["q0.05"].to_numpy()),
+            "pct_q0.95": 100 * np.expm1(rows["q0.95"].to_numpy()),
+        }
+    )
     out["interval_width"] = out["pct_q0.95"] - out["pct_q0.05"]
     return out
 
@@ -115,7 +121,9 @@ def _effect_draws(fitted: FittedModel, name: str, n: int, rng: np.random.Generat
     return rng.normal(float(row["mean"].iloc[0]), float(row["sd"].iloc[0]), size=n)
 
 
-def indicator_dz(frame: pd.DataFrame, column: str, uids: np.ndarray, *, change: float = 0.0, shift: Any = 0.0, h: int = 1) -> np.ndarray:
+def indicator_dz(
+    frame: pd.DataFrame, column: str, uids: np.ndarray, *, change: float = 0.0, shift: Any = 0.0, h: int = 1
+) -> np.ndarray:
     """Change of each agent's standardised indicator, ``(n_series, h)``.
 
     ``dz_ik = (change * mean_i + shift_k) / sd_i`` with the agent's mean and population
@@ -135,7 +143,9 @@ def indicator_dz(frame: pd.DataFrame, column: str, uids: np.ndarray, *, change: 
     return np.nan_to_num(dz)
 
 
-def scenario_forecast(fitted: FittedModel, scenario: Scenario, *, horizon: int, seed: int = 0) -> tuple[Forecast, dict[str, str]]:
+def scenario_forecast(
+    fitted: FittedModel, scenario: Scenario, *, horizon: int, seed: int = 0
+) -> tuple[Forecast, dict[str, str]]:
     """Agent forecast under ``scenario`` (module docstring), and the territory of each added series.
 
     Raises
@@ -152,8 +162,11 @@ def scenario_forecast(fitted: FittedModel, scenario: Scenario, *, horizon: int, 
         effect = _effect_draws(fitted, scenario.activity, base.n_draws, rng)
         dz = indicator_dz(fitted.frame, scenario.activity, uids, change=float(scenario.activity_change), h=base.h)
         log_mult += dz[:, :, None] * effect[None, None, :]
-    shift = np.broadcast_to(np.asarray(scenario.indicator_shift, dtype=float), (base.h,)) if np.ndim(scenario.indicator_shift) == 0 \
+    shift = (
+        np.broadcast_to(np.asarray(scenario.indicator_shift, dtype=float), (base.h,))
+        if np.ndim(scenario.indicator_shift) == 0
         else np.asarray(scenario.indicator_shift, dtype=float)[: base.h]
+    )
     if scenario.indicator and shift.any():
         effect = _effect_draws(fitted, scenario.indicator, base.n_draws, rng)
         dz = indicator_dz(fitted.frame, scenario.indicator, uids, shift=shift, h=base.h)
@@ -171,13 +184,20 @@ def scenario_forecast(fitted: FittedModel, scenario: Scenario, *, horizon: int, 
         ids.append(name)
         ds = np.concatenate([ds, ds[np.flatnonzero(members)[0]][None]], axis=0)
         extra[name] = scenario.territory
-    fc = Forecast.from_draws(draws, unique_ids=ids, ds=ds, model=base.model, freq=base.freq,
-                             quantiles=base.quantile_levels)
+    fc = Forecast.from_draws(
+        draws, unique_ids=ids, ds=ds, model=base.model, freq=base.freq, quantiles=base.quantile_levels
+    )
     return fc, extra
 
 
 def scenario_view(
-    fitted: FittedModel, scenario: Scenario, *, level: str, entity: str, horizon: int, quota: float | None = None,
+    fitted: FittedModel,
+    scenario: Scenario,
+    *,
+    level: str,
+    entity: str,
+    horizon: int,
+    quota: float | None = None,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Expected bookings and P(quota) of one entity, as fitted and under ``scenario``.
@@ -191,8 +211,9 @@ def scenario_view(
     """
     _, base = forecast_view(fitted, level=level, entity=entity, horizon=horizon, quota=quota)
     fc, extra = scenario_forecast(fitted, scenario, horizon=horizon, seed=seed)
-    _, scen = forecast_view(fitted, level=level, entity=entity, horizon=horizon, quota=quota, forecast=fc,
-                            territories=extra)
+    _, scen = forecast_view(
+        fitted, level=level, entity=entity, horizon=horizon, quota=quota, forecast=fc, territories=extra
+    )
     out = pd.concat([base.assign(case="as fitted"), scen.assign(case="scenario")], ignore_index=True)
     out["change_pct"] = 100 * (out["expected_bookings"] / out["expected_bookings"].iloc[0] - 1)
     return out

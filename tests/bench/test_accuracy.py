@@ -31,9 +31,13 @@ def test_choose_origins_steps_back_from_the_end(acc):
 
 
 def test_complete_fills_missing_weeks_with_zero(acc):
-    long = pd.DataFrame({"entity_id": ["a", "a", "b"],
-                         "period": pd.to_datetime(["2024-01-01", "2024-01-22", "2024-01-08"]),
-                         "value": [5.0, 7.0, 3.0]})
+    long = pd.DataFrame(
+        {
+            "entity_id": ["a", "a", "b"],
+            "period": pd.to_datetime(["2024-01-01", "2024-01-22", "2024-01-08"]),
+            "value": [5.0, 7.0, 3.0],
+        }
+    )
     out = acc._complete(long)
     assert out["unique_id"].tolist() == ["a", "a", "a", "a", "b"]
     assert out["y"].tolist() == [5.0, 0.0, 0.0, 7.0, 3.0]
@@ -41,10 +45,19 @@ def test_complete_fills_missing_weeks_with_zero(acc):
 
 
 def test_forecast_from_intervals_keeps_bounds_and_clips_draws(acc):
-    rows = pd.DataFrame({"unique_id": ["a", "a"], "step": [1, 2],
-                         "ds": pd.to_datetime(["2024-01-08", "2024-01-15"]),
-                         "mean": [10.0, 10.0], "lo-80": [-2.8155, 7.0], "hi-80": [22.8155, 13.0],
-                         "lo-95": [-9.5996, 5.0], "hi-95": [29.5996, 15.0], "fallback": ["", ""]})
+    rows = pd.DataFrame(
+        {
+            "unique_id": ["a", "a"],
+            "step": [1, 2],
+            "ds": pd.to_datetime(["2024-01-08", "2024-01-15"]),
+            "mean": [10.0, 10.0],
+            "lo-80": [-2.8155, 7.0],
+            "hi-80": [22.8155, 13.0],
+            "lo-95": [-9.5996, 5.0],
+            "hi-95": [29.5996, 15.0],
+            "fallback": ["", ""],
+        }
+    )
     fc = acc.forecast_from_intervals(rows, model="AutoETS", n_draws=400)
     q = fc.quantiles
     assert q["q0.1"].tolist() == [-2.8155, 7.0]  # statsforecast's own bounds are kept
@@ -55,8 +68,15 @@ def test_forecast_from_intervals_keeps_bounds_and_clips_draws(acc):
 
 
 def test_tiny_benchmark_runs_every_level_and_approach(acc):
-    cfg = acc.BenchConfig.quick(datasets=("synthetic", "maven"), models=("oracle", "seasonal_naive", "calendar"),
-                                n_agents=10, years=1.5, n_draws=100, maven_folder=MAVEN, sf_python=None)
+    cfg = acc.BenchConfig.quick(
+        datasets=("synthetic", "maven"),
+        models=("oracle", "seasonal_naive", "calendar"),
+        n_agents=10,
+        years=1.5,
+        n_draws=100,
+        maven_folder=MAVEN,
+        sf_python=None,
+    )
     messages = []
     table = acc.run_benchmark(cfg, progress=messages.append)
     assert set(table["n_origins"]) == {2}
@@ -77,8 +97,14 @@ def test_tiny_benchmark_runs_every_level_and_approach(acc):
 
 
 def test_statsforecast_is_skipped_with_a_message_without_its_environment(acc, tmp_path):
-    cfg = acc.BenchConfig.quick(datasets=("synthetic",), models=("seasonal_naive", "autoets"), n_agents=10,
-                                years=1.5, n_draws=50, sf_python=tmp_path / "missing" / "python")
+    cfg = acc.BenchConfig.quick(
+        datasets=("synthetic",),
+        models=("seasonal_naive", "autoets"),
+        n_agents=10,
+        years=1.5,
+        n_draws=50,
+        sf_python=tmp_path / "missing" / "python",
+    )
     messages = []
     table = acc.run_benchmark(cfg, progress=messages.append)
     assert any("statsforecast skipped" in m for m in messages)
@@ -88,7 +114,11 @@ def test_statsforecast_is_skipped_with_a_message_without_its_environment(acc, tm
 def test_hb_fit_time_table_has_the_recent_window_and_full_history(acc):
     cfg = acc.BenchConfig.quick(n_agents=6, years=1.0)
     table = acc.hb_scaling((6, 8), methods={"advi": 8}, cfg=cfg, recent_weeks=20, progress=lambda m: None)
-    assert table[["agents", "history"]].values.tolist() == [[6, "last 20 weeks"], [6, "full history"], [8, "full history"]]
+    assert table[["agents", "history"]].values.tolist() == [
+        [6, "last 20 weeks"],
+        [6, "full history"],
+        [8, "full history"],
+    ]
     recent, full = table.iloc[0], table.iloc[1]
     assert recent["agent_weeks"] < full["agent_weeks"]
     assert recent["agent_weeks"] <= 20 * recent["series"]

@@ -8,13 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from spm_models.exceptions import DataValidationError
 from spm_models.data.sources.canonical import (
     read_canonical_files,
     read_canonical_folder,
     write_canonical_folder,
 )
 from spm_models.data.validation import validate
+from spm_models.exceptions import DataValidationError
 
 HERE = Path(__file__).parent
 GOOD = HERE / "good_small"
@@ -35,8 +35,17 @@ def _problems(call) -> list[str]:
 
 def test_reads_every_table_as_text_with_row_numbers():
     ds = read_canonical_folder(GOOD)
-    assert list(ds.tables) == ["territories", "agents", "accounts", "products", "opportunities",
-                               "stage_history", "activities", "targets", "indicators"]
+    assert list(ds.tables) == [
+        "territories",
+        "agents",
+        "accounts",
+        "products",
+        "opportunities",
+        "stage_history",
+        "activities",
+        "targets",
+        "indicators",
+    ]
     agents = ds["agents"]
     assert list(agents.columns) == ["agent_id", "agent_name", "territory_id", "manager", "hire_date", "leave_date"]
     assert agents.loc[2, "hire_date"] is None and agents.loc[3, "leave_date"] == "2024-06-30"
@@ -115,8 +124,11 @@ def test_file_list_problems(folder, tmp_path):
     other.mkdir()
     shutil.copyfile(folder / "agents.csv", other / "agents.csv")
     (folder / "deals.csv").write_text("x\n1\n")
-    problems = _problems(lambda: read_canonical_files(
-        [folder / "territories.csv", folder / "agents.csv", other / "agents.csv", folder / "deals.csv"]))
+    problems = _problems(
+        lambda: read_canonical_files(
+            [folder / "territories.csv", folder / "agents.csv", other / "agents.csv", folder / "deals.csv"]
+        )
+    )
     assert any(p.startswith("deals.csv: file name does not name a canonical table") for p in problems)
     assert any(p.startswith("agents.csv: two files for the agents table") for p in problems)
     assert any(p.startswith("opportunities.csv: required file is missing") for p in problems)

@@ -119,8 +119,12 @@ _line = st.one_of(st.lists(_cell, min_size=1, max_size=4).map(",".join), st.just
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(header=st.lists(st.text(alphabet="xyz", min_size=1, max_size=3), min_size=1, max_size=4, unique=True),
-       lines=st.lists(_line, max_size=8), newline=st.sampled_from(["\n", "\r\n", "\r"]), final=st.booleans())
+@given(
+    header=st.lists(st.text(alphabet="xyz", min_size=1, max_size=3), min_size=1, max_size=4, unique=True),
+    lines=st.lists(_line, max_size=8),
+    newline=st.sampled_from(["\n", "\r\n", "\r"]),
+    final=st.booleans(),
+)
 def test_fast_path_agrees_with_the_general_reader(tmp_path, monkeypatch, header, lines, newline, final):
     text = newline.join([",".join(header), *lines]) + (newline if final else "")
     path = _write(tmp_path, text, "p.csv")

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spm_models.exceptions import ConfigError, DataValidationError
 from spm_models.data.sources.mapping import Mapping, StageRule, load_mapping, read_mapped_export
+from spm_models.exceptions import ConfigError, DataValidationError
 
 GOOD = Path(__file__).parent / "mapping" / "good"
 MAPPING = GOOD / "mapping.toml"
@@ -144,19 +144,34 @@ def test_the_good_export_passes_validation_with_its_date_format(good):
     ("old", "new", "key", "hint"),
     [
         ('delimiter = ";"', 'delimter = ";"', "key 'delimter'", "unknown key"),
-        ('[products]\nfile', '[products]\nfiel', "key 'products.fiel'", "unknown key"),
+        ("[products]\nfile", "[products]\nfiel", "key 'products.fiel'", "unknown key"),
         ('file = "artikel.csv"\n', "", "key 'products.file'", "missing required key"),
         ("agent_name = ", "agent_nam = ", "key 'agents.columns.agent_nam'", "not a column of the agents table"),
         ('created_date = "Angelegt", ', "", "key 'opportunities.columns.created_date'", "needs created_date"),
-        ('Angebot = { stage = "proposal"', 'Angebot = { stage = "closing"', "key 'opportunities.stages.Angebot.stage'", "'closing' is not a pipeline stage"),
-        ('outcome = "lost"', 'outcome = "verloren"', "key 'opportunities.stages.Verloren.outcome'", "not a deal outcome"),
+        (
+            'Angebot = { stage = "proposal"',
+            'Angebot = { stage = "closing"',
+            "key 'opportunities.stages.Angebot.stage'",
+            "'closing' is not a pipeline stage",
+        ),
+        (
+            'outcome = "lost"',
+            'outcome = "verloren"',
+            "key 'opportunities.stages.Verloren.outcome'",
+            "not a deal outcome",
+        ),
         ('outcome = "lost" }', "}", "key 'opportunities.stages.Verloren.outcome'", "missing"),
-        ('replace = { Kunde = { "Mueller', 'replace = { Customer = { "Mueller', "key 'accounts.replace.Customer'", "not a column this section maps"),
+        (
+            'replace = { Kunde = { "Mueller',
+            'replace = { Customer = { "Mueller',
+            "key 'accounts.replace.Customer'",
+            "not a column this section maps",
+        ),
         ('encoding = "cp1252"', 'encoding = "cp9999"', "key 'encoding'", "unknown text encoding"),
         ('delimiter = ";"', 'delimiter = ";;"', "key 'delimiter'", "one character"),
         ('date_format = "%d/%m/%Y"', 'date_format = "DD/MM/YYYY"', "key 'date_format'", "strptime"),
         ("distinct = true", 'distinct = "yes"', "key 'territories.distinct'", "true or false"),
-        ('[territories]', '[territory]', "key 'territory'", "unknown key"),
+        ("[territories]", "[territory]", "key 'territory'", "unknown key"),
     ],
 )
 def test_mapping_errors_name_the_file_and_the_key(tmp_path, old, new, key, hint):

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from spm_models.exceptions import DataValidationError
 from spm_models.data.sources.mapping import load_mapping
 from spm_models.data.sources.maven import MAVEN_MAPPING, load_maven
+from spm_models.exceptions import DataValidationError
 
 MAVEN = Path(__file__).resolve().parents[2] / "data" / "examples" / "maven_crm"
 AGENTS_WITHOUT_DEALS = {"Carl Lin", "Carol Thompson", "Elizabeth Anderson", "Mei-Mei Johns", "Natalya Ivanova"}

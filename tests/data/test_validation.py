@@ -19,10 +19,10 @@ import pytest
 
 from spm_models.cli import main
 from spm_models.data.dataset import Dataset, SourceRef
-from spm_models.exceptions import DataValidationError, Problem
 from spm_models.data.sources.canonical import read_canonical_files, read_canonical_folder
 from spm_models.data.validation import DATE_DTYPE, MAX_PER_RULE, is_formula, validate
 from spm_models.data.warehouse import Warehouse
+from spm_models.exceptions import DataValidationError, Problem
 
 HERE = Path(__file__).parent
 GOOD = HERE / "good_small"
@@ -92,16 +92,26 @@ SINGLE_PROBLEM_CASES = [
     ("negative_amount", "opportunities.csv", 11, "amount", "amount must be zero or more", "-5200"),
     ("duplicate_id", "opportunities.csv", 13, "opportunity_id", "'O03' appears more than once (also row 4)", "O03"),
     ("unknown_agent", "opportunities.csv", 9, "agent_id", "agent 'A9' is not in agents.csv", "A9"),
-    ("close_before_created", "opportunities.csv", 15, "close_date", "close date is before the created date", "2024-03-25"),
+    (
+        "close_before_created",
+        "opportunities.csv",
+        15,
+        "close_date",
+        "close date is before the created date",
+        "2024-03-25",
+    ),
     ("won_without_close_date", "opportunities.csv", 2, "close_date", "needs a close date", None),
     ("targets_agent_and_territory", "targets.csv", 3, "territory_id", "not both", "T1"),
     ("ragged_row", "activities.csv", 4, None, "row has 5 fields but the header has 4", None),
 ]
 
 
-@pytest.mark.parametrize(("case", "file", "row", "column", "rule", "value"), SINGLE_PROBLEM_CASES,
-                         ids=[c[0] for c in SINGLE_PROBLEM_CASES])
-def test_bad_input_is_rejected_with_file_row_column_and_rule(tmp_path, stored_db, capsys, case, file, row, column, rule, value):
+@pytest.mark.parametrize(
+    ("case", "file", "row", "column", "rule", "value"), SINGLE_PROBLEM_CASES, ids=[c[0] for c in SINGLE_PROBLEM_CASES]
+)
+def test_bad_input_is_rejected_with_file_row_column_and_rule(
+    tmp_path, stored_db, capsys, case, file, row, column, rule, value
+):
     problems, err = _rejected([_case_folder(tmp_path, case)], stored_db, capsys)
     assert len(problems) == 1, "\n".join(map(str, problems))
     p = _find(problems, file, row, column, rule)
@@ -217,8 +227,15 @@ def test_output_is_typed():
     assert pd.isna(opp.loc[2, "account_id"])  # empty cell -> missing
     assert typed["activities"]["count"].sum() == 12 + 30 + 9 + 7 + 2 + 15 + 1 + 0 + 11
     assert list(opp.columns) == [
-        "opportunity_id", "agent_id", "account_id", "product_id", "created_date",
-        "stage", "outcome", "close_date", "amount",
+        "opportunity_id",
+        "agent_id",
+        "account_id",
+        "product_id",
+        "created_date",
+        "stage",
+        "outcome",
+        "close_date",
+        "amount",
     ]
 
 
@@ -254,11 +271,14 @@ def test_source_date_format_and_column_names_are_used():
     ds = _good()
     frame = ds.tables["opportunities"].copy()
     frame["created_date"] = pd.to_datetime(frame["created_date"]).dt.strftime("%d/%m/%Y")
-    frame["close_date"] = pd.to_datetime(frame["close_date"]).dt.strftime("%d/%m/%Y").where(frame["close_date"].notna(), None)
+    frame["close_date"] = (
+        pd.to_datetime(frame["close_date"]).dt.strftime("%d/%m/%Y").where(frame["close_date"].notna(), None)
+    )
     frame.loc[4, "created_date"] = "2024-02-01"  # ISO where the source writes dd/mm/yyyy
     ds.tables["opportunities"] = frame
-    ds.refs["opportunities"] = SourceRef("deals.xlsx", rows=np.arange(10, 25), columns={"created_date": "Created On"},
-                                         date_format="%d/%m/%Y")
+    ds.refs["opportunities"] = SourceRef(
+        "deals.xlsx", rows=np.arange(10, 25), columns={"created_date": "Created On"}, date_format="%d/%m/%Y"
+    )
     problems = _problems(ds)
     assert len(problems) == 1
     p = _find(problems, "deals.xlsx", 14, "Created On", "expected a date in the format %d/%m/%Y (like 31/01/2024)")
@@ -268,7 +288,9 @@ def test_source_date_format_and_column_names_are_used():
 def test_typed_input_from_a_generator_is_accepted():
     typed = validate(_good())
     again = Dataset(tables={k: v.copy() for k, v in typed.tables.items()}, source="typed")
-    again.tables["opportunities"]["created_date"] = again.tables["opportunities"]["created_date"].astype("datetime64[ns]")
+    again.tables["opportunities"]["created_date"] = again.tables["opportunities"]["created_date"].astype(
+        "datetime64[ns]"
+    )
     again.tables["activities"]["count"] = again.tables["activities"]["count"].astype("int32")
     out = validate(again)
     for name in typed.tables:
@@ -283,14 +305,26 @@ def test_typed_input_is_checked_too():
     _find(problems, "opportunities (in memory)", 4, "amount", "amount must be zero or more")
 
 
-@pytest.mark.parametrize("text", ["=1+1", '=HYPERLINK("http://x","y")', "+HYPERLINK(1)", "-cmd|' /C calc'!A0",
-                                  "@SUM(A1:A2)", "  =A1", "+(1)", "-=1"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "=1+1",
+        '=HYPERLINK("http://x","y")',
+        "+HYPERLINK(1)",
+        "-cmd|' /C calc'!A0",
+        "@SUM(A1:A2)",
+        "  =A1",
+        "+(1)",
+        "-=1",
+    ],
+)
 def test_formula_cells_are_recognised(text):
     assert is_formula(pd.Series([text], dtype="str")).tolist() == [True]
 
 
-@pytest.mark.parametrize("text", ["-5", "+44 20 7946 0000", "Anne-Marie", "O'Brien", "-", "a=b", "ana@example.com",
-                                  "@", "+", "100%"])
+@pytest.mark.parametrize(
+    "text", ["-5", "+44 20 7946 0000", "Anne-Marie", "O'Brien", "-", "a=b", "ana@example.com", "@", "+", "100%"]
+)
 def test_ordinary_text_is_not_a_formula(text):
     assert is_formula(pd.Series([text], dtype="str")).tolist() == [False]
 
@@ -397,8 +431,14 @@ def test_unknown_tables_and_extra_columns_are_warnings():
 def test_many_problems_of_one_kind_are_summarised():
     n = MAX_PER_RULE + 500
     tables = dict(_good().tables)
-    tables["indicators"] = pd.DataFrame({"date": ["2024-01-01"] * n, "name": [f"s{i}" for i in range(n)],
-                                         "value": ["x"] * n, "territory_id": [None] * n})
+    tables["indicators"] = pd.DataFrame(
+        {
+            "date": ["2024-01-01"] * n,
+            "name": [f"s{i}" for i in range(n)],
+            "value": ["x"] * n,
+            "territory_id": [None] * n,
+        }
+    )
     problems = _problems(Dataset(tables=tables))
     assert len(problems) == MAX_PER_RULE + 1
     assert "... and 500 more rows like the above: expected a number" in problems[-1].rule
@@ -412,12 +452,14 @@ def test_three_million_activity_rows_validate():
     idx = np.arange(n)
     days = pd.date_range("2010-01-01", periods=n // 12 + 1).strftime("%Y-%m-%d").to_numpy(dtype=object)
     tables = dict(_good().tables)
-    tables["activities"] = pd.DataFrame({
-        "agent_id": np.array(["A1", "A2", "A3", "A4"], dtype=object)[idx % 4],
-        "date": days[idx // 12],
-        "activity_type": np.array(["call", "email", "meeting"], dtype=object)[(idx // 4) % 3],
-        "count": (idx % 37).astype(str).astype(object),
-    })
+    tables["activities"] = pd.DataFrame(
+        {
+            "agent_id": np.array(["A1", "A2", "A3", "A4"], dtype=object)[idx % 4],
+            "date": days[idx // 12],
+            "activity_type": np.array(["call", "email", "meeting"], dtype=object)[(idx // 4) % 3],
+            "count": (idx % 37).astype(str).astype(object),
+        }
+    )
     typed = validate(Dataset(tables=tables))
     assert len(typed["activities"]) == n
     assert typed["activities"]["count"].sum() == int((idx % 37).sum())

@@ -11,15 +11,24 @@ import pytest
 
 import spm_models.data.warehouse as warehouse_module
 from spm_models.data.dataset import Dataset
-from spm_models.exceptions import ConfigError, DataValidationError
 from spm_models.data.schemas import TABLE_ORDER
 from spm_models.data.sources.canonical import read_canonical_folder
 from spm_models.data.validation import DATE_DTYPE, validate
 from spm_models.data.warehouse import Warehouse, ddl, fingerprint
+from spm_models.exceptions import ConfigError, DataValidationError
 
 GOOD = Path(__file__).parent / "good_small"
-GOOD_COUNTS = {"territories": 2, "agents": 4, "accounts": 3, "products": 2, "opportunities": 15,
-               "stage_history": 5, "activities": 9, "targets": 6, "indicators": 6}
+GOOD_COUNTS = {
+    "territories": 2,
+    "agents": 4,
+    "accounts": 3,
+    "products": 2,
+    "opportunities": 15,
+    "stage_history": 5,
+    "activities": 9,
+    "targets": 6,
+    "indicators": 6,
+}
 
 
 def _good() -> Dataset:
@@ -156,7 +165,9 @@ def test_invalid_data_creates_no_database(tmp_path):
 
 def test_fingerprint_ignores_row_order_but_not_content():
     typed = validate(_good())
-    shuffled = Dataset(tables={k: v.sample(frac=1, random_state=3).reset_index(drop=True) for k, v in typed.tables.items()})
+    shuffled = Dataset(
+        tables={k: v.sample(frac=1, random_state=3).reset_index(drop=True) for k, v in typed.tables.items()}
+    )
     assert fingerprint(shuffled) == fingerprint(typed)
     changed = Dataset(tables={k: v.copy() for k, v in typed.tables.items()})
     changed.tables["opportunities"].loc[0, "amount"] = 1001.0

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spm_models.models.aggregate import aggregate_draws
 from spm_models.evaluation.backtest import backtest
-from spm_models.exceptions import DataError
 from spm_models.evaluation.metrics import SCORE_COLUMNS, score
+from spm_models.exceptions import DataError
 from spm_models.models import Forecast, ForecastModel, Mean, SeasonalNaive, concat_forecasts
+from spm_models.models.aggregate import aggregate_draws
 
 START = pd.Timestamp("2024-01-01")  # Monday
 
@@ -22,7 +22,10 @@ def _frame(T: int = 40) -> pd.DataFrame:
     ds = pd.date_range(START, periods=T, freq="W-MON")
     t = np.arange(T, dtype=float)
     return pd.concat(
-        [pd.DataFrame({"unique_id": "a", "ds": ds, "y": t}), pd.DataFrame({"unique_id": "b", "ds": ds, "y": 100 + 2 * t})],
+        [
+            pd.DataFrame({"unique_id": "a", "ds": ds, "y": t}),
+            pd.DataFrame({"unique_id": "b", "ds": ds, "y": 100 + 2 * t}),
+        ],
         ignore_index=True,
     )
 
@@ -99,6 +102,7 @@ def test_too_little_history_is_a_data_error_that_says_what_is_needed():
 
 # ------------------------------------------------------------------ aggregate_draws
 
+
 def _children(seed: int = 0) -> Forecast:
     rng = np.random.default_rng(seed)
     ds = np.array([pd.date_range("2024-04-01", periods=3, freq="W-MON").to_numpy()] * 4)
@@ -137,8 +141,15 @@ def test_aggregation_up_two_levels_is_coherent():
 
 def test_aggregation_flags_parents_with_fallen_back_children():
     fc = _children()
-    fc = Forecast.from_draws(fc.draws, unique_ids=fc.unique_ids, ds=fc.ds, model="M", freq="W-MON",
-                             series_model=["M", "Mean", "M", "M"], reason=["", "too short", "", ""])
+    fc = Forecast.from_draws(
+        fc.draws,
+        unique_ids=fc.unique_ids,
+        ds=fc.ds,
+        model="M",
+        freq="W-MON",
+        series_model=["M", "Mean", "M", "M"],
+        reason=["", "too short", "", ""],
+    )
     parent = aggregate_draws(fc, {"ag1": "north", "ag2": "north", "ag3": "south", "ag4": "south"})
     fb = parent.fallback.set_index("unique_id")
     assert fb.loc["north", "fallback"] and "1 of 2 child series fell back: ag2" in fb.loc["north", "reason"]
@@ -210,9 +221,7 @@ def test_backtest_passes_extra_columns_to_the_model_at_every_origin():
             return super().fit(frame)
 
     ds = pd.date_range("2024-01-01", periods=30, freq="W-MON")
-    frame = pd.DataFrame(
-        {"unique_id": "a", "ds": ds, "y": np.arange(30.0), "x": np.arange(30.0) * 2, "group": "T1"}
-    )
+    frame = pd.DataFrame({"unique_id": "a", "ds": ds, "y": np.arange(30.0), "x": np.arange(30.0) * 2, "group": "T1"})
     backtest(Recorder(), frame, h=4, n_origins=2)
     assert len(seen) == 2
     assert all(cols == ["ds", "group", "unique_id", "x", "y"] for cols in seen)

@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from spm_models.exceptions import DataError
 from spm_models.evaluation.metrics import (
     SCORE_COLUMNS,
     coverage,
@@ -21,15 +20,16 @@ from spm_models.evaluation.metrics import (
     mase_scale,
     mean_error,
     percent_bias,
-    randomized_pit,
     pinball_loss,
+    randomized_pit,
     score,
     summarize,
 )
+from spm_models.exceptions import DataError
 from spm_models.models import Forecast
 
-
 # ------------------------------------------------------------------ CRPS
+
 
 def test_crps_of_a_point_mass_is_the_absolute_error():
     assert crps_draws(np.full(50, 3.0), 5.5) == pytest.approx(2.5)
@@ -85,6 +85,7 @@ def test_crps_from_many_quantiles_approaches_crps_from_draws():
 
 
 # ------------------------------------------------------------------ MASE, coverage, bias
+
 
 def test_mase_by_hand():
     train = [1.0, 3.0, 2.0, 5.0]  # |diffs| 2, 1, 3 -> scale 2
@@ -148,6 +149,7 @@ def test_bias_by_hand():
 
 
 # ------------------------------------------------------------------ score / summarize
+
 
 def _forecast() -> Forecast:
     """Two series, two weeks. Series a: point masses at 10 and 20; series b: draws 0..4."""

@@ -6,8 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spm_models.exceptions import ConfigError
-from spm_models.models import CalendarBaseline
 from spm_models.evaluation.quota.backtest import (
     agent_bookings_frame,
     backtest_quota_probabilities,
@@ -15,6 +13,8 @@ from spm_models.evaluation.quota.backtest import (
 )
 from spm_models.evaluation.quota.calibration import rolling_recalibration
 from spm_models.evaluation.quota.probability import calibration_summary, reliability_table
+from spm_models.exceptions import ConfigError
+from spm_models.models import CalendarBaseline
 from spm_models.synthetic.generator import generate_organisation
 
 
@@ -39,8 +39,9 @@ def test_agent_frame_is_gap_free_and_stops_when_the_agent_leaves(small_org):
 
 
 def test_model_backtest_scores_agents_with_history_only(small_org):
-    bt = backtest_quota_probabilities(small_org.dataset, model=CalendarBaseline(), n_draws=200, min_history_weeks=26,
-                                      first_quarter="2023-07-01")
+    bt = backtest_quota_probabilities(
+        small_org.dataset, model=CalendarBaseline(), n_draws=200, min_history_weeks=26, first_quarter="2023-07-01"
+    )
     assert {"p_quota", "hit", "pit", "offset_weeks", "closed_to_date"} <= set(bt.columns)
     assert bt["origin"].min() >= pd.Timestamp("2023-06-25")
     assert bt["p_quota"].between(0, 1).all() and bt["pit"].between(0, 1).all()
@@ -65,7 +66,9 @@ def test_a_dataset_or_its_tables_give_the_same_model_rows(small_org):
     from_dataset = backtest_quota_probabilities(small_org.dataset, **kw)
     assert len(from_dataset) > 100 and from_dataset["period_end"].nunique() >= 4
     pd.testing.assert_frame_equal(backtest_quota_probabilities(dict(small_org.dataset.tables), **kw), from_dataset)
-    pd.testing.assert_frame_equal(agent_bookings_frame(dict(small_org.dataset.tables)), agent_bookings_frame(small_org.dataset))
+    pd.testing.assert_frame_equal(
+        agent_bookings_frame(dict(small_org.dataset.tables)), agent_bookings_frame(small_org.dataset)
+    )
 
 
 def test_one_forecast_source_and_data_of_a_known_type(small_org):
@@ -126,8 +129,11 @@ def test_recalibrated_hierarchical_p_quota_is_calibrated():
     org = generate_organisation(200, years=3, seed=3)
     t = org.dataset.tables
     groups = t["agents"].set_index("agent_id")["territory_id"].astype(str).to_dict()
-    model = PipelineAware(model=HierarchicalBayes(method="advi", groups=groups), opportunities=t["opportunities"],
-                          stage_history=t["stage_history"])
+    model = PipelineAware(
+        model=HierarchicalBayes(method="advi", groups=groups),
+        opportunities=t["opportunities"],
+        stage_history=t["stage_history"],
+    )
     bt = backtest_quota_probabilities(org.dataset, model=model, n_draws=400, first_quarter="2023-07-01")
     out = rolling_recalibration(bt)
     scored = out[out["p_recalibrated"].notna()]

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spm_models.exceptions import ConfigError, DataError
 from spm_models.evaluation.quota.calibration import Recalibration, fit_recalibration, rolling_recalibration
 from spm_models.evaluation.quota.probability import reliability_table
+from spm_models.exceptions import ConfigError, DataError
 
 
 def _overconfident(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -59,8 +59,17 @@ def _backtest_frame(rng: np.random.Generator) -> pd.DataFrame:
     rows = []
     for q in quarters:
         p, hit = _overconfident(400, rng)
-        rows.append(pd.DataFrame({"origin": q - pd.Timedelta(days=1), "period_end": q + pd.offsets.QuarterEnd(0),
-                                  "offset_weeks": 0, "p_quota": p, "hit": hit.astype(bool)}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "origin": q - pd.Timedelta(days=1),
+                    "period_end": q + pd.offsets.QuarterEnd(0),
+                    "offset_weeks": 0,
+                    "p_quota": p,
+                    "hit": hit.astype(bool),
+                }
+            )
+        )
     return pd.concat(rows, ignore_index=True)
 
 

@@ -8,16 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spm_models.exceptions import ConfigError, DataError
-from spm_models.models.forecast import Forecast
-from spm_models.synthetic.oracle import oracle_forecast, oracle_quota_backtest
 from spm_models.evaluation.quota.probability import (
     attainment_distribution,
     calibration_summary,
     quota_for_period,
     reliability_table,
 )
+from spm_models.exceptions import ConfigError, DataError
+from spm_models.models.forecast import Forecast
 from spm_models.synthetic.generator import generate_organisation
+from spm_models.synthetic.oracle import oracle_forecast, oracle_quota_backtest
 
 
 def _forecast(draws, *, start="2024-04-08", ids=("A",), freq="W-MON") -> Forecast:
@@ -47,7 +47,9 @@ def test_partial_periods_are_prorated_by_days():
     cal = attainment_distribution(None, fc, 82.0, period_start="2024-04-10", period_end="2024-04-17").iloc[0]
     assert cal["expected_bookings"] == pytest.approx(70 * 5 / 7 + 70 * 3 / 7)
     # working days only: Wed-Fri = 3 of 5, Mon-Wed = 3 of 5
-    biz = attainment_distribution(None, fc, 82.0, period_start="2024-04-10", period_end="2024-04-17", day_count="business").iloc[0]
+    biz = attainment_distribution(
+        None, fc, 82.0, period_start="2024-04-10", period_end="2024-04-17", day_count="business"
+    ).iloc[0]
     assert biz["expected_bookings"] == pytest.approx(70 * 3 / 5 + 70 * 3 / 5)
     # 80 falls short of 82, 84 makes it
     assert cal["p_quota"] == 0.0 and biz["p_quota"] == 1.0

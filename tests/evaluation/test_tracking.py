@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from spm_models import __version__
+from spm_models.evaluation.tracking import list_snapshots, load_snapshot, save_snapshot, score_snapshot
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.models.baselines import Naive
 from spm_models.models.forecast import Forecast
-from spm_models.evaluation.tracking import list_snapshots, load_snapshot, save_snapshot, score_snapshot
 
 DS = pd.date_range("2024-01-01", periods=3, freq="W-MON").to_numpy()
 
@@ -25,8 +25,13 @@ def _forecast() -> Forecast:
 
 def _save(tmp_path, fc=None, **kw):
     args = dict(
-        folder=tmp_path / "snaps", model="Hand", config={"h": 3, "note": "test"}, seed=42,
-        data_range=("2023-01-02", "2023-12-31"), data_fingerprint="abc123", level_of={"A": "agent", "B": "territory"},
+        folder=tmp_path / "snaps",
+        model="Hand",
+        config={"h": 3, "note": "test"},
+        seed=42,
+        data_range=("2023-01-02", "2023-12-31"),
+        data_fingerprint="abc123",
+        level_of={"A": "agent", "B": "territory"},
     )
     args.update(kw)
     return save_snapshot(_forecast() if fc is None else fc, **args)
@@ -35,21 +40,40 @@ def _save(tmp_path, fc=None, **kw):
 def test_round_trip_is_exact(tmp_path):
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(
-        {"unique_id": np.repeat(["x", "y"], 20), "ds": np.tile(pd.date_range("2024-01-01", periods=20, freq="W-MON"), 2), "y": rng.gamma(2, 50, 40)}
+        {
+            "unique_id": np.repeat(["x", "y"], 20),
+            "ds": np.tile(pd.date_range("2024-01-01", periods=20, freq="W-MON"), 2),
+            "y": rng.gamma(2, 50, 40),
+        }
     )
     model = Naive(random_state=3).fit(frame)
     fc = model.predict(4, n_draws=200)
-    path = save_snapshot(fc, folder=tmp_path, model=model, config={"h": 4}, seed=3, data_range=("2024-01-01", "2024-05-13"), data_fingerprint="f")
+    path = save_snapshot(
+        fc,
+        folder=tmp_path,
+        model=model,
+        config={"h": 4},
+        seed=3,
+        data_range=("2024-01-01", "2024-05-13"),
+        data_fingerprint="f",
+    )
     snap = load_snapshot(path)
     pd.testing.assert_frame_equal(snap.forecast.quantiles, fc.quantiles)
     np.testing.assert_array_equal(snap.forecast.draws, fc.draws.astype(np.float32).astype(float))
     np.testing.assert_array_equal(snap.forecast.unique_ids, fc.unique_ids)
     np.testing.assert_array_equal(snap.forecast.ds, fc.ds)
     pd.testing.assert_frame_equal(snap.forecast.fallback, fc.fallback)
-    assert (snap.forecast.model, snap.forecast.freq, snap.forecast.quantile_levels) == (fc.model, fc.freq, fc.quantile_levels)
+    assert (snap.forecast.model, snap.forecast.freq, snap.forecast.quantile_levels) == (
+        fc.model,
+        fc.freq,
+        fc.quantile_levels,
+    )
     with np.load(path / "draws.npz", allow_pickle=False) as z:
         assert z["draws"].dtype == np.float32
-    assert snap.provenance["model"] == {"name": "Naive", "params": {"freq": None, "joint_bootstrap": True, "random_state": 3}}
+    assert snap.provenance["model"] == {
+        "name": "Naive",
+        "params": {"freq": None, "joint_bootstrap": True, "random_state": 3},
+    }
 
 
 def test_provenance_fields(tmp_path):
@@ -77,7 +101,9 @@ def test_atomic_write_and_listing(tmp_path):
     listed = list_snapshots(tmp_path / "snaps")
     assert listed["snapshot_id"].tolist() == [first.name, second.name]
     assert listed["seed"].tolist() == [42, 7]
-    assert not [p for p in (tmp_path / "snaps").iterdir() if p.name.startswith(".tmp-") and p.name != ".tmp-half-written"]
+    assert not [
+        p for p in (tmp_path / "snaps").iterdir() if p.name.startswith(".tmp-") and p.name != ".tmp-half-written"
+    ]
     assert list_snapshots(tmp_path / "nowhere").empty
 
 
@@ -117,8 +143,12 @@ def test_scoring_partially_observed_actuals_by_hand(tmp_path):
     assert s.loc["A", "coverage_80"] == 0.5  # 4 inside [1, 9]; 10 outside
     assert s.loc["A", "bias_pct"] == pytest.approx(100 * (10 - 14) / 14)
     assert np.isnan(s.loc["A", "mase"])  # no training data given
-    train = pd.DataFrame({"unique_id": ["A", "A", "A"], "ds": pd.date_range("2023-12-11", periods=3, freq="W-MON"), "y": [0.0, 2.0, 6.0]})
-    assert score_snapshot(snap, actuals, train=train).set_index("unique_id").loc["A", "mase"] == pytest.approx(3.0 / 3.0)
+    train = pd.DataFrame(
+        {"unique_id": ["A", "A", "A"], "ds": pd.date_range("2023-12-11", periods=3, freq="W-MON"), "y": [0.0, 2.0, 6.0]}
+    )
+    assert score_snapshot(snap, actuals, train=train).set_index("unique_id").loc["A", "mase"] == pytest.approx(
+        3.0 / 3.0
+    )
 
     nothing = score_snapshot(snap, actuals.iloc[:0])
     assert nothing["status"].tolist() == ["pending", "pending"] and (nothing["n"] == 0).all()

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from spm_models.data.dataset import Dataset
+from spm_models.data.validation import validate
 from spm_models.exceptions import ConfigError, DataError
-from spm_models.indicators.series import calendar_design, detrend, prewhiten
 from spm_models.indicators.discovery import (
     RANKED_COLUMNS,
     bookings_series,
@@ -25,7 +25,7 @@ from spm_models.indicators.discovery import (
     out_of_sample_value,
     unusable_candidates,
 )
-from spm_models.data.validation import validate
+from spm_models.indicators.series import calendar_design, detrend, prewhiten
 
 MAVEN = Path(__file__).resolve().parents[2] / "data" / "examples" / "maven_crm"
 WEEKS = pd.date_range("2021-01-04", periods=156, freq="7D")  # Mondays, three years
@@ -218,8 +218,14 @@ def test_prewhiten_recovers_the_innovations_of_an_ar1():
 def _tiny_dataset(*, lost_amount: float = 900.0, first_close: str = "2024-01-03") -> Dataset:
     """Two territories, three agents; closes from Wed 2024-01-03 to Tue 2024-02-13."""
     agents = pd.DataFrame(
-        {"agent_id": ["a1", "a2", "a3"], "agent_name": ["Ann", "Bob", "Cy"], "territory_id": ["T1", "T1", "T2"],
-         "manager": None, "hire_date": pd.NaT, "leave_date": pd.NaT}
+        {
+            "agent_id": ["a1", "a2", "a3"],
+            "agent_name": ["Ann", "Bob", "Cy"],
+            "territory_id": ["T1", "T1", "T2"],
+            "manager": None,
+            "hire_date": pd.NaT,
+            "leave_date": pd.NaT,
+        }
     )
     territories = pd.DataFrame({"territory_id": ["T1", "T2"], "territory_name": ["North", "South"]})
     d = pd.Timestamp
@@ -252,8 +258,13 @@ def _tiny_dataset(*, lost_amount: float = 900.0, first_close: str = "2024-01-03"
             "territory_id": ["T1", "T2", None, None, None],
         }
     )
-    tables = {"territories": territories, "agents": agents, "opportunities": opps,
-              "activities": activities, "indicators": indicators}
+    tables = {
+        "territories": territories,
+        "agents": agents,
+        "opportunities": opps,
+        "activities": activities,
+        "indicators": indicators,
+    }
     return validate(Dataset(tables=tables, source="tiny"))
 
 

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from spm_models.exceptions import ConfigError
 from spm_models.insights.commission import (
     DEFAULT_PLAN,
     CommissionPlan,
@@ -16,7 +17,6 @@ from spm_models.insights.commission import (
     payout_curve,
     plan_from_mapping,
 )
-from spm_models.exceptions import ConfigError
 
 PLAN = CommissionPlan(tiers=(Tier(0.0, 0.05), Tier(1.0, 0.08), Tier(1.5, 0.10)), cap_attainment=2.0, no_quota_rate=0.03)
 
@@ -90,6 +90,8 @@ def test_bad_plans_are_config_errors(spec, message):
 
 
 def test_plan_from_mapping_accepts_tables_and_pairs():
-    p = plan_from_mapping({"tiers": [{"from_attainment": 0, "rate": 0.04}, [1.2, 0.09]], "cap_attainment": 3, "name": "FY"})
+    p = plan_from_mapping(
+        {"tiers": [{"from_attainment": 0, "rate": 0.04}, [1.2, 0.09]], "cap_attainment": 3, "name": "FY"}
+    )
     assert p.tiers == (Tier(0.0, 0.04), Tier(1.2, 0.09)) and p.cap_attainment == 3.0 and p.name == "FY"
     assert p.describe()[0] == "4.0% of bookings 0% to 120% of quota"

@@ -12,8 +12,11 @@ JAN, FEB = pd.Timestamp("2017-01-01"), pd.Timestamp("2017-02-01")
 
 def value(frame, level, entity, period, segment):
     rows = frame[
-        (frame.kpi == "activity_volume") & (frame.level == level) & (frame.entity_id == entity)
-        & (frame.period == period) & (frame.segment == segment)
+        (frame.kpi == "activity_volume")
+        & (frame.level == level)
+        & (frame.entity_id == entity)
+        & (frame.period == period)
+        & (frame.segment == segment)
     ]
     assert len(rows) == 1, (level, entity, period, segment, len(rows))
     return float(rows.value.iloc[0])
@@ -27,7 +30,9 @@ def activities_frame():
     return pd.DataFrame(
         {
             "agent_id": ["a", "a", "a", "b", "c", "c"],
-            "date": pd.to_datetime(["2017-01-02", "2017-01-31", "2017-01-15", "2017-02-01", "2017-02-20", "2017-02-21"]),
+            "date": pd.to_datetime(
+                ["2017-01-02", "2017-01-31", "2017-01-15", "2017-02-01", "2017-02-20", "2017-02-21"]
+            ),
             "activity_type": ["call", "call", "email", "call", "demo", "demo"],
             "count": [5, 2, 10, 3, 1, 2],
         }

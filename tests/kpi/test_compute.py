@@ -44,8 +44,11 @@ def load_small_org() -> dict[str, pd.DataFrame]:
 
 def value(frame, kpi_name, level, entity, period, segment=""):
     rows = frame[
-        (frame.kpi == kpi_name) & (frame.level == level) & (frame.entity_id == entity)
-        & (frame.period == period) & (frame.segment == segment)
+        (frame.kpi == kpi_name)
+        & (frame.level == level)
+        & (frame.entity_id == entity)
+        & (frame.period == period)
+        & (frame.segment == segment)
     ]
     assert len(rows) == 1, (kpi_name, level, entity, period, segment, len(rows))
     return float(rows.value.iloc[0])
@@ -79,7 +82,9 @@ def test_output_layout_and_types(monthly):
 
 
 def test_hand_computed_values(monthly):
-    assert [value(monthly, "bookings", "company", "company", p) for p in (JAN, FEB, MAR)] == pytest.approx([100, 600, 90])
+    assert [value(monthly, "bookings", "company", "company", p) for p in (JAN, FEB, MAR)] == pytest.approx(
+        [100, 600, 90]
+    )
     assert value(monthly, "quota", "agent", "a1", FEB) == pytest.approx(280)
     assert value(monthly, "quota", "territory", "S", FEB) == pytest.approx(560)
     assert value(monthly, "quota", "company", "company", MAR) == pytest.approx(310 + 620)

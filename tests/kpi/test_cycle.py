@@ -17,7 +17,9 @@ JUN, JUL = pd.Timestamp("2017-06-01"), pd.Timestamp("2017-07-01")
 
 
 def value(frame, kpi_name, level, entity, period):
-    rows = frame[(frame.kpi == kpi_name) & (frame.level == level) & (frame.entity_id == entity) & (frame.period == period)]
+    rows = frame[
+        (frame.kpi == kpi_name) & (frame.level == level) & (frame.entity_id == entity) & (frame.period == period)
+    ]
     assert len(rows) == 1
     return float(rows.value.iloc[0])
 

@@ -50,9 +50,27 @@ def opportunities_frame() -> pd.DataFrame:
             "agent_id": ["a1", "a1", "a2", "b1", "a2", "b1", "b1", "a1"],
             "account_id": ["x", "x", None, "y", "x", "y", "z", None],
             "created_date": pd.to_datetime(
-                ["2017-01-03", "2017-01-10", "2017-01-15", "2017-02-11", "2017-02-01", "2017-02-12", "2017-02-13", "2017-01-05"]
+                [
+                    "2017-01-03",
+                    "2017-01-10",
+                    "2017-01-15",
+                    "2017-02-11",
+                    "2017-02-01",
+                    "2017-02-12",
+                    "2017-02-13",
+                    "2017-01-05",
+                ]
             ),
-            "stage": ["negotiation", "negotiation", "proposal", "qualification", "negotiation", "negotiation", "proposal", "negotiation"],
+            "stage": [
+                "negotiation",
+                "negotiation",
+                "proposal",
+                "qualification",
+                "negotiation",
+                "negotiation",
+                "proposal",
+                "negotiation",
+            ],
             "outcome": ["won", "won", "lost", "open", "won", "won", "lost", "won"],
             "close_date": pd.to_datetime(
                 ["2017-01-20", "2017-02-05", "2017-02-10", None, "2017-03-10", "2017-02-28", "2017-03-01", "2017-03-15"]
@@ -62,12 +80,19 @@ def opportunities_frame() -> pd.DataFrame:
     )
 
 
-def value(frame: pd.DataFrame, kpi_name: str, level: str, entity: str, period: pd.Timestamp, segment: str = "") -> float:
+def value(
+    frame: pd.DataFrame, kpi_name: str, level: str, entity: str, period: pd.Timestamp, segment: str = ""
+) -> float:
     rows = frame[
-        (frame.kpi == kpi_name) & (frame.level == level) & (frame.entity_id == entity)
-        & (frame.period == period) & (frame.segment == segment)
+        (frame.kpi == kpi_name)
+        & (frame.level == level)
+        & (frame.entity_id == entity)
+        & (frame.period == period)
+        & (frame.segment == segment)
     ]
-    assert len(rows) == 1, f"expected one row for {kpi_name}/{level}/{entity}/{period.date()}/{segment!r}, got {len(rows)}"
+    assert len(rows) == 1, (
+        f"expected one row for {kpi_name}/{level}/{entity}/{period.date()}/{segment!r}, got {len(rows)}"
+    )
     return float(rows.value.iloc[0])
 
 

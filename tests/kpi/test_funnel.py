@@ -33,8 +33,11 @@ T0, T1, T2, T3, T4 = TRANSITIONS
 
 def value(frame, level, entity, period, segment):
     rows = frame[
-        (frame.kpi == "stage_conversion") & (frame.level == level) & (frame.entity_id == entity)
-        & (frame.period == period) & (frame.segment == segment)
+        (frame.kpi == "stage_conversion")
+        & (frame.level == level)
+        & (frame.entity_id == entity)
+        & (frame.period == period)
+        & (frame.segment == segment)
     ]
     assert len(rows) == 1, (level, entity, period, segment, len(rows))
     return float(rows.value.iloc[0])
@@ -75,12 +78,21 @@ def opportunities_frame():
 
 def history_frame():
     rows = [
-        ("q6", "prospecting"), ("q6", "qualification"), ("q6", "needs_assessment"),
-        ("q7", "prospecting"), ("q7", "qualification"), ("q7", "needs_assessment"), ("q7", "proposal"),
+        ("q6", "prospecting"),
+        ("q6", "qualification"),
+        ("q6", "needs_assessment"),
+        ("q7", "prospecting"),
+        ("q7", "qualification"),
+        ("q7", "needs_assessment"),
+        ("q7", "proposal"),
         ("zz", "negotiation"),  # an unknown opportunity: ignored
     ]
     return pd.DataFrame(
-        {"opportunity_id": [r[0] for r in rows], "stage": [r[1] for r in rows], "entered_date": pd.Timestamp("2017-01-15")}
+        {
+            "opportunity_id": [r[0] for r in rows],
+            "stage": [r[1] for r in rows],
+            "entered_date": pd.Timestamp("2017-01-15"),
+        }
     )
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from spm_models.kpi import compute_kpis
 from spm_models.data.sources.maven import load_maven
 from spm_models.data.validation import validate
+from spm_models.kpi import compute_kpis
 
 MAVEN = Path(__file__).resolve().parents[2] / "data" / "examples" / "maven_crm"
 MONTH = pd.Timestamp("2017-06-01")
@@ -87,8 +87,11 @@ def test_sanity_of_the_hand_computation(expected):
     assert expected[("company", "company")]["bookings"] > expected[("territory", OFFICE)]["bookings"] > 0
 
 
-@pytest.mark.parametrize("key", [("agent", n) for n in AGENTS] + [("territory", OFFICE), ("company", "company")],
-                         ids=lambda k: f"{k[0]}:{k[1]}")
+@pytest.mark.parametrize(
+    "key",
+    [("agent", n) for n in AGENTS] + [("territory", OFFICE), ("company", "company")],
+    ids=lambda k: f"{k[0]}:{k[1]}",
+)
 @pytest.mark.parametrize("kpi_name", KPIS)
 def test_engine_matches_the_raw_export(engine_values, expected, key, kpi_name):
     assert engine_values[key][kpi_name] == pytest.approx(expected[key][kpi_name], rel=1e-12)

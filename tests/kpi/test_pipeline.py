@@ -26,7 +26,9 @@ SPAN = {"start": "2017-01-01", "end": "2017-04-30"}
 
 
 def value(frame, kpi_name, level, entity, period):
-    rows = frame[(frame.kpi == kpi_name) & (frame.level == level) & (frame.entity_id == entity) & (frame.period == period)]
+    rows = frame[
+        (frame.kpi == kpi_name) & (frame.level == level) & (frame.entity_id == entity) & (frame.period == period)
+    ]
     assert len(rows) == 1, (kpi_name, level, entity, period, len(rows))
     return float(rows.value.iloc[0])
 
@@ -40,7 +42,9 @@ def opportunities_frame():
         {
             "opportunity_id": ["p1", "p2", "p3", "p4", "p5", "p6"],
             "agent_id": ["a", "a", "a", "b", "b", "a"],
-            "created_date": pd.to_datetime(["2017-01-10", "2017-01-31", "2017-02-01", "2016-11-15", "2017-01-05", "2017-03-31"]),
+            "created_date": pd.to_datetime(
+                ["2017-01-10", "2017-01-31", "2017-02-01", "2016-11-15", "2017-01-05", "2017-03-31"]
+            ),
             "outcome": ["won", "lost", "open", "open", "open", "won"],
             "close_date": pd.to_datetime(["2017-03-05", "2017-02-01", None, "2017-01-15", None, "2017-03-31"]),
             "amount": [100.0, 50.0, 70.0, 40.0, np.nan, 1000.0],
@@ -50,8 +54,12 @@ def opportunities_frame():
 
 def test_open_pipeline_at_each_period_start():
     out = kpi.open_pipeline(opportunities_frame(), agents_frame(), **SPAN)
-    assert [value(out, "open_pipeline", "agent", "a", p) for p in (JAN, FEB, MAR, APR)] == pytest.approx([0, 100 + 50, 100 + 70, 70])
-    assert [value(out, "open_pipeline", "agent", "b", p) for p in (JAN, FEB, MAR, APR)] == pytest.approx([40, 40, 40, 40])
+    assert [value(out, "open_pipeline", "agent", "a", p) for p in (JAN, FEB, MAR, APR)] == pytest.approx(
+        [0, 100 + 50, 100 + 70, 70]
+    )
+    assert [value(out, "open_pipeline", "agent", "b", p) for p in (JAN, FEB, MAR, APR)] == pytest.approx(
+        [40, 40, 40, 40]
+    )
     assert [value(out, "open_pipeline", "company", "company", p) for p in (JAN, FEB, MAR, APR)] == pytest.approx(
         [40, 190, 210, 110]
     )

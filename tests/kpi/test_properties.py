@@ -37,8 +37,13 @@ def organisations(draw):
     created = draw(st.lists(st.integers(0, 300), min_size=n_opps, max_size=n_opps))
     cycle = draw(st.lists(st.integers(0, 150), min_size=n_opps, max_size=n_opps))
     outcome = draw(st.lists(st.sampled_from(["won", "lost", "open"]), min_size=n_opps, max_size=n_opps))
-    stage = draw(st.lists(st.sampled_from([None, "prospecting", "qualification", "needs_assessment", "proposal", "negotiation"]),
-                          min_size=n_opps, max_size=n_opps))
+    stage = draw(
+        st.lists(
+            st.sampled_from([None, "prospecting", "qualification", "needs_assessment", "proposal", "negotiation"]),
+            min_size=n_opps,
+            max_size=n_opps,
+        )
+    )
     opps = pd.DataFrame(
         {
             "opportunity_id": [f"o{i}" for i in range(n_opps)],
@@ -47,8 +52,14 @@ def organisations(draw):
             "created_date": [BASE + pd.Timedelta(days=c) for c in created],
             "stage": stage,
             "outcome": outcome,
-            "close_date": [BASE + pd.Timedelta(days=c + d) if o != "open" else pd.NaT for c, d, o in zip(created, cycle, outcome)],
-            "amount": draw(st.lists(st.floats(0, 1e6, allow_nan=False).map(lambda v: round(v, 2)), min_size=n_opps, max_size=n_opps)),
+            "close_date": [
+                BASE + pd.Timedelta(days=c + d) if o != "open" else pd.NaT for c, d, o in zip(created, cycle, outcome)
+            ],
+            "amount": draw(
+                st.lists(
+                    st.floats(0, 1e6, allow_nan=False).map(lambda v: round(v, 2)), min_size=n_opps, max_size=n_opps
+                )
+            ),
         }
     )
     n_targets = draw(st.integers(0, 8))
@@ -60,8 +71,13 @@ def organisations(draw):
             "territory_id": pd.Series([None] * n_targets, dtype="str"),
             "period_start": pd.to_datetime([BASE + pd.Timedelta(days=s) for s in t_start]),
             "period_end": pd.to_datetime([BASE + pd.Timedelta(days=s + n) for s, n in zip(t_start, t_len)]),
-            "quota": draw(st.lists(st.floats(0, 1e6, allow_nan=False).map(lambda v: round(v, 2)),
-                                   min_size=n_targets, max_size=n_targets)),
+            "quota": draw(
+                st.lists(
+                    st.floats(0, 1e6, allow_nan=False).map(lambda v: round(v, 2)),
+                    min_size=n_targets,
+                    max_size=n_targets,
+                )
+            ),
         }
     )
     n_acts = draw(st.integers(0, 20))
@@ -81,7 +97,9 @@ def _check_additive(frame, agents):
     """Territory = sum of its agents, company = sum of territories, for every additive KPI."""
     add = frame[frame.kpi.isin(ADDITIVE)]
     keys = ["kpi", "period", "segment"]
-    agent_rows = add[add.level == "agent"].merge(agents[["agent_id", "territory_id"]], left_on="entity_id", right_on="agent_id")
+    agent_rows = add[add.level == "agent"].merge(
+        agents[["agent_id", "territory_id"]], left_on="entity_id", right_on="agent_id"
+    )
     summed = agent_rows.groupby(["territory_id"] + keys).value.sum()
     terr_rows = add[add.level == "territory"]
     terr = terr_rows.set_index(["entity_id"] + keys).value

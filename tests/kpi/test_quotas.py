@@ -25,7 +25,9 @@ JAN, FEB, MAR = pd.Timestamp("2017-01-01"), pd.Timestamp("2017-02-01"), pd.Times
 
 
 def value(frame, kpi_name, level, entity, period):
-    rows = frame[(frame.kpi == kpi_name) & (frame.level == level) & (frame.entity_id == entity) & (frame.period == period)]
+    rows = frame[
+        (frame.kpi == kpi_name) & (frame.level == level) & (frame.entity_id == entity) & (frame.period == period)
+    ]
     assert len(rows) == 1, (kpi_name, level, entity, period, len(rows))
     return float(rows.value.iloc[0])
 
@@ -39,8 +41,12 @@ def targets_frame():
         {
             "agent_id": ["a1", "a2", None, None, "b1", None],
             "territory_id": [None, None, "N", "S", None, "X"],
-            "period_start": pd.to_datetime(["2017-01-01", "2017-02-01", "2017-01-01", "2017-01-01", "2017-03-01", "2017-02-15"]),
-            "period_end": pd.to_datetime(["2017-03-31", "2017-02-28", "2017-03-31", "2017-03-31", "2017-03-31", "2017-03-14"]),
+            "period_start": pd.to_datetime(
+                ["2017-01-01", "2017-02-01", "2017-01-01", "2017-01-01", "2017-03-01", "2017-02-15"]
+            ),
+            "period_end": pd.to_datetime(
+                ["2017-03-31", "2017-02-28", "2017-03-31", "2017-03-31", "2017-03-31", "2017-03-14"]
+            ),
             "quota": [900.0, 560.0, 5000.0, 1800.0, 93.0, 280.0],
         }
     )
@@ -59,7 +65,9 @@ def test_agent_quota_is_prorated_by_days(monthly):
 
 def test_territory_uses_agent_targets_where_it_has_any(monthly):
     # N: agent targets every month (5000 territory target unused).
-    assert [value(monthly, "quota", "territory", "N", p) for p in (JAN, FEB, MAR)] == pytest.approx([310, 280 + 560, 310])
+    assert [value(monthly, "quota", "territory", "N", p) for p in (JAN, FEB, MAR)] == pytest.approx(
+        [310, 280 + 560, 310]
+    )
     # S: its own target in Jan (31 x 20) and Feb (28 x 20); b1's target in March.
     assert [value(monthly, "quota", "territory", "S", p) for p in (JAN, FEB, MAR)] == pytest.approx([620, 560, 93])
     # X has no agents: its target, 14 days in Feb (15th-28th) and 14 in Mar (1st-14th).

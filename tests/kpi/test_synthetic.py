@@ -18,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from spm_models.data.validation import validate
 from spm_models.kpi import compute_kpis
 from spm_models.synthetic.generator import generate_organisation
-from spm_models.data.validation import validate
 
 MIN_CLOSED = 20
 

@@ -11,10 +11,13 @@ from spm_models.models import CalendarBaseline, Mean, Naive, SeasonalNaive, quar
 
 
 def _one(y, *, start="2024-01-01", freq="W-MON", uid="s") -> pd.DataFrame:
-    return pd.DataFrame({"unique_id": uid, "ds": pd.date_range(start, periods=len(y), freq=freq), "y": np.asarray(y, float)})
+    return pd.DataFrame(
+        {"unique_id": uid, "ds": pd.date_range(start, periods=len(y), freq=freq), "y": np.asarray(y, float)}
+    )
 
 
 # ------------------------------------------------------------------ SeasonalNaive / Naive
+
 
 def test_seasonal_naive_repeats_the_last_season_exactly_when_history_repeats():
     f = _one([1, 2, 3, 4] * 6)
@@ -54,9 +57,13 @@ def test_seasonal_naive_intervals_are_calibrated_on_noisy_seasonal_series():
     n, T, m, h = 300, 60, 13, 13
     season = 100 + 20 * np.sin(2 * np.pi * np.arange(T) / m)
     y = season[None, :] + rng.normal(0, 10, (n, T))
-    f = pd.DataFrame({"unique_id": np.repeat([f"s{i:03d}" for i in range(n)], T),
-                      "ds": np.tile(pd.date_range("2022-01-03", periods=T, freq="W-MON"), n),
-                      "y": y.ravel()})
+    f = pd.DataFrame(
+        {
+            "unique_id": np.repeat([f"s{i:03d}" for i in range(n)], T),
+            "ds": np.tile(pd.date_range("2022-01-03", periods=T, freq="W-MON"), n),
+            "y": y.ravel(),
+        }
+    )
     train = f.groupby("unique_id").head(T - h)
     test = f.groupby("unique_id").tail(h)
     fc = SeasonalNaive().fit(train).predict(h, n_draws=500)
@@ -74,6 +81,7 @@ def test_seasonal_naive_defaults_to_one_quarter():
 
 # ------------------------------------------------------------------ Mean
 
+
 def test_mean_bootstraps_the_recent_window():
     f = _one([100, 100, 1, 2, 3])
     fc = Mean(window=3).fit(f).predict(2, n_draws=300)
@@ -83,8 +91,11 @@ def test_mean_bootstraps_the_recent_window():
 
 # ------------------------------------------------------------------ calendar positions
 
+
 def test_quarter_position_weekly_and_monthly():
-    weeks = np.array(["2024-01-01", "2024-01-08", "2024-03-25", "2024-04-01", "2024-03-31", "NaT"], dtype="datetime64[D]")
+    weeks = np.array(
+        ["2024-01-01", "2024-01-08", "2024-03-25", "2024-04-01", "2024-03-31", "NaT"], dtype="datetime64[D]"
+    )
     # 2024-03-25 is 84 days after 1 Jan: week 12 (0-based); 2024-03-31 is day 90: capped at 12
     assert quarter_position(weeks, "W-MON").tolist() == [0, 1, 12, 0, 12, -1]
     months = pd.date_range("2024-01-01", periods=6, freq="MS").to_numpy()
@@ -96,6 +107,7 @@ def test_quarter_position_weekly_and_monthly():
 
 
 # ------------------------------------------------------------------ CalendarBaseline
+
 
 def test_calendar_baseline_on_a_constant_series_forecasts_the_constant():
     fc = CalendarBaseline().fit(_one([10.0] * 30)).predict(5, n_draws=100)
@@ -141,8 +153,13 @@ def test_calendar_baseline_factors_stay_near_one_without_a_calendar_effect():
     rng = np.random.default_rng(5)
     T = 78
     ds = pd.date_range("2022-01-03", periods=T, freq="W-MON")
-    f = pd.concat([pd.DataFrame({"unique_id": f"s{i}", "ds": ds, "y": rng.gamma(1, 100, T) * (rng.random(T) < 0.5)})
-                   for i in range(20)], ignore_index=True)
+    f = pd.concat(
+        [
+            pd.DataFrame({"unique_id": f"s{i}", "ds": ds, "y": rng.gamma(1, 100, T) * (rng.random(T) < 0.5)})
+            for i in range(20)
+        ],
+        ignore_index=True,
+    )
     model = CalendarBaseline().fit(f)
     assert np.all(np.abs(model.pooled_factors_ - 1) < 0.2)
     assert np.median(np.abs(model.factors_ - 1)) < 0.15
@@ -157,8 +174,9 @@ def _compound(seed: int, n: int = 200, T: int = 91):
     k = rng.poisson(rng.gamma(2, 0.6, n)[:, None] * eff[None, :])
     size = rng.lognormal(np.log(rng.uniform(500, 5000, n))[:, None, None], 1.0, (n, T, k.max()))
     y = (size * (np.arange(k.max()) < k[..., None])).sum(-1)
-    return pd.DataFrame({"unique_id": np.repeat([f"a{i:03d}" for i in range(n)], T),
-                         "ds": np.tile(ds, n), "y": y.ravel()}), ds
+    return pd.DataFrame(
+        {"unique_id": np.repeat([f"a{i:03d}" for i in range(n)], T), "ds": np.tile(ds, n), "y": y.ravel()}
+    ), ds
 
 
 def test_calendar_baseline_is_roughly_calibrated_on_zero_heavy_skewed_revenue():
@@ -198,8 +216,13 @@ def test_calendar_baseline_falls_back_on_zero_negative_and_dead_series():
 
 @pytest.mark.parametrize(
     "params, message",
-    [({"shrinkage": -1}, "shrinkage"), ({"shrinkage": "lots"}, "shrinkage"), ({"min_history": 1}, "min_history"),
-     ({"quarter_start_month": 13}, "quarter_start_month"), ({"window": 0}, "window")],
+    [
+        ({"shrinkage": -1}, "shrinkage"),
+        ({"shrinkage": "lots"}, "shrinkage"),
+        ({"min_history": 1}, "min_history"),
+        ({"quarter_start_month": 13}, "quarter_start_month"),
+        ({"window": 0}, "window"),
+    ],
 )
 def test_calendar_baseline_rejects_bad_parameters(params, message):
     with pytest.raises(ConfigError, match=message):
@@ -213,6 +236,7 @@ def test_seasonal_naive_rejects_a_bad_season_length():
 
 # ------------------------------------------------------------------ joint (cross-sectional) bootstrap
 
+
 def _panel(series: dict[str, np.ndarray], *, start="2024-01-01", ends=None) -> pd.DataFrame:
     """Weekly series; ``ends[uid]`` = weeks by which a series ends before the others (default 0)."""
     ends = ends or {}
@@ -221,7 +245,7 @@ def _panel(series: dict[str, np.ndarray], *, start="2024-01-01", ends=None) -> p
     rows = []
     for uid, y in series.items():
         stop = longest - ends.get(uid, 0)
-        rows.append(pd.DataFrame({"unique_id": uid, "ds": grid[stop - len(y):stop], "y": np.asarray(y, float)}))
+        rows.append(pd.DataFrame({"unique_id": uid, "ds": grid[stop - len(y) : stop], "y": np.asarray(y, float)}))
     return pd.concat(rows, ignore_index=True)
 
 
@@ -327,6 +351,7 @@ def test_joint_bootstrap_must_be_a_boolean(cls):
 
 # ------------------------------------------------------------------ standardised residuals
 
+
 def test_standardized_ratios_are_the_modified_residuals_of_the_hand_computed_leverage():
     # one monthly series, no shrinkage: four quarters, so each month-of-quarter factor rests on
     # n_ip = 4 months and the level on n = 12; a month's leverage on its own fit is
@@ -370,8 +395,13 @@ def _shared_shock_company(seed: int, *, n: int = 20, weeks: int = 20, h: int = 4
     shock = rng.lognormal(-0.5 * 0.35**2, 0.35, weeks + h)
     scale = rng.gamma(4.0, 250.0, n)
     y = scale[:, None] * push * shock * rng.gamma(2.0, 0.5, (n, weeks + h)) * (rng.random((n, weeks + h)) < 0.6)
-    frame = pd.DataFrame({"unique_id": np.repeat([f"a{i:02d}" for i in range(n)], weeks),
-                          "ds": np.tile(ds[:weeks], n), "y": y[:, :weeks].ravel()})
+    frame = pd.DataFrame(
+        {
+            "unique_id": np.repeat([f"a{i:02d}" for i in range(n)], weeks),
+            "ds": np.tile(ds[:weeks], n),
+            "y": y[:, :weeks].ravel(),
+        }
+    )
     return frame, y[:, weeks:].sum(axis=0)
 
 

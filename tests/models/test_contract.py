@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from spm_models.exceptions import ConfigError, DataError, ModelError, NotFittedError
-from spm_models.models import MODELS, ForecastModel, Forecast, LastValue, clone
+from spm_models.models import MODELS, Forecast, ForecastModel, LastValue, clone
 
 H = 6
 N_DRAWS = 64
@@ -42,8 +42,12 @@ def _frame(seed: int = 0) -> pd.DataFrame:
 
 
 FRAME = _frame()
-LAST = {"a_smooth": START + pd.Timedelta(weeks=79), "b_sparse": START + pd.Timedelta(weeks=79),
-        "c_trend": START + pd.Timedelta(weeks=79), "d_short": START + pd.Timedelta(weeks=69)}
+LAST = {
+    "a_smooth": START + pd.Timedelta(weeks=79),
+    "b_sparse": START + pd.Timedelta(weeks=79),
+    "c_trend": START + pd.Timedelta(weeks=79),
+    "d_short": START + pd.Timedelta(weeks=69),
+}
 
 
 def _model(cls: type[ForecastModel], **extra) -> ForecastModel:
@@ -211,6 +215,7 @@ def test_monthly_data_with_explicit_freq(cls):
 
 
 # ------------------------------------------------------------------ base machinery
+
 
 class _Flaky(ForecastModel):
     """Per-series model that breaks on series whose id starts with 'bad'."""

@@ -13,7 +13,6 @@ import pytest
 
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.models import MODELS, Forecast
-from spm_models.models.hierarchical.model import COMPANY_ID, HierarchicalBayes, _effects
 from spm_models.models.hierarchical.design import calendar_features, lag_and_standardize, simulate_hurdle
 from spm_models.models.hierarchical.inference import (
     Centering,
@@ -28,6 +27,7 @@ from spm_models.models.hierarchical.inference import (
     model_data,
     structure_key,
 )
+from spm_models.models.hierarchical.model import COMPANY_ID, HierarchicalBayes, _effects
 
 START = pd.Timestamp("2024-01-01")  # a Monday
 FAST = {"method": "advi", "draws": 100, "chains": 1}
@@ -122,9 +122,13 @@ def test_forecasts_use_the_regressor_value_lag_periods_back():
     model = HierarchicalBayes(**FAST, regressors={"x": 2}).fit(FRAME)
     n, S = 6, model.posterior_["a"].shape[0]
     model.posterior_ = {
-        "a": np.full((S, n), 50.0), "b": np.zeros((S, n)), "shape": np.full((S, n), 1e24),
-        "gamma": np.zeros((S, len(model.calendar_names_))), "delta": np.zeros((S, len(model.calendar_names_))),
-        "beta_p": np.zeros((S, 1)), "beta_m": np.ones((S, 1)),
+        "a": np.full((S, n), 50.0),
+        "b": np.zeros((S, n)),
+        "shape": np.full((S, n), 1e24),
+        "gamma": np.zeros((S, len(model.calendar_names_))),
+        "delta": np.zeros((S, len(model.calendar_names_))),
+        "beta_p": np.zeros((S, 1)),
+        "beta_m": np.ones((S, 1)),
     }
     fc = model.predict(2, n_draws=5)
     x = FRAME.pivot(index="unique_id", columns="ds", values="x").to_numpy()
@@ -175,8 +179,9 @@ def test_calendar_features_by_hand():
     np.testing.assert_array_equal(feats[:, 0], [1.0, 1.0, 0.0, 0.0])
     # 1 April 2024 is day 91 of the year (0-based)
     np.testing.assert_allclose(feats[3, 1:], [np.sin(2 * np.pi * 91 / 365.25), np.cos(2 * np.pi * 91 / 365.25)])
-    monthly, _ = calendar_features(np.array(["2024-03-01", "2024-02-01"], dtype="datetime64[D]"), "MS",
-                                   yearly_terms=0, quarter_start_month=1)
+    monthly, _ = calendar_features(
+        np.array(["2024-03-01", "2024-02-01"], dtype="datetime64[D]"), "MS", yearly_terms=0, quarter_start_month=1
+    )
     np.testing.assert_array_equal(monthly[:, 0], [1.0, 0.0])
 
 
@@ -197,8 +202,12 @@ def test_effects_frame_schema():
     eff = HierarchicalBayes(**FAST, regressors={"x": 2}).fit(FRAME).effects_
     assert list(eff.columns) == ["name", "scale", "mean", "sd", "q0.05", "q0.95"]
     assert list(zip(eff["name"], eff["scale"])) == [
-        ("quarter_end_push", "logit_p"), ("quarter_end_push", "log_size"), ("quarter_end_push", "log_mean"),
-        ("x", "logit_p"), ("x", "log_size"), ("x", "log_mean"),
+        ("quarter_end_push", "logit_p"),
+        ("quarter_end_push", "log_size"),
+        ("quarter_end_push", "log_mean"),
+        ("x", "logit_p"),
+        ("x", "log_size"),
+        ("x", "log_mean"),
     ]
     assert (eff["q0.05"] <= eff["mean"]).all() and (eff["mean"] <= eff["q0.95"]).all()
 
@@ -210,8 +219,15 @@ def test_log_mean_effect_by_hand():
     series = np.array([0, 1, 0, 1, 0])  # 3 and 2 cells, interleaved
     push = np.array([1.0, 0.0, 0.0, 1.0, 0.0])
     x = np.array([0.5, -1.0, 0.5, 2.0, -2.0])
-    post = {"a": a[None], "b": np.zeros((1, 2)), "shape": np.ones((1, 2)), "gamma": np.array([[gamma]]),
-            "delta": np.array([[delta]]), "beta_p": np.array([[bp]]), "beta_m": np.array([[bm]])}
+    post = {
+        "a": a[None],
+        "b": np.zeros((1, 2)),
+        "shape": np.ones((1, 2)),
+        "gamma": np.array([[gamma]]),
+        "delta": np.array([[delta]]),
+        "beta_p": np.array([[bp]]),
+        "beta_m": np.array([[bm]]),
+    }
     cells = {"series": series, "cal": push[:, None], "x": x[:, None]}
     eff = _effects(post, cells, ["quarter_end_push"], ["x"]).set_index(["name", "scale"])["mean"]
     eta, v = a[series] + gamma * push + bp * x, delta * push + bm * x
@@ -236,12 +252,24 @@ def test_gamma_shape_from_log_var_inverts_trigamma():
 
 def test_simulated_amounts_have_the_modelled_mean_and_shape():
     """P(y > 0) = sigmoid(a), E[y | y > 0] = scale exp(b) and CV of the amounts 1 / sqrt(k)."""
-    post = {"a": np.array([[0.4, -1.0]]), "b": np.array([[0.3, 1.2]]), "shape": np.array([[0.6, 4.0]]),
-            "gamma": np.zeros((1, 1)), "delta": np.zeros((1, 1)), "beta_p": np.zeros((1, 0)),
-            "beta_m": np.zeros((1, 0))}
+    post = {
+        "a": np.array([[0.4, -1.0]]),
+        "b": np.array([[0.3, 1.2]]),
+        "shape": np.array([[0.6, 4.0]]),
+        "gamma": np.zeros((1, 1)),
+        "delta": np.zeros((1, 1)),
+        "beta_p": np.zeros((1, 0)),
+        "beta_m": np.zeros((1, 0)),
+    }
     n = 200_000
-    draws = simulate_hurdle(post, cal=np.zeros((2, 1, 1)), x=np.zeros((2, 1, 0)), sample=np.zeros(n, dtype=int),
-                            scale=10.0, rng=np.random.default_rng(0))[:, 0, :]
+    draws = simulate_hurdle(
+        post,
+        cal=np.zeros((2, 1, 1)),
+        x=np.zeros((2, 1, 0)),
+        sample=np.zeros(n, dtype=int),
+        scale=10.0,
+        rng=np.random.default_rng(0),
+    )[:, 0, :]
     for i in range(2):
         pos = draws[i][draws[i] > 0]
         p = 1 / (1 + np.exp(-post["a"][0, i]))
@@ -263,8 +291,14 @@ def _simulate(n_series=40, n_weeks=60, beta_p=0.8, beta_m=0.3, seed=1):
     xl[:, 1:] = ((x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True))[:, :-1]  # lag 1
     hit = rng.random((n_series, n_weeks)) < 1 / (1 + np.exp(-(a[:, None] + beta_p * xl)))
     y = np.where(hit, rng.gamma(2.0, np.exp(b[:, None] + beta_m * xl) / 2.0), 0.0)
-    return pd.DataFrame({"unique_id": np.repeat([f"s{i:02d}" for i in range(n_series)], n_weeks),
-                         "ds": np.tile(ds, n_series), "y": y.ravel(), "x": x.ravel()})
+    return pd.DataFrame(
+        {
+            "unique_id": np.repeat([f"s{i:02d}" for i in range(n_series)], n_weeks),
+            "ds": np.tile(ds, n_series),
+            "y": y.ravel(),
+            "x": x.ravel(),
+        }
+    )
 
 
 def test_advi_recovers_slopes_planted_in_simulated_data():
@@ -289,10 +323,15 @@ def test_numpy_log_density_matches_the_pymc_model():
     rng = np.random.default_rng(0)
     n_cells, cal_names = 150, ["quarter_end_push", "year_sin1", "year_cos1"]
     y = np.where(rng.random(n_cells) < 0.4, rng.lognormal(1.0, 1.0, n_cells), 0.0)
-    cells = {"series": rng.integers(0, 6, n_cells), "y": y, "cal": rng.normal(size=(n_cells, 3)),
-             "x": rng.normal(size=(n_cells, 2))}
-    d = hurdle_data(cells, group_codes=np.array([0, 0, 0, 1, 1, 1]), n_series=6, n_groups=2,
-                    cal_names=cal_names, scale=1.0)
+    cells = {
+        "series": rng.integers(0, 6, n_cells),
+        "y": y,
+        "cal": rng.normal(size=(n_cells, 3)),
+        "x": rng.normal(size=(n_cells, 2)),
+    }
+    d = hurdle_data(
+        cells, group_codes=np.array([0, 0, 0, 1, 1, 1]), n_series=6, n_groups=2, cal_names=cal_names, scale=1.0
+    )
     blocks = layout(d)
     model = build_pymc_model(d, cal_names=cal_names, reg_names=["r1", "r2"])
     logp = model.compile_logp(mode="FAST_COMPILE")
@@ -302,8 +341,10 @@ def test_numpy_log_density_matches_the_pymc_model():
     for _ in range(3):
         theta = 0.5 * rng.standard_normal(sum(size for _, size, _ in blocks))
         parts = _split(theta, blocks)
-        point = {(f"{k}_log__" if log_t else k): (parts[k][0] if (k in scalar or log_t) else parts[k])
-                 for k, _, log_t in blocks}
+        point = {
+            (f"{k}_log__" if log_t else k): (parts[k][0] if (k in scalar or log_t) else parts[k])
+            for k, _, log_t in blocks
+        }
         ours_lp, ours_grad = log_density(theta, d, blocks)
         offsets.append(ours_lp - float(logp(point)))
         theirs = dlogp(point)
@@ -311,8 +352,9 @@ def test_numpy_log_density_matches_the_pymc_model():
         by_name = {(f"{k}_log__" if log_t else k): k for k, _, log_t in blocks}
         for v in model.value_vars:
             size = int(np.size(point[v.name]))
-            np.testing.assert_allclose(ours[by_name[v.name]], theirs[pos:pos + size], rtol=1e-7, atol=1e-8,
-                                       err_msg=v.name)
+            np.testing.assert_allclose(
+                ours[by_name[v.name]], theirs[pos : pos + size], rtol=1e-7, atol=1e-8, err_msg=v.name
+            )
             pos += size
     np.testing.assert_allclose(offsets, offsets[0], atol=1e-8)  # differences agree: same density
 
@@ -320,10 +362,20 @@ def test_numpy_log_density_matches_the_pymc_model():
 def _random_hurdle_data(seed, n_cells, group_codes, cal_names):
     rng = np.random.default_rng(seed)
     y = np.where(rng.random(n_cells) < 0.4, rng.lognormal(1.0, 1.0, n_cells), 0.0)
-    cells = {"series": rng.integers(0, len(group_codes), n_cells), "y": y,
-             "cal": rng.normal(size=(n_cells, len(cal_names))), "x": rng.normal(size=(n_cells, 2))}
-    return hurdle_data(cells, group_codes=np.asarray(group_codes), n_series=len(group_codes),
-                       n_groups=int(max(group_codes)) + 1, cal_names=cal_names, scale=1.0)
+    cells = {
+        "series": rng.integers(0, len(group_codes), n_cells),
+        "y": y,
+        "cal": rng.normal(size=(n_cells, len(cal_names))),
+        "x": rng.normal(size=(n_cells, 2)),
+    }
+    return hurdle_data(
+        cells,
+        group_codes=np.asarray(group_codes),
+        n_series=len(group_codes),
+        n_groups=int(max(group_codes)) + 1,
+        cal_names=cal_names,
+        scale=1.0,
+    )
 
 
 def test_pymc_model_with_swapped_data_is_the_model_of_the_new_data():
@@ -334,17 +386,21 @@ def test_pymc_model_with_swapped_data_is_the_model_of_the_new_data():
     cal_names, regs = ["quarter_end_push", "year_sin1", "year_cos1"], ["r1", "r2"]
     d1 = _random_hurdle_data(0, 150, [0, 0, 0, 1, 1, 1], cal_names)
     d2 = _random_hurdle_data(1, 110, [0, 1, 1, 1, 1, 0], cal_names)
-    assert structure_key(d1, cal_names=cal_names, reg_names=regs) == structure_key(d2, cal_names=cal_names,
-                                                                                   reg_names=regs)
-    assert structure_key(_random_hurdle_data(0, 150, [0, 0, 1, 1, 1], cal_names), cal_names=cal_names,
-                         reg_names=regs) != structure_key(d1, cal_names=cal_names, reg_names=regs)
+    assert structure_key(d1, cal_names=cal_names, reg_names=regs) == structure_key(
+        d2, cal_names=cal_names, reg_names=regs
+    )
+    assert structure_key(
+        _random_hurdle_data(0, 150, [0, 0, 1, 1, 1], cal_names), cal_names=cal_names, reg_names=regs
+    ) != structure_key(d1, cal_names=cal_names, reg_names=regs)
     reused = build_pymc_model(d1, cal_names=cal_names, reg_names=regs)
     fresh = build_pymc_model(d2, cal_names=cal_names, reg_names=regs)
     logp, dlogp = reused.compile_logp(mode="FAST_COMPILE"), reused.compile_dlogp(mode="FAST_COMPILE")
     logp2, dlogp2 = fresh.compile_logp(mode="FAST_COMPILE"), fresh.compile_dlogp(mode="FAST_COMPILE")
     rng = np.random.default_rng(2)
-    points = [{v.name: 0.5 * rng.standard_normal(fresh.initial_point()[v.name].shape) for v in fresh.value_vars}
-              for _ in range(3)]
+    points = [
+        {v.name: 0.5 * rng.standard_normal(fresh.initial_point()[v.name].shape) for v in fresh.value_vars}
+        for _ in range(3)
+    ]
     assert not np.isclose(float(logp(points[0])), float(logp2(points[0])))  # the data sets do differ
     for name, value in model_data(d2, n_reg=len(regs)).items():
         reused.set_data(name, value)
@@ -371,10 +427,19 @@ def test_zero_sum_centering_by_hand():
 
 
 def test_advi_stops_on_convergence_and_reports_it():
-    d = hurdle_data({"series": np.repeat(np.arange(4), 30), "y": np.tile([0.0, 2.0, 0.0, 5.0, 1.0], 24),
-                     "cal": np.zeros((120, 1)), "x": np.zeros((120, 0))},
-                    group_codes=np.zeros(4, dtype=int), n_series=4, n_groups=0, cal_names=["quarter_end_push"],
-                    scale=1.0)
+    d = hurdle_data(
+        {
+            "series": np.repeat(np.arange(4), 30),
+            "y": np.tile([0.0, 2.0, 0.0, 5.0, 1.0], 24),
+            "cal": np.zeros((120, 1)),
+            "x": np.zeros((120, 0)),
+        },
+        group_codes=np.zeros(4, dtype=int),
+        n_series=4,
+        n_groups=0,
+        cal_names=["quarter_end_push"],
+        scale=1.0,
+    )
     samples, info = fit_advi(d, iterations=20_000, n_samples=10, rng=np.random.default_rng(0))
     assert info["converged"] and info["iterations"] < 20_000
     assert samples["z_a"].shape == (10, 4) and samples["omega_a"].shape == (10,)
@@ -427,13 +492,26 @@ def _org_frame(org) -> pd.DataFrame:
     won = opp[opp["outcome"] == "won"]
     close = pd.to_datetime(won["close_date"])
     monday = (close - pd.to_timedelta(close.dt.day_of_week, unit="D")).dt.normalize()
-    bookings = (pd.DataFrame({"unique_id": won["agent_id"].astype("str").to_numpy(), "ds": monday.to_numpy(),
-                              "y": won["amount"].to_numpy(dtype=float)})
-                .groupby(["unique_id", "ds"], as_index=False)["y"].sum())
+    bookings = (
+        pd.DataFrame(
+            {
+                "unique_id": won["agent_id"].astype("str").to_numpy(),
+                "ds": monday.to_numpy(),
+                "y": won["amount"].to_numpy(dtype=float),
+            }
+        )
+        .groupby(["unique_id", "ds"], as_index=False)["y"]
+        .sum()
+    )
     act = org.dataset.tables["activities"]
     demo = act[act["activity_type"] == "demo"]
-    demos = pd.DataFrame({"unique_id": demo["agent_id"].astype("str").to_numpy(),
-                          "ds": pd.to_datetime(demo["date"]).to_numpy(), "demo": demo["count"].to_numpy(dtype=float)})
+    demos = pd.DataFrame(
+        {
+            "unique_id": demo["agent_id"].astype("str").to_numpy(),
+            "ds": pd.to_datetime(demo["date"]).to_numpy(),
+            "demo": demo["count"].to_numpy(dtype=float),
+        }
+    )
     f = cells.merge(bookings, on=["unique_id", "ds"], how="left").merge(demos, on=["unique_id", "ds"], how="left")
     f = f.fillna({"y": 0.0, "demo": 0.0})
     f["group"] = f["unique_id"].map(org.truth.agents.set_index("agent_id")["territory_id"]).astype("str")
@@ -484,25 +562,33 @@ def _true_demo_effect(org, frame: pd.DataFrame) -> float:
     p, e = j["p_negotiation_won"].to_numpy(), j["expected_bookings"].to_numpy()
     assert np.isfinite(p).all() and (p > 0).all()
     p1 = 1.0 / (1.0 + np.exp(-(np.log(p / (1.0 - p)) + org.truth.params["beta_demo"])))
-    per_agent = (pd.DataFrame({"unique_id": j["unique_id"], "up": e * p1 / p, "e": e, "n": 1.0})
-                 .groupby("unique_id").sum())
+    per_agent = (
+        pd.DataFrame({"unique_id": j["unique_id"], "up": e * p1 / p, "e": e, "n": 1.0}).groupby("unique_id").sum()
+    )
     assert (per_agent["e"] > 0).all()
     return float(np.sum(np.log(per_agent["up"] / per_agent["e"]) * per_agent["n"]) / per_agent["n"].sum())
 
 
 def test_true_demo_effect_by_hand():
     """Two agents, two weeks each, against the formula written out."""
+
     class Truth:
         params = {"beta_demo": 0.5}
-        agent_weeks = pd.DataFrame({"agent_id": ["a", "a", "b", "b"], "week_start": pd.to_datetime(
-            ["2024-01-01", "2024-01-08"] * 2), "p_negotiation_won": [0.5, 0.8, 0.2, 0.2],
-            "expected_bookings": [1.0, 3.0, 2.0, 0.0]})
+        agent_weeks = pd.DataFrame(
+            {
+                "agent_id": ["a", "a", "b", "b"],
+                "week_start": pd.to_datetime(["2024-01-01", "2024-01-08"] * 2),
+                "p_negotiation_won": [0.5, 0.8, 0.2, 0.2],
+                "expected_bookings": [1.0, 3.0, 2.0, 0.0],
+            }
+        )
 
     class Org:
         truth = Truth()
 
-    frame = pd.DataFrame({"unique_id": ["a", "a", "b"],
-                          "ds": pd.to_datetime(["2024-01-01", "2024-01-08", "2024-01-01"])})
+    frame = pd.DataFrame(
+        {"unique_id": ["a", "a", "b"], "ds": pd.to_datetime(["2024-01-01", "2024-01-08", "2024-01-01"])}
+    )
     s = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
     up = lambda p: s(np.log(p / (1 - p)) + 0.5) / p  # noqa: E731
     agent_a = np.log((1.0 * up(0.5) + 3.0 * up(0.8)) / 4.0)
@@ -528,9 +614,17 @@ def test_planted_demo_effect_is_recovered_on_several_organisations():
         model = HierarchicalBayes(method="nuts", regressors={"demo": 3}).fit(frame)
         row = model.effects_.set_index(["name", "scale"]).loc[("demo", "log_mean")]
         truth = _true_demo_effect(org, frame)
-        rows.append({"seed": seed, "truth": truth, "mean": row["mean"], "q0.05": row["q0.05"], "q0.95": row["q0.95"],
-                     "z": (row["mean"] - truth) / row["sd"], **{k: model.diagnostics_[k] for k in
-                                                                ("max_rhat", "divergences")}})
+        rows.append(
+            {
+                "seed": seed,
+                "truth": truth,
+                "mean": row["mean"],
+                "q0.05": row["q0.05"],
+                "q0.95": row["q0.95"],
+                "z": (row["mean"] - truth) / row["sd"],
+                **{k: model.diagnostics_[k] for k in ("max_rhat", "divergences")},
+            }
+        )
     table = pd.DataFrame(rows)
     inside = (table["q0.05"] < table["truth"]) & (table["truth"] < table["q0.95"])
     assert inside.sum() >= 3, table.to_string()

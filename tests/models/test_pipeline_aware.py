@@ -6,17 +6,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from spm_models.evaluation.quota.backtest import agent_bookings_frame
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.models import CalendarBaseline, Mean, PipelineAware, new_deal_share
 from spm_models.models.pipeline.forecast import fit_pipeline_model
-from spm_models.evaluation.quota.backtest import agent_bookings_frame
 from spm_models.synthetic.generator import generate_organisation
 
 
 def _won(created, closed, amount):
-    return pd.DataFrame({"opportunity_id": [f"d{i}" for i in range(len(amount))], "agent_id": "A",
-                         "created_date": pd.to_datetime(created), "close_date": pd.to_datetime(closed),
-                         "outcome": "won", "amount": np.asarray(amount, dtype=float)})
+    return pd.DataFrame(
+        {
+            "opportunity_id": [f"d{i}" for i in range(len(amount))],
+            "agent_id": "A",
+            "created_date": pd.to_datetime(created),
+            "close_date": pd.to_datetime(closed),
+            "outcome": "won",
+            "amount": np.asarray(amount, dtype=float),
+        }
+    )
 
 
 def test_new_deal_share_by_hand():
@@ -66,7 +73,8 @@ def test_draws_are_pipeline_plus_a_share_of_the_model(org):
     base = Mean().fit(train).predict(6, n_draws=4000)
     phi = new_deal_share(t["opportunities"], as_of="2024-06-30", h=6)
     pipe = fit_pipeline_model(t["opportunities"], t["stage_history"], as_of="2024-06-30").expected(
-        t["opportunities"][t["opportunities"]["agent_id"].isin(fc.unique_ids)], h=6, unique_ids=list(fc.unique_ids))
+        t["opportunities"][t["opportunities"]["agent_id"].isin(fc.unique_ids)], h=6, unique_ids=list(fc.unique_ids)
+    )
     pipe_mean = pipe.pivot(index="agent_id", columns="ds", values="expected_bookings")
     pipe_mean = pipe_mean.reindex(index=fc.unique_ids).fillna(0.0).to_numpy()
     expected = pipe_mean + phi[None, :] * base.draws.mean(axis=2)
@@ -88,8 +96,11 @@ def test_pipeline_makes_the_next_weeks_more_accurate(org):
         nxt = frame[(frame["ds"] > end) & (frame["ds"] <= end + pd.Timedelta(weeks=4))]
         actual = nxt.pivot(index="unique_id", columns="ds", values="y")
         plain = CalendarBaseline().fit(train).predict(4, n_draws=300)
-        aware = PipelineAware(model=CalendarBaseline(), opportunities=t["opportunities"],
-                              stage_history=t["stage_history"]).fit(train).predict(4, n_draws=300)
+        aware = (
+            PipelineAware(model=CalendarBaseline(), opportunities=t["opportunities"], stage_history=t["stage_history"])
+            .fit(train)
+            .predict(4, n_draws=300)
+        )
         y = actual.reindex(index=plain.unique_ids).fillna(0.0).to_numpy()
         plain_err.append(np.abs(plain.draws.mean(axis=2) - y).sum())
         aware_err.append(np.abs(aware.draws.mean(axis=2) - y).sum())
@@ -104,7 +115,11 @@ def test_bad_settings_are_named(org):
         PipelineAware(opportunities=org.dataset.tables["opportunities"]).fit(train)
     with pytest.raises(ConfigError, match="opportunities="):
         PipelineAware(model=Mean()).fit(train)
-    monthly = train.assign(ds=train["ds"].dt.to_period("M").dt.start_time).groupby(["unique_id", "ds"], as_index=False)["y"].sum()
+    monthly = (
+        train.assign(ds=train["ds"].dt.to_period("M").dt.start_time)
+        .groupby(["unique_id", "ds"], as_index=False)["y"]
+        .sum()
+    )
     with pytest.raises(ConfigError, match="weekly"):
         PipelineAware(model=Mean(), opportunities=org.dataset.tables["opportunities"]).fit(monthly)
 
@@ -122,8 +137,15 @@ def test_pipeline_aware_p_quota_is_sharper_and_calibrated():
     t = big.dataset.tables
     kw = dict(n_draws=400, first_quarter="2023-07-01")
     plain = rolling_recalibration(backtest_quota_probabilities(big.dataset, model=CalendarBaseline(), **kw))
-    aware = rolling_recalibration(backtest_quota_probabilities(
-        big.dataset, model=PipelineAware(model=CalendarBaseline(), opportunities=t["opportunities"], stage_history=t["stage_history"]), **kw))
+    aware = rolling_recalibration(
+        backtest_quota_probabilities(
+            big.dataset,
+            model=PipelineAware(
+                model=CalendarBaseline(), opportunities=t["opportunities"], stage_history=t["stage_history"]
+            ),
+            **kw,
+        )
+    )
     scored = aware[aware["p_recalibrated"].notna()]
     table = reliability_table(scored["p_recalibrated"], scored["hit"], bins=10, min_count=30)
     assert table["enough"].sum() >= 8

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from spm_models.evaluation.quota.probability import reliability_table
 from spm_models.exceptions import ConfigError, DataError, DataValidationError
 from spm_models.models.pipeline.forecast import fit_pipeline_model, open_at
-from spm_models.evaluation.quota.probability import reliability_table
 from spm_models.synthetic.generator import SyntheticParams, generate_organisation
 
 # Weeks start on Monday; 2024-01-01 is a Monday, so week k starts 2024-01-01 + 7k and
@@ -21,7 +21,9 @@ def _tiny() -> pd.DataFrame:
         {
             "opportunity_id": ["d1", "d2", "d3", "d4", "d5", "d6"],
             "agent_id": ["A", "A", "A", "A", "B", "B"],
-            "created_date": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-08", "2024-01-15", "2024-02-01", "2024-02-06"]),
+            "created_date": pd.to_datetime(
+                ["2024-01-01", "2024-01-01", "2024-01-08", "2024-01-15", "2024-02-01", "2024-02-06"]
+            ),
             "outcome": ["won", "lost", "won", "open", "open", "open"],
             "close_date": pd.to_datetime(["2024-01-17", "2024-01-10", "2024-01-24", None, None, None]),
             "amount": [10.0, 20.0, 30.0, np.nan, 1000.0, 500.0],
@@ -153,12 +155,16 @@ def test_no_leakage_of_what_happened_after_as_of(small_org):
     changed.loc[later & (opps["outcome"] == "lost"), "outcome"] = "won"
     changed.loc[later, "close_date"] = changed.loc[later, "close_date"] + pd.Timedelta(days=21)
     new = opps.head(50).assign(
-        opportunity_id=[f"N{i}" for i in range(50)], created_date=as_of + pd.Timedelta(days=3),
-        outcome="won", close_date=as_of + pd.Timedelta(days=10),
+        opportunity_id=[f"N{i}" for i in range(50)],
+        created_date=as_of + pd.Timedelta(days=3),
+        outcome="won",
+        close_date=as_of + pd.Timedelta(days=10),
     )
     changed = pd.concat([changed, new], ignore_index=True)
     extra = hist[hist["entered_date"] > as_of].assign(entered_date=as_of + pd.Timedelta(days=1))
-    changed_hist = pd.concat([hist[hist["entered_date"] <= as_of], extra.drop_duplicates(["opportunity_id", "stage"])], ignore_index=True)
+    changed_hist = pd.concat(
+        [hist[hist["entered_date"] <= as_of], extra.drop_duplicates(["opportunity_id", "stage"])], ignore_index=True
+    )
     assert (changed["outcome"] != opps.reindex(changed.index)["outcome"]).sum() > 100
     leak = fit_pipeline_model(changed, changed_hist, as_of=as_of)
     np.testing.assert_array_equal(base.cif_win, leak.cif_win)

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from spm_models.data.validation import validate
 from spm_models.exceptions import ConfigError, ReportError
 from spm_models.review import views
 from spm_models.review.artifacts import TABLES, artifacts_key, build_artifacts
 from spm_models.review.render import scorecard_table, table, title
 from spm_models.review.settings import ReviewConfig, load_config
 from spm_models.synthetic.generator import generate_organisation
-from spm_models.data.validation import validate
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,19 @@ def test_agent_view_holds_only_that_agent(run):
     v = views.agent_view(folder, me)
     others = set(ds["agents"]["agent_id"]) - {me}
     other_names = set(ds["agents"]["agent_name"]) - {v.agent_name}
-    for name in ("scorecard", "trend", "activity", "funnel", "indicators", "outlook", "fan", "actual_path", "accuracy", "commission", "coaching"):
+    for name in (
+        "scorecard",
+        "trend",
+        "activity",
+        "funnel",
+        "indicators",
+        "outlook",
+        "fan",
+        "actual_path",
+        "accuracy",
+        "commission",
+        "coaching",
+    ):
         frame = getattr(v, name)
         text = [str(x) for x in frame.to_numpy().ravel()]
         assert not (set(text) & others) and not any(n in cell for cell in text for n in other_names), name
@@ -95,11 +107,29 @@ def test_territory_and_monthly_views(run):
 
 
 def test_render_escapes_everything():
-    assert str(title("<b>x</b>", "a & b")) == '<header class="spm-title"><h1>&lt;b&gt;x&lt;/b&gt;</h1><p class="spm-subtitle">a &amp; b</p></header>'
-    html = str(table(pd.DataFrame({"n": ["<img src=x onerror=alert(1)>"], "v": [0.5]}), {"n": ("Name", "text"), "v": ("Share", "ratio")}))
+    assert (
+        str(title("<b>x</b>", "a & b"))
+        == '<header class="spm-title"><h1>&lt;b&gt;x&lt;/b&gt;</h1><p class="spm-subtitle">a &amp; b</p></header>'
+    )
+    html = str(
+        table(
+            pd.DataFrame({"n": ["<img src=x onerror=alert(1)>"], "v": [0.5]}),
+            {"n": ("Name", "text"), "v": ("Share", "ratio")},
+        )
+    )
     assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html and "50%" in html
-    card = pd.DataFrame({"label": ["Bookings"], "unit": ["currency"], "value": [1500.0], "peer_median": [1000.0], "peer_p25": [500.0],
-                         "peer_p75": [2000.0], "percentile": [72.0], "peer_label": ["<all>"]})
+    card = pd.DataFrame(
+        {
+            "label": ["Bookings"],
+            "unit": ["currency"],
+            "value": [1500.0],
+            "peer_median": [1000.0],
+            "peer_p25": [500.0],
+            "peer_p75": [2000.0],
+            "percentile": [72.0],
+            "peer_label": ["<all>"],
+        }
+    )
     s = str(scorecard_table(card, currency="EUR"))
     assert "EUR 1.5k" in s and "72nd" in s and "&lt;all&gt;" in s
 

@@ -23,9 +23,9 @@ import pandas as pd
 import pytest
 
 from spm_models.data.dataset import Dataset
+from spm_models.data.validation import validate
 from spm_models.review import run_review
 from spm_models.synthetic.generator import generate_organisation
-from spm_models.data.validation import validate
 
 HOSTILE_NAMES = {
     "A0001": "<script>alert(1)</script>",
@@ -35,7 +35,7 @@ HOSTILE_NAMES = {
 }
 HOSTILE_ID = ("A0005", "../x/<b>5</b>")
 TERRITORY_NAME = '<i>North</i> & "South"'
-DATA_URI = re.compile(r'data:image/[a-z+]+;base64,[A-Za-z0-9+/=]+')
+DATA_URI = re.compile(r"data:image/[a-z+]+;base64,[A-Za-z0-9+/=]+")
 
 
 def hostile_org(n_agents: int = 6, seed: int = 11) -> Dataset:
@@ -46,7 +46,9 @@ def hostile_org(n_agents: int = 6, seed: int = 11) -> Dataset:
     for name in ("agents", "opportunities", "activities", "targets"):
         t[name]["agent_id"] = t[name]["agent_id"].replace({old: new})
     t["agents"]["agent_name"] = t["agents"]["agent_id"].map(HOSTILE_NAMES).fillna(t["agents"]["agent_name"])
-    t["territories"]["territory_name"] = t["territories"]["territory_name"].where(t["territories"]["territory_id"] != "T01", TERRITORY_NAME)
+    t["territories"]["territory_name"] = t["territories"]["territory_name"].where(
+        t["territories"]["territory_id"] != "T01", TERRITORY_NAME
+    )
     return validate(Dataset(tables=t, source="hostile test org"))
 
 
@@ -81,7 +83,9 @@ def review(tmp_path_factory):
             time.sleep(0.5)
         return root, ds, _Run(Path(done.read_text()))
     root.mkdir(parents=True, exist_ok=True)
-    result = run_review(dataset=ds, out=root / "reports", workers=2, progress=False, log=open(root / "progress.log", "w"))
+    result = run_review(
+        dataset=ds, out=root / "reports", workers=2, progress=False, log=open(root / "progress.log", "w")
+    )
     done.write_text(str(result.run_folder))
     return root, ds, _Run(result.run_folder)
 
@@ -93,7 +97,9 @@ def test_every_report_is_ok(review):
     n_agents = len(pd.read_parquet(result.run_folder / "artifacts" / "agents.parquet"))
     assert s["total"] == n_agents + 2 + 1 and s["ok"] == s["total"] and s["failed"] == 0
     lines = (root / "progress.log").read_text().splitlines()
-    assert len(lines) == s["total"] and all(re.match(r"report='[^']*' status=ok seconds=\d+\.\d\d output=\S+", ln) for ln in lines)
+    assert len(lines) == s["total"] and all(
+        re.match(r"report='[^']*' status=ok seconds=\d+\.\d\d output=\S+", ln) for ln in lines
+    )
 
 
 def test_html_is_code_free_self_contained_and_names_its_subject(review):
@@ -109,7 +115,12 @@ def test_html_is_code_free_self_contained_and_names_its_subject(review):
         assert page.count('src="data:image/png;base64,') >= 3, f"{entry['id']} should embed its figures"
         assert f"<title>{escape(entry['subject'])}</title>" in page
         assert f"<h1>{escape(entry['subject'], quote=False)}</h1>" in page  # nbconvert writes quotes in text as is
-        for must in ("Provenance", result.manifest["run_id"], result.manifest["data_fingerprint"], result.manifest["package_version"]):
+        for must in (
+            "Provenance",
+            result.manifest["run_id"],
+            result.manifest["data_fingerprint"],
+            result.manifest["package_version"],
+        ):
             assert must in text, (entry["id"], must)
 
 
@@ -117,10 +128,21 @@ def test_agent_reports_have_every_section(review):
     _, _, result = review
     for entry in (e for e in result.manifest["reports"] if e["kind"] == "agent"):
         text = _text((result.run_folder / entry["output"]).read_text(encoding="utf-8"))
-        for section in ("Scorecard", "Bookings and activity trends", "Funnel", "Leading indicators", "Forecast for the rest of the quarter",
-                        "Chance of reaching quota", "Last month", "Commission estimate", "Coaching points"):
+        for section in (
+            "Scorecard",
+            "Bookings and activity trends",
+            "Funnel",
+            "Leading indicators",
+            "Forecast for the rest of the quarter",
+            "Chance of reaching quota",
+            "Last month",
+            "Commission estimate",
+            "Coaching points",
+        ):
             assert section in text, (entry["id"], section)
-        assert re.search(r"Chance of reaching quota is (adjusted by how past forecasts|the model(&#x27;|')s own figure)", text), entry["id"]
+        assert re.search(
+            r"Chance of reaching quota is (adjusted by how past forecasts|the model(&#x27;|')s own figure)", text
+        ), entry["id"]
         coaching = re.search(r"Coaching points.*?<ol class=\"spm-list\">(.*?)</ol>", text, re.S)
         assert coaching and 2 <= coaching.group(1).count("<li>") <= 4
         assert "USD" in text
@@ -182,10 +204,16 @@ def test_index_links_all_resolve_and_manifest_is_complete(review):
 def test_rerun_is_idempotent(review, tmp_path):
     root, ds, result = review
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in result.run_folder.rglob("*.html")}
-    again = run_review(dataset=ds, out=root / "reports", workers=2, progress=False, log=open(tmp_path / "progress2.log", "w"))
+    again = run_review(
+        dataset=ds, out=root / "reports", workers=2, progress=False, log=open(tmp_path / "progress2.log", "w")
+    )
     assert again.exit_code == 0 and again.executed == [] and again.manifest["artifacts_reused"]
     assert again.manifest["summary"]["reused"] == again.manifest["summary"]["total"]
-    after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in result.run_folder.rglob("*.html") if p.name != "index.html"}
+    after = {
+        p: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in result.run_folder.rglob("*.html")
+        if p.name != "index.html"
+    }
     assert all(before[p] == h for p, h in after.items())
     assert not [p for p in result.run_folder.rglob("*") if ".tmp" in p.name], "temporary files left behind"
 
@@ -199,9 +227,20 @@ def _chromium() -> str | None:
 
 def _open(browser: str, page: Path, shot: Path) -> str:
     proc = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0", "--window-size=1000,2400",
-         f"--screenshot={shot}", page.resolve().as_uri()],
-        capture_output=True, text=True, timeout=120,
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1000,2400",
+            f"--screenshot={shot}",
+            page.resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert shot.is_file() and shot.stat().st_size > 10_000, proc.stderr[-2000:]
     return "\n".join(ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln)

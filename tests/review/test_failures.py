@@ -12,12 +12,12 @@ import nbformat
 import pytest
 
 from spm_models.cli import main
+from spm_models.data.validation import validate
+from spm_models.data.warehouse import Warehouse
 from spm_models.exceptions import ConfigError
 from spm_models.review import params as review_params
 from spm_models.review.pipeline import run_review
 from spm_models.synthetic.generator import generate_organisation
-from spm_models.data.validation import validate
-from spm_models.data.warehouse import Warehouse
 
 HERE = Path(__file__).resolve().parent
 BROKEN = HERE / "broken_report.ipynb"
@@ -40,12 +40,25 @@ def broken_templates(tmp_path):
 def test_failure_isolation_timeout_and_only_failed(org, tmp_path, broken_templates):
     out = tmp_path / "reports"
     log = open(tmp_path / "log.txt", "w")
-    res = run_review(dataset=org, out=out, agents=["A0001", "A0002", "A0003"], workers=3, timeout=5, templates_dir=broken_templates, progress=False, log=log)
+    res = run_review(
+        dataset=org,
+        out=out,
+        agents=["A0001", "A0002", "A0003"],
+        workers=3,
+        timeout=5,
+        templates_dir=broken_templates,
+        progress=False,
+        log=log,
+    )
     by_id = {r["id"]: r for r in res.manifest["reports"]}
     assert res.exit_code == 1
     assert by_id["agent:A0001"]["status"] == "ok" and (res.run_folder / by_id["agent:A0001"]["output"]).is_file()
     failed = by_id["agent:A0002"]
-    assert failed["status"] == "failed" and "deliberately broken report for A0002" in failed["error"] and failed["output"] is None
+    assert (
+        failed["status"] == "failed"
+        and "deliberately broken report for A0002" in failed["error"]
+        and failed["output"] is None
+    )
     kept = nbformat.read(res.run_folder / failed["notebook"], as_version=4)
     errors = [o for c in kept.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert errors and errors[0]["ename"] == "RuntimeError"
@@ -59,7 +72,16 @@ def test_failure_isolation_timeout_and_only_failed(org, tmp_path, broken_templat
     manifest = json.loads((res.run_folder / "manifest.json").read_text())
     assert manifest["summary"]["failed"] == 2
 
-    fixed = run_review(dataset=org, out=out, agents=["A0001", "A0002", "A0003"], workers=2, only_failed=True, templates_dir=TEMPLATES, progress=False, log=log)
+    fixed = run_review(
+        dataset=org,
+        out=out,
+        agents=["A0001", "A0002", "A0003"],
+        workers=2,
+        only_failed=True,
+        templates_dir=TEMPLATES,
+        progress=False,
+        log=log,
+    )
     assert sorted(r.report_id for r in fixed.executed) == ["agent:A0002", "agent:A0003"]
     assert fixed.exit_code == 0 and fixed.manifest["summary"]["reused"] == 1
 

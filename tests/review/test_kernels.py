@@ -6,10 +6,19 @@ import papermill
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from spm_models.review.kernels.server import ForkServer
 from spm_models.review.kernels.provisioner import fork_kernel_manager_class
+from spm_models.review.kernels.server import ForkServer
 
-PRELOAD = ("numpy", "pandas", "matplotlib", "IPython", "ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger")
+PRELOAD = (
+    "numpy",
+    "pandas",
+    "matplotlib",
+    "IPython",
+    "ipykernel.kernelapp",
+    "ipykernel.ipkernel",
+    "ipykernel.zmqshell",
+    "ipykernel.debugger",
+)
 META = {"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}}
 
 # The first notebook changes every kind of process state it can reach...
@@ -36,7 +45,9 @@ print(os.getpid())
 
 
 def _nb(code):
-    return new_notebook(cells=[new_code_cell("x = 0", metadata={"tags": ["parameters"]}), new_code_cell(code)], metadata=META)
+    return new_notebook(
+        cells=[new_code_cell("x = 0", metadata={"tags": ["parameters"]}), new_code_cell(code)], metadata=META
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +58,15 @@ def server():
 
 def _run(server, nb, tmp_path, name):
     km = fork_kernel_manager_class(server)
-    out = papermill.execute_notebook(nb, str(tmp_path / f"{name}.ipynb"), parameters={"x": 1}, kernel_manager_class=km,
-                                     progress_bar=False, request_save_on_cell_execute=False, shutdown_kernel="immediate")
+    out = papermill.execute_notebook(
+        nb,
+        str(tmp_path / f"{name}.ipynb"),
+        parameters={"x": 1},
+        kernel_manager_class=km,
+        progress_bar=False,
+        request_save_on_cell_execute=False,
+        shutdown_kernel="immediate",
+    )
     return int(out.cells[-1].outputs[0]["text"].strip())
 
 
@@ -81,8 +99,14 @@ def test_the_watchdog_learns_the_kernel_pid_in_the_reporting_thread(server, tmp_
 
     def work():
         with runner._Watchdog(600) as dog:
-            out = papermill.execute_notebook(_nb("import os\nprint(os.getpid())"), str(tmp_path / "w.ipynb"), parameters={"x": 1},
-                                             kernel_manager_class=km, progress_bar=False, request_save_on_cell_execute=False)
+            out = papermill.execute_notebook(
+                _nb("import os\nprint(os.getpid())"),
+                str(tmp_path / "w.ipynb"),
+                parameters={"x": 1},
+                kernel_manager_class=km,
+                progress_bar=False,
+                request_save_on_cell_execute=False,
+            )
             seen["pid"], seen["box"] = int(out.cells[-1].outputs[0]["text"]), dict(dog.box)
 
     t = threading.Thread(target=work)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from spm_models.review import run_review
 from spm_models.data.sources.maven import load_maven
 from spm_models.data.validation import validate
+from spm_models.review import run_review
 
 MAVEN = Path(__file__).resolve().parents[2] / "data" / "examples" / "maven_crm"
 DATA_URI = re.compile(r"data:image/[a-z+]+;base64,[A-Za-z0-9+/=]+")

@@ -16,7 +16,9 @@ WEEKS = pd.date_range("2024-12-02", periods=5, freq="W-MON").to_numpy()
 
 def _fc(draws, ids=("a", "b")):
     draws = np.asarray(draws, dtype=float)
-    return Forecast.from_draws(draws, unique_ids=list(ids), ds=np.tile(WEEKS[: draws.shape[1]], (len(ids), 1)), model="Hand", freq="W-MON")
+    return Forecast.from_draws(
+        draws, unique_ids=list(ids), ds=np.tile(WEEKS[: draws.shape[1]], (len(ids), 1)), model="Hand", freq="W-MON"
+    )
 
 
 def test_calendar_mid_quarter():
@@ -51,18 +53,38 @@ def test_default_month_is_the_last_complete_one():
 
 
 def test_as_of_dataset_reopens_later_closes_and_drops_later_rows():
-    opp = pd.DataFrame({
-        "opportunity_id": ["1", "2", "3"], "agent_id": ["a"] * 3,
-        "created_date": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-03-01"]),
-        "stage": ["negotiation", "negotiation", "prospecting"], "outcome": ["won", "won", "open"],
-        "close_date": pd.to_datetime(["2024-01-20", "2024-02-20", None]), "amount": [10.0, 20.0, 5.0],
-    })
-    hist = pd.DataFrame({"opportunity_id": ["2", "2", "2"], "stage": ["prospecting", "qualification", "negotiation"], "entered_date": pd.to_datetime(["2024-01-01", "2024-01-10", "2024-02-10"])})
-    act = pd.DataFrame({"agent_id": ["a", "a"], "date": pd.to_datetime(["2024-01-29", "2024-02-05"]), "activity_type": ["call", "call"], "count": [1, 2]})
+    opp = pd.DataFrame(
+        {
+            "opportunity_id": ["1", "2", "3"],
+            "agent_id": ["a"] * 3,
+            "created_date": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-03-01"]),
+            "stage": ["negotiation", "negotiation", "prospecting"],
+            "outcome": ["won", "won", "open"],
+            "close_date": pd.to_datetime(["2024-01-20", "2024-02-20", None]),
+            "amount": [10.0, 20.0, 5.0],
+        }
+    )
+    hist = pd.DataFrame(
+        {
+            "opportunity_id": ["2", "2", "2"],
+            "stage": ["prospecting", "qualification", "negotiation"],
+            "entered_date": pd.to_datetime(["2024-01-01", "2024-01-10", "2024-02-10"]),
+        }
+    )
+    act = pd.DataFrame(
+        {
+            "agent_id": ["a", "a"],
+            "date": pd.to_datetime(["2024-01-29", "2024-02-05"]),
+            "activity_type": ["call", "call"],
+            "count": [1, 2],
+        }
+    )
     d = ol.as_of_dataset(Dataset({"opportunities": opp, "stage_history": hist, "activities": act}), "2024-01-31")
     o = d["opportunities"].set_index("opportunity_id")
     assert list(o.index) == ["1", "2"]
-    assert o.loc["2", "outcome"] == "open" and pd.isna(o.loc["2", "close_date"]) and o.loc["2", "stage"] == "qualification"
+    assert (
+        o.loc["2", "outcome"] == "open" and pd.isna(o.loc["2", "close_date"]) and o.loc["2", "stage"] == "qualification"
+    )
     assert o.loc["1", "outcome"] == "won"
     assert len(d["stage_history"]) == 2 and len(d["activities"]) == 1
 
@@ -91,7 +113,9 @@ def test_cumulative_fan_and_outlook():
 def test_month_check_by_hand():
     fc = _fc([[[10.0, 20.0, 30.0]] * 5, [[0.0, 0.0, 0.0]] * 5])
     # December 2024: weeks of 2, 9, 16, 23 Dec whole, 30 Dec for 2 of 7 days -> 4 + 2/7 weeks
-    out = ol.month_check(fc, pd.Series({"a": 100.0, "b": 5.0}), month="2024-12", level_of={"a": "agent", "b": "agent"}).set_index("unique_id")
+    out = ol.month_check(
+        fc, pd.Series({"a": 100.0, "b": 5.0}), month="2024-12", level_of={"a": "agent", "b": "agent"}
+    ).set_index("unique_id")
     k = 4 + 2 / 7
     assert out.loc["a", "forecast_mean"] == pytest.approx(20 * k)
     assert out.loc["a", "forecast_q0.1"] == pytest.approx(np.quantile([10 * k, 20 * k, 30 * k], 0.1))
@@ -102,11 +126,26 @@ def test_month_check_by_hand():
 
 
 def test_weekly_history_fills_gaps_and_ends_together():
-    agents = pd.DataFrame({"agent_id": ["a", "b"], "agent_name": ["A", "B"], "territory_id": ["t", "t"], "hire_date": pd.to_datetime([None, None]), "leave_date": pd.to_datetime([None, None])})
-    opp = pd.DataFrame({
-        "opportunity_id": ["1", "2", "3"], "agent_id": ["a", "a", "b"], "created_date": pd.to_datetime(["2024-01-01"] * 3),
-        "stage": ["negotiation"] * 3, "outcome": ["won", "won", "won"], "close_date": pd.to_datetime(["2024-01-03", "2024-01-24", "2024-01-10"]), "amount": [5.0, 7.0, 9.0],
-    })
+    agents = pd.DataFrame(
+        {
+            "agent_id": ["a", "b"],
+            "agent_name": ["A", "B"],
+            "territory_id": ["t", "t"],
+            "hire_date": pd.to_datetime([None, None]),
+            "leave_date": pd.to_datetime([None, None]),
+        }
+    )
+    opp = pd.DataFrame(
+        {
+            "opportunity_id": ["1", "2", "3"],
+            "agent_id": ["a", "a", "b"],
+            "created_date": pd.to_datetime(["2024-01-01"] * 3),
+            "stage": ["negotiation"] * 3,
+            "outcome": ["won", "won", "won"],
+            "close_date": pd.to_datetime(["2024-01-03", "2024-01-24", "2024-01-10"]),
+            "amount": [5.0, 7.0, 9.0],
+        }
+    )
     h = ol.weekly_history(Dataset({"agents": agents, "opportunities": opp}), ["a", "b"], end="2024-02-04")
     a = h[h["unique_id"] == "a"]
     assert list(a["y"]) == [5.0, 0.0, 0.0, 7.0, 0.0]

@@ -21,7 +21,17 @@ from spm_models.review.params import (
 )
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "notebooks" / "reports"
-HOSTILE = ["<script>alert(1)</script>", "../../etc/passwd", "$$ Money $ Maker $", "Zoë 🚀", "🚀🚀", "..", "/", "a" * 300, ""]
+HOSTILE = [
+    "<script>alert(1)</script>",
+    "../../etc/passwd",
+    "$$ Money $ Maker $",
+    "Zoë 🚀",
+    "🚀🚀",
+    "..",
+    "/",
+    "a" * 300,
+    "",
+]
 
 
 # ---------------------------------------------------------------------------- parameters
@@ -94,10 +104,16 @@ def test_templates_are_thin(template):
         tree = ast.parse(source)
         for node in ast.walk(tree):
             assert not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)), source
-            assert not isinstance(node, (ast.For, ast.While, ast.ListComp, ast.DictComp, ast.SetComp, ast.GeneratorExp)), source
+            assert not isinstance(
+                node, (ast.For, ast.While, ast.ListComp, ast.DictComp, ast.SetComp, ast.GeneratorExp)
+            ), source
             assert not isinstance(node, ast.Subscript), f"indexing in a report cell: {source}"
             if isinstance(node, ast.BinOp):
-                assert isinstance(node.op, ast.Add) and isinstance(node.left, ast.Constant) and isinstance(node.left.value, str), source
+                assert (
+                    isinstance(node.op, ast.Add)
+                    and isinstance(node.left, ast.Constant)
+                    and isinstance(node.left.value, str)
+                ), source
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 mod = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
                 assert mod.startswith("spm_models"), f"report cells import only spm_models: {source}"

@@ -9,17 +9,17 @@ import pandas as pd
 import pytest
 
 from spm_models.data.dataset import Dataset
-from spm_models.exceptions import ConfigError, ModelError
-from spm_models.models import CalendarBaseline
+from spm_models.data.validation import validate
 from spm_models.evaluation.quota.backtest import quarter_offset_weeks
 from spm_models.evaluation.quota.calibration import Recalibration
+from spm_models.exceptions import ConfigError, ModelError
+from spm_models.models import CalendarBaseline
 from spm_models.review import outlook as ol
 from spm_models.review import recalibration as rc
 from spm_models.review import views
 from spm_models.review.artifacts import build_artifacts
 from spm_models.review.settings import ReviewConfig
 from spm_models.synthetic.generator import generate_organisation
-from spm_models.data.validation import validate
 
 MONTH = "2024-11"
 
@@ -76,7 +76,10 @@ def test_enough_history_notes_and_what_the_reports_show(enough):
     assert f"learned from {r['n']} agent-quarters ({r['quarters'][0]} to {r['quarters'][-1]})" in v.quota_note
     assert v.outlook["p_quota"].iloc[0] == agents.loc[me, "p_quota"]
     t = views.territory_view(folder, "T01")
-    assert "The agents' chance of reaching quota is adjusted" in t.quota_note and "territory's own chance is the model's figure" in t.quota_note
+    assert (
+        "The agents' chance of reaching quota is adjusted" in t.quota_note
+        and "territory's own chance is the model's figure" in t.quota_note
+    )
     table = t.agents.set_index("agent_id")["p_quota"]  # the territory's agent table shows the adjusted value
     np.testing.assert_allclose(table, agents.loc[table.index, "p_quota"])
     assert "not adjusted" in views.monthly_view(folder).quota_note
@@ -104,8 +107,15 @@ def test_switched_off_and_no_quotas(tmp_path, data):
 
 
 def _fake_rows(hits):
-    return pd.DataFrame({"agent_id": [str(i) for i in range(len(hits))], "period_start": pd.Timestamp("2024-04-01"),
-                         "period_end": pd.Timestamp("2024-06-30"), "p_quota": np.linspace(0.05, 0.95, len(hits)), "hit": hits})
+    return pd.DataFrame(
+        {
+            "agent_id": [str(i) for i in range(len(hits))],
+            "period_start": pd.Timestamp("2024-04-01"),
+            "period_end": pd.Timestamp("2024-06-30"),
+            "p_quota": np.linspace(0.05, 0.95, len(hits)),
+            "hit": hits,
+        }
+    )
 
 
 def test_one_outcome_class_or_a_failing_model_is_recorded_not_raised(monkeypatch, data):
@@ -113,7 +123,11 @@ def test_one_outcome_class_or_a_failing_model_is_recorded_not_raised(monkeypatch
     config = ReviewConfig(recalibration_min_rows=10)
     monkeypatch.setattr(rc, "backtest_quota_probabilities", lambda *a, **k: _fake_rows([False] * 40))
     r, rows = rc.learn_recalibration(data, CalendarBaseline(), cal, config)
-    assert not r.applied and len(rows) == 40 and r.reason.startswith("in all 40 past agent-quarters the agents missed quota")
+    assert (
+        not r.applied
+        and len(rows) == 40
+        and r.reason.startswith("in all 40 past agent-quarters the agents missed quota")
+    )
 
     def boom(*a, **k):
         raise ModelError("the model could not be fitted")

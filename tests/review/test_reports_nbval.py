@@ -18,9 +18,9 @@ import pytest
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
+from spm_models.data.validation import validate
 from spm_models.review.artifacts import build_artifacts
 from spm_models.synthetic.generator import generate_organisation
-from spm_models.data.validation import validate
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "notebooks" / "reports"
 
@@ -29,7 +29,9 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "notebooks" / "reports"
 def notebooks(tmp_path_factory):
     root = tmp_path_factory.mktemp("nbval")
     art = root / "2024-11" / "artifacts"
-    build_artifacts(validate(generate_organisation(6, years=2, seed=4).dataset), month="2024-11", out_dir=art, runs_root=root)
+    build_artifacts(
+        validate(generate_organisation(6, years=2, seed=4).dataset), month="2024-11", out_dir=art, runs_root=root
+    )
     agents = pd.read_parquet(art / "agents.parquet")
     params = {
         "agent_report": {"run_dir": str(art), "agent_id": str(agents["agent_id"].iloc[0])},
@@ -48,8 +50,27 @@ def notebooks(tmp_path_factory):
 def test_report_notebooks_pass_nbval_lax(notebooks):
     root, paths = notebooks
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "--rootdir", str(root), *map(str, paths)],
-        cwd=root, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval-lax",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            "--rootdir",
+            str(root),
+            *map(str, paths),
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert f"{sum(len([c for c in nbformat.read(p, as_version=4).cells if c.cell_type == 'code']) for p in paths)} passed" in proc.stdout
+    assert (
+        f"{sum(len([c for c in nbformat.read(p, as_version=4).cells if c.cell_type == 'code']) for p in paths)} passed"
+        in proc.stdout
+    )

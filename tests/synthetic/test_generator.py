@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from spm_models.exceptions import ConfigError, DataError
 from spm_models.data.schemas import PIPELINE_STAGES, TABLES
+from spm_models.exceptions import ConfigError, DataError
 from spm_models.synthetic.generator import GroundTruth, SyntheticParams, generate_organisation
 
 START = pd.Timestamp("2023-01-02")  # a Monday
@@ -23,8 +23,14 @@ WEEKS = 156  # 3 years
 DATA_END = START + pd.Timedelta(days=7 * WEEKS - 1)
 
 _KIND_DTYPE = {
-    "id": "str", "text": "str", "stage": "str", "outcome": "str",
-    "date": "datetime64[us]", "money": "float64", "float": "float64", "count": "int64",
+    "id": "str",
+    "text": "str",
+    "stage": "str",
+    "outcome": "str",
+    "date": "datetime64[us]",
+    "money": "float64",
+    "float": "float64",
+    "count": "int64",
 }
 
 
@@ -97,8 +103,14 @@ def test_validate_accepts_the_dataset(org5, org200):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(n_agents=4), dict(n_agents=10_001), dict(n_agents=50, years=0.2), dict(n_agents=50, years=11),
-     dict(n_agents=50, start="next tuesday"), dict(n_agents=50, seed=-1)],
+    [
+        dict(n_agents=4),
+        dict(n_agents=10_001),
+        dict(n_agents=50, years=0.2),
+        dict(n_agents=50, years=11),
+        dict(n_agents=50, start="next tuesday"),
+        dict(n_agents=50, seed=-1),
+    ],
 )
 def test_out_of_range_arguments_raise_config_error(kwargs):
     n = kwargs.pop("n_agents")
@@ -139,10 +151,12 @@ def test_hires_leavers_and_replacements(org200):
 
 def _employment(org) -> pd.DataFrame:
     a = org.dataset["agents"].set_index("agent_id")
-    return pd.DataFrame({
-        "from": a["hire_date"].fillna(pd.Timestamp.min).clip(lower=START),
-        "to": a["leave_date"].fillna(DATA_END),
-    })
+    return pd.DataFrame(
+        {
+            "from": a["hire_date"].fillna(pd.Timestamp.min).clip(lower=START),
+            "to": a["leave_date"].fillna(DATA_END),
+        }
+    )
 
 
 def test_no_activity_or_opportunity_outside_employment(org200):
@@ -208,12 +222,16 @@ def _expected_bookings_after_the_data(org, mondays: pd.Series, agent_ids: pd.Ind
     rate = np.concatenate([created.to_numpy(), ahead], axis=1)
     n_data = created.shape[1]
     d = np.arange(53)
-    cdf = stats.gamma.cdf(d[None, :], ag["cycle_shape"].to_numpy()[:, None],
-                          scale=(ag["cycle_gamma_mean"] / ag["cycle_shape"]).to_numpy()[:, None])
+    cdf = stats.gamma.cdf(
+        d[None, :],
+        ag["cycle_shape"].to_numpy()[:, None],
+        scale=(ag["cycle_gamma_mean"] / ag["cycle_shape"]).to_numpy()[:, None],
+    )
     f = np.diff(cdf, axis=1) / cdf[:, -1:]
     # week n_data + k closes cohorts n_data + k - d, d = 1..52
-    closes = np.stack([(rate[:, n_data + k - 52 : n_data + k][:, ::-1] * f).sum(axis=1) for k in range(len(mondays))],
-                      axis=1)
+    closes = np.stack(
+        [(rate[:, n_data + k - 52 : n_data + k][:, ::-1] * f).sum(axis=1) for k in range(len(mondays))], axis=1
+    )
 
     act = ds["activities"]
     demo = act[act["activity_type"] == "demo"]
@@ -222,12 +240,18 @@ def _expected_bookings_after_the_data(org, mondays: pd.Series, agent_ids: pd.Ind
     z_demo = pd.Series(z.fillna(0.0).to_numpy(), index=pd.MultiIndex.from_arrays([demo["agent_id"], demo["date"]]))
     mkt = ds["indicators"][ds["indicators"]["name"] == "market_index"].set_index("date")["value"]
     z_mkt = (mkt - mkt.mean()) / mkt.std(ddof=0)
-    lag_demo = [z_demo.reindex(pd.MultiIndex.from_product([agent_ids, [m - pd.Timedelta(weeks=3)]])).fillna(0.0).to_numpy()
-                for m in mondays]
+    lag_demo = [
+        z_demo.reindex(pd.MultiIndex.from_product([agent_ids, [m - pd.Timedelta(weeks=3)]])).fillna(0.0).to_numpy()
+        for m in mondays
+    ]
     lag_mkt = z_mkt.reindex(mondays - pd.Timedelta(weeks=8)).fillna(0.0).to_numpy()
     push = ((mondays + pd.offsets.QuarterEnd(0) - mondays).dt.days < 14).to_numpy(dtype=float)
-    logit = (ag["theta"].to_numpy()[:, None] + 0.35 * np.stack(lag_demo, axis=1) + 0.4 * lag_mkt[None, :]
-             + 0.5 * push[None, :])
+    logit = (
+        ag["theta"].to_numpy()[:, None]
+        + 0.35 * np.stack(lag_demo, axis=1)
+        + 0.4 * lag_mkt[None, :]
+        + 0.5 * push[None, :]
+    )
     p_win = ag[["c_1", "c_2", "c_3", "c_4"]].prod(axis=1).to_numpy()[:, None] / (1 + np.exp(-logit))
     return closes * p_win * ag["mean_deal_size"].to_numpy()[:, None]
 
@@ -252,19 +276,28 @@ def test_agents_employed_at_the_end_have_whole_quarter_quotas_ahead(org200):
     after = _expected_bookings_after_the_data(org200, mondays, stay)
     in_data = org200.truth.expected_by_period(freq="quarter", employed_only=True)
     in_q4 = in_data[in_data["period_start"] == pd.Timestamp("2025-10-01")].set_index("agent_id")["expected_bookings"]
-    expected = pd.DataFrame({
-        "2025Q4": in_q4.reindex(stay).to_numpy() + after @ share_q4,
-        "2026Q1": after @ share_q1,
-    }, index=stay)
-    quota = pd.DataFrame({"2025Q4": q4["quota"].reindex(stay), "2026Q1": ahead.set_index("agent_id")["quota"].reindex(stay)})
+    expected = pd.DataFrame(
+        {
+            "2025Q4": in_q4.reindex(stay).to_numpy() + after @ share_q4,
+            "2026Q1": after @ share_q1,
+        },
+        index=stay,
+    )
+    quota = pd.DataFrame(
+        {"2025Q4": q4["quota"].reindex(stay), "2026Q1": ahead.set_index("agent_id")["quota"].reindex(stay)}
+    )
     ratio = (quota / expected)[expected >= 20_000].stack().dropna()
     assert len(ratio) > 300
     assert ratio.between(0.95 - 0.025, 1.25 + 0.025).all()  # plan factor, +-500 rounding
     assert abs(ratio.mean() - 1.10) < 0.03
 
     # no plan ahead: the same quotas without 2026Q1 (its plan factors are a separate stream)
-    org = generate_organisation(200, years=3, start="2023-01-02", seed=11, params=SyntheticParams(quota_quarters_ahead=0))
-    pd.testing.assert_frame_equal(org.dataset["targets"], targets[targets["period_start"] <= DATA_END].reset_index(drop=True))
+    org = generate_organisation(
+        200, years=3, start="2023-01-02", seed=11, params=SyntheticParams(quota_quarters_ahead=0)
+    )
+    pd.testing.assert_frame_equal(
+        org.dataset["targets"], targets[targets["period_start"] <= DATA_END].reset_index(drop=True)
+    )
     with pytest.raises(ConfigError, match="quota_quarters_ahead"):
         generate_organisation(5, params=SyntheticParams(quota_quarters_ahead=-1))
 
@@ -289,8 +322,9 @@ def test_opportunity_states_and_stage_history(org200):
     hist = org200.dataset["stage_history"]
     rank = {s: i for i, s in enumerate(PIPELINE_STAGES)}
     h = hist.assign(k=hist["stage"].map(rank)).sort_values(["opportunity_id", "k"])
-    per_opp = h.groupby("opportunity_id").agg(n=("k", "size"), kmax=("k", "max"),
-                                              first=("entered_date", "first"), last=("entered_date", "last"))
+    per_opp = h.groupby("opportunity_id").agg(
+        n=("k", "size"), kmax=("k", "max"), first=("entered_date", "first"), last=("entered_date", "last")
+    )
     o = opp.set_index("opportunity_id").join(per_opp)
     assert o["n"].notna().all()
     assert (o["n"] == o["stage"].map(rank) + 1).all() and (o["kmax"] == o["stage"].map(rank)).all()
@@ -330,9 +364,11 @@ def test_outcomes_use_the_close_week_and_closes_follow_expected_closes_week_by_w
     x = aw.set_index(["agent_id", "week_start"])
     closed = opp[opp["outcome"] != "open"]
     won = closed[closed["outcome"] == "won"]
+
     def per_agent_week(deals):
         week = _week_start(deals["close_date"]).rename("week_start")
         return deals.groupby([deals["agent_id"], week]).size().reindex(x.index, fill_value=0)
+
     n_closed, n_won = per_agent_week(closed), per_agent_week(won)
     # weekly totals of closes (pre-start cohorts included) within 4.5 sigma in every week
     weekly = pd.DataFrame({"got": n_closed, "want": x["expected_closes"]}).groupby(level="week_start").sum()
@@ -458,11 +494,17 @@ def test_hires_ramp_up_and_creation_stops_before_leaving(org200):
 
 def test_expected_by_period_splits_weeks_by_weekday():
     weeks = pd.to_datetime(["2024-03-25", "2024-09-30"]).astype("datetime64[us]")
-    aw = pd.DataFrame({
-        "agent_id": pd.Series(["A1", "A1"], dtype="str"), "week_start": weeks, "employed": [True, False],
-        "expected_created": [10.0, 5.0], "expected_closes": [4.0, 2.0],
-        "expected_wins": [1.0, 0.5], "expected_bookings": [1000.0, 500.0],
-    })
+    aw = pd.DataFrame(
+        {
+            "agent_id": pd.Series(["A1", "A1"], dtype="str"),
+            "week_start": weeks,
+            "employed": [True, False],
+            "expected_created": [10.0, 5.0],
+            "expected_closes": [4.0, 2.0],
+            "expected_wins": [1.0, 0.5],
+            "expected_bookings": [1000.0, 500.0],
+        }
+    )
     truth = GroundTruth(params={}, agents=pd.DataFrame(), agent_weeks=aw, indicator_effects=pd.DataFrame())
     q = truth.expected_by_period(freq="quarter").set_index("period_start")
     # Mon 25 - Fri 29 March: all in Q1. Mon 30 Sep in Q3, Tue 1 - Fri 4 Oct in Q4.

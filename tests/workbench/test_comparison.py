@@ -12,10 +12,12 @@ from spm_models.workbench.comparison import accuracy_table, calibration_table, c
 
 
 def _result(y, lo80, hi80) -> BacktestResult:
-    f = pd.DataFrame({"origin": pd.Timestamp("2024-01-01"), "unique_id": "a", "y": y,
-                      "q0.1": lo80, "q0.9": hi80, "q0.5": 0.0})
-    return BacktestResult(model="m", h=1, freq="W-MON", origins=pd.DatetimeIndex([]), forecasts=f,
-                          scores=pd.DataFrame(), folds=())
+    f = pd.DataFrame(
+        {"origin": pd.Timestamp("2024-01-01"), "unique_id": "a", "y": y, "q0.1": lo80, "q0.9": hi80, "q0.5": 0.0}
+    )
+    return BacktestResult(
+        model="m", h=1, freq="W-MON", origins=pd.DatetimeIndex([]), forecasts=f, scores=pd.DataFrame(), folds=()
+    )
 
 
 def test_calibration_counts_actuals_inside_each_central_interval():
@@ -27,8 +29,9 @@ def test_calibration_counts_actuals_inside_each_central_interval():
 
 def test_compare_on_dataset_backtests_each_model_at_the_same_origins():
     org = generate_organisation(10, years=1, seed=8)
-    results = compare_on_dataset(org.dataset, models=["CalendarBaseline", "HierarchicalBayes (ADVI)"], h=2,
-                                 n_origins=2, fast=True, n_draws=100)
+    results = compare_on_dataset(
+        org.dataset, models=["CalendarBaseline", "HierarchicalBayes (ADVI)"], h=2, n_origins=2, fast=True, n_draws=100
+    )
     assert list(results["CalendarBaseline"].origins) == list(results["HierarchicalBayes (ADVI)"].origins)
     acc = accuracy_table(results)
     assert sorted(acc["model"]) == ["CalendarBaseline", "HierarchicalBayes (ADVI)"]

@@ -9,8 +9,8 @@ import pytest
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.models.forecast import Forecast
 from spm_models.synthetic.generator import generate_organisation
-from spm_models.workbench.forecasting import FittedModel, forecast_view, level_forecast, make_model
 from spm_models.workbench.explorer import build_explorer, entity_options, kpi_view
+from spm_models.workbench.forecasting import FittedModel, forecast_view, level_forecast, make_model
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +42,17 @@ def _forecast(draws: np.ndarray) -> Forecast:
 
 
 def test_kpi_view_filters_one_entity_kpi_and_range():
-    kpis = pd.DataFrame({
-        "level": ["company"] * 3 + ["agent"], "entity_id": ["company"] * 3 + ["a1"], "grain": "month",
-        "period": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01", "2024-02-01"]),
-        "kpi": "bookings", "segment": "", "value": [1.0, 2.0, 3.0, 9.0],
-    })
+    kpis = pd.DataFrame(
+        {
+            "level": ["company"] * 3 + ["agent"],
+            "entity_id": ["company"] * 3 + ["a1"],
+            "grain": "month",
+            "period": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01", "2024-02-01"]),
+            "kpi": "bookings",
+            "segment": "",
+            "value": [1.0, 2.0, 3.0, 9.0],
+        }
+    )
     out = kpi_view(kpis, level="company", entity="company", kpi="bookings", start="2024-02-01", end="2024-02-29")
     assert out["value"].tolist() == [2.0]
     with pytest.raises(ConfigError, match="unknown KPI"):
@@ -76,7 +82,9 @@ def test_forecast_view_p_quota_is_the_share_of_draws_reaching_quota():
     draws[0, 0] = [5, 10, 15, 20]
     draws[2, 1] = [5, 10, 15, 20]
     fitted = FittedModel(name="m", model=None, frame=pd.DataFrame(), agents=AGENTS)
-    fan, att = forecast_view(fitted, level="company", entity="company", horizon=2, quota=25.0, forecast=_forecast(draws))
+    fan, att = forecast_view(
+        fitted, level="company", entity="company", horizon=2, quota=25.0, forecast=_forecast(draws)
+    )
     assert len(fan) == 2
     assert att["p_quota"].iloc[0] == pytest.approx(0.5)
     assert att["expected_bookings"].iloc[0] == pytest.approx(25.0)
@@ -123,7 +131,9 @@ def test_changing_horizon_and_quota_updates_fan_and_p_quota(explorer):
     c = explorer.controls
     c["horizon"].value = 2
     assert len(explorer.fan) == 2
-    company = level_forecast(explorer.fitted["CalendarBaseline"].forecasts[2], explorer.dataset.tables["agents"], level="company")
+    company = level_forecast(
+        explorer.fitted["CalendarBaseline"].forecasts[2], explorer.dataset.tables["agents"], level="company"
+    )
     totals = company.draws[0].sum(axis=0)
     quota = float(np.quantile(totals, 0.3))
     c["quota"].value = quota

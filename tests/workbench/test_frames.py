@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from spm_models.data.warehouse import Warehouse
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.synthetic.generator import generate_organisation
-from spm_models.data.warehouse import Warehouse
 from spm_models.workbench.frames import (
     WAREHOUSE_ENV,
     chosen_indicators,
@@ -64,6 +64,14 @@ def test_warehouse_path_from_environment_and_missing_warehouse(tmp_path, monkeyp
 
 
 def test_chosen_indicators_keeps_only_leading_ones():
-    ranked = pd.DataFrame({"candidate": ["a", "b"], "best_lag": [3, 1], "r": [0.4, 0.1], "p_adjusted": [0.01, 0.5],
-                           "oos_improvement": [0.1, np.nan], "verdict": ["leading indicator", "not significant"]})
+    ranked = pd.DataFrame(
+        {
+            "candidate": ["a", "b"],
+            "best_lag": [3, 1],
+            "r": [0.4, 0.1],
+            "p_adjusted": [0.01, 0.5],
+            "oos_improvement": [0.1, np.nan],
+            "verdict": ["leading indicator", "not significant"],
+        }
+    )
     assert chosen_indicators(ranked)["candidate"].tolist() == ["a"]

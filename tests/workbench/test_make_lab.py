@@ -24,14 +24,18 @@ def _recipe(target: str) -> str:
 
 def test_lab_target_registers_the_kernel_makes_data_and_starts_lab():
     text = _recipe("lab")
-    assert "-m ipykernel install --sys-prefix --name spm-workbench --display-name \"SPM Workbench\"" in text
+    assert '-m ipykernel install --sys-prefix --name spm-workbench --display-name "SPM Workbench"' in text
     assert "test -f data/warehouse.duckdb || .venv/bin/spm demo" in text
     assert "jupyter lab --notebook-dir notebooks" in text
 
 
 def test_lab_args_are_passed_through():
-    out = subprocess.run(["make", "-n", "-B", "lab", "STAMP=/dev/null", "LAB_ARGS=--no-browser --port 9999"],
-                         cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run(
+        ["make", "-n", "-B", "lab", "STAMP=/dev/null", "LAB_ARGS=--no-browser --port 9999"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert "jupyter lab --notebook-dir notebooks --no-browser --port 9999" in out.stdout
 
 
@@ -46,9 +50,23 @@ def test_jupyterlab_starts_headless_and_answers(tmp_path):
     port = _free_port()
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"), "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg")}
     proc = subprocess.Popen(
-        [str(BIN / "jupyter"), "lab", "--notebook-dir", str(ROOT / "notebooks"), "--no-browser", "--port", str(port),
-         "--ip", "127.0.0.1", "--allow-root", "--IdentityProvider.token=", "--ServerApp.password="],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(BIN / "jupyter"),
+            "lab",
+            "--notebook-dir",
+            str(ROOT / "notebooks"),
+            "--no-browser",
+            "--port",
+            str(port),
+            "--ip",
+            "127.0.0.1",
+            "--allow-root",
+            "--IdentityProvider.token=",
+            "--ServerApp.password=",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline, body = time.monotonic() + 60, None

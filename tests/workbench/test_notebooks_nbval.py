@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from spm_models.synthetic.generator import generate_organisation
 from spm_models.data.warehouse import Warehouse
+from spm_models.synthetic.generator import generate_organisation
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -25,7 +25,10 @@ def small_warehouse(tmp_path_factory) -> Path:
 
 def test_the_four_workbench_notebooks_exist():
     assert [p.name for p in NOTEBOOKS] == [
-        "explorer.ipynb", "leading_indicators.ipynb", "model_comparison.ipynb", "quota_planning.ipynb",
+        "explorer.ipynb",
+        "leading_indicators.ipynb",
+        "model_comparison.ipynb",
+        "quota_planning.ipynb",
     ]
 
 
@@ -33,8 +36,24 @@ def test_the_four_workbench_notebooks_exist():
 def test_notebook_runs_end_to_end(notebook, small_warehouse, tmp_path):
     env = {**os.environ, "SPM_WAREHOUSE": str(small_warehouse), "SPM_WORKBENCH_FAST": "1", "MPLBACKEND": "Agg"}
     out = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-kernel-name", "python3", "-p", "no:cacheprovider",
-         "-q", "--rootdir", str(tmp_path), str(notebook)],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval-lax",
+            "--nbval-kernel-name",
+            "python3",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--rootdir",
+            str(tmp_path),
+            str(notebook),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
     )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]

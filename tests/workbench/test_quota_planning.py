@@ -40,8 +40,9 @@ def test_equal_probability_reconciliation_hits_the_target_with_one_probability()
 
 
 def test_proportional_reconciliation_scales_and_spreads_probabilities():
-    plan = plan_quotas(np.vstack([DRAWS, DRAWS + 50]), ["a", "b"], share=0.65, company_target=200.0,
-                       reconcile="proportional")
+    plan = plan_quotas(
+        np.vstack([DRAWS, DRAWS + 50]), ["a", "b"], share=0.65, company_target=200.0, reconcile="proportional"
+    )
     base = np.array([35.65, 85.65])
     np.testing.assert_allclose(plan["quota"], base * 200.0 / base.sum())
     fair = fairness_summary(plan).iloc[0]

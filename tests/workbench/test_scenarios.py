@@ -9,7 +9,7 @@ import pytest
 from spm_models.exceptions import ConfigError
 from spm_models.synthetic.generator import generate_organisation
 from spm_models.workbench.explorer import ExplorerState, build_explorer
-from spm_models.workbench.forecasting import fit_model, level_forecast
+from spm_models.workbench.forecasting import fit_model
 from spm_models.workbench.scenarios import (
     Scenario,
     default_scenario,
@@ -78,7 +78,9 @@ def test_an_added_agent_adds_the_territory_average_agent(explorer, org):
     view = scenario_view(fitted, Scenario(territory="T01", agent_change=1), level="territory", entity="T01", horizon=H)
     rows = view.set_index("case")["expected_bookings"]
     assert rows["scenario"] - rows["as fitted"] == pytest.approx(per_agent.mean(), rel=1e-9)
-    gone = scenario_view(fitted, Scenario(territory="T01", agent_change=-2), level="company", entity="company", horizon=H)
+    gone = scenario_view(
+        fitted, Scenario(territory="T01", agent_change=-2), level="company", entity="company", horizon=H
+    )
     rows = gone.set_index("case")["expected_bookings"]
     assert rows["as fitted"] - rows["scenario"] == pytest.approx(2 * per_agent.mean(), rel=1e-9)
     with pytest.raises(ConfigError, match="no agents"):
@@ -88,7 +90,9 @@ def test_an_added_agent_adds_the_territory_average_agent(explorer, org):
 def test_a_market_path_changes_only_the_periods_it_moves(explorer):
     fitted = explorer.fitted["HierarchicalBayes (ADVI)"]
     base = fitted.forecasts[H]
-    fc, _ = scenario_forecast(fitted, Scenario(indicator="indicator:market_index", indicator_shift=[0.0, 5.0, 5.0]), horizon=H)
+    fc, _ = scenario_forecast(
+        fitted, Scenario(indicator="indicator:market_index", indicator_shift=[0.0, 5.0, 5.0]), horizon=H
+    )
     np.testing.assert_allclose(fc.draws[:, 0], base.draws[:, 0])
     eff = effect_table(fitted).set_index("name").loc["indicator:market_index", "pct_mean"]
     later = fc.draws[:, 1:].mean() / base.draws[:, 1:].mean() - 1

@@ -7,15 +7,15 @@ rule is checked by :func:`spm_models.data.validation.validate` at ingest.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import pandas as pd
 
 from spm_models.data.csvio import read_text_table
 from spm_models.data.dataset import Dataset, SourceRef
-from spm_models.exceptions import DataValidationError, Problem
 from spm_models.data.schemas import TABLE_ORDER, TABLES
+from spm_models.exceptions import DataValidationError, Problem
 
 __all__ = ["write_canonical_folder", "read_canonical_folder", "read_canonical_files"]
 
@@ -74,8 +74,13 @@ def read_canonical_folder(folder: str | Path, *, encoding: str = "utf-8") -> Dat
         raise DataValidationError([Problem(str(folder), None, None, None, "folder not found")])
     files = {name: folder / f"{name}.csv" for name in TABLE_ORDER if (folder / f"{name}.csv").is_file()}
     warnings = [
-        Problem(p.name, None, None, None,
-                "not a canonical table; ignored (canonical files are " + ", ".join(f"{t}.csv" for t in TABLE_ORDER) + ")")
+        Problem(
+            p.name,
+            None,
+            None,
+            None,
+            "not a canonical table; ignored (canonical files are " + ", ".join(f"{t}.csv" for t in TABLE_ORDER) + ")",
+        )
         for p in sorted(folder.iterdir())
         if p.is_file() and p.suffix.lower() == ".csv" and p.stem not in TABLES
     ]
@@ -108,12 +113,20 @@ def read_canonical_files(paths: Iterable[str | Path], *, encoding: str = "utf-8"
     for p in map(Path, paths):
         name = p.stem.lower()
         if name not in TABLES:
-            problems.append(Problem(p.name, None, None, None,
-                                    "file name does not name a canonical table; name it one of "
-                                    + ", ".join(f"{t}.csv" for t in TABLE_ORDER)))
+            problems.append(
+                Problem(
+                    p.name,
+                    None,
+                    None,
+                    None,
+                    "file name does not name a canonical table; name it one of "
+                    + ", ".join(f"{t}.csv" for t in TABLE_ORDER),
+                )
+            )
         elif name in files:
-            problems.append(Problem(p.name, None, None, None,
-                                    f"two files for the {name} table ({files[name]} and {p}); give one"))
+            problems.append(
+                Problem(p.name, None, None, None, f"two files for the {name} table ({files[name]} and {p}); give one")
+            )
         else:
             files[name] = p
     source = ", ".join(str(p) for p in files.values())
@@ -138,9 +151,16 @@ def _read_tables(
         spec = TABLES[name]
         if name not in files:
             if not spec.optional:
-                problems.append(Problem(f"{name}.csv", None, None, None,
-                                        f"required file is missing{where}: expected {name}.csv with columns "
-                                        + ", ".join(spec.column_names)))
+                problems.append(
+                    Problem(
+                        f"{name}.csv",
+                        None,
+                        None,
+                        None,
+                        f"required file is missing{where}: expected {name}.csv with columns "
+                        + ", ".join(spec.column_names),
+                    )
+                )
             continue
         path = files[name]
         try:

@@ -27,8 +27,8 @@ import pandas as pd
 
 from spm_models.data.csvio import read_text_table
 from spm_models.data.dataset import Dataset, SourceRef
-from spm_models.exceptions import ConfigError, DataValidationError, Problem
 from spm_models.data.schemas import OUTCOMES, PIPELINE_STAGES, TABLE_ORDER, TABLES
+from spm_models.exceptions import ConfigError, DataValidationError, Problem
 
 __all__ = ["StageRule", "TableMapping", "Mapping", "load_mapping", "read_mapped_export"]
 
@@ -153,7 +153,7 @@ class _Checker:
     def table_of(self, key: str, value: Any) -> dict[str, Any]:
         if isinstance(value, dict):
             return value
-        self.error(key, f"expected a table ({{ name = \"value\", ... }}), found {value!r}")
+        self.error(key, f'expected a table ({{ name = "value", ... }}), found {value!r}')
         return {}
 
     def known(self, key: str, value: str, allowed: tuple[str, ...] | list[str], what: str) -> bool:
@@ -193,8 +193,11 @@ def load_mapping(path: str | Path) -> Mapping:
     allowed_top = SETTINGS + TABLE_ORDER
     for key in doc:
         if key not in allowed_top:
-            chk.error(key, f"unknown key; allowed are the settings {', '.join(SETTINGS)} "
-                      f"and one section per table: {', '.join(TABLE_ORDER)}")
+            chk.error(
+                key,
+                f"unknown key; allowed are the settings {', '.join(SETTINGS)} "
+                f"and one section per table: {', '.join(TABLE_ORDER)}",
+            )
     shared = {
         "encoding": _encoding(chk, "encoding", doc.get("encoding", "utf-8")),
         "delimiter": _delimiter(chk, "delimiter", doc.get("delimiter", ",")),
@@ -225,16 +228,16 @@ def _encoding(chk: _Checker, key: str, value: Any) -> str:
     try:
         codecs.lookup(text)
     except LookupError:
-        chk.error(key, f"unknown text encoding {text!r}; e.g. \"utf-8\", \"cp1252\", \"latin-1\"")
+        chk.error(key, f'unknown text encoding {text!r}; e.g. "utf-8", "cp1252", "latin-1"')
         return "utf-8"
     return text
 
 
 def _delimiter(chk: _Checker, key: str, value: Any) -> str:
     text = chk.text(key, value)
-    if text is None or len(text) != 1 or text in "\"\r\n":
+    if text is None or len(text) != 1 or text in '"\r\n':
         if text is not None:
-            chk.error(key, f"the delimiter must be one character such as \",\", \";\" or \"\\t\", found {text!r}")
+            chk.error(key, f'the delimiter must be one character such as ",", ";" or "\\t", found {text!r}')
         return ","
     return text
 
@@ -244,7 +247,7 @@ def _date_format(chk: _Checker, key: str, value: Any) -> str | None:
         return None
     text = chk.text(key, value)
     if text is not None and "%" not in text:
-        chk.error(key, f"a date format uses strptime codes such as \"%d/%m/%Y\", found {text!r}")
+        chk.error(key, f'a date format uses strptime codes such as "%d/%m/%Y", found {text!r}')
         return None
     return text
 
@@ -272,18 +275,25 @@ def _table(chk: _Checker, name: str, sec: dict[str, Any], shared: dict[str, Any]
                 out[col] = value
         return out
 
-    columns = {c: v for c, v in ((c, chk.text(f"{name}.columns.{c}", v)) for c, v in columns_of("columns").items()) if v}
+    columns = {
+        c: v for c, v in ((c, chk.text(f"{name}.columns.{c}", v)) for c, v in columns_of("columns").items()) if v
+    }
     defaults = {
         c: v
-        for c, v in ((c, chk.text(f"{name}.defaults.{c}", v, allow_number=True)) for c, v in columns_of("defaults").items())
+        for c, v in (
+            (c, chk.text(f"{name}.defaults.{c}", v, allow_number=True)) for c, v in columns_of("defaults").items()
+        )
         if v is not None
     }
     # replace cleans the file's own values, so it is keyed by the file's column names.
     replace: dict[str, dict[str, str]] = {}
     for col, table in chk.table_of(f"{name}.replace", sec.get("replace", {})).items():
         if col not in columns.values():
-            chk.error(f"{name}.replace.{col}", "not a column this section maps; replace is keyed by the file's "
-                      f"column names: {', '.join(dict.fromkeys(columns.values())) or '(none mapped)'}")
+            chk.error(
+                f"{name}.replace.{col}",
+                "not a column this section maps; replace is keyed by the file's "
+                f"column names: {', '.join(dict.fromkeys(columns.values())) or '(none mapped)'}",
+            )
             continue
         pairs = chk.table_of(f"{name}.replace.{col}", table)
         replace[col] = {
@@ -293,7 +303,7 @@ def _table(chk: _Checker, name: str, sec: dict[str, Any], shared: dict[str, Any]
         }
     drop = sec.get("drop_if_empty", [])
     if not isinstance(drop, list) or not all(isinstance(c, str) for c in drop):
-        chk.error(f"{name}.drop_if_empty", f"expected a list of column names such as [\"created_date\"], found {drop!r}")
+        chk.error(f"{name}.drop_if_empty", f'expected a list of column names such as ["created_date"], found {drop!r}')
         drop = []
     drop = [c for c in drop if chk.known(f"{name}.drop_if_empty", c, canon, f"column of the {name} table")]
     distinct = sec.get("distinct", False)
@@ -314,7 +324,10 @@ def _table(chk: _Checker, name: str, sec: dict[str, Any], shared: dict[str, Any]
         if "outcome" in columns:
             chk.error(f"{name}.columns.outcome", "the outcome comes from [opportunities.stages]; remove this key")
         if "stage" not in columns:
-            chk.error(f"{name}.columns.stage", "missing: name the column that holds the stage names listed in [opportunities.stages]")
+            chk.error(
+                f"{name}.columns.stage",
+                "missing: name the column that holds the stage names listed in [opportunities.stages]",
+            )
     covered = set(columns) | set(defaults) | ({"stage", "outcome"} if stages else set())
     for col in spec.columns:
         if col.required and col.name not in covered:
@@ -369,9 +382,9 @@ def _cross_checks(chk: _Checker, tables: dict[str, TableMapping]) -> None:
         return
     products = tables.get("products")
     if products is None or not ({"list_price"} & (set(products.columns) | set(products.defaults))):
-        chk.error("opportunities.open_amount", "\"list_price\" needs a [products] section that maps list_price")
+        chk.error("opportunities.open_amount", '"list_price" needs a [products] section that maps list_price')
     if "product_id" not in opp.columns:
-        chk.error("opportunities.open_amount", "\"list_price\" needs opportunities.columns.product_id")
+        chk.error("opportunities.open_amount", '"list_price" needs opportunities.columns.product_id')
 
 
 # --------------------------------------------------------------------------- reading the export
@@ -427,9 +440,14 @@ def read_mapped_export(mapping: str | Path | Mapping, *, folder: str | Path | No
         for col in missing:
             mapped = ", ".join(f"{name}.{k}" for k, v in tm.columns.items() if v == col)
             problems.append(
-                Problem(tm.file, 1, col, None,
-                        f"column not found in the header, but mapping file {m.path.name} maps {mapped} to it; "
-                        f"the file has: {', '.join(frame.columns)}")
+                Problem(
+                    tm.file,
+                    1,
+                    col,
+                    None,
+                    f"column not found in the header, but mapping file {m.path.name} maps {mapped} to it; "
+                    f"the file has: {', '.join(frame.columns)}",
+                )
             )
         if missing:
             continue
@@ -443,7 +461,9 @@ def read_mapped_export(mapping: str | Path | Mapping, *, folder: str | Path | No
         raise DataValidationError(problems)
     opp = m.tables["opportunities"]
     if opp.stages:
-        tables["opportunities"] = _translate_stages(opp, tables["opportunities"], refs["opportunities"], m.path, problems)
+        tables["opportunities"] = _translate_stages(
+            opp, tables["opportunities"], refs["opportunities"], m.path, problems
+        )
     if problems:
         raise DataValidationError(problems)
     if opp.open_amount == "list_price":
@@ -466,8 +486,13 @@ def _read_file(
     result = None
     if not path.is_file():
         problems.append(
-            Problem(tm.file, None, None, None,
-                    f"file not found at {path} (named by {tm.table}.file in mapping file {mapping_path.name})")
+            Problem(
+                tm.file,
+                None,
+                None,
+                None,
+                f"file not found at {path} (named by {tm.table}.file in mapping file {mapping_path.name})",
+            )
         )
     else:
         try:
@@ -516,9 +541,14 @@ def _shape(
             shown = ", ".join(str(r) for r in rows[dropped][:_SHOWN_ROWS])
             more = " ..." if dropped.sum() > _SHOWN_ROWS else ""
             warnings.append(
-                Problem(tm.file, None, tm.columns.get(col, col), None,
-                        f"{_rows(int(dropped.sum()))} left out of {tm.table} because this column is empty "
-                        f"(drop_if_empty in the mapping file); rows {shown}{more}")
+                Problem(
+                    tm.file,
+                    None,
+                    tm.columns.get(col, col),
+                    None,
+                    f"{_rows(int(dropped.sum()))} left out of {tm.table} because this column is empty "
+                    f"(drop_if_empty in the mapping file); rows {shown}{more}",
+                )
             )
         keep &= ~empty
     if tm.distinct:
@@ -547,9 +577,14 @@ def _translate_stages(
         for value, (first, size) in summary.iterrows():
             what = "no stage name" if value == "" else "a stage name the mapping does not list"
             problems.append(
-                Problem(tm.file, int(first), tm.columns["stage"], value or None,
-                        f"{what} ({_rows(int(size))}, the first one here); add it to [opportunities.stages] in "
-                        f"mapping file {mapping_path.name}, which lists {listed}")
+                Problem(
+                    tm.file,
+                    int(first),
+                    tm.columns["stage"],
+                    value or None,
+                    f"{what} ({_rows(int(size))}, the first one here); add it to [opportunities.stages] in "
+                    f"mapping file {mapping_path.name}, which lists {listed}",
+                )
             )
         return frame
     out = frame.copy()
@@ -573,8 +608,13 @@ def _fill_open_amount(
     amount[filled.index[got]] = filled[got]
     out["amount"] = _text(amount)
     warnings.append(
-        Problem(tm.file, None, tm.columns.get("amount", "amount"), None,
-                f"{int(got.sum()):,} open deal{'s' if got.sum() != 1 else ''} with no amount valued at the list price of "
-                f"the product (open_amount = \"list_price\" in the mapping file)")
+        Problem(
+            tm.file,
+            None,
+            tm.columns.get("amount", "amount"),
+            None,
+            f"{int(got.sum()):,} open deal{'s' if got.sum() != 1 else ''} with no amount valued at the list price of "
+            f'the product (open_amount = "list_price" in the mapping file)',
+        )
     )
     return out

@@ -1,9 +1,9 @@
 """P(quota) over past quarters: is it calibrated?
 
 The data are any set of canonical tables (a :class:`~spm_models.data.dataset.Dataset` or a
-mapping, e.g. the user's own history as of a review date). For every calendar quarter with quotas wholly inside the data and every
-offset ``o`` (weeks into the quarter), the forecast origin is the last Sunday on or before
-``period_start - 1 day + 7 o``.
+mapping, e.g. the user's own history as of a review date). For every calendar quarter with
+quotas wholly inside the data and every offset ``o`` (weeks into the quarter), the forecast
+origin is the last Sunday on or before ``period_start - 1 day + 7 o``.
 What each agent won from ``period_start`` to the origin is closed to date; a forecast of the
 weeks after the origin gives the rest, and
 :func:`~spm_models.evaluation.quota.probability.attainment_distribution` turns both into
@@ -30,19 +30,20 @@ point in the quarter (:func:`quarter_offset_weeks`).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from spm_models.calendar import period_start
 from spm_models.data.dataset import Dataset
+from spm_models.evaluation.metrics import randomized_pit
+from spm_models.evaluation.quota.probability import _day, attainment_distribution, period_totals
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.indicators.series import bookings_series
 from spm_models.models.base import ForecastModel, clone
 from spm_models.models.forecast import Forecast
-from spm_models.calendar import period_start
-from spm_models.evaluation.metrics import randomized_pit
-from spm_models.evaluation.quota.probability import _day, attainment_distribution, period_totals
 
 __all__ = ["Forecaster", "agent_bookings_frame", "quarter_offset_weeks", "backtest_quota_probabilities"]
 
@@ -81,12 +82,20 @@ def agent_bookings_frame(data: Data) -> pd.DataFrame:
     s = bookings_series(tables, level="agent", grain="week")
     s = s.assign(entity_id=s["entity_id"].astype("str"))
     agents = tables["agents"].assign(agent_id=lambda a: a["agent_id"].astype("str")).set_index("agent_id")
-    leave = pd.to_datetime(agents["leave_date"]) if "leave_date" in agents else pd.Series(pd.NaT, index=agents.index, dtype="datetime64[us]")
+    leave = (
+        pd.to_datetime(agents["leave_date"])
+        if "leave_date" in agents
+        else pd.Series(pd.NaT, index=agents.index, dtype="datetime64[us]")
+    )
     span = s.groupby("entity_id")["period"].agg(["min", "max"])
     leave_week = period_start(leave, "week").reindex(span.index)
     last = span["max"].where(leave_week.isna(), np.minimum(span["max"], leave_week))
-    grid = pd.DataFrame({"unique_id": np.repeat(span.index.to_numpy(), ((last - span["min"]).dt.days // 7 + 1).to_numpy())})
-    grid["ds"] = grid.groupby("unique_id").cumcount().to_numpy() * WEEK + span["min"].reindex(grid["unique_id"]).to_numpy()
+    grid = pd.DataFrame(
+        {"unique_id": np.repeat(span.index.to_numpy(), ((last - span["min"]).dt.days // 7 + 1).to_numpy())}
+    )
+    grid["ds"] = (
+        grid.groupby("unique_id").cumcount().to_numpy() * WEEK + span["min"].reindex(grid["unique_id"]).to_numpy()
+    )
     y = s.set_index(["entity_id", "period"])["value"].astype(float)
     grid["y"] = y.reindex(pd.MultiIndex.from_frame(grid[["unique_id", "ds"]])).fillna(0.0).to_numpy()
     grid["unique_id"] = grid["unique_id"].astype("str")
@@ -105,7 +114,9 @@ def quarter_offset_weeks(as_of: Any, quarter_start: Any) -> int:
     return max(0, days // 7)
 
 
-def _data_span(data: Data, frame: pd.DataFrame | None, data_start: Any, data_end: Any) -> tuple[pd.Timestamp, pd.Timestamp]:
+def _data_span(
+    data: Data, frame: pd.DataFrame | None, data_start: Any, data_end: Any
+) -> tuple[pd.Timestamp, pd.Timestamp]:
     """First and last day the backtest may use (module docstring)."""
     if data_start is not None:
         first = _day(data_start, "data_start")
@@ -120,7 +131,9 @@ def _data_span(data: Data, frame: pd.DataFrame | None, data_start: Any, data_end
     return first, pd.Timestamp(last).normalize()
 
 
-def _quarters(targets: pd.DataFrame, first_day: pd.Timestamp, last_day: pd.Timestamp) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+def _quarters(
+    targets: pd.DataFrame, first_day: pd.Timestamp, last_day: pd.Timestamp
+) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
     """Calendar quarters touched by the targets and wholly inside ``[first_day, last_day]``."""
     if not len(targets):
         return []
@@ -142,8 +155,9 @@ def _origins(period_start: pd.Timestamp, period_end: pd.Timestamp, offsets: Sequ
         yield int(off), origin
 
 
-def _model_forecast(model: ForecastModel, frame: pd.DataFrame, origin: pd.Timestamp, h: int, n_draws: int,
-                    min_weeks: int) -> Forecast | None:
+def _model_forecast(
+    model: ForecastModel, frame: pd.DataFrame, origin: pd.Timestamp, h: int, n_draws: int, min_weeks: int
+) -> Forecast | None:
     """Fit a clone of ``model`` on the agents active in the week before the origin (at least
     ``min_weeks`` weeks of history) and forecast ``h`` weeks from the Monday after it."""
     last_week = origin - pd.Timedelta(days=6)
@@ -155,8 +169,15 @@ def _model_forecast(model: ForecastModel, frame: pd.DataFrame, origin: pd.Timest
     return clone(model).fit(train[train["unique_id"].isin(keep)]).predict(h, n_draws=n_draws)
 
 
-def _total_pit(fc: Forecast, closed: np.ndarray, realised: np.ndarray, start: pd.Timestamp, end: pd.Timestamp,
-               seed: int, day_count: str = "business") -> np.ndarray:
+def _total_pit(
+    fc: Forecast,
+    closed: np.ndarray,
+    realised: np.ndarray,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    seed: int,
+    day_count: str = "business",
+) -> np.ndarray:
     """Randomised PIT (:func:`~spm_models.evaluation.metrics.randomized_pit`) of each realised period
     total under the forecast's draws of it, ``closed + sum_k w_k y_k``."""
     total = closed[:, None] + period_totals(fc, period_start=start, period_end=end, day_count=day_count)
@@ -235,7 +256,9 @@ def backtest_quota_probabilities(
     if model is not None and not isinstance(model, ForecastModel):
         raise ConfigError(f"model must be a ForecastModel, got {type(model).__name__}")
     if (model is None) == (forecaster is None):
-        raise ConfigError("give exactly one of model=... (a ForecastModel, refitted at every origin) and forecaster=...")
+        raise ConfigError(
+            "give exactly one of model=... (a ForecastModel, refitted at every origin) and forecaster=..."
+        )
     t = _tables(data)
     opps, targets = t["opportunities"], t["targets"]
     won = opps[opps["outcome"] == "won"]
@@ -244,7 +267,9 @@ def backtest_quota_probabilities(
     if first_quarter is not None:
         first_day = max(first_day, _day(first_quarter, "first_quarter"))
     rows = []
-    for i, (p_start, p_end) in enumerate(_quarters(targets, first_day, last_day)):  # a loop over quarters and origins, not agents
+    for i, (p_start, p_end) in enumerate(
+        _quarters(targets, first_day, last_day)
+    ):  # a loop over quarters and origins, not agents
         in_q = won[(won["close_date"] >= p_start) & (won["close_date"] <= p_end)]
         final = in_q.groupby("agent_id")["amount"].sum()
         for j, (off, origin) in enumerate(_origins(p_start, p_end, offsets_weeks, first_day)):
@@ -256,19 +281,43 @@ def backtest_quota_probabilities(
             if fc is None:
                 continue
             closed = in_q[in_q["close_date"] <= origin].groupby("agent_id")["amount"].sum()
-            rows.append(_origin_rows(fc, closed, final, targets, p_start, p_end, origin, off, day_count,
-                                     int(np.random.SeedSequence([seed, i, j]).generate_state(1)[0])))
+            rows.append(
+                _origin_rows(
+                    fc,
+                    closed,
+                    final,
+                    targets,
+                    p_start,
+                    p_end,
+                    origin,
+                    off,
+                    day_count,
+                    int(np.random.SeedSequence([seed, i, j]).generate_state(1)[0]),
+                )
+            )
     rows = [r for r in rows if len(r)]
     if not rows:
-        raise DataError("the data have no complete quarter with quotas (and, for a model, enough history before it); "
-                        "a backtest needs at least one past quarter with agent quotas")
+        raise DataError(
+            "the data have no complete quarter with quotas (and, for a model, enough history before it); "
+            "a backtest needs at least one past quarter with agent quotas"
+        )
     out = pd.concat(rows, ignore_index=True)
     out["agent_id"] = out["agent_id"].astype("str")
     return out
 
 
-def _origin_rows(fc: Forecast, closed: pd.Series, final: pd.Series, targets: pd.DataFrame, p_start: pd.Timestamp,
-                 p_end: pd.Timestamp, origin: pd.Timestamp, off: int, day_count: str, pit_seed: int) -> pd.DataFrame:
+def _origin_rows(
+    fc: Forecast,
+    closed: pd.Series,
+    final: pd.Series,
+    targets: pd.DataFrame,
+    p_start: pd.Timestamp,
+    p_end: pd.Timestamp,
+    origin: pd.Timestamp,
+    off: int,
+    day_count: str,
+    pit_seed: int,
+) -> pd.DataFrame:
     """The backtest rows of one quarter and origin: agents with a quota only."""
     dist = attainment_distribution(closed, fc, targets, period_start=p_start, period_end=p_end, day_count=day_count)
     realised = final.reindex(pd.Index(dist["unique_id"], dtype="str")).fillna(0.0).to_numpy()

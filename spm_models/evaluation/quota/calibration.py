@@ -3,8 +3,9 @@
 A model that does not see everything behind a quota (open deals, ramp-up, the manager's own
 knowledge that went into setting it) tends to be over-confident about quota attainment: its
 ``p = P(attainment >= 1)`` is too close to 0 or 1. Backtesting it on past quarters
-(:func:`spm_models.evaluation.quota.backtest.backtest_quota_probabilities`, on a synthetic organisation or
-on the user's own history, as the monthly review does: :mod:`spm_models.review.recalibration`) gives pairs ``(p, hit)``; logistic recalibration
+(:func:`spm_models.evaluation.quota.backtest.backtest_quota_probabilities`, on a synthetic
+organisation or on the user's own history, as the monthly review does:
+:mod:`spm_models.review.recalibration`) gives pairs ``(p, hit)``; logistic recalibration
 (Platt scaling) learns how to correct ``p`` from them:
 
 .. math::
@@ -22,8 +23,8 @@ recalibrated probabilities are out of sample and their reliability table is an h
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -63,7 +64,9 @@ class Recalibration:
         return np.where(np.isnan(p), np.nan, 1.0 / (1.0 + np.exp(-z)))
 
 
-def fit_recalibration(predicted_probs: Iterable[float], outcomes: Iterable[float], *, min_rows: int = 50) -> Recalibration:
+def fit_recalibration(
+    predicted_probs: Iterable[float], outcomes: Iterable[float], *, min_rows: int = 50
+) -> Recalibration:
     """Fit :class:`Recalibration` by maximum likelihood on pairs ``(p, hit)``.
 
     Parameters
@@ -88,7 +91,9 @@ def fit_recalibration(predicted_probs: Iterable[float], outcomes: Iterable[float
     if ((p < 0) | (p > 1)).any() or not np.isin(y, (0.0, 1.0)).all():
         raise DataError("probabilities must be in [0, 1] and outcomes 0/1")
     if len(p) < min_rows or y.min() == y.max():
-        raise DataError(f"recalibration needs at least {min_rows} past outcomes with both hits and misses; got {len(p)}")
+        raise DataError(
+            f"recalibration needs at least {min_rows} past outcomes with both hits and misses; got {len(p)}"
+        )
     x = _logit(p)
 
     def nll(ab: np.ndarray) -> float:
@@ -103,7 +108,9 @@ def fit_recalibration(predicted_probs: Iterable[float], outcomes: Iterable[float
     return Recalibration(float(res.x[0]), float(res.x[1]), int(len(p)))
 
 
-def rolling_recalibration(backtest: pd.DataFrame, *, by: str | None = "offset_weeks", min_rows: int = 200) -> pd.DataFrame:
+def rolling_recalibration(
+    backtest: pd.DataFrame, *, by: str | None = "offset_weeks", min_rows: int = 200
+) -> pd.DataFrame:
     """Out-of-sample recalibrated P(quota) for every row of a quota backtest.
 
     For each origin (and value of ``by``), :func:`fit_recalibration` is fitted on the rows

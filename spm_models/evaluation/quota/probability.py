@@ -30,7 +30,8 @@ organisation, with the oracle built from its ground truth or with a real model.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -119,7 +120,9 @@ def quota_for_period(
         if level != "agent":
             raise ConfigError(f"a {level} quota needs the agents table (to know each agent's territory)")
         ids = targets["agent_id"].dropna().astype("str").unique()
-        agents = pd.DataFrame({"agent_id": pd.array(ids, dtype="str"), "territory_id": pd.array(["all"] * len(ids), dtype="str")})
+        agents = pd.DataFrame(
+            {"agent_id": pd.array(ids, dtype="str"), "territory_id": pd.array(["all"] * len(ids), dtype="str")}
+        )
     q = kpi.quota(targets, agents, grain=grain, levels=[level], start=start, end=end)
     q = q[(q["period"] >= start) & (q["period"] <= end)]
     return q.groupby("entity_id", sort=True)["value"].sum().rename("quota")
@@ -134,7 +137,9 @@ def _by_entity(values: Any, name: str, column: str) -> pd.Series:
         ids = values["unique_id"].astype("str")
         if ids.duplicated().any():
             raise DataError(f"{name} repeats unique_id {ids[ids.duplicated()].iloc[0]!r}; give one row per entity")
-        s = pd.Series(pd.to_numeric(values[column], errors="coerce").to_numpy(dtype=float), index=pd.Index(ids, dtype="str"))
+        s = pd.Series(
+            pd.to_numeric(values[column], errors="coerce").to_numpy(dtype=float), index=pd.Index(ids, dtype="str")
+        )
     else:
         s = pd.Series(values, dtype=float) if isinstance(values, Mapping) else pd.Series(values).astype(float)
         s.index = pd.Index(s.index.astype(str), dtype="str")
@@ -144,7 +149,12 @@ def _by_entity(values: Any, name: str, column: str) -> pd.Series:
 def _period_shares(forecast: Forecast, start: pd.Timestamp | None, end: pd.Timestamp, day_count: str) -> np.ndarray:
     """``w_k`` per series and period: share of each forecast period's days inside the quota period."""
     ds = forecast.ds.astype("datetime64[D]")
-    nxt = (pd.DatetimeIndex(forecast.ds.reshape(-1)) + to_offset(forecast.freq)).to_numpy().astype("datetime64[D]").reshape(ds.shape)
+    nxt = (
+        (pd.DatetimeIndex(forecast.ds.reshape(-1)) + to_offset(forecast.freq))
+        .to_numpy()
+        .astype("datetime64[D]")
+        .reshape(ds.shape)
+    )
     lo = ds if start is None else np.maximum(ds, np.datetime64(start.date(), "D"))
     hi = np.maximum(np.minimum(nxt, np.datetime64(end.date(), "D") + 1), lo)
     if day_count == "business":
@@ -155,7 +165,9 @@ def _period_shares(forecast: Forecast, start: pd.Timestamp | None, end: pd.Times
         return np.where(whole > 0, inside / np.where(whole > 0, whole, 1), 0.0)
 
 
-def period_shares(forecast: Forecast, *, period_end: Any, period_start: Any = None, day_count: str = "calendar") -> np.ndarray:
+def period_shares(
+    forecast: Forecast, *, period_end: Any, period_start: Any = None, day_count: str = "calendar"
+) -> np.ndarray:
     """``w_k`` of the module docstring: the share of each forecast period's days inside a span.
 
     Parameters
@@ -178,7 +190,9 @@ def period_shares(forecast: Forecast, *, period_end: Any, period_start: Any = No
     return _period_shares(forecast, start, _day(period_end, "period_end"), day_count)
 
 
-def period_totals(forecast: Forecast, *, period_end: Any, period_start: Any = None, day_count: str = "calendar") -> np.ndarray:
+def period_totals(
+    forecast: Forecast, *, period_end: Any, period_start: Any = None, day_count: str = "calendar"
+) -> np.ndarray:
     """Draws of each series' bookings over a span: ``sum_k w_k y_{k,j}``, shape ``(n_series, n_draws)``.
 
     ``w_k`` from :func:`period_shares` (same parameters); add what already closed in the span
@@ -268,7 +282,11 @@ def attainment_distribution(
     else:
         q = _by_entity(quota, "quota", "quota")
     q = q.reindex(uids).to_numpy(dtype=float)
-    closed = np.zeros(len(uids)) if closed_to_date is None else _by_entity(closed_to_date, "closed_to_date", "bookings").reindex(uids).fillna(0.0).to_numpy(dtype=float)
+    closed = (
+        np.zeros(len(uids))
+        if closed_to_date is None
+        else _by_entity(closed_to_date, "closed_to_date", "bookings").reindex(uids).fillna(0.0).to_numpy(dtype=float)
+    )
     rest = period_totals(forecast, period_end=end, period_start=start, day_count=day_count)
     total = closed[:, None] + rest
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -305,7 +323,10 @@ def _bin_edges(bins: int | Sequence[float]) -> np.ndarray:
 
 
 def _probs_and_outcomes(predicted_probs: Iterable[float], outcomes: Iterable[Any]) -> tuple[np.ndarray, np.ndarray]:
-    p = np.asarray(list(predicted_probs) if not isinstance(predicted_probs, (np.ndarray, pd.Series)) else predicted_probs, dtype=float)
+    p = np.asarray(
+        list(predicted_probs) if not isinstance(predicted_probs, (np.ndarray, pd.Series)) else predicted_probs,
+        dtype=float,
+    )
     y = np.asarray(list(outcomes) if not isinstance(outcomes, (np.ndarray, pd.Series)) else outcomes, dtype=float)
     if p.shape != y.shape or p.ndim != 1:
         raise DataError(f"{p.size} predicted probabilities for {y.size} outcomes; give one outcome per prediction")

@@ -9,7 +9,7 @@ hurdle model from stored posterior samples.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -117,9 +117,15 @@ def resolve_groups(
     n_groups = g.groupby("unique_id")["group"].nunique()
     changing = n_groups.index[n_groups.to_numpy() > 1]
     if len(changing):
-        problems.append(Problem(_TABLE, None, GROUP_COLUMN, None,
-                                f"series change territory over time: {_listing(changing)}; "
-                                "give each series one territory"))
+        problems.append(
+            Problem(
+                _TABLE,
+                None,
+                GROUP_COLUMN,
+                None,
+                f"series change territory over time: {_listing(changing)}; give each series one territory",
+            )
+        )
     if problems:
         raise DataValidationError(problems)
     first = g.drop_duplicates("unique_id").set_index("unique_id")["group"].reindex(uids)
@@ -149,14 +155,26 @@ def regressor_panel(frame: pd.DataFrame, panel: Panel, columns: list[str]) -> np
         v = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float)
         bad = ~np.isfinite(v)
         if bad.any():
-            problems.append(Problem(_TABLE, None, c, None,
-                                    f"{int(bad.sum())} rows are empty, not numbers or infinite; regressors "
-                                    "need a value in every row (0 where nothing happened)"))
+            problems.append(
+                Problem(
+                    _TABLE,
+                    None,
+                    c,
+                    None,
+                    f"{int(bad.sum())} rows are empty, not numbers or infinite; regressors "
+                    "need a value in every row (0 where nothing happened)",
+                )
+            )
         values[c] = v
     if problems:
         raise DataValidationError(problems)
-    keys = pd.DataFrame({"unique_id": frame["unique_id"].astype("str").to_numpy(),
-                         "ds": pd.to_datetime(frame["ds"]).to_numpy().astype(DT_DTYPE), **values})
+    keys = pd.DataFrame(
+        {
+            "unique_id": frame["unique_id"].astype("str").to_numpy(),
+            "ds": pd.to_datetime(frame["ds"]).to_numpy().astype(DT_DTYPE),
+            **values,
+        }
+    )
     n, width = panel.y.shape
     rows, cols = np.nonzero(~np.isnat(panel.ds))
     cells = pd.DataFrame(
@@ -204,7 +222,7 @@ def lag_and_standardize(x: np.ndarray, lags: np.ndarray, n_tail: int) -> tuple[n
             lagged[r, :, lag:] = z[r, :, : width - lag]
     if n_tail > width:
         z = np.concatenate([np.zeros((n_reg, n, n_tail - width)), z], axis=2)
-    return lagged, z[:, :, z.shape[2] - n_tail:].copy()
+    return lagged, z[:, :, z.shape[2] - n_tail :].copy()
 
 
 def push_periods(freq: str) -> int:

@@ -86,7 +86,7 @@ class Centering:
     factor: np.ndarray
 
     @classmethod
-    def of(cls, codes: np.ndarray, n_groups: int) -> "Centering":
+    def of(cls, codes: np.ndarray, n_groups: int) -> Centering:
         codes = np.asarray(codes, dtype=np.int64)
         counts = np.bincount(codes, minlength=n_groups).astype(float)
         per = np.where(counts > 1, np.sqrt(counts / np.maximum(counts - 1, 1)), 1.0)
@@ -170,8 +170,13 @@ class HurdleData:
 
 
 def hurdle_data(
-    cells: dict[str, np.ndarray], *, group_codes: np.ndarray, n_series: int, n_groups: int,
-    cal_names: list[str], scale: float,
+    cells: dict[str, np.ndarray],
+    *,
+    group_codes: np.ndarray,
+    n_series: int,
+    n_groups: int,
+    cal_names: list[str],
+    scale: float,
 ) -> HurdleData:
     """Arrange flattened observed cells (``series, y, cal, x``) for inference.
 
@@ -188,13 +193,23 @@ def hurdle_data(
     group_codes = np.asarray(group_codes, dtype=np.int64) if n_groups else np.zeros(n_series, dtype=np.int64)
     company = Centering.of(np.zeros(n_series, dtype=np.int64), 1)
     return HurdleData(
-        series=cells["series"].astype(np.int64), pos=pos, cal=cells["cal"], x=cells["x"], ypos=ypos, logy=logy,
-        group_codes=group_codes, n_series=int(n_series), n_groups=n_groups,
-        a_mean=float(np.log(share / (1 - share))), b_mean=float(np.log(ypos.mean())) if logy.size else 0.0,
+        series=cells["series"].astype(np.int64),
+        pos=pos,
+        cal=cells["cal"],
+        x=cells["x"],
+        ypos=ypos,
+        logy=logy,
+        group_codes=group_codes,
+        n_series=int(n_series),
+        n_groups=n_groups,
+        a_mean=float(np.log(share / (1 - share))),
+        b_mean=float(np.log(ypos.mean())) if logy.size else 0.0,
         lk_mean=float(np.log(gamma_shape_from_log_var(var))),
         cal_sd=np.where(np.array(cal_names) == "quarter_end_push", 0.5, 0.3),
-        series_pos=series_pos, n_pos=np.bincount(series_pos, minlength=int(n_series)).astype(float),
-        cal_pos=cells["cal"][pos], x_pos=cells["x"][pos],
+        series_pos=series_pos,
+        n_pos=np.bincount(series_pos, minlength=int(n_series)).astype(float),
+        cal_pos=cells["cal"][pos],
+        x_pos=cells["x"][pos],
         in_territory=Centering.of(group_codes, n_groups) if n_groups else company,
         in_company=company,
         territories=Centering.of(np.zeros(max(n_groups, 1), dtype=np.int64), 1),
@@ -231,9 +246,17 @@ def agent_effects(s: dict[str, np.ndarray], d: HurdleData) -> dict[str, np.ndarr
 def layout(d: HurdleData) -> list[tuple[str, int, bool]]:
     """Blocks of the unconstrained parameter vector: ``(name, size, log_transformed)``."""
     n, g, c, r = d.n_series, d.n_groups, d.cal.shape[1], d.x.shape[1]
-    blocks = [("a0", 1, False), ("b0", 1, False), ("log_shape0", 1, False),
-              ("omega_a", 1, True), ("omega_b", 1, True), ("omega_k", 1, True),
-              ("z_a", n, False), ("z_b", n, False), ("z_k", n, False)]
+    blocks = [
+        ("a0", 1, False),
+        ("b0", 1, False),
+        ("log_shape0", 1, False),
+        ("omega_a", 1, True),
+        ("omega_b", 1, True),
+        ("omega_k", 1, True),
+        ("z_a", n, False),
+        ("z_b", n, False),
+        ("z_k", n, False),
+    ]
     if g:
         blocks += [("tau_a", 1, True), ("tau_b", 1, True), ("u_a", g, False), ("u_b", g, False)]
     blocks += [("gamma", c, False), ("delta", c, False)]
@@ -246,7 +269,7 @@ def _split(theta: np.ndarray, blocks) -> dict[str, np.ndarray]:
     """Views of ``theta`` (..., dim) per block; scalars keep a trailing axis of 1."""
     out, i = {}, 0
     for name, size, _ in blocks:
-        out[name] = theta[..., i:i + size]
+        out[name] = theta[..., i : i + size]
         i += size
     return out
 
@@ -293,8 +316,10 @@ def log_density(theta: np.ndarray, d: HurdleData, blocks) -> tuple[float, np.nda
     n = d.n_series
     d_a = np.bincount(d.series, weights=r, minlength=n)
     d_b = np.bincount(s_pos, weights=e, minlength=n)
-    d_lk = (np.bincount(s_pos, weights=k * (lk_pos + 1.0 - mu + d.logy - ratio), minlength=n)
-            - k_series * digamma(k_series) * d.n_pos)
+    d_lk = (
+        np.bincount(s_pos, weights=k * (lk_pos + 1.0 - mu + d.logy - ratio), minlength=n)
+        - k_series * digamma(k_series) * d.n_pos
+    )
     gp["gamma"][:] = d.cal.T @ r
     gp["delta"][:] = d.cal_pos.T @ e
     if "beta_p" in p:
@@ -303,8 +328,11 @@ def log_density(theta: np.ndarray, d: HurdleData, blocks) -> tuple[float, np.nda
     gp["a0"][:] = d_a.sum()
     gp["b0"][:] = d_b.sum()
     gp["log_shape0"][:] = d_lk.sum()
-    for z, dz, om, cen in (("z_a", d_a, "omega_a", d.in_territory), ("z_b", d_b, "omega_b", d.in_territory),
-                           ("z_k", d_lk, "omega_k", d.in_company)):
+    for z, dz, om, cen in (
+        ("z_a", d_a, "omega_a", d.in_territory),
+        ("z_b", d_b, "omega_b", d.in_territory),
+        ("z_k", d_lk, "omega_k", d.in_company),
+    ):
         gp[z][:] = ex[om] * cen.grad(dz)
         gp[om][:] = ex[om] * float(zc[z] @ dz)
     if d.n_groups:
@@ -321,7 +349,7 @@ def log_density(theta: np.ndarray, d: HurdleData, blocks) -> tuple[float, np.nda
     for name, s in HALF_NORMAL.items():
         if name in p:  # half-normal(s) on exp(rho), plus the Jacobian rho
             lp += -0.5 * ex[name] ** 2 / s**2 + p[name][0]
-            gp[name][:] += -ex[name] ** 2 / s**2 + 1.0
+            gp[name][:] += -(ex[name] ** 2) / s**2 + 1.0
     for name in ("z_a", "z_b", "z_k", "u_a", "u_b"):
         if name in p:
             lp += -0.5 * float(p[name] @ p[name])
@@ -344,8 +372,14 @@ def _initial(d: HurdleData, blocks) -> np.ndarray:
 
 
 def fit_advi(
-    d: HurdleData, *, iterations: int, n_samples: int, rng: np.random.Generator,
-    learning_rate: float = 0.05, window: int = 200, decays: int = 5,
+    d: HurdleData,
+    *,
+    iterations: int,
+    n_samples: int,
+    rng: np.random.Generator,
+    learning_rate: float = 0.05,
+    window: int = 200,
+    decays: int = 5,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Mean-field ADVI: ``q = N(m, diag(exp(2 w)))`` on the unconstrained parameters.
 
@@ -398,11 +432,12 @@ def fit_advi(
     if final is None:
         final = params
     if not converged:
-        _log.warning("HierarchicalBayes ADVI stopped after %d iterations before converging; "
-                     "raise advi_iterations", step)
+        _log.warning(
+            "HierarchicalBayes ADVI stopped after %d iterations before converging; raise advi_iterations", step
+        )
     theta = final[:dim] + np.exp(final[dim:]) * rng.standard_normal((n_samples, dim))
     samples = {}
-    for name, size, log_t in blocks:
+    for name, _size, log_t in blocks:
         block = _split(theta, blocks)[name]
         vals = np.exp(block) if log_t else block
         samples[name] = vals[:, 0].copy() if name in ("a0", "b0", "log_shape0") or log_t else vals.copy()
@@ -471,21 +506,22 @@ def build_pymc_model(d: HurdleData, *, cal_names: list[str], reg_names: list[str
         v = {name: pm.Data(name, value) for name, value in model_data(d, n_reg=n_reg).items()}
         priors, per_series, cells = v["data_priors"], v["data_per_series"], v["data_cells"]
         # d.in_territory from the containers; the other two centrings depend on the key only
-        territory = (per_series[:, 2:], priors[3 + n_cal:], per_series[:, 0])
+        territory = (per_series[:, 2:], priors[3 + n_cal :], per_series[:, 0])
         a0 = pm.Normal("a0", priors[0], LEVEL_SD["a0"])
         b0 = pm.Normal("b0", priors[1], LEVEL_SD["b0"])
         log_shape0 = pm.Normal("log_shape0", priors[2], LEVEL_SD["log_shape0"])
         hn = {k: pm.HalfNormal(k, s) for k, s in HALF_NORMAL.items() if d.n_groups or not k.startswith("tau")}
         a = a0 + hn["omega_a"] * _centred(pm.Normal("z_a", 0, 1, dims="series"), *territory)
         b = b0 + hn["omega_b"] * _centred(pm.Normal("z_b", 0, 1, dims="series"), *territory)
-        log_shape = log_shape0 + hn["omega_k"] * _centred(pm.Normal("z_k", 0, 1, dims="series"),
-                                                          *_constant(d.in_company))
+        log_shape = log_shape0 + hn["omega_k"] * _centred(
+            pm.Normal("z_k", 0, 1, dims="series"), *_constant(d.in_company)
+        )
         if d.n_groups:  # a territory's offset reaches its agents through the membership matrix
             groups = _constant(d.territories)
             a = a + pt.dot(territory[0], hn["tau_a"] * _centred(pm.Normal("u_a", 0, 1, dims="group"), *groups))
             b = b + pt.dot(territory[0], hn["tau_b"] * _centred(pm.Normal("u_b", 0, 1, dims="group"), *groups))
-        gamma = pm.Normal("gamma", 0, priors[3:3 + n_cal], dims="cal")
-        delta = pm.Normal("delta", 0, priors[3:3 + n_cal], dims="cal")
+        gamma = pm.Normal("gamma", 0, priors[3 : 3 + n_cal], dims="cal")
+        delta = pm.Normal("delta", 0, priors[3 : 3 + n_cal], dims="cal")
         eta = a[v["data_series"]] + pm.math.dot(cells[:, :n_cal], gamma)
         if reg_names:
             eta = eta + pm.math.dot(cells[:, n_cal:], pm.Normal("beta_p", 0, BETA_SD, dims="reg"))
@@ -496,13 +532,16 @@ def build_pymc_model(d: HurdleData, *, cal_names: list[str], reg_names: list[str
             ypos, logy = pos_cells[:, n_cal + n_reg], pos_cells[:, n_cal + n_reg + 1]
             mu = b[series_pos] + pm.math.dot(pos_cells[:, :n_cal], delta)
             if reg_names:
-                mu = mu + pm.math.dot(pos_cells[:, n_cal:n_cal + n_reg], beta_m)
+                mu = mu + pm.math.dot(pos_cells[:, n_cal : n_cal + n_reg], beta_m)
             # the gamma log density written out, so log-gamma of the shapes is taken once per
             # series (not per positive cell) and PyMC's parameter checks stay out of the graph
             lk = log_shape[series_pos]
             k = pm.math.exp(lk)
-            pm.Potential("amount", pm.math.sum(k * (lk - mu - ypos * pm.math.exp(-mu)) + (k - 1.0) * logy)
-                         - pm.math.dot(per_series[:, 1], pt.gammaln(pm.math.exp(log_shape))))
+            pm.Potential(
+                "amount",
+                pm.math.sum(k * (lk - mu - ypos * pm.math.exp(-mu)) + (k - 1.0) * logy)
+                - pm.math.dot(per_series[:, 1], pt.gammaln(pm.math.exp(log_shape))),
+            )
     return model
 
 
@@ -520,7 +559,7 @@ def _centred(z, membership, counts, factor):
 
 #: Compiled nutpie models kept per :func:`structure_key` (least recently used dropped first).
 NUTS_CACHE_SIZE = 4
-_nuts_cache: "OrderedDict[tuple, tuple[Any, Any]]" = OrderedDict()
+_nuts_cache: OrderedDict[tuple, tuple[Any, Any]] = OrderedDict()
 _nuts_cache_lock = threading.Lock()
 
 
@@ -544,8 +583,15 @@ def _checkin(key: tuple, entry: tuple[Any, Any]) -> None:
 
 
 def sample_nuts(
-    d: HurdleData, *, cal_names: list[str], reg_names: list[str], draws: int, tune: int, chains: int,
-    target_accept: float, seed: int,
+    d: HurdleData,
+    *,
+    cal_names: list[str],
+    reg_names: list[str],
+    draws: int,
+    tune: int,
+    chains: int,
+    target_accept: float,
+    seed: int,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """NUTS draws ``{name: (chains * draws, ...)}`` of the free variables, and diagnostics.
 
@@ -585,8 +631,14 @@ def sample_nuts(
             compiled = compiled.with_data(**{k: v for k, v in values.items() if k in compiled.shared_data})
         try:
             idata = nutpie.sample(
-                compiled, draws=draws, tune=tune, chains=chains, cores=cores,
-                seed=seed, target_accept=target_accept, progress_bar=False,
+                compiled,
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                cores=cores,
+                seed=seed,
+                target_accept=target_accept,
+                progress_bar=False,
             )
         finally:
             _checkin(key, (model, compiled))
@@ -598,9 +650,15 @@ def sample_nuts(
         names = [v.name for v in model.free_RVs]
         with model:
             idata = pm.sample(
-                draws=draws, tune=tune, chains=chains, cores=cores,
-                target_accept=target_accept, random_seed=seed,
-                progressbar=False, compute_convergence_checks=False, var_names=names,
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                cores=cores,
+                target_accept=target_accept,
+                random_seed=seed,
+                progressbar=False,
+                compute_convergence_checks=False,
+                var_names=names,
             )
         sampler, fresh = "pymc", True
     samples = {}
@@ -618,8 +676,9 @@ def sample_nuts(
         diag["max_rhat"] = float(max(float(rhat[k].max()) for k in per_chain))
         diag["min_ess_bulk"] = float(min(float(ess[k].min()) for k in per_chain))
     if diag["divergences"]:
-        _log.warning("HierarchicalBayes: %d divergent NUTS transitions; the posterior may be biased",
-                     diag["divergences"])
+        _log.warning(
+            "HierarchicalBayes: %d divergent NUTS transitions; the posterior may be biased", diag["divergences"]
+        )
     return samples, diag
 
 

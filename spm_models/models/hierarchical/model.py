@@ -107,7 +107,8 @@ a single observation or negative values fall back to
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -231,7 +232,7 @@ class HierarchicalBayes(ForecastModel):
         calendar_features(np.array([], dtype="datetime64[D]"), freq, yearly_terms=0, quarter_start_month=q)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, frame: pd.DataFrame) -> "HierarchicalBayes":
+    def fit(self, frame: pd.DataFrame) -> HierarchicalBayes:
         """Fit the model on a long ``unique_id``/``ds``/``y`` frame.
 
         The frame may also hold the regressor columns named in ``regressors`` and a ``group``
@@ -299,26 +300,41 @@ class HierarchicalBayes(ForecastModel):
             return reasons
         group_codes, group_names = pd.factorize(pd.Series(self.territories_[fitted], dtype="str"), sort=True)
         data = hurdle_data(
-            cells, group_codes=group_codes, n_series=len(fitted), n_groups=len(group_names) if given else 0,
-            cal_names=self.calendar_names_, scale=self.scale_,
+            cells,
+            group_codes=group_codes,
+            n_series=len(fitted),
+            n_groups=len(group_names) if given else 0,
+            cal_names=self.calendar_names_,
+            scale=self.scale_,
         )
         n_samples = int(self.draws) * int(self.chains)
         if self.method == "advi":
-            samples, info = fit_advi(data, iterations=int(self.advi_iterations), n_samples=n_samples,
-                                     rng=np.random.default_rng([self.seed_, 2]))
+            samples, info = fit_advi(
+                data,
+                iterations=int(self.advi_iterations),
+                n_samples=n_samples,
+                rng=np.random.default_rng([self.seed_, 2]),
+            )
             diag = {"method": "advi", "sampler": "numpy-advi", "n_samples": n_samples, **info}
         else:
             samples, info = sample_nuts(
-                data, cal_names=self.calendar_names_, reg_names=list(regs), draws=int(self.draws),
-                tune=int(self.tune), chains=int(self.chains), target_accept=float(self.target_accept),
+                data,
+                cal_names=self.calendar_names_,
+                reg_names=list(regs),
+                draws=int(self.draws),
+                tune=int(self.tune),
+                chains=int(self.chains),
+                target_accept=float(self.target_accept),
                 seed=int(self.seed_ % 2**31),
             )
             diag = {"method": "nuts", "n_samples": n_samples, **info}
         empty = np.zeros((n_samples, 0))
         post = {
             **agent_effects(samples, data),
-            "gamma": samples["gamma"], "delta": samples["delta"],
-            "beta_p": samples.get("beta_p", empty), "beta_m": samples.get("beta_m", empty),
+            "gamma": samples["gamma"],
+            "delta": samples["delta"],
+            "beta_p": samples.get("beta_p", empty),
+            "beta_m": samples.get("beta_m", empty),
         }
         self.effects_ = _effects(post, cells, self.calendar_names_, list(regs))
         for key, fill in (("a", 0.0), ("b", 0.0), ("shape", 1.0)):  # rows of fallen-back series are never used
@@ -403,8 +419,12 @@ class HierarchicalBayes(ForecastModel):
 
 
 def _empty_effects() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="str" if c in ("name", "scale") else float)
-                         for c in ("name", "scale", "mean", "sd", "q0.05", "q0.95")})
+    return pd.DataFrame(
+        {
+            c: pd.Series(dtype="str" if c in ("name", "scale") else float)
+            for c in ("name", "scale", "mean", "sd", "q0.05", "q0.95")
+        }
+    )
 
 
 def _effects(
@@ -429,29 +449,42 @@ def _effects(
         g, d = post["gamma"][sl, push][:, None], post["delta"][sl, push][:, None]
         log_mean[0, sl] = _log_mean_effect(eta - g * on, v - d * on, g, d, order, starts, weight)
         for r in range(len(reg_names)):
-            log_mean[1 + r, sl] = _log_mean_effect(eta, v, post["beta_p"][sl, r][:, None],
-                                                   post["beta_m"][sl, r][:, None], order, starts, weight)
-    rows = [("quarter_end_push", "logit_p", post["gamma"][:, push]),
-            ("quarter_end_push", "log_size", post["delta"][:, push]),
-            ("quarter_end_push", "log_mean", log_mean[0])]
+            log_mean[1 + r, sl] = _log_mean_effect(
+                eta, v, post["beta_p"][sl, r][:, None], post["beta_m"][sl, r][:, None], order, starts, weight
+            )
+    rows = [
+        ("quarter_end_push", "logit_p", post["gamma"][:, push]),
+        ("quarter_end_push", "log_size", post["delta"][:, push]),
+        ("quarter_end_push", "log_mean", log_mean[0]),
+    ]
     for r, name in enumerate(reg_names):
-        rows += [(name, "logit_p", post["beta_p"][:, r]), (name, "log_size", post["beta_m"][:, r]),
-                 (name, "log_mean", log_mean[1 + r])]
+        rows += [
+            (name, "logit_p", post["beta_p"][:, r]),
+            (name, "log_size", post["beta_m"][:, r]),
+            (name, "log_mean", log_mean[1 + r]),
+        ]
     vals = np.array([v for _, _, v in rows])
     q = np.quantile(vals, [0.05, 0.95], axis=1)
-    return pd.DataFrame({
-        "name": pd.array([n for n, _, _ in rows], dtype="str"),
-        "scale": pd.array([s for _, s, _ in rows], dtype="str"),
-        "mean": vals.mean(axis=1),
-        "sd": vals.std(axis=1),
-        "q0.05": q[0],
-        "q0.95": q[1],
-    })
+    return pd.DataFrame(
+        {
+            "name": pd.array([n for n, _, _ in rows], dtype="str"),
+            "scale": pd.array([s for _, s, _ in rows], dtype="str"),
+            "mean": vals.mean(axis=1),
+            "sd": vals.std(axis=1),
+            "q0.05": q[0],
+            "q0.95": q[1],
+        }
+    )
 
 
 def _log_mean_effect(
-    eta: np.ndarray, v: np.ndarray, step_p: np.ndarray, step_m: np.ndarray,
-    order: np.ndarray, starts: np.ndarray, weight: np.ndarray,
+    eta: np.ndarray,
+    v: np.ndarray,
+    step_p: np.ndarray,
+    step_m: np.ndarray,
+    order: np.ndarray,
+    starts: np.ndarray,
+    weight: np.ndarray,
 ) -> np.ndarray:
     """Log change of each series' expected bookings over its fitted periods, averaged over series.
 
@@ -465,6 +498,7 @@ def _log_mean_effect(
     with ``w_i`` the series' share of the fitted cells. Arrays are ``(samples, cells)``, steps
     ``(samples, 1)``; returns ``(samples,)``.
     """
+
     def log_total(e: np.ndarray) -> np.ndarray:  # log sum_t sigmoid(e) exp(v) per series
         terms = (-np.logaddexp(0.0, -e) + v)[:, order]
         top = np.maximum.reduceat(terms, starts, axis=1)  # per series, so no series underflows

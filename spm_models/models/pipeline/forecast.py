@@ -71,12 +71,14 @@ fewer than 5 deals).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from spm_models.data.schemas import PIPELINE_STAGES
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.models.forecast import DEFAULT_QUANTILES, Forecast
 from spm_models.models.pipeline.history import (
@@ -95,7 +97,6 @@ from spm_models.models.pipeline.history import (
     read_history,
     stage_at,
 )
-from spm_models.data.schemas import PIPELINE_STAGES
 
 __all__ = [
     "PipelineModel",
@@ -192,7 +193,9 @@ class PipelineModel:
     # ------------------------------------------------------------------ per deal
     def _win_probs(self, open_opps: pd.DataFrame, h: int) -> tuple[pd.DataFrame, np.ndarray]:
         h = _positive(h, "h")
-        deals = read_deals(open_opps, as_of_day=np.datetime64(self.as_of.date(), "D"), unit=self._unit, table="opportunities")
+        deals = read_deals(
+            open_opps, as_of_day=np.datetime64(self.as_of.date(), "D"), unit=self._unit, table="opportunities"
+        )
         keep = ~deals.closed
         ids, agent, created, amount = deals.ids[keep], deals.agent[keep], deals.created[keep], deals.amount[keep]
         state = self.stage_at_as_of.reindex(pd.Index(ids, dtype="str"))
@@ -504,7 +507,8 @@ def fit_pipeline_model(
         tau2=tau2,
         calendar_ratio=cal,
         stage_at_as_of=pd.DataFrame(
-            {"stage_code": o_stage, "stage_entered": o_entry}, index=pd.Index(d.ids[o_idx], dtype="str", name="opportunity_id")
+            {"stage_code": o_stage, "stage_entered": o_entry},
+            index=pd.Index(d.ids[o_idx], dtype="str", name="opportunity_id"),
         ),
         agent_mean_amount=pd.Series(own.to_numpy(dtype=float), index=pd.Index(own.index, dtype="str")),
         pooled_mean_amount=float(won_amount["amount"].mean()) if len(won_amount) else 0.0,
@@ -538,7 +542,9 @@ def _landmarks(d: Deals, history, *, P: int, J: int, lookback: int | None, a_edg
     return {"deal": deal, "m": m, "exit": np.minimum(exit_j, J), "event": event, "cell": cell, "shape": np.array(shape)}
 
 
-def _life_tables(rec: dict[str, np.ndarray], *, J: int, kappa: float, weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _life_tables(
+    rec: dict[str, np.ndarray], *, J: int, kappa: float, weight: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Shrunk win and loss hazards per state cell and period after the landmark, ``(*shape, J)``."""
     shape = tuple(int(x) for x in rec["shape"])
     full = shape + (J + 1,)
@@ -557,7 +563,7 @@ def _life_tables(rec: dict[str, np.ndarray], *, J: int, kappa: float, weight: np
     return out[0], out[1]
 
 
-def _eb_ratio(O: np.ndarray, E: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, float]:
+def _eb_ratio(O: np.ndarray, E: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, float]:  # noqa: E741 (the docstring's O)
     """Posterior mean ``(O + 1/tau2) / (E + 1/tau2)`` with ``tau2`` by moments (module docstring)."""
     if not len(E) or (E**2).sum() == 0:
         return np.ones(len(E)), 0.0

@@ -15,10 +15,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from spm_models.exceptions import ConfigError, DataValidationError, Problem
 from spm_models.data.schemas import PIPELINE_STAGES
+from spm_models.exceptions import ConfigError, DataValidationError, Problem
 
-__all__ = ["FREQ_UNITS", "UNKNOWN_STAGE", "WON", "LOST", "Deals", "check_freq", "period_index", "period_start", "read_deals", "read_history", "stage_at", "open_at", "quarter_position", "N_QUARTER_POSITIONS"]
+__all__ = [
+    "FREQ_UNITS",
+    "UNKNOWN_STAGE",
+    "WON",
+    "LOST",
+    "Deals",
+    "check_freq",
+    "period_index",
+    "period_start",
+    "read_deals",
+    "read_history",
+    "stage_at",
+    "open_at",
+    "quarter_position",
+    "N_QUARTER_POSITIONS",
+]
 
 #: Supported period grids: pandas frequency -> unit.
 FREQ_UNITS = {"W-MON": "week", "MS": "month"}
@@ -99,7 +114,11 @@ def read_deals(opportunities: pd.DataFrame, *, as_of_day: np.datetime64, unit: s
     for v in ids[ids.duplicated()].unique()[:5]:
         problems.append(Problem(table, None, "opportunity_id", str(v), "opportunity_id appears more than once"))
     if np.isnat(created).any():
-        problems.append(Problem(table, None, "created_date", None, f"{int(np.isnat(created).sum())} opportunities have no created_date"))
+        problems.append(
+            Problem(
+                table, None, "created_date", None, f"{int(np.isnat(created).sum())} opportunities have no created_date"
+            )
+        )
     no_close = np.isin(code, (WON, LOST)) & np.isnat(close)
     for v in ids[no_close].unique()[:5]:
         problems.append(Problem(table, None, "close_date", str(v), "a won or lost opportunity needs a close_date"))
@@ -124,19 +143,26 @@ def read_deals(opportunities: pd.DataFrame, *, as_of_day: np.datetime64, unit: s
     )
 
 
-def read_history(stage_history: pd.DataFrame, ids: np.ndarray, *, as_of_day: np.datetime64, unit: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def read_history(
+    stage_history: pd.DataFrame, ids: np.ndarray, *, as_of_day: np.datetime64, unit: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stage entries dated by ``as_of_day`` of the given deals: (deal index, period, stage code), sorted."""
     missing = [c for c in ("opportunity_id", "stage", "entered_date") if c not in stage_history.columns]
     if missing:
         raise DataValidationError(
-            [Problem("stage_history", None, c, None, "this column is required to use the stage history") for c in missing]
+            [
+                Problem("stage_history", None, c, None, "this column is required to use the stage history")
+                for c in missing
+            ]
         )
     problems: list[Problem] = []
     entered = _days(stage_history["entered_date"], file="stage_history", column="entered_date", problems=problems)
     stage = stage_history["stage"].astype("str").str.strip().str.lower()
     code = pd.Index(PIPELINE_STAGES).get_indexer(stage)
     for v in stage[code < 0].unique()[:5]:
-        problems.append(Problem("stage_history", None, "stage", str(v), "stage must be one of " + ", ".join(PIPELINE_STAGES)))
+        problems.append(
+            Problem("stage_history", None, "stage", str(v), "stage must be one of " + ", ".join(PIPELINE_STAGES))
+        )
     if problems:
         raise DataValidationError(problems)
     deal = pd.Index(ids).get_indexer(stage_history["opportunity_id"].astype("str"))
@@ -146,7 +172,9 @@ def read_history(stage_history: pd.DataFrame, ids: np.ndarray, *, as_of_day: np.
     return deal[order], period[order], code[order]
 
 
-def stage_at(history: tuple[np.ndarray, np.ndarray, np.ndarray] | None, deal: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def stage_at(
+    history: tuple[np.ndarray, np.ndarray, np.ndarray] | None, deal: np.ndarray, m: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Stage code and entry period of each ``deal`` at the end of period ``m`` (unknown: code 5, entry -1)."""
     stage = np.full(len(deal), UNKNOWN_STAGE, dtype=np.int64)
     entry = np.full(len(deal), -1, dtype=np.int64)

@@ -90,7 +90,11 @@ def fork_kernel_manager_class(server: ForkServer, *, on_launch=None) -> type[Asy
     Pass it to nbclient or papermill as ``kernel_manager_class``. ``on_launch(pid)``, when
     given, is called with each kernel's pid as it starts.
     """
-    provisioner = type("BoundForkProvisioner", (ForkProvisioner,), {"server": server, "on_launch": None if on_launch is None else staticmethod(on_launch)})
+    provisioner = type(
+        "BoundForkProvisioner",
+        (ForkProvisioner,),
+        {"server": server, "on_launch": None if on_launch is None else staticmethod(on_launch)},
+    )
 
     class ForkKernelManager(AsyncKernelManager):
         @property
@@ -104,7 +108,9 @@ def fork_kernel_manager_class(server: ForkServer, *, on_launch=None) -> type[Asy
 
         async def _async_pre_start_kernel(self, **kw: Any):
             if self.provisioner is None:
-                self.provisioner = provisioner(kernel_id=self.kernel_id or "", kernel_spec=self.kernel_spec, parent=self)
+                self.provisioner = provisioner(
+                    kernel_id=self.kernel_id or "", kernel_spec=self.kernel_spec, parent=self
+                )
             return await super()._async_pre_start_kernel(**kw)
 
     return ForkKernelManager

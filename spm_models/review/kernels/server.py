@@ -37,8 +37,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from spm_models.exceptions import ReportError
 
@@ -84,7 +84,13 @@ class ForkServer:
         Seconds to wait for the server to finish its imports.
     """
 
-    def __init__(self, *, preload: Sequence[str] = KERNEL_PRELOAD, run_dir: str | os.PathLike | None = None, startup_timeout: float = 120.0):
+    def __init__(
+        self,
+        *,
+        preload: Sequence[str] = KERNEL_PRELOAD,
+        run_dir: str | os.PathLike | None = None,
+        startup_timeout: float = 120.0,
+    ):
         self.preload = tuple(preload)
         self.run_dir = None if run_dir is None else str(run_dir)
         self.startup_timeout = startup_timeout
@@ -95,7 +101,7 @@ class ForkServer:
         #: Native threads of the server process when it was ready to fork (1 on Linux).
         self.os_threads: int | None = None
 
-    def start(self) -> "ForkServer":
+    def start(self) -> ForkServer:
         """Start the server process and wait until it has imported everything."""
         t0 = time.perf_counter()
         env = dict(os.environ)
@@ -108,8 +114,17 @@ class ForkServer:
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env.setdefault(var, "1")
         env.setdefault("JE_ARROW_MALLOC_CONF", "background_thread:false")
-        cmd = [sys.executable, "-m", "spm_models.review.kernels.server", self.address, json.dumps(list(self.preload)), self.run_dir or ""]
-        self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "spm_models.review.kernels.server",
+            self.address,
+            json.dumps(list(self.preload)),
+            self.run_dir or "",
+        ]
+        self.process = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+        )
         deadline = time.monotonic() + self.startup_timeout
         assert self.process.stdout is not None
         while True:
@@ -175,7 +190,7 @@ class ForkServer:
         self.process = None
         self._tmp.cleanup()
 
-    def __enter__(self) -> "ForkServer":
+    def __enter__(self) -> ForkServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -199,7 +214,8 @@ def _run_kernel(connection_file: str, log: str | None, parent: int) -> None:
         app = IPKernelApp.instance()
         app.initialize(
             [
-                "-f", connection_file,
+                "-f",
+                connection_file,
                 f"--IPKernelApp.parent_handle={parent}",
                 "--HistoryManager.enabled=False",
                 "--IPKernelApp.quiet=True",
