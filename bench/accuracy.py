@@ -54,15 +54,8 @@ from spm_models.evaluation.metrics import score, summarize
 from spm_models.exceptions import ConfigError, SpmError
 from spm_models.indicators.series import build_series
 from spm_models.kpi.grid import COMPANY
-from spm_models.models import (
-    CalendarBaseline,
-    Forecast,
-    ForecastModel,
-    PipelineAware,
-    ProphetForecaster,
-    SeasonalNaive,
-    clone,
-)
+from spm_models.models import Forecast, ForecastModel, clone
+from spm_models.models import make_model as registry_make_model
 from spm_models.models.aggregate import aggregate_draws
 from spm_models.models.forecast import quantile_column
 
@@ -228,29 +221,42 @@ def split(data: BenchData, level: str, origin: np.datetime64, h: int) -> tuple[p
 # --------------------------------------------------------------------------- models
 
 
-def make_model(key: str, *, level: str, h: int, data: BenchData, cfg: BenchConfig) -> tuple[ForecastModel, dict]:
-    """The project model ``key`` for one level and horizon, and the regressors it uses."""
-    regs = {c: lag for c, lag in data.regressors.items() if lag >= h}
-    if key == "seasonal_naive":
-        return SeasonalNaive(), {}
-    if key == "calendar":
-        return CalendarBaseline(), {}
-    if key == "calendar_pipeline":
+#: Benchmark key -> registered model (spm_models.models.registry) and its fixed parameters.
+SPECS: dict[str, tuple[str, dict]] = {
+    "seasonal_naive": ("SeasonalNaive", {}),
+    "calendar": ("CalendarBaseline", {}),
+    "calendar_pipeline": ("PipelineAware", {"model": "CalendarBaseline"}),
+    "prophet": ("ProphetForecaster", {"period_end": False}),
+    "prophet_pe": ("ProphetForecaster", {"period_end": True}),
+    "hb": ("HierarchicalBayes", {}),
+}
+
+
+def make_model(
+    key: str, *, level: str, h: int, data: BenchData, cfg: BenchConfig
+) -> tuple[ForecastModel, dict, dict[str, pd.DataFrame]]:
+    """The project model ``key`` for one level and horizon, the regressors it uses and the
+    tables it reads at fit."""
+    if key not in SPECS:
+        raise ConfigError(f"unknown model {key!r}; choose from {', '.join(ALL_MODELS)}")
+    name, params = SPECS[key]
+    params = dict(params)
+    regs = {}
+    if key in ("prophet_pe", "hb"):
+        regs = {c: lag for c, lag in data.regressors.items() if lag >= h}
+        if regs:
+            params["regressors"] = regs
+    if key == "hb":
+        params.update(method=cfg.hb_method, groups=data.parents["territory"] if level == "agent" else None)
+    model = registry_make_model(name, **params)
+    tables: dict[str, pd.DataFrame] = {}
+    if "opportunities" in model.fit_tables:
         # the deals open at the origin, credited to the level's series (agent, territory or company)
         opps = data.opportunities
         if level != "agent":
             opps = opps.assign(agent_id=opps["agent_id"].astype(str).map(data.parents[level]))
-        return PipelineAware(model=CalendarBaseline(), opportunities=opps, stage_history=data.stage_history), {}
-    if key == "prophet":
-        return ProphetForecaster(period_end=False), {}
-    if key == "prophet_pe":
-        return ProphetForecaster(period_end=True, regressors=regs or None), regs
-    if key == "hb":
-        from spm_models.models import HierarchicalBayes
-
-        groups = data.parents["territory"] if level == "agent" else None
-        return HierarchicalBayes(method=cfg.hb_method, groups=groups, regressors=regs or None), regs
-    raise ConfigError(f"unknown model {key!r}; choose from {', '.join(ALL_MODELS)}")
+        tables = {"opportunities": opps, "stage_history": data.stage_history}
+    return model, regs, tables
 
 
 def label(key: str, regs: dict, cfg: BenchConfig) -> str:
@@ -293,12 +299,12 @@ def run_origin(
             times.append(dict(meta, seconds=np.nan, cpu_seconds=np.nan))  # the oracle is not fitted
     for key in [k for k in PROJECT_MODELS if k in cfg.models]:
         for lv in LEVELS:
-            model, regs = make_model(key, level=lv, h=h, data=data, cfg=cfg)
+            model, regs, tables = make_model(key, level=lv, h=h, data=data, cfg=cfg)
             name = label(key, regs, cfg)
             meta = dict(base, level=lv, model=name, regressors=",".join(f"{c}@{g}" for c, g in regs.items()))
             train, actual = splits[lv]
             t0, c0 = time.perf_counter(), cpu_seconds()
-            fc = clone(model).fit(train).predict(h, n_draws=cfg.n_draws)
+            fc = clone(model).fit(train, **tables).predict(h, n_draws=cfg.n_draws)
             seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
             scores.append(_score(fc, actual, train, **meta, approach="direct"))
             times.append(dict(meta, approach="direct", seconds=seconds, cpu_seconds=cpu))

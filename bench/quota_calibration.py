@@ -40,8 +40,7 @@ def _model(name: str, org):
         groups = org.dataset.tables["agents"].set_index("agent_id")["territory_id"].astype(str).to_dict()
         model = HierarchicalBayes(method="advi", groups=groups)
     if pipeline:
-        t = org.dataset.tables
-        model = PipelineAware(model=model, opportunities=t["opportunities"], stage_history=t["stage_history"])
+        model = PipelineAware(model=model)
     return model
 
 

@@ -75,11 +75,20 @@ def ingest(
     """Validate input files and load them into the warehouse in one transaction.
 
     Every problem is listed at once; on any problem nothing is stored and the exit code is 2.
+    The fiscal year stored with the data is the mapping file's, else the project's (spm.toml).
     """
     from spm_models.data.ingest import ingest_paths
 
-    target = db or _paths(project_dir).warehouse
-    result = ingest_paths(paths, db=target, source=source, encoding=encoding, allow_formula_text=allow_formula_text)
+    project = _paths(project_dir)
+    target = db or project.warehouse
+    result = ingest_paths(
+        paths,
+        db=target,
+        source=source,
+        encoding=encoding,
+        allow_formula_text=allow_formula_text,
+        calendar=project.settings().calendar,
+    )
     for w in result.warnings:
         _err(f"warning: {w}")
     state = "stored" if result.changed else "unchanged (same data as the last ingest)"
@@ -90,7 +99,7 @@ def ingest(
 @app.command("kpis")
 def kpis(
     db: DbOption = None,
-    grain: Annotated[str, typer.Option(help="week, month or quarter.")] = "month",
+    grain: Annotated[str, typer.Option(help="week, month, quarter or year (quarters and years are fiscal).")] = "month",
     level: Annotated[str, typer.Option(help="Level shown on the terminal: agent, territory or company.")] = "company",
     period: Annotated[
         str | None, typer.Option(help="Period shown on the terminal, e.g. 2025-06 (default: last complete).")

@@ -1,12 +1,29 @@
-"""Where things live. Paths come from here, never from the caller's working directory."""
+"""Where things live and how the organisation counts time: project paths and project settings.
+
+Paths come from here, never from the caller's working directory. Project settings live in an
+optional ``spm.toml`` at the project root::
+
+    fiscal_year_start = "February"   # or 2; January (the calendar year) by default
+    fiscal_year_label = "end"        # FY2026 runs Feb 2025 - Jan 2026 ("start": FY2025)
+
+A mapping file may declare the export's own fiscal year, which then wins for that ingest, and
+a review settings file may override it for one review.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import tomllib
+from dataclasses import dataclass, fields
 from pathlib import Path
 
-__all__ = ["ProjectPaths", "default_root"]
+from spm_models.calendar import Calendar
+from spm_models.exceptions import ConfigError
+
+__all__ = ["ProjectPaths", "ProjectSettings", "default_root", "SETTINGS_FILE"]
+
+#: Name of the project settings file at the project root.
+SETTINGS_FILE = "spm.toml"
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -70,3 +87,63 @@ class ProjectPaths:
     @property
     def reports(self) -> Path:
         return self.root / "reports"
+
+    @property
+    def settings_file(self) -> Path:
+        """The optional project settings file, ``<root>/spm.toml``."""
+        return self.root / SETTINGS_FILE
+
+    def settings(self) -> ProjectSettings:
+        """The project settings (:class:`ProjectSettings`; defaults when there is no file)."""
+        return ProjectSettings.load(self.settings_file)
+
+
+@dataclass(frozen=True)
+class ProjectSettings:
+    """Settings of one workbench project (``spm.toml``).
+
+    Attributes
+    ----------
+    fiscal_year_start : int or str
+        Month the fiscal year starts in (1-12 or a month name); 1 is the calendar year.
+    fiscal_year_label : {"end", "start"}
+        Whether FY labels name the calendar year the fiscal year ends or starts in.
+    """
+
+    fiscal_year_start: int | str = 1
+    fiscal_year_label: str = "end"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fiscal_year_start", self.calendar.fiscal_year_start)
+
+    @property
+    def calendar(self) -> Calendar:
+        """The project's :class:`~spm_models.calendar.Calendar`."""
+        return Calendar(self.fiscal_year_start, self.fiscal_year_label)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ProjectSettings:
+        """Settings from a TOML file; the defaults when it does not exist.
+
+        Raises
+        ------
+        ConfigError
+            The file is not readable TOML, or has an unknown or invalid setting.
+        """
+        p = Path(path)
+        if not p.exists():
+            return cls()
+        try:
+            values = tomllib.loads(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read the project settings {p}: {exc}") from None
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"unknown project setting(s) {', '.join(unknown)} in {p}; known settings: {', '.join(known)}"
+            )
+        try:
+            return cls(**values)
+        except ConfigError as exc:
+            raise ConfigError(f"{p}: {exc}") from None

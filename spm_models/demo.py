@@ -6,14 +6,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spm_models.calendar import GRAINS
 from spm_models.config import ProjectPaths
 from spm_models.data.exports import write_table
 from spm_models.data.ingest import ingest_paths
 from spm_models.data.warehouse import IngestResult, Warehouse
 
-__all__ = ["DemoResult", "GRAINS", "run_demo", "write_kpis"]
-
-GRAINS = ("week", "month", "quarter")
+__all__ = ["DemoResult", "run_demo", "write_kpis"]
 
 
 @dataclass
@@ -62,7 +61,7 @@ def run_demo(
     org = generate_organisation(n_agents, years=years, seed=seed)
     folder = paths.demo_data
     org.write(folder)
-    result = ingest_paths([folder], db=paths.warehouse, source="canonical")
+    result = ingest_paths([folder], db=paths.warehouse, source="canonical", calendar=paths.settings().calendar)
     files = write_kpis(paths.warehouse, paths.kpis)
     outcome = DemoResult(data_folder=folder, warehouse=paths.warehouse, ingest=result, kpi_files=files)
     if review:

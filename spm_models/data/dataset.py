@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from spm_models.calendar import DEFAULT_CALENDAR, Calendar
 from spm_models.data.schemas import TABLES
 from spm_models.exceptions import Problem
 
@@ -58,12 +59,22 @@ class Dataset:
         Human label of the source (``"synthetic seed=7 agents=50"``, a folder, a mapping file).
     warnings : list of Problem
         Things worth telling the user that do not stop the ingest.
+    calendar : Calendar or None
+        The organisation's fiscal calendar when the source says (a mapping file's
+        ``fiscal_year_start``, or the warehouse, which stores the one of its ingest);
+        ``None`` when the source does not say, and consumers use the calendar year.
     """
 
     tables: dict[str, pd.DataFrame]
     refs: dict[str, SourceRef] = field(default_factory=dict)
     source: str = ""
     warnings: list[Problem] = field(default_factory=list)
+    calendar: Calendar | None = None
+
+    @property
+    def fiscal_calendar(self) -> Calendar:
+        """:attr:`calendar`, or the calendar year when the source did not say."""
+        return self.calendar if self.calendar is not None else DEFAULT_CALENDAR
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         return self.tables[name]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from spm_models.calendar import Calendar
 from spm_models.data.dataset import Dataset
 from spm_models.data.warehouse import IngestResult, Warehouse
 from spm_models.exceptions import ConfigError
@@ -71,10 +72,13 @@ def ingest_paths(
     source: str = "auto",
     encoding: str = "utf-8",
     allow_formula_text: bool = False,
+    calendar: Calendar | None = None,
 ) -> IngestResult:
     """Read, validate and store ``paths`` in the warehouse at ``db`` in one transaction.
 
     Nothing is written when any input has a problem; the error lists every problem found.
+    ``calendar`` is the project's fiscal calendar, stored with the data unless a mapping file
+    declares its own.
     """
     dataset = read_source(paths, source=source, encoding=encoding)
-    return Warehouse(db).ingest(dataset, allow_formula_text=allow_formula_text)
+    return Warehouse(db).ingest(dataset, allow_formula_text=allow_formula_text, calendar=calendar)

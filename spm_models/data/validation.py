@@ -35,13 +35,13 @@ plain text (never evaluated) and listed in :attr:`Dataset.warnings`.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
+from spm_models.calendar import date_rule, parse_dates
 from spm_models.data.dataset import Dataset, SourceRef
 from spm_models.data.schemas import OUTCOMES, PIPELINE_STAGES, TABLE_ORDER, TABLES, Table
 from spm_models.exceptions import DataValidationError, Problem
@@ -227,28 +227,6 @@ def _to_text(s: pd.Series) -> pd.Series:
     return out.mask(out == "")
 
 
-def _parse_dates(text: pd.Series, fmt: str | None) -> pd.Series:
-    if fmt is not None:
-        return pd.to_datetime(text, format=fmt, errors="coerce").dt.normalize().astype(DATE_DTYPE)
-    parts = text.str.extract(r"^(\d{4}-\d{1,2}-\d{1,2})(?:[T ](.+))?$")
-    day = pd.to_datetime(parts[0], format="%Y-%m-%d", errors="coerce").astype(DATE_DTYPE)
-    has_time = parts[1].notna()
-    if has_time.any():
-        full = pd.to_datetime(text.where(has_time), format="ISO8601", errors="coerce", utc=True)
-        day = day.mask(has_time & full.isna())
-    return day
-
-
-def _to_date(s: pd.Series, fmt: str | None) -> tuple[pd.Series, pd.Series]:
-    if pd.api.types.is_datetime64_any_dtype(s.dtype):
-        if getattr(s.dt, "tz", None) is not None:
-            s = s.dt.tz_localize(None)
-        return s.dt.normalize().astype(DATE_DTYPE), pd.Series(False, index=s.index)
-    text = _to_text(s)
-    typed = _via_uniques(text, lambda u: _parse_dates(u, fmt)).astype(DATE_DTYPE)
-    return typed, text.notna() & typed.isna()
-
-
 def _to_number(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
         typed = s.astype("float64")
@@ -259,12 +237,6 @@ def _to_number(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     return typed.where(finite), pd.Series(text.notna().to_numpy() & ~finite, index=s.index)
 
 
-def _date_rule(fmt: str | None) -> str:
-    if fmt is None:
-        return "expected a date like 2024-01-31"
-    return f"expected a date in the format {fmt} (like {date(2024, 1, 31).strftime(fmt)})"
-
-
 def _coerce(spec: Table, raw: pd.DataFrame, ref: SourceRef, order: int, out: _Collector):
     """Typed frame plus, per column, the mask of cells that could not be converted."""
     typed: dict[str, pd.Series] = {}
@@ -273,8 +245,8 @@ def _coerce(spec: Table, raw: pd.DataFrame, ref: SourceRef, order: int, out: _Co
     for col in spec.columns:
         s = raw[col.name]
         if col.kind == "date":
-            t, b = _to_date(s, ref.date_format)
-            rule = _date_rule(ref.date_format)
+            t, b = parse_dates(s, fmt=ref.date_format)
+            rule = date_rule(ref.date_format)
         elif col.kind in {"money", "float", "count"}:
             t, b = _to_number(s)
             rule = (

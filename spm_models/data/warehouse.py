@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from spm_models.calendar import DEFAULT_CALENDAR, Calendar
 from spm_models.data.dataset import Dataset, SourceRef
 from spm_models.data.schemas import TABLE_ORDER, TABLES
 from spm_models.data.validation import as_canonical_types, canonical_dtypes, validate
@@ -45,6 +46,8 @@ _LOG_DDL = """CREATE TABLE IF NOT EXISTS ingest_log (
     row_counts VARCHAR NOT NULL,     -- JSON object: table -> rows
     n_warnings BIGINT NOT NULL
 )"""
+#: Settings stored with the snapshot (the organisation's fiscal calendar).
+_SETTINGS_DDL = "CREATE TABLE IF NOT EXISTS spm_settings (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)"
 
 
 @dataclass
@@ -92,7 +95,9 @@ def fingerprint(dataset: Dataset) -> str:
 
     Each table contributes its name, column names and the sorted 64-bit hashes of its rows
     (:func:`pandas.util.hash_pandas_object`, which uses a fixed key, so the value is the same
-    in every run). A table the dataset does not have counts as empty, as it is stored.
+    in every run). A table the dataset does not have counts as empty, as it is stored. A
+    fiscal calendar other than the calendar year is part of the content too (it changes
+    every quarterly number).
 
     Parameters
     ----------
@@ -116,6 +121,9 @@ def fingerprint(dataset: Dataset) -> str:
         rows = pd.util.hash_pandas_object(frame.loc[:, cols], index=False).to_numpy(dtype=np.uint64)
         h.update(str(len(rows)).encode())
         h.update(np.sort(rows).tobytes())
+    cal = dataset.fiscal_calendar
+    if cal != DEFAULT_CALENDAR:
+        h.update(json.dumps(cal.to_dict(), sort_keys=True).encode())
     return h.hexdigest()
 
 
@@ -152,7 +160,9 @@ class Warehouse:
 
     # ------------------------------------------------------------------ writing
 
-    def ingest(self, dataset: Dataset, *, allow_formula_text: bool = False) -> IngestResult:
+    def ingest(
+        self, dataset: Dataset, *, allow_formula_text: bool = False, calendar: Calendar | None = None
+    ) -> IngestResult:
         """Validate ``dataset`` and make it the warehouse content, in one transaction.
 
         Parameters
@@ -161,6 +171,9 @@ class Warehouse:
             Canonical tables (text or typed). Optional tables it lacks are stored empty.
         allow_formula_text : bool
             Passed to :func:`~spm_models.data.validation.validate`.
+        calendar : Calendar, optional
+            The organisation's fiscal calendar when the dataset does not carry one (the
+            project setting); stored with the snapshot and returned by :meth:`load`.
 
         Returns
         -------
@@ -175,6 +188,8 @@ class Warehouse:
             The database could not be written; it keeps its previous content.
         """
         valid = validate(dataset, allow_formula_text=allow_formula_text)
+        if valid.calendar is None:
+            valid = replace(valid, calendar=calendar if calendar is not None else DEFAULT_CALENDAR)
         fp = fingerprint(valid)
         counts = {name: len(valid.tables[name]) if name in valid.tables else 0 for name in TABLE_ORDER}
         last = self.last_ingest() if self.path.exists() else None
@@ -192,6 +207,10 @@ class Warehouse:
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(_LOG_DDL)
+                con.execute(_SETTINGS_DDL)
+                con.execute("DELETE FROM spm_settings")
+                for key, value in valid.fiscal_calendar.to_dict().items():
+                    con.execute("INSERT INTO spm_settings VALUES (?, ?)", [key, json.dumps(value)])
                 for name in TABLE_ORDER:
                     frame = valid.tables.get(name)
                     _write_table(con, name, frame if frame is not None else valid.get(name).iloc[0:0])
@@ -274,10 +293,19 @@ class Warehouse:
                 else:
                     frame = pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
                 tables[name] = as_canonical_types(name, frame)
+            calendar = self._calendar(con, present)
         finally:
             con.close()
         refs = {name: SourceRef(file=f"{name} (warehouse {self.path.name})") for name in tables}
-        return Dataset(tables=tables, refs=refs, source=f"warehouse {self.path}")
+        return Dataset(tables=tables, refs=refs, source=f"warehouse {self.path}", calendar=calendar)
+
+    def _calendar(self, con, present: set[str]) -> Calendar:
+        """The fiscal calendar stored with the snapshot (the calendar year for older warehouses)."""
+        if "spm_settings" not in present:
+            return DEFAULT_CALENDAR
+        stored = {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM spm_settings").fetchall()}
+        known = {k: v for k, v in stored.items() if k in ("fiscal_year_start", "fiscal_year_label")}
+        return Calendar(**known)
 
     def counts(self) -> dict[str, int]:
         """Rows per canonical table."""

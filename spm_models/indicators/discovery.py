@@ -55,11 +55,12 @@ import numpy as np
 import pandas as pd
 from scipy import sparse, stats
 
-from spm_models.calendar import check_grain, period_range
+from spm_models.calendar import DEFAULT_CALENDAR, Calendar, check_grain
 from spm_models.data.dataset import Dataset
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.indicators.series import (
     CANDIDATE_COLUMNS,
+    INDICATOR_GRAINS,
     PERIODS_PER_YEAR,
     TARGET_COLUMNS,
     bookings_series,
@@ -141,9 +142,11 @@ _MIN_PAIRS = 20  # fewest (candidate, bookings) pairs behind a correlation
 # --------------------------------------------------------------------------- inputs
 
 
-def _grid(target: pd.DataFrame, candidates: pd.DataFrame, grain: str) -> tuple[np.ndarray, pd.DatetimeIndex]:
+def _grid(
+    target: pd.DataFrame, candidates: pd.DataFrame, grain: str, calendar: Calendar
+) -> tuple[np.ndarray, pd.DatetimeIndex]:
     """Entities of the target, and every period from its first to its last (gaps included)."""
-    check_grain(grain)
+    check_grain(grain, INDICATOR_GRAINS)
     for name, frame, cols in (("target", target, TARGET_COLUMNS), ("candidates", candidates, CANDIDATE_COLUMNS)):
         missing = [c for c in cols if c not in frame]
         if missing:
@@ -154,7 +157,7 @@ def _grid(target: pd.DataFrame, candidates: pd.DataFrame, grain: str) -> tuple[n
             raise DataError(f"the {name} frame has two rows for the same {', '.join(keys)}; sum or drop them first")
     if target.empty:
         raise DataError("the bookings series is empty: there is nothing to explain")
-    periods = period_range(target["period"].min(), target["period"].max(), grain)
+    periods = calendar.period_range(target["period"].min(), target["period"].max(), grain)
     entities = np.asarray(pd.unique(target["entity_id"].astype("str")), dtype=object)
     return entities, periods
 
@@ -213,6 +216,7 @@ def lagged_correlations(
     n_permutations: int = 999,
     alpha: float = 0.05,
     seed: int = 0,
+    calendar: Calendar = DEFAULT_CALENDAR,
 ) -> pd.DataFrame:
     """Cross-correlation of each candidate at ``t - lag`` with bookings at ``t``, with significance.
 
@@ -274,7 +278,7 @@ def lagged_correlations(
         raise ConfigError(f"alpha must be between 0 and 1 (got {alpha!r})")
     if n_permutations < 19:
         raise ConfigError(f"n_permutations must be at least 19 to reach p < 0.05 (got {n_permutations!r})")
-    entities, periods = _grid(target, candidates, grain)
+    entities, periods = _grid(target, candidates, grain, calendar)
     n_t = len(periods)
     if n_t - max_lag < _MIN_PAIRS:
         fix = (
@@ -289,7 +293,7 @@ def lagged_correlations(
     xs = _candidate_panels(candidates, entities, periods)
     if not xs:
         raise DataError("there are no candidate series to test")
-    design, _ = calendar_design(periods, grain)
+    design, _ = calendar_design(periods, grain, calendar=calendar)
     y_detrended = detrend(to_panel(target, entities=entities, periods=periods), design)
     rng = np.random.default_rng(seed)
     selector = _permutation_selector(np.argsort(rng.random((n_permutations, n_t)), axis=1), max_lag)
@@ -368,6 +372,7 @@ def out_of_sample_value(
     grain: str = "week",
     horizon: int = 4,
     min_train: int | None = None,
+    calendar: Calendar = DEFAULT_CALENDAR,
 ) -> pd.DataFrame:
     """Does a candidate at its lag improve a rolling-origin backtest of bookings?
 
@@ -422,14 +427,14 @@ def out_of_sample_value(
     """
     if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
         raise ConfigError(f"horizon must be a whole number of periods, 1 or more (got {horizon!r})")
-    entities, periods = _grid(target, candidates, grain)
+    entities, periods = _grid(target, candidates, grain, calendar)
     n_t = len(periods)
     if min_train is None:
         two_years = int(np.floor(2 * PERIODS_PER_YEAR[grain]))
         min_train = max(n_t // 2, min(two_years, n_t - 4 * horizon))
     if min_train < 8 or min_train >= n_t:
         raise DataError(f"bookings cover {n_t} {grain}s: too few for a backtest that trains on {min_train} first")
-    design, _ = calendar_design(periods, grain, yearly=covers_years(min_train, grain, 2))
+    design, _ = calendar_design(periods, grain, yearly=covers_years(min_train, grain, 2), calendar=calendar)
     if not covers_years(min_train, grain, 1):
         design = design[:, :2]  # the position in the quarter needs a year of data to be estimated
     calendar = np.broadcast_to(design[None, :, 1:], (len(entities), n_t, design.shape[1] - 1))
@@ -519,6 +524,7 @@ def discover_leading_indicators(
     alpha: float = 0.05,
     n_permutations: int = 999,
     seed: int = 0,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """Rank candidate leading indicators of bookings at one level, with a verdict for each.
 
@@ -549,6 +555,8 @@ def discover_leading_indicators(
     alpha : float, default 0.05
     n_permutations : int, default 999
     seed : int, default 0
+    calendar : Calendar, optional
+        Fiscal quarters of the calendar terms; default the dataset's.
 
     Returns
     -------
@@ -575,15 +583,23 @@ def discover_leading_indicators(
     DataError
         No bookings, no candidates, or too few periods for ``max_lag``.
     """
-    target, candidates = build_series(dataset, level=level, grain=grain)
+    if calendar is None:
+        calendar = dataset.fiscal_calendar if isinstance(dataset, Dataset) else DEFAULT_CALENDAR
+    target, candidates = build_series(dataset, level=level, grain=grain, calendar=calendar)
     lagged = lagged_correlations(
-        target, candidates, grain=grain, max_lag=max_lag, alpha=alpha, n_permutations=n_permutations, seed=seed
+        target,
+        candidates,
+        grain=grain,
+        max_lag=max_lag,
+        alpha=alpha,
+        n_permutations=n_permutations,
+        seed=seed,
+        calendar=calendar,
     )
     tested = list(dict.fromkeys(lagged["candidate"]))
     best = lagged[lagged["is_best"]].rename(columns={"lag": "best_lag"}).drop(columns="is_best")
-    oos = out_of_sample_value(
-        target, candidates, lags=dict(zip(best["candidate"], best["best_lag"])), grain=grain, horizon=horizon
-    )
+    lags = dict(zip(best["candidate"], best["best_lag"]))
+    oos = out_of_sample_value(target, candidates, lags=lags, grain=grain, horizon=horizon, calendar=calendar)
     table = best.merge(oos, on="candidate", how="left")
     table["level"] = level
     table["significant"] = table["p_adjusted"] < alpha

@@ -40,7 +40,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from spm_models.calendar import check_grain, next_period_start, period_start, shift_periods
+from spm_models.calendar import DEFAULT_CALENDAR, Calendar, check_grain, parse_dates
 from spm_models.data.dataset import Dataset
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.kpi import compute_kpis
@@ -58,6 +58,7 @@ __all__ = [
     "detrend",
     "prewhiten",
     "PERIODS_PER_YEAR",
+    "INDICATOR_GRAINS",
     "covers_years",
     "standardise",
     "lag_sums",
@@ -69,6 +70,8 @@ TARGET_COLUMNS: tuple[str, ...] = ("entity_id", "period", "value")
 CANDIDATE_COLUMNS: tuple[str, ...] = ("entity_id", "period", "candidate", "value")
 #: Average number of periods in a year, per grain.
 PERIODS_PER_YEAR: dict[str, float] = {"week": 365.2425 / 7, "month": 12.0, "quarter": 4.0}
+#: Grains leading indicators are looked for at (a year has too few periods for lags).
+INDICATOR_GRAINS: tuple[str, ...] = tuple(PERIODS_PER_YEAR)
 # Harmonics of the yearly cycle fitted per grain (only with two years of data or more).
 _YEARLY_HARMONICS = {"week": 3, "month": 2, "quarter": 1}
 # A lost deal whose amount is 0 (or missing) in most rows means "amount = close value":
@@ -91,13 +94,18 @@ def _check_level(level: str) -> str:
 
 
 def _dates(frame: pd.DataFrame, column: str) -> pd.Series:
-    s = frame[column]
-    if s.dtype.kind != "M":
-        s = pd.to_datetime(s, errors="coerce")
-    return s
+    return parse_dates(frame[column])[0]
 
 
-def _span(dates: pd.Series, grain: str, *, events: bool) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+def _calendar(dataset: Dataset | Mapping[str, pd.DataFrame], calendar: Calendar | None) -> Calendar:
+    if calendar is not None:
+        return calendar
+    return dataset.fiscal_calendar if isinstance(dataset, Dataset) else DEFAULT_CALENDAR
+
+
+def _span(
+    dates: pd.Series, grain: str, *, events: bool, calendar: Calendar
+) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """First and last period start covered by ``dates`` (None when there are none).
 
     With ``events=True`` the dates are event days (closes, creations): an edge period they
@@ -108,14 +116,15 @@ def _span(dates: pd.Series, grain: str, *, events: bool) -> tuple[pd.Timestamp, 
     if d.empty:
         return None
     lo, hi = d.min().normalize(), d.max().normalize()
-    first, last = period_start(lo, grain), period_start(hi, grain)
+    cal = calendar
+    first, last = cal.period_start(lo, grain), cal.period_start(hi, grain)
     if events:
-        first_len = (next_period_start(first, grain) - first).days
-        if (next_period_start(first, grain) - lo).days < first_len / 2:
-            first = next_period_start(first, grain)
-        last_len = (next_period_start(last, grain) - last).days
+        first_len = (cal.next_period_start(first, grain) - first).days
+        if (cal.next_period_start(first, grain) - lo).days < first_len / 2:
+            first = cal.next_period_start(first, grain)
+        last_len = (cal.next_period_start(last, grain) - last).days
         if (hi - last).days + 1 < last_len / 2:
-            last = shift_periods(last, -1, grain)
+            last = cal.shift_periods(last, -1, grain)
     return (first, last) if last >= first else None
 
 
@@ -148,39 +157,42 @@ def unusable_candidates(dataset: Dataset | Mapping[str, pd.DataFrame]) -> dict[s
 
 
 def build_series(
-    dataset: Dataset | Mapping[str, pd.DataFrame], *, level: str, grain: str = "week"
+    dataset: Dataset | Mapping[str, pd.DataFrame], *, level: str, grain: str = "week", calendar: Calendar | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(bookings_series(...), candidate_series(...))`` from one computation of the KPIs."""
     _check_level(level)
-    check_grain(grain)
+    check_grain(grain, INDICATOR_GRAINS)
+    cal = _calendar(dataset, calendar)
     tables = _tables(dataset)
     opp = tables.get("opportunities")
     if opp is None or opp.empty:
         raise DataError("there are no opportunities: bookings, the series to explain, cannot be computed")
     outcome = opp["outcome"].astype("str")
     closed = _dates(opp, "close_date")[outcome.isin(["won", "lost"]).to_numpy()]
-    window = _span(closed, grain, events=True)
+    window = _span(closed, grain, events=True, calendar=cal)
     if window is None:
         raise DataError("no won or lost deal has a close date: bookings, the series to explain, cannot be computed")
     has_act = "activities" in tables and not tables["activities"].empty
     kpis = ["bookings", "opportunities_created"] + (["activity_volume"] if has_act else [])
-    end_day = next_period_start(window[1], grain) - pd.Timedelta(days=1)
-    k = compute_kpis(tables, grain=grain, levels=(level,), kpis=kpis, start=window[0], end=end_day)
+    end_day = cal.next_period_start(window[1], grain) - pd.Timedelta(days=1)
+    k = compute_kpis(tables, grain=grain, levels=(level,), kpis=kpis, start=window[0], end=end_day, calendar=cal)
     k = k[["entity_id", "period", "kpi", "segment", "value"]]
     kpi = k["kpi"].astype("str")
 
     target = k.loc[kpi == "bookings", ["entity_id", "period", "value"]].reset_index(drop=True)
     parts = []
-    created_span = _span(_dates(opp, "created_date"), grain, events=True)
+    created_span = _span(_dates(opp, "created_date"), grain, events=True, calendar=cal)
     created = _clip(k[kpi == "opportunities_created"], created_span)
     parts.append(created.assign(candidate="opportunities_created")[list(CANDIDATE_COLUMNS)])
     if "pipeline_added" not in unusable_candidates(tables) and "amount" in opp:
-        parts.append(_pipeline_added(tables, created[["entity_id", "period"]], level=level, grain=grain))
+        rows = created[["entity_id", "period"]]
+        parts.append(_pipeline_added(tables, rows, level=level, grain=grain, calendar=cal))
     if has_act:
-        act = _clip(k[kpi == "activity_volume"], _span(_dates(tables["activities"], "date"), grain, events=False))
+        act_span = _span(_dates(tables["activities"], "date"), grain, events=False, calendar=cal)
+        act = _clip(k[kpi == "activity_volume"], act_span)
         parts.append(act.assign(candidate="activity:" + act["segment"].astype("str"))[list(CANDIDATE_COLUMNS)])
     if "indicators" in tables and not tables["indicators"].empty:
-        parts.append(_indicators(tables, target, level=level, grain=grain, window=window))
+        parts.append(_indicators(tables, target, level=level, grain=grain, window=window, calendar=cal))
     cand = pd.concat(parts, ignore_index=True)
     cand["candidate"] = cand["candidate"].astype("str")
     cand["entity_id"] = cand["entity_id"].astype("str")
@@ -197,13 +209,15 @@ def _entity_of_agent(tables: dict[str, pd.DataFrame], level: str) -> pd.DataFram
     return pd.DataFrame({"agent_id": agents["agent_id"], "entity_id": COMPANY})
 
 
-def _pipeline_added(tables: dict[str, pd.DataFrame], rows: pd.DataFrame, *, level: str, grain: str) -> pd.DataFrame:
+def _pipeline_added(
+    tables: dict[str, pd.DataFrame], rows: pd.DataFrame, *, level: str, grain: str, calendar: Calendar
+) -> pd.DataFrame:
     """Sum of amounts of opportunities created, on the rows of ``opportunities_created``."""
     opp = tables["opportunities"]
     frame = pd.DataFrame(
         {
             "agent_id": opp["agent_id"].astype("str"),
-            "period": period_start(_dates(opp, "created_date"), grain),
+            "period": calendar.period_start(_dates(opp, "created_date"), grain),
             "amount": pd.to_numeric(opp["amount"], errors="coerce").fillna(0.0),
         }
     ).merge(_entity_of_agent(tables, level), on="agent_id", how="inner")
@@ -226,6 +240,7 @@ def _indicators(
     level: str,
     grain: str,
     window: tuple[pd.Timestamp, pd.Timestamp],
+    calendar: Calendar,
 ) -> pd.DataFrame:
     """Indicator rows mapped onto the entities of ``level`` (see the module docstring)."""
     ind = tables["indicators"]
@@ -237,7 +252,7 @@ def _indicators(
         {
             "name": "indicator:" + ind["name"].astype("str"),
             "territory_id": terr.fillna(""),
-            "period": period_start(_dates(ind, "date"), grain),
+            "period": calendar.period_start(_dates(ind, "date"), grain),
             "value": pd.to_numeric(ind["value"], errors="coerce"),
         }
     ).dropna(subset=["period", "value"])
@@ -263,7 +278,9 @@ def _indicators(
     return out.rename(columns={"name": "candidate"})[list(CANDIDATE_COLUMNS)]
 
 
-def bookings_series(dataset: Dataset | Mapping[str, pd.DataFrame], *, level: str, grain: str = "week") -> pd.DataFrame:
+def bookings_series(
+    dataset: Dataset | Mapping[str, pd.DataFrame], *, level: str, grain: str = "week", calendar: Calendar | None = None
+) -> pd.DataFrame:
     """Bookings per entity and period: the series leading indicators should predict.
 
     ``bookings(e, t) = sum of amount over deals of e won with close date in t`` (the
@@ -289,10 +306,12 @@ def bookings_series(dataset: Dataset | Mapping[str, pd.DataFrame], *, level: str
     DataError
         No opportunities, or no closed deal with a close date.
     """
-    return build_series(dataset, level=level, grain=grain)[0]
+    return build_series(dataset, level=level, grain=grain, calendar=calendar)[0]
 
 
-def candidate_series(dataset: Dataset | Mapping[str, pd.DataFrame], *, level: str, grain: str = "week") -> pd.DataFrame:
+def candidate_series(
+    dataset: Dataset | Mapping[str, pd.DataFrame], *, level: str, grain: str = "week", calendar: Calendar | None = None
+) -> pd.DataFrame:
     """Candidate leading indicators per entity and period (see the module docstring).
 
     Parameters
@@ -316,7 +335,7 @@ def candidate_series(dataset: Dataset | Mapping[str, pd.DataFrame], *, level: st
     DataError
         No opportunities, or no closed deal with a close date (the window is set by bookings).
     """
-    return build_series(dataset, level=level, grain=grain)[1]
+    return build_series(dataset, level=level, grain=grain, calendar=calendar)[1]
 
 
 # --------------------------------------------------------------------------- dense panels
@@ -342,7 +361,7 @@ def covers_years(n_periods: int, grain: str, years: float) -> bool:
 
 
 def calendar_design(
-    periods: pd.DatetimeIndex, grain: str, *, yearly: bool | None = None
+    periods: pd.DatetimeIndex, grain: str, *, yearly: bool | None = None, calendar: Calendar = DEFAULT_CALENDAR
 ) -> tuple[np.ndarray, list[str]]:
     """Regressors for trend and calendar effects, one row per period.
 
@@ -350,7 +369,7 @@ def calendar_design(
     ``yearly=True``) the yearly Fourier terms ``sin(2 pi k u), cos(2 pi k u)`` for
     ``k = 1..K`` (``K`` = 3 weekly, 2 monthly, 1 quarterly), where ``u`` is the fraction of
     the year elapsed at the middle of the period; and, with a year of data or more, the
-    position within the calendar quarter (the quarter-end push): for weeks
+    position within the (fiscal, ``calendar``) quarter (the quarter-end push): for weeks
     ``sin(2 pi j q), cos(2 pi j q)``, ``j = 1, 2``, with ``q`` the fraction of the quarter
     elapsed, for months a dummy for the 2nd and for the 3rd month of the quarter.
 
@@ -359,12 +378,12 @@ def calendar_design(
     design : ndarray, shape (T, k)
     names : list of str
     """
-    check_grain(grain)
+    check_grain(grain, INDICATOR_GRAINS)
     n = len(periods)
     if yearly is None:
         yearly = covers_years(n, grain, 2)
     starts = pd.DatetimeIndex(periods)
-    mid = starts + (next_period_start(starts, grain) - starts) / 2
+    mid = starts + (calendar.next_period_start(starts, grain) - starts) / 2
     cols = [np.ones(n), np.arange(n) / max(n - 1, 1)]
     names = ["const", "trend"]
     if yearly:
@@ -373,14 +392,14 @@ def calendar_design(
             cols += [np.sin(2 * np.pi * k * u), np.cos(2 * np.pi * k * u)]
             names += [f"year_sin{k}", f"year_cos{k}"]
     if covers_years(n, grain, 1) and grain == "week":
-        q_start = period_start(mid, "quarter")
-        q_len = (next_period_start(q_start, "quarter") - q_start).days.to_numpy()
+        q_start = calendar.period_start(mid, "quarter")
+        q_len = (calendar.next_period_start(q_start, "quarter") - q_start).days.to_numpy()
         q = ((mid - q_start) / pd.Timedelta(days=1)).to_numpy() / q_len
         for j in (1, 2):
             cols += [np.sin(2 * np.pi * j * q), np.cos(2 * np.pi * j * q)]
             names += [f"quarter_sin{j}", f"quarter_cos{j}"]
     elif covers_years(n, grain, 1) and grain == "month":
-        m = (mid.month.to_numpy() - 1) % 3
+        m = calendar.position_in_quarter(mid, "month")
         cols += [(m == 1).astype(float), (m == 2).astype(float)]
         names += ["quarter_month2", "quarter_month3"]
     return np.column_stack(cols), names

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from spm_models.calendar import PERIOD_UNIT, check_grain
+from spm_models.calendar import DEFAULT_CALENDAR, PERIOD_UNIT, Calendar, check_grain, to_day
 from spm_models.data.schemas import OUTCOMES, PIPELINE_STAGES
 from spm_models.exceptions import ConfigError, DataError, DataValidationError, Problem
 from spm_models.kpi.grid import LEVELS, Grid
@@ -138,11 +138,13 @@ class KpiEngine:
     ----------
     tables : mapping of str to DataFrame
         Canonical tables (``agents`` is required; others as the evaluated KPIs need them).
-    grain : {"week", "month", "quarter"}
+    grain : {"week", "month", "quarter", "year"}
     levels : iterable of {"agent", "territory", "company"}
     start, end : date-like, optional
         Reporting span; default see :meth:`_data_span` (from the first close or activity
         date to the last date in the data).
+    calendar : Calendar, optional
+        Fiscal quarters and years of the quarter and year grains (calendar year by default).
     """
 
     def __init__(
@@ -153,8 +155,10 @@ class KpiEngine:
         levels: Iterable[str] = LEVELS,
         start: Any = None,
         end: Any = None,
+        calendar: Calendar | None = None,
     ):
         self.grain = check_grain(grain)
+        self.calendar = calendar if calendar is not None else DEFAULT_CALENDAR
         self.levels = _check_levels(levels)
         self.tables = {k: v for k, v in tables.items() if v is not None}
         self._typed: dict[str, pd.DataFrame] = {}
@@ -199,6 +203,7 @@ class KpiEngine:
             grain=self.grain,
             first_day=first,
             last_day=last,
+            calendar=self.calendar,
         )
 
     # --- inputs ---------------------------------------------------------------------------
@@ -236,15 +241,9 @@ class KpiEngine:
 
     def _span(self, start: Any, end: Any) -> tuple[np.datetime64, np.datetime64]:
         def parse(v: Any, what: str) -> np.datetime64 | None:
-            if v is None:
+            if v is None or (not isinstance(v, str) and pd.isna(v)):
                 return None
-            try:
-                ts = pd.Timestamp(v)
-            except (ValueError, TypeError):
-                raise ConfigError(f"{what} date {v!r} is not a date; use YYYY-MM-DD") from None
-            if pd.isna(ts):
-                return None
-            return np.datetime64(ts.date(), "D")
+            return np.datetime64(to_day(v, f"the reporting {what}").date(), "D")
 
         first, last = parse(start, "start"), parse(end, "end")
         if first is None or last is None:
@@ -352,8 +351,8 @@ class KpiEngine:
         return frame
 
 
-_COMMON_PARAMETERS = """grain : {"week", "month", "quarter"}, default "month"
-        Reporting grain; weeks start on Monday.
+_COMMON_PARAMETERS = """grain : {"week", "month", "quarter", "year"}, default "month"
+        Reporting grain; weeks start on Monday, quarters and years are fiscal (``calendar``).
     levels : iterable of {"agent", "territory", "company"}, default all three
         Levels to report. Territory and company values are computed from the summed
         numerators and denominators of their agents (never by averaging agent ratios).
@@ -364,6 +363,9 @@ _COMMON_PARAMETERS = """grain : {"week", "month", "quarter"}, default "month"
         first target day), so stale open opportunities do not add periods of zeros; pass
         ``start`` to report earlier cohorts. Default end: the last of those dates and the
         created dates.
+    calendar : Calendar, optional
+        Fiscal year of the quarter and year grains (:class:`~spm_models.calendar.Calendar`;
+        the calendar year by default).
 
     Returns
     -------
@@ -439,12 +441,13 @@ def evaluate(
     start: Any = None,
     end: Any = None,
     names: Iterable[str] | None = None,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """Run KPI evaluators over ``tables`` and return the long frame.
 
     ``names``, when given, keeps only those KPIs (in that order) from the evaluators' results.
     """
-    engine = KpiEngine(tables, grain=grain, levels=levels, start=start, end=end)
+    engine = KpiEngine(tables, grain=grain, levels=levels, start=start, end=end, calendar=calendar)
     results: list[KpiValues] = []
     for fn in dict.fromkeys(evaluators):
         results.extend(fn(engine))

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spm_models.calendar import Calendar
 from spm_models.kpi.engine import KpiEngine, KpiValues, evaluate, fill_doc
 from spm_models.kpi.grid import LEVELS, ratio
 from spm_models.kpi.quotas import prorated_quota
@@ -76,6 +77,7 @@ def opportunities_created(
     levels: Iterable[str] = LEVELS,
     start: Any = None,
     end: Any = None,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """Number of opportunities created in the period.
 
@@ -95,6 +97,7 @@ def opportunities_created(
         levels=levels,
         start=start,
         end=end,
+        calendar=calendar,
     )
 
 
@@ -107,6 +110,7 @@ def open_pipeline(
     levels: Iterable[str] = LEVELS,
     start: Any = None,
     end: Any = None,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """Value of the pipeline open at the start of the period.
 
@@ -128,6 +132,7 @@ def open_pipeline(
         levels=levels,
         start=start,
         end=end,
+        calendar=calendar,
     )
 
 
@@ -141,6 +146,7 @@ def pipeline_coverage(
     levels: Iterable[str] = LEVELS,
     start: Any = None,
     end: Any = None,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """Pipeline coverage: open pipeline at the period start over the period's quota.
 
@@ -162,4 +168,5 @@ def pipeline_coverage(
         levels=levels,
         start=start,
         end=end,
+        calendar=calendar,
     )

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spm_models.calendar import Calendar
 from spm_models.exceptions import DataValidationError, Problem
 from spm_models.kpi.deals import closed_deals
 from spm_models.kpi.engine import KpiEngine, KpiValues, days, evaluate, fill_doc
@@ -126,6 +127,7 @@ def quota(
     levels: Iterable[str] = LEVELS,
     start: Any = None,
     end: Any = None,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """Quota of each period, prorated from the targets by overlapping days.
 
@@ -143,7 +145,13 @@ def quota(
     %(common)s
     """
     return evaluate(
-        [_eval_quota], {"targets": targets, "agents": agents}, grain=grain, levels=levels, start=start, end=end
+        [_eval_quota],
+        {"targets": targets, "agents": agents},
+        grain=grain,
+        levels=levels,
+        start=start,
+        end=end,
+        calendar=calendar,
     )
 
 
@@ -157,6 +165,7 @@ def attainment(
     levels: Iterable[str] = LEVELS,
     start: Any = None,
     end: Any = None,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """Quota attainment: bookings over quota.
 
@@ -176,4 +185,5 @@ def attainment(
         levels=levels,
         start=start,
         end=end,
+        calendar=calendar,
     )

@@ -36,11 +36,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from spm_models.calendar import Calendar
 from spm_models.exceptions import ConfigError
 from spm_models.models.base import ForecastModel
-from spm_models.models.panel import Panel, default_season_length, periods_per_quarter
+from spm_models.models.panel import Panel, default_season_length, freq_grain, periods_per_quarter
 
-__all__ = ["Naive", "SeasonalNaive", "Mean", "CalendarBaseline", "quarter_position"]
+__all__ = ["Naive", "SeasonalNaive", "Mean", "CalendarBaseline"]
 
 
 def _bootstrap(pool: np.ndarray, n_valid: np.ndarray, size: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
@@ -279,41 +280,12 @@ class Mean(ForecastModel):
         return _resample(self, self.values_, self.n_values_, (h, n_draws), rng)
 
 
-def quarter_position(ds: np.ndarray, freq: str, *, quarter_start_month: int = 1) -> np.ndarray:
-    """Position of each date within its quarter, counted from 0.
-
-    Weekly data: ``floor((date - first day of its quarter) / 7 days)``, capped at 12, so a
-    quarter has weeks 0..12 and a 14th partial week counts as the 13th. Monthly data: the
-    month within the quarter, 0..2. Quarterly data: always 0. ``NaT`` gives -1.
-
-    Parameters
-    ----------
-    ds : array of datetime64
-    freq : str
-        Pandas frequency of the dates.
-    quarter_start_month : int
-        Month (1-12) in which a (fiscal) quarter starts; quarters begin every 3 months from it.
-
-    Raises
-    ------
-    ConfigError
-        ``freq`` is not weekly, monthly or quarterly.
-    """
-    per_q = periods_per_quarter(freq)
-    if per_q is None:
+def _position(ds: np.ndarray, freq: str, fiscal_year_start: int) -> np.ndarray:
+    """Position in the (fiscal) quarter (:meth:`~spm_models.calendar.Calendar.position_in_quarter`)."""
+    grain = freq_grain(freq)
+    if grain is None:
         raise ConfigError(f"position in quarter needs weekly or monthly data, got freq={freq!r}")
-    ds = np.asarray(ds).astype("datetime64[D]")
-    nat = np.isnat(ds)
-    months = np.where(nat, np.datetime64("2000-01-01", "D"), ds).astype("datetime64[M]")
-    month_in_q = (months.astype(np.int64) % 12 - (quarter_start_month - 1)) % 3
-    if per_q == 13:
-        q_start = (months - month_in_q).astype("datetime64[D]")
-        pos = np.minimum((np.where(nat, q_start, ds) - q_start).astype(np.int64) // 7, 12)
-    elif per_q == 3:
-        pos = month_in_q
-    else:
-        pos = np.zeros(ds.shape, dtype=np.int64)
-    return np.where(nat, -1, pos).astype(np.int64)
+    return Calendar(fiscal_year_start).position_in_quarter(ds, grain)
 
 
 _MAX_PSEUDO = 1e9  # "infinitely" strong shrinkage when the data show no calendar effect
@@ -477,8 +449,9 @@ class CalendarBaseline(ForecastModel):
         data without a calendar effect get factors close to the pooled ones or to 1.
     min_history : int
         Fewer observations than this and the series falls back to :class:`Mean`.
-    quarter_start_month : int
-        Month (1-12) in which the (fiscal) year's quarters start.
+    fiscal_year_start : int
+        Month (1-12) in which the fiscal year starts; quarters start every three months from
+        it (:class:`~spm_models.calendar.Calendar`).
     level_uncertainty : bool
         Draw the level (True) or keep it fixed at :math:`L_i`. Level draws are independent
         across series.
@@ -521,7 +494,7 @@ class CalendarBaseline(ForecastModel):
         window: int | None = None,
         shrinkage: float | str = "auto",
         min_history: int = 8,
-        quarter_start_month: int = 1,
+        fiscal_year_start: int = 1,
         level_uncertainty: bool = True,
         standardize_residuals: bool = True,
         joint_bootstrap: bool = True,
@@ -531,7 +504,7 @@ class CalendarBaseline(ForecastModel):
         self.window = window
         self.shrinkage = shrinkage
         self.min_history = min_history
-        self.quarter_start_month = quarter_start_month
+        self.fiscal_year_start = fiscal_year_start
         self.level_uncertainty = level_uncertainty
         self.standardize_residuals = standardize_residuals
         self.joint_bootstrap = joint_bootstrap
@@ -541,9 +514,9 @@ class CalendarBaseline(ForecastModel):
     def _check_params(self, freq: str) -> None:
         _check_int(self.window, "window", minimum=1, allow_none=True)
         _check_int(self.min_history, "min_history", minimum=2)
-        _check_int(self.quarter_start_month, "quarter_start_month", minimum=1)
-        if self.quarter_start_month > 12:
-            raise ConfigError(f"quarter_start_month must be 1-12, got {self.quarter_start_month!r}")
+        _check_int(self.fiscal_year_start, "fiscal_year_start", minimum=1)
+        if self.fiscal_year_start > 12:
+            raise ConfigError(f"fiscal_year_start must be 1-12, got {self.fiscal_year_start!r}")
         if self.shrinkage != "auto" and (
             isinstance(self.shrinkage, (bool, str))
             or not isinstance(self.shrinkage, (int, float, np.number))
@@ -563,7 +536,7 @@ class CalendarBaseline(ForecastModel):
         y = panel.y
         valid = ~np.isnan(y)
         y0 = np.where(valid, y, 0.0)
-        pos = quarter_position(panel.ds, panel.freq, quarter_start_month=self.quarter_start_month)
+        pos = _position(panel.ds, panel.freq, self.fiscal_year_start)
         total = y0.sum(axis=1)
         negative = (y0 < 0).any(axis=1)
         w = width if self.window is None else min(self.window, width)
@@ -630,7 +603,7 @@ class CalendarBaseline(ForecastModel):
 
     def _predict_panel(self, h: int, *, ds: np.ndarray, n_draws: int, rng: np.random.Generator) -> np.ndarray:
         n = len(self.unique_ids_)
-        pos = quarter_position(ds, self.freq_, quarter_start_month=self.quarter_start_month)
+        pos = _position(ds, self.freq_, self.fiscal_year_start)
         mu = self.level_[:, None] * np.take_along_axis(self.factors_, pos, axis=1)
         r = _resample(self, self.ratios_, self.n_ratios_, (h, n_draws), rng)
         if self.level_uncertainty:

@@ -112,7 +112,7 @@ def _prefixed(forecasts: dict[str, Any]):
 
 def _forecast_run(asof: Dataset, agents: pd.DataFrame, cal: ol.ReviewCalendar, config: ReviewConfig):
     history = ol.weekly_history(asof, agents["agent_id"], end=cal.train_end)
-    model, fc = ol.fit_agent_forecast(history, config, h=cal.h)
+    model, fc = ol.fit_agent_forecast(history, config, h=cal.h, dataset=asof, calendar=cal.calendar)
     return model, history, ol.hierarchy_forecasts(fc, agents)
 
 
@@ -135,7 +135,7 @@ def _previous_snapshot(
         if len(listing):
             return load_snapshot(listing["path"].iloc[-1]), "previous run"
     try:
-        pcal = ol.review_calendar(prev_label, data_end=cal.as_of)
+        pcal = ol.review_calendar(prev_label, data_end=cal.as_of, calendar=cal.calendar)
         pasof = ol.as_of_dataset(dataset, pcal.as_of)
         pagents = ol.review_agents(pasof["agents"], pcal.as_of)
         model, hist, fcs = _forecast_run(pasof, pagents, pcal, config)
@@ -205,7 +205,7 @@ def build_artifacts(
     if existing and existing.get("key") == key and not force and all((out / f"{t}.parquet").is_file() for t in TABLES):
         return {**existing, "reused": True}
     started = datetime.now(UTC)
-    cal = ol.review_calendar(month, data_end=ol.data_last_day(dataset))
+    cal = ol.review_calendar(month, data_end=ol.data_last_day(dataset), calendar=config.calendar_for(dataset))
     work = out.with_name(out.name + f".tmp-{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -251,8 +251,12 @@ def _build(
 
     months_back = max(config.trend_months, config.history_months + 1, 7)
     k_start = cal.month - pd.DateOffset(months=months_back - 1)
-    kpis_m = compute_kpis(asof, grain="month", start=min(k_start, cal.forecast_quarter), end=cal.as_of)
-    kpis_q = compute_kpis(asof, grain="quarter", start=cal.quarter - pd.DateOffset(months=3), end=cal.as_of)
+    kpis_m = compute_kpis(
+        asof, grain="month", start=min(k_start, cal.forecast_quarter), end=cal.as_of, calendar=cal.calendar
+    )
+    kpis_q = compute_kpis(
+        asof, grain="quarter", start=cal.quarter - pd.DateOffset(months=3), end=cal.as_of, calendar=cal.calendar
+    )
 
     model, _, fcs = _forecast_run(asof, agents, cal, config)
     targets = asof.get("targets")
@@ -386,7 +390,9 @@ def _build(
     )
     plan = pd.concat(
         [
-            scorecard.plan_comparison(kpis_m, level=lv, month=cal.month, months=config.trend_months).assign(level=lv)
+            scorecard.plan_comparison(
+                kpis_m, level=lv, month=cal.month, months=config.trend_months, calendar=cal.calendar
+            ).assign(level=lv)
             for lv in ("company", "territory")
         ],
         ignore_index=True,
@@ -437,6 +443,7 @@ def _build(
         "month": cal.label,
         "calendar": cal.to_dict(),
         "quarter_label": cal.quarter_label,
+        "review_quarter_label": cal.review_quarter_label,
         "weeks_left": weeks,
         "package_version": __version__,
         "data_fingerprint": fp,

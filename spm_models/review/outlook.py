@@ -5,7 +5,8 @@ Calendar
 --------
 A review of month ``M`` looks at the data *as of* the last day of ``M`` (or the last day
 with data, if earlier): deals closed later are open at that date, later rows are ignored
-(:func:`as_of_dataset`), so reviewing a past month gives the numbers one had then. The
+(:func:`as_of_dataset`), so reviewing a past month gives the numbers one had then. Quarters
+are those of the organisation's fiscal year (:class:`~spm_models.calendar.Calendar`). The
 scorecard quarter is the quarter holding ``M``; the *forecast quarter* is the quarter holding
 the day after ``as_of`` (the same one, except when ``M`` ends a quarter: then it is the next
 quarter, which the forecast covers from its first day).
@@ -25,14 +26,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spm_models.calendar import DEFAULT_CALENDAR, Calendar, parse_month
 from spm_models.data.dataset import Dataset
 from spm_models.evaluation.quota.probability import attainment_distribution, period_shares, period_totals
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.kpi import compute_kpis
 from spm_models.kpi.grid import COMPANY
 from spm_models.models.aggregate import aggregate_draws
+from spm_models.models.base import ForecastModel, fit_tables_of
 from spm_models.models.forecast import Forecast
-from spm_models.review.settings import ReviewConfig, model_class
+from spm_models.models.registry import make_model, model_class
+from spm_models.review.settings import ReviewConfig
 
 __all__ = [
     "ReviewCalendar",
@@ -43,6 +47,7 @@ __all__ = [
     "as_of_dataset",
     "review_agents",
     "weekly_history",
+    "review_model",
     "fit_agent_forecast",
     "hierarchy_forecasts",
     "quarter_outlook",
@@ -69,6 +74,7 @@ class ReviewCalendar:
     train_end: pd.Timestamp
     h: int
     previous_month: pd.Timestamp
+    calendar: Calendar = DEFAULT_CALENDAR
 
     @property
     def label(self) -> str:
@@ -76,26 +82,22 @@ class ReviewCalendar:
 
     @property
     def quarter_label(self) -> str:
-        return f"{self.forecast_quarter.year}-Q{self.forecast_quarter.quarter}"
+        """Label of the forecast quarter (``2025-Q3``, ``FY2026-Q2``)."""
+        return self.calendar.quarter_label(self.forecast_quarter)
+
+    @property
+    def review_quarter_label(self) -> str:
+        """Label of the quarter holding the reviewed month."""
+        return self.calendar.quarter_label(self.quarter)
 
     @property
     def weeks_left(self) -> float:
         return (self.forecast_quarter_end - self.as_of).days / 7.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (str(v.date()) if isinstance(v, pd.Timestamp) else v) for k, v in self.__dict__.items()}
-
-
-def parse_month(month: Any) -> pd.Timestamp:
-    """First day of a ``YYYY-MM`` month; ConfigError otherwise."""
-    text = str(month).strip()
-    try:
-        if len(text) != 7 or text[4] != "-":
-            raise ValueError
-        ts = pd.Timestamp(text + "-01")
-    except (ValueError, TypeError):
-        raise ConfigError(f"month must look like 2025-06 (year-month), got {month!r}") from None
-    return ts
+        out = {k: (str(v.date()) if isinstance(v, pd.Timestamp) else v) for k, v in self.__dict__.items()}
+        out["calendar"] = self.calendar.to_dict()
+        return out
 
 
 def data_last_day(dataset: Dataset) -> pd.Timestamp:
@@ -117,14 +119,17 @@ def data_last_day(dataset: Dataset) -> pd.Timestamp:
 def default_month(dataset: Dataset) -> str:
     """The last complete month of the data (the month of the last date if none is complete)."""
     last = data_last_day(dataset)
-    m = last.to_period("M")
-    if last != (m.to_timestamp(how="end").normalize()):
-        m = m - 1
-    return str(m)
+    cal = DEFAULT_CALENDAR
+    m = cal.period_start(last, "month")
+    if last != cal.period_end(last, "month"):
+        m = cal.shift_periods(m, -1, "month")
+    return f"{m:%Y-%m}"
 
 
-def review_calendar(month: Any, *, data_end: Any) -> ReviewCalendar:
+def review_calendar(month: Any, *, data_end: Any, calendar: Calendar = DEFAULT_CALENDAR) -> ReviewCalendar:
     """The dates of the review of ``month`` (``YYYY-MM``) for data ending ``data_end``.
+
+    Quarters are ``calendar``'s (fiscal) quarters.
 
     Raises
     ------
@@ -137,17 +142,16 @@ def review_calendar(month: Any, *, data_end: Any) -> ReviewCalendar:
         raise ConfigError(
             f"the data end on {end_data.date()}, before the month {m:%Y-%m} starts; choose {end_data:%Y-%m} or earlier"
         )
-    month_end = (m + pd.offsets.MonthEnd(0)).normalize()
+    month_end = calendar.period_end(m, "month")
     as_of = min(month_end, end_data)
-    quarter = m.to_period("Q").start_time
-    fq = (as_of + pd.Timedelta(days=1)).to_period("Q")
-    fq_start, fq_end = fq.start_time, fq.end_time.normalize()
+    quarter = calendar.quarter_start(m)
+    next_day = as_of + pd.Timedelta(days=1)
+    fq_start, fq_end = calendar.quarter_start(next_day), calendar.quarter_end(next_day)
     train_end = as_of - pd.Timedelta(days=(as_of.day_of_week + 1) % 7)  # the Sunday on or before
     first_week = train_end + pd.Timedelta(days=1)
     h = int(np.ceil(((fq_end - first_week).days + 1) / 7))
-    return ReviewCalendar(
-        m, month_end, as_of, quarter, fq_start, fq_end, train_end, h, (m - pd.offsets.MonthBegin(1)).normalize()
-    )
+    previous = calendar.shift_periods(m, -1, "month")
+    return ReviewCalendar(m, month_end, as_of, quarter, fq_start, fq_end, train_end, h, previous, calendar)
 
 
 def as_of_dataset(dataset: Dataset, as_of: Any) -> Dataset:
@@ -184,7 +188,11 @@ def as_of_dataset(dataset: Dataset, as_of: Any) -> Dataset:
         if f is not None and len(f):
             t[name] = f[pd.to_datetime(f[col]) <= day].reset_index(drop=True)
     return Dataset(
-        tables=t, refs=dataset.refs, source=f"{dataset.source} as of {day.date()}", warnings=list(dataset.warnings)
+        tables=t,
+        refs=dataset.refs,
+        source=f"{dataset.source} as of {day.date()}",
+        warnings=list(dataset.warnings),
+        calendar=dataset.calendar,
     )
 
 
@@ -226,17 +234,34 @@ def weekly_history(dataset: Dataset, agent_ids: Any, *, end: Any) -> pd.DataFram
     return out.reset_index(drop=True)
 
 
-def fit_agent_forecast(history: pd.DataFrame, config: ReviewConfig, *, h: int):
+def review_model(config: ReviewConfig, calendar: Calendar = DEFAULT_CALENDAR) -> ForecastModel:
+    """The configured model, unfitted: ``model_params`` plus the run's seed, weekly frequency and
+    (for models with quarter-end effects) fiscal year start (:func:`~spm_models.models.make_model`)."""
+    params = {"random_state": config.seed, "freq": "W-MON", **dict(config.model_params)}
+    if "fiscal_year_start" in model_class(config.model)._get_param_names():
+        params.setdefault("fiscal_year_start", calendar.fiscal_year_start)
+    return make_model(config.model, **params)
+
+
+def fit_agent_forecast(
+    history: pd.DataFrame,
+    config: ReviewConfig,
+    *,
+    h: int,
+    dataset: Dataset | None = None,
+    calendar: Calendar = DEFAULT_CALENDAR,
+):
     """Fit the configured model once on all agents and forecast ``h`` weeks.
+
+    ``dataset`` (the data as of the review date) supplies the tables a model reads at fit
+    (:attr:`~spm_models.models.base.ForecastModel.fit_tables`, e.g. the open deals).
 
     Returns
     -------
     (model, Forecast)
     """
-    cls = model_class(config.model)
-    params = {"random_state": config.seed, "freq": "W-MON", **dict(config.model_params)}
-    model = cls(**{k: v for k, v in params.items() if k in cls._get_param_names()})
-    model.fit(history)
+    model = review_model(config, calendar)
+    model.fit(history, **fit_tables_of(model, dataset))
     return model, model.predict(h, n_draws=config.n_draws, quantiles=FAN_QUANTILES)
 
 
@@ -365,7 +390,7 @@ def month_check(
         actual, in_80, error, pct_error``.
     """
     m = parse_month(month) if isinstance(month, str) else pd.Timestamp(month)
-    end = (m + pd.offsets.MonthEnd(0)).normalize()
+    end = DEFAULT_CALENDAR.period_end(m, "month")
     tot = period_totals(forecast, period_start=m, period_end=end)
     uids = pd.Index(forecast.unique_ids.astype(str), dtype="str")
     q = np.quantile(tot, [0.1, 0.5, 0.9], axis=1)

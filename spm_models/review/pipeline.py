@@ -30,12 +30,13 @@ from pathlib import Path
 from typing import TextIO
 
 from spm_models import __version__
+from spm_models.calendar import parse_month
 from spm_models.config import ProjectPaths
 from spm_models.data.dataset import Dataset
 from spm_models.exceptions import ConfigError
 from spm_models.review.artifacts import build_artifacts
 from spm_models.review.naming import report_file_name
-from spm_models.review.outlook import default_month, parse_month
+from spm_models.review.outlook import default_month
 from spm_models.review.params import check_parameters, template_path
 from spm_models.review.runner import ReportResult, ReportTask, execute_reports
 from spm_models.review.settings import ReviewConfig
@@ -73,13 +74,6 @@ class ReviewResult:
         ]
         lines += [f"FAILED {r['id']} ({r['subject']}): {r['error']} -> {r['notebook']}" for r in self.failed]
         return "\n".join(lines)
-
-
-def _quarter_label(day: str) -> str:
-    import pandas as pd
-
-    ts = pd.Timestamp(day)
-    return f"{ts.year}-Q{ts.quarter}"
 
 
 def _sha(path: Path) -> str:
@@ -354,7 +348,7 @@ def run_review(
         "package_version": __version__,
         "data_fingerprint": info["data_fingerprint"],
         "calendar": info["calendar"],
-        "review_quarter": _quarter_label(info["calendar"]["quarter"]),
+        "review_quarter": info["review_quarter_label"],
         "forecast_quarter": info["quarter_label"],
         "settings": info["settings"],
         "model": info["model"],

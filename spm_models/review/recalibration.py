@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spm_models.calendar import DEFAULT_CALENDAR, Calendar
 from spm_models.data.dataset import Dataset
 from spm_models.evaluation.quota.backtest import backtest_quota_probabilities, quarter_offset_weeks
 from spm_models.evaluation.quota.calibration import Recalibration, fit_recalibration
@@ -109,15 +110,20 @@ class QuotaRecalibration:
         return d
 
 
-def _label(day: pd.Timestamp) -> str:
-    return f"{day.year}-Q{day.quarter}"
+def _quarter_labels(rows: pd.DataFrame, calendar: Calendar) -> tuple[str, ...]:
+    return tuple(calendar.quarter_label(d) for d in sorted(pd.unique(rows["period_start"])))
 
 
 def _skipped(
-    reason: str, offset: int, config: ReviewConfig, started: float, rows: pd.DataFrame | None = None
+    reason: str,
+    offset: int,
+    config: ReviewConfig,
+    started: float,
+    rows: pd.DataFrame | None = None,
+    calendar: Calendar = DEFAULT_CALENDAR,
 ) -> QuotaRecalibration:
     rows = rows if rows is not None else pd.DataFrame(columns=BACKTEST_COLUMNS)
-    quarters = tuple(_label(pd.Timestamp(d)) for d in sorted(pd.unique(rows["period_start"])))
+    quarters = _quarter_labels(rows, calendar)
     return QuotaRecalibration(
         False,
         reason,
@@ -176,6 +182,7 @@ def learn_recalibration(
             first_quarter=first,
             data_end=calendar.as_of,
             day_count="calendar",
+            calendar=calendar.calendar,
         )
     except SpmError as exc:
         reason = f"no past quarter could be checked ({exc})"
@@ -189,6 +196,7 @@ def learn_recalibration(
             config,
             started,
             rows,
+            calendar.calendar,
         ), rows
     if hits in (0, n):
         verdict = "missed" if hits == 0 else "reached"
@@ -198,9 +206,10 @@ def learn_recalibration(
             config,
             started,
             rows,
+            calendar.calendar,
         ), rows
     cal = fit_recalibration(rows["p_quota"], rows["hit"].astype(float), min_rows=config.recalibration_min_rows)
-    quarters = tuple(_label(pd.Timestamp(d)) for d in sorted(rows["period_start"].unique()))
+    quarters = _quarter_labels(rows, calendar.calendar)
     recal = QuotaRecalibration(
         True,
         "",

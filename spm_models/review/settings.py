@@ -4,7 +4,7 @@ Defaults work out of the box; a TOML file (``spm review --config review.toml``) 
 them::
 
     currency = "EUR"
-    model = "CalendarBaseline"          # any model of spm_models.models.MODELS by name
+    model = "CalendarBaseline"          # any registered model (spm_models.models.registry) by name
     n_draws = 1000
     seed = 0
     min_peers = 5
@@ -32,10 +32,13 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from spm_models.calendar import Calendar
+from spm_models.data.dataset import Dataset
 from spm_models.exceptions import ConfigError
 from spm_models.insights.commission import DEFAULT_PLAN, CommissionPlan, plan_from_mapping
+from spm_models.models.registry import check_model_params
 
-__all__ = ["ReviewConfig", "load_config", "model_class"]
+__all__ = ["ReviewConfig", "load_config"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ class ReviewConfig:
     ----------
     model : str
         Forecasting model fitted at agent level (name of a class in
-        :data:`spm_models.models.MODELS`); territory and company forecasts are the sums of
+        :data:`spm_models.models.registry.REGISTRY`); territory and company forecasts are the sums of
         the agents' draws (:func:`spm_models.models.aggregate.aggregate_draws`).
     model_params : dict
         Keyword parameters of the model.
@@ -73,6 +76,9 @@ class ReviewConfig:
         Fewest past agent-quarters (with both hits and misses) to learn the adjustment from.
     recalibration_quarters : int
         Most recent ended quarters the adjustment is learned from (bounds the refits).
+    fiscal_year_start : int or str, optional
+        Month the fiscal year starts in, for this review only; default the one stored with
+        the data (the mapping's or the project's, :mod:`spm_models.config`).
     """
 
     model: str = "CalendarBaseline"
@@ -90,6 +96,7 @@ class ReviewConfig:
     recalibration_draws: int = 300
     recalibration_min_rows: int = 200
     recalibration_quarters: int = 12
+    fiscal_year_start: int | str | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -118,9 +125,22 @@ class ReviewConfig:
             or self.report_timeout <= 0
         ):
             problems.append(f"report_timeout must be a positive number of seconds, got {self.report_timeout!r}")
+        if self.fiscal_year_start is not None:
+            try:
+                Calendar(self.fiscal_year_start)
+            except ConfigError as exc:
+                problems.append(str(exc))
         if problems:
             raise ConfigError("invalid review settings: " + "; ".join(problems))
-        model_class(self.model)
+        if not isinstance(self.model_params, Mapping):
+            raise ConfigError(f"model_params must be a table of the model's parameters, got {self.model_params!r}")
+        check_model_params(self.model, self.model_params)
+
+    def calendar_for(self, dataset: Dataset) -> Calendar:
+        """The review's calendar: ``fiscal_year_start`` when set, else the dataset's."""
+        if self.fiscal_year_start is None:
+            return dataset.fiscal_calendar
+        return Calendar(self.fiscal_year_start, dataset.fiscal_calendar.fiscal_year_label)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able settings (recorded in the provenance of every report)."""
@@ -131,18 +151,6 @@ class ReviewConfig:
     def key(self) -> str:
         """SHA-256 of :meth:`to_dict`, part of the identity of a run."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
-
-
-def model_class(name: str):
-    """The forecasting model class called ``name`` (see :data:`spm_models.models.MODELS`)."""
-    from spm_models.models import MODELS
-
-    by_name = {m.model_name(): m for m in MODELS} | {m.__name__: m for m in MODELS}
-    if name not in by_name:
-        raise ConfigError(
-            f"unknown forecasting model {name!r}; choose one of {', '.join(sorted({m.__name__ for m in MODELS}))}"
-        )
-    return by_name[name]
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> ReviewConfig:

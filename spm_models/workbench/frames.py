@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spm_models.calendar import Calendar
 from spm_models.data.dataset import Dataset
 from spm_models.data.warehouse import Warehouse
 from spm_models.exceptions import ConfigError, DataError
@@ -59,13 +60,10 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
     return Warehouse(path).load()
 
 
-_FREQ = {"week": "W-MON", "month": "MS", "quarter": "QS"}
-
-
-def _complete(frame: pd.DataFrame, grain: str, current: set[str]) -> pd.DataFrame:
+def _complete(frame: pd.DataFrame, grain: str, current: set[str], calendar: Calendar) -> pd.DataFrame:
     """Give every agent a row for each period between its first and last (``y = 0`` where absent);
     agents in ``current`` (still employed) run to the last period of the data."""
-    grid = pd.date_range(frame["ds"].min(), frame["ds"].max(), freq=_FREQ[grain])
+    grid = calendar.period_range(frame["ds"].min(), frame["ds"].max(), grain)
     pos = grid.get_indexer(frame["ds"])
     span = (
         pd.DataFrame({"unique_id": frame["unique_id"], "pos": pos})
@@ -114,7 +112,8 @@ def model_frame(dataset: Dataset, *, grain: str = "week", regressors: Iterable[s
     end = target["period"].max()
     leave = pd.to_datetime(agents_table["leave_date"])
     current = set(agents_table.loc[leave.isna() | (leave >= end), "agent_id"].astype("str"))
-    frame = _complete(target.rename(columns={"entity_id": "unique_id", "period": "ds", "value": "y"}), grain, current)
+    long = target.rename(columns={"entity_id": "unique_id", "period": "ds", "value": "y"})
+    frame = _complete(long, grain, current, dataset.fiscal_calendar)
     agents = agents_table.set_index("agent_id")["territory_id"].astype("str")
     frame["group"] = frame["unique_id"].map(agents).fillna("unassigned").astype("str")
     names = list(dict.fromkeys(regressors))

@@ -273,3 +273,17 @@ def test_rows_are_numbered_as_in_the_spreadsheet(good):
     rows = good.ref("opportunities").rows
     assert rows.dtype.kind == "i"
     assert np.all(np.diff(rows) > 0)
+
+
+def test_a_mapping_may_declare_the_fiscal_year(tmp_path):
+    export = tmp_path / "export"
+    shutil.copytree(GOOD, export)
+    path = export / "mapping.toml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text('fiscal_year_start = "April"\n' + text, encoding="utf-8")
+    assert load_mapping(path).calendar.fiscal_year_start == 4
+    assert read_mapped_export(path).calendar.quarter_label("2025-05-01") == "FY2026-Q1"
+    assert load_mapping(MAPPING).calendar is None  # not declared: the project's setting applies
+    path.write_text("fiscal_year_start = 13\n" + text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"key 'fiscal_year_start': fiscal_year_start must be the month"):
+        load_mapping(path)

@@ -238,3 +238,35 @@ def test_ddl_follows_the_schema():
     con = duckdb.connect()
     for name in TABLE_ORDER:
         con.execute(ddl(name))
+
+
+# ------------------------------------------------------------------ the fiscal calendar
+
+
+def test_the_fiscal_calendar_is_stored_with_the_snapshot(tmp_path):
+    from spm_models.calendar import Calendar
+
+    db = tmp_path / "w.duckdb"
+    plain = Warehouse(db).ingest(_good())
+    assert Warehouse(db).load().calendar == Calendar()
+    # the same data under another fiscal year is new content: every quarterly number changes
+    fiscal = Warehouse(db).ingest(_good(), calendar=Calendar(fiscal_year_start="April"))
+    assert fiscal.changed and fiscal.fingerprint != plain.fingerprint
+    loaded = Warehouse(db).load()
+    assert loaded.calendar == Calendar(4) and fingerprint(loaded) == fiscal.fingerprint
+    assert not Warehouse(db).ingest(_good(), calendar=Calendar(4)).changed
+    # a source that says its own fiscal year wins over the project's
+    own = Dataset(tables=_good().tables, refs=_good().refs, source="mapped", calendar=Calendar(7))
+    Warehouse(db).ingest(own, calendar=Calendar(4))
+    assert Warehouse(db).load().calendar.fiscal_year_start == 7
+
+
+def test_a_warehouse_from_before_the_calendar_setting_reads_as_the_calendar_year(tmp_path):
+    from spm_models.calendar import Calendar
+
+    db = tmp_path / "w.duckdb"
+    Warehouse(db).ingest(_good(), calendar=Calendar(4))
+    con = duckdb.connect(str(db))
+    con.execute("DROP TABLE spm_settings")
+    con.close()
+    assert Warehouse(db).load().calendar == Calendar()

@@ -117,7 +117,7 @@ def test_quarter_offset_weeks(as_of, quarter_start, expected):
 
 @pytest.mark.slow
 def test_recalibrated_hierarchical_p_quota_is_calibrated():
-    """200 agents, 10 quarters x 3 points in each (0, 4, 8 weeks in), HierarchicalBayes (ADVI)
+    """200 agents, 10 quarters x 3 points in each (0, 4, 8 weeks in), HierarchicalBayes
     with the open pipeline (PipelineAware), refitted at each of the 30 origins. Its raw
     probabilities are too sure (the quota is set from what the generator expects, which the
     model can only estimate); recalibrated on the quarters that had ended by each origin, every
@@ -129,11 +129,7 @@ def test_recalibrated_hierarchical_p_quota_is_calibrated():
     org = generate_organisation(200, years=3, seed=3)
     t = org.dataset.tables
     groups = t["agents"].set_index("agent_id")["territory_id"].astype(str).to_dict()
-    model = PipelineAware(
-        model=HierarchicalBayes(method="advi", groups=groups),
-        opportunities=t["opportunities"],
-        stage_history=t["stage_history"],
-    )
+    model = PipelineAware(model=HierarchicalBayes(method="advi", groups=groups))
     bt = backtest_quota_probabilities(org.dataset, model=model, n_draws=400, first_quarter="2023-07-01")
     out = rolling_recalibration(bt)
     scored = out[out["p_recalibrated"].notna()]

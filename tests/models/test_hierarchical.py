@@ -173,14 +173,14 @@ def test_invalid_method_is_a_config_error():
 
 def test_calendar_features_by_hand():
     ds = np.array(["2024-03-18", "2024-03-25", "2024-03-11", "2024-04-01"], dtype="datetime64[D]")
-    feats, names = calendar_features(ds, "W-MON", yearly_terms=1, quarter_start_month=1)
+    feats, names = calendar_features(ds, "W-MON", yearly_terms=1, fiscal_year_start=1)
     assert names == ["quarter_end_push", "year_sin1", "year_cos1"]
     # weeks 11 and 12 of the quarter (from 1 Jan: days 77 and 84 -> weeks 11, 12) are the push
     np.testing.assert_array_equal(feats[:, 0], [1.0, 1.0, 0.0, 0.0])
     # 1 April 2024 is day 91 of the year (0-based)
     np.testing.assert_allclose(feats[3, 1:], [np.sin(2 * np.pi * 91 / 365.25), np.cos(2 * np.pi * 91 / 365.25)])
     monthly, _ = calendar_features(
-        np.array(["2024-03-01", "2024-02-01"], dtype="datetime64[D]"), "MS", yearly_terms=0, quarter_start_month=1
+        np.array(["2024-03-01", "2024-02-01"], dtype="datetime64[D]"), "MS", yearly_terms=0, fiscal_year_start=1
     )
     np.testing.assert_array_equal(monthly[:, 0], [1.0, 0.0])
 

@@ -144,3 +144,14 @@ def test_settings_file(tmp_path):
         load_config(f)
     with pytest.raises(ConfigError, match="unknown forecasting model"):
         ReviewConfig(model="Crystal Ball")
+
+
+def test_model_parameters_are_checked_when_the_settings_load(tmp_path):
+    f = tmp_path / "review.toml"
+    f.write_text('model = "CalendarBaseline"\n[model_params]\nwindw = 26\n')
+    with pytest.raises(ConfigError, match=r"CalendarBaseline has no parameter 'windw'; valid parameters: .*window"):
+        load_config(f)
+    f.write_text('model = "PipelineAware"\n[model_params]\nmodel = "CalendarBaseline"\nlookback_weeks = 26\n')
+    assert load_config(f).model_params == {"model": "CalendarBaseline", "lookback_weeks": 26}
+    with pytest.raises(ConfigError, match="fiscal_year_start"):
+        ReviewConfig(fiscal_year_start=13)

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import codecs
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from spm_models.calendar import Calendar, check_date_format
 from spm_models.data.csvio import read_text_table
 from spm_models.data.dataset import Dataset, SourceRef
 from spm_models.data.schemas import OUTCOMES, PIPELINE_STAGES, TABLE_ORDER, TABLES
@@ -33,7 +34,7 @@ from spm_models.exceptions import ConfigError, DataValidationError, Problem
 __all__ = ["StageRule", "TableMapping", "Mapping", "load_mapping", "read_mapped_export"]
 
 #: Settings allowed at the top of a mapping file (besides one section per canonical table).
-SETTINGS = ("name", "description", "encoding", "delimiter", "date_format")
+SETTINGS = ("name", "description", "encoding", "delimiter", "date_format", "fiscal_year_start", "fiscal_year_label")
 #: Keys allowed in a table section.
 TABLE_KEYS = (
     "file",
@@ -116,6 +117,7 @@ class Mapping:
     tables: dict[str, TableMapping]
     name: str = ""
     description: str = ""
+    calendar: Calendar | None = None
 
     @property
     def folder(self) -> Path:
@@ -212,13 +214,26 @@ def load_mapping(path: str | Path) -> Mapping:
         elif not TABLES[name].optional:
             chk.error(name, f"missing section [{name}]: the workbench needs the {name} table")
     _cross_checks(chk, tables)
+    calendar = _calendar(chk, doc)
     chk.raise_if_any()
     return Mapping(
         path=path,
         tables=tables,
         name=chk.text("name", doc.get("name", "")) or "",
         description=chk.text("description", doc.get("description", "")) or "",
+        calendar=calendar,
     )
+
+
+def _calendar(chk: _Checker, doc: dict[str, Any]) -> Calendar | None:
+    """The export's fiscal year (``fiscal_year_start``, ``fiscal_year_label``), or None when not set."""
+    if "fiscal_year_start" not in doc and "fiscal_year_label" not in doc:
+        return None
+    try:
+        return Calendar(doc.get("fiscal_year_start", 1), doc.get("fiscal_year_label", "end"))
+    except ConfigError as exc:
+        chk.error("fiscal_year_start" if "fiscal_year_start" in str(exc) else "fiscal_year_label", str(exc))
+        return None
 
 
 def _encoding(chk: _Checker, key: str, value: Any) -> str:
@@ -246,8 +261,12 @@ def _date_format(chk: _Checker, key: str, value: Any) -> str | None:
     if value is None:
         return None
     text = chk.text(key, value)
-    if text is not None and "%" not in text:
-        chk.error(key, f'a date format uses strptime codes such as "%d/%m/%Y", found {text!r}')
+    if text is None:
+        return None
+    try:
+        check_date_format(text)
+    except ConfigError as exc:
+        chk.error(key, str(exc))
         return None
     return text
 
@@ -469,7 +488,8 @@ def read_mapped_export(mapping: str | Path | Mapping, *, folder: str | Path | No
     if opp.open_amount == "list_price":
         tables["opportunities"] = _fill_open_amount(tables["opportunities"], tables["products"], opp, warnings)
     label = m.name or m.path.name
-    return Dataset(tables=tables, refs=refs, source=f"{label} ({base})", warnings=warnings)
+    dataset = Dataset(tables=tables, refs=refs, source=f"{label} ({base})", warnings=warnings)
+    return dataset if m.calendar is None else replace(dataset, calendar=m.calendar)
 
 
 def _read_file(

@@ -36,13 +36,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from spm_models.calendar import period_start
+from spm_models.calendar import DEFAULT_CALENDAR, Calendar, to_day
 from spm_models.data.dataset import Dataset
 from spm_models.evaluation.metrics import randomized_pit
-from spm_models.evaluation.quota.probability import _day, attainment_distribution, period_totals
+from spm_models.evaluation.quota.probability import attainment_distribution, period_totals
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.indicators.series import bookings_series
-from spm_models.models.base import ForecastModel, clone
+from spm_models.models.base import ForecastModel, clone, fit_tables_of
 from spm_models.models.forecast import Forecast
 
 __all__ = ["Forecaster", "agent_bookings_frame", "quarter_offset_weeks", "backtest_quota_probabilities"]
@@ -88,7 +88,7 @@ def agent_bookings_frame(data: Data) -> pd.DataFrame:
         else pd.Series(pd.NaT, index=agents.index, dtype="datetime64[us]")
     )
     span = s.groupby("entity_id")["period"].agg(["min", "max"])
-    leave_week = period_start(leave, "week").reindex(span.index)
+    leave_week = DEFAULT_CALENDAR.period_start(leave, "week").reindex(span.index)
     last = span["max"].where(leave_week.isna(), np.minimum(span["max"], leave_week))
     grid = pd.DataFrame(
         {"unique_id": np.repeat(span.index.to_numpy(), ((last - span["min"]).dt.days // 7 + 1).to_numpy())}
@@ -110,7 +110,7 @@ def quarter_offset_weeks(as_of: Any, quarter_start: Any) -> int:
     the quarter, as at a quarter end, whose review forecasts the next quarter from its start).
     A review at the end of the first, second and third month of a quarter gets 4, 8 and 0.
     """
-    days = (_day(as_of, "as_of") - _day(quarter_start, "quarter_start")).days + 1
+    days = (to_day(as_of, "as_of") - to_day(quarter_start, "quarter_start")).days + 1
     return max(0, days // 7)
 
 
@@ -119,7 +119,7 @@ def _data_span(
 ) -> tuple[pd.Timestamp, pd.Timestamp]:
     """First and last day the backtest may use (module docstring)."""
     if data_start is not None:
-        first = _day(data_start, "data_start")
+        first = to_day(data_start, "data_start")
     elif frame is not None:
         first = pd.Timestamp(frame["ds"].min())
     else:
@@ -127,23 +127,18 @@ def _data_span(
     opps = _tables(data)["opportunities"]
     last = max(pd.to_datetime(opps[c]).max() for c in ("created_date", "close_date"))
     if data_end is not None:
-        last = _day(data_end, "data_end")
+        last = to_day(data_end, "data_end")
     return first, pd.Timestamp(last).normalize()
 
 
 def _quarters(
-    targets: pd.DataFrame, first_day: pd.Timestamp, last_day: pd.Timestamp
+    targets: pd.DataFrame, first_day: pd.Timestamp, last_day: pd.Timestamp, calendar: Calendar
 ) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
-    """Calendar quarters touched by the targets and wholly inside ``[first_day, last_day]``."""
+    """(Fiscal) quarters touched by the targets and wholly inside ``[first_day, last_day]``."""
     if not len(targets):
         return []
     lo, hi = pd.to_datetime(targets["period_start"]).min(), pd.to_datetime(targets["period_end"]).max()
-    out = []
-    for q in pd.period_range(lo.to_period("Q"), hi.to_period("Q"), freq="Q"):
-        start, end = q.start_time.normalize(), q.end_time.normalize()
-        if start >= first_day and end <= last_day:
-            out.append((start, end))
-    return out
+    return [(s, e) for s, e in calendar.quarters(lo, hi) if s >= first_day and e <= last_day]
 
 
 def _origins(period_start: pd.Timestamp, period_end: pd.Timestamp, offsets: Sequence[int], first_day: pd.Timestamp):
@@ -156,17 +151,25 @@ def _origins(period_start: pd.Timestamp, period_end: pd.Timestamp, offsets: Sequ
 
 
 def _model_forecast(
-    model: ForecastModel, frame: pd.DataFrame, origin: pd.Timestamp, h: int, n_draws: int, min_weeks: int
+    model: ForecastModel,
+    frame: pd.DataFrame,
+    origin: pd.Timestamp,
+    h: int,
+    n_draws: int,
+    min_weeks: int,
+    tables: Mapping[str, pd.DataFrame],
 ) -> Forecast | None:
     """Fit a clone of ``model`` on the agents active in the week before the origin (at least
-    ``min_weeks`` weeks of history) and forecast ``h`` weeks from the Monday after it."""
+    ``min_weeks`` weeks of history, and the tables it reads at fit) and forecast ``h`` weeks
+    from the Monday after it."""
     last_week = origin - pd.Timedelta(days=6)
     train = frame[frame["ds"] <= last_week]
     span = train.groupby("unique_id")["ds"].agg(["max", "size"])
     keep = span.index[(span["max"] == last_week) & (span["size"] >= min_weeks)]
     if not len(keep):
         return None
-    return clone(model).fit(train[train["unique_id"].isin(keep)]).predict(h, n_draws=n_draws)
+    fitted = clone(model).fit(train[train["unique_id"].isin(keep)], **fit_tables_of(model, tables))
+    return fitted.predict(h, n_draws=n_draws)
 
 
 def _total_pit(
@@ -197,6 +200,7 @@ def backtest_quota_probabilities(
     data_start: Any = None,
     data_end: Any = None,
     day_count: str = "business",
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """P(quota) per agent-quarter at several points of each past quarter (module docstring).
 
@@ -235,6 +239,8 @@ def backtest_quota_probabilities(
         How a partial forecast week is shared with the quarter
         (:func:`~spm_models.evaluation.quota.probability.period_shares`); use the day count of the
         probabilities the backtest stands for.
+    calendar : Calendar, optional
+        The (fiscal) quarters scored; default the dataset's, else the calendar year.
 
     Returns
     -------
@@ -265,11 +271,12 @@ def backtest_quota_probabilities(
     frame = agent_bookings_frame(data) if model is not None else None
     first_day, last_day = _data_span(data, frame, data_start, data_end)
     if first_quarter is not None:
-        first_day = max(first_day, _day(first_quarter, "first_quarter"))
+        first_day = max(first_day, to_day(first_quarter, "first_quarter"))
     rows = []
-    for i, (p_start, p_end) in enumerate(
-        _quarters(targets, first_day, last_day)
-    ):  # a loop over quarters and origins, not agents
+    if calendar is None:
+        calendar = data.fiscal_calendar if isinstance(data, Dataset) else DEFAULT_CALENDAR
+    # a loop over quarters and origins, not agents
+    for i, (p_start, p_end) in enumerate(_quarters(targets, first_day, last_day, calendar)):
         in_q = won[(won["close_date"] >= p_start) & (won["close_date"] <= p_end)]
         final = in_q.groupby("agent_id")["amount"].sum()
         for j, (off, origin) in enumerate(_origins(p_start, p_end, offsets_weeks, first_day)):
@@ -277,7 +284,7 @@ def backtest_quota_probabilities(
             if model is None:
                 fc = forecaster(origin, n_weeks, n_draws, seed + 1000 * i + j)
             else:
-                fc = _model_forecast(model, frame, origin, n_weeks, n_draws, min_history_weeks)
+                fc = _model_forecast(model, frame, origin, n_weeks, n_draws, min_history_weeks, t)
             if fc is None:
                 continue
             closed = in_q[in_q["close_date"] <= origin].groupby("agent_id")["amount"].sum()

@@ -38,6 +38,7 @@ import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
 from spm_models import kpi
+from spm_models.calendar import DEFAULT_CALENDAR, Calendar, to_day
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.models.forecast import Forecast
 
@@ -53,17 +54,6 @@ __all__ = [
 
 #: Attainment quantile levels reported by :func:`attainment_distribution`.
 ATTAINMENT_QUANTILES: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
-_GRAIN_OFFSETS = (("quarter", "QS"), ("month", "MS"), ("week", "W-MON"))
-
-
-def _day(value: Any, name: str) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(value)
-        if pd.isna(ts):
-            raise ValueError
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a date like 2024-06-30, got {value!r}") from None
-    return ts.normalize()
 
 
 def quota_for_period(
@@ -73,12 +63,13 @@ def quota_for_period(
     period_end: Any,
     agents: pd.DataFrame | None = None,
     level: str = "agent",
+    calendar: Calendar = DEFAULT_CALENDAR,
 ) -> pd.Series:
     """Quota of each entity over ``[period_start, period_end]`` from the canonical targets.
 
     Uses :func:`spm_models.kpi.quota` (targets prorated by overlapping days, agent targets
-    summed to territories) at the coarsest grain (quarter, month, week) whose periods tile
-    the requested span exactly, and adds up its periods.
+    summed to territories) at the coarsest grain (quarter, month, week; quarters of
+    ``calendar``) whose periods tile the requested span exactly, and adds up its periods.
 
     Parameters
     ----------
@@ -102,15 +93,18 @@ def quota_for_period(
         The span does not start and end on week, month or quarter boundaries, or a
         territory or company quota is asked for without the agents table.
     """
-    start, end = _day(period_start, "period_start"), _day(period_end, "period_end")
+    start, end = to_day(period_start, "period_start"), to_day(period_end, "period_end")
     if end < start:
         raise ConfigError(f"period_end {end.date()} is before period_start {start.date()}")
-    grain = None
-    for name, freq in _GRAIN_OFFSETS:
-        off = to_offset(freq)
-        if off.is_on_offset(start) and off.is_on_offset(end + pd.Timedelta(days=1)):
-            grain = name
-            break
+    after = end + pd.Timedelta(days=1)
+    grain = next(
+        (
+            g
+            for g in ("quarter", "month", "week")
+            if calendar.period_start(start, g) == start and calendar.period_start(after, g) == after
+        ),
+        None,
+    )
     if grain is None:
         raise ConfigError(
             f"the quota period {start.date()} to {end.date()} does not start and end on week (Monday to "
@@ -123,7 +117,7 @@ def quota_for_period(
         agents = pd.DataFrame(
             {"agent_id": pd.array(ids, dtype="str"), "territory_id": pd.array(["all"] * len(ids), dtype="str")}
         )
-    q = kpi.quota(targets, agents, grain=grain, levels=[level], start=start, end=end)
+    q = kpi.quota(targets, agents, grain=grain, levels=[level], start=start, end=end, calendar=calendar)
     q = q[(q["period"] >= start) & (q["period"] <= end)]
     return q.groupby("entity_id", sort=True)["value"].sum().rename("quota")
 
@@ -186,8 +180,8 @@ def period_shares(
     """
     if day_count not in ("calendar", "business"):
         raise ConfigError(f"day_count must be 'calendar' or 'business', got {day_count!r}")
-    start = None if period_start is None else _day(period_start, "period_start")
-    return _period_shares(forecast, start, _day(period_end, "period_end"), day_count)
+    start = None if period_start is None else to_day(period_start, "period_start")
+    return _period_shares(forecast, start, to_day(period_end, "period_end"), day_count)
 
 
 def period_totals(
@@ -261,8 +255,8 @@ def attainment_distribution(
     ConfigError
         Dates or quantiles are invalid.
     """
-    end = _day(period_end, "period_end")
-    start = None if period_start is None else _day(period_start, "period_start")
+    end = to_day(period_end, "period_end")
+    start = None if period_start is None else to_day(period_start, "period_start")
     levels = tuple(float(q) for q in quantiles)
     if any(not 0 < q < 1 for q in levels):
         raise ConfigError(f"quantiles must be between 0 and 1, got {quantiles!r}")

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from spm_models.calendar import Calendar
 from spm_models.exceptions import ConfigError, DataError, DataValidationError, Problem
-from spm_models.models.baselines import quarter_position
-from spm_models.models.panel import DT_DTYPE, Panel, periods_per_quarter
+from spm_models.models.panel import DT_DTYPE, Panel, freq_grain, periods_per_quarter
 
 __all__ = [
     "GROUP_COLUMN",
@@ -232,12 +232,12 @@ def push_periods(freq: str) -> int:
 
 
 def calendar_features(
-    ds: np.ndarray, freq: str, *, yearly_terms: int, quarter_start_month: int
+    ds: np.ndarray, freq: str, *, yearly_terms: int, fiscal_year_start: int
 ) -> tuple[np.ndarray, list[str]]:
     """Calendar regressors of each date: quarter-end push and yearly Fourier terms.
 
     ``push = 1`` in the last :func:`push_periods` periods of a (fiscal) quarter (by
-    :func:`~spm_models.models.baselines.quarter_position`); yearly terms
+    :meth:`~spm_models.calendar.Calendar.position_in_quarter`); yearly terms
     ``sin(2 pi k d / 365.25)``, ``cos(2 pi k d / 365.25)`` for ``k = 1..yearly_terms``, with
     ``d`` the day of the year of the period's date. ``NaT`` gives 0 everywhere.
 
@@ -252,7 +252,7 @@ def calendar_features(
         raise ConfigError(f"the hierarchical model needs weekly or monthly data, got freq={freq!r}")
     ds = np.asarray(ds).astype("datetime64[D]")
     nat = np.isnat(ds)
-    pos = quarter_position(ds, freq, quarter_start_month=quarter_start_month)
+    pos = Calendar(fiscal_year_start).position_in_quarter(ds, freq_grain(freq))
     push = ((pos >= per_q - push_periods(freq)) & ~nat).astype(float)
     safe = np.where(nat, np.datetime64("2000-01-01", "D"), ds)
     doy = (safe - safe.astype("datetime64[Y]").astype("datetime64[D]")).astype(np.int64)

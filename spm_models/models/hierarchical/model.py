@@ -160,7 +160,7 @@ class HierarchicalBayes(ForecastModel):
         (see :func:`~spm_models.models.hierarchical.inference.fit_advi`).
     yearly_terms : int
         Fourier pairs of the yearly seasonality (0 for none).
-    quarter_start_month : int
+    fiscal_year_start : int
         Month (1-12) in which the fiscal year's quarters start.
     freq, random_state
         See :class:`~spm_models.models.base.ForecastModel`.
@@ -195,7 +195,7 @@ class HierarchicalBayes(ForecastModel):
         target_accept: float = 0.9,
         advi_iterations: int = 20_000,
         yearly_terms: int = 2,
-        quarter_start_month: int = 1,
+        fiscal_year_start: int = 1,
         freq: str | None = None,
         random_state: int | None = 0,
     ) -> None:
@@ -208,7 +208,7 @@ class HierarchicalBayes(ForecastModel):
         self.target_accept = target_accept
         self.advi_iterations = advi_iterations
         self.yearly_terms = yearly_terms
-        self.quarter_start_month = quarter_start_month
+        self.fiscal_year_start = fiscal_year_start
         self.freq = freq
         self.random_state = random_state
 
@@ -226,13 +226,13 @@ class HierarchicalBayes(ForecastModel):
                 raise ConfigError(f"{name} must be a whole number of at least {minimum}, got {v!r}")
         if not isinstance(self.target_accept, (int, float)) or not 0 < self.target_accept < 1:
             raise ConfigError(f"target_accept must be between 0 and 1, got {self.target_accept!r}")
-        q = self.quarter_start_month
+        q = self.fiscal_year_start
         if isinstance(q, bool) or not isinstance(q, (int, np.integer)) or not 1 <= q <= 12:
-            raise ConfigError(f"quarter_start_month must be 1-12, got {q!r}")
-        calendar_features(np.array([], dtype="datetime64[D]"), freq, yearly_terms=0, quarter_start_month=q)
+            raise ConfigError(f"fiscal_year_start must be 1-12, got {q!r}")
+        calendar_features(np.array([], dtype="datetime64[D]"), freq, yearly_terms=0, fiscal_year_start=q)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, frame: pd.DataFrame) -> HierarchicalBayes:
+    def fit(self, frame: pd.DataFrame, **tables: pd.DataFrame) -> HierarchicalBayes:
         """Fit the model on a long ``unique_id``/``ds``/``y`` frame.
 
         The frame may also hold the regressor columns named in ``regressors`` and a ``group``
@@ -250,6 +250,7 @@ class HierarchicalBayes(ForecastModel):
         ConfigError
             Invalid parameters.
         """
+        self._check_fit_tables(tables)
         regs = check_regressors(self.regressors)
         panel = build_panel(frame, freq=self.freq)
         territory, given = resolve_groups(frame, panel.unique_ids, self.groups)
@@ -280,7 +281,7 @@ class HierarchicalBayes(ForecastModel):
         self.territories_ = np.asarray(territory, dtype=object)
         self.has_territories_ = bool(given)
         cal, self.calendar_names_ = calendar_features(
-            panel.ds, panel.freq, yearly_terms=self.yearly_terms, quarter_start_month=self.quarter_start_month
+            panel.ds, panel.freq, yearly_terms=self.yearly_terms, fiscal_year_start=self.fiscal_year_start
         )
         # only the series the model fits enter it; the others are forecast by the fallback
         fitted = np.flatnonzero(ok)
@@ -375,7 +376,7 @@ class HierarchicalBayes(ForecastModel):
 
     def _predict_panel(self, h: int, *, ds: np.ndarray, n_draws: int, rng: np.random.Generator) -> np.ndarray:
         cal, _ = calendar_features(
-            ds, self.freq_, yearly_terms=self.yearly_terms, quarter_start_month=self.quarter_start_month
+            ds, self.freq_, yearly_terms=self.yearly_terms, fiscal_year_start=self.fiscal_year_start
         )
         lags = np.array(list(self.regressor_lags_.values()), dtype=int)
         # step k sees the standardised value at T + k - lag, column max_lag - 1 + k - lag of the tail
