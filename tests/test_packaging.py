@@ -1,7 +1,8 @@
-"""What a user gets from ``pip install spm-workbench``: every import declared.
+"""What a user gets from ``pip install spm-workbench``: every import declared, every file shipped.
 
 Each third-party module that ``spm_models`` or a report notebook imports belongs to a
-distribution pyproject.toml declares, and environment.yml pins the same versions.
+distribution pyproject.toml declares (pinned alike in environment.yml), and the explicit
+package list of pyproject.toml names every subpackage.
 """
 
 from __future__ import annotations
@@ -107,3 +108,15 @@ def test_environment_yml_pins_what_pyproject_pins():
     text = (ROOT / "environment.yml").read_text(encoding="utf-8")
     listed = {_normalize(n): v for n, v in re.findall(r"^  - ([A-Za-z0-9._-]+)=(\S+)$", text, flags=re.M)}
     assert {n: listed.get(n) for n in pins} == pins
+
+
+def test_the_package_list_names_every_subpackage():
+    from setuptools import find_namespace_packages
+
+    tool = PYPROJECT["tool"]["setuptools"]
+    found = find_namespace_packages(where=str(ROOT), include=["spm_models*"], exclude=["*__pycache__*"])
+    assert sorted(tool["packages"]) == sorted({*found, *tool["package-dir"]})
+    for package, folder in tool["package-dir"].items():
+        assert (ROOT / folder).is_dir(), f"{package} maps to a missing folder {folder}"
+    # The templates have one home in the repository; the wheel's copy is made at build time.
+    assert not (PKG / "review" / "templates").exists()
