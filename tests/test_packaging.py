@@ -1,8 +1,10 @@
 """What a user gets from ``pip install spm-workbench``: every import declared, every file shipped.
 
 Each third-party module that ``spm_models`` or a report notebook imports belongs to a
-distribution pyproject.toml declares (pinned alike in environment.yml), and the explicit
-package list of pyproject.toml names every subpackage.
+distribution pyproject.toml declares (pinned alike in environment.yml); the explicit package
+list of pyproject.toml names every subpackage; and a wheel built from the checkout, installed
+(not editable) into a fresh virtual environment, runs ``spm demo`` end to end outside the
+checkout.
 """
 
 from __future__ import annotations
@@ -10,9 +12,14 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import json
+import os
 import re
+import site
+import subprocess
 import sys
+import time
 import tomllib
+import zipfile
 from pathlib import Path
 
 from spm_models.review.kernels.server import KERNEL_PRELOAD
@@ -120,3 +127,81 @@ def test_the_package_list_names_every_subpackage():
         assert (ROOT / folder).is_dir(), f"{package} maps to a missing folder {folder}"
     # The templates have one home in the repository; the wheel's copy is made at build time.
     assert not (PKG / "review" / "templates").exists()
+
+
+# ---------------------------------------------------------------------------- the wheel
+
+
+def _run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kwargs)
+    assert proc.returncode == 0, f"{cmd[:4]} exited {proc.returncode}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc
+
+
+_PROBE = """
+import json, sys, importlib.util
+import spm_models
+from spm_models.review.params import template_dir
+print(json.dumps({
+    "file": spm_models.__file__,
+    "origin": importlib.util.find_spec("spm_models").origin,
+    "templates": str(template_dir()),
+    "path": sys.path,
+    "finders": [repr(f) for f in sys.meta_path],
+    "editable": sorted(m for m in sys.modules if "__editable__" in m),
+}))
+"""
+
+
+def test_the_wheel_installs_and_runs_the_demo(tmp_path):
+    """Build sdist and wheel, install the wheel into a fresh venv, run ``spm demo --agents 5``.
+
+    The trade-off: the wheel is built without build isolation (``python -m build
+    --no-isolation``: setuptools and build come from the test extra, nothing is downloaded) and
+    installed with ``--no-deps``; the fresh venv reaches the pinned dependencies through a
+    ``.pth`` line naming this interpreter's site-packages instead of installing the stack from
+    the index, which would take minutes, and a link to this environment's ``share/jupyter``,
+    where pip puts the data files of the dependencies (nbconvert's HTML templates) outside
+    site-packages. That site-packages also holds the editable install, but
+    a ``.pth`` line only adds a directory to ``sys.path``: the ``.pth`` files inside it, the
+    editable install's finder among them, are not run there, so ``spm_models`` can only come
+    from the wheel (the probe below checks that, and that nothing from the checkout is on the
+    path). What this does not check is that the declared pins resolve from an index; the
+    dependency test above and ``make install`` cover the declarations.
+    """
+    started = time.monotonic()
+    dist = tmp_path / "dist"
+    _run([sys.executable, "-m", "build", "--no-isolation", "--outdir", dist, ROOT])
+    (wheel,) = dist.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {f"spm_models/review/templates/{p.name}" for p in REPORTS.glob("*.ipynb")}
+    assert shipped and shipped <= names
+    assert "spm_models/data/mappings/maven.toml" in names
+
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", "--without-pip", venv])
+    python = venv / "bin" / "python"
+    _run([sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index", wheel])
+    purelib = _run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
+    (Path(purelib) / "_spm_test_dependencies.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    jupyter_data = Path(sys.prefix) / "share" / "jupyter"  # nbconvert's HTML templates live here
+    if jupyter_data.is_dir():
+        (venv / "share").mkdir()
+        (venv / "share" / "jupyter").symlink_to(jupyter_data, target_is_directory=True)
+
+    work = tmp_path / "elsewhere"  # the working directory: outside the checkout
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "SPM_HOME"}}
+    probe = json.loads(_run([python, "-c", _PROBE], cwd=work, env=env).stdout)
+    for key in ("file", "origin", "templates"):
+        assert Path(probe[key]).is_relative_to(venv), (key, probe[key])
+    assert not probe["editable"] and not any("Editable" in f for f in probe["finders"])
+    # The checkout's .venv may be on the path (for the dependencies), the checkout's package never.
+    holders = [Path(p or work) for p in probe["path"] if (Path(p or work) / "spm_models").exists()]
+    assert holders and all(h.is_relative_to(venv) for h in holders), holders
+
+    project = tmp_path / "project"
+    demo = _run([venv / "bin" / "spm", "demo", "--agents", "5", "--project-dir", project], cwd=work, env=env)
+    (index,) = project.glob("reports/*/index.html")
+    assert str(index) in demo.stdout
+    print(f"wheel build, install and demo: {time.monotonic() - started:.1f} s")
