@@ -4,6 +4,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# setuptools ends every editable install of a flat layout with an "Editable installation" note
+# (a folder named like the package in the working directory could shadow it; here that folder is
+# the install itself). It is information, not a fault; this filter matches that note only.
+EDITABLE_NOTE := PYTHONWARNINGS="ignore:Editable installation"
 AGENTS ?= 50
 SEED ?= 7
 
@@ -14,7 +18,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(EDITABLE_NOTE) $(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -77,7 +81,7 @@ DOCS_STAMP := $(VENV)/.installed-docs
 CHROMIUM ?= /usr/bin/chromium
 
 $(DOCS_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
+	$(EDITABLE_NOTE) $(BIN)/python -m pip install --quiet -e '.[test,docs]'
 	@touch $(DOCS_STAMP)
 
 .PHONY: screenshots

@@ -99,7 +99,7 @@ def test_cli_exit_codes(org, tmp_path, monkeypatch, capsys, broken_templates):
     db = tmp_path / "w.duckdb"
     Warehouse(db).ingest(org)
     args = ["review", "--db", str(db), "--out", str(tmp_path / "r"), "--agents", "A0001,A0002", "--workers", "2"]
-    monkeypatch.setattr(review_params, "TEMPLATE_DIR", broken_templates)
+    monkeypatch.setattr(review_params, "template_dir", lambda: broken_templates)
     assert main(args) == 1
     out = capsys.readouterr()
     assert "1 ok, 1 failed" in out.out and "FAILED agent:A0002" in out.out
