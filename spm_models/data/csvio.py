@@ -16,10 +16,7 @@ import pandas as pd
 
 from spm_models.exceptions import DataValidationError, Problem
 
-__all__ = ["read_text_table", "FORMULA_PREFIXES"]
-
-#: Leading characters that make spreadsheet programs evaluate a cell.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+__all__ = ["read_text_table"]
 
 
 def read_text_table(

@@ -7,20 +7,18 @@ formula in whoever opens the export.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
 
+from spm_models.data.formulas import is_formula
 from spm_models.exceptions import ConfigError
 
 __all__ = ["write_table", "neutralise_formulas"]
 
-_FORMULA = re.compile(r"^[=+\-@\t\r]")
-
 
 def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """Copy of ``frame`` whose text cells starting with ``= + - @`` (or tab/CR) get a leading ``'``.
+    """Copy of ``frame`` whose formula cells (:mod:`spm_models.data.formulas`) get a leading ``'``.
 
     Numbers are left alone; only text columns are touched.
     """
@@ -28,7 +26,7 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     for col in out.columns:
         if pd.api.types.is_string_dtype(out[col]) or out[col].dtype == object:
             s = out[col]
-            mask = s.map(lambda v: isinstance(v, str) and bool(_FORMULA.match(v)))
+            mask = is_formula(s)
             if mask.any():
                 out[col] = s.where(~mask, "'" + s.astype(str))
     return out

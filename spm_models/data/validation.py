@@ -24,12 +24,10 @@ date part, as written, is kept.
 
 Spreadsheet formulas
 --------------------
-A text or id cell is treated as a spreadsheet formula when, after leading white space, it
-starts with ``=``, or starts with ``+``, ``-`` or ``@`` immediately followed by a letter,
-``(`` or ``=`` (``+HYPERLINK(...)``, ``-cmd|...``, ``@SUM(A1)``). Numbers such as ``-5`` or
-``+44 20 7946 0000`` and ordinary names are not flagged; number columns are never checked.
-By default a formula cell is an error; with ``allow_formula_text=True`` it is stored as
-plain text (never evaluated) and listed in :attr:`Dataset.warnings`.
+A text or id cell that a spreadsheet would evaluate (the rule of
+:mod:`spm_models.data.formulas`: ``=...``, or ``+``, ``-``, ``@`` before anything but a plain
+number) is an error by default; with ``allow_formula_text=True`` it is stored as plain text
+(never evaluated) and listed in :attr:`Dataset.warnings`. Number columns are never checked.
 """
 
 from __future__ import annotations
@@ -43,6 +41,7 @@ from pandera.errors import SchemaErrors
 
 from spm_models.calendar import date_rule, parse_dates
 from spm_models.data.dataset import Dataset, SourceRef
+from spm_models.data.formulas import is_formula
 from spm_models.data.schemas import OUTCOMES, PIPELINE_STAGES, TABLE_ORDER, TABLES, Table
 from spm_models.exceptions import DataValidationError, Problem
 
@@ -71,7 +70,6 @@ _KIND_DTYPE = {
     "count": "int64",
 }
 _TEXT_KINDS = {"id", "text", "stage", "outcome"}
-_FORMULA_PATTERN = r"(?:=|[+\-@][A-Za-z(=])"  # matched after stripping leading white space
 #: Problems of one kind reported per column before the rest are summarised in one line.
 MAX_PER_RULE = 1000
 _MAX_FORMULA_WARNINGS = 20
@@ -127,11 +125,6 @@ def as_canonical_types(table: str, frame: pd.DataFrame) -> pd.DataFrame:
         else:
             out[col] = s
     return pd.DataFrame(out, columns=list(frame.columns), index=frame.index)
-
-
-def is_formula(text: pd.Series) -> pd.Series:
-    """Boolean mask of cells a spreadsheet would evaluate as a formula (rule in the module doc)."""
-    return text.str.lstrip().str.match(_FORMULA_PATTERN).fillna(False).astype(bool)
 
 
 # --------------------------------------------------------------------------- problem collector

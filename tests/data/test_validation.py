@@ -19,8 +19,9 @@ import pytest
 
 from spm_models.cli import main
 from spm_models.data.dataset import Dataset, SourceRef
+from spm_models.data.formulas import is_formula
 from spm_models.data.sources.canonical import read_canonical_files, read_canonical_folder
-from spm_models.data.validation import DATE_DTYPE, MAX_PER_RULE, is_formula, validate
+from spm_models.data.validation import DATE_DTYPE, MAX_PER_RULE, validate
 from spm_models.data.warehouse import Warehouse
 from spm_models.exceptions import DataValidationError, Problem
 
@@ -316,6 +317,9 @@ def test_typed_input_is_checked_too():
         "  =A1",
         "+(1)",
         "-=1",
+        "-2+3+cmd|' /C calc'!A0",  # a DDE payload behind a number
+        "@1+",
+        "\t=1+1",
     ],
 )
 def test_formula_cells_are_recognised(text):
@@ -323,7 +327,8 @@ def test_formula_cells_are_recognised(text):
 
 
 @pytest.mark.parametrize(
-    "text", ["-5", "+44 20 7946 0000", "Anne-Marie", "O'Brien", "-", "a=b", "ana@example.com", "@", "+", "100%"]
+    "text",
+    ["-5", "+44 20 7946 0000", "-1,234.50", "Anne-Marie", "O'Brien", "-", "a=b", "ana@example.com", "@", "+", "100%"],
 )
 def test_ordinary_text_is_not_a_formula(text):
     assert is_formula(pd.Series([text], dtype="str")).tolist() == [False]
