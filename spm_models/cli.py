@@ -151,6 +151,14 @@ def demo(
             raise typer.Exit(code=result.review.exit_code)
 
 
+@app.command("models")
+def models() -> None:
+    """List the forecasting models a review can use (``model = "..."`` in the settings) and their parameters."""
+    from spm_models.models.registry import describe_models
+
+    typer.echo(describe_models())
+
+
 def _ids(text: str | None) -> list[str] | None:
     return None if text is None else [s.strip() for s in text.split(",") if s.strip()]
 

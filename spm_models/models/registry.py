@@ -22,7 +22,15 @@ from spm_models.models.hierarchical.model import HierarchicalBayes
 from spm_models.models.pipeline_aware import PipelineAware
 from spm_models.models.prophet_model import ProphetForecaster
 
-__all__ = ["REGISTRY", "model_names", "model_class", "make_model", "check_model_params", "model_spec"]
+__all__ = [
+    "REGISTRY",
+    "model_names",
+    "model_class",
+    "make_model",
+    "check_model_params",
+    "model_spec",
+    "describe_models",
+]
 
 #: Model name -> class. Register a new model here: the contract suite then runs on it.
 REGISTRY: dict[str, type[ForecastModel]] = {
@@ -111,3 +119,14 @@ def model_spec(model: ForecastModel) -> dict[str, Any]:
         elif defaults.get(k) != v:
             params[k] = v
     return {"name": name, "params": params}
+
+
+def describe_models() -> str:
+    """One line per registered model: its name, the first line of its docstring and its
+    parameters with their defaults (what ``spm models`` prints)."""
+    lines = []
+    for name, cls in REGISTRY.items():
+        doc = (cls.__doc__ or "").strip().splitlines()
+        params = ", ".join(f"{k}={v!r}" for k, v in cls().get_params().items() if k not in ("freq", "random_state"))
+        lines.append(f"{name}: {doc[0] if doc else ''}\n    parameters: {params or '(none)'}")
+    return "\n".join(lines)

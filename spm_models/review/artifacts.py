@@ -325,9 +325,7 @@ def _build(
     funnel_ok = bool(np.isfinite(funnel_share) and funnel_share >= 0.5)
     trend = {lv: scorecard.trend_change(kpis_m, month=cal.month, level=lv) for lv in maps}
 
-    draws = ol.final_bookings_draws(
-        fcs["agent"], closed["agent"], start=cal.forecast_quarter, end=cal.forecast_quarter_end
-    )
+    draws = ol.final_bookings_draws(fcs["agent"], closed["agent"], cal)
     uids = fcs["agent"].unique_ids.astype(str)
     comm = commission.expected_payout(
         uids,

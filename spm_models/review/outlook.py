@@ -28,7 +28,12 @@ import pandas as pd
 
 from spm_models.calendar import DEFAULT_CALENDAR, Calendar, parse_month
 from spm_models.data.dataset import Dataset
-from spm_models.evaluation.quota.probability import attainment_distribution, period_shares, period_totals
+from spm_models.evaluation.quota.probability import (
+    attainment_distribution,
+    bookings_draws,
+    period_shares,
+    period_totals,
+)
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.kpi import compute_kpis
 from spm_models.kpi.grid import COMPANY
@@ -275,15 +280,17 @@ def hierarchy_forecasts(agent_fc: Forecast, agents: pd.DataFrame) -> dict[str, F
     }
 
 
-def final_bookings_draws(forecast: Forecast, closed: pd.Series, *, start: Any, end: Any) -> np.ndarray:
-    """Draws of bookings over ``[start, end]``: ``closed + sum_k w_k y_k`` (shape ``(n, draws)``).
+def final_bookings_draws(forecast: Forecast, closed: pd.Series, calendar: ReviewCalendar) -> np.ndarray:
+    """Draws of the forecast quarter's bookings: ``closed + sum_k w_k y_k`` (shape ``(n, draws)``).
 
-    ``closed`` (by unique id; missing = 0) is what already closed in the span before the
-    forecast starts; ``w_k`` is the share of forecast week ``k`` inside ``[start, end]``
-    (:func:`spm_models.evaluation.quota.probability.period_shares`).
+    ``closed`` (by unique id; missing = 0) is what the quarter booked up to ``as_of``; only
+    forecast days after ``as_of`` count (:func:`~spm_models.evaluation.quota.probability.bookings_draws`),
+    as in :func:`quarter_outlook`, so the payout and the chance of quota read the same draws.
     """
     c = closed.reindex(pd.Index(forecast.unique_ids.astype(str))).fillna(0.0).to_numpy(dtype=float)
-    return c[:, None] + period_totals(forecast, period_start=start, period_end=end)
+    return bookings_draws(
+        forecast, c, period_start=calendar.as_of + pd.Timedelta(days=1), period_end=calendar.forecast_quarter_end
+    )
 
 
 def quarter_outlook(forecast: Forecast, closed: pd.Series, quota: pd.Series, calendar: ReviewCalendar) -> pd.DataFrame:

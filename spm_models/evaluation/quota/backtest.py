@@ -39,7 +39,7 @@ import pandas as pd
 from spm_models.calendar import DEFAULT_CALENDAR, Calendar, to_day
 from spm_models.data.dataset import Dataset
 from spm_models.evaluation.metrics import randomized_pit
-from spm_models.evaluation.quota.probability import attainment_distribution, period_totals
+from spm_models.evaluation.quota.probability import attainment_distribution, bookings_draws
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.indicators.series import bookings_series
 from spm_models.models.base import ForecastModel, clone, fit_tables_of
@@ -183,7 +183,7 @@ def _total_pit(
 ) -> np.ndarray:
     """Randomised PIT (:func:`~spm_models.evaluation.metrics.randomized_pit`) of each realised period
     total under the forecast's draws of it, ``closed + sum_k w_k y_k``."""
-    total = closed[:, None] + period_totals(fc, period_start=start, period_end=end, day_count=day_count)
+    total = bookings_draws(fc, closed, period_start=start, period_end=end, day_count=day_count)
     return randomized_pit(total, realised, seed=seed)
 
 

@@ -48,6 +48,8 @@ __all__ = [
     "quota_for_period",
     "period_shares",
     "period_totals",
+    "bookings_draws",
+    "chance_of_reaching",
     "reliability_table",
     "calibration_summary",
 ]
@@ -196,6 +198,47 @@ def period_totals(
     return np.einsum("nh,nhd->nd", w, forecast.draws)
 
 
+def bookings_draws(
+    forecast: Forecast,
+    closed: np.ndarray | None,
+    *,
+    period_end: Any,
+    period_start: Any = None,
+    day_count: str = "calendar",
+) -> np.ndarray:
+    """Draws of each series' bookings over a quota period: ``B_j = closed + sum_k w_k y_{k,j}``.
+
+    Parameters
+    ----------
+    forecast : Forecast
+    closed : array of float, optional
+        What each series already booked in the period (aligned with ``forecast.unique_ids``);
+        0 when ``None``.
+    period_end, period_start, day_count
+        As in :func:`period_totals`.
+
+    Returns
+    -------
+    ndarray, shape (n_series, n_draws)
+    """
+    rest = period_totals(forecast, period_end=period_end, period_start=period_start, day_count=day_count)
+    if closed is None:
+        return rest
+    return np.asarray(closed, dtype=float)[:, None] + rest
+
+
+def chance_of_reaching(totals: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``P(B >= target)`` per row: the share of draws at or above the target; NaN without a target.
+
+    The one place a chance of hitting quota is computed from draws. What is already booked is
+    part of every draw, so a row whose bookings already reach the target gets exactly 1.
+    """
+    t = np.asarray(target, dtype=float)
+    ok = np.isfinite(t) & (t > 0)
+    with np.errstate(invalid="ignore"):
+        return np.where(ok, (totals >= np.where(ok, t, np.inf)[:, None]).mean(axis=1), np.nan)
+
+
 def attainment_distribution(
     closed_to_date: pd.DataFrame | pd.Series | Mapping[str, float] | None,
     forecast: Forecast,
@@ -281,12 +324,12 @@ def attainment_distribution(
         if closed_to_date is None
         else _by_entity(closed_to_date, "closed_to_date", "bookings").reindex(uids).fillna(0.0).to_numpy(dtype=float)
     )
-    rest = period_totals(forecast, period_end=end, period_start=start, day_count=day_count)
-    total = closed[:, None] + rest
+    total = bookings_draws(forecast, closed, period_end=end, period_start=start, day_count=day_count)
+    rest = total - closed[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
         ok = np.isfinite(q) & (q > 0)
         att = np.where(ok[:, None], total / np.where(ok, q, 1.0)[:, None], np.nan)
-        p_quota = np.where(ok, (total >= q[:, None]).mean(axis=1), np.nan)
+    p_quota = chance_of_reaching(total, q)
     out = pd.DataFrame(
         {
             "unique_id": pd.array(uids, dtype="str"),
