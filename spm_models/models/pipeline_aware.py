@@ -32,6 +32,7 @@ wrapped model's forecast alone.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -39,8 +40,9 @@ import pandas as pd
 
 from spm_models.calendar import DEFAULT_CALENDAR
 from spm_models.exceptions import ConfigError, DataError
-from spm_models.models.base import ForecastModel, clone, fit_tables_of
+from spm_models.models.base import ForecastModel, _positive_int, check_is_fitted, clone, fit_tables_of
 from spm_models.models.baselines import CalendarBaseline
+from spm_models.models.forecast import DEFAULT_QUANTILES, Forecast, check_quantiles
 from spm_models.models.panel import Panel, build_panel
 from spm_models.models.pipeline.forecast import fit_pipeline_model
 
@@ -177,8 +179,9 @@ class PipelineAware(ForecastModel):
         extra columns, such as regressors, get them) and the pipeline model at the frame's
         last week on ``opportunities`` (and ``stage_history``).
 
-        A series the bookings model could not fit falls back to that model's own fallback,
-        without the pipeline part, and its forecast says so.
+        A series the bookings model could not fit keeps its open deals: its draws are the
+        pipeline's plus the share of the bookings model's fallback, and the forecast says so
+        (``model`` ``Pipeline+<fallback>``, with the bookings model's reason).
         """
         given = self._check_fit_tables(tables)
         if not isinstance(given["opportunities"], pd.DataFrame):
@@ -210,14 +213,38 @@ class PipelineAware(ForecastModel):
             freq="W-MON",
             fiscal_year_start=self.fiscal_year_start,
         )
-        inner = base.fallback_reason_
-        return np.where(inner != "", "its bookings model could not fit this series", "").astype(object)
+        return np.full(panel.n_series, "", dtype=object)
 
-    def _make_fallback(self) -> ForecastModel:
-        return clone(self._inner())
+    def _make_fallback(self) -> None:
+        return None  # the bookings model falls back on its own; see predict
 
-    def _predict_panel(self, h: int, *, ds: np.ndarray, n_draws: int, rng: np.random.Generator) -> np.ndarray:
-        base = self.base_.predict(h, n_draws=n_draws).draws
+    def predict(self, h: int, *, quantiles: Iterable[float] = DEFAULT_QUANTILES, n_draws: int = 1000) -> Forecast:
+        """Forecast as :meth:`ForecastModel.predict`; a series whose bookings model fell back is
+        marked ``Pipeline+<fallback model>`` with that model's reason (its open deals still count)."""
+        check_is_fitted(self)
+        h, n_draws = _positive_int(h, "h"), _positive_int(n_draws, "n_draws")
+        levels = check_quantiles(quantiles)
+        base = self.base_.predict(h, n_draws=n_draws)
+        ds = self._future_ds(h)
+        draws = self._combine(base.draws, h, ds=ds, n_draws=n_draws, rng=np.random.default_rng(self.seed_))
+        fb = base.fallback
+        fell = fb["fallback"].to_numpy(dtype=bool)
+        name = self.model_name()
+        return Forecast.from_draws(
+            draws,
+            unique_ids=self.unique_ids_,
+            ds=ds,
+            model=name,
+            freq=self.freq_,
+            quantiles=levels,
+            series_model=np.where(fell, "Pipeline+" + fb["model"].astype(str).to_numpy(), name),
+            reason=np.where(fell, f"{name}: its bookings model fell back: " + fb["reason"].astype(str).to_numpy(), ""),
+        )
+
+    def _combine(
+        self, base: np.ndarray, h: int, *, ds: np.ndarray, n_draws: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Pipeline draws of the deals open at the origin plus the thinned draws of the bookings model."""
         opportunities = self.opportunities_
         phi = new_deal_share(opportunities, as_of=self.as_of_, h=h, lookback_weeks=self.lookback_weeks)
         ids = [str(u) for u in self.unique_ids_[self.current_]]
