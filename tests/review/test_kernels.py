@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import papermill
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
+from spm_models.exceptions import ReportError
 from spm_models.review.kernels.provisioner import fork_kernel_manager_class
 from spm_models.review.kernels.server import ForkServer
 
@@ -113,3 +117,52 @@ def test_the_watchdog_learns_the_kernel_pid_in_the_reporting_thread(server, tmp_
     t.start()
     t.join(120)
     assert seen["box"]["pid"] == seen["pid"]
+
+
+@contextlib.asynccontextmanager
+async def _kernel(server):
+    """A running fork-server kernel and a client connected to it."""
+    km = fork_kernel_manager_class(server)()
+    await km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        await kc.wait_for_ready(timeout=60)
+        yield km, kc
+    finally:
+        kc.stop_channels()
+        if await km.is_alive():
+            await km.shutdown_kernel(now=True)
+        else:
+            await km.cleanup_resources()
+
+
+async def _output(kc, code: str) -> str:
+    """What ``code`` prints in the kernel."""
+    out = []
+
+    def hook(msg):
+        if msg["msg_type"] == "stream":
+            out.append(msg["content"]["text"])
+
+    reply = await kc.execute_interactive(code, output_hook=hook, timeout=60)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    return "".join(out).strip()
+
+
+async def _with_new_kernel(server, code):
+    async with _kernel(server) as (_, kc):
+        return await _output(kc, code)
+
+
+def test_a_kernel_that_cannot_start_is_an_error_and_its_siblings_live_on(server, tmp_path):
+    async def go():
+        async with _kernel(server) as (_, kc):
+            missing = tmp_path / "no-such-folder"
+            with pytest.raises(ReportError, match="no-such-folder"):
+                server.fork_kernel(str(tmp_path / "kernel.json"), cwd=missing)
+            # the failed child did not take its sibling (or the server) down with it
+            assert await _output(kc, "print(6 * 7)") == "42"
+        assert await _with_new_kernel(server, "print(1)") == "1"
+
+    asyncio.run(go())

@@ -19,7 +19,11 @@ The ready line reports the parent's thread count (``ForkServer.os_threads``).
 
 Protocol: the server listens on a Unix socket. A client connects, sends one JSON line
 ``{"connection_file": ..., "cwd": ..., "log": ...}`` and reads one JSON line
-``{"pid": <kernel pid>}`` (or ``{"error": ...}``); ``{"stats": true}`` answers the number of
+``{"pid": <kernel pid>}`` once the child has made itself a process-group leader, moved to
+``cwd`` and opened its log, or ``{"error": ...}`` when it could not (the child reports
+through a pipe; the server never names a pid that did not start). Whatever happens, a child
+ends in ``os._exit``: it never unwinds into the server code it was copied from, whose clean-up
+would kill its sibling kernels. ``{"stats": true}`` answers the number of
 kernels that ended and their total CPU seconds (``os.wait4`` resource usage), which the
 benchmark reports. The server reaps each kernel as it exits (``SIGCHLD``), so a kernel's
 liveness is ``kill(pid, 0)``. On ``SIGTERM`` (or when its stdin closes) the server kills its
@@ -39,6 +43,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from spm_models.exceptions import ReportError
 
@@ -68,6 +73,7 @@ KERNEL_PRELOAD: tuple[str, ...] = (
     "spm_models.review.views",
 )
 _READY = "spm-forkserver-ready"
+_ERROR_CHARS = 4000
 
 
 class ForkServer:
@@ -200,33 +206,64 @@ class ForkServer:
 # --------------------------------------------------------------------------- server side
 
 
-def _run_kernel(connection_file: str, log: str | None, parent: int) -> None:
-    """Body of a forked child: become an IPython kernel and never return."""
-    code = 0
+def _run_kernel(connection_file: str, parent: int) -> int:
+    """Be an IPython kernel until it shuts down; return the exit code."""
+    from ipykernel.kernelapp import IPKernelApp
+
+    app = IPKernelApp.instance()
+    app.initialize(
+        [
+            "-f",
+            connection_file,
+            f"--IPKernelApp.parent_handle={parent}",
+            "--HistoryManager.enabled=False",
+            "--IPKernelApp.quiet=True",
+        ]
+    )
+    app.start()
+    return 0
+
+
+def _child(
+    request: dict, status_fd: int, parent: int, *, sockets: Sequence[socket.socket], fds: Sequence[int]
+) -> NoReturn:
+    """Body of a forked child: set up, report on ``status_fd``, become a kernel, never return.
+
+    Whatever happens, the child ends in ``os._exit``: it never unwinds into the server's code
+    it was copied from (whose clean-up would kill the sibling kernels). A failure before the
+    kernel starts goes back to the server through ``status_fd``; after that, into the log.
+    """
+    code = 1
     try:
-        fd = os.open(log or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        for sock in sockets:  # the server's listener and this request's connection
+            sock.close()
+        for fd in fds:
+            os.close(fd)
+        os.setpgid(0, 0)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.chdir(request["cwd"])
+        log = os.open(request.get("log") or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        from ipykernel.kernelapp import IPKernelApp
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(null)
+        os.close(log)
+        os.write(status_fd, b"ok")
+        os.close(status_fd)
+        status_fd = -1
+        code = _run_kernel(request["connection_file"], parent)
+    except BaseException as exc:
+        try:
+            if status_fd >= 0:
+                os.write(status_fd, f"{type(exc).__name__}: {exc}".encode(errors="replace")[:_ERROR_CHARS])
+            else:
+                import traceback
 
-        app = IPKernelApp.instance()
-        app.initialize(
-            [
-                "-f",
-                connection_file,
-                f"--IPKernelApp.parent_handle={parent}",
-                "--HistoryManager.enabled=False",
-                "--IPKernelApp.quiet=True",
-            ]
-        )
-        app.start()
-    except BaseException:  # the kernel's own failure; report it in its log, then exit
-        import traceback
-
-        traceback.print_exc()
-        code = 1
+                traceback.print_exc()
+        except BaseException:
+            pass
     finally:
         try:
             sys.stdout.flush()
@@ -235,10 +272,54 @@ def _run_kernel(connection_file: str, log: str | None, parent: int) -> None:
             os._exit(code)
 
 
+def _read_status(fd: int, timeout: float) -> bytes | None:
+    """What a child wrote before closing its end of the pipe; ``None`` if it took too long."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return data
+            data += chunk
+
+
+def _fork(request: dict, *, parent: int, listener: socket.socket, conn: socket.socket, timeout: float = 30.0) -> dict:
+    """Fork a kernel; answer ``{"pid": ...}`` only once it reports that it started."""
+    for name in ("connection_file", "cwd"):
+        if not isinstance(request.get(name), str):
+            raise ValueError(f"a fork request needs {name!r}")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        _child(request, w, parent, sockets=(listener, conn), fds=(r,))
+    os.close(w)
+    try:
+        status = _read_status(r, timeout)
+    finally:
+        os.close(r)
+    if status == b"ok":
+        return {"pid": pid}
+    if status is None:  # no word within the timeout: it will not become a kernel
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        return {"error": f"the kernel process did not start within {timeout:.0f} s"}
+    return {"error": status.decode(errors="replace") or "the kernel process ended before it started"}
+
+
 def serve(address: str, preload: Sequence[str], run_dir: str | None) -> None:
     """Run the fork server (the body of ``python -m spm_models.review.kernels.server``)."""
     import importlib
 
+    # Ctrl-C reaches the whole foreground group; the server stops when its parent closes its
+    # stdin or terminates it, and no KeyboardInterrupt can surface in a child before it is set up.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in preload:
         importlib.import_module(name)
     if run_dir:
@@ -306,21 +387,12 @@ def serve(address: str, preload: Sequence[str], run_dir: str | None) -> None:
                         reap()
                         conn.sendall((json.dumps(usage) + "\n").encode())
                         continue
-                    cwd = req["cwd"]
-                    pid = os.fork()
+                    reply = _fork(req, parent=me, listener=listener, conn=conn)
                 except Exception as exc:  # bad request: answer it, keep serving
-                    conn.sendall((json.dumps({"error": f"{type(exc).__name__}: {exc}"}) + "\n").encode())
-                    continue
-                if pid == 0:
-                    listener.close()
-                    conn.close()
-                    os.setpgid(0, 0)
-                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                    os.chdir(cwd)
-                    _run_kernel(req["connection_file"], req.get("log"), me)
-                children.append(pid)
-                conn.sendall((json.dumps({"pid": pid}) + "\n").encode())
+                    reply = {"error": f"{type(exc).__name__}: {exc}"}
+                if "pid" in reply:
+                    children.append(reply["pid"])
+                conn.sendall((json.dumps(reply) + "\n").encode())
             children = [c for c in children if _alive(c)]
     finally:
         for c in children:
