@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+from pathlib import Path
 
 import papermill
 import pytest
@@ -23,6 +26,7 @@ PRELOAD = (
     "ipykernel.zmqshell",
     "ipykernel.debugger",
 )
+HERE = Path(__file__).resolve().parent
 META = {"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}}
 
 # The first notebook changes every kind of process state it can reach...
@@ -166,3 +170,15 @@ def test_a_kernel_that_cannot_start_is_an_error_and_its_siblings_live_on(server,
         assert await _with_new_kernel(server, "print(1)") == "1"
 
     asyncio.run(go())
+
+
+def test_the_server_keeps_serving_whatever_it_writes_to_stderr(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(HERE))
+    with ForkServer(preload=("_stderr_flood",)) as s:
+        os.kill(s.process.pid, signal.SIGUSR1)  # the server writes 2 MiB to its stderr
+        assert s.stats()["kernels"] == 0
+
+
+def test_a_server_that_cannot_start_says_why():
+    with pytest.raises(ReportError, match="no_such_module_anywhere"):
+        ForkServer(preload=("no_such_module_anywhere",)).start()

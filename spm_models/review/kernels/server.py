@@ -26,8 +26,9 @@ ends in ``os._exit``: it never unwinds into the server code it was copied from, 
 would kill its sibling kernels. ``{"stats": true}`` answers the number of
 kernels that ended and their total CPU seconds (``os.wait4`` resource usage), which the
 benchmark reports. The server reaps each kernel as it exits (``SIGCHLD``), so a kernel's
-liveness is ``kill(pid, 0)``. On ``SIGTERM`` (or when its stdin closes) the server kills its
-kernels and exits.
+liveness is ``kill(pid, 0)``. The server's stderr goes to a log file, never to a pipe nobody
+reads (a full pipe would block the server); its last lines are quoted when the server fails.
+On ``SIGTERM`` (or when its stdin closes) the server kills its kernels and exits.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ KERNEL_PRELOAD: tuple[str, ...] = (
     "spm_models.review.views",
 )
 _READY = "spm-forkserver-ready"
+#: Longest error text a child sends back, and the tail of the server log quoted in errors.
 _ERROR_CHARS = 4000
 
 
@@ -102,13 +104,22 @@ class ForkServer:
         self.startup_timeout = startup_timeout
         self._tmp = tempfile.TemporaryDirectory(prefix="spm-forkserver-")
         self.address = str(Path(self._tmp.name) / "server.sock")
+        #: The server's stderr (what it, or a kernel before its own log is open, writes there).
+        self.log_path = Path(self._tmp.name) / "server.log"
         self.process: subprocess.Popen | None = None
         self.startup_seconds: float | None = None
         #: Native threads of the server process when it was ready to fork (1 on Linux).
         self.os_threads: int | None = None
 
     def start(self) -> ForkServer:
-        """Start the server process and wait until it has imported everything."""
+        """Start the server process and wait until it has imported everything.
+
+        Raises
+        ------
+        ReportError
+            The server failed or did not finish its imports within ``startup_timeout``
+            (the message quotes the end of its stderr).
+        """
         t0 = time.perf_counter()
         env = dict(os.environ)
         # The inline backend for every kernel; set before matplotlib is imported.
@@ -128,16 +139,18 @@ class ForkServer:
             json.dumps(list(self.preload)),
             self.run_dir or "",
         ]
-        self.process = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
-        )
+        with open(self.log_path, "ab") as log:  # the server keeps its own descriptor
+            self.process = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, text=True
+            )
         deadline = time.monotonic() + self.startup_timeout
         assert self.process.stdout is not None
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                tail = self.log_tail()
                 self.close()
-                raise ReportError(f"the report kernel server did not start within {self.startup_timeout:.0f} s")
+                raise ReportError(f"the report kernel server did not start within {self.startup_timeout:.0f} s: {tail}")
             ready, _, _ = select.select([self.process.stdout], [], [], remaining)
             if not ready:
                 continue
@@ -146,21 +159,32 @@ class ForkServer:
                 self.os_threads = int(line.split("threads=", 1)[1]) if "threads=" in line else None
                 break
             if line == "":
-                err = self.process.stderr.read() if self.process.stderr else ""
+                self.process.wait()
+                tail = self.log_tail()
                 self.close()
-                raise ReportError(f"the report kernel server failed to start: {err.strip()[-2000:]}")
+                raise ReportError(f"the report kernel server failed to start: {tail}")
+        self.process.stdout.close()  # the server writes nothing more there
         self.startup_seconds = time.perf_counter() - t0
         return self
 
     def fork_kernel(self, connection_file: str, *, cwd: str | os.PathLike, log: str | os.PathLike | None = None) -> int:
         """Fork a kernel serving ``connection_file``; return its pid."""
         if self.process is None or self.process.poll() is not None:
-            raise ReportError("the report kernel server is not running")
+            raise ReportError(f"the report kernel server is not running: {self.log_tail()}")
         request = {"connection_file": str(connection_file), "cwd": str(cwd), "log": None if log is None else str(log)}
         reply = self._ask(request, timeout=60)
         if "pid" not in reply:
             raise ReportError(f"the report kernel server could not start a kernel: {reply.get('error', 'no reply')}")
         return int(reply["pid"])
+
+    def log_tail(self, chars: int = _ERROR_CHARS) -> str:
+        """The last ``chars`` characters of the server's stderr (``""`` if it wrote none)."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - chars))
+                return f.read().decode(errors="replace").strip()
+        except OSError:
+            return ""
 
     def stats(self) -> dict:
         """``{"kernels": n, "cpu_user": s, "cpu_system": s}`` over the kernels that have ended."""
@@ -190,7 +214,7 @@ class ForkServer:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-        for stream in (p.stdin, p.stdout, p.stderr) if p is not None else ():
+        for stream in (p.stdin, p.stdout) if p is not None else ():
             if stream:
                 stream.close()
         self.process = None
@@ -362,6 +386,7 @@ def serve(address: str, preload: Sequence[str], run_dir: str | None) -> None:
         n_threads = 0
     sys.stdout.write(f"{_READY} threads={n_threads}\n")
     sys.stdout.flush()
+    os.dup2(2, 1)  # nothing more goes to the ready pipe, which the client stops reading
     me = os.getpid()
     try:
         while not stopping:
