@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 from pathlib import Path
 
 import papermill
@@ -182,3 +183,12 @@ def test_the_server_keeps_serving_whatever_it_writes_to_stderr(monkeypatch):
 def test_a_server_that_cannot_start_says_why():
     with pytest.raises(ReportError, match="no_such_module_anywhere"):
         ForkServer(preload=("no_such_module_anywhere",)).start()
+
+
+def test_a_client_that_sends_nothing_is_dropped_and_others_are_served():
+    with ForkServer(preload=(), request_timeout=0.5) as s:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as silent:
+            silent.connect(s.address)
+            assert s.stats()["kernels"] == 0  # answered although the silent client came first
+            silent.settimeout(60)
+            assert silent.recv(1) == b"", "the server closes the silent connection"

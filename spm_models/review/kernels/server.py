@@ -26,7 +26,8 @@ ends in ``os._exit``: it never unwinds into the server code it was copied from, 
 would kill its sibling kernels. ``{"stats": true}`` answers the number of
 kernels that ended and their total CPU seconds (``os.wait4`` resource usage), which the
 benchmark reports. The server reaps each kernel as it exits (``SIGCHLD``), so a kernel's
-liveness is ``kill(pid, 0)``. The server's stderr goes to a log file, never to a pipe nobody
+liveness is ``kill(pid, 0)``. A connection that sends no complete request within
+``request_timeout`` seconds is dropped. The server's stderr goes to a log file, never to a pipe nobody
 reads (a full pipe would block the server); its last lines are quoted when the server fails.
 On ``SIGTERM`` (or when its stdin closes) the server kills its kernels and exits.
 """
@@ -76,6 +77,7 @@ KERNEL_PRELOAD: tuple[str, ...] = (
 _READY = "spm-forkserver-ready"
 #: Longest error text a child sends back, and the tail of the server log quoted in errors.
 _ERROR_CHARS = 4000
+_MAX_REQUEST = 1 << 20
 
 
 class ForkServer:
@@ -90,6 +92,8 @@ class ForkServer:
         (:func:`spm_models.review.views.preload`), so each report reads them for free.
     startup_timeout : float
         Seconds to wait for the server to finish its imports.
+    request_timeout : float
+        Seconds the server waits for a connected client's request before dropping it.
     """
 
     def __init__(
@@ -98,10 +102,12 @@ class ForkServer:
         preload: Sequence[str] = KERNEL_PRELOAD,
         run_dir: str | os.PathLike | None = None,
         startup_timeout: float = 120.0,
+        request_timeout: float = 10.0,
     ):
         self.preload = tuple(preload)
         self.run_dir = None if run_dir is None else str(run_dir)
         self.startup_timeout = startup_timeout
+        self.request_timeout = request_timeout
         self._tmp = tempfile.TemporaryDirectory(prefix="spm-forkserver-")
         self.address = str(Path(self._tmp.name) / "server.sock")
         #: The server's stderr (what it, or a kernel before its own log is open, writes there).
@@ -131,14 +137,13 @@ class ForkServer:
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env.setdefault(var, "1")
         env.setdefault("JE_ARROW_MALLOC_CONF", "background_thread:false")
-        cmd = [
-            sys.executable,
-            "-m",
-            "spm_models.review.kernels.server",
-            self.address,
-            json.dumps(list(self.preload)),
-            self.run_dir or "",
-        ]
+        options = {
+            "address": self.address,
+            "preload": list(self.preload),
+            "run_dir": self.run_dir,
+            "request_timeout": self.request_timeout,
+        }
+        cmd = [sys.executable, "-m", "spm_models.review.kernels.server", json.dumps(options)]
         with open(self.log_path, "ab") as log:  # the server keeps its own descriptor
             self.process = subprocess.Popen(
                 cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, text=True
@@ -337,7 +342,7 @@ def _fork(request: dict, *, parent: int, listener: socket.socket, conn: socket.s
     return {"error": status.decode(errors="replace") or "the kernel process ended before it started"}
 
 
-def serve(address: str, preload: Sequence[str], run_dir: str | None) -> None:
+def serve(address: str, preload: Sequence[str], run_dir: str | None, *, request_timeout: float = 10.0) -> None:
     """Run the fork server (the body of ``python -m spm_models.review.kernels.server``)."""
     import importlib
 
@@ -400,24 +405,31 @@ def serve(address: str, preload: Sequence[str], run_dir: str | None) -> None:
                 continue
             conn, _ = listener.accept()
             with conn:
+                conn.settimeout(request_timeout)
                 data = b""
-                while not data.endswith(b"\n"):
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
+                try:
+                    while not data.endswith(b"\n") and len(data) < _MAX_REQUEST:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                except OSError:  # timed out or reset: drop this client, serve the next
+                    continue
                 try:
                     req = json.loads(data.decode())
                     if req.get("stats"):
                         reap()
-                        conn.sendall((json.dumps(usage) + "\n").encode())
-                        continue
-                    reply = _fork(req, parent=me, listener=listener, conn=conn)
+                        reply = dict(usage)
+                    else:
+                        reply = _fork(req, parent=me, listener=listener, conn=conn)
                 except Exception as exc:  # bad request: answer it, keep serving
                     reply = {"error": f"{type(exc).__name__}: {exc}"}
                 if "pid" in reply:
                     children.append(reply["pid"])
-                conn.sendall((json.dumps(reply) + "\n").encode())
+                try:
+                    conn.sendall((json.dumps(reply) + "\n").encode())
+                except OSError:
+                    pass
             children = [c for c in children if _alive(c)]
     finally:
         for c in children:
@@ -439,4 +451,10 @@ def _alive(pid: int) -> bool:
 
 
 if __name__ == "__main__":  # pragma: no cover - the server process entry point
-    serve(sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] or None)
+    _options = json.loads(sys.argv[1])
+    serve(
+        _options["address"],
+        _options["preload"],
+        _options["run_dir"],
+        request_timeout=float(_options["request_timeout"]),
+    )
