@@ -303,8 +303,8 @@ def execute_reports(
     if kernel not in ("fork", "plain"):
         raise ReportError(f"kernel must be 'fork' or 'plain', got {kernel!r}")
     if tasks and kernel == "fork":
+        from spm_models.review.kernels.client import ForkServer
         from spm_models.review.kernels.provisioner import fork_kernel_manager_class
-        from spm_models.review.kernels.server import ForkServer
 
         server = ForkServer(run_dir=artifacts_dir).start()
         setup["kernel_server_start"] = round(server.startup_seconds or 0.0, 3)

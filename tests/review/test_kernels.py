@@ -14,8 +14,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from spm_models.exceptions import ReportError
+from spm_models.review.kernels.client import ForkServer
 from spm_models.review.kernels.provisioner import fork_kernel_manager_class
-from spm_models.review.kernels.server import ForkServer
 
 PRELOAD = (
     "numpy",
@@ -192,3 +192,45 @@ def test_a_client_that_sends_nothing_is_dropped_and_others_are_served():
             assert s.stats()["kernels"] == 0  # answered although the silent client came first
             silent.settimeout(60)
             assert silent.recv(1) == b"", "the server closes the silent connection"
+
+
+def test_a_killed_kernel_reads_as_killed_and_an_exit_code_as_itself(server):
+    async def go():
+        async with _kernel(server) as (km, _):
+            os.kill(km.provisioner.pid, signal.SIGKILL)
+            assert await km.provisioner.wait() == -signal.SIGKILL
+        async with _kernel(server) as (km, kc):
+            kc.execute("import os; os._exit(3)")
+            assert await km.provisioner.wait() == 3
+
+    asyncio.run(go())
+
+
+def test_a_reaped_kernel_reads_as_dead_even_when_its_pid_is_taken(server, monkeypatch):
+    """The kernel's pid is reaped, then (simulated) reused: ``kill(pid, 0)`` succeeds again.
+
+    Real pid reuse cannot be forced in a test; this shows that liveness is not read from the
+    pid at all, so a reused pid cannot make a dead kernel look alive.
+    """
+
+    async def go():
+        async with _kernel(server) as (km, _):
+            pid = km.provisioner.pid
+            ended = server.stats()["kernels"]
+            os.kill(pid, signal.SIGKILL)
+            for _ in range(1200):  # until the server has reaped it (at most a minute)
+                if server.stats()["kernels"] > ended:
+                    break
+                await asyncio.sleep(0.05)
+            assert server.stats()["kernels"] > ended, "the server did not reap the killed kernel"
+            real_kill = os.kill
+
+            def kill(p, sig):
+                if p == pid and sig == 0:
+                    return  # someone else has this pid now
+                real_kill(p, sig)
+
+            monkeypatch.setattr(os, "kill", kill)
+            assert not await km.is_alive()
+
+    asyncio.run(go())
