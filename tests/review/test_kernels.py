@@ -234,3 +234,39 @@ def test_a_reaped_kernel_reads_as_dead_even_when_its_pid_is_taken(server, monkey
             assert not await km.is_alive()
 
     asyncio.run(go())
+
+
+def test_a_stock_kernel_manager_gets_a_forked_kernel_through_the_provisioner_entry_point(server):
+    """No subclass, no private hook: jupyter_client's own manager, the server's kernel spec, the
+    provisioner found by its entry point."""
+    from importlib.metadata import entry_points
+
+    from jupyter_client import AsyncKernelManager
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    from spm_models.review.kernels.client import FORK_KERNEL_NAME, FORK_PROVISIONER_NAME
+    from spm_models.review.kernels.provisioner import ForkProvisioner
+
+    (ep,) = entry_points(group="jupyter_client.kernel_provisioners", name=FORK_PROVISIONER_NAME)
+    assert ep.load() is ForkProvisioner
+    specs = KernelSpecManager(kernel_dirs=[server.kernel_dir])
+    spec = specs.get_kernel_spec(FORK_KERNEL_NAME)
+    assert spec.metadata["kernel_provisioner"] == {
+        "provisioner_name": FORK_PROVISIONER_NAME,
+        "config": {"server_address": server.address},
+    }
+
+    async def go():
+        km = AsyncKernelManager(kernel_spec_manager=specs, kernel_name=FORK_KERNEL_NAME)
+        await km.start_kernel()
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=60)
+            assert isinstance(km.provisioner, ForkProvisioner)
+            assert await _output(kc, "import os; print(os.getppid())") == str(server.process.pid)
+        finally:
+            kc.stop_channels()
+            await km.shutdown_kernel(now=True)
+
+    asyncio.run(go())

@@ -1,8 +1,9 @@
 """The review's side of the fork server: start it (:class:`ForkServer`) and ask it for kernels.
 
 :class:`ForkServer` starts the server process (:mod:`spm_models.review.kernels.server`, which
-describes how it works and its protocol), waits until it is ready, and stops it.
-:class:`ForkServerClient` makes the requests; it needs only the server's address.
+describes how it works and its protocol), waits until it is ready, writes the kernel spec that
+points jupyter_client at it, and stops it. :class:`ForkServerClient` makes the requests; it
+needs only the server's address, which is all a kernel provisioner gets from the spec.
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ from typing import NamedTuple
 from spm_models.exceptions import ReportError
 from spm_models.review.kernels.server import KERNEL_PRELOAD, LOG_TAIL, READY
 
-__all__ = ["ForkServer", "ForkServerClient", "KernelRef"]
+__all__ = ["FORK_KERNEL_NAME", "FORK_PROVISIONER_NAME", "ForkServer", "ForkServerClient", "KernelRef"]
+
+#: Name of the kernel spec a running server writes (in :attr:`ForkServer.kernel_dir`).
+FORK_KERNEL_NAME = "spm-fork"
+#: Entry point (group ``jupyter_client.kernel_provisioners``) of the fork-server provisioner.
+FORK_PROVISIONER_NAME = "spm-fork-provisioner"
 
 
 class KernelRef(NamedTuple):
@@ -148,6 +154,8 @@ class ForkServer(ForkServerClient):
         self.request_timeout = request_timeout
         self._tmp = tempfile.TemporaryDirectory(prefix="spm-forkserver-")
         super().__init__(str(Path(self._tmp.name) / "server.sock"))
+        #: Folder holding the kernel spec :data:`FORK_KERNEL_NAME` (give it to a ``KernelSpecManager``).
+        self.kernel_dir = str(Path(self._tmp.name) / "kernels")
         #: The server's stderr (what it, or a kernel before its own log is open, writes there).
         self.log_path = Path(self._tmp.name) / "server.log"
         self.process: subprocess.Popen | None = None
@@ -156,7 +164,7 @@ class ForkServer(ForkServerClient):
         self.os_threads: int | None = None
 
     def start(self) -> ForkServer:
-        """Start the server process and wait until it has imported everything.
+        """Start the server process, wait until it has imported everything, write its kernel spec.
 
         Raises
         ------
@@ -208,8 +216,27 @@ class ForkServer(ForkServerClient):
                 self.close()
                 raise ReportError(f"the report kernel server failed to start: {tail}")
         self.process.stdout.close()  # the server writes nothing more there
+        self._write_kernel_spec()
         self.startup_seconds = time.perf_counter() - t0
         return self
+
+    def _write_kernel_spec(self) -> None:
+        folder = Path(self.kernel_dir) / FORK_KERNEL_NAME
+        folder.mkdir(parents=True, exist_ok=True)
+        spec = {
+            # what a fork amounts to; the provisioner forks instead of running it
+            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "SPM report kernel (fork server)",
+            "language": "python",
+            "interrupt_mode": "signal",
+            "metadata": {
+                "kernel_provisioner": {
+                    "provisioner_name": FORK_PROVISIONER_NAME,
+                    "config": {"server_address": self.address},
+                }
+            },
+        }
+        (folder / "kernel.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
 
     def log_tail(self, chars: int = LOG_TAIL) -> str:
         """The last ``chars`` characters of the server's stderr (``""`` if it wrote none)."""

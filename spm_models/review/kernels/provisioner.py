@@ -1,29 +1,37 @@
-"""Jupyter kernel manager whose kernels come from a :class:`~spm_models.review.kernels.client.ForkServer`.
+"""The kernel provisioner that gets kernels from a :class:`~spm_models.review.kernels.client.ForkServer`.
 
-nbclient (and papermill on top of it) starts kernels through a ``KernelManager`` class;
-:func:`fork_kernel_manager_class` returns one bound to a running fork server. Everything
-except the launch is jupyter_client's own code: the manager writes the connection file,
-the server forks a kernel that serves it, and the provisioner below tracks that process
-(poll, signal, kill) through :class:`ForkedProcess`, as the stock ``LocalProvisioner`` does
-for a ``Popen``. The server is the kernel's parent, so only it knows whether the kernel still
-runs and how it ended: :class:`ForkedProcess` asks it, and signals go through it too, so a
-pid that the system has since given to another process is never probed or signalled.
+jupyter_client chooses how a kernel starts by its kernel spec: ``metadata.kernel_provisioner``
+names a provisioner registered in the ``jupyter_client.kernel_provisioners`` entry-point group
+(this package registers :class:`ForkProvisioner` as ``spm-fork-provisioner``) and gives its
+configuration. A running fork server writes such a spec (``spm-fork``, in
+:attr:`ForkServer.kernel_dir <spm_models.review.kernels.client.ForkServer.kernel_dir>`) whose
+configuration is the server's socket address, so any ``KernelManager`` whose
+``KernelSpecManager`` looks in that folder starts its kernels from the server, through
+jupyter_client's own ``KernelProvisionerFactory``. :func:`fork_kernel_manager_class` is that
+manager, ready to give nbclient or papermill as ``kernel_manager_class``.
+
+Everything except the launch is ``LocalProvisioner``'s code, working on :class:`ForkedProcess`,
+the ``Popen``-like view of a forked kernel. The server is the kernel's parent, so only it
+knows whether the kernel still runs and how it ended: :class:`ForkedProcess` asks it, and
+signals go through it too, so a pid that the system has since given to another process is
+never probed or signalled.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from jupyter_client import AsyncKernelManager
-from jupyter_client.kernelspec import KernelSpec
+from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.provisioning import LocalProvisioner
+from traitlets import Unicode, default, validate
 
 from spm_models.exceptions import ReportError
-from spm_models.review.kernels.client import ForkServer, ForkServerClient, KernelRef
+from spm_models.review.kernels.client import FORK_KERNEL_NAME, ForkServer, ForkServerClient, KernelRef
 
 __all__ = ["fork_kernel_manager_class", "ForkedProcess", "ForkProvisioner"]
 
@@ -91,19 +99,29 @@ class ForkedProcess:
 
 
 class ForkProvisioner(LocalProvisioner):
-    """Launch by asking the fork server instead of ``Popen``; the rest is ``LocalProvisioner``."""
+    """Launch by asking the fork server at ``server_address`` instead of ``Popen``.
 
-    server: ForkServer | None = None  # set on the subclass made per manager class
-    #: Called with each new kernel's pid in the launching thread (the runner's watchdog).
-    on_launch = None
+    Registered as the ``spm-fork-provisioner`` entry point; jupyter_client creates it for a
+    kernel spec whose ``metadata.kernel_provisioner`` names it, passing the spec's
+    ``config`` (``{"server_address": ...}``) as traits. A kernel manager that has an
+    ``on_launch`` attribute gets it called with each new kernel's pid, in the launching thread.
+    """
+
+    server_address = Unicode(
+        "", config=True, help="Unix socket of the ForkServer that forks the kernels (written in its kernel spec)."
+    )
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any):
+        if not self.server_address:
+            raise ReportError("the fork-server kernel spec names no server (metadata.kernel_provisioner.config)")
         km = self.parent
         cwd = kwargs.get("cwd") or os.getcwd()
-        kernel = self.server.fork_kernel(km.connection_file, cwd=cwd, log=os.environ.get("SPM_KERNEL_LOG"))
-        self.process = ForkedProcess(self.server, kernel)
-        if type(self).on_launch is not None:
-            type(self).on_launch(kernel.pid)
+        client = ForkServerClient(self.server_address)
+        kernel = client.fork_kernel(km.connection_file, cwd=cwd, log=os.environ.get("SPM_KERNEL_LOG"))
+        self.process = ForkedProcess(client, kernel)
+        on_launch = getattr(km, "on_launch", None)
+        if on_launch is not None:
+            on_launch(kernel.pid)
         self.pid = kernel.pid
         self.pgid = kernel.pid  # the kernel made itself a process-group leader
         self.cwd = cwd
@@ -115,33 +133,30 @@ class ForkProvisioner(LocalProvisioner):
             self.process.send_signal(signum)
 
 
-def fork_kernel_manager_class(server: ForkServer, *, on_launch=None) -> type[AsyncKernelManager]:
+def fork_kernel_manager_class(
+    server: ForkServer, *, on_launch: Callable[[int], None] | None = None
+) -> type[AsyncKernelManager]:
     """An ``AsyncKernelManager`` subclass whose kernels are forked by ``server``.
 
+    Its only change is where it looks for kernel specs (the server's :attr:`kernel_dir`) and
+    which it starts (:data:`FORK_KERNEL_NAME`, whatever name the notebook's metadata gives, as
+    nbclient passes that); jupyter_client then selects :class:`ForkProvisioner` from the spec.
     Pass it to nbclient or papermill as ``kernel_manager_class``. ``on_launch(pid)``, when
     given, is called with each kernel's pid as it starts.
     """
-    provisioner = type(
-        "BoundForkProvisioner",
-        (ForkProvisioner,),
-        {"server": server, "on_launch": None if on_launch is None else staticmethod(on_launch)},
-    )
+    kernel_dirs = [server.kernel_dir]
+    hook = None if on_launch is None else staticmethod(on_launch)
 
     class ForkKernelManager(AsyncKernelManager):
-        @property
-        def kernel_spec(self) -> KernelSpec:  # no kernelspec lookup: the server is the kernel
-            return KernelSpec(
-                argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                display_name="spm report kernel",
-                language="python",
-                name=self.kernel_name or "python3",
-            )
+        on_launch = hook
+        kernel_name = Unicode(FORK_KERNEL_NAME)
 
-        async def _async_pre_start_kernel(self, **kw: Any):
-            if self.provisioner is None:
-                self.provisioner = provisioner(
-                    kernel_id=self.kernel_id or "", kernel_spec=self.kernel_spec, parent=self
-                )
-            return await super()._async_pre_start_kernel(**kw)
+        @default("kernel_spec_manager")
+        def _server_kernel_specs(self) -> KernelSpecManager:
+            return KernelSpecManager(kernel_dirs=kernel_dirs, parent=self)
+
+        @validate("kernel_name")
+        def _the_server_kernel(self, proposal) -> str:
+            return FORK_KERNEL_NAME
 
     return ForkKernelManager

@@ -6,8 +6,10 @@ report itself. The fork server is one Python process that imports all of that on
 optionally, loads the run's artifacts into memory), then waits. For each report the
 runner asks it for a kernel; it ``fork()``s, and the child becomes an ordinary IPython kernel
 (``ipykernel``) listening on the ports of the connection file the kernel manager wrote.
-nbclient (through papermill) talks to it exactly as to a kernel it launched itself.
-:class:`~spm_models.review.kernels.client.ForkServer` starts and stops this process.
+nbclient (through papermill) talks to it exactly as to a kernel it launched itself; the
+kernel manager finds the server through the kernel spec its handle writes
+(:class:`~spm_models.review.kernels.client.ForkServer`, which starts and stops this process),
+whose provisioner is :class:`~spm_models.review.kernels.provisioner.ForkProvisioner`.
 
 Why this does not leak state between reports: every kernel is a fresh child forked from the
 same pristine parent, which never runs report code. Whatever one report does (globals,
