@@ -9,6 +9,7 @@ them::
     seed = 0
     min_peers = 5
     recalibrate = true                  # adjust agents' P(quota) by past quarters (below)
+    kernels = "auto"                    # report kernels: "auto", "fork" or "plain"
 
     [model_params]
     window = 26
@@ -34,6 +35,7 @@ from typing import Any
 
 from spm_models.exceptions import ConfigError
 from spm_models.insights.commission import DEFAULT_PLAN, CommissionPlan, plan_from_mapping
+from spm_models.review.kernels.mode import KERNEL_MODES
 
 __all__ = ["ReviewConfig", "load_config", "model_class"]
 
@@ -73,6 +75,12 @@ class ReviewConfig:
         Fewest past agent-quarters (with both hits and misses) to learn the adjustment from.
     recalibration_quarters : int
         Most recent ended quarters the adjustment is learned from (bounds the refits).
+    kernels : {"auto", "fork", "plain"}
+        How report kernels start: forked from a kernel server that has imported everything
+        (``"fork"``, Linux only), one new process each (``"plain"``), or fork where possible
+        and plain elsewhere (``"auto"``, see :mod:`spm_models.review.kernels.mode`). It changes
+        how fast reports run, not what they show, so it is left out of :meth:`to_dict` and
+        :meth:`key`: changing it refits nothing and re-runs no report.
     """
 
     model: str = "CalendarBaseline"
@@ -90,6 +98,7 @@ class ReviewConfig:
     recalibration_draws: int = 300
     recalibration_min_rows: int = 200
     recalibration_quarters: int = 12
+    kernels: str = "auto"
 
     def __post_init__(self) -> None:
         problems = []
@@ -118,6 +127,8 @@ class ReviewConfig:
             or self.report_timeout <= 0
         ):
             problems.append(f"report_timeout must be a positive number of seconds, got {self.report_timeout!r}")
+        if self.kernels not in KERNEL_MODES:
+            problems.append(f"kernels must be one of {', '.join(repr(m) for m in KERNEL_MODES)}, got {self.kernels!r}")
         if problems:
             raise ConfigError("invalid review settings: " + "; ".join(problems))
         model_class(self.model)
@@ -126,6 +137,7 @@ class ReviewConfig:
         """Plain JSON-able settings (recorded in the provenance of every report)."""
         d = asdict(self)
         d["model_params"] = dict(self.model_params)
+        del d["kernels"]  # how reports run, not what they show
         return json.loads(json.dumps(d, default=str))
 
     def key(self) -> str:

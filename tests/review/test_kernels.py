@@ -13,7 +13,8 @@ import papermill
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from spm_models.exceptions import ReportError
+from spm_models.exceptions import ConfigError, ReportError
+from spm_models.review.kernels import mode
 from spm_models.review.kernels.client import ForkServer
 from spm_models.review.kernels.provisioner import fork_kernel_manager_class
 
@@ -85,6 +86,23 @@ def test_no_state_leaks_between_reports(server, tmp_path):
     assert len(set(pids)) == 3, "every report gets its own kernel process"
 
 
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    """A small run's artifacts (no recalibration, few draws): what production forks kernels over."""
+    from spm_models.data.validation import validate
+    from spm_models.review.artifacts import build_artifacts
+    from spm_models.review.outlook import default_month
+    from spm_models.review.settings import ReviewConfig
+    from spm_models.synthetic.generator import generate_organisation
+
+    ds = validate(generate_organisation(5, years=2, seed=5).dataset)
+    root = tmp_path_factory.mktemp("kernel-run")
+    out = root / "artifacts"
+    config = ReviewConfig(recalibrate=False, n_draws=100)
+    build_artifacts(ds, month=default_month(ds), out_dir=out, config=config, runs_root=root)
+    return out
+
+
 def test_server_is_single_threaded_and_counts_its_kernels(server, tmp_path):
     assert server.os_threads == 1
     _run(server, _nb("import os\nprint(os.getpid())"), tmp_path, "count")
@@ -124,6 +142,9 @@ def test_the_watchdog_learns_the_kernel_pid_in_the_reporting_thread(server, tmp_
     assert seen["box"]["pid"] == seen["pid"]
 
 
+# ------------------------------------------------------------- the server's own robustness
+
+
 @contextlib.asynccontextmanager
 async def _kernel(server):
     """A running fork-server kernel and a client connected to it."""
@@ -155,11 +176,6 @@ async def _output(kc, code: str) -> str:
     return "".join(out).strip()
 
 
-async def _with_new_kernel(server, code):
-    async with _kernel(server) as (_, kc):
-        return await _output(kc, code)
-
-
 def test_a_kernel_that_cannot_start_is_an_error_and_its_siblings_live_on(server, tmp_path):
     async def go():
         async with _kernel(server) as (_, kc):
@@ -173,25 +189,9 @@ def test_a_kernel_that_cannot_start_is_an_error_and_its_siblings_live_on(server,
     asyncio.run(go())
 
 
-def test_the_server_keeps_serving_whatever_it_writes_to_stderr(monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", str(HERE))
-    with ForkServer(preload=("_stderr_flood",)) as s:
-        os.kill(s.process.pid, signal.SIGUSR1)  # the server writes 2 MiB to its stderr
-        assert s.stats()["kernels"] == 0
-
-
-def test_a_server_that_cannot_start_says_why():
-    with pytest.raises(ReportError, match="no_such_module_anywhere"):
-        ForkServer(preload=("no_such_module_anywhere",)).start()
-
-
-def test_a_client_that_sends_nothing_is_dropped_and_others_are_served():
-    with ForkServer(preload=(), request_timeout=0.5) as s:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as silent:
-            silent.connect(s.address)
-            assert s.stats()["kernels"] == 0  # answered although the silent client came first
-            silent.settimeout(60)
-            assert silent.recv(1) == b"", "the server closes the silent connection"
+async def _with_new_kernel(server, code):
+    async with _kernel(server) as (_, kc):
+        return await _output(kc, code)
 
 
 def test_a_killed_kernel_reads_as_killed_and_an_exit_code_as_itself(server):
@@ -236,6 +236,27 @@ def test_a_reaped_kernel_reads_as_dead_even_when_its_pid_is_taken(server, monkey
     asyncio.run(go())
 
 
+def test_the_server_keeps_serving_whatever_it_writes_to_stderr(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(HERE))
+    with ForkServer(preload=("_stderr_flood",)) as s:
+        os.kill(s.process.pid, signal.SIGUSR1)  # the server writes 2 MiB to its stderr
+        assert s.stats()["kernels"] == 0
+
+
+def test_a_server_that_cannot_start_says_why():
+    with pytest.raises(ReportError, match="no_such_module_anywhere"):
+        ForkServer(preload=("no_such_module_anywhere",)).start()
+
+
+def test_a_client_that_sends_nothing_is_dropped_and_others_are_served():
+    with ForkServer(preload=(), request_timeout=0.5) as s:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as silent:
+            silent.connect(s.address)
+            assert s.stats()["kernels"] == 0  # answered although the silent client came first
+            silent.settimeout(60)
+            assert silent.recv(1) == b"", "the server closes the silent connection"
+
+
 def test_a_stock_kernel_manager_gets_a_forked_kernel_through_the_provisioner_entry_point(server):
     """No subclass, no private hook: jupyter_client's own manager, the server's kernel spec, the
     provisioner found by its entry point."""
@@ -270,3 +291,61 @@ def test_a_stock_kernel_manager_gets_a_forked_kernel_through_the_provisioner_ent
             await km.shutdown_kernel(now=True)
 
     asyncio.run(go())
+
+
+# ------------------------------------------------------------------ fork, plain or auto
+
+
+def test_auto_falls_back_to_plain_kernels_with_one_line_where_fork_is_missing(monkeypatch):
+    monkeypatch.setattr(mode, "fork_available", lambda: False)
+    chosen, warning = mode.resolve_kernel_mode("auto")
+    assert chosen == "plain" and "plain kernels" in warning and "\n" not in warning
+    assert mode.resolve_kernel_mode("plain") == ("plain", None)
+    with pytest.raises(ConfigError, match="kernels='fork' needs os.fork on Linux.*'auto' or 'plain'"):
+        mode.resolve_kernel_mode("fork")
+    monkeypatch.setattr(mode, "fork_available", lambda: True)
+    assert mode.resolve_kernel_mode("auto") == ("fork", None)
+    with pytest.raises(ConfigError, match="one of 'auto', 'fork', 'plain'; got 'spawn'"):
+        mode.resolve_kernel_mode("spawn")
+
+
+def test_a_review_without_fork_runs_its_reports_in_plain_kernels(artifacts, tmp_path, monkeypatch):
+    import io
+
+    from spm_models.review.pipeline import plan_reports
+    from spm_models.review.runner import execute_reports
+    from spm_models.review.views import load_run
+
+    def no_server(self):
+        raise AssertionError("no kernel server may start where fork is not available")
+
+    monkeypatch.setattr(mode, "fork_available", lambda: False)
+    monkeypatch.setattr(ForkServer, "start", no_server)
+    run = load_run(artifacts)
+    task = next(t for t in plan_reports(run.tables, artifacts) if t.kind == "agent")
+    log = io.StringIO()
+    results, setup = execute_reports([task], run_folder=tmp_path / "run", artifacts_dir=artifacts, log=log)
+    assert [r.status for r in results] == ["ok"], results[0].error
+    assert "kernel_server_start" not in setup
+    assert log.getvalue().count("\n") == 1 and log.getvalue().startswith("warning: report kernels cannot be forked")
+
+
+def test_the_kernels_setting_is_checked_and_does_not_change_the_run(tmp_path):
+    from spm_models.review.settings import ReviewConfig, load_config
+
+    with pytest.raises(ConfigError, match="kernels must be one of 'auto', 'fork', 'plain', got 'forks'"):
+        ReviewConfig(kernels="forks")
+    assert ReviewConfig().kernels == "auto"
+    assert ReviewConfig(kernels="plain").key() == ReviewConfig().key()
+    f = tmp_path / "review.toml"
+    f.write_text('kernels = "plain"\n')
+    assert load_config(f).kernels == "plain" and load_config(f, kernels="fork").kernels == "fork"
+
+
+def test_spm_review_takes_kernels(capsys):
+    from spm_models.cli import main
+
+    assert main(["review", "--help"]) == 0
+    assert "--kernels" in capsys.readouterr().out
+    assert main(["review", "--kernels", "spawn"]) == 2
+    assert "kernels must be one of 'auto', 'fork', 'plain', got 'spawn'" in capsys.readouterr().err
