@@ -10,6 +10,7 @@ import socket
 from pathlib import Path
 
 import papermill
+import pyarrow.parquet as pq
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
@@ -103,11 +104,34 @@ def artifacts(tmp_path_factory):
     return out
 
 
-def test_server_is_single_threaded_and_counts_its_kernels(server, tmp_path):
-    assert server.os_threads == 1
-    _run(server, _nb("import os\nprint(os.getpid())"), tmp_path, "count")
-    st = server.stats()
-    assert st["kernels"] >= 1 and st["cpu_user"] > 0
+def test_the_production_server_forks_without_python_threads_and_counts_its_kernels(artifacts, tmp_path):
+    """The set-up :func:`execute_reports` starts: every module of KERNEL_PRELOAD and the run's
+    artifacts in memory. No Python thread may exist when it forks (a lock it held would stay
+    held in every kernel). Reading the artifacts leaves Arrow's native pools running; a kernel
+    forked from it must still read parquet with Arrow's threads."""
+    with ForkServer(run_dir=artifacts) as production:
+        assert production.python_threads == 1
+        code = (
+            "import pyarrow.parquet as pq\n"
+            "from spm_models.review import views\n"
+            f"run = views.load_run({str(artifacts)!r})\n"
+            f"table = pq.read_table({str(artifacts / 'agents.parquet')!r}, use_threads=True)\n"
+            "print(len(run['agents']), table.num_rows)"
+        )
+        km = fork_kernel_manager_class(production)
+        out = papermill.execute_notebook(
+            _nb(code),
+            str(tmp_path / "production.ipynb"),
+            parameters={"x": 1},
+            kernel_manager_class=km,
+            progress_bar=False,
+            request_save_on_cell_execute=False,
+            shutdown_kernel="immediate",
+        )
+        n = str(pq.read_metadata(artifacts / "agents.parquet").num_rows)
+        assert out.cells[-1].outputs[0]["text"].split() == [n, n]
+        st = production.stats()
+        assert st["kernels"] == 1 and st["cpu_user"] > 0
 
 
 def test_a_failing_cell_is_reported_and_the_server_survives(server, tmp_path):

@@ -162,6 +162,8 @@ class ForkServer(ForkServerClient):
         self.startup_seconds: float | None = None
         #: Native threads of the server process when it was ready to fork (1 on Linux without artifacts).
         self.os_threads: int | None = None
+        #: Python threads of the server process when it was ready to fork (must be 1).
+        self.python_threads: int | None = None
 
     def start(self) -> ForkServer:
         """Start the server process, wait until it has imported everything, write its kernel spec.
@@ -209,6 +211,7 @@ class ForkServer(ForkServerClient):
             if line.startswith(READY):
                 fields = dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
                 self.os_threads = int(fields["threads"]) if "threads" in fields else None
+                self.python_threads = int(fields["python_threads"]) if "python_threads" in fields else None
                 break
             if line == "":
                 self.process.wait()

@@ -18,7 +18,8 @@ starts again from the parent's untouched memory (copy-on-write). The parent runs
 Python threads; BLAS/OpenMP pools are limited to the calling thread and pyarrow's jemalloc
 background thread is off, so the only native threads it may hold when it forks are Arrow's
 I/O and CPU pools from reading the artifacts, which Arrow re-creates in a forked child.
-The ready line reports the parent's thread count (``ForkServer.os_threads``).
+The ready line reports the parent's thread counts (``ForkServer.os_threads`` and
+``ForkServer.python_threads``).
 
 Protocol: the server listens on a Unix socket. A client connects, sends one JSON line and
 reads one JSON line back:
@@ -310,6 +311,7 @@ def _count_threads() -> int:
 def serve(address: str, preload: Sequence[str], run_dir: str | None, *, request_timeout: float = 10.0) -> None:
     """Run the fork server (the body of ``python -m spm_models.review.kernels.server``)."""
     import importlib
+    import threading
 
     # Ctrl-C reaches the whole foreground group; the server stops when its parent closes its
     # stdin or terminates it, and no KeyboardInterrupt can surface in a child before it is set up.
@@ -331,7 +333,7 @@ def serve(address: str, preload: Sequence[str], run_dir: str | None, *, request_
         server.stopping = True
 
     signal.signal(signal.SIGTERM, stop)
-    sys.stdout.write(f"{READY} threads={_count_threads()}\n")
+    sys.stdout.write(f"{READY} threads={_count_threads()} python_threads={threading.active_count()}\n")
     sys.stdout.flush()
     os.dup2(2, 1)  # nothing more goes to the ready pipe, which the client stops reading
     server.loop()
