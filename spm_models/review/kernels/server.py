@@ -247,7 +247,12 @@ class _Server:
             if not isinstance(request.get(name), str):
                 raise ValueError(f"a fork request needs {name!r}")
         r, w = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:  # out of processes or memory: answered as an error, the server goes on
+            os.close(r)
+            os.close(w)
+            raise
         if pid == 0:
             _child(request, w, self.me, sockets=(self.listener, conn), fds=(r,))
         os.close(w)
