@@ -185,6 +185,14 @@ def review(
     force: Annotated[bool, typer.Option("--force", help="Refit and re-run every report even if current.")] = False,
     agents: Annotated[str | None, typer.Option(help="Only these agent ids, comma separated.")] = None,
     territories: Annotated[str | None, typer.Option(help="Only these territory ids, comma separated.")] = None,
+    kernels: Annotated[
+        str | None,
+        typer.Option(
+            help="How report kernels start: auto (fork where the platform allows, else plain), fork "
+            "(from a server that has imported everything; Linux) or plain (one new process each). "
+            "Default: the settings' kernels, auto."
+        ),
+    ] = None,
     project_dir: ProjectDir = None,
 ) -> None:
     """Fit once, write every agent, territory and company report as HTML, plus index.html.
@@ -199,7 +207,7 @@ def review(
         db=db,
         out=out,
         paths=_paths(project_dir),
-        config=load_config(config),
+        config=load_config(config, kernels=kernels),
         workers=workers,
         timeout=timeout,
         only_failed=only_failed,

@@ -196,7 +196,7 @@ def run_review(
     force: bool = False,
     agents: Sequence[str] | None = None,
     territories: Sequence[str] | None = None,
-    kernel: str = "fork",
+    kernel: str | None = None,
     progress: bool | None = None,
     log: TextIO | None = None,
     templates_dir: str | Path | None = None,
@@ -222,8 +222,9 @@ def run_review(
         Redo only the failed reports of the last run / redo everything.
     agents, territories : sequence of str, optional
         Produce only these subjects' reports.
-    kernel : {"fork", "plain"}
-        How kernels start (see :mod:`spm_models.review.runner`).
+    kernel : {"auto", "fork", "plain"}, optional
+        How kernels start (default: the settings' ``kernels``; see
+        :mod:`spm_models.review.kernels.mode`).
     progress : bool, optional
         Progress bar (default: when ``log`` is a terminal); otherwise one line per report.
     log : text stream, optional
@@ -294,9 +295,10 @@ def run_review(
             artifacts_dir=artifacts_dir,
             workers=workers or os.cpu_count() or 1,
             timeout=timeout or config.report_timeout,
-            kernel=kernel,
+            kernel=kernel or config.kernels,
             templates_dir=templates_dir,
             on_result=bar,
+            log=log,
         )
     finally:
         bar.close()

@@ -11,7 +11,9 @@ waiting, and this hides it instead of leaving a core idle.
 Kernels come from a fork server (:mod:`spm_models.review.kernels.server`) with everything
 imported and the run's artifacts loaded: a kernel starts in a fraction of a second and
 starts clean (see that module for why no state can leak between reports). ``kernel="plain"``
-uses jupyter's ordinary launcher instead (one new Python process per report).
+uses jupyter's ordinary launcher instead (one new Python process per report); ``"auto"``
+(the default) forks where the platform allows it and falls back to plain kernels elsewhere
+(:mod:`spm_models.review.kernels.mode`).
 
 Failure isolation: anything that goes wrong in one report (an exception in a cell, a
 kernel that dies, a timeout, an export error) is caught and recorded in that report's
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 import threading
 import time
 import traceback
@@ -30,9 +33,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from spm_models.exceptions import ReportError
 from spm_models.review.export import to_html, write_atomic
 from spm_models.review.naming import inside
 from spm_models.review.params import check_parameters, template_path
@@ -253,9 +255,10 @@ def execute_reports(
     artifacts_dir: str | Path,
     workers: int = 1,
     timeout: float = 300.0,
-    kernel: str = "fork",
+    kernel: str = "auto",
     templates_dir: str | Path | None = None,
     on_result: Callable[[ReportResult], None] | None = None,
+    log: TextIO | None = None,
 ) -> tuple[list[ReportResult], dict[str, float]]:
     """Run every task; return the results (in task order) and the set-up timings.
 
@@ -271,22 +274,30 @@ def execute_reports(
         Reports executing cells at the same time (kernels of the next ones start meanwhile).
     timeout : float
         Seconds one report may take.
-    kernel : {"fork", "plain"}
-        Fork-server kernels (default) or one ordinary kernel process per report.
+    kernel : {"auto", "fork", "plain"}
+        Fork-server kernels, one ordinary kernel process per report, or (default) fork-server
+        kernels where the platform can fork and plain ones elsewhere
+        (:func:`spm_models.review.kernels.mode.resolve_kernel_mode`).
     on_result : callable, optional
         Called with each result as it completes (progress display).
+    log : text stream, optional
+        Where the one-line warning goes when ``"auto"`` falls back to plain kernels
+        (default stderr).
 
     Raises
     ------
     ConfigError
-        A task's parameters do not fit its template (nothing has run).
+        A task's parameters do not fit its template, or ``kernel`` is not a mode or is
+        ``"fork"`` where forking is not available (nothing has run).
     ReportError
         The kernel server cannot start.
     """
     import nbformat
 
+    from spm_models.review.kernels.mode import resolve_kernel_mode
     from spm_models.review.params import check_template
 
+    kernel, fallback = resolve_kernel_mode(kernel)
     run_folder = Path(run_folder)
     for t in tasks:
         check_parameters(t.template, t.parameters)
@@ -300,11 +311,11 @@ def execute_reports(
     setup: dict[str, float] = {}
     server = None
     km_class = None
-    if kernel not in ("fork", "plain"):
-        raise ReportError(f"kernel must be 'fork' or 'plain', got {kernel!r}")
+    if tasks and fallback:
+        (log or sys.stderr).write(f"warning: {fallback}\n")
     if tasks and kernel == "fork":
+        from spm_models.review.kernels.client import ForkServer
         from spm_models.review.kernels.provisioner import fork_kernel_manager_class
-        from spm_models.review.kernels.server import ForkServer
 
         server = ForkServer(run_dir=artifacts_dir).start()
         setup["kernel_server_start"] = round(server.startup_seconds or 0.0, 3)

@@ -9,6 +9,7 @@ them::
     seed = 0
     min_peers = 5
     recalibrate = true                  # adjust agents' P(quota) by past quarters (below)
+    kernels = "auto"                    # report kernels: "auto", "fork" or "plain"
 
     [model_params]
     window = 26
@@ -37,6 +38,7 @@ from spm_models.data.dataset import Dataset
 from spm_models.exceptions import ConfigError
 from spm_models.insights.commission import DEFAULT_PLAN, CommissionPlan, plan_from_mapping
 from spm_models.models.registry import check_model_params
+from spm_models.review.kernels.mode import KERNEL_MODES
 
 __all__ = ["ReviewConfig", "load_config"]
 
@@ -79,6 +81,12 @@ class ReviewConfig:
     fiscal_year_start : int or str, optional
         Month the fiscal year starts in, for this review only; default the one stored with
         the data (the mapping's or the project's, :mod:`spm_models.config`).
+    kernels : {"auto", "fork", "plain"}
+        How report kernels start: forked from a kernel server that has imported everything
+        (``"fork"``, Linux only), one new process each (``"plain"``), or fork where possible
+        and plain elsewhere (``"auto"``, see :mod:`spm_models.review.kernels.mode`). It changes
+        how fast reports run, not what they show, so it is left out of :meth:`to_dict` and
+        :meth:`key`: changing it refits nothing and re-runs no report.
     """
 
     model: str = "CalendarBaseline"
@@ -97,6 +105,7 @@ class ReviewConfig:
     recalibration_min_rows: int = 200
     recalibration_quarters: int = 12
     fiscal_year_start: int | str | None = None
+    kernels: str = "auto"
 
     def __post_init__(self) -> None:
         problems = []
@@ -130,6 +139,8 @@ class ReviewConfig:
                 Calendar(self.fiscal_year_start)
             except ConfigError as exc:
                 problems.append(str(exc))
+        if self.kernels not in KERNEL_MODES:
+            problems.append(f"kernels must be one of {', '.join(repr(m) for m in KERNEL_MODES)}, got {self.kernels!r}")
         if problems:
             raise ConfigError("invalid review settings: " + "; ".join(problems))
         if not isinstance(self.model_params, Mapping):
@@ -146,6 +157,7 @@ class ReviewConfig:
         """Plain JSON-able settings (recorded in the provenance of every report)."""
         d = asdict(self)
         d["model_params"] = dict(self.model_params)
+        del d["kernels"]  # how reports run, not what they show
         return json.loads(json.dumps(d, default=str))
 
     def key(self) -> str:
