@@ -62,12 +62,13 @@ from spm_models.models.forecast import quantile_column
 ROOT = Path(__file__).resolve().parents[1]
 RUNNER = Path(__file__).resolve().parent / "statsforecast_runner.py"
 LEVELS = ("agent", "territory", "company")
-PROJECT_MODELS = ("seasonal_naive", "calendar", "calendar_pipeline", "prophet", "prophet_pe", "hb")
+PROJECT_MODELS = ("seasonal_naive", "moq", "calendar", "calendar_pipeline", "prophet", "prophet_pe", "hb")
 SF_MODELS = {"autoets": "AutoETS", "autoarima": "AutoARIMA"}
 ALL_MODELS = ("oracle", *PROJECT_MODELS, *SF_MODELS)
 LABELS = {
     "oracle": "Oracle",
     "seasonal_naive": "SeasonalNaive",
+    "moq": "MonthOfQuarterMean",
     "calendar": "CalendarBaseline",
     "calendar_pipeline": "Pipeline+Calendar",
     "prophet": "Prophet",
@@ -224,6 +225,7 @@ def split(data: BenchData, level: str, origin: np.datetime64, h: int) -> tuple[p
 #: Benchmark key -> registered model (spm_models.models.registry) and its fixed parameters.
 SPECS: dict[str, tuple[str, dict]] = {
     "seasonal_naive": ("SeasonalNaive", {}),
+    "moq": ("MonthOfQuarterMean", {}),
     "calendar": ("CalendarBaseline", {}),
     "calendar_pipeline": ("PipelineAware", {"model": "CalendarBaseline"}),
     "prophet": ("ProphetForecaster", {"period_end": False}),
