@@ -38,7 +38,8 @@ from spm_models.kpi.grid import COMPANY
 from spm_models.models.forecast import concat_forecasts
 from spm_models.models.pipeline.history import open_at
 from spm_models.review import outlook as ol
-from spm_models.review.recalibration import BACKTEST_COLUMNS, learn_recalibration, recalibrate_outlook
+from spm_models.review.forecasting import review_forecast
+from spm_models.review.recalibration import BACKTEST_COLUMNS, recalibrate_outlook
 from spm_models.review.settings import ReviewConfig
 
 __all__ = ["ARTIFACTS_FORMAT", "TABLES", "artifacts_key", "build_artifacts", "read_run_info", "RUN_FILE"]
@@ -110,12 +111,6 @@ def _prefixed(forecasts: dict[str, Any]):
     return concat_forecasts(parts), level_of
 
 
-def _forecast_run(asof: Dataset, agents: pd.DataFrame, cal: ol.ReviewCalendar, config: ReviewConfig):
-    history = ol.weekly_history(asof, agents["agent_id"], end=cal.train_end)
-    model, fc = ol.fit_agent_forecast(history, config, h=cal.h, dataset=asof, calendar=cal.calendar)
-    return model, history, ol.hierarchy_forecasts(fc, agents)
-
-
 def _entity_maps(agents: pd.DataFrame) -> dict[str, pd.Series]:
     idx = pd.Index(agents["agent_id"].astype("str"))
     return {
@@ -126,9 +121,16 @@ def _entity_maps(agents: pd.DataFrame) -> dict[str, pd.Series]:
 
 
 def _previous_snapshot(
-    runs_root: Path | None, cal: ol.ReviewCalendar, dataset: Dataset, config: ReviewConfig, fp: str, work: Path
+    runs_root: Path | None,
+    cal: ol.ReviewCalendar,
+    dataset: Dataset,
+    config: ReviewConfig,
+    fp: str,
+    work: Path,
+    picks: dict[str, str],
 ):
-    """The forecast made at the end of the previous month: its run's snapshot, or a refit."""
+    """The forecast made at the end of the previous month: its run's snapshot, or a refit with
+    this run's models (no model choice or calibration: what they would have said then)."""
     prev_label = f"{cal.previous_month:%Y-%m}"
     if runs_root is not None:
         listing = list_snapshots(runs_root / prev_label / "artifacts" / "snapshot")
@@ -138,17 +140,17 @@ def _previous_snapshot(
         pcal = ol.review_calendar(prev_label, data_end=cal.as_of, calendar=cal.calendar)
         pasof = ol.as_of_dataset(dataset, pcal.as_of)
         pagents = ol.review_agents(pasof["agents"], pcal.as_of)
-        model, hist, fcs = _forecast_run(pasof, pagents, pcal, config)
+        prev = review_forecast(pasof, pagents, pcal, config, learn_calibration=False, picks=picks)
     except DataError:
         return None, "no data before the previous month"
-    stacked, level_of = _prefixed(fcs)
+    stacked, level_of = _prefixed(prev.forecasts)
     path = save_snapshot(
         stacked,
         folder=work / "previous_snapshot",
-        model=model,
+        model=prev.agent_model,
         config={"month": prev_label, "reconstructed": True},
         seed=config.seed,
-        data_range=(hist["ds"].min(), pcal.train_end),
+        data_range=(prev.history["ds"].min(), pcal.train_end),
         data_fingerprint=fp,
         level_of=level_of,
     )
@@ -258,7 +260,8 @@ def _build(
         asof, grain="quarter", start=cal.quarter - pd.DateOffset(months=3), end=cal.as_of, calendar=cal.calendar
     )
 
-    model, _, fcs = _forecast_run(asof, agents, cal, config)
+    rf = review_forecast(asof, agents, cal, config)
+    fcs, model, recal = rf.forecasts, rf.agent_model, rf.recalibration
     targets = asof.get("targets")
     closed, quota, outlook, fan, remaining = {}, {}, {}, {}, {}
     for lv, fc in fcs.items():
@@ -280,13 +283,14 @@ def _build(
         else:
             quota[lv] = pd.Series(dtype=float)
         quota[lv] = quota[lv].where(quota[lv] > 0)
-        outlook[lv] = ol.quarter_outlook(fc, closed[lv], quota[lv], cal)
+        raw = ol.quarter_outlook(rf.raw[lv], closed[lv], quota[lv], cal)
+        shown = ol.quarter_outlook(fc, closed[lv], quota[lv], cal)
+        outlook[lv] = recalibrate_outlook(shown, raw, recal if lv == "agent" else None)
         fan[lv] = ol.cumulative_fan(fc, closed[lv], cal)
         remaining[lv] = (
             outlook[lv].set_index("unique_id")["quota"] - outlook[lv].set_index("unique_id")["closed_to_date"]
         ).clip(lower=0.0)
-    recal, recal_rows = learn_recalibration(asof, model, cal, config) if quota["agent"].notna().any() else (None, None)
-    outlook = {lv: recalibrate_outlook(o, recal if lv == "agent" else None) for lv, o in outlook.items()}
+    recal_rows = rf.recalibration_rows
 
     opp = asof["opportunities"]
     is_open = open_at(opp, cal.as_of)
@@ -346,7 +350,7 @@ def _build(
         data_fingerprint=fp,
         level_of=level_of,
     )
-    prev, prev_source = _previous_snapshot(runs_root, cal, dataset, config, fp, work)
+    prev, prev_source = _previous_snapshot(runs_root, cal, dataset, config, fp, work, rf.picks)
     if prev is not None:
         act = kpis_m[(kpis_m["kpi"] == "bookings") & (kpis_m["period"] == cal.month) & (kpis_m["segment"] == "")]
         actual = pd.Series(
@@ -415,7 +419,7 @@ def _build(
         "indicators": indicators,
         "funnel": funnel,
         "outlook": _levels(outlook),
-        "quota_backtest": recal_rows if recal_rows is not None else pd.DataFrame(columns=BACKTEST_COLUMNS),
+        "quota_backtest": recal_rows if len(recal_rows) else pd.DataFrame(columns=BACKTEST_COLUMNS),
         "fan": _levels(fan),
         "actual_path": actual_path,
         "forecast_weekly": _levels({lv: fc.quantiles for lv, fc in fcs.items()}),
@@ -447,9 +451,9 @@ def _build(
         "data_fingerprint": fp,
         "data_source": dataset.source,
         "settings": config.to_dict(),
+        "model_choice": rf.choice.to_dict() if rf.choice is not None else None,
         "model": {
-            "name": model.model_name(),
-            "params": json.loads(json.dumps(model.get_params(), default=str)),
+            **json.loads(json.dumps(rf.describe(), default=str)),
             "n_series": int(len(uids)),
             "n_fallback": n_fb,
         },

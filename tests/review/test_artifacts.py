@@ -11,6 +11,7 @@ import pytest
 
 from spm_models.data.validation import validate
 from spm_models.exceptions import ConfigError, ReportError
+from spm_models.models.registry import make_model
 from spm_models.review import views
 from spm_models.review.artifacts import TABLES, artifacts_key, build_artifacts
 from spm_models.review.render import scorecard_table, table, title
@@ -33,7 +34,15 @@ def test_every_table_and_the_provenance_are_written(run):
     stored = json.loads((folder / "run.json").read_text())
     assert stored["run_id"].startswith("2024-11-") and stored["key"] == info["key"]
     assert set(stored) >= {"data_fingerprint", "package_version", "settings", "model", "calendar"}
-    assert stored["model"]["name"] == "CalendarBaseline" and stored["previous_forecast"].startswith("reconstructed")
+    assert stored["previous_forecast"].startswith("reconstructed")
+    # model = "auto" (the default): the pick per level, and the backtest that chose it, are recorded
+    choice, model = stored["model_choice"], stored["model"]
+    assert set(choice["picks"]) == {"agent", "territory", "company"} and model["picks"] == choice["picks"]
+    assert set(model["params_by_model"]) == set(choice["picks"].values())
+    assert model["name"] == make_model(choice["picks"]["agent"]).model_name()
+    scored = pd.DataFrame(choice["scores"])
+    for level, pick in choice["picks"].items():
+        assert pick in set(scored.loc[scored["level"] == level, "candidate"]) and choice["reasons"][level]
     assert not info["reused"]
     assert len(list((folder / "snapshot").iterdir())) == 1
 
