@@ -192,7 +192,8 @@ def review_forecast(
                 fast=True,
             )
         recal, rows = learn_recalibration(asof, backtested, cal, config)
-    adjusted = {n: apply_common_factor(fc, recal, seed=config.seed) for n, fc in raw_by_model.items()}
+    territory = dict(zip(agents["agent_id"].astype(str), agents["territory_id"].astype(str)))
+    adjusted = {n: apply_common_factor(fc, recal, seed=config.seed, groups=territory) for n, fc in raw_by_model.items()}
     return ReviewForecast(
         picks=picks,
         models=models,

@@ -7,10 +7,12 @@ own point in the quarter (:func:`~spm_models.evaluation.quota.backtest.quarter_o
 and learns the two-stage calibration of :mod:`spm_models.evaluation.quota.calibration` from it:
 
 1. a **common factor** on what is still to book, drawn once per scenario for every agent
-   (how far off the whole forecast was in the last quarters, and how much that moved); it is
-   applied to the agents' forecast draws (:func:`apply_common_factor`) before anything is
-   summed, so the territory and company chances, the fan charts and the payout estimate all
-   read the corrected scenarios, and what is already booked is never touched;
+   (how far off the whole forecast was in the last quarters, and how much that moved), times a
+   **territory factor** drawn per territory and scenario (how much more past territories
+   varied than the model's sums said); they are applied to the agents' forecast draws
+   (:func:`apply_common_factor`) before anything is summed, so the territory and company
+   chances, the fan charts and the payout estimate all read the corrected scenarios, and what
+   is already booked is never touched;
 2. a **logistic adjustment** of the agents' chances (``logit p~ = a + b logit p``), applied to
    the agents' chances only (:func:`recalibrate_outlook`); an agent at or above quota keeps
    exactly 1 and is shown as "reached".
@@ -108,6 +110,8 @@ class QuotaRecalibration:
             "factor_applied": c.factor_applied,
             "drift": c.drift,
             "spread": c.spread,
+            "territory_spread": c.group_spread,
+            "n_territory": c.n_group_rows,
             "logistic_applied": c.recalibration is not None,
             "intercept": None if c.recalibration is None else c.recalibration.intercept,
             "slope": None if c.recalibration is None else c.recalibration.slope,
@@ -179,26 +183,35 @@ def learn_recalibration(
             data_end=calendar.as_of,
             day_count="calendar",
             calendar=cal,
+            levels=("agent", "territory"),
         )
     except SpmError as exc:
         note = f"no past quarter could be checked ({exc})"
         return _record(_nothing(note), empty, offset, config, started, cal), empty
     rows = rows[rows["p_quota"].notna()].reset_index(drop=True)
     learned = learn_quota_calibration(rows, min_rows=config.recalibration_min_rows)
-    return _record(learned, rows, offset, config, started, cal), rows.drop(columns="remaining_points")
+    agents = rows[rows["level"] == "agent"]
+    return _record(learned, agents, offset, config, started, cal), rows.drop(columns="remaining_points")
 
 
-def apply_common_factor(forecast: Forecast, recalibration: QuotaRecalibration | None, *, seed: int) -> Forecast:
-    """The forecast with every draw ``j`` of every series multiplied by the common factor ``F_j``.
+def apply_common_factor(
+    forecast: Forecast, recalibration: QuotaRecalibration | None, *, seed: int, groups: Mapping[str, str] | None = None
+) -> Forecast:
+    """The forecast with draw ``j`` of series ``i`` multiplied by ``F_j G_g(i)j``: the common
+    factor and the factor of the series' territory ``g(i)`` (``groups``: series -> territory;
+    without it, or without a learned territory spread, ``G = 1``).
 
     Without a learned factor the forecast is returned unchanged.
     """
     if recalibration is None or not recalibration.calibration.factor_applied:
         return forecast
-    f = recalibration.calibration.factors(forecast.draws.shape[2], seed=seed)
+    uids = forecast.unique_ids.astype(str)
+    labels = None if groups is None else [groups.get(u, "") for u in uids]
+    f = recalibration.calibration.factors(forecast.draws.shape[2], seed=seed, groups=labels)
+    f = f[None, None, :] if f.ndim == 1 else f[:, None, :]
     reason = forecast.fallback["reason"].to_numpy()
     return Forecast.from_draws(
-        forecast.draws * f[None, None, :],
+        forecast.draws * f,
         unique_ids=forecast.unique_ids,
         ds=forecast.ds,
         model=forecast.model,
@@ -247,13 +260,18 @@ def quota_note(info: Mapping[str, Any] | None, *, level: str) -> str:
     quarters = info.get("quarters") or []
     span = f" ({quarters[0]} to {quarters[-1]})" if quarters else ""
     parts = []
-    if info.get("factor_applied"):
+    if info.get("drift") is not None:
         drift = float(info["drift"])
         way = "below" if drift > 0 else "above"  # drift = log(what happened / forecast)
         parts.append(
             f"every scenario of what is still to book is scaled by how far the forecasts of the last "
             f"quarters were off (most recently {abs(np.expm1(drift)):.0%} {way} what happened), with the "
             f"spread of that error, shared by all agents"
+        )
+    if info.get("territory_spread") is not None:
+        parts.append(
+            f"each territory's scenarios also vary as much as past territories did around the forecast "
+            f"(learned from {int(info.get('n_territory') or 0)} past territory-quarters)"
         )
     if info.get("logistic_applied"):
         slope = float(info["slope"])
@@ -266,6 +284,6 @@ def quota_note(info: Mapping[str, Any] | None, *, level: str) -> str:
         text = "Chances of reaching quota are checked against past quarters: " + "; ".join(parts) + "."
         if notes:
             text += f" Not applied: {notes}."
-    if level != "agent" and info.get("logistic_applied"):
+    if level != "agent" and parts:
         text += " Territory and company chances come from the agents' scaled scenarios added up."
     return text + " Booked at or above quota shows as reached (100%)."

@@ -173,6 +173,62 @@ def test_a_degenerate_calibration_falls_back_and_says_why():
     np.testing.assert_array_equal(cal.adjust(p), p)  # the model's own values
 
 
+def _territory_backtest(rng: np.random.Generator, *, n_quarters=10, n=60, model_sd=0.15, territory_sd=0.4):
+    """Territory rows of a model that knows each territory's expectation but not its own shock
+    (``territory_sd``) nor the quarter's shock all territories share."""
+    from scipy import stats
+
+    z = stats.norm.ppf((np.arange(N_POINTS_TEST) + 0.5) / N_POINTS_TEST)
+    shocks = rng.normal(0.0, 0.15, n_quarters)
+    rows = []
+    for k, start in enumerate(pd.date_range("2022-01-01", periods=n_quarters, freq="QS")):
+        mu = rng.lognormal(12.0, 0.3, n)
+        quota = mu * rng.uniform(0.6, 1.5, n)
+        points = mu[:, None] * np.exp(model_sd * z[None, :] - model_sd**2 / 2)
+        real = mu * np.exp(shocks[k] + rng.normal(0.0, territory_sd, n) - territory_sd**2 / 2)
+        base = dict(period_start=start, period_end=start + pd.offsets.QuarterEnd(0), origin=start, offset_weeks=0)
+        for level, scale in (("agent", 0.1), ("territory", 1.0)):  # agents carry the company ratio
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "level": level,
+                        "entity_id": [f"{level[0]}{i}" for i in range(n)],
+                        **base,
+                        "quota": quota * scale,
+                        "closed_to_date": 0.0,
+                        "p_quota": (points >= quota[:, None]).mean(axis=1),
+                        "hit": real >= quota,
+                        "expected_remaining": mu * scale,
+                        "realised_remaining": real * scale,
+                        "remaining_points": list(points * scale),
+                    }
+                )
+            )
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_a_territory_shock_the_model_misses_is_learned_as_the_territory_spread():
+    bt = _territory_backtest(np.random.default_rng(6))
+    cal = learn_quota_calibration(bt)
+    assert cal.group_spread == pytest.approx(0.4, abs=0.1) and cal.n_group_rows == 600
+    # the total spread of one series' factor adds the company's and the territory's in quadrature
+    assert cal.total_spread == pytest.approx(np.hypot(cal.spread, cal.group_spread))
+    # factors: series of one territory share G, territories differ, the company factor is common
+    f = cal.factors(4000, seed=2, groups=["T1", "T1", "T2"])
+    np.testing.assert_array_equal(f[0], f[1])
+    assert np.corrcoef(np.log(f[0]), np.log(f[2]))[0, 1] == pytest.approx(cal.spread**2 / cal.total_spread**2, abs=0.05)
+    out = rolling_calibration(bt)
+    terr = out[(out["level"] == "territory") & out["group_spread"].notna()]
+    hit = terr["hit"].to_numpy(float)
+    assert calibration_summary(terr["p_calibrated"], hit)["brier"] < calibration_summary(terr["p_quota"], hit)["brier"]
+    table = reliability_table(terr["p_calibrated"], terr["hit"], bins=5, min_count=30)
+    assert table.loc[table["enough"], "abs_gap"].max() < 0.12, table  # quarters share shocks: bins are noisy
+    raw = reliability_table(terr["p_quota"], terr["hit"], bins=5, min_count=30)
+    assert raw.loc[raw["enough"], "abs_gap"].max() > 0.15  # the model alone is far too sure
+    few = learn_quota_calibration(bt[bt["period_start"] == bt["period_start"].min()].head(60))
+    assert few.group_spread is None and any("no territory spread: 0 past territory-quarters" in n for n in few.notes)
+
+
 def test_territory_rows_get_the_factor_only():
     bt = _quarterly_backtest(np.random.default_rng(4), n_quarters=6)
     terr = bt.groupby(["period_start", "period_end", "origin", "offset_weeks"], as_index=False).agg(

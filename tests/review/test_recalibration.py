@@ -54,13 +54,20 @@ def too_little(tmp_path_factory, data):
 def test_enough_history_adjusts_every_level_and_keeps_the_raw_value(enough, data):
     folder, info, out = enough
     r = info["quota_recalibration"]
-    assert r["applied"] and r["factor_applied"] and r["logistic_applied"] and r["notes"] == []
+    assert r["applied"] and r["factor_applied"] and r["logistic_applied"]
+    # two territories: too few territory-quarters for their own spread, and the run says so
+    assert r["territory_spread"] is None and r["notes"] == [
+        f"no territory spread: {r['n_territory']} past territory-quarters with both outcomes, at least 30 are needed"
+    ]
     assert r["n"] >= 30 and 0 < r["n_hits"] < r["n"] and r["spread"] > 0
     cal = ol.review_calendar(MONTH, data_end=ol.data_last_day(data))
     assert r["offset_weeks"] == quarter_offset_weeks(cal.as_of, cal.forecast_quarter) == 8
     # the quarters it learned from had all ended by the review date, and are the backtest's
-    rows = pd.read_parquet(folder / "quota_backtest.parquet")
-    assert len(rows) == r["n"] and int(rows["hit"].sum()) == r["n_hits"] and set(rows["offset_weeks"]) == {8}
+    every = pd.read_parquet(folder / "quota_backtest.parquet")
+    assert set(every["level"]) == {"agent", "territory"}
+    rows, terr = every[every["level"] == "agent"], every[every["level"] == "territory"]
+    assert len(rows) == r["n"] and int(rows["hit"].sum()) == r["n_hits"] and set(every["offset_weeks"]) == {8}
+    assert len(terr) == 2 * rows["period_start"].nunique() and r["n_territory"] <= len(terr)
     assert rows["period_end"].max() <= cal.as_of
     assert r["quarters"] == [f"{d.year}-Q{d.quarter}" for d in sorted(rows["period_start"].unique())]
     # the common factor is the log-ratio of the last quarter's realised to expected remaining bookings
@@ -99,7 +106,8 @@ def test_too_little_history_keeps_raw_and_says_why(too_little):
     r = info["quota_recalibration"]
     assert not r["applied"] and r["drift"] is None and r["slope"] is None
     assert r["notes"][0] == "no common correction: 2 past quarters, at least 3 are needed"
-    assert r["notes"][1].startswith(f"not adjusted by past hits and misses: {r['n']} past agent-quarters")
+    assert r["notes"][1].startswith("no territory spread")
+    assert r["notes"][2].startswith(f"not adjusted by past hits and misses: {r['n']} past agent-quarters")
     np.testing.assert_array_equal(out["p_quota"], out["p_quota_raw"])
     stored = json.loads((folder / "run.json").read_text())
     assert stored["quota_recalibration"] == r
@@ -152,7 +160,10 @@ def test_one_outcome_class_or_a_failing_model_is_recorded_not_raised(monkeypatch
     monkeypatch.setattr(rc, "backtest_quota_probabilities", lambda *a, **k: _fake_rows([False] * 40))
     r, rows = rc.learn_recalibration(data, CalendarBaseline(), cal, config)
     assert not r.applied and len(rows) == 40
-    assert "40 past agent-quarters with 0 hits; at least 10 with both outcomes are needed" in r.calibration.notes[1]
+    assert any(
+        "40 past agent-quarters with 0 hits; at least 10 with both outcomes are needed" in n
+        for n in r.calibration.notes
+    )
 
     def boom(*a, **k):
         raise ModelError("the model could not be fitted")

@@ -16,6 +16,14 @@ the quota. :func:`learn_quota_calibration` learns two corrections from them, app
    ``r``. Every agent's remaining bookings are multiplied by ``F``, so territory and company
    sums move together, and what is already booked is never touched: an agent at or above
    quota keeps a chance of exactly 1.
+   The model's territory sums are over-confident too (a territory shares more than its
+   agents' own errors: a regional market, a manager, a big account), so each territory also
+   gets a factor ``G = exp(g Z_t - g^2 / 2)`` of its own, ``Z_t`` drawn per territory and
+   scenario. ``g`` is the spread that best predicted past territories' hits and misses (log
+   loss over a grid, each past territory-quarter with its own quarter's company error ``r_k``
+   taken as known, so ``g`` measures only what the territory adds). An agent's remaining
+   bookings are multiplied by ``F G``; for a single series that is one log-normal factor with
+   spread ``sqrt(s^2 + g^2)``.
 2. **Logistic recalibration** (Platt scaling) of the agents' chances after stage 1:
    ``logit p~ = a + b logit p``, fitted on the past agent-quarters, each adjusted with the
    factor that was known before it. It keeps the ranking of agents and never moves a chance
@@ -37,7 +45,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 from scipy.optimize import minimize
 
 from spm_models.exceptions import ConfigError, DataError
@@ -128,8 +136,6 @@ def fit_recalibration(
 
 #: Order statistics of the remaining-bookings draws a backtest row keeps (``remaining_points``).
 N_POINTS = 100
-#: Standard normal quantiles that integrate over the common factor for stored rows.
-_Z = stats.norm.ppf((np.arange(64) + 0.5) / 64)
 
 
 @dataclass(frozen=True)
@@ -154,17 +160,36 @@ class QuotaCalibration:
     n_rows: int
     n_quarters: int
     notes: tuple[str, ...] = ()
+    group_spread: float | None = None
+    n_group_rows: int = 0
 
     @property
     def factor_applied(self) -> bool:
-        return self.drift is not None
+        """Whether stage 1 changes anything: a common factor or a territory spread."""
+        return self.drift is not None or self.group_spread is not None
 
-    def factors(self, n_draws: int, *, seed: int = 0) -> np.ndarray:
-        """``F_j`` for ``n_draws`` scenarios (all ones without stage 1), shared by every series."""
-        if not self.factor_applied:
-            return np.ones(n_draws)
-        z = np.random.default_rng(seed).standard_normal(n_draws)
-        return np.exp(self.drift + self.spread * z - 0.5 * self.spread**2)
+    @property
+    def total_spread(self) -> float:
+        """``sqrt(s^2 + g^2)``: the spread of one series' factor ``F G`` (missing parts count 0)."""
+        return float(np.hypot(self.spread or 0.0, self.group_spread or 0.0))
+
+    def factors(self, n_draws: int, *, seed: int = 0, groups: Any = None) -> np.ndarray:
+        """``F_j G_gj`` for ``n_draws`` scenarios (all ones without stage 1).
+
+        Without ``groups`` the company factor ``F_j`` alone, shape ``(n_draws,)``, shared by
+        every series. With ``groups`` (the territory of each series, any labels) also each
+        territory's own ``G_gj``: shape ``(n_series, n_draws)``, equal for series of one territory.
+        """
+        rng = np.random.default_rng(seed)
+        z = rng.standard_normal(n_draws)
+        c, s = self.drift or 0.0, self.spread or 0.0
+        f = np.exp(c + s * z - 0.5 * s**2)
+        if groups is None:
+            return f
+        codes, names = pd.factorize(pd.Series(np.asarray(groups, dtype=object)).fillna(""), sort=True)
+        g = self.group_spread or 0.0
+        zg = rng.standard_normal((len(names), n_draws))
+        return f[None, :] * np.exp(g * zg - 0.5 * g**2)[codes]
 
     def adjust(self, p: Iterable[float]) -> np.ndarray:
         """Stage 2 on chances computed from factored draws; 0 and 1 stay (booked at or above quota: 1)."""
@@ -189,47 +214,83 @@ def _factor_from(ratios: pd.Series, *, min_quarters: int) -> tuple[float, float]
     return float(r[-1]), float(np.sqrt(np.mean(np.diff(r) ** 2)))
 
 
-def chance_with_factor(
-    points: np.ndarray, closed: Any, quota: Any, drift: float, spread: float, *, chunk: int = 2000
-) -> np.ndarray:
+def chance_with_factor(points: np.ndarray, closed: Any, quota: Any, drift: float, spread: float) -> np.ndarray:
     """``P(closed + F R >= quota)`` per row from stored order statistics of ``R`` (``points``).
 
-    ``F = exp(drift + spread Z - spread^2/2)`` is integrated over 64 normal quantiles of ``Z``;
-    each row's ``R`` is taken as uniform over its points. Rows at or above quota get 1.
+    With ``F = exp(drift + spread Z - spread^2/2)`` and ``R`` uniform over the row's points
+    ``r_k``, the integral over ``Z`` is exact:
+    ``mean_k Phi((log(r_k / need) + drift - spread^2/2) / spread)`` with ``need = quota - closed``
+    (``spread = 0``: the share of ``r_k e^drift >= need``). Rows at or above quota get 1.
     """
     pts = np.asarray(points, dtype=float)
-    need = np.asarray(quota, dtype=float) - np.asarray(closed, dtype=float)
-    f = np.exp(drift + spread * _Z - 0.5 * spread**2)
-    out = np.empty(len(pts))
-    for lo in range(0, len(pts), chunk):  # chunks of rows bound the (rows, points, factors) array
-        x = need[lo : lo + chunk, None] / f[None, :]
-        out[lo : lo + chunk] = (pts[lo : lo + chunk, :, None] >= x[:, None, :]).mean(axis=(1, 2))
-    return np.where(need <= 0, 1.0, out)
+    need = (np.asarray(quota, dtype=float) - np.asarray(closed, dtype=float))[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = np.log(pts) - np.log(np.where(need > 0, need, 1.0)) + drift - 0.5 * spread**2
+    if spread > 0:
+        p = special.ndtr(x / spread).mean(axis=1)
+    else:
+        p = (x >= 0).mean(axis=1)
+    return np.where(need[:, 0] <= 0, 1.0, p)
 
 
-def _adjusted_history(rows: pd.DataFrame, *, min_quarters: int) -> pd.Series:
-    """Each past row's chance after stage 1 with the factor known before its quarter (raw before that)."""
+def _adjusted_history(rows: pd.DataFrame, *, min_quarters: int, group_spread: float | None) -> pd.Series:
+    """Each past row's chance after stage 1 with the factor known before its quarter and the
+    territory spread (raw where neither is known)."""
     ratios = _quarter_ratios(rows)
     out = pd.Series(rows["p_quota"].to_numpy(dtype=float), index=rows.index)
+    g = group_spread or 0.0
     for start, sub in rows.groupby("period_start", sort=True):  # a loop over quarters
         cf = _factor_from(ratios[ratios.index < start], min_quarters=min_quarters)
-        if cf is not None:
-            pts = np.stack(sub["remaining_points"].to_numpy())
-            out[sub.index] = chance_with_factor(pts, sub["closed_to_date"], sub["quota"], *cf)
+        if cf is None and group_spread is None:
+            continue
+        c, s = cf if cf is not None else (0.0, 0.0)
+        pts = np.stack(sub["remaining_points"].to_numpy())
+        out[sub.index] = chance_with_factor(pts, sub["closed_to_date"], sub["quota"], c, float(np.hypot(s, g)))
     return out
 
 
+#: Territory spreads :func:`learn_quota_calibration` tries.
+GROUP_SPREADS = np.round(np.arange(0.0, 1.2001, 0.05), 2)
+
+
+def _group_spread(groups: pd.DataFrame, ratios: pd.Series, *, min_rows: int) -> tuple[float | None, int]:
+    """The territory spread ``g`` of least log loss over past territory-quarters (module docstring),
+    each with its own quarter's company error as the drift; None with fewer than ``min_rows``."""
+    t = groups[groups["period_start"].isin(ratios.index) & (groups["closed_to_date"] < groups["quota"])]
+    if len(t) < min_rows or t["hit"].nunique() < 2:
+        return None, int(len(t))
+    pts = np.stack(t["remaining_points"].to_numpy())
+    y = t["hit"].to_numpy(dtype=float)
+    closed, quota = t["closed_to_date"].to_numpy(dtype=float), t["quota"].to_numpy(dtype=float)
+    drift = t["period_start"].map(ratios).to_numpy(dtype=float)
+    losses = []
+    for g in GROUP_SPREADS:
+        p = np.empty(len(t))
+        for d in np.unique(drift):  # rows of one quarter share the drift
+            m = drift == d
+            p[m] = chance_with_factor(pts[m], closed[m], quota[m], float(d), float(g))
+        p = np.clip(p, EPS, 1.0 - EPS)
+        losses.append(-np.mean(y * np.log(p) + (1.0 - y) * np.log(1.0 - p)))
+    return float(GROUP_SPREADS[int(np.argmin(losses))]), int(len(t))
+
+
 def learn_quota_calibration(
-    rows: pd.DataFrame, *, min_quarters: int = 3, min_rows: int = 200, min_slope: float = 0.2
+    rows: pd.DataFrame,
+    *,
+    min_quarters: int = 3,
+    min_rows: int = 200,
+    min_slope: float = 0.2,
+    min_group_rows: int = 30,
 ) -> QuotaCalibration:
-    """Learn the two stages from past agent-quarters at one point in the quarter (module docstring).
+    """Learn the two stages from past quarters at one point in the quarter (module docstring).
 
     Parameters
     ----------
     rows : DataFrame
-        Agent rows of a quota backtest for quarters that had ended (``period_start, quota,
+        Rows of a quota backtest for quarters that had ended (``period_start, quota,
         closed_to_date, p_quota, hit, expected_remaining, realised_remaining,
-        remaining_points``), all at the same offset.
+        remaining_points``), all at the same offset: agent rows, and territory rows when a
+        ``level`` column says so (without it every row is an agent's).
     min_quarters : int
         Fewest past quarters for the common factor.
     min_rows : int
@@ -237,18 +298,31 @@ def learn_quota_calibration(
     min_slope : float
         Smallest stage-2 slope kept; below it the past chances barely separated hits from
         misses and stage 2 is left out.
+    min_group_rows : int
+        Fewest past territory-quarters (not yet at quota, with both hits and misses) for the
+        territory spread.
 
     Returns
     -------
     QuotaCalibration
     """
     notes = []
+    level = rows["level"] if "level" in rows else pd.Series("agent", index=rows.index)
+    groups, rows = rows[level == "territory"], rows[level == "agent"]
     ratios = _quarter_ratios(rows)
     cf = _factor_from(ratios, min_quarters=min_quarters)
     if cf is None:
         notes.append(f"no common correction: {len(ratios)} past quarters, at least {max(min_quarters, 2)} are needed")
+    g, n_groups = _group_spread(groups, ratios, min_rows=min_group_rows)
+    if g is None:
+        notes.append(
+            f"no territory spread: {n_groups} past territory-quarters with both outcomes, "
+            f"at least {min_group_rows} are needed"
+        )
     recal = None
-    adjusted = _adjusted_history(rows, min_quarters=min_quarters) if len(rows) else pd.Series(dtype=float)
+    adjusted = (
+        _adjusted_history(rows, min_quarters=min_quarters, group_spread=g) if len(rows) else pd.Series(dtype=float)
+    )
     hits = rows["hit"].astype(float) if len(rows) else pd.Series(dtype=float)
     if len(rows) < min_rows or hits.nunique() < 2:
         notes.append(
@@ -271,21 +345,24 @@ def learn_quota_calibration(
         n_rows=int(len(rows)),
         n_quarters=int(rows["period_start"].nunique()) if len(rows) else 0,
         notes=tuple(notes),
+        group_spread=g,
+        n_group_rows=n_groups,
     )
 
 
 def rolling_calibration(backtest: pd.DataFrame, **kwargs) -> pd.DataFrame:
     """Out-of-sample calibrated chances for every row of a quota backtest.
 
-    For each quarter and offset, :func:`learn_quota_calibration` is learned on the agent rows of
-    the quarters that had ended before the quarter started (same offset) and applied to the
-    quarter's rows: agents get both stages, other levels (territories) the common factor only,
-    as in the review. Rows without enough history get NaN.
+    For each quarter and offset, :func:`learn_quota_calibration` is learned on the rows of the
+    quarters that had ended before the quarter started (same offset) and applied to the
+    quarter's rows as in the review: every row gets stage 1 (the common factor and the
+    territory spread), agents also stage 2. Rows without enough history get NaN.
 
     Returns
     -------
     DataFrame
-        ``backtest`` with ``p_calibrated`` (and ``drift``, ``spread``, ``slope``) added.
+        ``backtest`` with ``p_calibrated`` (and ``drift``, ``spread``, ``group_spread``,
+        ``slope``) added.
     """
     need = {"period_start", "period_end", "offset_weeks", "level", "p_quota", "hit", "remaining_points"}
     missing = sorted(need - set(backtest.columns))
@@ -294,10 +371,10 @@ def rolling_calibration(backtest: pd.DataFrame, **kwargs) -> pd.DataFrame:
     out = backtest.copy()
     for col in ("p_calibrated", "drift", "spread", "slope"):
         out[col] = np.nan
-    agents = out[out["level"] == "agent"]
+    out["group_spread"] = np.nan
     for (start, off), rows in out.groupby(["period_start", "offset_weeks"], sort=True):
-        past = agents[(agents["period_end"] < start) & (agents["offset_weeks"] == off)]
-        if past.empty:
+        past = out[(out["period_end"] < start) & (out["offset_weeks"] == off)]
+        if not (past["level"] == "agent").any():
             continue
         cal = learn_quota_calibration(past, **kwargs)
         if not cal.factor_applied and cal.recalibration is None:
@@ -305,11 +382,12 @@ def rolling_calibration(backtest: pd.DataFrame, **kwargs) -> pd.DataFrame:
         pts = np.stack(rows["remaining_points"].to_numpy())
         p = rows["p_quota"].to_numpy(dtype=float)
         if cal.factor_applied:
-            p = chance_with_factor(pts, rows["closed_to_date"], rows["quota"], cal.drift, cal.spread)
+            p = chance_with_factor(pts, rows["closed_to_date"], rows["quota"], cal.drift or 0.0, cal.total_spread)
         is_agent = (rows["level"] == "agent").to_numpy()
         p = np.where(is_agent, cal.adjust(p), p)
         out.loc[rows.index, "p_calibrated"] = p
-        out.loc[rows.index, "drift"] = cal.drift if cal.factor_applied else np.nan
-        out.loc[rows.index, "spread"] = cal.spread if cal.factor_applied else np.nan
+        out.loc[rows.index, "drift"] = np.nan if cal.drift is None else cal.drift
+        out.loc[rows.index, "spread"] = np.nan if cal.spread is None else cal.spread
+        out.loc[rows.index, "group_spread"] = np.nan if cal.group_spread is None else cal.group_spread
         out.loc[rows.index, "slope"] = cal.recalibration.slope if cal.recalibration is not None else np.nan
     return out
