@@ -67,7 +67,8 @@ TABLES: dict[str, str] = {
     "actual_path": "level, entity and day: cumulative bookings of the quarter so far",
     "forecast_weekly": "level, entity and week: forecast quantiles",
     "fallbacks": "agent whose forecast fell back to a simpler model, and why",
-    "commission": "agent: expected payout of the forecast quarter and its quantiles",
+    "commission": "agent: expected payout of the forecast quarter and its quantiles; at a quarter end also the "
+    "final payout of the quarter that closed (closed_quarter_payout)",
     "accuracy": "level and entity: last month's forecast against what happened",
     "trend": "level and entity: bookings of the last 3 months against the 3 before",
     "territory_agents": "agent: the territory report's table",
@@ -338,6 +339,15 @@ def _build(
         config.commission,
         closed_to_date=closed["agent"].reindex(uids).fillna(0.0).to_numpy(),
     )
+    # a quarter-end review also settles the quarter that just closed: its final payout
+    final = metrics["agent"].reindex(uids)
+    comm["closed_quarter_payout"] = (
+        commission.payout(
+            final["bookings_qtd"].fillna(0.0).to_numpy(), final["quota_qtd"].to_numpy(), config.commission
+        )
+        if cal.quarter_closed
+        else np.nan
+    )
 
     stacked, level_of = _prefixed(fcs)
     save_snapshot(
@@ -446,6 +456,7 @@ def _build(
         "calendar": cal.to_dict(),
         "quarter_label": cal.quarter_label,
         "review_quarter_label": cal.review_quarter_label,
+        "quarter_closed": cal.quarter_closed,
         "weeks_left": weeks,
         "package_version": __version__,
         "data_fingerprint": fp,

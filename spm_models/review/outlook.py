@@ -88,6 +88,12 @@ class ReviewCalendar:
         return self.calendar.quarter_label(self.quarter)
 
     @property
+    def quarter_closed(self) -> bool:
+        """Whether the review month ends its quarter: the review then settles that quarter and
+        forecasts the next one, and never shows the two in one row."""
+        return bool(self.forecast_quarter != self.quarter)
+
+    @property
     def weeks_left(self) -> float:
         return (self.forecast_quarter_end - self.as_of).days / 7.0
 

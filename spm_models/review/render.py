@@ -29,6 +29,9 @@ __all__ = [
     "provenance",
     "scorecard_table",
     "outlook_cards",
+    "closed_quarter_cards",
+    "chance_text",
+    "model_choice_section",
     "commission_cards",
     "accuracy_text",
     "funnel_text",
@@ -89,7 +92,8 @@ def table(
     ----------
     columns : mapping
         ``column -> (header, unit)``; unit is a :func:`~spm_models.present.format.format_value`
-        unit, ``"text"`` for text or ``"percentile"`` (a 0-100 number shown as ``"73rd"``).
+        unit, ``"text"`` for text, ``"percentile"`` (a 0-100 number shown as ``"73rd"``),
+        ``"score"`` (3 decimals) or ``"chance"`` (text made by :func:`chance_text`).
     """
     if frame is None or len(frame) == 0:
         return note(empty)
@@ -98,7 +102,11 @@ def table(
     for rec in frame[list(columns)].itertuples(index=False, name=None):
         cells = []
         for value, (_, unit) in zip(rec, columns.values()):
-            if unit == "text":
+            if unit == "chance":  # already text (chance_text)
+                text, cls = str(value), "n"
+            elif unit == "score":  # a unit-free error score, to 3 decimals
+                text, cls = format_value(value, "count", digits=3), "n"
+            elif unit == "text":
                 text, cls = ("" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)), "t"
             elif unit == "percentile":
                 text, cls = (_ordinal(value) if value == value and value is not None else "n/a"), "n"
@@ -147,10 +155,25 @@ def provenance(prov: Mapping[str, Any]) -> Html:
 # --------------------------------------------------------------------------- report pieces
 
 
-def scorecard_table(scorecard: pd.DataFrame, *, currency: str) -> Html:
-    """The agent's scorecard: value, peer median and quartiles, percentile among peers."""
+def _period_label(label: str, month: str, quarter: str, closed: bool) -> str:
+    """A scorecard label with its period named: "this month" -> "in <month>", "quarter to date"
+    -> "<quarter> to date" (or "(final)" once the quarter has closed)."""
+    if month:
+        label = label.replace("this month", f"in {month}")
+    if quarter:
+        label = label.replace(", quarter to date", f", {quarter} {'(final)' if closed else 'to date'}")
+        label = label.replace("Quota of the quarter", f"Quota {quarter}")
+    return label
+
+
+def scorecard_table(
+    scorecard: pd.DataFrame, *, currency: str, month: str = "", quarter: str = "", closed: bool = False
+) -> Html:
+    """The agent's scorecard: value, peer median and quartiles, percentile among peers; each
+    line names its period (``month``, ``quarter``; ``closed`` once the quarter has ended)."""
     # a line nobody has (no quota in the data, no activity log) says nothing: leave it out
     frame = scorecard[scorecard["value"].notna() | scorecard["peer_median"].notna()].copy()
+    frame["label"] = [_period_label(str(x), month, quarter, closed) for x in frame["label"]]
     for col in ("value", "peer_p25", "peer_median", "peer_p75"):
         frame[col] = frame[col].astype(object)
     rows = []
@@ -177,33 +200,72 @@ def scorecard_table(scorecard: pd.DataFrame, *, currency: str) -> Html:
     )
 
 
-def outlook_cards(outlook: pd.DataFrame, *, currency: str, quarter: str) -> Html:
-    """Headline cards of the quarter outlook: quota, closed, expected, P(quota)."""
+def chance_text(p: Any, reached: Any = False) -> str:
+    """A chance of reaching quota as shown: ``"reached (100%)"`` when booked at or above quota."""
+    if reached is True or (
+        reached is not None and not isinstance(reached, str) and reached == reached and bool(reached)
+    ):
+        return "reached (100%)"
+    return format_value(p, "ratio")
+
+
+def _period_heading(text: str) -> str:
+    return f'<h3 class="spm-period">{_e(text)}</h3>'
+
+
+def outlook_cards(outlook: pd.DataFrame, *, currency: str, quarter: str, closed: bool = False) -> Html:
+    """Headline cards of the ``quarter`` outlook: quota, booked so far, the median total (the
+    line of the fan chart), the chance of reaching quota ("reached" once booked at or above it).
+
+    ``closed``: the review month closed the quarter before ``quarter``; the cards then sit under
+    their own heading, apart from that quarter's final numbers (:func:`closed_quarter_cards`).
+    """
     if outlook is None or len(outlook) == 0:
         return note("No forecast is available.")
     o = outlook.iloc[0]
-    return cards(
-        [
-            (f"Quota {quarter}", format_value(o["quota"], "currency", currency=currency)),
-            ("Booked so far", format_value(o["closed_to_date"], "currency", currency=currency)),
-            ("Expected by quarter end", format_value(o["expected_bookings"], "currency", currency=currency)),
-            ("Chance of reaching quota", format_value(o["p_quota"], "ratio")),
+    money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
+    median = o["median_bookings"] if "median_bookings" in o else o["expected_bookings"]
+    what = "median" if "median_bookings" in o else "mean"
+    items = [(f"Quota {quarter}", money(o["quota"]))]
+    if not closed:
+        items.append((f"Booked in {quarter} so far", money(o["closed_to_date"])))
+    items += [
+        (f"Expected {quarter} total ({what})", money(median)),
+        (f"Chance of reaching the {quarter} quota", chance_text(o["p_quota"], o.get("reached", False))),
+    ]
+    head = _period_heading(f"{quarter}: the quarter ahead") if closed else ""
+    return Html(head + cards(items))
+
+
+def closed_quarter_cards(closed: pd.DataFrame, *, currency: str, quarter: str) -> Html:
+    """The final numbers of the quarter a quarter-end review closes (empty when none)."""
+    if closed is None or len(closed) == 0:
+        return Html("")
+    c = closed.iloc[0]
+    money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
+    items = [(f"Booked in {quarter} (final)", money(c["bookings"]))]
+    if pd.notna(c["quota"]):
+        items += [
+            (f"Quota {quarter}", money(c["quota"])),
+            (f"Attainment {quarter} (final)", format_value(c["attainment"], "ratio")),
         ]
-    )
+    if "payout" in c and pd.notna(c["payout"]):
+        items.append((f"Payout {quarter} (final)", money(c["payout"])))
+    return Html(_period_heading(f"{quarter}: the quarter that closed") + cards(items))
 
 
-def commission_cards(commission: pd.DataFrame, *, currency: str) -> Html:
-    """Expected payout, its 80 % range and what is already earned."""
+def commission_cards(commission: pd.DataFrame, *, currency: str, quarter: str = "this quarter") -> Html:
+    """Expected payout of ``quarter``, its 80 % range and what is already earned."""
     if commission is None or len(commission) == 0:
         return note("No commission estimate is available.")
     c = commission.iloc[0]
     money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
     return cards(
         [
-            ("Expected payout this quarter", money(c["expected_payout"])),
-            ("80% range", f"{money(c['payout_q0.1'])} to {money(c['payout_q0.9'])}"),
-            ("Earned on bookings so far", money(c["earned_to_date"])),
-            ("Payout at exactly 100% of quota", money(c["payout_at_quota"])),
+            (f"Expected payout {quarter} (mean)", money(c["expected_payout"])),
+            (f"80% range {quarter}", f"{money(c['payout_q0.1'])} to {money(c['payout_q0.9'])}"),
+            (f"Earned on {quarter} bookings so far", money(c["earned_to_date"])),
+            (f"Payout at exactly 100% of the {quarter} quota", money(c["payout_at_quota"])),
         ]
     )
 
@@ -272,37 +334,69 @@ def p_quota_note(text: str) -> Html:
     return note(text) if text else Html("")
 
 
-def territory_agents_table(agents: pd.DataFrame, *, currency: str) -> Html:
-    """The territory report's agent table."""
-    return table(
-        agents,
-        {
-            "agent_name": ("Agent", "text"),
-            "bookings_qtd": ("Booked this quarter", "currency"),
-            "quota_qtd": ("Quota", "currency"),
-            "attainment_qtd": ("Attainment", "ratio"),
-            "pipeline_coverage": ("Pipeline coverage", "multiple"),
-            "p_quota": ("P(quota)", "ratio"),
-            "trend": ("3-month trend", "text"),
-        },
-        currency=currency,
+def _with_chance(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with ``chance`` (text): its ``p_quota`` as shown, "reached (100%)" where reached."""
+    reached = frame["reached"] if "reached" in frame else pd.Series(False, index=frame.index)
+    return frame.assign(chance=[chance_text(p, r) for p, r in zip(frame["p_quota"], reached)])
+
+
+def territory_agents_table(
+    agents: pd.DataFrame,
+    *,
+    currency: str,
+    review_quarter: str = "this quarter",
+    quarter: str | None = None,
+    closed: bool = False,
+) -> Html:
+    """The territory report's agent table, every column naming its quarter.
+
+    Mid-quarter one table (``review_quarter`` is the quarter forecast). At a quarter end
+    (``closed``) two: the closed quarter's final numbers, then the next quarter (``quarter``):
+    pipeline coverage and chance of reaching quota.
+    """
+    ahead = quarter or review_quarter
+    f = _with_chance(agents) if agents is not None and len(agents) else agents
+    done = "(final)" if closed else "so far"
+    past = {
+        "agent_name": ("Agent", "text"),
+        "bookings_qtd": (f"Booked in {review_quarter} {done}", "currency"),
+        "quota_qtd": (f"Quota {review_quarter}", "currency"),
+        "attainment_qtd": (f"Attainment {review_quarter} {done}", "ratio"),
+    }
+    future = {
+        "pipeline_coverage": (f"Pipeline coverage {ahead}", "multiple"),
+        "chance": (f"Chance of reaching the {ahead} quota", "chance"),
+    }
+    if not closed:
+        return table(f, {**past, **future, "trend": ("3-month trend", "text")}, currency=currency)
+    return Html(
+        _period_heading(f"{review_quarter}: the quarter that closed")
+        + table(f, {**past, "trend": ("3-month trend", "text")}, currency=currency)
+        + _period_heading(f"{ahead}: the quarter ahead")
+        + table(f, {"agent_name": ("Agent", "text"), **future}, currency=currency)
     )
 
 
-def coherence_table(agent_expected: pd.DataFrame, outlook: pd.DataFrame, *, currency: str) -> Html:
-    """Each agent's expected quarter bookings and the territory's: the sum of its agents' draws."""
+def coherence_table(agent_expected: pd.DataFrame, outlook: pd.DataFrame, *, currency: str, quarter: str = "") -> Html:
+    """Each agent's expected ``quarter`` bookings and the territory's: the sum of its agents' draws.
+
+    Means, because means add up: the territory's expected total is its agents' expected totals summed.
+    """
+    q = f" {quarter}" if quarter else ""
     total = outlook.assign(agent_name="Territory (sum of the agents' forecasts)") if outlook is not None else None
     frame = (
         pd.concat([agent_expected, total], ignore_index=True) if total is not None and len(total) else agent_expected
     )
+    if frame is not None and len(frame):
+        frame = _with_chance(frame)
     return table(
         frame,
         {
             "agent_name": ("", "text"),
-            "closed_to_date": ("Booked so far", "currency"),
-            "expected_remaining": ("Expected in the rest of the quarter", "currency"),
-            "expected_bookings": ("Expected quarter total", "currency"),
-            "p_quota": ("P(quota)", "ratio"),
+            "closed_to_date": (f"Booked in{q} so far", "currency"),
+            "expected_remaining": (f"Expected in the rest of{q or ' the quarter'} (mean)", "currency"),
+            "expected_bookings": (f"Expected{q} total (mean)", "currency"),
+            "chance": (f"Chance of reaching the{q} quota", "chance"),
         },
         currency=currency,
     )
@@ -323,51 +417,91 @@ def accounts_table(accounts: pd.DataFrame, *, currency: str) -> Html:
     )
 
 
-def company_cards(company: pd.DataFrame, *, currency: str) -> Html:
-    """The company's month and quarter in four numbers."""
+def company_cards(
+    company: pd.DataFrame, *, currency: str, month: str = "", quarter: str = "", closed: bool = False
+) -> Html:
+    """The company's month and quarter in four numbers, each naming its period."""
     if company is None or len(company) == 0:
         return note("No company figures.")
     c = company.iloc[0]
     money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
+    q = quarter or "the quarter"
+    done = "(final)" if closed else "to date"
     return cards(
         [
-            ("Bookings this month", money(c["bookings_month"])),
-            ("Bookings, quarter to date", money(c["bookings_qtd"])),
-            ("Attainment, quarter to date", format_value(c["attainment_qtd"], "ratio")),
-            ("Win rate, quarter to date", format_value(c["win_rate_qtd"], "ratio")),
+            (f"Bookings {month or 'this month'}", money(c["bookings_month"])),
+            (f"Bookings {q} {done}", money(c["bookings_qtd"])),
+            (f"Attainment {q} {done}", format_value(c["attainment_qtd"], "ratio")),
+            (f"Win rate {q} {done}", format_value(c["win_rate_qtd"], "ratio")),
         ]
     )
 
 
-def territory_table(territories: pd.DataFrame, outlook: pd.DataFrame, *, currency: str) -> Html:
-    """Territories side by side: this quarter so far and the forecast."""
-    f = territories.merge(outlook[["territory_id", "expected_bookings", "p_quota"]], on="territory_id", how="left")
-    return table(
-        f,
-        {
-            "territory_name": ("Territory", "text"),
-            "n_agents": ("Agents", "count"),
-            "bookings_month": ("Bookings this month", "currency"),
-            "bookings_qtd": ("Booked this quarter", "currency"),
-            "quota_qtd": ("Quota", "currency"),
-            "attainment_qtd": ("Attainment", "ratio"),
-            "expected_bookings": ("Expected quarter total", "currency"),
-            "p_quota": ("P(quota)", "ratio"),
-        },
-        currency=currency,
+def territory_table(
+    territories: pd.DataFrame,
+    outlook: pd.DataFrame,
+    *,
+    currency: str,
+    month: str = "",
+    review_quarter: str = "this quarter",
+    quarter: str | None = None,
+    closed: bool = False,
+) -> Html:
+    """Territories side by side, every column naming its period.
+
+    Mid-quarter one table: the month, the quarter so far and its forecast (the same quarter).
+    At a quarter end (``closed``) two tables under their own headings: the quarter that closed
+    (final bookings, quota, attainment) and the next quarter (``quarter``): its quota, expected
+    total and chance of reaching quota. A row never mixes two quarters.
+    """
+    ahead = quarter or review_quarter
+    f = territories.merge(
+        outlook[
+            ["territory_id", "quota", "expected_bookings", "p_quota"] + (["reached"] if "reached" in outlook else [])
+        ].rename(columns={"quota": "quota_ahead"}),
+        on="territory_id",
+        how="left",
+    )
+    f = _with_chance(f)
+    done = "(final)" if closed else "so far"
+    past = {
+        "territory_name": ("Territory", "text"),
+        "n_agents": ("Agents", "count"),
+        "bookings_month": (f"Bookings {month or 'this month'}", "currency"),
+        "bookings_qtd": (f"Booked in {review_quarter} {done}", "currency"),
+        "quota_qtd": (f"Quota {review_quarter}", "currency"),
+        "attainment_qtd": (f"Attainment {review_quarter} {done}", "ratio"),
+    }
+    future = {
+        "expected_bookings": (f"Expected {ahead} total (mean)", "currency"),
+        "chance": (f"Chance of reaching the {ahead} quota", "chance"),
+    }
+    if not closed:
+        return table(f, {**past, **future}, currency=currency)
+    return Html(
+        _period_heading(f"{review_quarter}: the quarter that closed")
+        + table(f, past, currency=currency)
+        + _period_heading(f"{ahead}: the quarter ahead")
+        + table(
+            f,
+            {"territory_name": ("Territory", "text"), "quota_ahead": (f"Quota {ahead}", "currency"), **future},
+            currency=currency,
+        )
     )
 
 
-def leaderboard_table(leaderboard: pd.DataFrame, *, currency: str) -> Html:
-    """The top agents of the quarter so far."""
+def leaderboard_table(leaderboard: pd.DataFrame, *, currency: str, quarter: str = "", closed: bool = False) -> Html:
+    """The top agents of the quarter (so far, or final once it has closed)."""
+    q = quarter or "this quarter"
+    done = "(final)" if closed else "so far"
     return table(
         leaderboard,
         {
             "rank": ("Rank", "count"),
             "agent_name": ("Agent", "text"),
-            "bookings_qtd": ("Booked this quarter", "currency"),
-            "attainment_qtd": ("Attainment", "ratio"),
-            "win_rate_qtd": ("Win rate", "ratio"),
+            "bookings_qtd": (f"Booked in {q} {done}", "currency"),
+            "attainment_qtd": (f"Attainment {q} {done}", "ratio"),
+            "win_rate_qtd": (f"Win rate {q} {done}", "ratio"),
         },
         currency=currency,
     )
@@ -395,4 +529,43 @@ def accuracy_table(by_level: pd.DataFrame, *, currency: str) -> Html:
         },
         currency=currency,
         empty="No forecast from last month to check.",
+    )
+
+
+def model_choice_section(model_choice: Mapping[str, Any] | None, model: Mapping[str, Any] | None = None) -> Html:
+    """Which model made the forecast, and why: the pick per level with its reason, then the
+    backtest that chose it (mean scaled CRPS, MASE and 80% coverage of every candidate, lower
+    is better for the first two), from ``run.json``'s ``model_choice``; for a model named in
+    the settings, a sentence saying so."""
+    if not model_choice:
+        name = (model or {}).get("name", "the model named in the settings")
+        return note(f"The forecast uses {name}, named in the review settings; it was not compared with other models.")
+    picks = model_choice.get("picks", {})
+    reasons = model_choice.get("reasons", {})
+    origins = model_choice.get("origins", [])
+    intro = note(
+        f"The review compared its candidate models on this organisation's own history: each was fitted at "
+        f"{len(origins)} past dates ({', '.join(origins)}) and scored on the next {model_choice.get('horizon')} "
+        "weeks, per level; the simplest model within one standard error of the best was picked."
+    )
+    levels = [lv for lv in ("agent", "territory", "company") if lv in picks]
+    listed = bullets([f"{lv.capitalize()}: {reasons.get(lv, picks[lv])}" for lv in levels])
+    scores = pd.DataFrame(model_choice.get("scores") or [])
+    if scores.empty:
+        return Html(intro + listed)
+    scores = scores.assign(status=scores["status"].fillna("").astype(str))
+    return Html(
+        intro
+        + listed
+        + table(
+            scores,
+            {
+                "level": ("Level", "text"),
+                "candidate": ("Model", "text"),
+                "scaled_crps": ("Scaled CRPS", "score"),
+                "mase": ("MASE", "score"),
+                "coverage_80": ("In the 80% range", "ratio"),
+                "status": ("", "text"),
+            },
+        )
     )

@@ -120,6 +120,14 @@ def _level(frame: pd.DataFrame, level: str) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class _Base:
+    """What every report shows: the run, the month and the two quarters a review can speak of.
+
+    ``quarter`` is the forecast quarter (the one in progress, or at a quarter end the next);
+    ``review_quarter`` the quarter of the review month. They differ only at a quarter end
+    (``quarter_closed``), when a report shows the closed quarter and the next one's outlook in
+    separate, labelled sections.
+    """
+
     run_id: str
     month: str
     quarter: str
@@ -127,6 +135,8 @@ class _Base:
     currency: str
     weeks_left: float
     provenance: dict = field(repr=False)
+    review_quarter: str = ""
+    quarter_closed: bool = False
 
 
 @dataclass(frozen=True)
@@ -153,6 +163,7 @@ class AgentView(_Base):
     coaching: pd.DataFrame = field(default=None, repr=False)
     fallback_reason: str = ""
     quota_note: str = ""
+    closed_quarter: pd.DataFrame = field(default=None, repr=False)
 
     @property
     def quota(self) -> float:
@@ -174,6 +185,8 @@ def _base(run: RunData, parameters: dict) -> dict:
         currency=run.currency,
         weeks_left=float(i["weeks_left"]),
         provenance=_provenance(run, parameters),
+        review_quarter=i.get("review_quarter_label", i["quarter_label"]),
+        quarter_closed=bool(i.get("quarter_closed", False)),
     )
 
 
@@ -196,6 +209,7 @@ def agent_view(run_dir: str | Path, agent_id: str) -> AgentView:
     act = kpis[(kpis["level"] == "agent") & (kpis["entity_id"] == aid) & (kpis["kpi"] == "activity_volume")]
     fb = _rows(run["fallbacks"], "unique_id", aid)
     plan = run.plan
+    comm = _rows(run["commission"], "unique_id", aid)
     return AgentView(
         **_base(run, {"run_dir": str(run_dir), "agent_id": aid}),
         agent_id=aid,
@@ -211,7 +225,7 @@ def agent_view(run_dir: str | Path, agent_id: str) -> AgentView:
         fan=_rows(_level(run["fan"], "agent"), "unique_id", aid),
         actual_path=_rows(_level(run["actual_path"], "agent"), "unique_id", aid),
         accuracy=_rows(_level(run["accuracy"], "agent"), "entity_id", aid),
-        commission=_rows(run["commission"], "unique_id", aid),
+        commission=comm,
         plan_lines=tuple(plan.describe()),
         plan_name=plan.name,
         payout_curve=payout_curve(quota, plan)
@@ -220,6 +234,29 @@ def agent_view(run_dir: str | Path, agent_id: str) -> AgentView:
         coaching=_rows(run["coaching"], "agent_id", aid),
         fallback_reason=str(fb["reason"].iloc[0]) if len(fb) else "",
         quota_note=_quota_note(run, "agent") if np.isfinite(quota) and quota > 0 else "",
+        closed_quarter=_closed_quarter(run, "agent", aid, comm),
+    )
+
+
+def _closed_quarter(run: RunData, level: str, entity: str, commission: pd.DataFrame | None = None) -> pd.DataFrame:
+    """At a quarter end, the final numbers of the quarter that closed: ``bookings, quota,
+    attainment`` (and ``payout`` for an agent); an empty frame otherwise."""
+    cols = ["bookings", "quota", "attainment", "payout"]
+    if not run.info.get("quarter_closed"):
+        return pd.DataFrame(columns=cols)
+    m = _rows(_level(run["metrics"], level), "entity_id", entity)
+    if m.empty:
+        return pd.DataFrame(columns=cols)
+    pay = np.nan
+    if commission is not None and len(commission) and "closed_quarter_payout" in commission:
+        pay = float(commission["closed_quarter_payout"].iloc[0])
+    return pd.DataFrame(
+        {
+            "bookings": m["bookings_qtd"].to_numpy(dtype=float),
+            "quota": m["quota_qtd"].to_numpy(dtype=float),
+            "attainment": m["attainment_qtd"].to_numpy(dtype=float),
+            "payout": [pay],
+        }
     )
 
 
@@ -243,6 +280,7 @@ class TerritoryView(_Base):
     risks: pd.DataFrame = field(default=None, repr=False)
     accuracy: pd.DataFrame = field(default=None, repr=False)
     quota_note: str = ""
+    closed_quarter: pd.DataFrame = field(default=None, repr=False)
 
     @property
     def quota(self) -> float:
@@ -296,6 +334,7 @@ def territory_view(run_dir: str | Path, territory_id: str) -> TerritoryView:
         risks=_rows(run["risks"], "territory_id", tid),
         accuracy=_rows(_level(run["accuracy"], "territory"), "entity_id", tid),
         quota_note=_quota_note(run, "territory"),
+        closed_quarter=_closed_quarter(run, "territory", tid),
     )
 
 
@@ -319,6 +358,9 @@ class MonthlyView(_Base):
     n_fallback: int = 0
     has_quota: bool = False
     quota_note: str = ""
+    closed_quarter: pd.DataFrame = field(default=None, repr=False)
+    model_choice: dict | None = field(default=None, repr=False)
+    model: dict = field(default_factory=dict, repr=False)
 
     @property
     def quota(self) -> float:
@@ -352,6 +394,9 @@ def monthly_view(run_dir: str | Path) -> MonthlyView:
         n_fallback=int(run.info["model"]["n_fallback"]),
         has_quota=bool(run.info["has_quota"]),
         quota_note=_quota_note(run, "company"),
+        closed_quarter=_closed_quarter(run, "company", "company"),
+        model_choice=run.info.get("model_choice"),
+        model=run.info.get("model", {}),
     )
 
 
