@@ -75,19 +75,22 @@ def ingest(
     """Validate input files and load them into the warehouse in one transaction.
 
     Every problem is listed at once; on any problem nothing is stored and the exit code is 2.
-    The fiscal year stored with the data is the mapping file's, else the project's (spm.toml).
+    The fiscal year and bookings measure stored with the data are the mapping file's, else the
+    project's (spm.toml).
     """
     from spm_models.data.ingest import ingest_paths
 
     project = _paths(project_dir)
     target = db or project.warehouse
+    settings = project.settings()
     result = ingest_paths(
         paths,
         db=target,
         source=source,
         encoding=encoding,
         allow_formula_text=allow_formula_text,
-        calendar=project.settings().calendar,
+        calendar=settings.calendar,
+        measure=settings.bookings_measure,
     )
     for w in result.warnings:
         _err(f"warning: {w}")

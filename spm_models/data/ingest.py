@@ -73,12 +73,13 @@ def ingest_paths(
     encoding: str = "utf-8",
     allow_formula_text: bool = False,
     calendar: Calendar | None = None,
+    measure: str | None = None,
 ) -> IngestResult:
     """Read, validate and store ``paths`` in the warehouse at ``db`` in one transaction.
 
     Nothing is written when any input has a problem; the error lists every problem found.
-    ``calendar`` is the project's fiscal calendar, stored with the data unless a mapping file
-    declares its own.
+    ``calendar`` and ``measure`` are the project's fiscal calendar and bookings measure,
+    stored with the data unless a mapping file declares its own.
     """
     dataset = read_source(paths, source=source, encoding=encoding)
-    return Warehouse(db).ingest(dataset, allow_formula_text=allow_formula_text, calendar=calendar)
+    return Warehouse(db).ingest(dataset, allow_formula_text=allow_formula_text, calendar=calendar, measure=measure)

@@ -237,7 +237,11 @@ def test_output_is_typed():
         "outcome",
         "close_date",
         "amount",
+        "cost",
+        "margin",
     ]
+    assert opp["cost"].isna().all() and opp["margin"].dtype == "float64"  # later columns, absent: empty
+    assert typed["agents"]["is_person"].dtype == bool and typed["agents"]["is_person"].all()
 
 
 def test_all_empty_optional_columns_are_typed_and_stored(tmp_path):
@@ -444,9 +448,36 @@ def test_many_problems_of_one_kind_are_summarised():
             "territory_id": [None] * n,
         }
     )
-    problems = _problems(Dataset(tables=tables))
-    assert len(problems) == MAX_PER_RULE + 1
-    assert "... and 500 more rows like the above: expected a number" in problems[-1].rule
+    with pytest.raises(DataValidationError) as info:
+        validate(Dataset(tables=tables))
+    problems = info.value.problems
+    assert len(problems) == MAX_PER_RULE + 1  # the first rows, then one line counting them all
+    assert [p.row for p in problems[:3]] == [2, 3, 4]
+    assert problems[-1].count == 500 and problems[-1].row is None
+    assert f"{n:,} rows in all break this rule (the first {MAX_PER_RULE} are listed above)" in problems[-1].rule
+    assert info.value.total == n  # exact, not capped
+    message = str(info.value)
+    assert message.startswith(f"{n:,} problems found") and f"{n:,} rows in all" in message
+
+
+def test_every_rule_keeps_its_exact_count_in_the_message():
+    """8,000 bad numbers and 3,000 bad dates: both counts are in the message, none capped."""
+    tables = dict(_good().tables)
+    n_value, n_date = 8000, 3000
+    tables["indicators"] = pd.DataFrame(
+        {
+            "date": ["2024-01-01"] * (n_value - n_date) + ["31/01/2024"] * n_date,
+            "name": [f"s{i}" for i in range(n_value)],
+            "value": ["x"] * n_value,
+            "territory_id": [None] * n_value,
+        }
+    )
+    with pytest.raises(DataValidationError) as info:
+        validate(Dataset(tables=tables))
+    assert info.value.total == n_value + n_date
+    message = str(info.value)
+    assert message.startswith("11,000 problems found")
+    assert "8,000 rows in all break this rule" in message and "3,000 rows in all break this rule" in message
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import pytest
 
 import spm_models.data.warehouse as warehouse_module
 from spm_models.data.dataset import Dataset
-from spm_models.data.schemas import TABLE_ORDER
+from spm_models.data.schemas import TABLE_ORDER, TABLES
 from spm_models.data.sources.canonical import read_canonical_folder
 from spm_models.data.validation import DATE_DTYPE, validate
 from spm_models.data.warehouse import Warehouse, ddl, fingerprint
@@ -28,6 +28,8 @@ GOOD_COUNTS = {
     "activities": 9,
     "targets": 6,
     "indicators": 6,
+    "leads": 0,  # tables of later contract versions, not in this export: stored empty
+    "channel_spend": 0,
 }
 
 
@@ -65,7 +67,10 @@ def test_read_after_write_has_the_validated_types_and_values(tmp_path):
     expected = validate(_good())
     loaded = Warehouse(db).load()
     for name in TABLE_ORDER:
-        pd.testing.assert_frame_equal(loaded[name], expected[name], check_like=False)
+        if name in expected:
+            pd.testing.assert_frame_equal(loaded[name], expected[name], check_like=False)
+        else:
+            assert len(loaded[name]) == 0 and list(loaded[name].columns) == TABLES[name].column_names
     opp = Warehouse(db).read("opportunities")
     assert opp["created_date"].dtype == DATE_DTYPE and opp["amount"].dtype == "float64"
     assert opp["opportunity_id"].dtype == "str"
