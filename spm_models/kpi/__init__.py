@@ -47,6 +47,7 @@ cycle) are computed from the deals of the entity.
 
 from spm_models.kpi.activity import activity_volume
 from spm_models.kpi.catalog import KINDS, KPI_CATALOG, UNITS, KpiSpec
+from spm_models.kpi.cohorts import cohort_conversion, cohort_undecided
 from spm_models.kpi.compute import compute_kpis
 from spm_models.kpi.cycle import CYCLE_KPIS, sales_cycle_days
 from spm_models.kpi.deals import (
@@ -92,4 +93,6 @@ __all__ = [
     "pipeline_coverage",
     "stage_conversion",
     "activity_volume",
+    "cohort_conversion",
+    "cohort_undecided",
 ]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from spm_models.kpi import activity, cycle, deals, funnel, pipeline, quotas
+from spm_models.kpi import activity, cohorts, cycle, deals, funnel, pipeline, quotas
 from spm_models.kpi.engine import KpiEngine, KpiValues
 
 __all__ = ["KpiSpec", "KPI_CATALOG", "KINDS", "UNITS"]
@@ -198,6 +198,24 @@ KPI_CATALOG: dict[str, KpiSpec] = {
             "Open pipeline at the period start / quota of the period",
             _OPP_TGT,
             evaluator=pipeline._eval_coverage,
+        ),
+        KpiSpec(
+            "cohort_conversion",
+            cohorts.cohort_conversion,
+            "ratio",
+            "ratio",
+            "Share of the opportunities created in the period that are won by now",
+            _OPP,
+            evaluator=cohorts._eval_cohort_conversion,
+        ),
+        KpiSpec(
+            "cohort_undecided",
+            cohorts.cohort_undecided,
+            "additive",
+            "count",
+            "Opportunities created in the period that are still open",
+            _OPP,
+            evaluator=cohorts._eval_cohort_undecided,
         ),
         KpiSpec(
             "stage_conversion",
