@@ -68,7 +68,10 @@ def run_demo(
     files = write_kpis(paths.warehouse, paths.kpis)
     outcome = DemoResult(data_folder=folder, warehouse=paths.warehouse, ingest=result, kpi_files=files)
     if review:
+        from spm_models.insights.commission import DEFAULT_PLAN
         from spm_models.review.pipeline import run_review
+        from spm_models.review.settings import ReviewConfig
 
-        outcome.review = run_review(paths=paths, workers=workers)
+        # the built-in example shows how a commission plan reads; with your data, configure yours
+        outcome.review = run_review(paths=paths, workers=workers, config=ReviewConfig(commission=DEFAULT_PLAN))
     return outcome

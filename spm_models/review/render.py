@@ -4,7 +4,12 @@ Every piece of text from the data (names, ids, account names, coaching sentences
 escaped with :func:`html.escape`, so a name like ``<script>alert(1)</script>`` shows as text
 and never runs. Each function returns an :class:`Html` object, which a notebook displays as
 its cell's output (``_repr_html_``). Numbers are formatted by
-:func:`spm_models.present.format.format_value` in their KPI unit, with the currency label.
+:func:`spm_models.present.format.format_value` in their KPI unit, with the bookings label (a
+currency, or "deals").
+
+Reports adapt to what the data hold (:mod:`spm_models.review.profile`): :func:`section` writes
+a section's heading, or one line saying why the section is not shown, and every helper given
+``None`` (the view's value for a part the data do not support) writes nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ from spm_models.present.format import format_value, indicator_label
 
 __all__ = [
     "Html",
+    "section",
+    "absent",
+    "channel_table",
+    "cohort_table",
     "title",
     "cards",
     "table",
@@ -58,6 +67,28 @@ class Html(str):
 
 def _e(value: Any) -> str:
     return escape(str(value), quote=True)
+
+
+def section(state, heading: str, intro: str = "") -> Html:
+    """A section's heading and introduction, or one line saying why it is not shown.
+
+    Parameters
+    ----------
+    state : Section
+        From the view's ``sections`` (``shown`` and ``reason``).
+    heading, intro : str
+        The section's title and its first paragraph.
+    """
+    if state.shown:
+        return Html(f"<h2>{_e(heading)}</h2>" + (f"<p>{_e(intro)}</p>" if intro else ""))
+    if not state.reason:  # a section these data have no use for (e.g. leads, in an export without them)
+        return Html("")
+    return Html(f'<p class="spm-note spm-absent">Not shown: {_e(heading.lower())}, because {_e(state.reason)}</p>')
+
+
+def absent(state, what: str) -> Html:
+    """One line saying why ``what`` is not shown, or nothing when it is (for parts of a section)."""
+    return section(state, what) if not state.shown else Html("")
 
 
 def title(heading: str, *subtitle: str) -> Html:
@@ -115,8 +146,10 @@ def _ordinal(p: float) -> str:
     return f"{n}{suffix}"
 
 
-def bullets(items: Iterable[str], *, ordered: bool = False, empty: str = "Nothing to report.") -> Html:
-    """A list of plain-text items (escaped)."""
+def bullets(items: Iterable[str] | None, *, ordered: bool = False, empty: str = "Nothing to report.") -> Html:
+    """A list of plain-text items (escaped); nothing for ``None``."""
+    if items is None:
+        return Html("")
     items = [str(i) for i in items]
     if not items:
         return note(empty)
@@ -125,8 +158,8 @@ def bullets(items: Iterable[str], *, ordered: bool = False, empty: str = "Nothin
 
 
 def note(text: str) -> Html:
-    """A short paragraph of plain text (escaped)."""
-    return Html(f'<p class="spm-note">{_e(text)}</p>')
+    """A short paragraph of plain text (escaped); nothing for an empty text."""
+    return Html(f'<p class="spm-note">{_e(text)}</p>') if text else Html("")
 
 
 def provenance(prov: Mapping[str, Any]) -> Html:
@@ -178,23 +211,27 @@ def scorecard_table(scorecard: pd.DataFrame, *, currency: str) -> Html:
 
 
 def outlook_cards(outlook: pd.DataFrame, *, currency: str, quarter: str) -> Html:
-    """Headline cards of the quarter outlook: quota, closed, expected, P(quota)."""
+    """Headline cards of the quarter outlook: quota, closed, expected, P(quota) (the quota cards
+    only where there is a quota)."""
     if outlook is None or len(outlook) == 0:
         return note("No forecast is available.")
     o = outlook.iloc[0]
-    return cards(
-        [
-            (f"Quota {quarter}", format_value(o["quota"], "currency", currency=currency)),
-            ("Booked so far", format_value(o["closed_to_date"], "currency", currency=currency)),
-            ("Expected by quarter end", format_value(o["expected_bookings"], "currency", currency=currency)),
-            ("Chance of reaching quota", format_value(o["p_quota"], "ratio")),
-        ]
-    )
+    quota = pd.notna(o["quota"]) and float(o["quota"]) > 0
+    items = [(f"Quota {quarter}", format_value(o["quota"], "currency", currency=currency))] if quota else []
+    items += [
+        ("Booked so far", format_value(o["closed_to_date"], "currency", currency=currency)),
+        ("Expected by quarter end", format_value(o["expected_bookings"], "currency", currency=currency)),
+    ]
+    if quota:
+        items.append(("Chance of reaching quota", format_value(o["p_quota"], "ratio")))
+    return cards(items)
 
 
-def commission_cards(commission: pd.DataFrame, *, currency: str) -> Html:
-    """Expected payout, its 80 % range and what is already earned."""
-    if commission is None or len(commission) == 0:
+def commission_cards(commission: pd.DataFrame | None, *, currency: str) -> Html:
+    """Expected payout, its 80 % range and what is already earned (nothing for ``None``: no plan)."""
+    if commission is None:
+        return Html("")
+    if len(commission) == 0:
         return note("No commission estimate is available.")
     c = commission.iloc[0]
     money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
@@ -222,8 +259,10 @@ def accuracy_text(accuracy: pd.DataFrame, *, currency: str, month: str) -> Html:
     )
 
 
-def funnel_text(funnel: pd.DataFrame, *, usable: bool) -> Html:
+def funnel_text(funnel: pd.DataFrame | None, *, usable: bool) -> Html:
     """Names the weakest stage against peers, or says why the funnel cannot be shown."""
+    if funnel is None:
+        return Html("")
     if not usable:
         return note(
             "The data do not record the stage at which lost deals were lost, so stage-to-stage conversion "
@@ -272,24 +311,35 @@ def p_quota_note(text: str) -> Html:
     return note(text) if text else Html("")
 
 
-def territory_agents_table(agents: pd.DataFrame, *, currency: str) -> Html:
-    """The territory report's agent table."""
+def _columns(columns: dict, *, has_quota: bool) -> dict:
+    """``columns`` without those that need a quota when there is none."""
+    needs = {"quota_qtd", "attainment_qtd", "pipeline_coverage", "p_quota", "expected_attainment"}
+    return columns if has_quota else {k: v for k, v in columns.items() if k not in needs}
+
+
+def territory_agents_table(agents: pd.DataFrame, *, currency: str, has_quota: bool = True) -> Html:
+    """The territory report's agent table (quota columns only with quotas)."""
     return table(
         agents,
-        {
-            "agent_name": ("Agent", "text"),
-            "bookings_qtd": ("Booked this quarter", "currency"),
-            "quota_qtd": ("Quota", "currency"),
-            "attainment_qtd": ("Attainment", "ratio"),
-            "pipeline_coverage": ("Pipeline coverage", "multiple"),
-            "p_quota": ("P(quota)", "ratio"),
-            "trend": ("3-month trend", "text"),
-        },
+        _columns(
+            {
+                "agent_name": ("Agent", "text"),
+                "bookings_qtd": ("Booked this quarter", "currency"),
+                "quota_qtd": ("Quota", "currency"),
+                "attainment_qtd": ("Attainment", "ratio"),
+                "pipeline_coverage": ("Pipeline coverage", "multiple"),
+                "p_quota": ("P(quota)", "ratio"),
+                "trend": ("3-month trend", "text"),
+            },
+            has_quota=has_quota,
+        ),
         currency=currency,
     )
 
 
-def coherence_table(agent_expected: pd.DataFrame, outlook: pd.DataFrame, *, currency: str) -> Html:
+def coherence_table(
+    agent_expected: pd.DataFrame, outlook: pd.DataFrame, *, currency: str, has_quota: bool = True
+) -> Html:
     """Each agent's expected quarter bookings and the territory's: the sum of its agents' draws."""
     total = outlook.assign(agent_name="Territory (sum of the agents' forecasts)") if outlook is not None else None
     frame = (
@@ -297,19 +347,24 @@ def coherence_table(agent_expected: pd.DataFrame, outlook: pd.DataFrame, *, curr
     )
     return table(
         frame,
-        {
-            "agent_name": ("", "text"),
-            "closed_to_date": ("Booked so far", "currency"),
-            "expected_remaining": ("Expected in the rest of the quarter", "currency"),
-            "expected_bookings": ("Expected quarter total", "currency"),
-            "p_quota": ("P(quota)", "ratio"),
-        },
+        _columns(
+            {
+                "agent_name": ("", "text"),
+                "closed_to_date": ("Booked so far", "currency"),
+                "expected_remaining": ("Expected in the rest of the quarter", "currency"),
+                "expected_bookings": ("Expected quarter total", "currency"),
+                "p_quota": ("P(quota)", "ratio"),
+            },
+            has_quota=has_quota,
+        ),
         currency=currency,
     )
 
 
-def accounts_table(accounts: pd.DataFrame, *, currency: str) -> Html:
-    """Key accounts of the last 12 months."""
+def accounts_table(accounts: pd.DataFrame | None, *, currency: str) -> Html:
+    """Key accounts of the last 12 months (nothing for ``None``: the data name no accounts)."""
+    if accounts is None:
+        return Html("")
     return table(
         accounts,
         {
@@ -323,53 +378,104 @@ def accounts_table(accounts: pd.DataFrame, *, currency: str) -> Html:
     )
 
 
-def company_cards(company: pd.DataFrame, *, currency: str) -> Html:
-    """The company's month and quarter in four numbers."""
+def company_cards(
+    company: pd.DataFrame, *, currency: str, has_quota: bool = True, conversion: tuple[str, float] | None = None
+) -> Html:
+    """The company's month and quarter in a few numbers.
+
+    Attainment only with quotas; the close-period win rate, or where the data cannot support it
+    the ``conversion`` card that stands in for it (:class:`~spm_models.review.views.MonthlyView`).
+    """
     if company is None or len(company) == 0:
         return note("No company figures.")
     c = company.iloc[0]
     money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
-    return cards(
-        [
-            ("Bookings this month", money(c["bookings_month"])),
-            ("Bookings, quarter to date", money(c["bookings_qtd"])),
-            ("Attainment, quarter to date", format_value(c["attainment_qtd"], "ratio")),
-            ("Win rate, quarter to date", format_value(c["win_rate_qtd"], "ratio")),
-        ]
-    )
+    items = [
+        ("Bookings this month", money(c["bookings_month"])),
+        ("Bookings, quarter to date", money(c["bookings_qtd"])),
+    ]
+    if has_quota:
+        items.append(("Attainment, quarter to date", format_value(c["attainment_qtd"], "ratio")))
+    if conversion is not None:
+        items.append((conversion[0], format_value(conversion[1], "ratio")))
+    elif pd.notna(c["win_rate_qtd"]):
+        items.append(("Win rate, quarter to date", format_value(c["win_rate_qtd"], "ratio")))
+    return cards(items)
 
 
-def territory_table(territories: pd.DataFrame, outlook: pd.DataFrame, *, currency: str) -> Html:
-    """Territories side by side: this quarter so far and the forecast."""
+def territory_table(territories: pd.DataFrame, outlook: pd.DataFrame, *, currency: str, has_quota: bool = True) -> Html:
+    """Territories side by side: this quarter so far and the forecast (quota columns only with quotas)."""
     f = territories.merge(outlook[["territory_id", "expected_bookings", "p_quota"]], on="territory_id", how="left")
     return table(
         f,
-        {
-            "territory_name": ("Territory", "text"),
-            "n_agents": ("Agents", "count"),
-            "bookings_month": ("Bookings this month", "currency"),
-            "bookings_qtd": ("Booked this quarter", "currency"),
-            "quota_qtd": ("Quota", "currency"),
-            "attainment_qtd": ("Attainment", "ratio"),
-            "expected_bookings": ("Expected quarter total", "currency"),
-            "p_quota": ("P(quota)", "ratio"),
-        },
+        _columns(
+            {
+                "territory_name": ("Territory", "text"),
+                "n_agents": ("Agents", "count"),
+                "bookings_month": ("Bookings this month", "currency"),
+                "bookings_qtd": ("Booked this quarter", "currency"),
+                "quota_qtd": ("Quota", "currency"),
+                "attainment_qtd": ("Attainment", "ratio"),
+                "expected_bookings": ("Expected quarter total", "currency"),
+                "p_quota": ("P(quota)", "ratio"),
+            },
+            has_quota=has_quota,
+        ),
         currency=currency,
     )
 
 
-def leaderboard_table(leaderboard: pd.DataFrame, *, currency: str) -> Html:
-    """The top agents of the quarter so far."""
+def leaderboard_table(leaderboard: pd.DataFrame, *, currency: str, has_quota: bool = True) -> Html:
+    """The top agents of the quarter so far (attainment only with quotas; the win rate only
+    where the data support it)."""
+    columns = {
+        "rank": ("Rank", "count"),
+        "agent_name": ("Agent", "text"),
+        "bookings_qtd": ("Booked this quarter", "currency"),
+        "attainment_qtd": ("Attainment", "ratio"),
+    }
+    if leaderboard is not None and leaderboard["win_rate_qtd"].notna().any():
+        columns["win_rate_qtd"] = ("Win rate", "ratio")
+    return table(leaderboard, _columns(columns, has_quota=has_quota), currency=currency)
+
+
+def channel_table(channels: pd.DataFrame | None, *, spend_currency: str) -> Html:
+    """Leads of the last 12 months by channel: how many, how many won by now, conversion, time to
+    win, and cost per lead and per won deal where spend is given, in ``spend_currency`` (marketing
+    spend is money even when bookings are counted in deals). Nothing for ``None``."""
+    if channels is None:
+        return Html("")
+    f = channels.assign(channel=channels["channel"].replace({"": "All channels"}))
+    for col in ("cost_per_lead", "cost_per_win"):
+        f[col] = [format_value(v, "currency", currency=spend_currency) for v in f[col]]
+    columns = {
+        "channel": ("Channel", "text"),
+        "leads_created": ("Leads", "count"),
+        "won": ("Won by now", "count"),
+        "lead_to_win": ("Conversion", "ratio"),
+        "leads_undecided": ("Undecided", "count"),
+        "days_to_win": ("Median days to win", "days"),
+    }
+    if f["channel_spend"].notna().any():
+        columns |= {"cost_per_lead": ("Cost per lead", "text"), "cost_per_win": ("Cost per won deal", "text")}
+    return table(f, columns, empty="No leads in the last 12 months.")
+
+
+def cohort_table(cohorts: pd.DataFrame | None) -> Html:
+    """Monthly cohorts: created, won by now, still undecided, and the share won (nothing for ``None``)."""
+    if cohorts is None:
+        return Html("")
+    f = cohorts.assign(month=pd.DatetimeIndex(cohorts["period"]).strftime("%b %Y"))
     return table(
-        leaderboard,
+        f,
         {
-            "rank": ("Rank", "count"),
-            "agent_name": ("Agent", "text"),
-            "bookings_qtd": ("Booked this quarter", "currency"),
-            "attainment_qtd": ("Attainment", "ratio"),
-            "win_rate_qtd": ("Win rate", "ratio"),
+            "month": ("Created in", "text"),
+            "created": ("Created", "count"),
+            "won": ("Won by now", "count"),
+            "undecided": ("Still undecided", "count"),
+            "conversion": ("Won, share of created", "ratio"),
         },
-        currency=currency,
+        empty="Nothing created in the last 12 months.",
     )
 
 

@@ -72,7 +72,7 @@ def _e(v: Any) -> str:
     return escape(str(v), quote=True)
 
 
-def _row(entry: Mapping[str, Any], currency: str, *, payout: bool) -> str:
+def _row(entry: Mapping[str, Any], currency: str, *, payout: bool, quota: bool) -> str:
     h = entry.get("headline") or {}
     name = _e(entry["subject"])
     if entry["status"] == "ok" and entry.get("output"):
@@ -84,12 +84,9 @@ def _row(entry: Mapping[str, Any], currency: str, *, payout: bool) -> str:
         status = f"failed: {_e(entry.get('error') or '')}" + (
             f' (<a href="{_e(nb)}">executed notebook</a>)' if nb else ""
         )
-    cells = [
-        link,
-        format_value(h.get("bookings_qtd"), "currency", currency=currency),
-        format_value(h.get("attainment_qtd"), "ratio"),
-        format_value(h.get("p_quota"), "ratio"),
-    ]
+    cells = [link, format_value(h.get("bookings_qtd"), "currency", currency=currency)]
+    if quota:
+        cells += [format_value(h.get("attainment_qtd"), "ratio"), format_value(h.get("p_quota"), "ratio")]
     if payout:
         cells.append(format_value(h.get("expected_payout"), "currency", currency=currency))
     tds = "".join(f'<td class="{"t" if i == 0 else "n"}">{c if i == 0 else _e(c)}</td>' for i, c in enumerate(cells))
@@ -101,22 +98,32 @@ def _table(
     currency: str,
     *,
     payout: bool,
+    quota: bool = True,
     quarters: tuple[str, str] = ("this quarter", "this quarter"),
 ) -> str:
     now, ahead = (_e(q) for q in quarters)
     head = (
-        f"<th>Report</th><th>Booked {now} so far</th><th>Attainment {now}</th><th>P(quota {ahead})</th>"
+        f"<th>Report</th><th>Booked {now} so far</th>"
+        + (f"<th>Attainment {now}</th><th>P(quota {ahead})</th>" if quota else "")
         + (f"<th>Expected payout {ahead}</th>" if payout else "")
         + "<th>Status</th>"
     )
-    rows = "".join(_row(e, currency, payout=payout) for e in entries)
+    rows = "".join(_row(e, currency, payout=payout, quota=quota) for e in entries)
     return f'<table class="spm-table"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
 
 def write_index(run_folder: str | Path, manifest: Mapping[str, Any]) -> Path:
-    """Write ``index.html``: the monthly review, territories, then agents by territory."""
+    """Write ``index.html``: the monthly review, territories, then agents by territory.
+
+    Columns follow what the data hold (the manifest's ``data``): attainment and the chance of
+    reaching quota only with quotas, expected payout only with a commission plan, and
+    bookings in the bookings label (a currency, or deals).
+    """
     reports = manifest["reports"]
-    currency = manifest.get("settings", {}).get("currency", "USD")
+    data = manifest.get("data") or {}
+    currency = data.get("bookings_label") or manifest.get("settings", {}).get("currency", "USD")
+    quota = bool(data.get("has_quota", True))
+    plan = bool(data.get("has_commission_plan", True))
     monthly = [r for r in reports if r["kind"] == "monthly"]
     terrs = sorted((r for r in reports if r["kind"] == "territory"), key=lambda r: str(r["subject"]).lower())
     agents = sorted(
@@ -136,16 +143,16 @@ def write_index(run_folder: str | Path, manifest: Mapping[str, Any]) -> Path:
         items = "".join(f"<li>{_e(r['subject'])}: {_e(r.get('error') or 'failed')}</li>" for r in failed)
         parts.append(f'<h2>Failed reports</h2><ul class="spm-list">{items}</ul>')
     if monthly:
-        parts.append("<h2>Company</h2>" + _table(monthly, currency, payout=False, quarters=quarters))
+        parts.append("<h2>Company</h2>" + _table(monthly, currency, payout=False, quota=quota, quarters=quarters))
     if terrs:
-        parts.append("<h2>Territories</h2>" + _table(terrs, currency, payout=False, quarters=quarters))
+        parts.append("<h2>Territories</h2>" + _table(terrs, currency, payout=False, quota=quota, quarters=quarters))
     groups: dict[str, list] = {}
     for r in agents:
         groups.setdefault(str(r.get("group", "")), []).append(r)
     if groups:
         parts.append("<h2>Agents</h2>")
         for g, rows in groups.items():
-            parts.append(f"<h3>{_e(g)}</h3>" + _table(rows, currency, payout=True, quarters=quarters))
+            parts.append(f"<h3>{_e(g)}</h3>" + _table(rows, currency, payout=plan, quota=quota, quarters=quarters))
     note = quota_note(manifest.get("quota_recalibration"), level="index")
     if note:
         parts.append(f'<p class="spm-note">{_e(note)}</p>')
