@@ -64,7 +64,7 @@ from spm_models.kpi.engine import OUTPUT_COLUMNS
 from spm_models.kpi.funnel import TRANSITIONS, stage_conversion
 from spm_models.kpi.grid import COMPANY, LEVELS
 from spm_models.kpi.pipeline import open_pipeline, opportunities_created, pipeline_coverage
-from spm_models.kpi.quotas import attainment, quota
+from spm_models.kpi.quotas import attainment, margin_attainment, margin_quota, quota
 
 __all__ = [
     "compute_kpis",
@@ -95,4 +95,6 @@ __all__ = [
     "activity_volume",
     "cohort_conversion",
     "cohort_undecided",
+    "margin_quota",
+    "margin_attainment",
 ]

@@ -44,6 +44,9 @@ class KpiSpec:
         Canonical tables it needs (besides ``agents``).
     segment : str or None
         What the ``segment`` column holds for this KPI; None when it is not split.
+    holds : callable or None
+        For a KPI of what only some data hold (margin): ``holds(tables)`` says whether these
+        tables hold it; :func:`~spm_models.kpi.compute_kpis` computes it by default only then.
     """
 
     name: str
@@ -53,12 +56,24 @@ class KpiSpec:
     description: str
     tables: tuple[str, ...]
     segment: str | None = None
+    holds: Callable[[dict[str, pd.DataFrame]], bool] | None = field(default=None, repr=False, compare=False)
     #: Internal: computes the KPI on a shared :class:`~spm_models.kpi.engine.KpiEngine`.
     evaluator: Callable[[KpiEngine], list[KpiValues]] | None = field(default=None, repr=False, compare=False)
 
 
 _OPP = ("opportunities",)
 _OPP_TGT = ("opportunities", "targets")
+
+
+def _has_margin(tables: dict[str, pd.DataFrame]) -> bool:
+    o = tables.get("opportunities")
+    return o is not None and any(c in o and o[c].notna().any() for c in ("margin", "cost"))
+
+
+def _has_margin_targets(tables: dict[str, pd.DataFrame]) -> bool:
+    t = tables.get("targets")
+    return t is not None and "metric" in t and bool((t["metric"] == "margin").any())
+
 
 KPI_CATALOG: dict[str, KpiSpec] = {
     s.name: s
@@ -171,6 +186,36 @@ KPI_CATALOG: dict[str, KpiSpec] = {
             "Bookings / quota",
             _OPP_TGT,
             evaluator=quotas._eval_attainment,
+        ),
+        KpiSpec(
+            "margin",
+            quotas.margin_attainment,
+            "additive",
+            "currency",
+            "Margin of deals won (amount - cost), by close date",
+            _OPP,
+            holds=_has_margin,
+            evaluator=quotas._eval_margin,
+        ),
+        KpiSpec(
+            "margin_quota",
+            quotas.margin_quota,
+            "additive",
+            "currency",
+            "Margin objective prorated to the period",
+            ("targets",),
+            holds=_has_margin_targets,
+            evaluator=quotas._eval_margin_quota,
+        ),
+        KpiSpec(
+            "margin_attainment",
+            quotas.margin_attainment,
+            "ratio",
+            "ratio",
+            "Margin / margin objective",
+            _OPP_TGT,
+            holds=_has_margin_targets,
+            evaluator=quotas._eval_margin_attainment,
         ),
         KpiSpec(
             "opportunities_created",
