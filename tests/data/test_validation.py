@@ -499,3 +499,31 @@ def test_three_million_activity_rows_validate():
     typed = validate(Dataset(tables=tables))
     assert len(typed["activities"]) == n
     assert typed["activities"]["count"].sum() == int((idx % 37).sum())
+
+
+def test_leads_are_checked_against_opportunities_agents_and_their_own_dates():
+    tables = dict(_good().tables)
+    opp = tables["opportunities"]["opportunity_id"].iloc[0]
+    tables["leads"] = pd.DataFrame(
+        {
+            "lead_id": ["L1", "L2", "L3", "L3"],
+            "created_date": ["2024-01-05", "2024-01-06", "2024-02-01", "2024-02-02"],
+            "channel": ["web", None, "event", "web"],
+            "campaign": [None, None, None, None],
+            "opportunity_id": [opp, "NOPE", None, None],
+            "agent_id": [None, None, "ghost", None],
+            "disqualified_date": [None, None, "2024-01-15", None],
+        }
+    )
+    with pytest.raises(DataValidationError) as err:
+        validate(Dataset(tables=tables))
+    got = {(p.row, p.column, p.rule.split(" (")[0]) for p in err.value.problems if p.file.startswith("leads")}
+    assert got == {
+        (3, "opportunity_id", "opportunity 'NOPE' is not in opportunities"),
+        (4, "agent_id", "agent 'ghost' is not in agents"),
+        (4, "disqualified_date", "disqualified before the lead was created"),
+        (5, "lead_id", "lead_id 'L3' appears more than once"),
+    }
+    tables["leads"] = tables["leads"].iloc[:1]
+    typed = validate(Dataset(tables=tables))
+    assert typed["leads"]["created_date"].dtype == DATE_DTYPE and typed["leads"]["channel"].iloc[0] == "web"

@@ -275,3 +275,44 @@ def test_a_warehouse_from_before_the_calendar_setting_reads_as_the_calendar_year
     con.execute("DROP TABLE spm_settings")
     con.close()
     assert Warehouse(db).load().calendar == Calendar()
+
+
+# ------------------------------------------------------------------ later contract versions
+
+
+def test_a_warehouse_written_before_the_later_tables_and_columns_loads_as_before(tmp_path):
+    """A warehouse from before leads, is_person, cost, margin, metric and the bookings measure
+    existed loads with them empty (people, money) and keeps its fingerprint."""
+    db = tmp_path / "w.duckdb"
+    stored = Warehouse(db).ingest(_good())
+    con = duckdb.connect(str(db))
+    con.execute("DROP TABLE leads")
+    con.execute("DROP TABLE channel_spend")
+    con.execute("ALTER TABLE agents DROP COLUMN is_person")
+    con.execute("ALTER TABLE opportunities DROP COLUMN cost")
+    con.execute("ALTER TABLE opportunities DROP COLUMN margin")
+    con.execute("ALTER TABLE targets DROP COLUMN metric")
+    con.execute("DELETE FROM spm_settings WHERE key = 'bookings_measure'")
+    con.close()
+    old = Warehouse(db).load()
+    assert old.bookings_measure == "money" and old["agents"]["is_person"].all()
+    assert len(old["leads"]) == 0 and old["opportunities"]["margin"].isna().all()
+    assert fingerprint(old) == stored.fingerprint
+
+
+def test_later_columns_count_in_the_fingerprint_only_when_used(tmp_path):
+    base = validate(_good())
+    assert base["agents"]["is_person"].all() and "leads" not in base.tables
+    flagged = dict(_good().tables)
+    flagged["agents"] = flagged["agents"].assign(is_person=["true", "false", None, "yes"])
+    typed = validate(Dataset(tables=flagged))
+    assert typed["agents"]["is_person"].tolist() == [True, False, True, True]
+    assert fingerprint(typed) != fingerprint(base)
+    written = tmp_path / "canonical"
+    from spm_models.data.sources.canonical import write_canonical_folder
+
+    write_canonical_folder(base, written)
+    assert "is_person" not in (written / "agents.csv").read_text().splitlines()[0]  # files as before
+    write_canonical_folder(typed, written)
+    assert (written / "agents.csv").read_text().splitlines()[0].endswith(",is_person")
+    assert not (written / "leads.csv").exists()
