@@ -121,3 +121,16 @@ def test_same_seed_same_files_other_seed_other_channels():
     pd.testing.assert_frame_equal(a.leads, b.leads)
     pd.testing.assert_frame_equal(a.won_deals, b.won_deals)
     assert not np.array_equal(a.leads["channel"].to_numpy(), c.leads["channel"].to_numpy())
+
+
+def test_the_documented_funnel_mapping_is_the_bundled_one():
+    import re
+    import tomllib
+    from importlib import resources
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "your-own-data.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```toml\n(.*?)```", doc, flags=re.S) if "won_deals.csv" in b]
+    assert len(blocks) == 1
+    bundled = (resources.files("spm_models.data.mappings") / "funnel.toml").read_text(encoding="utf-8")
+    assert tomllib.loads(blocks[0]) == tomllib.loads(bundled)
