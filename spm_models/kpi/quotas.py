@@ -245,6 +245,10 @@ def margin_quota(
     """Margin objective of each period: the targets whose ``metric`` is ``margin``, prorated as
     :func:`quota` prorates bookings targets.
 
+    ``margin_quota(a, t) = sum over the agent's margin target rows r of quota_r *
+    overlap_days(r, t) / D_r``; territories and the company as for :func:`quota`. 0 where there
+    is no margin target.
+
     Parameters
     ----------
     targets, agents : DataFrame
