@@ -87,16 +87,20 @@ class SqlSandbox:
         SqlError
             More than one statement, not a SELECT, or the query failed.
         """
+        self._one_select(sql, key=key, file=file, what="give exactly one SELECT query")
+        try:
+            return self._con.execute(sql).df()
+        except duckdb.Error as exc:
+            raise SqlError(self._locate(exc, key=key, file=file)) from None
+
+    def _one_select(self, sql: str, *, key: str, file: str, what: str) -> None:
+        """SqlError unless ``sql`` is exactly one SELECT statement (``what`` says what to give)."""
         try:
             statements = self._con.extract_statements(sql)
         except duckdb.Error as exc:
             raise SqlError(Problem(file, None, None, None, f"{key}: not valid SQL: {_first_line(exc)}")) from None
         if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-            raise SqlError(Problem(file, None, None, None, f"{key}: give exactly one SELECT query"))
-        try:
-            return self._con.execute(sql).df()
-        except duckdb.Error as exc:
-            raise SqlError(self._locate(exc, key=key, file=file)) from None
+            raise SqlError(Problem(file, None, None, None, f"{key}: {what}"))
 
     def evaluate(self, table: str, expressions: dict[str, str], *, key: str, file: str) -> pd.DataFrame:
         """``expressions`` (name -> SQL expression over ``table``'s columns) for every row, in order."""
@@ -114,12 +118,7 @@ class SqlSandbox:
 
     def _run_each(self, sql: str, table: str, expressions: dict[str, str], *, key: str, file: str) -> pd.DataFrame:
         # an expression is spliced into a query: it must not close it and start another
-        try:
-            statements = self._con.extract_statements(sql)
-        except duckdb.Error as exc:
-            raise SqlError(Problem(file, None, None, None, f"{key}: not valid SQL: {_first_line(exc)}")) from None
-        if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-            raise SqlError(Problem(file, None, None, None, f"{key}: give one SQL expression, not statements"))
+        self._one_select(sql, key=key, file=file, what="give one SQL expression, not statements")
         try:
             return self._con.execute(sql).df()
         except duckdb.Error:
