@@ -134,3 +134,11 @@ def test_the_documented_funnel_mapping_is_the_bundled_one():
     assert len(blocks) == 1
     bundled = (resources.files("spm_models.data.mappings") / "funnel.toml").read_text(encoding="utf-8")
     assert tomllib.loads(blocks[0]) == tomllib.loads(bundled)
+
+
+def test_the_export_folder_alone_is_enough_to_ingest(tmp_path):
+    """`spm ingest my_export` finds the mapping.toml in the folder."""
+    funnel_export(generate_organisation(6, years=1, seed=1), seed=1).write(tmp_path / "my_export")
+    db = tmp_path / "w.duckdb"
+    assert main(["ingest", str(tmp_path / "my_export"), "--db", str(db), "--project-dir", str(tmp_path)]) == 0
+    assert Warehouse(db).load().bookings_measure == "deals"
