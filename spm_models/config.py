@@ -5,9 +5,11 @@ optional ``spm.toml`` at the project root::
 
     fiscal_year_start = "February"   # or 2; January (the calendar year) by default
     fiscal_year_label = "end"        # FY2026 runs Feb 2025 - Jan 2026 ("start": FY2025)
+    bookings_measure = "money"       # or "deals": bookings are counted in won deals
 
-A mapping file may declare the export's own fiscal year, which then wins for that ingest, and
-a review settings file may override it for one review.
+A mapping file may declare the export's own fiscal year and bookings measure, which then win
+for that ingest, and a review settings file may override the fiscal year for one review. Both
+are stored with the warehouse snapshot and are part of its fingerprint.
 """
 
 from __future__ import annotations
@@ -20,12 +22,36 @@ from pathlib import Path
 from spm_models.calendar import Calendar
 from spm_models.exceptions import ConfigError
 
-__all__ = ["ProjectPaths", "ProjectSettings", "default_root", "SETTINGS_FILE"]
+__all__ = [
+    "ProjectPaths",
+    "ProjectSettings",
+    "default_root",
+    "SETTINGS_FILE",
+    "BOOKINGS_MEASURES",
+    "DEFAULT_MEASURE",
+    "check_bookings_measure",
+]
 
 #: Name of the project settings file at the project root.
 SETTINGS_FILE = "spm.toml"
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+
+#: How bookings are measured: ``"money"`` (the amounts of won deals, in the currency) or
+#: ``"deals"`` (each won deal counts one; for exports without usable amounts).
+BOOKINGS_MEASURES: tuple[str, ...] = ("money", "deals")
+#: The measure of a dataset that does not say.
+DEFAULT_MEASURE = "money"
+
+
+def check_bookings_measure(value: object, *, where: str = "bookings_measure") -> str:
+    """``value`` as one of :data:`BOOKINGS_MEASURES`, or ConfigError naming ``where``."""
+    if isinstance(value, str) and value.strip().lower() in BOOKINGS_MEASURES:
+        return value.strip().lower()
+    raise ConfigError(
+        f"{where} must be one of {', '.join(repr(m) for m in BOOKINGS_MEASURES)} "
+        f"(money: deal amounts; deals: each won deal counts one), got {value!r}"
+    )
 
 
 def default_root() -> Path:
@@ -108,13 +134,18 @@ class ProjectSettings:
         Month the fiscal year starts in (1-12 or a month name); 1 is the calendar year.
     fiscal_year_label : {"end", "start"}
         Whether FY labels name the calendar year the fiscal year ends or starts in.
+    bookings_measure : {"money", "deals"}
+        How bookings are measured (:data:`BOOKINGS_MEASURES`), unless the export's mapping
+        file says.
     """
 
     fiscal_year_start: int | str = 1
     fiscal_year_label: str = "end"
+    bookings_measure: str = DEFAULT_MEASURE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fiscal_year_start", self.calendar.fiscal_year_start)
+        object.__setattr__(self, "bookings_measure", check_bookings_measure(self.bookings_measure))
 
     @property
     def calendar(self) -> Calendar:

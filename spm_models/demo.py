@@ -61,11 +61,17 @@ def run_demo(
     org = generate_organisation(n_agents, years=years, seed=seed)
     folder = paths.demo_data
     org.write(folder)
-    result = ingest_paths([folder], db=paths.warehouse, source="canonical", calendar=paths.settings().calendar)
+    settings = paths.settings()
+    result = ingest_paths(
+        [folder], db=paths.warehouse, source="canonical", calendar=settings.calendar, measure=settings.bookings_measure
+    )
     files = write_kpis(paths.warehouse, paths.kpis)
     outcome = DemoResult(data_folder=folder, warehouse=paths.warehouse, ingest=result, kpi_files=files)
     if review:
+        from spm_models.insights.commission import DEFAULT_PLAN
         from spm_models.review.pipeline import run_review
+        from spm_models.review.settings import ReviewConfig
 
-        outcome.review = run_review(paths=paths, workers=workers)
+        # the built-in example shows how a commission plan reads; with your data, configure yours
+        outcome.review = run_review(paths=paths, workers=workers, config=ReviewConfig(commission=DEFAULT_PLAN))
     return outcome

@@ -701,6 +701,10 @@ def key_accounts(
         .groupby(["territory_id", "account_id"], as_index=False)
         .agg(bookings=("amount", "sum"), deals_won=("amount", "size"))
     )
+    if g.empty:  # no won deal names an account (an export without accounts)
+        cols = {"territory_id": "str", "account_id": "str", "account_name": "str", "bookings": float}
+        cols |= {"deals_won": np.int64, "share": float}
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in cols.items()})
     g["share"] = g["bookings"] / g["territory_id"].map(total).where(lambda s: s > 0)
     names = (
         accounts.set_index(accounts["account_id"].astype("str"))["account_name"].astype("str")

@@ -6,7 +6,8 @@ Each function takes frames from :mod:`spm_models.review.views` (which hold the o
 between cells and figures are freed with their last reference. Styling is seaborn's
 "whitegrid" theme applied inside each function (no global ``rcParams`` change), and
 ``text.parse_math`` is off so a ``$`` in a name is drawn as a dollar sign, not parsed as
-mathematics. Axes say their unit and currency.
+mathematics. Axes say their unit and the bookings label (a currency, or deals). A figure for a
+part of a report the data do not support is given ``None`` and draws nothing.
 """
 
 from __future__ import annotations
@@ -76,16 +77,15 @@ def _figure(
 
 
 def _money_axis(ax, currency: str, *, axis: str = "y") -> None:
-    from matplotlib.ticker import FuncFormatter
+    """Bookings ticks (:func:`~spm_models.present.format.tick_label`); whole numbers for deal counts."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-    def fmt(v, _):
-        a = abs(v)
-        for size, s in ((1e9, "bn"), (1e6, "m"), (1e3, "k")):
-            if a >= size:
-                return f"{v / size:,.0f}{s}" if a >= 10 * size else f"{v / size:,.1f}{s}"
-        return f"{v:,.0f}"
+    from spm_models.present.format import is_deals, tick_label
 
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(FuncFormatter(fmt))
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    if is_deals(currency):  # no tick between two whole deals (no "0, 0, 1, 2, 2")
+        target.set_major_locator(MaxNLocator(integer=True))
+    target.set_major_formatter(FuncFormatter(lambda v, _: tick_label(v)))
 
 
 def _pct_axis(ax, *, axis: str = "y") -> None:
@@ -186,6 +186,8 @@ def activity_trend(activity: pd.DataFrame):
 
 def funnel_chart(funnel: pd.DataFrame, *, usable: bool = True):
     """Conversion of each stage: the agent (or team) against peers; the weakest stage in red."""
+    if funnel is None:
+        return None
     if not usable or funnel is None or funnel.empty:
         return _empty("Stage conversion cannot be measured from these data.")
     rate_col = "agent_rate" if "agent_rate" in funnel else "rate"
@@ -265,6 +267,8 @@ def fan_chart(fan: pd.DataFrame, actual: pd.DataFrame, *, quota: float | None, c
 
 def payout_chart(curve: pd.DataFrame, commission: pd.DataFrame, *, currency: str):
     """The plan's payout by attainment, with the expected payout and its 80 % range marked."""
+    if commission is None:  # no plan configured
+        return None
     if curve is None or curve.empty or commission is None or commission.empty:
         return _empty("No quota, so the payout curve cannot be drawn.")
     c = commission.iloc[0]
@@ -285,10 +289,11 @@ def payout_chart(curve: pd.DataFrame, commission: pd.DataFrame, *, currency: str
 def attainment_bars(agents: pd.DataFrame, *, quarter: str = "the quarter", closed: bool = False):
     """Attainment of ``quarter`` per agent of a territory: to date with the expected value at its
     end, or, once the quarter has closed (``closed``), the final attainment alone (the expected
-    values are then the next quarter's, which never share a chart with it)."""
+    values are then the next quarter's, which never share a chart with it). Nothing without
+    quotas: the report says why the quota parts are absent."""
     f = agents[agents["attainment_qtd"].notna()]
     if f.empty:
-        return _empty("No quotas in the data, so attainment cannot be shown.")
+        return None
     with _style():
         fig, ax = _figure(height=0.4 * len(f) + 1.2, left=0.25)
         y = np.arange(len(f))
@@ -313,7 +318,9 @@ def attainment_bars(agents: pd.DataFrame, *, quarter: str = "the quarter", close
 
 def new_vs_existing_chart(nve: pd.DataFrame, *, currency: str):
     """Monthly bookings from new and existing accounts (stacked)."""
-    if nve is None or nve.empty or not (nve["value"] > 0).any():
+    if nve is None:
+        return None
+    if nve.empty or not (nve["value"] > 0).any():
         return _empty("No bookings by account status to show.")
     with _style():
         fig, ax = _figure()

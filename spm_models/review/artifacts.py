@@ -35,20 +35,22 @@ from spm_models.exceptions import DataError
 from spm_models.insights import coaching, commission, scorecard
 from spm_models.kpi import compute_kpis
 from spm_models.kpi.grid import COMPANY
+from spm_models.kpi.leads import channel_summary, lead_kpis
 from spm_models.models.forecast import concat_forecasts
 from spm_models.models.pipeline.history import open_at
 from spm_models.review import outlook as ol
 from spm_models.review.forecasting import review_forecast
+from spm_models.review.profile import DataProfile, data_profile
 from spm_models.review.recalibration import BACKTEST_COLUMNS, recalibrate_outlook
 from spm_models.review.settings import ReviewConfig
 
 __all__ = ["ARTIFACTS_FORMAT", "TABLES", "artifacts_key", "build_artifacts", "read_run_info", "RUN_FILE"]
 
-ARTIFACTS_FORMAT = 2
+ARTIFACTS_FORMAT = 3
 RUN_FILE = "run.json"
 #: Parquet tables of a run and what each holds (one row per ...).
 TABLES: dict[str, str] = {
-    "agents": "agent in the review: agent_id, agent_name, territory_id, territory_name",
+    "agents": "agent in the review: agent_id, agent_name, territory_id, territory_name, is_person",
     "territories": "territory: territory_id, territory_name, n_agents",
     "kpis_month": "level, entity and month: the long KPI frame (grain month)",
     "metrics": "level and entity: the scorecard numbers (scorecard.entity_metrics)",
@@ -78,6 +80,8 @@ TABLES: dict[str, str] = {
     "recognition": "award of the month",
     "plan": "level, entity and month: bookings against plan, year to date",
     "coaching": "agent and point: coaching points in plain words",
+    "channels": "lead channel (and all channels): leads of the last 12 months, their conversion and cost",
+    "cohorts": "month of creation: opportunities (or leads) created, won by now, undecided, conversion",
 }
 
 
@@ -244,12 +248,17 @@ def _build(
     agents = agents.assign(agent_id=agents["agent_id"].astype("str"), territory_id=agents["territory_id"].astype("str"))
     agents = agents.merge(terr[["territory_id", "territory_name"]], on="territory_id", how="left")
     agents["territory_name"] = agents["territory_name"].fillna(agents["territory_id"]).astype("str")
+    agents["is_person"] = agents["is_person"].astype(bool) if "is_person" in agents else True
     agents = (
-        agents[["agent_id", "agent_name", "territory_id", "territory_name"]]
+        agents[["agent_id", "agent_name", "territory_id", "territory_name", "is_person"]]
         .sort_values("agent_id")
         .reset_index(drop=True)
     )
-    territories = agents.groupby(["territory_id", "territory_name"], as_index=False).agg(n_agents=("agent_id", "size"))
+    # owners that are not people (unassigned, house accounts) are forecast and counted for their
+    # territory and the company, but get no report and are in no peer group, leaderboard or percentile
+    people = agents[agents["is_person"]].reset_index(drop=True)
+    territories = agents.groupby(["territory_id", "territory_name"], as_index=False).agg(n_agents=("is_person", "sum"))
+    territories["n_agents"] = territories["n_agents"].astype(np.int64)  # people: a catch-all owner is not an agent
     maps = _entity_maps(agents)
 
     months_back = max(config.trend_months, config.history_months + 1, 7)
@@ -292,6 +301,14 @@ def _build(
             outlook[lv].set_index("unique_id")["quota"] - outlook[lv].set_index("unique_id")["closed_to_date"]
         ).clip(lower=0.0)
     recal_rows = rf.recalibration_rows
+    has_quota = bool(len(targets) > 0 and quota["company"].notna().any())
+    profile = data_profile(
+        dataset,
+        currency=config.currency,
+        has_quota=has_quota,
+        has_commission_plan=config.commission is not None,
+    )
+    label = profile.bookings_label
 
     opp = asof["opportunities"]
     is_open = open_at(opp, cal.as_of)
@@ -311,8 +328,9 @@ def _build(
         )
     metrics["agent"] = metrics["agent"].reindex(agents["agent_id"].to_numpy())
     metrics["agent"].index.name = "entity_id"
+    metrics = {lv: _supported(m, profile) for lv, m in metrics.items()}
 
-    groups = scorecard.peer_groups(agents, min_peers=config.min_peers)
+    groups = scorecard.peer_groups(people, min_peers=config.min_peers)
     card = scorecard.agent_scorecard(metrics["agent"], groups, min_peers=config.min_peers)
     trend_from = cal.month - pd.DateOffset(months=config.trend_months - 1)
     bench = scorecard.peer_benchmark(
@@ -320,32 +338,29 @@ def _build(
     )
     bench = bench[bench["period"] >= trend_from].reset_index(drop=True)
     indicators = scorecard.indicator_history(kpis_m, month=cal.month, history_months=config.history_months)
-    indicators = indicators[indicators["entity_id"].isin(agents["agent_id"])].reset_index(drop=True)
+    indicators = indicators[indicators["entity_id"].isin(people["agent_id"])]
+    if not profile.has_pipeline:  # only won deals: "new opportunities" are wins dated at their creation
+        indicators = indicators[~indicators["indicator"].isin(["opportunities_created", "open_pipeline"])]
+    indicators = indicators.reset_index(drop=True)
     f_from = cal.as_of - pd.DateOffset(months=config.funnel_months) + pd.Timedelta(days=1)
     counts = scorecard.funnel_counts(opp, asof.get("stage_history"), created_from=f_from, created_to=cal.as_of)
     funnel_share = scorecard.funnel_coverage(counts, opp, created_from=f_from, created_to=cal.as_of)
     funnel = scorecard.funnel_comparison(
-        counts[counts["agent_id"].isin(agents["agent_id"])], groups, min_peers=config.min_peers
+        counts[counts["agent_id"].isin(people["agent_id"])], groups, min_peers=config.min_peers
     )
     funnel_ok = bool(np.isfinite(funnel_share) and funnel_share >= 0.5)
     trend = {lv: scorecard.trend_change(kpis_m, month=cal.month, level=lv) for lv in maps}
 
     draws = ol.final_bookings_draws(fcs["agent"], closed["agent"], cal)
     uids = fcs["agent"].unique_ids.astype(str)
-    comm = commission.expected_payout(
-        uids,
-        draws,
-        quota["agent"].reindex(uids).to_numpy(dtype=float),
-        config.commission,
-        closed_to_date=closed["agent"].reindex(uids).fillna(0.0).to_numpy(),
-    )
+    comm = _commission(uids, draws, quota["agent"], closed["agent"], config, people)
     # a quarter-end review also settles the quarter that just closed: its final payout
-    final = metrics["agent"].reindex(uids)
+    final = metrics["agent"].reindex(comm["unique_id"].astype("str").to_numpy())
     comm["closed_quarter_payout"] = (
         commission.payout(
             final["bookings_qtd"].fillna(0.0).to_numpy(), final["quota_qtd"].to_numpy(), config.commission
         )
-        if cal.quarter_closed
+        if cal.quarter_closed and config.commission is not None and len(comm)
         else np.nan
     )
 
@@ -386,7 +401,7 @@ def _build(
             ]
         )
 
-    terr_table = scorecard.territory_agent_table(metrics["agent"], outlook["agent"], trend["agent"], agents)
+    terr_table = scorecard.territory_agent_table(metrics["agent"], outlook["agent"], trend["agent"], people)
     accounts = scorecard.key_accounts(
         opp,
         asof.get("accounts"),
@@ -395,10 +410,10 @@ def _build(
         end=cal.as_of,
     )
     out_terr = outlook["territory"]
-    risks = coaching.territory_risks(terr_table, out_terr, accounts, currency=config.currency)
+    risks = coaching.territory_risks(terr_table, out_terr, accounts, currency=label)
     weeks = cal.weeks_left
     points = coaching.coaching_points(
-        card, funnel if funnel_ok else None, indicators, outlook["agent"], currency=config.currency, weeks_left=weeks
+        card, funnel if funnel_ok else None, indicators, outlook["agent"], currency=label, weeks_left=weeks
     )
     plan = pd.concat(
         [
@@ -440,10 +455,11 @@ def _build(
         "territory_agents": terr_table,
         "key_accounts": accounts,
         "risks": risks,
-        "leaderboard": scorecard.leaderboard(metrics["agent"], agents),
-        "recognition": coaching.recognition(metrics["agent"], agents, trend["agent"], currency=config.currency),
+        "leaderboard": scorecard.leaderboard(metrics["agent"], people),
+        "recognition": coaching.recognition(metrics["agent"], people, trend["agent"], currency=label),
         "plan": plan,
         "coaching": points,
+        **_conversion_tables(asof, kpis_m, cal, profile, months=config.trend_months),
     }
     for name, frame in tables.items():
         frame.to_parquet(work / f"{name}.parquet", index=False)
@@ -474,9 +490,90 @@ def _build(
             "months": config.funnel_months,
         },
         "previous_forecast": prev_source if prev is not None else None,
-        "has_quota": bool(len(targets) > 0 and quota["company"].notna().any()),
+        "has_quota": has_quota,
+        "data": profile.to_dict(),
         "quota_recalibration": recal.to_dict() if recal is not None else None,
         "has_activities": bool(len(asof.get("activities")) > 0),
         "n_agents": int(len(agents)),
+        "n_people": int(len(people)),
         "n_territories": int(len(territories)),
     }
+
+
+def _supported(metrics: pd.DataFrame, profile: DataProfile) -> pd.DataFrame:
+    """Scorecard numbers the data cannot support, blanked (and so left out of every table).
+
+    A close-period win rate without dated losses (it would count wins only); the average deal
+    size of bookings counted in deals (always one deal); opportunities created when the data
+    hold only won deals (they are wins dated at their creation, not new pipeline).
+    """
+    out = metrics.copy()
+    if profile.win_rate_basis != "close":
+        out["win_rate_qtd"] = np.nan
+    if profile.bookings_measure == "deals":
+        out["average_deal_size_qtd"] = np.nan
+    if not profile.has_pipeline:
+        out["opportunities_created_month"] = np.nan
+    return out
+
+
+def _commission(uids, draws, quota: pd.Series, closed: pd.Series, config: ReviewConfig, people: pd.DataFrame):
+    """Expected payout of each person under the configured plan; no rows when no plan is configured."""
+    if config.commission is None:
+        cols = ["unique_id", "quota", "expected_payout", "payout_q0.1", "payout_q0.5", "payout_q0.9", "payout_at_quota"]
+        cols += ["earned_to_date", "payout_of_expected_bookings"]
+        return pd.DataFrame({c: pd.Series(dtype="str" if c == "unique_id" else float) for c in cols})
+    comm = commission.expected_payout(
+        uids,
+        draws,
+        quota.reindex(uids).to_numpy(dtype=float),
+        config.commission,
+        closed_to_date=closed.reindex(uids).fillna(0.0).to_numpy(),
+    )
+    return comm[comm["unique_id"].astype("str").isin(people["agent_id"])].reset_index(drop=True)
+
+
+def _conversion_tables(
+    asof: Dataset, kpis_m: pd.DataFrame, cal: ol.ReviewCalendar, profile: DataProfile, *, months: int
+) -> dict[str, pd.DataFrame]:
+    """``channels`` (leads by channel, last ``months`` months) and ``cohorts`` (monthly cohort conversion).
+
+    Cohorts are the opportunities created in each month when lost deals are not dated, the leads
+    when there are no lost deals at all, and empty when close-period win rates apply.
+    """
+    start = cal.month - pd.DateOffset(months=months - 1)
+    leads, opp = asof.get("leads"), asof["opportunities"]
+    channels = (
+        channel_summary(leads, opp, spend=asof.get("channel_spend"), created_from=start, created_to=cal.as_of)
+        if len(leads)
+        else channel_summary(leads.iloc[0:0], opp)
+    )
+    cols = ["period", "created", "won", "undecided", "conversion"]
+    if profile.win_rate_basis == "leads":
+        k = lead_kpis(leads, opp, start=start, end=cal.as_of, calendar=cal.calendar)
+        k = k[k["segment"] == ""].pivot_table(index="period", columns="kpi", values="value")
+        cohorts = pd.DataFrame(
+            {
+                "period": k.index,
+                "created": k["leads_created"].to_numpy(),
+                "won": (k["leads_created"] * k["lead_to_win"].fillna(0.0)).round().to_numpy(),
+                "undecided": k["leads_undecided"].to_numpy(),
+                "conversion": k["lead_to_win"].to_numpy(),
+            }
+        )
+    elif profile.win_rate_basis == "cohort":
+        k = kpis_m[(kpis_m["level"] == "company") & (kpis_m["period"] >= start) & (kpis_m["segment"] == "")]
+        k = k.pivot_table(index="period", columns="kpi", values="value")
+        created = k["opportunities_created"]
+        cohorts = pd.DataFrame(
+            {
+                "period": k.index,
+                "created": created.to_numpy(),
+                "won": (created * k["cohort_conversion"].fillna(0.0)).round().to_numpy(),
+                "undecided": k["cohort_undecided"].to_numpy(),
+                "conversion": k["cohort_conversion"].to_numpy(),
+            }
+        )
+    else:
+        cohorts = pd.DataFrame({c: pd.Series(dtype="datetime64[us]" if c == "period" else float) for c in cols})
+    return {"channels": channels.reset_index(drop=True), "cohorts": cohorts[cols].reset_index(drop=True)}

@@ -4,7 +4,12 @@ Every piece of text from the data (names, ids, account names, coaching sentences
 escaped with :func:`html.escape`, so a name like ``<script>alert(1)</script>`` shows as text
 and never runs. Each function returns an :class:`Html` object, which a notebook displays as
 its cell's output (``_repr_html_``). Numbers are formatted by
-:func:`spm_models.present.format.format_value` in their KPI unit, with the currency label.
+:func:`spm_models.present.format.format_value` in their KPI unit, with the bookings label (a
+currency, or "deals").
+
+Reports adapt to what the data hold (:mod:`spm_models.review.profile`): :func:`section` writes
+a section's heading, or one line saying why the section is not shown, and every helper given
+``None`` (the view's value for a part the data do not support) writes nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ from spm_models.present.format import format_value, indicator_label
 
 __all__ = [
     "Html",
+    "section",
+    "absent",
+    "channel_table",
+    "cohort_table",
     "title",
     "cards",
     "table",
@@ -61,6 +70,28 @@ class Html(str):
 
 def _e(value: Any) -> str:
     return escape(str(value), quote=True)
+
+
+def section(state, heading: str, intro: str = "") -> Html:
+    """A section's heading and introduction, or one line saying why it is not shown.
+
+    Parameters
+    ----------
+    state : Section
+        From the view's ``sections`` (``shown`` and ``reason``).
+    heading, intro : str
+        The section's title and its first paragraph.
+    """
+    if state.shown:
+        return Html(f"<h2>{_e(heading)}</h2>" + (f"<p>{_e(intro)}</p>" if intro else ""))
+    if not state.reason:  # a section these data have no use for (e.g. leads, in an export without them)
+        return Html("")
+    return Html(f'<p class="spm-note spm-absent">Not shown: {_e(heading.lower())}, because {_e(state.reason)}</p>')
+
+
+def absent(state, what: str) -> Html:
+    """One line saying why ``what`` is not shown, or nothing when it is (for parts of a section)."""
+    return section(state, what) if not state.shown else Html("")
 
 
 def title(heading: str, *subtitle: str) -> Html:
@@ -123,8 +154,10 @@ def _ordinal(p: float) -> str:
     return f"{n}{suffix}"
 
 
-def bullets(items: Iterable[str], *, ordered: bool = False, empty: str = "Nothing to report.") -> Html:
-    """A list of plain-text items (escaped)."""
+def bullets(items: Iterable[str] | None, *, ordered: bool = False, empty: str = "Nothing to report.") -> Html:
+    """A list of plain-text items (escaped); nothing for ``None``."""
+    if items is None:
+        return Html("")
     items = [str(i) for i in items]
     if not items:
         return note(empty)
@@ -133,8 +166,8 @@ def bullets(items: Iterable[str], *, ordered: bool = False, empty: str = "Nothin
 
 
 def note(text: str) -> Html:
-    """A short paragraph of plain text (escaped)."""
-    return Html(f'<p class="spm-note">{_e(text)}</p>')
+    """A short paragraph of plain text (escaped); nothing for an empty text."""
+    return Html(f'<p class="spm-note">{_e(text)}</p>') if text else Html("")
 
 
 def provenance(prov: Mapping[str, Any]) -> Html:
@@ -215,7 +248,8 @@ def _period_heading(text: str) -> str:
 
 def outlook_cards(outlook: pd.DataFrame, *, currency: str, quarter: str, closed: bool = False) -> Html:
     """Headline cards of the ``quarter`` outlook: quota, booked so far, the median total (the
-    line of the fan chart), the chance of reaching quota ("reached" once booked at or above it).
+    line of the fan chart), the chance of reaching quota ("reached" once booked at or above it);
+    the quota cards only where there is a quota.
 
     ``closed``: the review month closed the quarter before ``quarter``; the cards then sit under
     their own heading, apart from that quarter's final numbers (:func:`closed_quarter_cards`).
@@ -224,15 +258,15 @@ def outlook_cards(outlook: pd.DataFrame, *, currency: str, quarter: str, closed:
         return note("No forecast is available.")
     o = outlook.iloc[0]
     money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
+    quota = pd.notna(o["quota"]) and float(o["quota"]) > 0
     median = o["median_bookings"] if "median_bookings" in o else o["expected_bookings"]
     what = "median" if "median_bookings" in o else "mean"
-    items = [(f"Quota {quarter}", money(o["quota"]))]
+    items = [(f"Quota {quarter}", money(o["quota"]))] if quota else []
     if not closed:
         items.append((f"Booked in {quarter} so far", money(o["closed_to_date"])))
-    items += [
-        (f"Expected {quarter} total ({what})", money(median)),
-        (f"Chance of reaching the {quarter} quota", chance_text(o["p_quota"], o.get("reached", False))),
-    ]
+    items.append((f"Expected {quarter} total ({what})", money(median)))
+    if quota:
+        items.append((f"Chance of reaching the {quarter} quota", chance_text(o["p_quota"], o.get("reached", False))))
     head = _period_heading(f"{quarter}: the quarter ahead") if closed else ""
     return Html(head + cards(items))
 
@@ -254,9 +288,12 @@ def closed_quarter_cards(closed: pd.DataFrame, *, currency: str, quarter: str) -
     return Html(_period_heading(f"{quarter}: the quarter that closed") + cards(items))
 
 
-def commission_cards(commission: pd.DataFrame, *, currency: str, quarter: str = "this quarter") -> Html:
-    """Expected payout of ``quarter``, its 80 % range and what is already earned."""
-    if commission is None or len(commission) == 0:
+def commission_cards(commission: pd.DataFrame | None, *, currency: str, quarter: str = "this quarter") -> Html:
+    """Expected payout of ``quarter``, its 80 % range and what is already earned (nothing for
+    ``None``: no plan)."""
+    if commission is None:
+        return Html("")
+    if len(commission) == 0:
         return note("No commission estimate is available.")
     c = commission.iloc[0]
     money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
@@ -284,8 +321,10 @@ def accuracy_text(accuracy: pd.DataFrame, *, currency: str, month: str) -> Html:
     )
 
 
-def funnel_text(funnel: pd.DataFrame, *, usable: bool) -> Html:
+def funnel_text(funnel: pd.DataFrame | None, *, usable: bool) -> Html:
     """Names the weakest stage against peers, or says why the funnel cannot be shown."""
+    if funnel is None:
+        return Html("")
     if not usable:
         return note(
             "The data do not record the stage at which lost deals were lost, so stage-to-stage conversion "
@@ -334,6 +373,20 @@ def p_quota_note(text: str) -> Html:
     return note(text) if text else Html("")
 
 
+def _columns(columns: dict, *, has_quota: bool) -> dict:
+    """``columns`` without those that need a quota when there is none."""
+    needs = {
+        "quota_qtd",
+        "attainment_qtd",
+        "pipeline_coverage",
+        "p_quota",
+        "chance",
+        "expected_attainment",
+        "quota_ahead",
+    }
+    return columns if has_quota else {k: v for k, v in columns.items() if k not in needs}
+
+
 def _with_chance(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with ``chance`` (text): its ``p_quota`` as shown, "reached (100%)" where reached."""
     reached = frame["reached"] if "reached" in frame else pd.Series(False, index=frame.index)
@@ -347,8 +400,10 @@ def territory_agents_table(
     review_quarter: str = "this quarter",
     quarter: str | None = None,
     closed: bool = False,
+    has_quota: bool = True,
 ) -> Html:
-    """The territory report's agent table, every column naming its quarter.
+    """The territory report's agent table, every column naming its quarter (quota columns only
+    with quotas).
 
     Mid-quarter one table (``review_quarter`` is the quarter forecast). At a quarter end
     (``closed``) two: the closed quarter's final numbers, then the next quarter (``quarter``):
@@ -367,17 +422,24 @@ def territory_agents_table(
         "pipeline_coverage": (f"Pipeline coverage {ahead}", "multiple"),
         "chance": (f"Chance of reaching the {ahead} quota", "chance"),
     }
+    cols = lambda c: _columns(c, has_quota=has_quota)  # noqa: E731
     if not closed:
-        return table(f, {**past, **future, "trend": ("3-month trend", "text")}, currency=currency)
+        return table(f, cols({**past, **future, "trend": ("3-month trend", "text")}), currency=currency)
+    after = cols({"agent_name": ("Agent", "text"), **future})
     return Html(
         _period_heading(f"{review_quarter}: the quarter that closed")
-        + table(f, {**past, "trend": ("3-month trend", "text")}, currency=currency)
-        + _period_heading(f"{ahead}: the quarter ahead")
-        + table(f, {"agent_name": ("Agent", "text"), **future}, currency=currency)
+        + table(f, cols({**past, "trend": ("3-month trend", "text")}), currency=currency)
+        + (
+            _period_heading(f"{ahead}: the quarter ahead") + table(f, after, currency=currency)
+            if len(after) > 1
+            else ""
+        )
     )
 
 
-def coherence_table(agent_expected: pd.DataFrame, outlook: pd.DataFrame, *, currency: str, quarter: str = "") -> Html:
+def coherence_table(
+    agent_expected: pd.DataFrame, outlook: pd.DataFrame, *, currency: str, quarter: str = "", has_quota: bool = True
+) -> Html:
     """Each agent's expected ``quarter`` bookings and the territory's: the sum of its agents' draws.
 
     Means, because means add up: the territory's expected total is its agents' expected totals summed.
@@ -391,19 +453,24 @@ def coherence_table(agent_expected: pd.DataFrame, outlook: pd.DataFrame, *, curr
         frame = _with_chance(frame)
     return table(
         frame,
-        {
-            "agent_name": ("", "text"),
-            "closed_to_date": (f"Booked in{q} so far", "currency"),
-            "expected_remaining": (f"Expected in the rest of{q or ' the quarter'} (mean)", "currency"),
-            "expected_bookings": (f"Expected{q} total (mean)", "currency"),
-            "chance": (f"Chance of reaching the{q} quota", "chance"),
-        },
+        _columns(
+            {
+                "agent_name": ("", "text"),
+                "closed_to_date": (f"Booked in{q} so far", "currency"),
+                "expected_remaining": (f"Expected in the rest of{q or ' the quarter'} (mean)", "currency"),
+                "expected_bookings": (f"Expected{q} total (mean)", "currency"),
+                "chance": (f"Chance of reaching the{q} quota", "chance"),
+            },
+            has_quota=has_quota,
+        ),
         currency=currency,
     )
 
 
-def accounts_table(accounts: pd.DataFrame, *, currency: str) -> Html:
-    """Key accounts of the last 12 months."""
+def accounts_table(accounts: pd.DataFrame | None, *, currency: str) -> Html:
+    """Key accounts of the last 12 months (nothing for ``None``: the data name no accounts)."""
+    if accounts is None:
+        return Html("")
     return table(
         accounts,
         {
@@ -418,23 +485,37 @@ def accounts_table(accounts: pd.DataFrame, *, currency: str) -> Html:
 
 
 def company_cards(
-    company: pd.DataFrame, *, currency: str, month: str = "", quarter: str = "", closed: bool = False
+    company: pd.DataFrame,
+    *,
+    currency: str,
+    month: str = "",
+    quarter: str = "",
+    closed: bool = False,
+    has_quota: bool = True,
+    conversion: tuple[str, float] | None = None,
 ) -> Html:
-    """The company's month and quarter in four numbers, each naming its period."""
+    """The company's month and quarter in a few numbers, each naming its period.
+
+    Attainment only with quotas; the close-period win rate, or where the data cannot support it
+    the ``conversion`` card that stands in for it (:class:`~spm_models.review.views.MonthlyView`).
+    """
     if company is None or len(company) == 0:
         return note("No company figures.")
     c = company.iloc[0]
     money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
     q = quarter or "the quarter"
     done = "(final)" if closed else "to date"
-    return cards(
-        [
-            (f"Bookings {month or 'this month'}", money(c["bookings_month"])),
-            (f"Bookings {q} {done}", money(c["bookings_qtd"])),
-            (f"Attainment {q} {done}", format_value(c["attainment_qtd"], "ratio")),
-            (f"Win rate {q} {done}", format_value(c["win_rate_qtd"], "ratio")),
-        ]
-    )
+    items = [
+        (f"Bookings {month or 'this month'}", money(c["bookings_month"])),
+        (f"Bookings {q} {done}", money(c["bookings_qtd"])),
+    ]
+    if has_quota:
+        items.append((f"Attainment {q} {done}", format_value(c["attainment_qtd"], "ratio")))
+    if conversion is not None:
+        items.append((conversion[0], format_value(conversion[1], "ratio")))
+    elif pd.notna(c["win_rate_qtd"]):
+        items.append((f"Win rate {q} {done}", format_value(c["win_rate_qtd"], "ratio")))
+    return cards(items)
 
 
 def territory_table(
@@ -446,8 +527,9 @@ def territory_table(
     review_quarter: str = "this quarter",
     quarter: str | None = None,
     closed: bool = False,
+    has_quota: bool = True,
 ) -> Html:
-    """Territories side by side, every column naming its period.
+    """Territories side by side, every column naming its period (quota columns only with quotas).
 
     Mid-quarter one table: the month, the quarter so far and its forecast (the same quarter).
     At a quarter end (``closed``) two tables under their own headings: the quarter that closed
@@ -476,34 +558,73 @@ def territory_table(
         "expected_bookings": (f"Expected {ahead} total (mean)", "currency"),
         "chance": (f"Chance of reaching the {ahead} quota", "chance"),
     }
+    cols = lambda c: _columns(c, has_quota=has_quota)  # noqa: E731
     if not closed:
-        return table(f, {**past, **future}, currency=currency)
+        return table(f, cols({**past, **future}), currency=currency)
+    ahead_cols = {"territory_name": ("Territory", "text"), "quota_ahead": (f"Quota {ahead}", "currency"), **future}
     return Html(
         _period_heading(f"{review_quarter}: the quarter that closed")
-        + table(f, past, currency=currency)
+        + table(f, cols(past), currency=currency)
         + _period_heading(f"{ahead}: the quarter ahead")
-        + table(
-            f,
-            {"territory_name": ("Territory", "text"), "quota_ahead": (f"Quota {ahead}", "currency"), **future},
-            currency=currency,
-        )
+        + table(f, cols(ahead_cols), currency=currency)
     )
 
 
-def leaderboard_table(leaderboard: pd.DataFrame, *, currency: str, quarter: str = "", closed: bool = False) -> Html:
-    """The top agents of the quarter (so far, or final once it has closed)."""
+def leaderboard_table(
+    leaderboard: pd.DataFrame, *, currency: str, quarter: str = "", closed: bool = False, has_quota: bool = True
+) -> Html:
+    """The top agents of the quarter, so far or final once it has closed (attainment only with
+    quotas; the win rate only where the data support it)."""
     q = quarter or "this quarter"
     done = "(final)" if closed else "so far"
+    columns = {
+        "rank": ("Rank", "count"),
+        "agent_name": ("Agent", "text"),
+        "bookings_qtd": (f"Booked in {q} {done}", "currency"),
+        "attainment_qtd": (f"Attainment {q} {done}", "ratio"),
+    }
+    if leaderboard is not None and leaderboard["win_rate_qtd"].notna().any():
+        columns["win_rate_qtd"] = (f"Win rate {q} {done}", "ratio")
+    return table(leaderboard, _columns(columns, has_quota=has_quota), currency=currency)
+
+
+def channel_table(channels: pd.DataFrame | None, *, spend_currency: str) -> Html:
+    """Leads of the last 12 months by channel: how many, how many won by now, conversion, time to
+    win, and cost per lead and per won deal where spend is given, in ``spend_currency`` (marketing
+    spend is money even when bookings are counted in deals). Nothing for ``None``."""
+    if channels is None:
+        return Html("")
+    f = channels.assign(channel=channels["channel"].replace({"": "All channels"}))
+    for col in ("cost_per_lead", "cost_per_win"):
+        f[col] = [format_value(v, "currency", currency=spend_currency) for v in f[col]]
+    columns = {
+        "channel": ("Channel", "text"),
+        "leads_created": ("Leads", "count"),
+        "won": ("Won by now", "count"),
+        "lead_to_win": ("Conversion", "ratio"),
+        "leads_undecided": ("Undecided", "count"),
+        "days_to_win": ("Median days to win", "days"),
+    }
+    if f["channel_spend"].notna().any():
+        columns |= {"cost_per_lead": ("Cost per lead", "text"), "cost_per_win": ("Cost per won deal", "text")}
+    return table(f, columns, empty="No leads in the last 12 months.")
+
+
+def cohort_table(cohorts: pd.DataFrame | None) -> Html:
+    """Monthly cohorts: created, won by now, still undecided, and the share won (nothing for ``None``)."""
+    if cohorts is None:
+        return Html("")
+    f = cohorts.assign(month=pd.DatetimeIndex(cohorts["period"]).strftime("%b %Y"))
     return table(
-        leaderboard,
+        f,
         {
-            "rank": ("Rank", "count"),
-            "agent_name": ("Agent", "text"),
-            "bookings_qtd": (f"Booked in {q} {done}", "currency"),
-            "attainment_qtd": (f"Attainment {q} {done}", "ratio"),
-            "win_rate_qtd": (f"Win rate {q} {done}", "ratio"),
+            "month": ("Created in", "text"),
+            "created": ("Created", "count"),
+            "won": ("Won by now", "count"),
+            "undecided": ("Still undecided", "count"),
+            "conversion": ("Won, share of created", "ratio"),
         },
-        currency=currency,
+        empty="Nothing created in the last 12 months.",
     )
 
 

@@ -14,13 +14,14 @@ them::
     [model_params]                      # the named model's own parameters (`spm models` lists them)
     window = 26
 
-    [commission]
+    [commission]                        # without it the reports have no commission section
     name = "FY25 plan"
     tiers = [[0.0, 0.05], [1.0, 0.08], [1.5, 0.10]]   # [from attainment, marginal rate]
     cap_attainment = 2.0
     no_quota_rate = 0.05
 
-Unknown keys are errors, so a misspelt setting is never silently ignored.
+Unknown keys are errors, so a misspelt setting is never silently ignored. A commission plan is
+shown only when one is configured: a plan nobody set up is not a plan anyone is paid by.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from typing import Any
 from spm_models.calendar import Calendar
 from spm_models.data.dataset import Dataset
 from spm_models.exceptions import ConfigError
-from spm_models.insights.commission import DEFAULT_PLAN, CommissionPlan, plan_from_mapping
+from spm_models.insights.commission import CommissionPlan, plan_from_mapping
 from spm_models.models.registry import check_model_params, model_class
 from spm_models.review.kernels.mode import KERNEL_MODES
 
@@ -78,8 +79,11 @@ class ReviewConfig:
     seed : int
         Random seed of the model.
     currency : str
-        Label of money amounts.
-    commission : CommissionPlan
+        Label of money amounts (bookings counted in deals are labelled "deals" instead, see
+        :func:`spm_models.present.format.bookings_label`).
+    commission : CommissionPlan or None
+        The commission plan reports estimate payouts under; ``None`` (the default): none is
+        configured, and reports have no commission section.
     min_peers : int
         Smallest peer group shown (see :mod:`spm_models.insights.scorecard`).
     trend_months, funnel_months, history_months : int
@@ -115,7 +119,7 @@ class ReviewConfig:
     n_draws: int = 1000
     seed: int = 0
     currency: str = "USD"
-    commission: CommissionPlan = DEFAULT_PLAN
+    commission: CommissionPlan | None = None
     min_peers: int = 5
     trend_months: int = 12
     funnel_months: int = 12

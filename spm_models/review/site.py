@@ -77,14 +77,16 @@ def _e(v: Any) -> str:
     return escape(str(v), quote=True)
 
 
-def _cell(h: Mapping[str, Any], column: str, currency: str) -> str:
+def _cell(h: Mapping[str, Any], column: str, currency: str, money: str) -> str:
     if column == "p_quota":
         return chance_text(h.get("p_quota"), bool(h.get("reached")))
-    unit = "ratio" if column == "attainment_qtd" else "currency"
-    return format_value(h.get(column), unit, currency=currency)
+    if column == "attainment_qtd":
+        return format_value(h.get(column), "ratio")
+    # payouts are money even when bookings are counted in deals
+    return format_value(h.get(column), "currency", currency=money if "payout" in column else currency)
 
 
-def _row(entry: Mapping[str, Any], currency: str, columns: Sequence[str]) -> str:
+def _row(entry: Mapping[str, Any], currency: str, columns: Sequence[str], money: str) -> str:
     h = entry.get("headline") or {}
     name = _e(entry["subject"])
     if entry["status"] == "ok" and entry.get("output"):
@@ -96,7 +98,9 @@ def _row(entry: Mapping[str, Any], currency: str, columns: Sequence[str]) -> str
         status = f"failed: {_e(entry.get('error') or '')}" + (
             f' (<a href="{_e(nb)}">executed notebook</a>)' if nb else ""
         )
-    tds = f'<td class="t">{link}</td>' + "".join(f'<td class="n">{_e(_cell(h, c, currency))}</td>' for c in columns)
+    tds = f'<td class="t">{link}</td>' + "".join(
+        f'<td class="n">{_e(_cell(h, c, currency, money))}</td>' for c in columns
+    )
     return f'<tr class="{"ok" if entry["status"] == "ok" else "failed"}">{tds}<td class="t">{status}</td></tr>'
 
 
@@ -105,15 +109,21 @@ def _table(
     currency: str,
     *,
     payout: bool,
+    quota: bool = True,
     quarters: tuple[str, str] = ("this quarter", "this quarter"),
     closed: bool = False,
+    money: str = "USD",
 ) -> str:
     """The index table of some reports; at a quarter end (``closed``) two tables, the quarter
-    that closed and the one ahead, so that no row mixes two quarters."""
+    that closed and the one ahead, so that no row mixes two quarters. Without quotas
+    (``quota``) no attainment or chance columns; ``payout``: the agents' payout columns."""
     now, ahead = quarters
     done = "(final)" if closed else "so far"
-    past = {"bookings_qtd": f"Booked in {now} {done}", "attainment_qtd": f"Attainment {now} {done}"}
-    future = {"p_quota": f"Chance of reaching the {ahead} quota"}
+    past = {"bookings_qtd": f"Booked in {now} {done}"}
+    future = {}
+    if quota:
+        past["attainment_qtd"] = f"Attainment {now} {done}"
+        future["p_quota"] = f"Chance of reaching the {ahead} quota"
     if payout:
         future["expected_payout"] = f"Expected payout {ahead} (mean)"
         if closed:
@@ -121,10 +131,10 @@ def _table(
 
     def one(columns: Mapping[str, str]) -> str:
         head = "<th>Report</th>" + "".join(f"<th>{_e(t)}</th>" for t in columns.values()) + "<th>Status</th>"
-        rows = "".join(_row(e, currency, list(columns)) for e in entries)
+        rows = "".join(_row(e, currency, list(columns), money) for e in entries)
         return f'<table class="spm-table"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
-    if not closed:
+    if not closed or not future:
         return one({**past, **future})
     return (
         f'<h4 class="spm-period">{_e(now)}: the quarter that closed</h4>{one(past)}'
@@ -133,9 +143,18 @@ def _table(
 
 
 def write_index(run_folder: str | Path, manifest: Mapping[str, Any]) -> Path:
-    """Write ``index.html``: the monthly review, territories, then agents by territory."""
+    """Write ``index.html``: the monthly review, territories, then agents by territory.
+
+    Columns follow what the data hold (the manifest's ``data``): attainment and the chance of
+    reaching quota only with quotas, expected payout only with a commission plan, and
+    bookings in the bookings label (a currency, or deals).
+    """
     reports = manifest["reports"]
-    currency = manifest.get("settings", {}).get("currency", "USD")
+    data = manifest.get("data") or {}
+    money = manifest.get("settings", {}).get("currency", "USD")
+    currency = data.get("bookings_label") or money
+    quota = bool(data.get("has_quota", True))
+    plan = bool(data.get("has_commission_plan", True))
     monthly = [r for r in reports if r["kind"] == "monthly"]
     terrs = sorted((r for r in reports if r["kind"] == "territory"), key=lambda r: str(r["subject"]).lower())
     agents = sorted(
@@ -156,16 +175,25 @@ def write_index(run_folder: str | Path, manifest: Mapping[str, Any]) -> Path:
         items = "".join(f"<li>{_e(r['subject'])}: {_e(r.get('error') or 'failed')}</li>" for r in failed)
         parts.append(f'<h2>Failed reports</h2><ul class="spm-list">{items}</ul>')
     if monthly:
-        parts.append("<h2>Company</h2>" + _table(monthly, currency, payout=False, quarters=quarters, closed=closed))
+        parts.append(
+            "<h2>Company</h2>"
+            + _table(monthly, currency, payout=False, quota=quota, quarters=quarters, closed=closed, money=money)
+        )
     if terrs:
-        parts.append("<h2>Territories</h2>" + _table(terrs, currency, payout=False, quarters=quarters, closed=closed))
+        parts.append(
+            "<h2>Territories</h2>"
+            + _table(terrs, currency, payout=False, quota=quota, quarters=quarters, closed=closed, money=money)
+        )
     groups: dict[str, list] = {}
     for r in agents:
         groups.setdefault(str(r.get("group", "")), []).append(r)
     if groups:
         parts.append("<h2>Agents</h2>")
         for g, rows in groups.items():
-            parts.append(f"<h3>{_e(g)}</h3>" + _table(rows, currency, payout=True, quarters=quarters, closed=closed))
+            parts.append(
+                f"<h3>{_e(g)}</h3>"
+                + _table(rows, currency, payout=plan, quota=quota, quarters=quarters, closed=closed, money=money)
+            )
     note = quota_note(manifest.get("quota_recalibration"), level="index")
     if note:
         parts.append(f'<p class="spm-note">{_e(note)}</p>')

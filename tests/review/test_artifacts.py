@@ -98,6 +98,9 @@ def test_agent_view_holds_only_that_agent(run):
         "coaching",
     ):
         frame = getattr(v, name)
+        if frame is None:  # a section these data do not support (no commission plan is configured)
+            assert name == "commission" and not v.sections.commission.shown
+            continue
         text = [str(x) for x in frame.to_numpy().ravel()]
         assert not (set(text) & others) and not any(n in cell for cell in text for n in other_names), name
     assert len(v.coaching) >= 2 and v.provenance["parameters"] == {"run_dir": str(folder), "agent_id": me}

@@ -24,7 +24,9 @@ import pytest
 
 from spm_models.data.dataset import Dataset
 from spm_models.data.validation import validate
+from spm_models.insights.commission import DEFAULT_PLAN
 from spm_models.review import run_review
+from spm_models.review.settings import ReviewConfig
 from spm_models.synthetic.generator import generate_organisation
 
 HOSTILE_NAMES = {
@@ -36,6 +38,8 @@ HOSTILE_NAMES = {
 HOSTILE_ID = ("A0005", "../x/<b>5</b>")
 TERRITORY_NAME = '<i>North</i> & "South"'
 DATA_URI = re.compile(r"data:image/[a-z+]+;base64,[A-Za-z0-9+/=]+")
+#: A commission plan is shown only when configured; this review configures one to check that section.
+PLAN = ReviewConfig(commission=DEFAULT_PLAN)
 
 
 def hostile_org(n_agents: int = 6, seed: int = 11) -> Dataset:
@@ -84,7 +88,7 @@ def review(tmp_path_factory):
         return root, ds, _Run(Path(done.read_text()))
     root.mkdir(parents=True, exist_ok=True)
     result = run_review(
-        dataset=ds, out=root / "reports", workers=2, progress=False, log=open(root / "progress.log", "w")
+        dataset=ds, out=root / "reports", workers=2, progress=False, log=open(root / "progress.log", "w"), config=PLAN
     )
     done.write_text(str(result.run_folder))
     return root, ds, _Run(result.run_folder)
@@ -144,6 +148,7 @@ def test_agent_reports_have_every_section(review):
             r"(Chances of reaching quota are checked against past quarters|These chances are the model(&#x27;|')s own)",
             text,
         ), entry["id"]
+        assert "Not shown:" not in text  # this organisation has quotas, stages, accounts and a plan
         coaching = re.search(r"Coaching points.*?<ol class=\"spm-list\">(.*?)</ol>", text, re.S)
         assert coaching and 2 <= coaching.group(1).count("<li>") <= 4
         assert "USD" in text
@@ -207,7 +212,12 @@ def test_rerun_is_idempotent(review, tmp_path):
     root, ds, result = review
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in result.run_folder.rglob("*.html")}
     again = run_review(
-        dataset=ds, out=root / "reports", workers=2, progress=False, log=open(tmp_path / "progress2.log", "w")
+        dataset=ds,
+        out=root / "reports",
+        workers=2,
+        progress=False,
+        log=open(tmp_path / "progress2.log", "w"),
+        config=PLAN,
     )
     assert again.exit_code == 0 and again.executed == [] and again.manifest["artifacts_reused"]
     assert again.manifest["summary"]["reused"] == again.manifest["summary"]["total"]

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from spm_models.data.validation import validate
+from spm_models.insights.commission import DEFAULT_PLAN
 from spm_models.review import run_review
 from spm_models.review.settings import ReviewConfig
 from spm_models.synthetic.generator import generate_organisation
@@ -72,7 +73,7 @@ def quarter_end(tmp_path_factory):
         month=MONTH,
         dataset=ds,
         out=root / "reports",
-        config=ReviewConfig(model="CalendarBaseline"),
+        config=ReviewConfig(model="CalendarBaseline", commission=DEFAULT_PLAN),
         workers=2,
         progress=False,
         log=open(root / "progress.log", "w"),
