@@ -136,6 +136,7 @@ def choose_models(
     tables: Any = None,
     n_draws: int = 200,
     budget_seconds: float | None = None,
+    min_h: int = 4,
 ) -> ModelChoice:
     """Backtest each candidate on ``frame`` and pick one per level (module docstring).
 
@@ -148,7 +149,10 @@ def choose_models(
     parents : mapping
         Parent level -> ``agent id -> parent id`` (e.g. ``{"territory": {...}, "company": {...}}``).
     h : int
-        Weeks ahead, the review's horizon.
+        Weeks ahead, the review's horizon. When the history is too short for one origin with
+        ``min_train`` weeks behind it and ``h`` after it, the comparison is made at the longest
+        horizon it allows, if that is at least ``min_h`` weeks (:attr:`ModelChoice.horizon` says
+        which).
     n_origins, step, min_train : int
         Origins (at most), weeks between them, and weeks of history the first needs.
     tables : Dataset or mapping, optional
@@ -169,10 +173,15 @@ def choose_models(
         The history is too short for any origin, or no candidate could be scored.
     """
     started = time.perf_counter()
+    n_weeks = frame["ds"].nunique()
     origins = selection_origins(frame["ds"], h=h, n_origins=n_origins, step=step, min_train=min_train)
+    asked = h
+    if not origins and n_weeks - min_train >= min_h:  # a shorter horizon the history still allows
+        h = n_weeks - min_train
+        origins = selection_origins(frame["ds"], h=h, n_origins=n_origins, step=step, min_train=min_train)
     if not origins:
         raise DataError(
-            f"the history ({frame['ds'].nunique()} weeks) is too short to compare models {h} weeks ahead "
+            f"the history ({n_weeks} weeks) is too short to compare models {asked} weeks ahead "
             f"with {min_train} weeks of training data"
         )
     results, status, seconds = {}, {}, {}

@@ -21,7 +21,8 @@ import pandas as pd
 
 from spm_models.calendar import Calendar
 from spm_models.data.dataset import Dataset
-from spm_models.evaluation.selection import ModelChoice, choose_models
+from spm_models.evaluation.selection import SCORE_TABLE_COLUMNS, ModelChoice, choose_models
+from spm_models.exceptions import DataError
 from spm_models.kpi.grid import COMPANY
 from spm_models.models.aggregate import aggregate_draws
 from spm_models.models.base import ForecastModel, fit_tables_of
@@ -156,15 +157,26 @@ def review_forecast(
             "territory": dict(zip(agents["agent_id"].astype(str), agents["territory_id"].astype(str))),
             "company": {a: COMPANY for a in agents["agent_id"].astype(str)},
         }
-        choice = choose_models(
-            history,
-            candidate_models(config, cal.calendar, agents, asof),
-            parents=parents,
-            h=cal.h,
-            n_origins=config.auto_origins,
-            tables=asof,
-            budget_seconds=config.auto_budget_seconds,
-        )
+        candidates = candidate_models(config, cal.calendar, agents, asof)
+        try:
+            choice = choose_models(
+                history,
+                candidates,
+                parents=parents,
+                h=cal.h,
+                n_origins=config.auto_origins,
+                tables=asof,
+                budget_seconds=config.auto_budget_seconds,
+            )
+        except DataError as exc:  # too little history to compare: the simplest candidate, said so
+            simplest = next(iter(candidates))
+            reason = f"{simplest}, the simplest candidate: {exc}, so no comparison was possible."
+            choice = ModelChoice(
+                picks=dict.fromkeys(LEVELS, simplest),
+                scores=pd.DataFrame(columns=SCORE_TABLE_COLUMNS),
+                reasons=dict.fromkeys(LEVELS, reason),
+                horizon=int(cal.h),
+            )
         picks = {lv: choice.picks.get(lv, choice.picks["agent"]) for lv in LEVELS}
     elif picks is None:
         picks = dict.fromkeys(LEVELS, config.model)

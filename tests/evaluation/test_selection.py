@@ -109,3 +109,11 @@ def test_too_short_a_history_or_no_candidate_scored_is_a_data_error():
         choose_models(frame, {"Mean": Mean()}, parents={}, h=4)
     with pytest.raises(DataError, match="no candidate model could be backtested: broken left out"):
         choose_models(_quarter_end_frame(), {"broken": _Broken()}, parents={}, h=4)
+
+
+def test_a_short_history_is_compared_at_the_longest_horizon_it_allows():
+    frame = _quarter_end_frame(weeks=24)  # 24 - 13 = 11 weeks after the first training window
+    choice = choose_models(frame, {"Mean": Mean(), "MonthOfQuarterMean": MonthOfQuarterMean()}, parents={}, h=13)
+    assert choice.horizon == 11 and len(choice.origins) == 1
+    with pytest.raises(DataError, match="too short to compare models 13 weeks ahead"):
+        choose_models(_quarter_end_frame(weeks=16), {"Mean": Mean()}, parents={}, h=13)  # 3 weeks < min_h

@@ -260,3 +260,21 @@ def test_only_the_last_quarters_that_had_ended_are_used(data):
     r, rows = rc.learn_recalibration(asof, CalendarBaseline(), cal, config)
     assert r.offset_weeks == 0 and r.quarters == ("2023-Q4", "2024-Q1", "2024-Q2")
     assert rows["period_end"].max() == pd.Timestamp("2024-06-30") == cal.as_of
+
+
+def test_auto_with_too_little_history_to_compare_uses_the_simplest_candidate_and_says_so(monkeypatch, data):
+    from spm_models.exceptions import DataError
+    from spm_models.review import forecasting
+
+    def too_short(*a, **k):
+        raise DataError("the history (15 weeks) is too short to compare models 13 weeks ahead")
+
+    monkeypatch.setattr(forecasting, "choose_models", too_short)
+    cal = ol.review_calendar(MONTH, data_end=ol.data_last_day(data))
+    asof = ol.as_of_dataset(data, cal.as_of)
+    agents = ol.review_agents(asof["agents"], cal.as_of)
+    rf = forecasting.review_forecast(asof, agents, cal, ReviewConfig(recalibrate=False))
+    first = ReviewConfig().auto_candidates[0]
+    assert rf.picks == dict.fromkeys(("agent", "territory", "company"), first)
+    assert rf.choice.reasons["agent"].startswith(f"{first}, the simplest candidate: the history (15 weeks)")
+    assert rf.forecasts["company"].draws.shape[0] == 1
