@@ -7,10 +7,10 @@ three separate checks:
 
 1. **Significant** (:func:`lagged_correlations`). Trend and calendar effects are removed from
    the candidate ``x`` and from bookings ``y`` by least squares on
-   :func:`~spm_models.indicators.series.calendar_design` (a linear trend, yearly Fourier terms
+   :func:`~spm_models.indicators.arrays.calendar_design` (a linear trend, yearly Fourier terms
    and the position in the quarter; regression rather than first differences, which would
    double the noise of weekly bookings and turn a level effect into a derivative). Both are
-   then prewhitened with an AR model of ``x`` (:func:`~spm_models.indicators.series.prewhiten`),
+   then prewhitened with an AR model of ``x`` (:func:`~spm_models.indicators.arrays.prewhiten`),
    so that a persistent candidate does not smear one true lag over its neighbours. Each
    entity's two series are standardised and stacked, and the pooled cross-correlation at
    lag ``l``::
@@ -58,15 +58,10 @@ from scipy import sparse, stats
 from spm_models.calendar import DEFAULT_CALENDAR, Calendar, check_grain
 from spm_models.data.dataset import Dataset
 from spm_models.exceptions import ConfigError, DataError
-from spm_models.indicators.series import (
-    CANDIDATE_COLUMNS,
+from spm_models.indicators.arrays import (
     INDICATOR_GRAINS,
     PERIODS_PER_YEAR,
-    TARGET_COLUMNS,
-    bookings_series,
-    build_series,
     calendar_design,
-    candidate_series,
     correlation,
     covers_years,
     detrend,
@@ -75,6 +70,13 @@ from spm_models.indicators.series import (
     prewhiten,
     standardise,
     to_panel,
+)
+from spm_models.indicators.series import (
+    CANDIDATE_COLUMNS,
+    TARGET_COLUMNS,
+    bookings_series,
+    build_series,
+    candidate_series,
     unusable_candidates,
 )
 
@@ -221,8 +223,8 @@ def lagged_correlations(
     """Cross-correlation of each candidate at ``t - lag`` with bookings at ``t``, with significance.
 
     Method (module docstring): per entity, trend and calendar terms are removed from both
-    series (:func:`~spm_models.indicators.series.detrend`), both are filtered with the
-    candidate's AR model (:func:`~spm_models.indicators.series.prewhiten`) and standardised;
+    series (:func:`~spm_models.indicators.arrays.detrend`), both are filtered with the
+    candidate's AR model (:func:`~spm_models.indicators.arrays.prewhiten`) and standardised;
     the pooled correlation is ``r(l) = sum x_{e,t-l} y_{e,t} / sqrt(sum x^2 sum y^2)`` over the
     observed pairs of all entities, and ``p_adjusted`` comes from the max-statistic
     permutation test over all lags and candidates.
@@ -380,7 +382,7 @@ def out_of_sample_value(
     (the within estimator), on an expanding window:
 
     - baseline: ``y_{e,t} / s_e = a_e + d_t' g + u_{e,t}``, ``d_t`` the trend and calendar
-      terms of :func:`~spm_models.indicators.series.calendar_design` (the yearly terms only
+      terms of :func:`~spm_models.indicators.arrays.calendar_design` (the yearly terms only
       when the first training window spans two years, the quarter terms only when it spans
       one);
     - with the candidate: the same plus ``b z_{e,t-l}``,

@@ -16,6 +16,7 @@ import pytest
 from spm_models.data.dataset import Dataset
 from spm_models.data.validation import validate
 from spm_models.exceptions import ConfigError, DataError
+from spm_models.indicators.arrays import calendar_design, detrend, prewhiten
 from spm_models.indicators.discovery import (
     RANKED_COLUMNS,
     bookings_series,
@@ -25,7 +26,6 @@ from spm_models.indicators.discovery import (
     out_of_sample_value,
     unusable_candidates,
 )
-from spm_models.indicators.series import calendar_design, detrend, prewhiten
 
 MAVEN = Path(__file__).resolve().parents[2] / "data" / "examples" / "maven_crm"
 WEEKS = pd.date_range("2021-01-04", periods=156, freq="7D")  # Mondays, three years
