@@ -39,7 +39,7 @@ import pandas as pd
 from spm_models.calendar import DEFAULT_CALENDAR, Calendar, check_grain, parse_dates
 from spm_models.data.dataset import Dataset
 from spm_models.exceptions import ConfigError, DataError
-from spm_models.indicators.arrays import INDICATOR_GRAINS
+from spm_models.indicators.arrays import INDICATOR_GRAINS, to_panel
 from spm_models.kpi import compute_kpis
 from spm_models.kpi.grid import COMPANY, LEVELS
 
@@ -50,6 +50,7 @@ __all__ = [
     "candidate_series",
     "build_series",
     "unusable_candidates",
+    "panels",
 ]
 
 TARGET_COLUMNS: tuple[str, ...] = ("entity_id", "period", "value")
@@ -316,3 +317,48 @@ def candidate_series(
         No opportunities, or no closed deal with a close date (the window is set by bookings).
     """
     return build_series(dataset, level=level, grain=grain, calendar=calendar)[1]
+
+
+def panels(
+    target: pd.DataFrame, candidates: pd.DataFrame, *, grain: str, calendar: Calendar = DEFAULT_CALENDAR
+) -> tuple[np.ndarray, pd.DatetimeIndex, np.ndarray, dict[str, np.ndarray]]:
+    """The long target and candidate frames as dense entities x periods arrays.
+
+    Entities are those of the target, periods every one from its first to its last (gaps
+    included).
+
+    Returns
+    -------
+    entities : ndarray of str (E,)
+    periods : DatetimeIndex (T,)
+    y : ndarray (E, T)
+        The target, NaN where it has no row.
+    candidates : dict of str to ndarray (E, T)
+        One array per candidate, in name order, NaN where not observed.
+
+    Raises
+    ------
+    ConfigError
+        Unknown grain, or a frame without the expected columns.
+    DataError
+        An empty target, or two rows for the same key.
+    """
+    check_grain(grain, INDICATOR_GRAINS)
+    for name, frame, cols in (("target", target, TARGET_COLUMNS), ("candidates", candidates, CANDIDATE_COLUMNS)):
+        missing = [c for c in cols if c not in frame]
+        if missing:
+            maker = "bookings_series" if name == "target" else "candidate_series"
+            raise ConfigError(f"the {name} frame lacks column(s) {', '.join(missing)}; build it with {maker}()")
+        keys = [c for c in cols if c != "value"]
+        if frame.duplicated(subset=keys).any():
+            raise DataError(f"the {name} frame has two rows for the same {', '.join(keys)}; sum or drop them first")
+    if target.empty:
+        raise DataError("the bookings series is empty: there is nothing to explain")
+    periods = calendar.period_range(target["period"].min(), target["period"].max(), grain)
+    entities = np.asarray(pd.unique(target["entity_id"].astype("str")), dtype=object)
+    names = candidates["candidate"].astype("str")
+    xs = {
+        str(name): to_panel(part, entities=entities, periods=periods)
+        for name, part in candidates.groupby(names, sort=True)
+    }
+    return entities, periods, to_panel(target, entities=entities, periods=periods), xs
