@@ -26,6 +26,7 @@ from spm_models.review.outlook import accuracy_summary
 from spm_models.review.recalibration import quota_note
 
 __all__ = [
+    "indicator_lags",
     "RunData",
     "load_run",
     "preload",
@@ -111,6 +112,20 @@ def _quota_note(run: RunData, level: str) -> str:
 
 def _rows(frame: pd.DataFrame, column: str, value: str) -> pd.DataFrame:
     return frame[frame[column].astype("str") == value].reset_index(drop=True)
+
+
+def indicator_lags(indicators: pd.DataFrame, leading: pd.DataFrame) -> pd.DataFrame:
+    """An agent's indicators (``indicator_history`` rows) with the lag by which each leads bookings.
+
+    ``lead_weeks`` is the lag of the leading indicator of the same name in the run's discovery
+    (``leading_indicators`` artifact), ``<NA>`` for an indicator that was not found to lead
+    bookings (or was not a candidate, such as the open pipeline).
+    """
+    found = leading[leading["leading"].astype(bool)] if len(leading) else leading
+    lags = pd.Series(found["lag"].to_numpy(), index=found["candidate"].astype("str").to_numpy(), dtype="Int64")
+    out = indicators.copy()
+    out["lead_weeks"] = pd.array(lags.reindex(out["indicator"].astype("str").to_numpy()).to_numpy(), dtype="Int64")
+    return out
 
 
 def _level(frame: pd.DataFrame, level: str) -> pd.DataFrame:
@@ -206,7 +221,7 @@ def agent_view(run_dir: str | Path, agent_id: str) -> AgentView:
         activity=act[["period", "segment", "value"]].reset_index(drop=True),
         funnel=_rows(run["funnel"], "agent_id", aid),
         funnel_usable=bool(run.info["funnel"]["usable"]),
-        indicators=_rows(run["indicators"], "entity_id", aid),
+        indicators=indicator_lags(_rows(run["indicators"], "entity_id", aid), run["leading_indicators"]),
         outlook=out,
         fan=_rows(_level(run["fan"], "agent"), "unique_id", aid),
         actual_path=_rows(_level(run["actual_path"], "agent"), "unique_id", aid),
@@ -315,6 +330,7 @@ class MonthlyView(_Base):
     accuracy: pd.DataFrame = field(default=None, repr=False)
     accuracy_by_level: pd.DataFrame = field(default=None, repr=False)
     accuracy_rows: pd.DataFrame = field(default=None, repr=False)
+    leading_indicators: pd.DataFrame = field(default=None, repr=False)
     n_agents: int = 0
     n_fallback: int = 0
     has_quota: bool = False
@@ -348,6 +364,7 @@ def monthly_view(run_dir: str | Path) -> MonthlyView:
         accuracy=_level(run["accuracy"], "company"),
         accuracy_by_level=accuracy_summary(run["accuracy"]),
         accuracy_rows=_accuracy_rows(run),
+        leading_indicators=run["leading_indicators"],
         n_agents=int(run.info["n_agents"]),
         n_fallback=int(run.info["model"]["n_fallback"]),
         has_quota=bool(run.info["has_quota"]),
