@@ -48,7 +48,8 @@ def indicator_regressors(table: pd.DataFrame, *, horizon: int | None = None) -> 
     ----------
     table : DataFrame
         :func:`~spm_models.indicators.discovery.discover_leading_indicators` output (columns
-        ``candidate``, ``best_lag``, ``verdict``).
+        ``candidate``, ``best_lag``, ``verdict``), or the review's
+        :func:`~spm_models.indicators.summary.leading_indicator_summary` (``lag`` for the lag).
     horizon : int, optional
         Periods the model will forecast.
 
@@ -62,15 +63,16 @@ def indicator_regressors(table: pd.DataFrame, *, horizon: int | None = None) -> 
     ConfigError
         The table lacks a column, or ``horizon`` is not a whole number of at least 1.
     """
-    missing = [c for c in ("candidate", "best_lag", "verdict") if c not in table]
+    lag_column = "best_lag" if "best_lag" in table or "lag" not in table else "lag"
+    missing = [c for c in ("candidate", lag_column, "verdict") if c not in table]
     if missing:
         raise ConfigError(
             f"the discovery table lacks {', '.join(missing)}; pass the output of discover_leading_indicators()"
         )
     if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1):
         raise ConfigError(f"horizon must be a whole number of periods, 1 or more (got {horizon!r})")
-    rows = table[(table["verdict"] == LEADING) & table["best_lag"].notna()]
-    out = {str(c): int(lag) for c, lag in zip(rows["candidate"], rows["best_lag"]) if int(lag) >= 1}
+    rows = table[(table["verdict"] == LEADING) & table[lag_column].notna()]
+    out = {str(c): int(lag) for c, lag in zip(rows["candidate"], rows[lag_column]) if int(lag) >= 1}
     if horizon is not None:
         out = {c: lag for c, lag in out.items() if lag >= horizon}
     return out

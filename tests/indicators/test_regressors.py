@@ -24,6 +24,8 @@ def test_only_leading_indicators_whose_lag_covers_the_horizon():
     assert indicator_regressors(TABLE, horizon=4) == {"indicator:market_index": 8}
     assert indicator_regressors(TABLE, horizon=3) == {"indicator:market_index": 8, "activity:demo": 3}
     assert indicator_regressors(TABLE, horizon=9) == {}
+    # the review's summary table names the lag "lag"
+    assert indicator_regressors(TABLE.rename(columns={"best_lag": "lag"}), horizon=4) == {"indicator:market_index": 8}
     with pytest.raises(ConfigError, match="lacks"):
         indicator_regressors(TABLE.drop(columns="verdict"))
     with pytest.raises(ConfigError, match="horizon"):
