@@ -344,30 +344,34 @@ def lag_sums(
     *,
     max_lag: int,
     t_range: tuple[int, int] | None = None,
+    split: int | None = None,
 ) -> np.ndarray:
     """Sums over the pairs ``(x[e, t - l], y[e, t])`` observed in both, per entity and lag.
 
-    Only pairs whose ``t`` lies in ``t_range = [lo, hi)`` count (default: all periods).
+    Only pairs whose ``t`` lies in ``t_range = [lo, hi)`` count (default: all periods). With
+    ``split``, the sums of ``[lo, split)`` and ``[split, hi)`` come separately, from one pass.
 
     Returns
     -------
-    ndarray, shape (4, E, L+1)
+    ndarray, shape (4, E, L+1), or (2, 4, E, L+1) with ``split``
         ``sum x y``, ``sum x^2``, ``sum y^2`` and the number of pairs.
     """
     n_e, n_t = x.shape
     t_lo, t_hi = t_range or (0, n_t)
-    out = np.zeros((4, n_e, max_lag + 1))
+    cut = t_hi if split is None else split
+    out = np.zeros((2, 4, n_e, max_lag + 1))
     for lag in range(max_lag + 1):  # a loop over at most a few dozen lags, vectorized inside
         lo = max(t_lo, lag)
         if lo >= t_hi:
             continue
         xs, ys = x[:, lo - lag : t_hi - lag], y[:, lo:t_hi]
         pair = mx[:, lo - lag : t_hi - lag] & my[:, lo:t_hi]
-        out[0, :, lag] = np.where(pair, xs * ys, 0.0).sum(axis=1)
-        out[1, :, lag] = np.where(pair, xs**2, 0.0).sum(axis=1)
-        out[2, :, lag] = np.where(pair, ys**2, 0.0).sum(axis=1)
-        out[3, :, lag] = pair.sum(axis=1)
-    return out
+        parts = (np.where(pair, xs * ys, 0.0), np.where(pair, xs**2, 0.0), np.where(pair, ys**2, 0.0), pair)
+        at = min(max(cut - lo, 0), t_hi - lo)
+        for i, part in enumerate(parts):
+            out[0, i, :, lag] = part[:, :at].sum(axis=1)
+            out[1, i, :, lag] = part[:, at:].sum(axis=1)
+    return out if split is not None else out[0] + out[1]
 
 
 def correlation(sxy: np.ndarray, sxx: np.ndarray, syy: np.ndarray) -> np.ndarray:

@@ -38,7 +38,7 @@ import numpy as np
 from scipy import sparse
 
 from spm_models.indicators.arrays import correlation, detrend, standardise
-from spm_models.indicators.significance import Evidence, candidate_evidence, max_t_pvalues
+from spm_models.indicators.significance import Evidence, candidate_evidence, candidate_side, max_t_pvalues
 
 __all__ = ["Finding", "residualise", "select_indicators"]
 
@@ -149,8 +149,9 @@ def residualise(
 
 def _test_round(target, xs, names, *, alpha, kwargs) -> dict[str, tuple[Evidence, np.ndarray, np.ndarray, float]]:
     evidence = {}
+    cache: dict = {}  # the target's filtered sums, shared by candidates with the same units
     for name in names:
-        ev = candidate_evidence(xs[name], target, **kwargs)
+        ev = candidate_evidence(xs[name], target, side=kwargs["sides"][name], cache=cache, **kwargs["test"])
         if ev is not None:
             evidence[name] = ev
     if not evidence:
@@ -211,9 +212,12 @@ def select_indicators(
     dict of str to Finding
         Candidates with a usable series, in the order of ``xs``.
     """
-    kwargs = dict(
+    test = dict(
         design=design, selector=selector, n_permutations=n_permutations, max_lag=max_lag, max_ar_order=max_ar_order
     )
+    # the candidate side of every statistic does not change from round to round: computed once
+    sides = {name: candidate_side(values, design=design, max_ar_order=max_ar_order) for name, values in xs.items()}
+    kwargs = {"test": test, "sides": sides}
     findings: dict[str, Finding] = {}
     accepted: list[str] = []
     remaining = list(xs)
@@ -248,7 +252,8 @@ def _prune(
         others = [c for c in keep if c != name]
         if not others:
             break
-        ev = candidate_evidence(residuals.xs[name], residuals.residual(others), **kwargs)
+        target = residuals.residual(others)
+        ev = candidate_evidence(residuals.xs[name], target, side=kwargs["sides"][name], **kwargs["test"])
         p = _own_family_p(ev) if ev is not None else float("nan")
         if not p < alpha:
             keep.remove(name)
@@ -262,7 +267,7 @@ def _prune(
                 old.given,
                 accepted=False,
                 p_conditional=p,
-                explained_by=_most_correlated(residuals.xs, name, others, kwargs["design"]),
+                explained_by=_most_correlated(residuals.xs, name, others, kwargs["test"]["design"]),
             )
         else:
             old = findings[name]

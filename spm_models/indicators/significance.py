@@ -78,6 +78,8 @@ __all__ = [
     "STATISTICS",
     "MIN_PAIRS",
     "Evidence",
+    "CandidateSide",
+    "candidate_side",
     "permutation_selector",
     "candidate_evidence",
     "max_t_pvalues",
@@ -148,16 +150,53 @@ def _unit_target(y_std: np.ndarray, my: np.ndarray, unit: np.ndarray, n_units: i
     return np.where(seen, total / np.sqrt(np.maximum(count, 1)), np.nan), seen
 
 
-def _targets(x: np.ndarray, y: np.ndarray, design: np.ndarray, max_order: int):
-    """Innovations of the candidate and the two statistics' targets (module docstring)."""
-    phi, order = fit_ar(x, max_order=max_order)
-    e = ar_filter(x, phi)
-    prewhitened = ar_filter(y, phi)
-    gamma, _ = fit_ar(y, max_order=max_order)
-    ggy = np.where(np.isnan(y), np.nan, ar_filter_adjoint(ar_filter(y, gamma), gamma))
-    projected = detrend(np.where(np.isnan(x), np.nan, ggy), design, min_points=1)
-    gls = ar_recolour_adjoint(projected, phi)
-    return e, (prewhitened, np.where(np.isnan(y), np.nan, gls)), order
+@dataclass(frozen=True)
+class CandidateSide:
+    """What a candidate's statistics need of the candidate alone (it does not change with the target).
+
+    ``unit`` maps entities to units, ``keep`` marks the units with a usable series, ``x`` is
+    their detrended series, ``phi`` and ``order`` their AR model, ``e`` their innovations.
+    """
+
+    unit: np.ndarray
+    n_units: int
+    keep: np.ndarray
+    x: np.ndarray
+    phi: np.ndarray
+    order: int
+    e: np.ndarray
+
+
+def candidate_side(values: np.ndarray, *, design: np.ndarray, max_ar_order: int = 4) -> CandidateSide:
+    """Units, detrended series, AR model and innovations of one candidate (module docstring)."""
+    first, unit = shared_units(values)
+    x = detrend(values[first], design)
+    keep = ~np.isnan(x).all(axis=1)
+    phi, order = fit_ar(x[keep], max_order=max_ar_order)
+    return CandidateSide(unit, len(first), keep, x[keep], phi, int(order), ar_filter(x[keep], phi))
+
+
+def _targets(side: CandidateSide, y_std: np.ndarray, design: np.ndarray, max_order: int, cache: dict | None):
+    """The two statistics' targets on the candidate's units (module docstring).
+
+    ``G'G Y`` depends on the units only, so candidates sharing them (every agent's own
+    activity) share it through ``cache``.
+    """
+    key = (side.unit.tobytes(), side.keep.tobytes())
+    if cache is not None and key in cache:
+        y, ggy = cache[key]
+    else:
+        my = ~np.isnan(y_std)
+        y, _ = _unit_target(np.where(my, y_std, 0.0), my, side.unit, side.n_units)
+        y = y[side.keep]
+        gamma, _ = fit_ar(y, max_order=max_order)
+        ggy = np.where(np.isnan(y), np.nan, ar_filter_adjoint(ar_filter(y, gamma), gamma))
+        if cache is not None:
+            cache[key] = (y, ggy)
+    prewhitened = ar_filter(y, side.phi)
+    projected = detrend(np.where(np.isnan(side.x), np.nan, ggy), design, min_points=1)
+    gls = ar_recolour_adjoint(projected, side.phi)
+    return prewhitened, np.where(np.isnan(y), np.nan, gls)
 
 
 def candidate_evidence(
@@ -169,6 +208,8 @@ def candidate_evidence(
     n_permutations: int,
     max_lag: int,
     max_ar_order: int = 4,
+    side: CandidateSide | None = None,
+    cache: dict | None = None,
 ) -> Evidence | None:
     """Both statistics of one candidate at lags ``0..max_lag``, observed and permuted.
 
@@ -177,30 +218,30 @@ def candidate_evidence(
     values : ndarray (E, T)
         The candidate per entity and period (NaN where not observed).
     y_std : ndarray (E, T)
-        Target of each entity: scaled (:func:`target_scale`), detrended and standardised, NaN
-        where missing.
+        Target of each entity: scaled (:func:`~spm_models.indicators.arrays.target_scale`),
+        detrended and standardised, NaN where missing.
     design : ndarray (T, k)
         Calendar terms removed from the candidate.
     selector : sparse matrix
         :func:`permutation_selector` of the ``n_permutations`` permutations.
+    side : CandidateSide, optional
+        :func:`candidate_side` of ``values``, when already computed (it does not depend on
+        ``y_std``).
+    cache : dict, optional
+        Shared by calls with the same ``y_std``: the target's filtered sums per set of units.
 
     Returns
     -------
     Evidence, or None when no unit has a usable (non-constant, long enough) series.
     """
-    first, unit = shared_units(values)
-    my = ~np.isnan(y_std)
-    y_unit, _ = _unit_target(np.where(my, y_std, 0.0), my, unit, len(first))
-    x = detrend(values[first], design)
-    keep = ~np.isnan(x).all(axis=1)
-    if not keep.any():
+    side = side if side is not None else candidate_side(values, design=design, max_ar_order=max_ar_order)
+    if not side.keep.any():
         return None
-    x, y_unit = x[keep], y_unit[keep]
-    e, targets, order = _targets(x, y_unit, design, max_ar_order)
+    targets = _targets(side, y_std, design, max_ar_order, cache)
+    e, order = side.e, side.order
     me = ~np.isnan(e)
     e0 = np.where(me, e, 0.0)
     n_t = values.shape[1]
-    halves = ((0, n_t // 2), (n_t // 2, n_t))
     zero = np.zeros((n_t, 1))
     filled = [(np.where(np.isnan(w), 0.0, w), ~np.isnan(w)) for w in targets]
     # A[a, t] = sum_units e[a] w[t] and Q the same of the squares, for both statistics: one sparse product
@@ -214,15 +255,14 @@ def candidate_evidence(
     obs = obs.reshape(max_lag + 1, len(targets), 2)
     z, null, r, r_halves, unit_r, n_pairs = [], [], [], [], [], []
     for k, (w0, mw) in enumerate(filled):
-        sums = lag_sums(e0, w0, me, mw, max_lag=max_lag)
+        halves = lag_sums(e0, w0, me, mw, max_lag=max_lag, split=n_t // 2)  # (2, 4, U, L+1)
+        sums = halves[0] + halves[1]
         n_pairs.append(sums[3])
         enough = sums[3].sum(axis=0) >= MIN_PAIRS
         z.append(np.where(enough, _ratio(obs[:, k, 0], obs[:, k, 1]), np.nan))
         null.append(np.where(enough[None, :], _ratio(perm[..., k, 0], perm[..., k, 1]), np.nan))
         r.append(np.where(enough, correlation(*sums[:3].sum(axis=1)), np.nan))
-        r_halves.append(
-            [correlation(*lag_sums(e0, w0, me, mw, max_lag=max_lag, t_range=h)[:3].sum(axis=1)) for h in halves]
-        )
+        r_halves.append([correlation(*h[:3].sum(axis=1)) for h in halves])
         unit_r.append(np.where(sums[3] >= MIN_PAIRS, correlation(*sums[:3]), np.nan))
     return Evidence(
         z=np.array(z),
