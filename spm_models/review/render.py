@@ -242,17 +242,15 @@ def funnel_text(funnel: pd.DataFrame, *, usable: bool) -> Html:
     )
 
 
-def _lead_text(weeks: Any) -> str:
-    if weeks is None or weeks is pd.NA or (isinstance(weeks, float) and np.isnan(weeks)):
-        return "not found to lead"
+def _lead_text(weeks: int) -> str:
     return f"{int(weeks)} week{'s' if int(weeks) != 1 else ''}"
 
 
 def indicator_table(indicators: pd.DataFrame, *, currency: str) -> Html:
     """Leading indicators of the month against the agent's own history, with the lag by which each leads.
 
-    ``lead_weeks`` (from :func:`spm_models.review.views.indicator_lags`) is shown as "3 weeks", or
-    "not found to lead" for an indicator the run's discovery did not find to lead bookings.
+    ``lead`` (from :func:`spm_models.review.views.indicator_lags`: "3 weeks", "not found to lead"
+    or "not tested") is the last column when present.
     """
     if indicators is None or len(indicators) == 0:
         return note("No leading indicators in the data for this month.")
@@ -260,13 +258,11 @@ def indicator_table(indicators: pd.DataFrame, *, currency: str) -> Html:
         name=[indicator_label(i).capitalize() for i in indicators["indicator"]],
         unit_=["currency" if i == "open_pipeline" else "count" for i in indicators["indicator"]],
     )
-    lagged = "lead_weeks" in f
+    lagged = "lead" in f
     rows = "".join(
         f'<tr><td class="t">{_e(r.name)}</td><td class="n">{_e(format_value(r.value, r.unit_, currency=currency))}</td>'
         f'<td class="n">{_e(format_value(r.history_mean, r.unit_, currency=currency))}</td><td '
-        f'class="t">{_e(r.direction)}</td>'
-        + (f'<td class="t">{_e(_lead_text(r.lead_weeks))}</td>' if lagged else "")
-        + "</tr>"
+        f'class="t">{_e(r.direction)}</td>' + (f'<td class="t">{_e(r.lead)}</td>' if lagged else "") + "</tr>"
         for r in f.itertuples(index=False)
     )
     head = (
@@ -317,8 +313,15 @@ def leading_indicator_notes(table: pd.DataFrame) -> Html:
     if table is None or len(table) == 0:
         return note("Leading indicators were not looked for in this run.")
     rest = table[~table["leading"].astype(bool)]
+    names = sorted((c for c in table["candidate"].astype("str") if c), key=len, reverse=True)
+
+    def readable(verdict: str) -> str:  # the verdicts name candidates by id: say them as in the table
+        for name in names:
+            verdict = verdict.replace(name, indicator_label(name))
+        return verdict
+
     items = [
-        f"{indicator_label(c).capitalize()}: {v}." if c else f"{str(v)[0].upper()}{str(v)[1:]}."
+        f"{indicator_label(c).capitalize()}: {readable(v)}." if c else f"{str(v)[0].upper()}{str(v)[1:]}."
         for c, v in zip(rest["candidate"].astype("str"), rest["verdict"].astype("str"))
     ]
     return bullets(items, empty="Every candidate tested leads bookings.")

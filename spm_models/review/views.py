@@ -118,13 +118,23 @@ def indicator_lags(indicators: pd.DataFrame, leading: pd.DataFrame) -> pd.DataFr
     """An agent's indicators (``indicator_history`` rows) with the lag by which each leads bookings.
 
     ``lead_weeks`` is the lag of the leading indicator of the same name in the run's discovery
-    (``leading_indicators`` artifact), ``<NA>`` for an indicator that was not found to lead
-    bookings (or was not a candidate, such as the open pipeline).
+    (``leading_indicators`` artifact), ``<NA>`` otherwise; ``lead`` says it in words: ``"3
+    weeks"``, ``"not found to lead"`` (tested, not a leading indicator) or ``"not tested"`` (not
+    a candidate of discovery, such as the open pipeline at the month start).
     """
     found = leading[leading["leading"].astype(bool)] if len(leading) else leading
     lags = pd.Series(found["lag"].to_numpy(), index=found["candidate"].astype("str").to_numpy(), dtype="Int64")
+    names = indicators["indicator"].astype("str").to_numpy()
+    weeks = pd.array(lags.reindex(names).to_numpy(), dtype="Int64")
+    tested = set(leading["candidate"].astype("str")) if len(leading) else set()
     out = indicators.copy()
-    out["lead_weeks"] = pd.array(lags.reindex(out["indicator"].astype("str").to_numpy()).to_numpy(), dtype="Int64")
+    out["lead_weeks"] = weeks
+    out["lead"] = [
+        f"{int(w)} week{'s' if int(w) != 1 else ''}"
+        if not pd.isna(w)
+        else ("not found to lead" if n in tested else "not tested")
+        for n, w in zip(names, weeks)
+    ]
     return out
 
 

@@ -38,8 +38,9 @@ def test_an_agents_indicators_get_the_lag_of_the_same_leading_indicator():
     out = indicator_lags(agent, LEADING)
     assert out["lead_weeks"].tolist()[1] == 3
     assert out["lead_weeks"].isna().tolist() == [True, False, True]  # calls are not a leading indicator here
+    assert out["lead"].tolist() == ["not found to lead", "3 weeks", "not tested"]  # the open pipeline is no candidate
     html = str(indicator_table(out, currency="EUR"))
-    assert "Leads bookings by" in html and "3 weeks" in html and html.count("not found to lead") == 2
+    assert "Leads bookings by" in html and "3 weeks" in html and "not found to lead" in html and "not tested" in html
 
 
 def test_the_monthly_section_states_lag_movement_and_implication_with_its_range():
@@ -50,7 +51,7 @@ def test_the_monthly_section_states_lag_movement_and_implication_with_its_range(
     assert "+2.1% on usual bookings, about EUR 3.1k over the 3 weeks" in html
     assert "+1.1% to +3.1%" in html and "80% range" in html
     notes = str(leading_indicator_notes(LEADING))
-    assert "Calls logged: moves with activity:demo and adds nothing beyond it." in notes
+    assert "Calls logged: moves with demos logged and adds nothing beyond it." in notes
     none = str(leading_indicator_table(LEADING.assign(leading=False), currency="EUR"))
     assert "No leading indicator of bookings passed every check" in none
 
