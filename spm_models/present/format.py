@@ -91,10 +91,16 @@ def tick_label(value: float) -> str:
 
 
 def indicator_label(indicator: str) -> str:
-    """Readable name of an :func:`~spm_models.insights.scorecard.indicator_history` indicator."""
+    """Readable name of an indicator of :func:`~spm_models.insights.scorecard.indicator_history` or a
+    candidate of :func:`~spm_models.indicators.series.candidate_series` (``indicator:leads_web`` ->
+    ``leads web``)."""
     if indicator.startswith("activity:"):
         kind = indicator.split(":", 1)[1].replace("_", " ")
         return f"{kind}s logged" if not kind.endswith("s") else f"{kind} logged"
-    return {"opportunities_created": "new opportunities", "open_pipeline": "open pipeline at the month start"}.get(
-        indicator, indicator.replace("_", " ")
-    )
+    if indicator.startswith("indicator:"):
+        return indicator.split(":", 1)[1].replace("_", " ")
+    return {
+        "opportunities_created": "new opportunities",
+        "open_pipeline": "open pipeline at the month start",
+        "pipeline_added": "pipeline added (value of new opportunities)",
+    }.get(indicator, indicator.replace("_", " "))

@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from spm_models.data.warehouse import fingerprint
 from spm_models.evaluation.quota.probability import quota_for_period
 from spm_models.evaluation.tracking import list_snapshots, load_snapshot, save_snapshot
 from spm_models.exceptions import DataError
+from spm_models.indicators.summary import review_leading_indicators
 from spm_models.insights import coaching, commission, scorecard
 from spm_models.kpi import compute_kpis
 from spm_models.kpi.grid import COMPANY
@@ -57,6 +59,10 @@ TABLES: dict[str, str] = {
     "scorecard": "agent and metric: value, anonymous peer quartiles and percentile",
     "benchmark": "agent, month and KPI: value and peer-group median",
     "indicators": "agent and leading indicator: this month against own history",
+    "leading_indicators": (
+        "candidate leading indicator of bookings (discovery once per run, agent level): its lag, how it moved, "
+        "what that implies for the next weeks with an 80% range; the others with their verdict"
+    ),
     "funnel": "agent and stage transition: agent, peer and company conversion, weakest",
     "outlook": (
         "level and entity: P(quota) (agents: adjusted; p_quota_raw: the model's) and attainment distribution "
@@ -342,6 +348,9 @@ def _build(
     if not profile.has_pipeline:  # only won deals: "new opportunities" are wins dated at their creation
         indicators = indicators[~indicators["indicator"].isin(["opportunities_created", "open_pipeline"])]
     indicators = indicators.reset_index(drop=True)
+    started = time.perf_counter()
+    leading = review_leading_indicators(asof, seed=config.seed)
+    leading_seconds = round(time.perf_counter() - started, 2)
     f_from = cal.as_of - pd.DateOffset(months=config.funnel_months) + pd.Timedelta(days=1)
     counts = scorecard.funnel_counts(opp, asof.get("stage_history"), created_from=f_from, created_to=cal.as_of)
     funnel_share = scorecard.funnel_coverage(counts, opp, created_from=f_from, created_to=cal.as_of)
@@ -442,6 +451,7 @@ def _build(
         "scorecard": card,
         "benchmark": bench,
         "indicators": indicators,
+        "leading_indicators": leading,
         "funnel": funnel,
         "outlook": _levels(outlook),
         "quota_backtest": recal_rows if len(recal_rows) else pd.DataFrame(columns=BACKTEST_COLUMNS),
@@ -494,6 +504,7 @@ def _build(
         "data": profile.to_dict(),
         "quota_recalibration": recal.to_dict() if recal is not None else None,
         "has_activities": bool(len(asof.get("activities")) > 0),
+        "leading_indicators": {"found": int(leading["leading"].sum()), "seconds": leading_seconds},
         "n_agents": int(len(agents)),
         "n_people": int(len(people)),
         "n_territories": int(len(territories)),

@@ -45,6 +45,8 @@ __all__ = [
     "accuracy_text",
     "funnel_text",
     "indicator_table",
+    "leading_indicator_table",
+    "leading_indicator_notes",
     "fallback_note",
     "p_quota_note",
     "territory_agents_table",
@@ -341,24 +343,89 @@ def funnel_text(funnel: pd.DataFrame | None, *, usable: bool) -> Html:
     )
 
 
+def _lead_text(weeks: int) -> str:
+    return f"{int(weeks)} week{'s' if int(weeks) != 1 else ''}"
+
+
 def indicator_table(indicators: pd.DataFrame, *, currency: str) -> Html:
-    """Leading indicators of the month against the agent's own history."""
+    """Leading indicators of the month against the agent's own history, with the lag by which each leads.
+
+    ``lead`` (from :func:`spm_models.review.views.indicator_lags`: "3 weeks", "not found to lead"
+    or "not tested") is the last column when present.
+    """
     if indicators is None or len(indicators) == 0:
         return note("No leading indicators in the data for this month.")
     f = indicators.assign(
         name=[indicator_label(i).capitalize() for i in indicators["indicator"]],
         unit_=["currency" if i == "open_pipeline" else "count" for i in indicators["indicator"]],
     )
+    lagged = "lead" in f
     rows = "".join(
         f'<tr><td class="t">{_e(r.name)}</td><td class="n">{_e(format_value(r.value, r.unit_, currency=currency))}</td>'
         f'<td class="n">{_e(format_value(r.history_mean, r.unit_, currency=currency))}</td><td '
-        f'class="t">{_e(r.direction)}</td></tr>'
+        f'class="t">{_e(r.direction)}</td>' + (f'<td class="t">{_e(r.lead)}</td>' if lagged else "") + "</tr>"
         for r in f.itertuples(index=False)
     )
     head = (
-        "<tr><th>Indicator</th><th>This month</th><th>Your monthly average (last 12 months)</th><th>Direction</th></tr>"
+        "<tr><th>Indicator</th><th>This month</th><th>Your monthly average (last 12 months)</th><th>Direction</th>"
+        + ("<th>Leads bookings by</th>" if lagged else "")
+        + "</tr>"
     )
     return Html(f'<table class="spm-table"><thead>{head}</thead><tbody>{rows}</tbody></table>')
+
+
+def _leading_rows(table: pd.DataFrame) -> pd.DataFrame:
+    return table[table["leading"].astype(bool)] if table is not None and len(table) else pd.DataFrame()
+
+
+def leading_indicator_table(table: pd.DataFrame, *, currency: str) -> Html:
+    """The monthly review's leading indicators: lag, recent movement, what it implies, with its range.
+
+    ``table`` is the run's ``leading_indicators`` artifact
+    (:func:`spm_models.indicators.summary.leading_indicator_summary`); only indicators that passed
+    every check of discovery are listed (the others: :func:`leading_indicator_notes`).
+    """
+    found = _leading_rows(table)
+    if found.empty:
+        return note("No leading indicator of bookings passed every check on these data.")
+    rows = []
+    for r in found.itertuples(index=False):
+        weeks = int(r.lag)
+        recent, usual = format_value(r.recent, "count", digits=1), format_value(r.usual, "count", digits=1)
+        moved = (
+            f"{recent} on average, against {usual} in the year before ({format_value(r.change, 'ratio')} change)"
+            if np.isfinite(r.change)
+            else f"{recent} on average"
+        )
+        amount = format_value(r.implied_amount, "currency", currency=currency)
+        implied = f"{r.implied:+.1%} on usual bookings, about {amount} over the {weeks} weeks"
+        span = f"{r.implied_low:+.1%} to {r.implied_high:+.1%}"
+        cells = (indicator_label(r.candidate).capitalize(), _lead_text(weeks), moved, implied, span)
+        rows.append("<tr>" + "".join(f'<td class="t">{_e(c)}</td>' for c in cells) + "</tr>")
+    head = (
+        "<tr><th>Indicator</th><th>Leads bookings by</th><th>Its last weeks (as many as it leads by)</th>"
+        "<th>What that implies for the next weeks</th><th>80% range</th></tr>"
+    )
+    return Html(f'<table class="spm-table"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>')
+
+
+def leading_indicator_notes(table: pd.DataFrame) -> Html:
+    """What else was tested and why it is not shown (one sentence per candidate)."""
+    if table is None or len(table) == 0:
+        return note("Leading indicators were not looked for in this run.")
+    rest = table[~table["leading"].astype(bool)]
+    names = sorted((c for c in table["candidate"].astype("str") if c), key=len, reverse=True)
+
+    def readable(verdict: str) -> str:  # the verdicts name candidates by id: say them as in the table
+        for name in names:
+            verdict = verdict.replace(name, indicator_label(name))
+        return verdict
+
+    items = [
+        f"{indicator_label(c).capitalize()}: {readable(v)}." if c else f"{str(v)[0].upper()}{str(v)[1:]}."
+        for c, v in zip(rest["candidate"].astype("str"), rest["verdict"].astype("str"))
+    ]
+    return bullets(items, empty="Every candidate tested leads bookings.")
 
 
 def fallback_note(reason: str) -> Html:

@@ -32,6 +32,7 @@ from spm_models.review.profile import DataProfile, Sections, sections
 from spm_models.review.recalibration import quota_note
 
 __all__ = [
+    "indicator_lags",
     "RunData",
     "load_run",
     "preload",
@@ -135,6 +136,30 @@ def _quota_note(run: RunData, level: str) -> str:
 
 def _rows(frame: pd.DataFrame, column: str, value: str) -> pd.DataFrame:
     return frame[frame[column].astype("str") == value].reset_index(drop=True)
+
+
+def indicator_lags(indicators: pd.DataFrame, leading: pd.DataFrame) -> pd.DataFrame:
+    """An agent's indicators (``indicator_history`` rows) with the lag by which each leads bookings.
+
+    ``lead_weeks`` is the lag of the leading indicator of the same name in the run's discovery
+    (``leading_indicators`` artifact), ``<NA>`` otherwise; ``lead`` says it in words: ``"3
+    weeks"``, ``"not found to lead"`` (tested, not a leading indicator) or ``"not tested"`` (not
+    a candidate of discovery, such as the open pipeline at the month start).
+    """
+    found = leading[leading["leading"].astype(bool)] if len(leading) else leading
+    lags = pd.Series(found["lag"].to_numpy(), index=found["candidate"].astype("str").to_numpy(), dtype="Int64")
+    names = indicators["indicator"].astype("str").to_numpy()
+    weeks = pd.array(lags.reindex(names).to_numpy(), dtype="Int64")
+    tested = set(leading["candidate"].astype("str")) if len(leading) else set()
+    out = indicators.copy()
+    out["lead_weeks"] = weeks
+    out["lead"] = [
+        f"{int(w)} week{'s' if int(w) != 1 else ''}"
+        if not pd.isna(w)
+        else ("not found to lead" if n in tested else "not tested")
+        for n, w in zip(names, weeks)
+    ]
+    return out
 
 
 def _level(frame: pd.DataFrame, level: str) -> pd.DataFrame:
@@ -269,7 +294,7 @@ def agent_view(run_dir: str | Path, agent_id: str) -> AgentView:
         activity=act[["period", "segment", "value"]].reset_index(drop=True),
         funnel=_when(funnel_on, _rows(run["funnel"], "agent_id", aid)),
         funnel_usable=bool(run.info["funnel"]["usable"]),
-        indicators=_rows(run["indicators"], "entity_id", aid),
+        indicators=indicator_lags(_rows(run["indicators"], "entity_id", aid), run["leading_indicators"]),
         outlook=out,
         fan=_rows(_level(run["fan"], "agent"), "unique_id", aid),
         actual_path=_rows(_level(run["actual_path"], "agent"), "unique_id", aid),
@@ -403,6 +428,7 @@ class MonthlyView(_Base):
     accuracy: pd.DataFrame = field(default=None, repr=False)
     accuracy_by_level: pd.DataFrame = field(default=None, repr=False)
     accuracy_rows: pd.DataFrame = field(default=None, repr=False)
+    leading_indicators: pd.DataFrame = field(default=None, repr=False)
     n_agents: int = 0
     n_fallback: int = 0
     quota_note: str = ""
@@ -444,6 +470,7 @@ def monthly_view(run_dir: str | Path) -> MonthlyView:
         accuracy=_level(run["accuracy"], "company"),
         accuracy_by_level=accuracy_summary(run["accuracy"]),
         accuracy_rows=_accuracy_rows(run),
+        leading_indicators=run["leading_indicators"],
         n_agents=int(run.info["n_agents"]),
         n_fallback=int(run.info["model"]["n_fallback"]),
         quota_note=_quota_note(run, "company"),

@@ -35,6 +35,8 @@ def test_format_value(value, unit, text):
         ("opportunities_created", "new opportunities"),
         ("open_pipeline", "open pipeline at the month start"),
         ("market_index", "market index"),
+        ("indicator:market_index", "market index"),
+        ("pipeline_added", "pipeline added (value of new opportunities)"),
     ],
 )
 def test_indicator_labels(indicator, label):

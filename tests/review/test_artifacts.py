@@ -47,6 +47,26 @@ def test_every_table_and_the_provenance_are_written(run):
     assert len(list((folder / "snapshot").iterdir())) == 1
 
 
+def test_leading_indicators_are_looked_for_once_and_reach_both_reports(run):
+    from spm_models.indicators.summary import SUMMARY_COLUMNS
+
+    root, _, info = run
+    folder = root / "2024-11" / "artifacts"
+    table = pd.read_parquet(folder / "leading_indicators.parquet")
+    assert list(table.columns) == list(SUMMARY_COLUMNS) and len(table) >= 5  # every candidate, with its verdict
+    assert table["verdict"].str.len().gt(10).all()
+    stored = json.loads((folder / "run.json").read_text())["leading_indicators"]
+    assert stored["found"] == int(table["leading"].sum()) and stored["seconds"] >= 0
+    m = views.monthly_view(folder)
+    assert m.leading_indicators["candidate"].tolist() == table["candidate"].tolist()
+    me = pd.read_parquet(folder / "agents.parquet")["agent_id"].iloc[0]
+    ind = views.agent_view(folder, me).indicators
+    assert "lead_weeks" in ind and str(ind["lead_weeks"].dtype) == "Int64"
+    lags = table[table["leading"]].set_index("candidate")["lag"]
+    for name, weeks in zip(ind["indicator"], ind["lead_weeks"]):
+        assert (pd.isna(weeks) and name not in lags.index) or int(weeks) == int(lags[name])
+
+
 def test_territory_and_company_forecasts_are_sums_of_their_agents(run):
     root, _, _ = run
     out = pd.read_parquet(root / "2024-11" / "artifacts" / "outlook.parquet")

@@ -152,6 +152,17 @@ def test_agent_reports_have_every_section(review):
         coaching = re.search(r"Coaching points.*?<ol class=\"spm-list\">(.*?)</ol>", text, re.S)
         assert coaching and 2 <= coaching.group(1).count("<li>") <= 4
         assert "USD" in text
+        assert "Leads bookings by" in text  # the lag of each indicator, or "not found to lead"
+
+
+def test_the_monthly_review_has_a_leading_indicators_section(review):
+    _, _, result = review
+    entry = next(e for e in result.manifest["reports"] if e["kind"] == "monthly")
+    text = _text((result.run_folder / entry["output"]).read_text(encoding="utf-8"))
+    section = text[text.index("Leading indicators") : text.index("Provenance")]
+    # the indicators found, or the plain statement that none passed, then why each other candidate is not listed
+    assert "What that implies for the next weeks" in section or "No leading indicator of bookings passed" in section
+    assert "Also tested" in section and section.count("<li>") >= 3
 
 
 def test_hostile_names_are_escaped_and_files_stay_inside(review):
