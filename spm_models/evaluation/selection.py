@@ -112,7 +112,7 @@ def _score_origin(
     actual = frame[(ds > origin) & (ds <= origin + pd.Timedelta(weeks=h))]
     if train.empty:
         return []
-    fitted = clone(model).fit(train[["unique_id", "ds", "y"]], **fit_tables_of(model, tables))
+    fitted = clone(model).fit(train, **fit_tables_of(model, tables))  # with any regressor columns
     fc = fitted.predict(h, n_draws=n_draws)
     out = [score(fc, actual, train=train).assign(level="agent")]
     for level, mapping in parents.items():
@@ -143,7 +143,8 @@ def choose_models(
     Parameters
     ----------
     frame : DataFrame
-        Weekly agent bookings ``unique_id, ds, y`` (every week of each agent's span).
+        Weekly agent bookings ``unique_id, ds, y`` (every week of each agent's span), with the
+        columns of any regressors a candidate reads.
     candidates : mapping of str to ForecastModel
         Name -> unfitted model, from the simplest to the most complex (the order breaks ties).
     parents : mapping

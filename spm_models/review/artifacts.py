@@ -33,6 +33,7 @@ from spm_models.data.warehouse import fingerprint
 from spm_models.evaluation.quota.probability import quota_for_period
 from spm_models.evaluation.tracking import list_snapshots, load_snapshot, save_snapshot
 from spm_models.exceptions import DataError
+from spm_models.indicators.regressors import indicator_regressors
 from spm_models.indicators.summary import review_leading_indicators
 from spm_models.insights import coaching, commission, scorecard
 from spm_models.kpi import compute_kpis
@@ -139,6 +140,7 @@ def _previous_snapshot(
     fp: str,
     work: Path,
     picks: dict[str, str],
+    regressors: dict[str, int] | None = None,
 ):
     """The forecast made at the end of the previous month: its run's snapshot, or a refit with
     this run's models (no model choice or calibration: what they would have said then)."""
@@ -151,7 +153,9 @@ def _previous_snapshot(
         pcal = ol.review_calendar(prev_label, data_end=cal.as_of, calendar=cal.calendar)
         pasof = ol.as_of_dataset(dataset, pcal.as_of)
         pagents = ol.review_agents(pasof["agents"], pcal.as_of)
-        prev = review_forecast(pasof, pagents, pcal, config, learn_calibration=False, picks=picks)
+        prev = review_forecast(
+            pasof, pagents, pcal, config, learn_calibration=False, picks=picks, regressors=regressors
+        )
     except DataError:
         return None, "no data before the previous month"
     stacked, level_of = _prefixed(prev.forecasts)
@@ -276,7 +280,12 @@ def _build(
         asof, grain="quarter", start=cal.quarter - pd.DateOffset(months=3), end=cal.as_of, calendar=cal.calendar
     )
 
-    rf = review_forecast(asof, agents, cal, config)
+    # discovery first: an indicator leading by at least the horizon is offered to the models that take regressors
+    started = time.perf_counter()
+    leading = review_leading_indicators(asof, seed=config.seed)
+    leading_seconds = round(time.perf_counter() - started, 2)
+    regressors = indicator_regressors(leading, horizon=cal.h)
+    rf = review_forecast(asof, agents, cal, config, regressors=regressors)
     fcs, model, recal = rf.forecasts, rf.agent_model, rf.recalibration
     targets = asof.get("targets")
     closed, quota, outlook, fan, remaining = {}, {}, {}, {}, {}
@@ -348,9 +357,6 @@ def _build(
     if not profile.has_pipeline:  # only won deals: "new opportunities" are wins dated at their creation
         indicators = indicators[~indicators["indicator"].isin(["opportunities_created", "open_pipeline"])]
     indicators = indicators.reset_index(drop=True)
-    started = time.perf_counter()
-    leading = review_leading_indicators(asof, seed=config.seed)
-    leading_seconds = round(time.perf_counter() - started, 2)
     f_from = cal.as_of - pd.DateOffset(months=config.funnel_months) + pd.Timedelta(days=1)
     counts = scorecard.funnel_counts(opp, asof.get("stage_history"), created_from=f_from, created_to=cal.as_of)
     funnel_share = scorecard.funnel_coverage(counts, opp, created_from=f_from, created_to=cal.as_of)
@@ -384,7 +390,7 @@ def _build(
         data_fingerprint=fp,
         level_of=level_of,
     )
-    prev, prev_source = _previous_snapshot(runs_root, cal, dataset, config, fp, work, rf.picks)
+    prev, prev_source = _previous_snapshot(runs_root, cal, dataset, config, fp, work, rf.picks, regressors)
     if prev is not None:
         act = kpis_m[(kpis_m["kpi"] == "bookings") & (kpis_m["period"] == cal.month) & (kpis_m["segment"] == "")]
         actual = pd.Series(

@@ -22,7 +22,8 @@ import pandas as pd
 from spm_models.calendar import Calendar
 from spm_models.data.dataset import Dataset
 from spm_models.evaluation.selection import SCORE_TABLE_COLUMNS, ModelChoice, choose_models
-from spm_models.exceptions import DataError
+from spm_models.exceptions import ConfigError, DataError
+from spm_models.indicators.regressors import add_regressor_columns
 from spm_models.kpi.grid import COMPANY
 from spm_models.models.aggregate import aggregate_draws
 from spm_models.models.base import ForecastModel, fit_tables_of
@@ -33,9 +34,21 @@ from spm_models.review import outlook as ol
 from spm_models.review.recalibration import QuotaRecalibration, apply_common_factor, learn_recalibration
 from spm_models.review.settings import AUTO, ReviewConfig
 
-__all__ = ["ReviewForecast", "build_model", "candidate_models", "review_forecast", "LEVELS"]
+__all__ = [
+    "ReviewForecast",
+    "build_model",
+    "candidate_models",
+    "review_forecast",
+    "takes_regressors",
+    "LEVELS",
+    "WITH_INDICATORS",
+]
 
 LEVELS = ("agent", "territory", "company")
+
+
+#: Suffix of a candidate that reads the leading indicators discovery found (``"ProphetForecaster+indicators"``).
+WITH_INDICATORS = "+indicators"
 
 
 def build_model(
@@ -46,26 +59,52 @@ def build_model(
     calendar: Calendar,
     agents: pd.DataFrame,
     fast: bool = False,
+    regressors: Mapping[str, int] | None = None,
 ) -> ForecastModel:
     """A registered model as the review fits it: the run's seed, weekly data, the fiscal year for
     models with quarter-end effects and, for the hierarchical model, the agents' territories
-    (pooling); ``fast`` fits it by ADVI (the model choice and the past-quarter refits)."""
-    cls = model_class(name)
+    (pooling); ``fast`` fits it by ADVI (the model choice and the past-quarter refits). A name
+    ending in :data:`WITH_INDICATORS` is the model with ``regressors`` (indicator column -> lag)."""
+    base, with_indicators = _split(name)
+    cls = model_class(base)
     names = cls._get_param_names()
     p = {"random_state": config.seed, "freq": "W-MON", **dict(params)}
+    if with_indicators:
+        if not regressors:
+            raise ConfigError(f"{name} needs the leading indicators it reads, and none were given")
+        p["regressors"] = dict(regressors)
     if "fiscal_year_start" in names:
         p.setdefault("fiscal_year_start", calendar.fiscal_year_start)
     if cls is HierarchicalBayes:
         p.setdefault("groups", dict(zip(agents["agent_id"].astype(str), agents["territory_id"].astype(str))))
         if fast:
             p.update(method="advi", draws=200, chains=1)
-    return make_model(name, **p)
+    return make_model(base, **p)
+
+
+def _split(name: str) -> tuple[str, bool]:
+    """``(registered name, whether it reads the indicators)`` of a candidate name."""
+    if name.endswith(WITH_INDICATORS):
+        return name[: -len(WITH_INDICATORS)], True
+    return name, False
+
+
+def takes_regressors(name: str) -> bool:
+    """Whether a registered model accepts ``regressors`` (Prophet, HierarchicalBayes)."""
+    return "regressors" in model_class(name)._get_param_names()
 
 
 def candidate_models(
-    config: ReviewConfig, calendar: Calendar, agents: pd.DataFrame, dataset: Dataset
+    config: ReviewConfig,
+    calendar: Calendar,
+    agents: pd.DataFrame,
+    dataset: Dataset,
+    regressors: Mapping[str, int] | None = None,
 ) -> dict[str, ForecastModel]:
-    """The models ``model = "auto"`` compares, simplest first; those the data cannot feed are left out."""
+    """The models ``model = "auto"`` compares, simplest first; those the data cannot feed are left
+    out. With ``regressors`` (leading indicators found, lag >= the horizon), each model that takes
+    regressors is also compared with them (``<name>+indicators``): the backtest decides whether
+    an indicator helps."""
     out = {}
     has_deals = len(dataset.get("opportunities")) > 0
     for name in config.auto_candidates:
@@ -73,6 +112,16 @@ def candidate_models(
         if cls.fit_tables.get("opportunities") and not has_deals:
             continue
         out[name] = build_model(name, {}, config=config, calendar=calendar, agents=agents, fast=True)
+        if regressors and takes_regressors(name):
+            out[name + WITH_INDICATORS] = build_model(
+                name + WITH_INDICATORS,
+                {},
+                config=config,
+                calendar=calendar,
+                agents=agents,
+                fast=True,
+                regressors=regressors,
+            )
     return out
 
 
@@ -147,17 +196,25 @@ def review_forecast(
     *,
     learn_calibration: bool = True,
     picks: Mapping[str, str] | None = None,
+    regressors: Mapping[str, int] | None = None,
 ) -> ReviewForecast:
     """Choose (when ``model = "auto"`` and no ``picks`` are given), fit, calibrate and sum the
-    review's forecasts (module docstring)."""
+    review's forecasts (module docstring).
+
+    ``regressors``: leading indicators found by discovery (column -> lag); those leading by at
+    least the horizon are offered to the candidates that take regressors (:func:`candidate_models`).
+    """
     history = ol.weekly_history(asof, agents["agent_id"], end=cal.train_end)
+    regs = {c: int(lag) for c, lag in (regressors or {}).items() if int(lag) >= cal.h}
+    if regs:
+        history = add_regressor_columns(history, asof, list(regs))
     choice = None
     if picks is None and config.model == AUTO:
         parents = {
             "territory": dict(zip(agents["agent_id"].astype(str), agents["territory_id"].astype(str))),
             "company": {a: COMPANY for a in agents["agent_id"].astype(str)},
         }
-        candidates = candidate_models(config, cal.calendar, agents, asof)
+        candidates = candidate_models(config, cal.calendar, agents, asof, regressors=regs)
         try:
             choice = choose_models(
                 history,
@@ -180,12 +237,19 @@ def review_forecast(
         picks = {lv: choice.picks.get(lv, choice.picks["agent"]) for lv in LEVELS}
     elif picks is None:
         picks = dict.fromkeys(LEVELS, config.model)
-    picks = dict(picks)
+    # a pick that read indicators no longer known over this horizon (a reconstruction) goes without them
+    picks = {lv: (n if regs or not n.endswith(WITH_INDICATORS) else _split(n)[0]) for lv, n in picks.items()}
     models, raw_by_model = {}, {}
     for name in dict.fromkeys(picks.values()):
         params = config.model_params if config.model != AUTO else {}
         model = build_model(
-            name, params, config=config, calendar=cal.calendar, agents=agents, fast=config.model == AUTO
+            name,
+            params,
+            config=config,
+            calendar=cal.calendar,
+            agents=agents,
+            fast=config.model == AUTO,
+            regressors=regs,
         )
         model.fit(history, **fit_tables_of(model, asof))
         models[name] = model
@@ -194,7 +258,11 @@ def review_forecast(
     if learn_calibration and len(asof.get("targets")):  # no quotas: no chances to calibrate
         agent_model = models[picks["agent"]]
         backtested = agent_model
-        if isinstance(agent_model, HierarchicalBayes) and agent_model.method == "nuts":
+        if _split(picks["agent"])[1]:  # the past-quarter refits see bookings only
+            backtested = build_model(
+                _split(picks["agent"])[0], {}, config=config, calendar=cal.calendar, agents=agents, fast=True
+            )
+        elif isinstance(agent_model, HierarchicalBayes) and agent_model.method == "nuts":
             backtested = build_model(
                 picks["agent"],
                 dict(config.model_params),

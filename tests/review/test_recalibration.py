@@ -278,3 +278,26 @@ def test_auto_with_too_little_history_to_compare_uses_the_simplest_candidate_and
     assert rf.picks == dict.fromkeys(("agent", "territory", "company"), first)
     assert rf.choice.reasons["agent"].startswith(f"{first}, the simplest candidate: the history (15 weeks)")
     assert rf.forecasts["company"].draws.shape[0] == 1
+
+
+def test_leading_indicators_are_offered_to_the_models_that_take_regressors(data):
+    """A found indicator that leads by at least the horizon makes a "+indicators" variant of each
+    candidate taking regressors; the backtest compares it like any other, and the pick is fitted
+    with its columns. One leading by less than the horizon is not offered (its values are unknown)."""
+    from spm_models.review import forecasting
+
+    cal = ol.review_calendar(MONTH, data_end=ol.data_last_day(data))
+    asof = ol.as_of_dataset(data, cal.as_of)
+    agents = ol.review_agents(asof["agents"], cal.as_of)
+    config = ReviewConfig(recalibrate=False, auto_candidates=("MonthOfQuarterMean", "HierarchicalBayes"))
+    lag = cal.h + 3
+    rf = forecasting.review_forecast(asof, agents, cal, config, regressors={"indicator:market_index": lag})
+    compared = set(rf.choice.scores["candidate"])
+    assert compared == {"MonthOfQuarterMean", "HierarchicalBayes", "HierarchicalBayes+indicators"}
+    assert "indicator:market_index" in rf.history.columns
+    for name, model in rf.models.items():
+        wants = name.endswith(forecasting.WITH_INDICATORS)
+        assert (model.get_params().get("regressors") == {"indicator:market_index": lag}) == wants
+    short = forecasting.review_forecast(asof, agents, cal, config, regressors={"indicator:market_index": cal.h - 1})
+    assert "HierarchicalBayes+indicators" not in set(short.choice.scores["candidate"])
+    assert "indicator:market_index" not in short.history.columns
