@@ -11,7 +11,10 @@ The pick per level follows the one-standard-error rule: candidates are listed fr
 simplest to the most complex, and the simplest whose mean scaled CRPS is within one standard
 error of the best (the standard error of the paired difference over the scored series and
 origins) wins. A few origins are a noisy judge; the rule keeps a more complex model from being
-chosen on noise.
+chosen on noise. With fewer than :data:`MIN_ORIGINS` backtest dates or :data:`MIN_PAIRS` paired
+scores at a level (one window of a short history; the one company series), the simplest model
+stays: on Maven's first months, single-window choices picked other models that then lost to it
+(bench/README.md).
 
 A candidate that fails, or would not finish within the time budget, is left out and the
 choice says why. :class:`ModelChoice` records the picks, the scores and the reasons, for the
@@ -35,6 +38,10 @@ from spm_models.models.base import ForecastModel, clone, fit_tables_of
 
 __all__ = ["ModelChoice", "choose_models", "selection_origins", "SCORE_TABLE_COLUMNS"]
 
+#: A model other than the simplest is picked only on at least this many backtest dates ...
+MIN_ORIGINS = 2
+#: ... and this many paired scores (series x dates) at its level.
+MIN_PAIRS = 4
 #: Columns of :attr:`ModelChoice.scores`.
 SCORE_TABLE_COLUMNS = ["candidate", "level", "scaled_crps", "mase", "coverage_80", "n", "se_diff", "status", "seconds"]
 
@@ -251,8 +258,20 @@ def _pick(
             se[n] = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0
         within = [n for n in order if n in means and means[n] <= means[best] + se[n]]
         pick = within[0] if within else best
-        picks[level] = pick
-        reasons[level] = _reason(level, pick, best, means, se)
+        n_origins = common.get_level_values("origin").nunique() if len(common) else 0
+        simplest = next(n for n in order if n in means)
+        thin = n_origins < MIN_ORIGINS or len(common) < MIN_PAIRS
+        if thin and pick != simplest:  # one backtest window, or a handful of scores, is noise
+            picks[level] = simplest
+            reasons[level] = (
+                f"{simplest}, the simplest model: {len(common)} scores over {n_origins} past "
+                f"date(s) at {level} level are too few to tell the models apart (at least {MIN_PAIRS} over "
+                f"{MIN_ORIGINS} dates are needed; {best} scored {means[best]:.3f} against {means[simplest]:.3f})."
+            )
+            pick = simplest
+        else:
+            picks[level] = pick
+            reasons[level] = _reason(level, pick, best, means, se)
         for n in order:
             r = results.get(n)
             if r is None:

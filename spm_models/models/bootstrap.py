@@ -16,6 +16,14 @@ residuals. Both cases give each series a uniform draw from its own residuals, so
 series' marginal predictive distribution is exactly what the independent bootstrap
 (``joint_bootstrap=False``) gives; only the dependence between series changes. Series fitted
 by the fallback model are resampled jointly among themselves, independently of the others.
+
+Draws are **balanced** (the balanced bootstrap of Davison, Hinkley and Schechtman, 1986): along
+the last axis of ``size`` (the draws) every period is used as often as the draws allow (the
+counts differ by at most one), in random order, separately for each forecast step. Each draw is
+still uniform over the periods, but the mean of the draws equals the mean of the residuals
+(up to the remainder), so a model's point forecast (the mean of its draws) no longer carries
+Monte Carlo noise: with heavy-tailed weekly ratios and 500 iid draws that noise moved
+point forecasts by several percent.
 """
 
 from __future__ import annotations
@@ -24,18 +32,30 @@ import numpy as np
 
 from spm_models.models.base import ForecastModel
 
-__all__ = ["bootstrap", "joint_bootstrap", "resample"]
+__all__ = ["balanced_indices", "bootstrap", "joint_bootstrap", "resample"]
+
+
+def balanced_indices(k: np.ndarray, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Integers in ``0 .. k - 1`` of ``shape``, balanced along the last axis.
+
+    Each slice along the last axis is a random permutation of ``0, 1, ..., k - 1, 0, 1, ...``
+    (``shape[-1]`` values): every integer appears ``floor`` or ``ceil`` of ``shape[-1] / k``
+    times. ``k`` broadcasts against ``shape`` (one ``k`` per row, or one for all).
+    """
+    order = rng.random(shape).argsort(axis=-1)
+    return order % np.maximum(np.asarray(k), 1)
 
 
 def bootstrap(pool: np.ndarray, n_valid: np.ndarray, size: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    """Resample with replacement from the last ``n_valid[i]`` entries of row ``i`` of ``pool``.
+    """Resample from the last ``n_valid[i]`` entries of row ``i`` of ``pool`` (balanced draws,
+    module docstring).
 
-    Every cell of every row draws independently. Returns an array of shape
+    Every row draws independently of the others. Returns an array of shape
     ``(n_rows, *size)``; rows with no valid entry give NaN.
     """
     n, width = pool.shape
     k = np.maximum(n_valid, 1).reshape((n,) + (1,) * len(size))
-    idx = (width - k) + rng.integers(0, k, size=(n,) + size)
+    idx = (width - k) + balanced_indices(k, (n,) + size, rng)
     out = np.take_along_axis(pool, idx.reshape(n, -1), axis=1).reshape((n,) + size)
     out[n_valid == 0] = np.nan
     return out
@@ -62,10 +82,10 @@ def joint_bootstrap(
     n_valid = np.asarray(n_valid)
     offset = np.asarray(end_offset).reshape(shape)
     span = int(np.max(np.where(n_valid > 0, np.asarray(end_offset) + n_valid, 0), initial=0))
-    lag = rng.integers(0, max(span, 1), size=size)
+    lag = balanced_indices(max(span, 1), size, rng)
     back = lag[None] - offset  # periods before each row's own last entry
     inside = (back >= 0) & (back < n_valid.reshape(shape))
-    own = rng.integers(0, np.maximum(n_valid, 1).reshape(shape), size=(n,) + size)
+    own = balanced_indices(np.maximum(n_valid, 1).reshape(shape), (n,) + size, rng)
     idx = (width - 1) - np.where(inside, back, own)
     out = np.take_along_axis(pool, idx.reshape(n, -1), axis=1).reshape((n,) + size)
     out[n_valid == 0] = np.nan

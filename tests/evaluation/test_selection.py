@@ -117,3 +117,15 @@ def test_a_short_history_is_compared_at_the_longest_horizon_it_allows():
     assert choice.horizon == 11 and len(choice.origins) == 1
     with pytest.raises(DataError, match="too short to compare models 13 weeks ahead"):
         choose_models(_quarter_end_frame(weeks=16), {"Mean": Mean()}, parents={}, h=13)  # 3 weeks < min_h
+
+
+def test_one_backtest_date_is_too_little_to_leave_the_simplest_model():
+    """The quarter-end model wins clearly at every date, but on a single date the simplest stays."""
+    frame = _quarter_end_frame(weeks=60)
+    cands = {"Naive": Naive(), "MonthOfQuarterMean": MonthOfQuarterMean()}
+    one = choose_models(frame, cands, parents=PARENTS, h=6, n_origins=1)
+    assert one.picks == dict.fromkeys(("agent", "territory", "company"), "Naive")
+    assert "too few to tell the models apart" in one.reasons["agent"]
+    # the company is one series: two dates give two scores, still too few
+    two = choose_models(frame, cands, parents=PARENTS, h=6, n_origins=2)
+    assert two.picks["agent"] == "MonthOfQuarterMean" and two.picks["company"] == "Naive"
