@@ -16,8 +16,6 @@ so a bad value is reported with the user's own file, row and column name.
 
 from __future__ import annotations
 
-import codecs
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,8 +24,10 @@ import numpy as np
 import pandas as pd
 
 from spm_models.calendar import Calendar, check_date_format
+from spm_models.config import read_toml
 from spm_models.data.csvio import read_text_table
 from spm_models.data.dataset import Dataset, SourceRef
+from spm_models.data.files import check_encoding, confine
 from spm_models.data.schemas import OUTCOMES, PIPELINE_STAGES, TABLE_ORDER, TABLES
 from spm_models.exceptions import ConfigError, DataValidationError, Problem
 
@@ -185,12 +185,7 @@ def load_mapping(path: str | Path) -> Mapping:
         required canonical column unmapped. Every problem is listed, each with its key.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"mapping file {path} not found")
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"mapping file {path} is not valid TOML: {exc}") from None
+    doc = read_toml(path, what="mapping file")
     chk = _Checker(path)
     allowed_top = SETTINGS + TABLE_ORDER
     for key in doc:
@@ -241,9 +236,9 @@ def _encoding(chk: _Checker, key: str, value: Any) -> str:
     if text is None:
         return "utf-8"
     try:
-        codecs.lookup(text)
-    except LookupError:
-        chk.error(key, f'unknown text encoding {text!r}; e.g. "utf-8", "cp1252", "latin-1"')
+        check_encoding(text, where="encoding")
+    except ConfigError as exc:
+        chk.error(key, str(exc).removeprefix("encoding: "))
         return "utf-8"
     return text
 
@@ -504,21 +499,12 @@ def _read_file(
     if key in cache:
         return cache[key]
     result = None
-    if not path.is_file():
-        problems.append(
-            Problem(
-                tm.file,
-                None,
-                None,
-                None,
-                f"file not found at {path} (named by {tm.table}.file in mapping file {mapping_path.name})",
-            )
-        )
-    else:
-        try:
-            result = read_text_table(path, encoding=tm.encoding, delimiter=tm.delimiter, display_name=tm.file)
-        except DataValidationError as exc:
-            problems.extend(exc.problems)
+    try:
+        # The one place a mapped file is opened: it must be a file inside the export folder.
+        real = confine(base, tm.file, named_by=f"named by {tm.table}.file in mapping file {mapping_path.name}")
+        result = read_text_table(real, encoding=tm.encoding, delimiter=tm.delimiter, display_name=tm.file)
+    except DataValidationError as exc:
+        problems.extend(exc.problems)
     cache[key] = result
     return result
 
