@@ -81,13 +81,15 @@ def ingest(
 
     project = _paths(project_dir)
     target = db or project.warehouse
+    settings = project.settings()
     result = ingest_paths(
         paths,
         db=target,
         source=source,
         encoding=encoding,
         allow_formula_text=allow_formula_text,
-        calendar=project.settings().calendar,
+        calendar=settings.calendar,
+        date_window=settings.date_window,
     )
     for w in result.warnings:
         _err(f"warning: {w}")

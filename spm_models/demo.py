@@ -61,7 +61,10 @@ def run_demo(
     org = generate_organisation(n_agents, years=years, seed=seed)
     folder = paths.demo_data
     org.write(folder)
-    result = ingest_paths([folder], db=paths.warehouse, source="canonical", calendar=paths.settings().calendar)
+    settings = paths.settings()
+    result = ingest_paths(
+        [folder], db=paths.warehouse, source="canonical", calendar=settings.calendar, date_window=settings.date_window
+    )
     files = write_kpis(paths.warehouse, paths.kpis)
     outcome = DemoResult(data_folder=folder, warehouse=paths.warehouse, ingest=result, kpi_files=files)
     if review:

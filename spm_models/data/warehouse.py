@@ -161,7 +161,12 @@ class Warehouse:
     # ------------------------------------------------------------------ writing
 
     def ingest(
-        self, dataset: Dataset, *, allow_formula_text: bool = False, calendar: Calendar | None = None
+        self,
+        dataset: Dataset,
+        *,
+        allow_formula_text: bool = False,
+        calendar: Calendar | None = None,
+        date_window: tuple | None = None,
     ) -> IngestResult:
         """Validate ``dataset`` and make it the warehouse content, in one transaction.
 
@@ -174,6 +179,9 @@ class Warehouse:
         calendar : Calendar, optional
             The organisation's fiscal calendar when the dataset does not carry one (the
             project setting); stored with the snapshot and returned by :meth:`load`.
+        date_window : (earliest, latest), optional
+            Plausible dates (the project setting); passed to
+            :func:`~spm_models.data.validation.validate`.
 
         Returns
         -------
@@ -187,7 +195,7 @@ class Warehouse:
         DataError
             The database could not be written; it keeps its previous content.
         """
-        valid = validate(dataset, allow_formula_text=allow_formula_text)
+        valid = validate(dataset, allow_formula_text=allow_formula_text, date_window=date_window)
         if valid.calendar is None:
             valid = replace(valid, calendar=calendar if calendar is not None else DEFAULT_CALENDAR)
         fp = fingerprint(valid)
@@ -198,7 +206,13 @@ class Warehouse:
 
         now = datetime.now(UTC)
         run_id = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create the folder of the warehouse {self.path}: {exc.strerror or exc} "
+                "(is a part of the path a file, or the folder read-only?)"
+            ) from None
         try:
             con = duckdb.connect(str(self.path))
         except duckdb.Error as exc:
