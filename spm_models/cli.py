@@ -198,11 +198,22 @@ def review(
             "Default: the settings' kernels, auto."
         ),
     ] = None,
+    require_fresh: Annotated[
+        bool,
+        typer.Option(
+            "--require-fresh",
+            help="Without --month: fail (exit 2) instead of warning when the data end before the last month "
+            "that has ended (an export that stopped arriving).",
+        ),
+    ] = False,
     project_dir: ProjectDir = None,
 ) -> None:
     """Fit once, write every agent, territory and company report as HTML, plus index.html.
 
-    Exit code 1 when any report failed (the others are still written); see manifest.json.
+    The month is built aside and published whole; a second run of the same month is refused
+    while one works; an interrupted run is resumed by the next. Exit code 1 when any report
+    failed (the others are still written; see manifest.json), when another run of the month is
+    working, or when the disk filled up (the published month is then unchanged).
     """
     from spm_models.review.pipeline import run_review
     from spm_models.review.settings import load_config
@@ -219,6 +230,7 @@ def review(
         force=force,
         agents=_ids(agents),
         territories=_ids(territories),
+        require_fresh=require_fresh,
     )
     typer.echo(result.summary())
     if result.exit_code:

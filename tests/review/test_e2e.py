@@ -25,6 +25,7 @@ import pytest
 from spm_models.data.dataset import Dataset
 from spm_models.data.validation import validate
 from spm_models.review import run_review
+from spm_models.review.outlook import data_last_day
 from spm_models.synthetic.generator import generate_organisation
 
 HOSTILE_NAMES = {
@@ -83,8 +84,14 @@ def review(tmp_path_factory):
             time.sleep(0.5)
         return root, ds, _Run(Path(done.read_text()))
     root.mkdir(parents=True, exist_ok=True)
+    # judged on the day after the data end, the data are fresh: no warning in the progress log
     result = run_review(
-        dataset=ds, out=root / "reports", workers=2, progress=False, log=open(root / "progress.log", "w")
+        dataset=ds,
+        out=root / "reports",
+        workers=2,
+        progress=False,
+        log=open(root / "progress.log", "w"),
+        today=data_last_day(ds) + pd.Timedelta(days=1),
     )
     done.write_text(str(result.run_folder))
     return root, ds, _Run(result.run_folder)
