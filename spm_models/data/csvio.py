@@ -122,11 +122,15 @@ def read_text_table(
 def _parse_quoted(text: str, name: str, delimiter: str):
     """Any CSV, with the standard library's reader (records may span lines inside quotes)."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    records: list[list[str]] = []
     try:
-        records = list(reader)
+        for record in reader:
+            records.append(record)
     except csv.Error as exc:
+        # rows count records: the one that failed is the next one
+        hint = '; a quote (") opened in this row is never closed' if "end of data" in str(exc) else ""
         raise DataValidationError(
-            [Problem(name, reader.line_num, None, None, f"file is not valid CSV: {exc}")]
+            [Problem(name, len(records) + 1, None, None, f"file is not valid CSV: {exc}{hint}")]
         ) from None
     # Drop wholly empty records (a trailing newline, blank lines between records); row numbers
     # count records, so they still match the spreadsheet's.
