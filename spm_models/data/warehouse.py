@@ -9,6 +9,7 @@ as :func:`spm_models.data.validation.validate` returns them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import uuid
@@ -24,7 +25,7 @@ from spm_models.calendar import DEFAULT_CALENDAR, Calendar
 from spm_models.data.dataset import Dataset, SourceRef
 from spm_models.data.schemas import TABLE_ORDER, TABLES
 from spm_models.data.validation import as_canonical_types, canonical_dtypes, validate
-from spm_models.exceptions import ConfigError, DataError, Problem
+from spm_models.exceptions import ConfigError, DataError, DiskFullError, Problem, is_disk_full
 
 __all__ = ["Warehouse", "IngestResult", "fingerprint", "ddl"]
 
@@ -234,9 +235,16 @@ class Warehouse:
                 )
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                # a failed COMMIT (a full disk) has already ended the transaction: keep its error
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
                 raise
         except duckdb.Error as exc:
+            if is_disk_full(exc):
+                raise DiskFullError(
+                    f"the disk holding the warehouse {self.path} is full; it keeps its previous content. "
+                    "Free some space and ingest again"
+                ) from exc
             raise DataError(f"writing the warehouse {self.path} failed; it keeps its previous content: {exc}") from exc
         finally:
             con.close()

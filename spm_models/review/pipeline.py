@@ -265,6 +265,8 @@ def run_review(
     log = log or sys.stderr
     if only_failed and force:
         raise ConfigError("choose either --only-failed or --force, not both")
+    if month is not None:
+        parse_month(month)  # options first: a bad month is named before the warehouse is read
     if dataset is None:
         from spm_models.data.warehouse import Warehouse
 
@@ -415,8 +417,8 @@ def _build_month(
     by_id = {t.report_id: t for t in to_run}
 
     def finished(r: ReportResult) -> None:
+        pub.record(entry(by_id[r.report_id], r))  # first, so a run cut short after it loses nothing
         bar(r)
-        pub.record(entry(by_id[r.report_id], r))  # so a run cut short here loses nothing finished
 
     t = time.perf_counter()
     try:
