@@ -17,8 +17,9 @@ Errors
   integers lose precision as numbers and overflow the warehouse's 64-bit integers once summed);
   an amount or indicator value whose size exceeds :data:`MAX_AMOUNT` (``1e18``: sums of such
   values stay finite and exact to well under one unit for any real currency).
-* **Control characters** (``U+0000`` to ``U+001F`` except tab and line breaks, ``U+007F``) in
-  ids and text: invisible, and they break files and pages downstream.
+* **Control characters** in ids and text (``U+0000`` to ``U+001F`` except tab and line breaks,
+  ``U+007F`` to ``U+009F``, the Unicode line separators and the bidirectional overrides such as
+  ``U+202E``): invisible, they break files and pages downstream or show text in another order.
 * **Overlapping targets**: two targets of one agent (or one territory) whose periods overlap
   would be added together; both rows are named.
 
@@ -64,7 +65,10 @@ _EVENT_DATES = {
     "stage_history": ("entered_date",),
     "activities": ("date",),
 }
-_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+#: Invisible characters that are never data: C0 and C1 controls (not tab; line breaks have their
+#: own rule), Unicode line and paragraph separators, and the bidirectional overrides that make
+#: text display in another order than it is stored.
+_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
 
 #: ``report(table, positions, column, rule, *, warn=False, summary=False)`` records one problem
 #: per position (or one warning for all of them with ``summary``); supplied by the validation.

@@ -97,17 +97,23 @@ def _link_tree(src: Path, dst: Path) -> None:
                 shutil.copy2(Path(folder) / name, dst / rel / name)
 
 
+def _remove(path: Path) -> None:
+    """Remove a folder tree, a file or a link, whichever ``path`` is (nothing if absent)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            path.unlink()
+
+
 def _remove_temporary(folder: Path) -> None:
     """Remove what a run killed half-way leaves: temporary files, half-built artifact folders."""
     if not folder.is_dir():
         return
     for pattern in _TEMPORARY:
         for p in folder.rglob(pattern):
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    p.unlink()
+            with contextlib.suppress(OSError):
+                _remove(p)
 
 
 class Publication:
@@ -191,8 +197,10 @@ class Publication:
             os.replace(olds[-1], self.published)
             olds = olds[:-1]
         for old in olds:
-            shutil.rmtree(old, ignore_errors=True)
+            _remove(old)
         _remove_temporary(self.published)
+        for name in (_JOURNAL, _STAGING_INFO):  # a switch killed before it tidied up
+            _remove(self.published / name)
 
     def _stage(self, key: str, *, fresh: bool) -> None:
         info = self.staging / _STAGING_INFO
@@ -204,7 +212,7 @@ class Publication:
             _remove_temporary(self.staging)
             self.resumed = len(self.recorded())
             return
-        shutil.rmtree(self.staging, ignore_errors=True)
+        _remove(self.staging)
         self.staging.mkdir(parents=True)
         if not fresh and self._published_key() == key:
             _link_tree(self.published, self.staging)
@@ -251,11 +259,11 @@ class Publication:
             raise
         finally:
             try:
-                if self.staging.exists():
+                if os.path.lexists(self.staging):
                     if interrupted:  # the finished reports are kept for the next run to resume
                         _remove_temporary(self.staging)
                     else:
-                        shutil.rmtree(self.staging, ignore_errors=True)
+                        _remove(self.staging)
             finally:
                 self._release()
 
@@ -287,20 +295,22 @@ class Publication:
     # ------------------------------------------------------------------ switch
 
     def publish(self) -> Path:
-        """Switch the staging folder in as the published month; the published folder's path."""
-        for name in (_JOURNAL, _STAGING_INFO):
-            with contextlib.suppress(FileNotFoundError):
-                (self.staging / name).unlink()
+        """Switch the staging folder in as the published month; the published folder's path.
+
+        The journal goes only after the switch: a run killed just before it is still resumable.
+        """
         _remove_temporary(self.staging)
-        if not self.published.exists():
+        if not os.path.lexists(self.published):
             os.rename(self.staging, self.published)
         elif _exchange(self.staging, self.published):
-            shutil.rmtree(self.staging, ignore_errors=True)  # now the previous run
+            _remove(self.staging)  # now the previous run
         else:
             aside = self.state / f"{self.month}.old-{os.getpid()}-{time.time_ns()}"
             os.rename(self.published, aside)
             os.rename(self.staging, self.published)
-            shutil.rmtree(aside, ignore_errors=True)
+            _remove(aside)
+        for name in (_JOURNAL, _STAGING_INFO):
+            _remove(self.published / name)
         return self.published
 
 

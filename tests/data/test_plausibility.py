@@ -171,7 +171,7 @@ def test_the_largest_amounts_are_accepted_and_sum_to_a_finite_number():
 # --------------------------------------------------------------------------- text
 
 
-@pytest.mark.parametrize("char", ["\x00", "\x07", "\x1b", "\x7f"])
+@pytest.mark.parametrize("char", ["\x00", "\x07", "\x1b", "\x7f", "\x85", "\u2028", "\u202e"])
 def test_control_characters_in_names_and_ids_are_refused(char):
     p = _only(_problems(_with(_good(), "agents", 3, "agent_name", f"Ben{char}Okafor")))
     assert (p.row, p.column) == (3, "agent_name") and "control character" in p.rule

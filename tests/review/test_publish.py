@@ -166,3 +166,17 @@ def test_a_reports_folder_that_cannot_be_written_is_a_config_error(tmp_path):
         Publication(blocker, "2025-06").open("k"),
     ):
         pass
+
+
+def test_a_file_where_the_month_folder_belongs_is_replaced_by_the_run(tmp_path):
+    (tmp_path / "2025-06").write_text("not a folder")
+    _publish_month(tmp_path, "k1", {"index.html": "run 1"})
+    assert _files(tmp_path / "2025-06")["index.html"] == "run 1"
+    assert [p.name for p in (tmp_path / ".spm").iterdir()] == ["2025-06.lock"]
+
+
+def test_a_run_killed_between_switch_and_tidying_up_leaves_nothing_in_the_published_month(tmp_path):
+    _publish_month(tmp_path, "k1", {"index.html": "run 1"})
+    (tmp_path / "2025-06" / "progress.jsonl").write_text("{}\n")  # what that kill would leave
+    with Publication(tmp_path, "2025-06").open("k1"):
+        assert not (tmp_path / "2025-06" / "progress.jsonl").exists()
