@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from spm_models.calendar import GRAINS
 from spm_models.config import ProjectPaths
 from spm_models.data.exports import write_table
@@ -68,7 +70,11 @@ def run_demo(
     files = write_kpis(paths.warehouse, paths.kpis)
     outcome = DemoResult(data_folder=folder, warehouse=paths.warehouse, ingest=result, kpi_files=files)
     if review:
+        from spm_models.review.outlook import data_last_day
         from spm_models.review.pipeline import run_review
 
-        outcome.review = run_review(paths=paths, workers=workers)
+        # Synthetic data end where the generator stops, not today: judge their freshness on the
+        # day after they end, so the demo reviews its last month without a stale-data warning.
+        day_after = data_last_day(org.dataset) + pd.Timedelta(days=1)
+        outcome.review = run_review(paths=paths, workers=workers, today=day_after)
     return outcome
