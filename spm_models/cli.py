@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from spm_models.exceptions import Interrupted, SpmError, is_disk_full
+from spm_models.exceptions import ConfigError, Interrupted, SpmError, is_disk_full
 
 __all__ = ["app", "main"]
 
@@ -164,8 +164,13 @@ def models() -> None:
     typer.echo(describe_models())
 
 
-def _ids(text: str | None) -> list[str] | None:
-    return None if text is None else [s.strip() for s in text.split(",") if s.strip()]
+def _ids(text: str | None, option: str) -> list[str] | None:
+    if text is None:
+        return None
+    ids = [s.strip() for s in text.split(",") if s.strip()]
+    if not ids:  # an empty subset would publish a month with no reports
+        raise ConfigError(f"{option} needs at least one id, e.g. {option} A0001,A0002")
+    return ids
 
 
 @app.command("review")
@@ -228,8 +233,8 @@ def review(
         timeout=timeout,
         only_failed=only_failed,
         force=force,
-        agents=_ids(agents),
-        territories=_ids(territories),
+        agents=_ids(agents, "--agents"),
+        territories=_ids(territories, "--territories"),
         require_fresh=require_fresh,
     )
     typer.echo(result.summary())

@@ -99,6 +99,9 @@ CASES = [
     (["review", "--db", "{p}/w.duckdb", "--config", "{p}/unknown.toml"], "colour"),
     (["review", "--db", "{p}/w.duckdb", "--only-failed", "--force", "--out", "{p}/r"], "not both"),
     (["review", "--db", "{p}/none.duckdb"], "spm ingest"),
+    (["review", "--db", "{p}/w.duckdb", "--out", "{p}/r", "--month", "1999-01"], "the data start on 2024-01-01"),
+    (["review", "--db", "{p}/w.duckdb", "--out", "{p}/r", "--agents", ",,"], "--agents needs at least one id"),
+    (["review", "--db", "{p}/w.duckdb", "--out", "{p}/r", "--territories", " "], "--territories needs"),
     (["review", "--db", "{p}/w.duckdb", "--out", "{p}/plain.txt/reports", "--month", "2024-03"], "plain.txt"),
 ]
 

@@ -16,10 +16,10 @@ import pandas as pd
 
 from spm_models.calendar import DEFAULT_CALENDAR, parse_month
 from spm_models.data.dataset import Dataset
-from spm_models.exceptions import DataError
+from spm_models.exceptions import ConfigError, DataError
 from spm_models.review.outlook import data_last_day, default_month
 
-__all__ = ["StaleDataError", "expected_month", "choose_month"]
+__all__ = ["StaleDataError", "expected_month", "choose_month", "check_month_has_data"]
 
 
 class StaleDataError(DataError):
@@ -75,3 +75,21 @@ def choose_month(dataset: Dataset, *, today: Any = None, require_fresh: bool = F
         )
         month = expected
     return month, warnings
+
+
+def check_month_has_data(dataset: Dataset, month: str) -> None:
+    """ConfigError when ``month`` ends before the data's first deal or activity."""
+    days = []
+    o = dataset.get("opportunities")
+    if len(o):
+        days.append(pd.to_datetime(o["created_date"]).min())
+    act = dataset.get("activities")
+    if len(act):
+        days.append(pd.to_datetime(act["date"]).min())
+    days = [d for d in days if pd.notna(d)]
+    start = parse_month(month)
+    if days and DEFAULT_CALENDAR.period_end(start, "month") < min(days):
+        first = min(days)
+        raise ConfigError(
+            f"the data start on {first:%Y-%m-%d}, after the month {month} ends; choose {first:%Y-%m} or later"
+        )

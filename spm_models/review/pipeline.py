@@ -36,7 +36,7 @@ from spm_models.data.dataset import Dataset
 from spm_models.data.warehouse import fingerprint
 from spm_models.exceptions import ConfigError, DiskFullError, is_disk_full
 from spm_models.review.artifacts import artifacts_key, build_artifacts
-from spm_models.review.freshness import choose_month
+from spm_models.review.freshness import check_month_has_data, choose_month
 from spm_models.review.naming import report_file_name
 from spm_models.review.params import check_parameters, template_path
 from spm_models.review.publish import Publication, free_space, published_path
@@ -276,7 +276,7 @@ def run_review(
         month, notes = choose_month(dataset, today=today, require_fresh=require_fresh)
         for note in notes:
             log.write(f"warning: {note}\n")
-    parse_month(month)
+    check_month_has_data(dataset, month)
     root = Path(out) if out is not None else paths.reports
     fp = fingerprint(dataset)
     publication = Publication(root, month)
