@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -286,6 +287,11 @@ def main(argv: list[str] | None = None) -> int:
     Ctrl-C, 143 for SIGTERM). Every error is one message on stderr, never a traceback: an
     unexpected one writes its traceback to a file and says where.
     """
+    # papermill logs a report's kernel trouble ("Kernel died while waiting for execute reply") to
+    # stderr through Python's last-resort handler; the review records it per report (manifest,
+    # progress line), so on the terminal it would only repeat it, or, after a full disk, bury
+    # the one message that matters.
+    logging.getLogger("papermill").addHandler(logging.NullHandler())
     handlers = {}
     if threading.current_thread() is threading.main_thread():
         # SIGTERM (a scheduler's stop) and SIGHUP unwind like Ctrl-C, so runs clean up after themselves.
