@@ -7,6 +7,7 @@ different months hold different locks: tests/review/test_publish.py.)
 from __future__ import annotations
 
 import json
+import signal
 import time
 
 
@@ -15,8 +16,12 @@ def test_a_second_run_of_the_same_month_is_refused_naming_the_first(kit, reports
     first = kit.review(v2, reports)
     lines: list[str] = []
     kit.wait_for_reports(first, 1, lines)  # the first run holds the month and is writing reports
-    t0 = time.monotonic()
-    rc, err = kit.finish(kit.review(v1, reports, "--force"), [], timeout=120)
+    first.send_signal(signal.SIGSTOP)  # a slow first run: it keeps the month while the second starts
+    try:
+        t0 = time.monotonic()
+        rc, err = kit.finish(kit.review(v1, reports, "--force"), [], timeout=120)
+    finally:
+        first.send_signal(signal.SIGCONT)
     assert rc == 1, err
     assert f"another review of {kit.MONTH} is running" in err and f"process {first.pid} on " in err, err
     assert "changed nothing" in err and "Traceback" not in err
