@@ -75,6 +75,15 @@ review: $(STAMP)
 bench-review: $(STAMP)
 	$(BIN)/python bench/review.py
 
+# Power and false positives of leading-indicator discovery: 20 seeds at 50, 200 and 1,000 agents
+# (bench/README.md). Resumable: each seed is cached in bench/results/indicators/ under a key of the
+# discovery code. INDICATORS_ARGS="--agents 200 --seeds 5" for a quick look, "--jobs 2" for two at a time.
+INDICATORS_ARGS ?=
+
+.PHONY: bench-indicators
+bench-indicators: $(STAMP)
+	$(BIN)/python bench/indicators.py $(INDICATORS_ARGS)
+
 # Is P(quota) calibrated? Reliability tables over past quarters (bench/README.md).
 .PHONY: bench-quota
 bench-quota: $(STAMP)

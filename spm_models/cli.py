@@ -50,13 +50,29 @@ def demo_data(
     years: Annotated[float, typer.Option(min=0.5, max=10, help="Years of history.")] = 3.0,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 7,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: <project>/data/demo).")] = None,
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="canonical: the workbench's own tables and the ground truth; funnel: a raw two-file CRM export "
+            "(leads.csv, won_deals.csv) with its mapping.toml, to try `spm ingest <out>/mapping.toml` on."
+        ),
+    ] = "canonical",
     project_dir: ProjectDir = None,
 ) -> None:
-    """Generate the synthetic example organisation as canonical CSVs plus its ground truth."""
+    """Generate the synthetic example organisation as canonical CSVs plus its ground truth, or as a raw export."""
     from spm_models.synthetic.generator import generate_organisation
 
-    folder = out or _paths(project_dir).demo_data
+    if kind not in ("canonical", "funnel"):
+        raise ConfigError(f"--kind must be canonical or funnel, got {kind!r}")
+    folder = out or (_paths(project_dir).demo_data if kind == "canonical" else _paths(project_dir).examples / "funnel")
     org = generate_organisation(agents, years=years, seed=seed)
+    if kind == "funnel":
+        from spm_models.synthetic.funnel import funnel_export
+
+        fx = funnel_export(org, seed=seed)
+        fx.write(folder)
+        typer.echo(f"wrote {folder}: {len(fx.leads):,} leads, {len(fx.won_deals):,} won deals, mapping.toml")
+        return
     org.write(folder)
     counts = ", ".join(f"{len(f):,} {name}" for name, f in org.dataset.tables.items())
     typer.echo(f"wrote {folder}: {counts}")
@@ -79,7 +95,8 @@ def ingest(
     """Validate input files and load them into the warehouse in one transaction.
 
     Every problem is listed at once; on any problem nothing is stored and the exit code is 2.
-    The fiscal year stored with the data is the mapping file's, else the project's (spm.toml).
+    The fiscal year and bookings measure stored with the data are the mapping file's, else the
+    project's (spm.toml).
     """
     from spm_models.data.ingest import ingest_paths
 
@@ -93,6 +110,7 @@ def ingest(
         encoding=encoding,
         allow_formula_text=allow_formula_text,
         calendar=settings.calendar,
+        measure=settings.bookings_measure,
         date_window=settings.date_window,
     )
     for w in result.warnings:

@@ -5,11 +5,13 @@ optional ``spm.toml`` at the project root::
 
     fiscal_year_start = "February"   # or 2; January (the calendar year) by default
     fiscal_year_label = "end"        # FY2026 runs Feb 2025 - Jan 2026 ("start": FY2025)
+    bookings_measure = "money"       # or "deals": bookings are counted in won deals
     earliest_date = "1980-01-01"     # dates in the data outside this window are refused
     latest_date = "2100-12-31"
 
-A mapping file may declare the export's own fiscal year, which then wins for that ingest, and
-a review settings file may override it for one review.
+A mapping file may declare the export's own fiscal year and bookings measure, which then win
+for that ingest, and a review settings file may override the fiscal year for one review. Both
+are stored with the warehouse snapshot and are part of its fingerprint.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ __all__ = [
     "read_toml",
     "DEFAULT_EARLIEST_DATE",
     "DEFAULT_LATEST_DATE",
+    "BOOKINGS_MEASURES",
+    "DEFAULT_MEASURE",
+    "check_bookings_measure",
 ]
 
 #: Name of the project settings file at the project root.
@@ -142,6 +147,23 @@ def read_toml(path: str | os.PathLike, *, what: str) -> dict:
         raise ConfigError(f"the {what} {p} nests tables or lists too deeply") from None
 
 
+#: How bookings are measured: ``"money"`` (the amounts of won deals, in the currency) or
+#: ``"deals"`` (each won deal counts one; for exports without usable amounts).
+BOOKINGS_MEASURES: tuple[str, ...] = ("money", "deals")
+#: The measure of a dataset that does not say.
+DEFAULT_MEASURE = "money"
+
+
+def check_bookings_measure(value: object, *, where: str = "bookings_measure") -> str:
+    """``value`` as one of :data:`BOOKINGS_MEASURES`, or ConfigError naming ``where``."""
+    if isinstance(value, str) and value.strip().lower() in BOOKINGS_MEASURES:
+        return value.strip().lower()
+    raise ConfigError(
+        f"{where} must be one of {', '.join(repr(m) for m in BOOKINGS_MEASURES)} "
+        f"(money: deal amounts; deals: each won deal counts one), got {value!r}"
+    )
+
+
 def default_root() -> Path:
     """The project root: ``$SPM_HOME`` if set, else the source checkout holding this package.
 
@@ -222,6 +244,9 @@ class ProjectSettings:
         Month the fiscal year starts in (1-12 or a month name); 1 is the calendar year.
     fiscal_year_label : {"end", "start"}
         Whether FY labels name the calendar year the fiscal year ends or starts in.
+    bookings_measure : {"money", "deals"}
+        How bookings are measured (:data:`BOOKINGS_MEASURES`), unless the export's mapping
+        file says.
     earliest_date, latest_date : str
         The window of plausible dates in the data (``YYYY-MM-DD``, inclusive): a deal,
         activity, target or indicator date outside it is refused at ingest
@@ -230,11 +255,13 @@ class ProjectSettings:
 
     fiscal_year_start: int | str = 1
     fiscal_year_label: str = "end"
+    bookings_measure: str = DEFAULT_MEASURE
     earliest_date: str = DEFAULT_EARLIEST_DATE
     latest_date: str = DEFAULT_LATEST_DATE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fiscal_year_start", self.calendar.fiscal_year_start)
+        object.__setattr__(self, "bookings_measure", check_bookings_measure(self.bookings_measure))
         for name in ("earliest_date", "latest_date"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (str, date)):

@@ -10,7 +10,7 @@ import pytest
 from spm_models.calendar import Calendar
 from spm_models.cli import main
 from spm_models.config import ProjectPaths, ProjectSettings
-from spm_models.data.warehouse import Warehouse
+from spm_models.data.warehouse import Warehouse, fingerprint
 from spm_models.exceptions import ConfigError
 
 GOOD = Path(__file__).parent / "data" / "good_small"
@@ -53,3 +53,28 @@ def test_ingest_stores_the_projects_fiscal_year_unless_the_mapping_says_its_own(
     (tmp_path / "spm.toml").write_text("fiscal_year_start = 13\n")
     assert main(["ingest", str(GOOD), "--db", str(db), "--project-dir", str(tmp_path)]) == 2
     assert "fiscal_year_start" in capsys.readouterr().err
+
+
+def test_the_bookings_measure_is_a_project_setting_stored_with_the_snapshot(tmp_path, capsys):
+    """Like the fiscal year: spm.toml says it, a mapping file may say its own, the warehouse keeps it,
+    and it is part of the fingerprint (deals counted as money would be other data)."""
+    assert ProjectSettings().bookings_measure == "money"
+    db = tmp_path / "w.duckdb"
+    assert main(["ingest", str(GOOD), "--db", str(db), "--project-dir", str(tmp_path)]) == 0
+    money = Warehouse(db).load()
+    assert money.bookings_measure == "money" and money["opportunities"]["amount"].max() > 1
+    (tmp_path / "spm.toml").write_text('bookings_measure = "deals"\n')
+    assert main(["ingest", str(GOOD), "--db", str(db), "--project-dir", str(tmp_path)]) == 0
+    deals = Warehouse(db).load()
+    assert deals.bookings_measure == "deals" and (deals["opportunities"]["amount"] == 1.0).all()
+    assert Warehouse(db).last_ingest()["fingerprint"] != fingerprint(money)
+    assert "amounts ignored: bookings are counted in deals" in capsys.readouterr().err
+    export = tmp_path / "export"
+    shutil.copytree(MAPPED, export)
+    mapping = export / "mapping.toml"
+    mapping.write_text('bookings_measure = "money"\n' + mapping.read_text(encoding="utf-8"), encoding="utf-8")
+    assert main(["ingest", str(mapping), "--db", str(db), "--project-dir", str(tmp_path)]) == 0
+    assert Warehouse(db).load().bookings_measure == "money"  # the mapping's own wins
+    (tmp_path / "spm.toml").write_text('bookings_measure = "pounds"\n')
+    assert main(["ingest", str(GOOD), "--db", str(db), "--project-dir", str(tmp_path)]) == 2
+    assert "bookings_measure must be one of 'money', 'deals'" in capsys.readouterr().err

@@ -97,7 +97,10 @@ def confine(folder: str | Path, name: str, *, named_by: str | None = None) -> Pa
     base = Path(folder)
     if Path(name).is_absolute() or Path(name).drive:
         raise _problem(
-            name, f"an absolute path is not allowed here; name a file inside the export folder {base}", named_by
+            name,
+            f"an absolute path is not allowed here: nothing outside the export folder {base} is read; "
+            "name a file inside it",
+            named_by,
         )
     path = base / name
     real_base = base.resolve()
@@ -109,8 +112,8 @@ def confine(folder: str | Path, name: str, *, named_by: str | None = None) -> Pa
         how = "through a symbolic link" if ".." not in Path(name).parts else "with '..'"
         raise _problem(
             name,
-            f"the file must be inside the export folder {base}, but this name leads out of it {how}; "
-            "copy the file into the folder",
+            f"the file must be inside the export folder {base}, but this name leads out of it {how} "
+            "(nothing outside the export folder is read); copy the file into the folder",
             named_by,
         )
     problem = _diagnose(path, name, named_by)

@@ -567,16 +567,16 @@ def territory_agent_table(
     -------
     DataFrame
         ``territory_id, agent_id, agent_name, bookings_qtd, quota_qtd, attainment_qtd,
-        open_pipeline, pipeline_coverage, p_quota, expected_attainment, change, trend``,
+        open_pipeline, pipeline_coverage, p_quota, expected_attainment`` (``reached`` too when
+        the outlook has it: booked at or above the quota of the forecast quarter), ``change, trend``,
         sorted by territory then attainment (highest first; no quota last).
     """
     a = agents[["agent_id", "agent_name", "territory_id"]].astype("str")
     m = metrics.reindex(a["agent_id"].to_numpy())[
         ["bookings_qtd", "quota_qtd", "attainment_qtd", "open_pipeline", "pipeline_coverage"]
     ]
-    o = outlook.set_index(outlook["unique_id"].astype("str"))[["p_quota", "expected_attainment"]].reindex(
-        a["agent_id"].to_numpy()
-    )
+    cols = ["p_quota", "expected_attainment"] + (["reached"] if "reached" in outlook else [])
+    o = outlook.set_index(outlook["unique_id"].astype("str"))[cols].reindex(a["agent_id"].to_numpy())
     t = trend.set_index(trend["entity_id"].astype("str"))[["change", "trend"]].reindex(a["agent_id"].to_numpy())
     out = pd.concat(
         [a.reset_index(drop=True), m.reset_index(drop=True), o.reset_index(drop=True), t.reset_index(drop=True)], axis=1
@@ -701,6 +701,10 @@ def key_accounts(
         .groupby(["territory_id", "account_id"], as_index=False)
         .agg(bookings=("amount", "sum"), deals_won=("amount", "size"))
     )
+    if g.empty:  # no won deal names an account (an export without accounts)
+        cols = {"territory_id": "str", "account_id": "str", "account_name": "str", "bookings": float}
+        cols |= {"deals_won": np.int64, "share": float}
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in cols.items()})
     g["share"] = g["bookings"] / g["territory_id"].map(total).where(lambda s: s > 0)
     names = (
         accounts.set_index(accounts["account_id"].astype("str"))["account_name"].astype("str")

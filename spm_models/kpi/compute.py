@@ -42,7 +42,8 @@ def compute_kpis(
     kpis : iterable of str, optional
         KPI names from :data:`~spm_models.kpi.KPI_CATALOG`, reported in that order. Default:
         every KPI whose tables are present (so a source without targets gets no quota,
-        attainment or coverage, and one without activities no activity volume).
+        attainment or coverage, and one without activities no activity volume), and margin KPIs
+        only when the data hold a cost or margin (margin objectives: targets on margin).
     start, end : date-like, optional
         First and last day to report (whole periods). Default: from the first close date of
         a won or lost deal or the first activity, whichever is earlier, to the last date in
@@ -75,7 +76,11 @@ def compute_kpis(
     if "agents" not in tables:
         raise DataError("the agents table is missing; KPIs are reported per agent and territory, so it is required")
     if kpis is None:
-        names = [n for n, spec in KPI_CATALOG.items() if all(t in tables for t in spec.tables)]
+        names = [
+            n
+            for n, spec in KPI_CATALOG.items()
+            if all(t in tables for t in spec.tables) and (spec.holds is None or spec.holds(tables))
+        ]
     else:
         names = [kpis] if isinstance(kpis, str) else list(dict.fromkeys(kpis))
         unknown = [n for n in names if n not in KPI_CATALOG]

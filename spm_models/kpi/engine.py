@@ -42,14 +42,14 @@ _COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "agents": (("agent_id", "territory_id"), ("hire_date", "leave_date")),
     "opportunities": (
         ("opportunity_id", "agent_id", "created_date", "outcome"),
-        ("account_id", "stage", "close_date", "amount"),
+        ("account_id", "stage", "close_date", "amount", "cost", "margin"),
     ),
-    "targets": (("period_start", "period_end", "quota"), ("agent_id", "territory_id")),
+    "targets": (("period_start", "period_end", "quota"), ("agent_id", "territory_id", "metric")),
     "activities": (("agent_id", "date", "activity_type", "count"), ()),
     "stage_history": (("opportunity_id", "stage"), ("entered_date",)),
 }
 _DATES = {"hire_date", "leave_date", "created_date", "close_date", "period_start", "period_end", "date", "entered_date"}
-_NUMBERS = {"amount", "quota", "count"}
+_NUMBERS = {"amount", "quota", "count", "cost", "margin"}
 OUTCOME_OPEN, OUTCOME_WON, OUTCOME_LOST = 0, 1, 2
 _VALIDATE_FIRST = "run the data through spm_models.data.validation.validate first"
 
@@ -88,6 +88,7 @@ class Opportunities:
     outcome: np.ndarray
     stage: np.ndarray  # index into PIPELINE_STAGES, -1 when unknown
     amount: np.ndarray  # NaN -> 0
+    margin: np.ndarray  # margin, else amount - cost; NaN where neither is known
     created_p: np.ndarray
     closed_p: np.ndarray
 
@@ -417,6 +418,10 @@ def _prepare_opportunities(engine: KpiEngine) -> Opportunities:
     closed = days(o, "close_date")
     closed[(outcome != OUTCOME_WON) & (outcome != OUTCOME_LOST)] = np.datetime64("NaT")
     amount = np.nan_to_num(o["amount"].to_numpy(dtype=float), nan=0.0) if "amount" in o else np.zeros(n)
+    margin = o["margin"].to_numpy(dtype=float) if "margin" in o else np.full(n, np.nan)
+    if "cost" in o:
+        raw = o["amount"].to_numpy(dtype=float) if "amount" in o else np.full(n, np.nan)
+        margin = np.where(np.isnan(margin), raw - o["cost"].to_numpy(dtype=float), margin)
     account = o["account_id"] if "account_id" in o else pd.Series(np.full(n, np.nan), dtype="str")
     return Opportunities(
         ids=o["opportunity_id"].to_numpy(dtype=object),
@@ -427,6 +432,7 @@ def _prepare_opportunities(engine: KpiEngine) -> Opportunities:
         outcome=outcome,
         stage=stage,
         amount=amount,
+        margin=margin,
         created_p=grid.period_codes(created),
         closed_p=grid.period_codes(closed),
     )

@@ -11,6 +11,7 @@ from spm_models.models.base import ForecastModel, LastValue, check_is_fitted, cl
 from spm_models.models.baselines import CalendarBaseline, Mean, Naive, SeasonalNaive
 from spm_models.models.forecast import DEFAULT_QUANTILES, Forecast, concat_forecasts, quantile_column
 from spm_models.models.hierarchical.model import HierarchicalBayes
+from spm_models.models.month_of_quarter import MonthOfQuarterMean
 from spm_models.models.panel import build_panel, check_frame
 from spm_models.models.pipeline_aware import PipelineAware, new_deal_share
 from spm_models.models.prophet_model import ProphetForecaster
@@ -33,6 +34,7 @@ __all__ = [
     "SeasonalNaive",
     "Mean",
     "CalendarBaseline",
+    "MonthOfQuarterMean",
     "ProphetForecaster",
     "HierarchicalBayes",
     "PipelineAware",

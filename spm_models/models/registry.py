@@ -19,6 +19,7 @@ from spm_models.exceptions import ConfigError
 from spm_models.models.base import ForecastModel
 from spm_models.models.baselines import CalendarBaseline, Mean, Naive, SeasonalNaive
 from spm_models.models.hierarchical.model import HierarchicalBayes
+from spm_models.models.month_of_quarter import MonthOfQuarterMean
 from spm_models.models.pipeline_aware import PipelineAware
 from spm_models.models.prophet_model import ProphetForecaster
 
@@ -35,7 +36,16 @@ __all__ = [
 #: Model name -> class. Register a new model here: the contract suite then runs on it.
 REGISTRY: dict[str, type[ForecastModel]] = {
     cls.__name__: cls
-    for cls in (Naive, SeasonalNaive, Mean, CalendarBaseline, ProphetForecaster, HierarchicalBayes, PipelineAware)
+    for cls in (
+        Naive,
+        SeasonalNaive,
+        Mean,
+        MonthOfQuarterMean,
+        CalendarBaseline,
+        ProphetForecaster,
+        HierarchicalBayes,
+        PipelineAware,
+    )
 }
 #: Names models are also known by (the name shown in forecasts, and short forms).
 ALIASES: dict[str, str] = {

@@ -36,12 +36,7 @@ from spm_models.evaluation.quota.probability import (
 )
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.kpi import compute_kpis
-from spm_models.kpi.grid import COMPANY
-from spm_models.models.aggregate import aggregate_draws
-from spm_models.models.base import ForecastModel, fit_tables_of
 from spm_models.models.forecast import Forecast
-from spm_models.models.registry import make_model, model_class
-from spm_models.review.settings import ReviewConfig
 
 __all__ = [
     "ReviewCalendar",
@@ -52,9 +47,6 @@ __all__ = [
     "as_of_dataset",
     "review_agents",
     "weekly_history",
-    "review_model",
-    "fit_agent_forecast",
-    "hierarchy_forecasts",
     "quarter_outlook",
     "final_bookings_draws",
     "cumulative_fan",
@@ -94,6 +86,12 @@ class ReviewCalendar:
     def review_quarter_label(self) -> str:
         """Label of the quarter holding the reviewed month."""
         return self.calendar.quarter_label(self.quarter)
+
+    @property
+    def quarter_closed(self) -> bool:
+        """Whether the review month ends its quarter: the review then settles that quarter and
+        forecasts the next one, and never shows the two in one row."""
+        return bool(self.forecast_quarter != self.quarter)
 
     @property
     def weeks_left(self) -> float:
@@ -237,47 +235,6 @@ def weekly_history(dataset: Dataset, agent_ids: Any, *, end: Any) -> pd.DataFram
     out = grid.merge(y, on=["unique_id", "ds"], how="left").fillna({"y": 0.0})
     out["unique_id"] = out["unique_id"].astype("str")
     return out.reset_index(drop=True)
-
-
-def review_model(config: ReviewConfig, calendar: Calendar = DEFAULT_CALENDAR) -> ForecastModel:
-    """The configured model, unfitted: ``model_params`` plus the run's seed, weekly frequency and
-    (for models with quarter-end effects) fiscal year start (:func:`~spm_models.models.make_model`)."""
-    params = {"random_state": config.seed, "freq": "W-MON", **dict(config.model_params)}
-    if "fiscal_year_start" in model_class(config.model)._get_param_names():
-        params.setdefault("fiscal_year_start", calendar.fiscal_year_start)
-    return make_model(config.model, **params)
-
-
-def fit_agent_forecast(
-    history: pd.DataFrame,
-    config: ReviewConfig,
-    *,
-    h: int,
-    dataset: Dataset | None = None,
-    calendar: Calendar = DEFAULT_CALENDAR,
-):
-    """Fit the configured model once on all agents and forecast ``h`` weeks.
-
-    ``dataset`` (the data as of the review date) supplies the tables a model reads at fit
-    (:attr:`~spm_models.models.base.ForecastModel.fit_tables`, e.g. the open deals).
-
-    Returns
-    -------
-    (model, Forecast)
-    """
-    model = review_model(config, calendar)
-    model.fit(history, **fit_tables_of(model, dataset))
-    return model, model.predict(h, n_draws=config.n_draws, quantiles=FAN_QUANTILES)
-
-
-def hierarchy_forecasts(agent_fc: Forecast, agents: pd.DataFrame) -> dict[str, Forecast]:
-    """Agent forecast plus territory and company forecasts as sums of agent draws."""
-    a = agents.set_index(agents["agent_id"].astype("str"))["territory_id"].astype("str")
-    return {
-        "agent": agent_fc,
-        "territory": aggregate_draws(agent_fc, a, quantiles=FAN_QUANTILES),
-        "company": aggregate_draws(agent_fc, pd.Series(COMPANY, index=a.index), quantiles=FAN_QUANTILES),
-    }
 
 
 def final_bookings_draws(forecast: Forecast, closed: pd.Series, calendar: ReviewCalendar) -> np.ndarray:

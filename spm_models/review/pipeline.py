@@ -85,12 +85,14 @@ def _sha(path: Path) -> str:
 def plan_reports(
     tables: dict, artifacts_dir: Path, *, agents: Sequence[str] | None = None, territories: Sequence[str] | None = None
 ) -> list[ReportTask]:
-    """One task per agent and territory of the run, plus the monthly review.
+    """One task per agent (people only) and territory of the run, plus the monthly review.
 
     With ``agents`` and/or ``territories`` only those subjects' reports are planned (no
     monthly review). Unknown ids are a ConfigError naming them.
     """
     a, t = tables["agents"], tables["territories"]
+    if "is_person" in a:  # owners that are not people (unassigned, house accounts) get no report
+        a = a[a["is_person"].astype(bool)]
     subset = agents is not None or territories is not None
     problems = []
     if agents is not None:
@@ -493,9 +495,12 @@ def _manifest(month: str, info: dict, reports: list[dict], executed: list[Report
         "calendar": info["calendar"],
         "review_quarter": info["review_quarter_label"],
         "forecast_quarter": info["quarter_label"],
+        "quarter_closed": bool(info.get("quarter_closed", False)),
         "settings": info["settings"],
         "model": info["model"],
+        "model_choice": info.get("model_choice"),
         "quota_recalibration": info.get("quota_recalibration") if info.get("has_quota") else None,
+        "data": info.get("data", {}),
         "artifacts": "artifacts",
         "artifacts_reused": bool(info.get("reused")),
         "summary": {

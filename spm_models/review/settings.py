@@ -4,23 +4,24 @@ Defaults work out of the box; a TOML file (``spm review --config review.toml``) 
 them::
 
     currency = "EUR"
-    model = "CalendarBaseline"          # any registered model (spm_models.models.registry) by name
+    model = "CalendarBaseline"          # "auto" (default): chosen per level by a backtest on the data
     n_draws = 1000
     seed = 0
     min_peers = 5
-    recalibrate = true                  # adjust agents' P(quota) by past quarters (below)
+    recalibrate = true                  # check P(quota) against past quarters
     kernels = "auto"                    # report kernels: "auto", "fork" or "plain"
 
-    [model_params]
+    [model_params]                      # the named model's own parameters (`spm models` lists them)
     window = 26
 
-    [commission]
+    [commission]                        # without it the reports have no commission section
     name = "FY25 plan"
     tiers = [[0.0, 0.05], [1.0, 0.08], [1.5, 0.10]]   # [from attainment, marginal rate]
     cap_attainment = 2.0
     no_quota_rate = 0.05
 
-Unknown keys are errors, so a misspelt setting is never silently ignored.
+Unknown keys are errors, so a misspelt setting is never silently ignored. A commission plan is
+shown only when one is configured: a plan nobody set up is not a plan anyone is paid by.
 """
 
 from __future__ import annotations
@@ -36,11 +37,22 @@ from spm_models.calendar import Calendar
 from spm_models.config import read_toml
 from spm_models.data.dataset import Dataset
 from spm_models.exceptions import ConfigError
-from spm_models.insights.commission import DEFAULT_PLAN, CommissionPlan, plan_from_mapping
-from spm_models.models.registry import check_model_params
+from spm_models.insights.commission import CommissionPlan, plan_from_mapping
+from spm_models.models.registry import check_model_params, model_class
 from spm_models.review.kernels.mode import KERNEL_MODES
 
-__all__ = ["ReviewConfig", "load_config"]
+__all__ = ["ReviewConfig", "load_config", "AUTO", "AUTO_CANDIDATES"]
+
+#: ``model = "auto"``: choose the model per level by a backtest on the organisation's own data.
+AUTO = "auto"
+#: What ``auto`` compares, simplest first (the order breaks near-ties).
+AUTO_CANDIDATES: tuple[str, ...] = (
+    "MonthOfQuarterMean",
+    "CalendarBaseline",
+    "PipelineAware",
+    "HierarchicalBayes",
+    "ProphetForecaster",
+)
 
 
 @dataclass(frozen=True)
@@ -50,18 +62,28 @@ class ReviewConfig:
     Attributes
     ----------
     model : str
-        Forecasting model fitted at agent level (name of a class in
-        :data:`spm_models.models.registry.REGISTRY`); territory and company forecasts are the sums of
-        the agents' draws (:func:`spm_models.models.aggregate.aggregate_draws`).
+        ``"auto"`` (choose per level by a backtest on the data: :mod:`spm_models.review.forecasting`)
+        or the name of a registered model (:data:`spm_models.models.registry.REGISTRY`, ``spm
+        models``) used at every level. Territory and company forecasts are always sums of agent
+        draws (:func:`spm_models.models.aggregate.aggregate_draws`).
     model_params : dict
-        Keyword parameters of the model.
+        Keyword parameters of a named model (not with ``auto``).
+    auto_candidates : tuple of str
+        Registered models ``auto`` compares, simplest first.
+    auto_origins : int
+        Backtest origins of the comparison.
+    auto_budget_seconds : float
+        Time the comparison may take; a candidate that would not finish in it is left out.
     n_draws : int
         Predictive draws per agent and week.
     seed : int
         Random seed of the model.
     currency : str
-        Label of money amounts.
-    commission : CommissionPlan
+        Label of money amounts (bookings counted in deals are labelled "deals" instead, see
+        :func:`spm_models.present.format.bookings_label`).
+    commission : CommissionPlan or None
+        The commission plan reports estimate payouts under; ``None`` (the default): none is
+        configured, and reports have no commission section.
     min_peers : int
         Smallest peer group shown (see :mod:`spm_models.insights.scorecard`).
     trend_months, funnel_months, history_months : int
@@ -89,12 +111,15 @@ class ReviewConfig:
         :meth:`key`: changing it refits nothing and re-runs no report.
     """
 
-    model: str = "CalendarBaseline"
+    model: str = AUTO
     model_params: Mapping[str, Any] = field(default_factory=dict)
+    auto_candidates: tuple[str, ...] = AUTO_CANDIDATES
+    auto_origins: int = 4
+    auto_budget_seconds: float = 30.0
     n_draws: int = 1000
     seed: int = 0
     currency: str = "USD"
-    commission: CommissionPlan = DEFAULT_PLAN
+    commission: CommissionPlan | None = None
     min_peers: int = 5
     trend_months: int = 12
     funnel_months: int = 12
@@ -118,6 +143,7 @@ class ReviewConfig:
             "recalibration_draws",
             "recalibration_min_rows",
             "recalibration_quarters",
+            "auto_origins",
         ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -145,7 +171,22 @@ class ReviewConfig:
             raise ConfigError("invalid review settings: " + "; ".join(problems))
         if not isinstance(self.model_params, Mapping):
             raise ConfigError(f"model_params must be a table of the model's parameters, got {self.model_params!r}")
-        check_model_params(self.model, self.model_params)
+        if self.model == AUTO:
+            if self.model_params:
+                raise ConfigError(
+                    'model_params set the parameters of one named model; with model = "auto" the review '
+                    "chooses the model itself. Name a model (spm models lists them) or remove model_params."
+                )
+        else:
+            check_model_params(self.model, self.model_params)
+        object.__setattr__(self, "auto_candidates", tuple(self.auto_candidates))
+        for name in self.auto_candidates:
+            model_class(name)
+        if not self.auto_candidates:
+            raise ConfigError("auto_candidates must name at least one model")
+        b = self.auto_budget_seconds
+        if isinstance(b, bool) or not isinstance(b, (int, float)) or b <= 0:
+            raise ConfigError(f"auto_budget_seconds must be a positive number of seconds, got {b!r}")
 
     def calendar_for(self, dataset: Dataset) -> Calendar:
         """The review's calendar: ``fiscal_year_start`` when set, else the dataset's."""

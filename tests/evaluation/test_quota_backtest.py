@@ -11,7 +11,7 @@ from spm_models.evaluation.quota.backtest import (
     backtest_quota_probabilities,
     quarter_offset_weeks,
 )
-from spm_models.evaluation.quota.calibration import rolling_recalibration
+from spm_models.evaluation.quota.calibration import rolling_calibration
 from spm_models.evaluation.quota.probability import calibration_summary, reliability_table
 from spm_models.exceptions import ConfigError
 from spm_models.models import CalendarBaseline
@@ -52,8 +52,25 @@ def test_model_backtest_scores_agents_with_history_only(small_org):
     frame = agent_bookings_frame(small_org.dataset)
     first_week = frame.groupby("unique_id")["ds"].min()
     o = bt["origin"].min()
-    scored = bt.loc[bt["origin"] == o, "agent_id"]
+    scored = bt.loc[bt["origin"] == o, "entity_id"]
     assert ((o - first_week[scored]).dt.days >= 26 * 7 - 7).all()
+
+
+def test_territory_rows_sum_their_agents_draw_by_draw(small_org):
+    kw = dict(model=CalendarBaseline(), n_draws=200, min_history_weeks=26, first_quarter="2023-07-01")
+    bt = backtest_quota_probabilities(small_org.dataset, levels=("agent", "territory"), offsets_weeks=(4,), **kw)
+    agents, terr = bt[bt["level"] == "agent"], bt[bt["level"] == "territory"]
+    assert len(terr) and set(terr["entity_id"]) <= set(small_org.dataset.tables["agents"]["territory_id"].astype(str))
+    where = small_org.dataset.tables["agents"].set_index("agent_id")["territory_id"].astype(str)
+    by = agents.assign(territory=agents["entity_id"].map(where)).groupby(["period_start", "territory"])
+    sums = by[["quota", "closed_to_date", "realised_remaining", "expected_remaining"]].sum()
+    t = terr.set_index(["period_start", "entity_id"])[sums.columns]
+    pd.testing.assert_frame_equal(t.loc[sums.index].set_axis(sums.columns, axis=1), sums, check_names=False, rtol=1e-9)
+    # a territory's hit is its own total against its own quota, not a count of agents who hit
+    total = t["closed_to_date"] + t["realised_remaining"]
+    assert (terr.set_index(["period_start", "entity_id"])["hit"] == (total >= t["quota"])).all()
+    # the territory keeps the order statistics of its summed draws, for the calibration
+    assert terr["remaining_points"].map(len).eq(100).all()
 
 
 def test_model_must_be_a_forecast_model(small_org):
@@ -131,15 +148,15 @@ def test_recalibrated_hierarchical_p_quota_is_calibrated():
     groups = t["agents"].set_index("agent_id")["territory_id"].astype(str).to_dict()
     model = PipelineAware(model=HierarchicalBayes(method="advi", groups=groups))
     bt = backtest_quota_probabilities(org.dataset, model=model, n_draws=400, first_quarter="2023-07-01")
-    out = rolling_recalibration(bt)
-    scored = out[out["p_recalibrated"].notna()]
+    out = rolling_calibration(bt)
+    scored = out[out["p_calibrated"].notna()]
     assert len(scored) > 3000
-    table = reliability_table(scored["p_recalibrated"], scored["hit"], bins=10, min_count=30)
+    table = reliability_table(scored["p_calibrated"], scored["hit"], bins=10, min_count=30)
     checked = table[table["enough"]]
     assert len(checked) >= 8
     assert (checked["abs_gap"] <= 0.1).all(), table
     hit = scored["hit"].to_numpy(float)
-    brier_recal = calibration_summary(scored["p_recalibrated"], hit)["brier"]
+    brier_recal = calibration_summary(scored["p_calibrated"], hit)["brier"]
     brier_raw = calibration_summary(scored["p_quota"], hit)["brier"]
     brier_base = float(np.mean((hit.mean() - hit) ** 2))
     assert brier_recal < brier_raw and brier_recal < brier_base

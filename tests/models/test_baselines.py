@@ -410,3 +410,22 @@ def test_standardized_residuals_widen_short_history_company_sums_towards_nominal
 def test_standardize_residuals_must_be_a_boolean():
     with pytest.raises(ConfigError, match="standardize_residuals"):
         CalendarBaseline(standardize_residuals="yes").fit(_one(np.ones(30)))
+
+
+def test_draws_are_balanced_so_the_point_forecast_has_no_monte_carlo_noise():
+    """Every past period is used as often as the draws allow, per step: the mean of 500 draws is
+    the mean of the residuals however heavy their tail, and each draw is still uniform."""
+    from spm_models.models.bootstrap import balanced_indices, bootstrap, joint_bootstrap
+
+    rng = np.random.default_rng(0)
+    idx = balanced_indices(np.array([[[7]], [[40]]]), (2, 3, 500), rng)
+    for row, k in ((0, 7), (1, 40)):
+        counts = np.stack([np.bincount(idx[row, step], minlength=k) for step in range(3)])
+        assert counts.max() - counts.min() <= 1 and counts.sum(axis=1).tolist() == [500] * 3
+    assert not (idx[0, 0] == idx[0, 1]).all()  # steps are shuffled separately
+    pool = np.vstack([rng.pareto(1.5, 40), rng.pareto(1.5, 40)])  # heavy tails: iid means would wander
+    for draws in (
+        bootstrap(pool, np.array([40, 40]), (4, 400), rng),
+        joint_bootstrap(pool, np.array([40, 40]), np.array([0, 0]), (4, 400), rng),
+    ):
+        np.testing.assert_allclose(draws.mean(axis=2), np.repeat(pool.mean(axis=1)[:, None], 4, axis=1), rtol=1e-12)

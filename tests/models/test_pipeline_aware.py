@@ -135,24 +135,24 @@ def test_pipeline_aware_p_quota_is_sharper_and_calibrated():
     (lower Brier score) than bookings history alone, and once recalibrated on the quarters that
     had ended by each origin every bin of at least 30 agent-quarters is within 0.1 of the diagonal."""
     from spm_models.evaluation.quota.backtest import backtest_quota_probabilities
-    from spm_models.evaluation.quota.calibration import rolling_recalibration
+    from spm_models.evaluation.quota.calibration import rolling_calibration
     from spm_models.evaluation.quota.probability import calibration_summary, reliability_table
 
     big = generate_organisation(200, years=3, seed=3)
     kw = dict(n_draws=400, first_quarter="2023-07-01")
-    plain = rolling_recalibration(backtest_quota_probabilities(big.dataset, model=CalendarBaseline(), **kw))
-    aware = rolling_recalibration(
+    plain = rolling_calibration(backtest_quota_probabilities(big.dataset, model=CalendarBaseline(), **kw))
+    aware = rolling_calibration(
         backtest_quota_probabilities(
             big.dataset,
             model=PipelineAware(model=CalendarBaseline()),
             **kw,
         )
     )
-    scored = aware[aware["p_recalibrated"].notna()]
-    table = reliability_table(scored["p_recalibrated"], scored["hit"], bins=10, min_count=30)
+    scored = aware[aware["p_calibrated"].notna()]
+    table = reliability_table(scored["p_calibrated"], scored["hit"], bins=10, min_count=30)
     assert table["enough"].sum() >= 8
     assert (table.loc[table["enough"], "abs_gap"] <= 0.1).all(), table
     brier = lambda f, col: calibration_summary(f[col], f["hit"].astype(float))["brier"]  # noqa: E731
-    p_scored = plain[plain["p_recalibrated"].notna()]
+    p_scored = plain[plain["p_calibrated"].notna()]
     assert brier(scored, "p_quota") < brier(p_scored, "p_quota") - 0.02
-    assert brier(scored, "p_recalibrated") < brier(p_scored, "p_recalibrated") - 0.02
+    assert brier(scored, "p_calibrated") < brier(p_scored, "p_calibrated") - 0.02

@@ -24,8 +24,10 @@ import pytest
 
 from spm_models.data.dataset import Dataset
 from spm_models.data.validation import validate
+from spm_models.insights.commission import DEFAULT_PLAN
 from spm_models.review import run_review
 from spm_models.review.outlook import data_last_day
+from spm_models.review.settings import ReviewConfig
 from spm_models.synthetic.generator import generate_organisation
 
 HOSTILE_NAMES = {
@@ -37,6 +39,8 @@ HOSTILE_NAMES = {
 HOSTILE_ID = ("A0005", "../x/<b>5</b>")
 TERRITORY_NAME = '<i>North</i> & "South"'
 DATA_URI = re.compile(r"data:image/[a-z+]+;base64,[A-Za-z0-9+/=]+")
+#: A commission plan is shown only when configured; this review configures one to check that section.
+PLAN = ReviewConfig(commission=DEFAULT_PLAN)
 
 
 def hostile_org(n_agents: int = 6, seed: int = 11) -> Dataset:
@@ -92,6 +96,7 @@ def review(tmp_path_factory):
         progress=False,
         log=open(root / "progress.log", "w"),
         today=data_last_day(ds) + pd.Timedelta(days=1),
+        config=PLAN,
     )
     done.write_text(str(result.run_folder))
     return root, ds, _Run(result.run_folder)
@@ -140,19 +145,32 @@ def test_agent_reports_have_every_section(review):
             "Bookings and activity trends",
             "Funnel",
             "Leading indicators",
-            "Forecast for the rest of the quarter",
-            "Chance of reaching quota",
+            "Forecast of the quarter",
+            f"Chance of reaching the {result.manifest['forecast_quarter']} quota",
             "Last month",
             "Commission estimate",
             "Coaching points",
         ):
             assert section in text, (entry["id"], section)
         assert re.search(
-            r"Chance of reaching quota is (adjusted by how past forecasts|the model(&#x27;|')s own figure)", text
+            r"(Chances of reaching quota are checked against past quarters|These chances are the model(&#x27;|')s own)",
+            text,
         ), entry["id"]
+        assert "Not shown:" not in text  # this organisation has quotas, stages, accounts and a plan
         coaching = re.search(r"Coaching points.*?<ol class=\"spm-list\">(.*?)</ol>", text, re.S)
         assert coaching and 2 <= coaching.group(1).count("<li>") <= 4
         assert "USD" in text
+        assert "Leads bookings by" in text  # the lag of each indicator, or "not found to lead"
+
+
+def test_the_monthly_review_has_a_leading_indicators_section(review):
+    _, _, result = review
+    entry = next(e for e in result.manifest["reports"] if e["kind"] == "monthly")
+    text = _text((result.run_folder / entry["output"]).read_text(encoding="utf-8"))
+    section = text[text.index("Leading indicators") : text.index("Provenance")]
+    # the indicators found, or the plain statement that none passed, then why each other candidate is not listed
+    assert "What that implies for the next weeks" in section or "No leading indicator of bookings passed" in section
+    assert "Also tested" in section and section.count("<li>") >= 3
 
 
 def test_hostile_names_are_escaped_and_files_stay_inside(review):
@@ -174,7 +192,8 @@ def test_hostile_names_are_escaped_and_files_stay_inside(review):
     assert escape(HOSTILE_ID[1]) in pages[f"agent:{HOSTILE_ID[1]}"]
     index = (run / "index.html").read_text(encoding="utf-8")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in index and "<script>" not in index
-    assert re.search(r"Agents(&#x27;|')? chance of reaching quota is", index)  # what the index's P(quota) column means
+    # what the index's P(quota) column means
+    assert re.search(r"(Chances of reaching quota are checked|These chances are the model(&#x27;|')s own)", index)
     assert escape(TERRITORY_NAME) in index
 
 
@@ -212,7 +231,12 @@ def test_rerun_is_idempotent(review, tmp_path):
     root, ds, result = review
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in result.run_folder.rglob("*.html")}
     again = run_review(
-        dataset=ds, out=root / "reports", workers=2, progress=False, log=open(tmp_path / "progress2.log", "w")
+        dataset=ds,
+        out=root / "reports",
+        workers=2,
+        progress=False,
+        log=open(tmp_path / "progress2.log", "w"),
+        config=PLAN,
     )
     assert again.exit_code == 0 and again.executed == [] and again.manifest["artifacts_reused"]
     assert again.manifest["summary"]["reused"] == again.manifest["summary"]["total"]

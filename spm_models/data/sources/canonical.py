@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from spm_models.data.csvio import read_text_table
-from spm_models.data.dataset import Dataset, SourceRef
+from spm_models.data.dataset import Dataset, SourceRef, significant_columns
 from spm_models.data.files import confine
 from spm_models.data.schemas import TABLE_ORDER, TABLES
 from spm_models.exceptions import DataValidationError, Problem
@@ -26,7 +26,9 @@ def write_canonical_folder(dataset: Dataset, folder: str | Path) -> list[Path]:
     """Write every table of ``dataset`` as ``folder/<table>.csv`` (ISO dates, UTF-8).
 
     Returns the paths written, in load order. Files are written to a temporary name and
-    renamed, so a crash never leaves a half-written table behind.
+    renamed, so a crash never leaves a half-written table behind. Columns added to the contract
+    after its first version are written only when they hold something
+    (:func:`~spm_models.data.dataset.significant_columns`).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -35,9 +37,10 @@ def write_canonical_folder(dataset: Dataset, folder: str | Path) -> list[Path]:
         if name not in dataset.tables:
             continue
         spec = TABLES[name]
-        frame = dataset.tables[name].loc[:, spec.column_names].copy()
+        frame = dataset.tables[name]
+        frame = frame.loc[:, significant_columns(name, frame)].copy()
         for col in spec.columns:
-            if col.kind == "date":
+            if col.kind == "date" and col.name in frame:
                 frame[col.name] = pd.to_datetime(frame[col.name]).dt.strftime("%Y-%m-%d")
         path = folder / f"{name}.csv"
         tmp = path.with_suffix(".csv.tmp")
@@ -177,7 +180,8 @@ def _read_tables(
         except DataValidationError as exc:
             problems.extend(exc.problems)
             continue
-        missing = [c for c in spec.column_names if c not in frame.columns]
+        # columns added after the first contract version may be left out (they are then empty)
+        missing = [c.name for c in spec.columns if c.since == 1 and c.name not in frame.columns]
         for c in missing:
             problems.append(Problem(path.name, 1, c, None, f"required column '{c}' is missing from the header"))
         for c in frame.columns:
@@ -185,7 +189,7 @@ def _read_tables(
                 warnings.append(Problem(path.name, 1, c, None, f"column is not part of the {name} table; ignored"))
         if missing:
             continue
-        tables[name] = frame.loc[:, spec.column_names]
+        tables[name] = frame.loc[:, [c for c in spec.column_names if c in frame.columns]]
         refs[name] = SourceRef(file=path.name, rows=rows)
     if problems:
         raise DataValidationError(problems)

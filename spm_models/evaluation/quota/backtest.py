@@ -39,7 +39,8 @@ import pandas as pd
 from spm_models.calendar import DEFAULT_CALENDAR, Calendar, to_day
 from spm_models.data.dataset import Dataset
 from spm_models.evaluation.metrics import randomized_pit
-from spm_models.evaluation.quota.probability import attainment_distribution, bookings_draws
+from spm_models.evaluation.quota.calibration import N_POINTS
+from spm_models.evaluation.quota.probability import bookings_draws, chance_of_reaching, quota_for_period
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.indicators.series import bookings_series
 from spm_models.models.base import ForecastModel, clone, fit_tables_of
@@ -172,21 +173,6 @@ def _model_forecast(
     return fitted.predict(h, n_draws=n_draws)
 
 
-def _total_pit(
-    fc: Forecast,
-    closed: np.ndarray,
-    realised: np.ndarray,
-    start: pd.Timestamp,
-    end: pd.Timestamp,
-    seed: int,
-    day_count: str = "business",
-) -> np.ndarray:
-    """Randomised PIT (:func:`~spm_models.evaluation.metrics.randomized_pit`) of each realised period
-    total under the forecast's draws of it, ``closed + sum_k w_k y_k``."""
-    total = bookings_draws(fc, closed, period_start=start, period_end=end, day_count=day_count)
-    return randomized_pit(total, realised, seed=seed)
-
-
 def backtest_quota_probabilities(
     data: Data,
     *,
@@ -201,8 +187,9 @@ def backtest_quota_probabilities(
     data_end: Any = None,
     day_count: str = "business",
     calendar: Calendar | None = None,
+    levels: Sequence[str] = ("agent",),
 ) -> pd.DataFrame:
-    """P(quota) per agent-quarter at several points of each past quarter (module docstring).
+    """P(quota) per agent-quarter (and territory-quarter) at several points of each past quarter.
 
     Parameters
     ----------
@@ -241,15 +228,22 @@ def backtest_quota_probabilities(
         probabilities the backtest stands for.
     calendar : Calendar, optional
         The (fiscal) quarters scored; default the dataset's, else the calendar year.
+    levels : sequence of {"agent", "territory"}
+        Levels scored. A territory's row sums its forecast agents: their draws (draw by draw,
+        keeping their co-movement), what they booked, their quotas and what they realised.
 
     Returns
     -------
     DataFrame
-        ``agent_id, period_start, period_end, origin, offset_weeks, quota, closed_to_date,
-        p_quota, expected_attainment, attainment, hit, pit``, one row per agent with a quota,
-        quarter and origin. ``pit`` is the randomised probability integral transform of the
-        realised quarter total under the forecast (uniform on [0, 1] for a calibrated
-        forecast; :func:`spm_models.evaluation.quota.calibration.recalibrate` learns from it).
+        ``level, entity_id, period_start, period_end, origin, offset_weeks, quota,
+        closed_to_date, p_quota, expected_attainment, attainment, hit, pit,
+        expected_remaining, realised_remaining, remaining_points``, one row per entity with a
+        quota, quarter and origin. ``pit`` is the randomised probability integral transform of
+        the realised quarter total under the forecast (uniform on [0, 1] for a calibrated
+        forecast); ``remaining_points`` keeps :data:`~spm_models.evaluation.quota.calibration.N_POINTS`
+        order statistics of the draws of what was still to book, so the calibration
+        (:mod:`spm_models.evaluation.quota.calibration`) can recompute the chance under a
+        common factor without the draws.
 
     Raises
     ------
@@ -265,8 +259,12 @@ def backtest_quota_probabilities(
         raise ConfigError(
             "give exactly one of model=... (a ForecastModel, refitted at every origin) and forecaster=..."
         )
+    bad = sorted(set(levels) - {"agent", "territory"})
+    if bad or not levels:
+        raise ConfigError(f"levels must be agent and/or territory, got {list(levels)!r}")
     t = _tables(data)
     opps, targets = t["opportunities"], t["targets"]
+    territory = t["agents"].assign(agent_id=t["agents"]["agent_id"].astype("str")).set_index("agent_id")["territory_id"]
     won = opps[opps["outcome"] == "won"]
     frame = agent_bookings_frame(data) if model is not None else None
     first_day, last_day = _data_span(data, frame, data_start, data_end)
@@ -288,20 +286,22 @@ def backtest_quota_probabilities(
             if fc is None:
                 continue
             closed = in_q[in_q["close_date"] <= origin].groupby("agent_id")["amount"].sum()
-            rows.append(
-                _origin_rows(
-                    fc,
-                    closed,
-                    final,
-                    targets,
-                    p_start,
-                    p_end,
-                    origin,
-                    off,
-                    day_count,
-                    int(np.random.SeedSequence([seed, i, j]).generate_state(1)[0]),
+            pit_seed = int(np.random.SeedSequence([seed, i, j]).generate_state(1)[0])
+            for level in levels:
+                rows.append(
+                    _origin_rows(
+                        fc,
+                        closed,
+                        final,
+                        targets,
+                        (p_start, p_end),
+                        origin,
+                        off,
+                        day_count,
+                        pit_seed,
+                        parent=territory.astype("str") if level == "territory" else None,
+                    )
                 )
-            )
     rows = [r for r in rows if len(r)]
     if not rows:
         raise DataError(
@@ -309,7 +309,7 @@ def backtest_quota_probabilities(
             "a backtest needs at least one past quarter with agent quotas"
         )
     out = pd.concat(rows, ignore_index=True)
-    out["agent_id"] = out["agent_id"].astype("str")
+    out["entity_id"] = out["entity_id"].astype("str")
     return out
 
 
@@ -318,32 +318,51 @@ def _origin_rows(
     closed: pd.Series,
     final: pd.Series,
     targets: pd.DataFrame,
-    p_start: pd.Timestamp,
-    p_end: pd.Timestamp,
+    period: tuple[pd.Timestamp, pd.Timestamp],
     origin: pd.Timestamp,
     off: int,
     day_count: str,
     pit_seed: int,
+    *,
+    parent: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """The backtest rows of one quarter and origin: agents with a quota only."""
-    dist = attainment_distribution(closed, fc, targets, period_start=p_start, period_end=p_end, day_count=day_count)
-    realised = final.reindex(pd.Index(dist["unique_id"], dtype="str")).fillna(0.0).to_numpy()
-    pit = _total_pit(fc, dist["closed_to_date"].to_numpy(), realised, p_start, p_end, pit_seed, day_count)
-    ok = (dist["quota"].notna() & (dist["quota"] > 0)).to_numpy()
-    dist, realised, pit = dist[ok], realised[ok], pit[ok]
+    """The backtest rows of one quarter and origin: agents (or, with ``parent``, the territories
+    of the forecast agents) with a quota only."""
+    p_start, p_end = period
+    uids = pd.Index(fc.unique_ids.astype(str), dtype="str")
+    rest = bookings_draws(fc, None, period_start=p_start, period_end=p_end, day_count=day_count)
+    quota = quota_for_period(targets, period_start=p_start, period_end=p_end).reindex(uids).to_numpy(dtype=float)
+    done = closed.reindex(uids).fillna(0.0).to_numpy(dtype=float)
+    real = final.reindex(uids).fillna(0.0).to_numpy(dtype=float)
+    level, ids = "agent", uids.to_numpy()
+    if parent is not None:
+        codes, names = pd.factorize(parent.reindex(uids).fillna("unassigned").astype("str"), sort=True)
+        rest = np.stack([rest[codes == k].sum(axis=0) for k in range(len(names))]) if len(names) else rest[:0]
+        quota, done, real = (
+            np.bincount(codes, weights=np.nan_to_num(v), minlength=len(names)) for v in (quota, done, real)
+        )
+        level, ids = "territory", np.asarray(names, dtype=object)
+    total = done[:, None] + rest
+    ok = np.isfinite(quota) & (quota > 0)
+    quota, done, real, rest, total, ids = quota[ok], done[ok], real[ok], rest[ok], total[ok], ids[ok]
+    points = np.quantile(rest, (np.arange(N_POINTS) + 0.5) / N_POINTS, axis=1).T if len(rest) else rest[:, :N_POINTS]
     return pd.DataFrame(
         {
-            "agent_id": dist["unique_id"].to_numpy(),
+            "level": level,
+            "entity_id": pd.array(ids.astype(str), dtype="str"),
             "period_start": p_start,
             "period_end": p_end,
             "origin": origin,
             "offset_weeks": off,
-            "quota": dist["quota"].to_numpy(),
-            "closed_to_date": dist["closed_to_date"].to_numpy(),
-            "p_quota": dist["p_quota"].to_numpy(),
-            "expected_attainment": dist["expected_attainment"].to_numpy(),
-            "attainment": realised / dist["quota"].to_numpy(),
-            "hit": realised >= dist["quota"].to_numpy(),
-            "pit": pit,
+            "quota": quota,
+            "closed_to_date": done,
+            "p_quota": chance_of_reaching(total, quota),
+            "expected_attainment": total.mean(axis=1) / quota,
+            "attainment": real / quota,
+            "hit": real >= quota,
+            "pit": randomized_pit(total, real, seed=pit_seed),
+            "expected_remaining": rest.mean(axis=1),
+            "realised_remaining": real - done,
+            "remaining_points": list(points),
         }
     )

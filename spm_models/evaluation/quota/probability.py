@@ -287,7 +287,8 @@ def attainment_distribution(
     -------
     DataFrame
         One row per forecast series: ``unique_id, quota, closed_to_date,
-        expected_remaining, expected_bookings, expected_attainment, p_quota`` (``P(A >= 1)``),
+        expected_remaining, expected_bookings`` (mean of ``B``), ``median_bookings``,
+        ``expected_attainment, p_quota`` (``P(A >= 1)``),
         ``attainment_q0.05 ...`` and ``expected_shortfall`` (``E[max(quota - B, 0)]``).
         Attainment columns are NaN where the quota is missing or 0.
 
@@ -337,6 +338,7 @@ def attainment_distribution(
             "closed_to_date": closed,
             "expected_remaining": rest.mean(axis=1),
             "expected_bookings": total.mean(axis=1),
+            "median_bookings": np.median(total, axis=1) if total.shape[1] else np.full(len(uids), np.nan),
             "expected_attainment": att.mean(axis=1),
             "p_quota": p_quota,
         }

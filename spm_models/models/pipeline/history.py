@@ -81,7 +81,10 @@ class Deals:
 
 
 def read_deals(opportunities: pd.DataFrame, *, as_of_day: np.datetime64, unit: str, table: str) -> Deals:
-    """The deals known at ``as_of_day``, rewound: later closes are treated as still open."""
+    """The deals known at ``as_of_day``, rewound: later closes are treated as still open.
+
+    Deals lost without a close date are left out: the model learns when deals close.
+    """
     missing = [c for c in _NEEDED if c not in opportunities.columns]
     if missing:
         raise DataValidationError(
@@ -103,15 +106,16 @@ def read_deals(opportunities: pd.DataFrame, *, as_of_day: np.datetime64, unit: s
                 table, None, "created_date", None, f"{int(np.isnat(created).sum())} opportunities have no created_date"
             )
         )
-    no_close = np.isin(code, (WON, LOST)) & np.isnat(close)
+    no_close = (code == WON) & np.isnat(close)
     for v in ids[no_close].unique()[:5]:
-        problems.append(Problem(table, None, "close_date", str(v), "a won or lost opportunity needs a close_date"))
+        problems.append(Problem(table, None, "close_date", str(v), "a won opportunity needs a close_date"))
     amount = pd.to_numeric(opportunities["amount"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     if (amount < 0).any():
         problems.append(Problem(table, None, "amount", None, "amount must be zero or more"))
     if problems:
         raise DataValidationError(problems)
-    known = created <= as_of_day
+    # a deal lost at an unknown time says nothing about when deals close: it is left out
+    known = (created <= as_of_day) & ~((code == LOST) & np.isnat(close))
     code = code.astype(np.int64)
     closed = known & np.isin(code, (WON, LOST)) & (close <= as_of_day)
     k = np.flatnonzero(known)
@@ -181,7 +185,8 @@ def open_at(opportunities: pd.DataFrame, as_of: Any) -> pd.Series:
 
     Open means created on or before ``as_of`` and not won or lost by then:
     ``created_date <= as_of`` and not (``outcome`` in won/lost and ``close_date <= as_of``).
-    An open deal with a planned close date in the past is still open.
+    An open deal with a planned close date in the past is still open; a deal lost at an
+    unknown time (no close date) is never open.
     """
     day = np.datetime64(pd.Timestamp(as_of).date(), "D")
     created = pd.to_datetime(opportunities["created_date"]).to_numpy().astype("datetime64[D]")
@@ -190,5 +195,5 @@ def open_at(opportunities: pd.DataFrame, as_of: Any) -> pd.Series:
         is_closed = opportunities["outcome"].astype("str").str.strip().str.lower().isin(["won", "lost"]).to_numpy()
     else:
         is_closed = ~np.isnat(close)
-    closed_by = is_closed & ~np.isnat(close) & (close <= day)
+    closed_by = is_closed & (np.isnat(close) | (close <= day))
     return pd.Series(~np.isnat(created) & (created <= day) & ~closed_by, index=opportunities.index)
