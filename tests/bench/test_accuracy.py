@@ -132,3 +132,37 @@ def test_hb_fit_time_table_refits_nuts_with_the_compiled_model(acc):
     recent = table[table["history"] == "last 20 weeks"].iloc[0]
     assert np.isfinite(recent["refit_wall_s"])  # NaN when the second fit compiled again
     assert table[table["history"] == "full history"]["refit_wall_s"].isna().all()
+
+
+def test_auto_verdict_allows_summation_order_but_not_a_worse_score(acc):
+    import pandas as pd
+
+    def table(auto_crps):
+        rows = [
+            dict(
+                dataset="d",
+                h=4,
+                level="company",
+                model=acc.LABELS["auto"],
+                approach="bottom-up",
+                mase=0.5,
+                scaled_crps=auto_crps,
+                coverage_80=0.8,
+                picks="MonthOfQuarterMean x6",
+            ),
+            dict(
+                dataset="d",
+                h=4,
+                level="company",
+                model=acc.BASELINE,
+                approach="direct",
+                mase=0.5,
+                scaled_crps=0.4840051317589034,
+                coverage_80=0.8,
+                picks="",
+            ),
+        ]
+        return pd.DataFrame(rows)
+
+    assert ": ok:" in acc.auto_verdicts(table(0.4840051317589035))  # the same draws summed in another order
+    assert "NOT MET" in acc.auto_verdicts(table(0.4841))
