@@ -81,9 +81,25 @@ def test_each_origin_trains_on_data_up_to_it_only():
     assert [str(d.date()) for d in _Spy.seen] == choice.origins
 
 
+class _Clock:
+    """A stand-in for ``time`` in the selection module: only ``_Slow`` moves it, so the budget
+    test does not depend on how busy the machine is."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
 class _Slow(Mean):
+    clock: _Clock | None = None
+
     def fit(self, frame, **tables):
-        time.sleep(0.3)
+        if self.clock is None:
+            time.sleep(0.3)
+        else:
+            self.clock.now += 0.3
         return super().fit(frame, **tables)
 
 
@@ -92,7 +108,12 @@ class _Broken(Mean):
         raise ModelError("it cannot be fitted on these data")
 
 
-def test_a_candidate_over_budget_or_failing_is_left_out_and_said_so():
+def test_a_candidate_over_budget_or_failing_is_left_out_and_said_so(monkeypatch):
+    from spm_models.evaluation import selection
+
+    clock = _Clock()  # Mean and broken take no time on it; each fit of slow takes 0.3 s
+    monkeypatch.setattr(selection, "time", clock)
+    monkeypatch.setattr(_Slow, "clock", clock)  # on the class: the backtest fits copies of the model
     frame = _quarter_end_frame()
     choice = choose_models(
         frame, {"Mean": Mean(), "slow": _Slow(), "broken": _Broken()}, parents={}, h=4, budget_seconds=0.5
