@@ -46,6 +46,7 @@ def test_a_run_killed_midway_leaves_the_published_month_whole_and_is_resumed(kit
     run = kit.review(v2, reports)
     lines: list[str] = []
     kit.wait_for_reports(run, 1, lines)  # one of three done, the others running or waiting
+    run.send_signal(signal.SIGSTOP)  # it cannot publish while the test looks at its processes
     started = kit.family(run.pid)
     kit.kill(run, signal.SIGKILL)
     run.wait(timeout=60)
@@ -70,8 +71,13 @@ def test_an_interrupted_run_cleans_up_releases_the_lock_and_is_resumed(kit, repo
     run = kit.review(v2, reports)
     lines: list[str] = []
     kit.wait_for_reports(run, 1, lines)
+    # Stopped, it cannot finish and publish while the test looks at its processes (the other two
+    # reports end about a second after the first); the signal is pending and is handled first
+    # when it continues.
+    run.send_signal(signal.SIGSTOP)
     started = kit.family(run.pid)
     kit.kill(run, sig)
+    run.send_signal(signal.SIGCONT)
     rc, err = kit.finish(run, lines, timeout=120)
     assert rc == 128 + sig, err
     assert "interrupted: the review of 2024-11 was not published" in err and "Traceback" not in err
