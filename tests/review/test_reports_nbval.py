@@ -1,76 +1,55 @@
-"""The report notebooks run cell by cell under nbval (lax mode) on a small organisation.
+"""The report notebooks run cell by cell in an ordinary Jupyter kernel on a small organisation.
 
-nbval executes a notebook as it is stored, so each template is parameterized (papermill
-injects the parameters cell, nothing is executed) for a small synthetic organisation's
-artifacts, then ``pytest --nbval-lax`` runs every cell in an ordinary Jupyter kernel: any
-cell that raises fails the test. Lax mode compares no outputs (figures differ by pixels).
+The review runs its reports in kernels forked from a kernel server that has imported their
+libraries already (``test_e2e.py``). Here each template runs as an analyst would open it: a
+fresh ``python3`` kernel with nothing preloaded. The template is parameterized (papermill
+injects the parameters cell, nothing is executed) for the shared review run's artifacts,
+then every cell is executed (``execute_notebook`` in ``tests/conftest.py``, what
+``pytest --nbval-lax`` checks): any cell that raises fails the test. No output is compared
+(figures differ by pixels).
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-import nbformat
 import pandas as pd
 import pytest
-from papermill.iorw import load_notebook_node
-from papermill.parameterize import parameterize_notebook
 
-from spm_models.data.validation import validate
-from spm_models.review.artifacts import build_artifacts
-from spm_models.synthetic.generator import generate_organisation
+from spm_models.review.params import TEMPLATES
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "notebooks" / "reports"
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "notebooks" / "reports"
 
 
-@pytest.fixture(scope="module")
-def notebooks(tmp_path_factory):
-    root = tmp_path_factory.mktemp("nbval")
-    art = root / "2024-11" / "artifacts"
-    build_artifacts(
-        validate(generate_organisation(6, years=2, seed=4).dataset), month="2024-11", out_dir=art, runs_root=root
-    )
-    agents = pd.read_parquet(art / "agents.parquet")
-    params = {
-        "agent_report": {"run_dir": str(art), "agent_id": str(agents["agent_id"].iloc[0])},
-        "territory_report": {"run_dir": str(art), "territory_id": str(agents["territory_id"].iloc[0])},
-        "monthly_review": {"run_dir": str(art)},
+def _parameters(template: str, artifacts: Path) -> dict:
+    agents = pd.read_parquet(artifacts / "agents.parquet")
+    subject = {
+        "agent_report": {"agent_id": str(agents["agent_id"].iloc[0])},
+        "territory_report": {"territory_id": str(agents["territory_id"].iloc[0])},
+        "monthly_review": {},
     }
-    paths = []
-    for name, p in params.items():
-        nb = parameterize_notebook(load_notebook_node(str(TEMPLATES / f"{name}.ipynb")), p)
-        path = root / f"{name}.ipynb"
-        nbformat.write(nb, path)
-        paths.append(path)
-    return root, paths
+    return {"run_dir": str(artifacts), **subject[template]}
 
 
-def test_report_notebooks_pass_nbval_lax(notebooks):
-    root, paths = notebooks
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--nbval-lax",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:xdist",
-            "--rootdir",
-            str(root),
-            *map(str, paths),
-        ],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=600,
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
+def test_report_notebook_runs_in_a_plain_kernel(template, review_run, execute_notebook, tmp_path):
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    nb = load_notebook_node(str(TEMPLATE_DIR / f"{template}.ipynb"))
+    nb = parameterize_notebook(nb, _parameters(template, review_run.artifacts))
+    executed = execute_notebook(nb, cwd=tmp_path)
+    code = [c for c in executed.cells if c.cell_type == "code"]
+    assert code and all(c.get("execution_count") for c in code), "not every code cell ran"
+
+
+def test_a_cell_that_raises_fails_the_notebook(execute_notebook, tmp_path):
+    """The runner above can fail: a raising cell stops it with the cell's error."""
+    import nbformat
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("raise RuntimeError('broken cell')")]
     )
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert (
-        f"{sum(len([c for c in nbformat.read(p, as_version=4).cells if c.cell_type == 'code']) for p in paths)} passed"
-        in proc.stdout
-    )
+    with pytest.raises(CellExecutionError, match="broken cell"):
+        execute_notebook(nb, cwd=tmp_path)

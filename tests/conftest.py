@@ -1,0 +1,220 @@
+"""Shared fixtures, built once per test session (once per pytest-xdist worker) and read-only.
+
+``small_org``
+    One small synthetic organisation (6 agents, 2 years, seed 4: two territories, agent A0005
+    left in May 2023 and A0006 was hired in June; the data end on Sunday 2024-12-29, so its
+    review month is 2024-11 and the review has five agents, A0001-A0004 and A0006).
+``small_dataset``
+    The same organisation validated, as a warehouse or a review reads it.
+``small_warehouse``
+    A DuckDB warehouse file holding ``small_dataset`` (what ``SPM_WAREHOUSE`` or ``--db`` take).
+``review_run``
+    One monthly review (``run_review``) of ``small_dataset`` with hostile agent and territory
+    names (``HOSTILE_NAMES``): artifacts, every report, index and manifest on disk.
+``execute_notebook``
+    Runs a notebook, every cell, in a fresh ordinary Jupyter kernel (``python3``), in this
+    process: what ``pytest --nbval-lax`` checks, without starting another pytest for it.
+
+Read-only means read-only: a test that needs to change one of them copies it first. Each
+fixture fingerprints what it hands out and checks the fingerprint again at the end of the
+session, so a test that modifies one in place fails there (an error at teardown naming the
+fixture) instead of changing what later tests see.
+
+The review run costs about 7 CPU seconds (a model fit, a kernel server and nine report
+kernels), so every test that uses it is put in the pytest-xdist group ``review_run``: with
+``--dist loadgroup`` (set in ``pyproject.toml``) they all run on one worker, which builds it once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from spm_models.data.dataset import Dataset
+from spm_models.data.validation import validate
+from spm_models.data.warehouse import Warehouse
+from spm_models.synthetic.generator import SyntheticOrg, generate_organisation
+
+SMALL_ORG = {"n_agents": 6, "years": 2, "seed": 4}
+
+# The review run's names, all on agents in the review: markup, a path, dollar signs (MathJax
+# and LaTeX), emoji; one agent id that is itself a path with markup, and a territory name with
+# markup and quotes.
+HOSTILE_NAMES = {
+    "A0001": "<script>alert(1)</script>",
+    "A0002": "../../etc/passwd",
+    "A0003": "$$ Money $ Maker $",
+    "A0004": "Zoë 🚀 Ünïcode",
+}
+HOSTILE_ID = ("A0006", "../x/<b>6</b>")
+HOSTILE_TERRITORY = ("T01", '<i>North</i> & "South"')
+
+REVIEW_GROUP = "review_run"
+
+
+# ---------------------------------------------------------------------------- read-only guard
+
+
+def _frames_digest(frames: Mapping[str, pd.DataFrame]) -> str:
+    """Hash of every frame's columns, dtypes, index and values, in order."""
+    h = hashlib.sha256()
+    for name in sorted(frames):
+        frame = frames[name]
+        h.update(f"\x00{name}\x00{list(frame.columns)}\x00{[str(t) for t in frame.dtypes]}\x00".encode())
+        h.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def _dataset_digest(dataset: Dataset) -> str:
+    return _frames_digest(dataset.tables) + repr(sorted(dataset.refs)) + dataset.source
+
+
+def _org_digest(org: SyntheticOrg) -> str:
+    truth = {n: getattr(org.truth, n) for n in ("agents", "agent_weeks", "indicator_effects")}
+    params = json.dumps(org.truth.params, sort_keys=True, default=str)
+    return _dataset_digest(org.dataset) + _frames_digest(truth) + params
+
+
+def _tree_digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _unchanged(fixture: str, before, after) -> None:
+    if before != after:
+        changed = ""
+        if isinstance(before, dict):
+            names = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+            changed = ": " + ", ".join(names[:10])
+        pytest.fail(
+            f"a test modified the shared fixture {fixture!r}{changed}; "
+            "shared fixtures are read-only, copy one before changing it",
+            pytrace=False,
+        )
+
+
+# ---------------------------------------------------------------------------- organisation
+
+
+@pytest.fixture(scope="session")
+def small_org() -> Iterator[SyntheticOrg]:
+    """The small synthetic organisation with its ground truth (read-only)."""
+    org = generate_organisation(**SMALL_ORG)
+    before = _org_digest(org)
+    yield org
+    _unchanged("small_org", before, _org_digest(org))
+
+
+@pytest.fixture(scope="session")
+def small_dataset(small_org) -> Iterator[Dataset]:
+    """``small_org`` validated: typed canonical tables (read-only)."""
+    ds = validate(small_org.dataset)
+    before = _dataset_digest(ds)
+    yield ds
+    _unchanged("small_dataset", before, _dataset_digest(ds))
+
+
+@pytest.fixture(scope="session")
+def small_warehouse(tmp_path_factory, small_dataset) -> Iterator[Path]:
+    """Path of a warehouse file holding ``small_dataset`` (read-only: copy it to ingest into it)."""
+    path = tmp_path_factory.mktemp("small_warehouse") / "warehouse.duckdb"
+    Warehouse(path).ingest(small_dataset)
+    before = _tree_digest(path.parent)
+    yield path
+    _unchanged("small_warehouse", before, _tree_digest(path.parent))
+
+
+def hostile(dataset: Dataset) -> Dataset:
+    """``dataset`` with the hostile names of ``HOSTILE_NAMES``, ``HOSTILE_ID`` and ``HOSTILE_TERRITORY``."""
+    t = {k: v.copy() for k, v in dataset.tables.items()}
+    old, new = HOSTILE_ID
+    for name in ("agents", "opportunities", "activities", "targets"):
+        t[name]["agent_id"] = t[name]["agent_id"].replace({old: new})
+    t["agents"]["agent_name"] = t["agents"]["agent_id"].map(HOSTILE_NAMES).fillna(t["agents"]["agent_name"])
+    tid, tname = HOSTILE_TERRITORY
+    terr = t["territories"]
+    terr["territory_name"] = terr["territory_name"].where(terr["territory_id"] != tid, tname)
+    return validate(Dataset(tables=t, source="small organisation with hostile names"))
+
+
+# ---------------------------------------------------------------------------- review run
+
+
+@dataclass(frozen=True)
+class ReviewRun:
+    """A finished review run, read from disk (``manifest`` is a fresh dict on every access)."""
+
+    root: Path  # holds progress.log and reports/<month>/
+    dataset: Dataset  # the hostile dataset it reviewed
+    run_folder: Path  # reports/<month>
+
+    @property
+    def out(self) -> Path:
+        """The reports root the run was written to (``run_review(out=...)``)."""
+        return self.run_folder.parent
+
+    @property
+    def artifacts(self) -> Path:
+        return self.run_folder / "artifacts"
+
+    @property
+    def manifest(self) -> dict:
+        return json.loads((self.run_folder / "manifest.json").read_text(encoding="utf-8"))
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.manifest["summary"]["failed"] else 0
+
+
+@pytest.fixture(scope="session")
+def review_run(tmp_path_factory, small_dataset) -> Iterator[ReviewRun]:
+    """The monthly review of the small organisation with hostile names (read-only)."""
+    from spm_models.review.pipeline import run_review
+
+    root = tmp_path_factory.mktemp("review")
+    ds = hostile(small_dataset)
+    with open(root / "progress.log", "w", encoding="utf-8") as log:
+        result = run_review(dataset=ds, out=root / "reports", workers=2, progress=False, log=log)
+    run = ReviewRun(root=root, dataset=ds, run_folder=result.run_folder)
+    before, data_before = _tree_digest(root), _dataset_digest(ds)
+    yield run
+    _unchanged("review_run", before, _tree_digest(root))
+    _unchanged("review_run.dataset", data_before, _dataset_digest(ds))
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which renames grouped tests
+def pytest_collection_modifyitems(config, items):
+    """Put every test that uses ``review_run`` in one pytest-xdist group (see the module docstring)."""
+    for item in items:
+        if REVIEW_GROUP in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group(REVIEW_GROUP))
+
+
+# ---------------------------------------------------------------------------- notebooks
+
+
+@pytest.fixture(scope="session")
+def execute_notebook() -> Callable:
+    """``execute_notebook(nb, cwd=..., env=...)`` runs every cell of ``nb`` in a new ``python3``
+    kernel started in ``cwd`` (with ``env`` added to this process's environment) and returns the
+    executed notebook; a cell that raises fails the test with the cell and its traceback
+    (``nbclient.exceptions.CellExecutionError``), as ``pytest --nbval-lax`` would. No output is
+    compared. The kernel is an ordinary one, as JupyterLab starts it: no module is preloaded."""
+    from nbclient import NotebookClient
+
+    def run(nb, *, cwd: Path, env: Mapping[str, str] | None = None, timeout: int = 600):
+        client = NotebookClient(nb, kernel_name="python3", timeout=timeout, resources={"metadata": {"path": str(cwd)}})
+        client.execute(env={**os.environ, **(env or {})})
+        return nb
+
+    return run
