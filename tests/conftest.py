@@ -1,4 +1,4 @@
-"""Shared fixtures, built once per test session (once per pytest-xdist worker) and read-only.
+"""Shared fixtures, built once per test session and read-only.
 
 ``small_org``
     One small synthetic organisation (6 agents, 2 years, seed 4: two territories, agent A0005
@@ -10,7 +10,8 @@
     A DuckDB warehouse file holding ``small_dataset`` (what ``SPM_WAREHOUSE`` or ``--db`` take).
 ``review_run``
     One monthly review (``run_review``) of ``small_dataset`` with hostile agent and territory
-    names (``HOSTILE_NAMES``): artifacts, every report, index and manifest on disk.
+    names (``HOSTILE_NAMES``): artifacts, every report, index and manifest on disk, and what
+    an immediate second run of the same month did (``ReviewRun.rerun``).
 ``execute_notebook``
     Runs a notebook, every cell, in a fresh ordinary Jupyter kernel (``python3``), in this
     process: what ``pytest --nbval-lax`` checks, without starting another pytest for it.
@@ -20,27 +21,34 @@ fixture fingerprints what it hands out and checks the fingerprint again at the e
 session, so a test that modifies one in place fails there (an error at teardown naming the
 fixture) instead of changing what later tests see.
 
-The review run costs about 7 CPU seconds (a model fit, a kernel server and nine report
-kernels), so every test that uses it is put in the pytest-xdist group ``review_run``: with
-``--dist loadgroup`` (set in ``pyproject.toml``) they all run on one worker, which builds it once.
+The organisation and the warehouse take a fraction of a second and are built once per
+pytest-xdist worker. The review run costs about 7 CPU seconds (a model fit, a kernel server
+and eight report kernels), so it is built once per session: the first worker that needs it
+builds it under a lock in the folder all workers share, the other waits and reads it from
+disk. (``xdist_group`` with ``--dist loadgroup`` would keep its tests on one worker instead,
+but with pytest 9.2 and pytest-xdist 3.8 the grouping silently does nothing,
+pytest-dev/pytest-xdist#1386.)
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import pytest
 
-from spm_models.data.dataset import Dataset
-from spm_models.data.validation import validate
-from spm_models.data.warehouse import Warehouse
-from spm_models.synthetic.generator import SyntheticOrg, generate_organisation
+if TYPE_CHECKING:  # the package is imported by the fixtures, not when pytest loads this file
+    import pandas as pd
+
+    from spm_models.data.dataset import Dataset
+    from spm_models.synthetic.generator import SyntheticOrg
 
 SMALL_ORG = {"n_agents": 6, "years": 2, "seed": 4}
 
@@ -56,14 +64,14 @@ HOSTILE_NAMES = {
 HOSTILE_ID = ("A0006", "../x/<b>6</b>")
 HOSTILE_TERRITORY = ("T01", '<i>North</i> & "South"')
 
-REVIEW_GROUP = "review_run"
-
 
 # ---------------------------------------------------------------------------- read-only guard
 
 
 def _frames_digest(frames: Mapping[str, pd.DataFrame]) -> str:
     """Hash of every frame's columns, dtypes, index and values, in order."""
+    import pandas as pd
+
     h = hashlib.sha256()
     for name in sorted(frames):
         frame = frames[name]
@@ -109,6 +117,8 @@ def _unchanged(fixture: str, before, after) -> None:
 @pytest.fixture(scope="session")
 def small_org() -> Iterator[SyntheticOrg]:
     """The small synthetic organisation with its ground truth (read-only)."""
+    from spm_models.synthetic.generator import generate_organisation
+
     org = generate_organisation(**SMALL_ORG)
     before = _org_digest(org)
     yield org
@@ -118,6 +128,8 @@ def small_org() -> Iterator[SyntheticOrg]:
 @pytest.fixture(scope="session")
 def small_dataset(small_org) -> Iterator[Dataset]:
     """``small_org`` validated: typed canonical tables (read-only)."""
+    from spm_models.data.validation import validate
+
     ds = validate(small_org.dataset)
     before = _dataset_digest(ds)
     yield ds
@@ -127,6 +139,8 @@ def small_dataset(small_org) -> Iterator[Dataset]:
 @pytest.fixture(scope="session")
 def small_warehouse(tmp_path_factory, small_dataset) -> Iterator[Path]:
     """Path of a warehouse file holding ``small_dataset`` (read-only: copy it to ingest into it)."""
+    from spm_models.data.warehouse import Warehouse
+
     path = tmp_path_factory.mktemp("small_warehouse") / "warehouse.duckdb"
     Warehouse(path).ingest(small_dataset)
     before = _tree_digest(path.parent)
@@ -136,6 +150,9 @@ def small_warehouse(tmp_path_factory, small_dataset) -> Iterator[Path]:
 
 def hostile(dataset: Dataset) -> Dataset:
     """``dataset`` with the hostile names of ``HOSTILE_NAMES``, ``HOSTILE_ID`` and ``HOSTILE_TERRITORY``."""
+    from spm_models.data.dataset import Dataset
+    from spm_models.data.validation import validate
+
     t = {k: v.copy() for k, v in dataset.tables.items()}
     old, new = HOSTILE_ID
     for name in ("agents", "opportunities", "activities", "targets"):
@@ -150,18 +167,40 @@ def hostile(dataset: Dataset) -> Dataset:
 # ---------------------------------------------------------------------------- review run
 
 
+def _build_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """The folder ``name``, filled by ``build(folder)`` once per session, whatever the number of
+    pytest-xdist workers: the first to get here builds it, the others wait for the lock."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the session's folder, which holds each worker's basetemp
+    folder, done = base / name, base / f"{name}.done"
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or if this worker dies
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # left by a build that failed
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
 @dataclass(frozen=True)
 class ReviewRun:
-    """A finished review run, read from disk (``manifest`` is a fresh dict on every access)."""
+    """A finished review run, read from disk (``manifest`` and ``rerun`` are fresh dicts)."""
 
-    root: Path  # holds progress.log and reports/<month>/
+    root: Path  # holds progress.log, rerun.json and reports/<month>/
     dataset: Dataset  # the hostile dataset it reviewed
-    run_folder: Path  # reports/<month>
 
     @property
     def out(self) -> Path:
         """The reports root the run was written to (``run_review(out=...)``)."""
-        return self.run_folder.parent
+        return self.root / "reports"
+
+    @property
+    def run_folder(self) -> Path:
+        """``reports/<month>``, the one month the run reviewed."""
+        (month,) = (p for p in self.out.iterdir() if p.is_dir())
+        return month
 
     @property
     def artifacts(self) -> Path:
@@ -175,29 +214,50 @@ class ReviewRun:
     def exit_code(self) -> int:
         return 1 if self.manifest["summary"]["failed"] else 0
 
+    @property
+    def rerun(self) -> dict:
+        """What a second ``run_review`` of the same month, right after the first, did: the
+        reports it ``executed``, its manifest ``summary``, ``artifacts_reused``, ``exit_code``,
+        the files it ``changed`` and any ``temporary`` files it left (paths relative to ``root``)."""
+        return json.loads((self.root / "rerun.json").read_text(encoding="utf-8"))
+
+
+def _review_and_rerun(folder: Path, dataset: Dataset) -> None:
+    """Review ``dataset`` into ``folder``, run it again, record what the second run did, and
+    put back the first run's manifest.json and index.html, which the second run rewrites."""
+    from spm_models.review.pipeline import run_review
+
+    out = folder / "reports"
+    with open(folder / "progress.log", "w", encoding="utf-8") as log:
+        first = run_review(dataset=dataset, out=out, workers=2, progress=False, log=log)
+    kept = {p: p.read_bytes() for p in (first.run_folder / "manifest.json", first.run_folder / "index.html")}
+    before = _tree_digest(folder)
+    with open(os.devnull, "w") as log:
+        again = run_review(dataset=dataset, out=out, workers=2, progress=False, log=log)
+    after = _tree_digest(folder)
+    record = {
+        "executed": [r.report_id for r in again.executed],
+        "summary": again.manifest["summary"],
+        "artifacts_reused": again.manifest["artifacts_reused"],
+        "exit_code": again.exit_code,
+        "changed": sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p)),
+        "temporary": sorted(p for p in after if ".tmp" in Path(p).name),
+    }
+    for path, content in kept.items():
+        path.write_bytes(content)
+    (folder / "rerun.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+
 
 @pytest.fixture(scope="session")
 def review_run(tmp_path_factory, small_dataset) -> Iterator[ReviewRun]:
     """The monthly review of the small organisation with hostile names (read-only)."""
-    from spm_models.review.pipeline import run_review
-
-    root = tmp_path_factory.mktemp("review")
     ds = hostile(small_dataset)
-    with open(root / "progress.log", "w", encoding="utf-8") as log:
-        result = run_review(dataset=ds, out=root / "reports", workers=2, progress=False, log=log)
-    run = ReviewRun(root=root, dataset=ds, run_folder=result.run_folder)
+    root = _build_once(tmp_path_factory, "review_run", lambda folder: _review_and_rerun(folder, ds))
+    run = ReviewRun(root=root, dataset=ds)
     before, data_before = _tree_digest(root), _dataset_digest(ds)
     yield run
     _unchanged("review_run", before, _tree_digest(root))
     _unchanged("review_run.dataset", data_before, _dataset_digest(ds))
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which renames grouped tests
-def pytest_collection_modifyitems(config, items):
-    """Put every test that uses ``review_run`` in one pytest-xdist group (see the module docstring)."""
-    for item in items:
-        if REVIEW_GROUP in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group(REVIEW_GROUP))
 
 
 # ---------------------------------------------------------------------------- notebooks
