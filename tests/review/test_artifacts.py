@@ -1,47 +1,37 @@
 """Artifacts of a review run: fitted once, coherent, reused when nothing changed; views give a
-report only its own subject's rows."""
+report only its own subject's rows. The run is the shared one (``review_run``, tests/conftest.py);
+the tests that build artifacts build them in a copy."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from spm_models.data.validation import validate
 from spm_models.exceptions import ConfigError, ReportError
 from spm_models.review import views
 from spm_models.review.artifacts import TABLES, artifacts_key, build_artifacts
 from spm_models.review.render import scorecard_table, table, title
 from spm_models.review.settings import ReviewConfig, load_config
-from spm_models.synthetic.generator import generate_organisation
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("artifacts")
-    ds = validate(generate_organisation(7, years=2, seed=2).dataset)
-    info = build_artifacts(ds, month="2024-11", out_dir=root / "2024-11" / "artifacts", runs_root=root)
-    return root, ds, info
-
-
-def test_every_table_and_the_provenance_are_written(run):
-    root, ds, info = run
-    folder = root / "2024-11" / "artifacts"
+def test_every_table_and_the_provenance_are_written(review_run):
+    folder = review_run.artifacts
     assert all((folder / f"{t}.parquet").is_file() for t in TABLES)
     stored = json.loads((folder / "run.json").read_text())
-    assert stored["run_id"].startswith("2024-11-") and stored["key"] == info["key"]
+    assert stored["run_id"].startswith("2024-11-") and stored["key"] == review_run.manifest["key"]
     assert set(stored) >= {"data_fingerprint", "package_version", "settings", "model", "calendar"}
     assert stored["model"]["name"] == "CalendarBaseline" and stored["previous_forecast"].startswith("reconstructed")
-    assert not info["reused"]
+    assert not review_run.manifest["artifacts_reused"]
     assert len(list((folder / "snapshot").iterdir())) == 1
 
 
-def test_territory_and_company_forecasts_are_sums_of_their_agents(run):
-    root, _, _ = run
-    out = pd.read_parquet(root / "2024-11" / "artifacts" / "outlook.parquet")
-    agents = pd.read_parquet(root / "2024-11" / "artifacts" / "agents.parquet")
+def test_territory_and_company_forecasts_are_sums_of_their_agents(review_run):
+    out = pd.read_parquet(review_run.artifacts / "outlook.parquet")
+    agents = pd.read_parquet(review_run.artifacts / "agents.parquet")
     a = out[out["level"] == "agent"].merge(agents, left_on="unique_id", right_on="agent_id")
     by_terr = a.groupby("territory_id")[["expected_remaining", "closed_to_date"]].sum()
     t = out[out["level"] == "territory"].set_index("unique_id")
@@ -51,25 +41,34 @@ def test_territory_and_company_forecasts_are_sums_of_their_agents(run):
     assert ((out["p_quota"] >= 0) & (out["p_quota"] <= 1) | out["p_quota"].isna()).all()
 
 
-def test_same_inputs_reuse_the_artifacts_and_force_rebuilds(run):
-    root, ds, info = run
-    again = build_artifacts(ds, month="2024-11", out_dir=root / "2024-11" / "artifacts", runs_root=root)
+def _copy_of_the_run(review_run, tmp_path):
+    """The shared run's artifacts copied to ``tmp_path/2024-11/artifacts`` (the run is read-only)."""
+    folder = tmp_path / "2024-11" / "artifacts"
+    shutil.copytree(review_run.artifacts, folder)
+    return folder
+
+
+def test_same_inputs_reuse_the_artifacts_and_force_rebuilds(review_run, tmp_path):
+    info = json.loads((review_run.artifacts / "run.json").read_text())
+    folder = _copy_of_the_run(review_run, tmp_path)
+    again = build_artifacts(review_run.dataset, month="2024-11", out_dir=folder, runs_root=tmp_path)
     assert again["reused"] and again["run_id"] == info["run_id"]
     other = ReviewConfig(currency="EUR")
     assert artifacts_key(info["data_fingerprint"], "2024-11", other) != info["key"]
 
 
-def test_next_month_scores_this_months_snapshot(run):
-    root, ds, _ = run
-    nxt = build_artifacts(ds, month="2024-12", out_dir=root / "2024-12" / "artifacts", runs_root=root)
+def test_next_month_scores_this_months_snapshot(review_run, tmp_path):
+    _copy_of_the_run(review_run, tmp_path)
+    folder = tmp_path / "2024-12" / "artifacts"
+    nxt = build_artifacts(review_run.dataset, month="2024-12", out_dir=folder, runs_root=tmp_path)
     assert nxt["previous_forecast"] == "previous run"
-    acc = pd.read_parquet(root / "2024-12" / "artifacts" / "accuracy.parquet")
+    acc = pd.read_parquet(folder / "accuracy.parquet")
     assert set(acc["level"]) == {"agent", "territory", "company"} and acc["actual"].notna().all()
 
 
-def test_agent_view_holds_only_that_agent(run):
-    root, ds, _ = run
-    folder = root / "2024-11" / "artifacts"
+def test_agent_view_holds_only_that_agent(review_run):
+    folder = review_run.artifacts
+    ds = review_run.dataset
     agents = pd.read_parquet(folder / "agents.parquet")
     me = agents["agent_id"].iloc[0]
     v = views.agent_view(folder, me)
@@ -96,9 +95,8 @@ def test_agent_view_holds_only_that_agent(run):
         views.agent_view(folder, "nobody")
 
 
-def test_territory_and_monthly_views(run):
-    root, _, _ = run
-    folder = root / "2024-11" / "artifacts"
+def test_territory_and_monthly_views(review_run):
+    folder = review_run.artifacts
     t = views.territory_view(folder, "T01")
     assert len(t.agents) >= 1 and set(t.agents["territory_id"]) == {"T01"} and len(t.outlook) == 1
     m = views.monthly_view(folder)

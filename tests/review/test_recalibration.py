@@ -26,6 +26,9 @@ MONTH = "2024-11"
 
 @pytest.fixture(scope="module")
 def data():
+    # Not the shared small organisation: 12 agents have enough past agent-quarters for a
+    # recalibration at a low threshold (30) and far too few for the default (200); 6 agents
+    # would not reach the low one.
     return validate(generate_organisation(12, years=2, seed=2).dataset)
 
 
