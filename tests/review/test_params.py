@@ -138,7 +138,13 @@ def test_report_file_names_are_plain_ascii_and_stay_inside(tmp_path, name):
 
 def test_same_name_different_ids_get_different_files():
     assert report_file_name("Sam Lee", "A1") != report_file_name("Sam Lee", "A2")
-    assert report_file_name("Sam Lee", "A1") == report_file_name("Sam Lee", "A1")
+
+
+def test_file_names_are_stable_across_runs_and_renames():
+    # 16a36e86 = sha256("A1")[:8]. A fixed value, not a second call in this process: a name built
+    # on Python's salted hash() or on anything but the id would change from one run to the next.
+    assert report_file_name("Sam Lee", "A1") == "sam-lee-16a36e86.html"
+    assert report_file_name("Samantha Lee-Wong", "A1").endswith("-16a36e86.html")  # renamed: same hash
 
 
 def test_slug_examples():
