@@ -7,6 +7,8 @@ The recovery and calibration checks on the synthetic organisation are ``slow``:
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -50,6 +52,19 @@ def _frame(n_weeks: int = 40, seed: int = 0) -> pd.DataFrame:
 FRAME = _frame()
 
 
+# Fitted once per module (an ADVI fit is a quarter of a CPU second). predict draws from a
+# generator seeded by the fit, so a fitted model gives the same forecast to every test; a test
+# that changes one works on a copy.
+@pytest.fixture(scope="module")
+def fitted():
+    return HierarchicalBayes(**FAST).fit(FRAME)
+
+
+@pytest.fixture(scope="module")
+def fitted_x2():
+    return HierarchicalBayes(**FAST, regressors={"x": 2}, random_state=3).fit(FRAME)
+
+
 def test_registered_in_the_contract_suite():
     assert HierarchicalBayes in MODELS
 
@@ -57,8 +72,8 @@ def test_registered_in_the_contract_suite():
 # ---------------------------------------------------------------------- hierarchy
 
 
-def test_predict_hierarchy_schema_and_exact_coherence():
-    fc = HierarchicalBayes(**FAST).fit(FRAME).predict_hierarchy(4, n_draws=50)
+def test_predict_hierarchy_schema_and_exact_coherence(fitted):
+    fc = fitted.predict_hierarchy(4, n_draws=50)
     assert isinstance(fc, Forecast)
     agents = sorted(AGENTS)
     assert list(fc.unique_ids) == agents + ["territory:north", "territory:south", COMPANY_ID]
@@ -75,12 +90,12 @@ def test_predict_hierarchy_schema_and_exact_coherence():
     np.testing.assert_allclose(d[COMPANY_ID], sum(d[a] for a in agents), rtol=1e-12)
     assert (fc.draws >= 0).all()
     # agent rows are exactly what predict returns
-    agent_fc = HierarchicalBayes(**FAST).fit(FRAME).predict(4, n_draws=50)
+    agent_fc = fitted.predict(4, n_draws=50)
     np.testing.assert_array_equal(fc.draws[:6], agent_fc.draws)
 
 
-def test_groups_mapping_and_group_column_give_the_same_model():
-    a = HierarchicalBayes(**FAST).fit(FRAME).predict_hierarchy(3, n_draws=30)
+def test_groups_mapping_and_group_column_give_the_same_model(fitted):
+    a = fitted.predict_hierarchy(3, n_draws=30)
     b = HierarchicalBayes(**FAST, groups=AGENTS).fit(FRAME.drop(columns="group")).predict_hierarchy(3, n_draws=30)
     np.testing.assert_array_equal(a.draws, b.draws)
     assert list(a.unique_ids) == list(b.unique_ids)
@@ -116,10 +131,10 @@ def test_lag_and_standardize_by_hand():
     np.testing.assert_array_equal(tail[0, 1], 0.0)
 
 
-def test_forecasts_use_the_regressor_value_lag_periods_back():
+def test_forecasts_use_the_regressor_value_lag_periods_back(fitted_x2):
     """Plant a posterior where log(y / scale) equals the regressor (a near-constant gamma amount),
     then read it off the draws."""
-    model = HierarchicalBayes(**FAST, regressors={"x": 2}).fit(FRAME)
+    model = copy.deepcopy(fitted_x2)
     n, S = 6, model.posterior_["a"].shape[0]
     model.posterior_ = {
         "a": np.full((S, n), 50.0),
@@ -188,9 +203,9 @@ def test_calendar_features_by_hand():
 # ---------------------------------------------------------------------- reproducibility and effects
 
 
-def test_seed_reproducibility_of_hierarchy_and_effects():
+def test_seed_reproducibility_of_hierarchy_and_effects(fitted_x2):
     kw = {**FAST, "regressors": {"x": 2}}
-    a = HierarchicalBayes(**kw, random_state=3).fit(FRAME)
+    a = fitted_x2  # random_state=3
     b = HierarchicalBayes(**kw, random_state=3).fit(FRAME)
     c = HierarchicalBayes(**kw, random_state=4).fit(FRAME)
     np.testing.assert_array_equal(a.predict_hierarchy(2, n_draws=40).draws, b.predict_hierarchy(2, n_draws=40).draws)
@@ -198,8 +213,8 @@ def test_seed_reproducibility_of_hierarchy_and_effects():
     assert not np.array_equal(a.predict_hierarchy(2, n_draws=40).draws, c.predict_hierarchy(2, n_draws=40).draws)
 
 
-def test_effects_frame_schema():
-    eff = HierarchicalBayes(**FAST, regressors={"x": 2}).fit(FRAME).effects_
+def test_effects_frame_schema(fitted_x2):
+    eff = fitted_x2.effects_
     assert list(eff.columns) == ["name", "scale", "mean", "sd", "q0.05", "q0.95"]
     assert list(zip(eff["name"], eff["scale"])) == [
         ("quarter_end_push", "logit_p"),
