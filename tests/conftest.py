@@ -263,18 +263,74 @@ def review_run(tmp_path_factory, small_dataset) -> Iterator[ReviewRun]:
 # ---------------------------------------------------------------------------- notebooks
 
 
+# Run before each notebook in a shared kernel: forget every name the previous one made and
+# close its figures, without importing anything the next one might then lean on.
+_RESET = """%reset -f
+import sys as _sys
+if "matplotlib.pyplot" in _sys.modules:
+    _sys.modules["matplotlib.pyplot"].close("all")
+del _sys"""
+
+
+def _execute_in_one_kernel(notebooks: Mapping[str, object], *, cwd: Path, env, timeout: int) -> dict:
+    """Run each notebook of ``notebooks`` (name -> NotebookNode, executed in place) in one new
+    ``python3`` kernel, its namespace reset before each; return name -> ``CellExecutionError``
+    for the notebooks that raised."""
+    import nbformat
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    km = AsyncKernelManager(kernel_name="python3")
+    run_sync(km.start_kernel)(env={**os.environ, **(env or {})}, cwd=str(cwd))
+    failures = {}
+    try:
+        for name, nb in notebooks.items():
+            reset = nbformat.v4.new_code_cell(_RESET)
+            nb.cells.insert(0, reset)
+            client = NotebookClient(nb, km=km, timeout=timeout, resources={"metadata": {"path": str(cwd)}})
+            try:
+                client.execute()
+            except CellExecutionError as error:
+                failures[name] = error
+            finally:
+                nb.cells.remove(reset)
+                if client.kc is not None:
+                    client.kc.stop_channels()
+    finally:
+        run_sync(km.shutdown_kernel)(now=True)
+    return failures
+
+
+@pytest.fixture(scope="session")
+def execute_notebooks() -> Callable:
+    """``execute_notebooks({name: nb, ...}, cwd=..., env=...)`` runs every cell of each notebook,
+    in order, in one new ordinary ``python3`` kernel (nothing preloaded, as JupyterLab starts
+    one) started in ``cwd`` with ``env`` added to this process's environment, and returns
+    ``{name: error}`` for the notebooks that raised (``nbclient``'s ``CellExecutionError``,
+    whose text is the failing cell and its traceback), ``{}`` when all ran. Each notebook
+    starts with an empty namespace and no open figure (``%reset -f``); what a previous one
+    imported stays imported, so a notebook that reaches a module it never imports could pass
+    here, and ``execute_notebook`` gives each its own kernel. No output is compared; otherwise
+    this is what ``pytest --nbval-lax`` checks."""
+
+    def run(notebooks, *, cwd: Path, env: Mapping[str, str] | None = None, timeout: int = 300):
+        return _execute_in_one_kernel(notebooks, cwd=cwd, env=env, timeout=timeout)
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def execute_notebook() -> Callable:
-    """``execute_notebook(nb, cwd=..., env=...)`` runs every cell of ``nb`` in a new ``python3``
-    kernel started in ``cwd`` (with ``env`` added to this process's environment) and returns the
-    executed notebook; a cell that raises fails the test with the cell and its traceback
-    (``nbclient.exceptions.CellExecutionError``), as ``pytest --nbval-lax`` would. No output is
-    compared. The kernel is an ordinary one, as JupyterLab starts it: no module is preloaded."""
-    from nbclient import NotebookClient
+    """``execute_notebook(nb, cwd=..., env=...)`` runs every cell of ``nb`` in its own new
+    ``python3`` kernel and returns the executed notebook; a cell that raises fails the test
+    with the cell and its traceback (``nbclient.exceptions.CellExecutionError``)."""
 
-    def run(nb, *, cwd: Path, env: Mapping[str, str] | None = None, timeout: int = 600):
-        client = NotebookClient(nb, kernel_name="python3", timeout=timeout, resources={"metadata": {"path": str(cwd)}})
-        client.execute(env={**os.environ, **(env or {})})
+    def run(nb, *, cwd: Path, env: Mapping[str, str] | None = None, timeout: int = 300):
+        failures = _execute_in_one_kernel({"notebook": nb}, cwd=cwd, env=env, timeout=timeout)
+        if failures:
+            raise failures["notebook"]
         return nb
 
     return run

@@ -2,9 +2,14 @@
 
 Each notebook of ``notebooks/`` (new ones included: the list is read from the folder, and an
 empty one fails at collection, ``empty_parameter_set_mark`` in ``pyproject.toml``) runs every
-cell in a fresh ordinary ``python3`` kernel (``execute_notebook`` in ``tests/conftest.py``,
-what ``pytest --nbval-lax`` checks) with ``SPM_WAREHOUSE`` set to the shared small warehouse
-and the short fits of ``SPM_WORKBENCH_FAST``: any cell that raises fails the test.
+cell in an ordinary ``python3`` kernel with ``SPM_WAREHOUSE`` set to the shared small warehouse
+and the short fits of ``SPM_WORKBENCH_FAST``: any cell that raises fails the test (what
+``pytest --nbval-lax`` checks; tests/conftest.py runs the kernels in-process).
+
+The default suite runs the four in one kernel, its namespace reset between notebooks
+(``execute_notebooks``): each kernel start and import of the libraries costs about 2 CPU s.
+``make test-slow`` also runs each in a kernel of its own, as an analyst opens it, which catches
+a notebook that uses a module it never imports but a previous notebook did.
 """
 
 from __future__ import annotations
@@ -18,9 +23,25 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
+def _env(warehouse: Path) -> dict[str, str]:
+    return {"SPM_WAREHOUSE": str(warehouse), "SPM_WORKBENCH_FAST": "1", "MPLBACKEND": "Agg"}
+
+
+def _every_code_cell_ran(nb) -> bool:
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    return bool(code) and all(c.get("execution_count") for c in code)
+
+
+def test_every_notebook_runs_end_to_end(small_warehouse, execute_notebooks, tmp_path):
+    assert NOTEBOOKS, "no workbench notebook found"
+    notebooks = {p.stem: nbformat.read(p, as_version=4) for p in NOTEBOOKS}
+    failures = execute_notebooks(notebooks, cwd=tmp_path, env=_env(small_warehouse))
+    assert not failures, "\n\n".join(f"{name}:\n{error}" for name, error in failures.items())
+    assert [name for name, nb in notebooks.items() if not _every_code_cell_ran(nb)] == []
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_end_to_end(notebook, small_warehouse, execute_notebook, tmp_path):
-    env = {"SPM_WAREHOUSE": str(small_warehouse), "SPM_WORKBENCH_FAST": "1", "MPLBACKEND": "Agg"}
-    executed = execute_notebook(nbformat.read(notebook, as_version=4), cwd=tmp_path, env=env)
-    code = [c for c in executed.cells if c.cell_type == "code"]
-    assert code and all(c.get("execution_count") for c in code), "not every code cell ran"
+def test_notebook_runs_end_to_end_in_a_kernel_of_its_own(notebook, small_warehouse, execute_notebook, tmp_path):
+    executed = execute_notebook(nbformat.read(notebook, as_version=4), cwd=tmp_path, env=_env(small_warehouse))
+    assert _every_code_cell_ran(executed)
