@@ -27,8 +27,8 @@ MONTH = "2024-11"
 @pytest.fixture(scope="module")
 def data():
     # Not the shared small organisation: 12 agents have enough past agent-quarters for a
-    # recalibration at a low threshold (30) and far too few for the default (200); 6 agents
-    # would not reach the low one.
+    # recalibration at a low threshold (30); its 6 agents have 29. (The shared review run,
+    # with the default threshold of 200, is the case of too little history.)
     return validate(generate_organisation(12, years=2, seed=2).dataset)
 
 
@@ -45,9 +45,12 @@ def enough(tmp_path_factory, data):
 
 
 @pytest.fixture(scope="module")
-def too_little(tmp_path_factory, data):
-    """The default threshold (200 agent-quarters) is far above what 12 agents had."""
-    return _build(tmp_path_factory.mktemp("little"), data, ReviewConfig())
+def too_little(review_run):
+    """The shared review run: default settings, whose threshold (200 agent-quarters) is far
+    above what its 6 agents had."""
+    folder = review_run.artifacts
+    info = json.loads((folder / "run.json").read_text())
+    return folder, info, pd.read_parquet(folder / "outlook.parquet")
 
 
 def test_enough_history_adjusts_agents_and_keeps_the_raw_value(enough, data):
@@ -88,14 +91,13 @@ def test_enough_history_notes_and_what_the_reports_show(enough):
     assert "not adjusted" in views.monthly_view(folder).quota_note
 
 
-def test_too_little_history_keeps_raw_and_says_why(too_little):
+def test_too_little_history_keeps_raw_and_says_why(too_little, review_run):
     folder, info, out = too_little
     r = info["quota_recalibration"]
     assert not r["applied"] and r["intercept"] is None and r["slope"] is None
     assert r["reason"] == f"only {r['n']} past agent-quarters (at least 200 are needed)"
     np.testing.assert_array_equal(out["p_quota"], out["p_quota_raw"])
-    stored = json.loads((folder / "run.json").read_text())
-    assert stored["quota_recalibration"] == r
+    assert review_run.manifest["quota_recalibration"] == r  # what the index reads is what run.json says
     me = out.loc[(out["level"] == "agent") & out["quota"].notna(), "unique_id"].iloc[0]
     assert f"not adjusted by past results: only {r['n']} past agent-quarters" in views.agent_view(folder, me).quota_note
 
