@@ -5,13 +5,16 @@
     left in May 2023 and A0006 was hired in June; the data end on Sunday 2024-12-29, so its
     review month is 2024-11 and the review has five agents, A0001-A0004 and A0006).
 ``small_dataset``
-    The same organisation validated, as a warehouse or a review reads it.
+    The same organisation validated, as a warehouse or a review reads it, with hostile agent
+    and territory names (``HOSTILE_NAMES``, ``HOSTILE_ID``, ``HOSTILE_TERRITORY``), so that
+    everything built on it meets markup, paths and emoji in names. ``small_org.dataset`` has
+    the generator's plain names.
 ``small_warehouse``
     A DuckDB warehouse file holding ``small_dataset`` (what ``SPM_WAREHOUSE`` or ``--db`` take).
 ``review_run``
-    One monthly review (``run_review``) of ``small_dataset`` with hostile agent and territory
-    names (``HOSTILE_NAMES``): artifacts, every report, index and manifest on disk, and what
-    an immediate second run of the same month did (``ReviewRun.rerun``).
+    One monthly review (``run_review``) of ``small_dataset``: artifacts, every report, index
+    and manifest on disk, and what an immediate second run of the same month did
+    (``ReviewRun.rerun``).
 ``execute_notebook``
     Runs a notebook, every cell, in a fresh ordinary Jupyter kernel (``python3``), in this
     process: what ``pytest --nbval-lax`` checks, without starting another pytest for it.
@@ -127,10 +130,8 @@ def small_org() -> Iterator[SyntheticOrg]:
 
 @pytest.fixture(scope="session")
 def small_dataset(small_org) -> Iterator[Dataset]:
-    """``small_org`` validated: typed canonical tables (read-only)."""
-    from spm_models.data.validation import validate
-
-    ds = validate(small_org.dataset)
+    """``small_org`` validated, with hostile names: typed canonical tables (read-only)."""
+    ds = hostile(small_org.dataset)
     before = _dataset_digest(ds)
     yield ds
     _unchanged("small_dataset", before, _dataset_digest(ds))
@@ -149,7 +150,7 @@ def small_warehouse(tmp_path_factory, small_dataset) -> Iterator[Path]:
 
 
 def hostile(dataset: Dataset) -> Dataset:
-    """``dataset`` with the hostile names of ``HOSTILE_NAMES``, ``HOSTILE_ID`` and ``HOSTILE_TERRITORY``."""
+    """``dataset`` with the names of ``HOSTILE_NAMES``, ``HOSTILE_ID`` and ``HOSTILE_TERRITORY``, validated."""
     from spm_models.data.dataset import Dataset
     from spm_models.data.validation import validate
 
@@ -189,7 +190,7 @@ class ReviewRun:
     """A finished review run, read from disk (``manifest`` and ``rerun`` are fresh dicts)."""
 
     root: Path  # holds progress.log, rerun.json and reports/<month>/
-    dataset: Dataset  # the hostile dataset it reviewed
+    dataset: Dataset  # small_dataset, which it reviewed
 
     @property
     def out(self) -> Path:
@@ -250,14 +251,13 @@ def _review_and_rerun(folder: Path, dataset: Dataset) -> None:
 
 @pytest.fixture(scope="session")
 def review_run(tmp_path_factory, small_dataset) -> Iterator[ReviewRun]:
-    """The monthly review of the small organisation with hostile names (read-only)."""
-    ds = hostile(small_dataset)
+    """The monthly review of ``small_dataset`` (read-only)."""
+    ds = small_dataset
     root = _build_once(tmp_path_factory, "review_run", lambda folder: _review_and_rerun(folder, ds))
     run = ReviewRun(root=root, dataset=ds)
-    before, data_before = _tree_digest(root), _dataset_digest(ds)
+    before = _tree_digest(root)
     yield run
     _unchanged("review_run", before, _tree_digest(root))
-    _unchanged("review_run.dataset", data_before, _dataset_digest(ds))
 
 
 # ---------------------------------------------------------------------------- notebooks

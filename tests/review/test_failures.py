@@ -31,11 +31,14 @@ def broken_templates(tmp_path):
 
 
 def test_failure_isolation_timeout_exit_code_and_only_failed(
-    small_warehouse, tmp_path, monkeypatch, capsys, broken_templates
+    small_warehouse, review_run, tmp_path, monkeypatch, capsys, broken_templates
 ):
     """One ``spm review`` of three agents with the broken template (A0001 ok, A0002 raises,
     A0003 hangs past the 5 s timeout), then ``only_failed`` with the real templates."""
     out = tmp_path / "reports"
+    # The warehouse holds the shared review run's data: its artifacts are current here, so
+    # the run does not fit the model again (a copy: the shared run is read-only).
+    shutil.copytree(review_run.artifacts, out / "2024-11" / "artifacts")
     monkeypatch.setattr(review_params, "TEMPLATE_DIR", broken_templates)
     args = ["review", "--db", str(small_warehouse), "--out", str(out), "--agents", "A0001,A0002,A0003"]
     assert main([*args, "--workers", "3", "--timeout", "5"]) == 1
@@ -45,6 +48,7 @@ def test_failure_isolation_timeout_exit_code_and_only_failed(
     run = out / "2024-11"
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["summary"]["failed"] == 2
+    assert manifest["artifacts_reused"]  # the warehouse's data have the in-memory dataset's key
     by_id = {r["id"]: r for r in manifest["reports"]}
     assert by_id["agent:A0001"]["status"] == "ok" and (run / by_id["agent:A0001"]["output"]).is_file()
     failed = by_id["agent:A0002"]
