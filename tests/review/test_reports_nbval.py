@@ -1,15 +1,18 @@
-"""The report notebooks run cell by cell in an ordinary Jupyter kernel on a small organisation.
+"""The report notebooks run cell by cell in an ordinary Jupyter kernel on a small organisation
+(make test-slow).
 
 The review runs its reports in kernels forked from a kernel server that has imported their
-libraries already (``test_e2e.py``). Here the templates run as an analyst would open them, in
-a ``python3`` kernel with nothing preloaded: each is parameterized (papermill injects the
-parameters cell, nothing is executed) for the shared review run's artifacts, then every cell
-is executed; any cell that raises fails the test (what ``pytest --nbval-lax`` checks;
-tests/conftest.py runs the kernels in-process). No output is compared (figures differ by
-pixels).
+libraries already (``test_e2e.py`` runs every template that way on the shared review run).
+Here each template runs as an analyst would open it, in a ``python3`` kernel of its own with
+nothing preloaded: it is parameterized (papermill injects the parameters cell, nothing is
+executed) for the shared review run's artifacts, then every cell is executed; any cell that
+raises fails the test (what ``pytest --nbval-lax`` checks; tests/conftest.py runs the kernel
+in-process). No output is compared (figures differ by pixels).
 
-The default suite runs the three templates in one kernel, its namespace reset between them
-(``execute_notebooks``); ``make test-slow`` also runs each in a kernel of its own.
+These kernels (about 2 CPU s each) run in make test-slow. The default suite keeps what they
+would catch that the forked kernels do not, a template that leans on something the server
+imported, by ``test_templates_need_nothing_the_kernel_server_preloaded`` (test_params.py):
+the templates import every module they use by name and use no name they do not bind.
 """
 
 from __future__ import annotations
@@ -43,31 +46,7 @@ def _every_code_cell_ran(nb) -> bool:
     return bool(code) and all(c.get("execution_count") for c in code)
 
 
-def test_report_notebooks_run_in_a_plain_kernel(review_run, execute_notebooks, tmp_path):
-    notebooks = {t: _parameterized(t, review_run.artifacts) for t in sorted(TEMPLATES)}
-    failures = execute_notebooks(notebooks, cwd=tmp_path)
-    assert not failures, "\n\n".join(f"{name}:\n{error}" for name, error in failures.items())
-    assert [name for name, nb in notebooks.items() if not _every_code_cell_ran(nb)] == []
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("template", sorted(TEMPLATES))
 def test_report_notebook_runs_in_a_plain_kernel_of_its_own(template, review_run, execute_notebook, tmp_path):
     assert _every_code_cell_ran(execute_notebook(_parameterized(template, review_run.artifacts), cwd=tmp_path))
-
-
-def test_the_runner_reports_a_raising_cell_and_resets_the_namespace(execute_notebooks, tmp_path):
-    """The runner above can fail: a raising cell is reported with its error, the next notebook
-    still runs, and it does not see the names the previous one made."""
-    import nbformat
-
-    cell = nbformat.v4.new_code_cell
-    notebooks = {
-        "broken": nbformat.v4.new_notebook(cells=[cell("x = 1"), cell("raise RuntimeError('broken cell')")]),
-        "leaning": nbformat.v4.new_notebook(cells=[cell("x")]),
-        "fine": nbformat.v4.new_notebook(cells=[cell("y = 2")]),
-    }
-    failures = execute_notebooks(notebooks, cwd=tmp_path)
-    assert set(failures) == {"broken", "leaning"}
-    assert "broken cell" in str(failures["broken"]) and "NameError" in str(failures["leaning"])
-    assert notebooks["fine"].cells[0].execution_count
