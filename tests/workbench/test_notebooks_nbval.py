@@ -10,6 +10,9 @@ The default suite runs the four in one kernel, its namespace reset between noteb
 (``execute_notebooks``): each kernel start and import of the libraries costs about 2 CPU s.
 ``make test-slow`` also runs each in a kernel of its own, as an analyst opens it, which catches
 a notebook that uses a module it never imports but a previous notebook did.
+
+Three purpose-built notebooks run after them in the same kernel and show the runner could have
+failed them: one raises, one uses a name only the one before it made, one is fine.
 """
 
 from __future__ import annotations
@@ -32,12 +35,27 @@ def _every_code_cell_ran(nb) -> bool:
     return bool(code) and all(c.get("execution_count") for c in code)
 
 
+def _runner_checks() -> dict:
+    cell = nbformat.v4.new_code_cell
+    return {
+        "check:raises": nbformat.v4.new_notebook(cells=[cell("x = 1"), cell("raise RuntimeError('broken cell')")]),
+        "check:leans": nbformat.v4.new_notebook(cells=[cell("x")]),
+        "check:fine": nbformat.v4.new_notebook(cells=[cell("y = 2")]),
+    }
+
+
 def test_every_notebook_runs_end_to_end(small_warehouse, execute_notebooks, tmp_path):
     assert NOTEBOOKS, "no workbench notebook found"
     notebooks = {p.stem: nbformat.read(p, as_version=4) for p in NOTEBOOKS}
-    failures = execute_notebooks(notebooks, cwd=tmp_path, env=_env(small_warehouse))
-    assert not failures, "\n\n".join(f"{name}:\n{error}" for name, error in failures.items())
+    checks = _runner_checks()
+    failures = execute_notebooks({**notebooks, **checks}, cwd=tmp_path, env=_env(small_warehouse))
+    broken = {name: error for name, error in failures.items() if name in notebooks}
+    assert not broken, "\n\n".join(f"{name}:\n{error}" for name, error in broken.items())
     assert [name for name, nb in notebooks.items() if not _every_code_cell_ran(nb)] == []
+    # the runner reports a raising cell, resets the names before each notebook and goes on
+    assert set(failures) == {"check:raises", "check:leans"}, failures
+    assert "broken cell" in str(failures["check:raises"]) and "NameError" in str(failures["check:leans"])
+    assert _every_code_cell_ran(checks["check:fine"])
 
 
 @pytest.mark.slow
