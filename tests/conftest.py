@@ -15,9 +15,11 @@
     One monthly review (``run_review``) of ``small_dataset``: artifacts, every report, index
     and manifest on disk, and what an immediate second run of the same month did
     (``ReviewRun.rerun``).
-``execute_notebook``
-    Runs a notebook, every cell, in a fresh ordinary Jupyter kernel (``python3``), in this
-    process: what ``pytest --nbval-lax`` checks, without starting another pytest for it.
+``execute_notebooks`` and ``execute_notebook``
+    Run notebooks, every cell, in an ordinary Jupyter kernel (``python3``, nothing preloaded)
+    driven from this process: what ``pytest --nbval-lax`` checks, without starting another
+    pytest for it. The first runs a group of notebooks in one kernel, the second gives a
+    notebook a kernel of its own.
 
 Read-only means read-only: a test that needs to change one of them copies it first. Each
 fixture fingerprints what it hands out and checks the fingerprint again at the end of the
@@ -25,8 +27,8 @@ session, so a test that modifies one in place fails there (an error at teardown 
 fixture) instead of changing what later tests see.
 
 The organisation and the warehouse take a fraction of a second and are built once per
-pytest-xdist worker. The review run costs about 7 CPU seconds (a model fit, a kernel server
-and eight report kernels), so it is built once per session: the first worker that needs it
+pytest-xdist worker. The review run costs about 9 CPU seconds (a model fit, a kernel server,
+eight report kernels and their HTML), so it is built once per session: the first worker that needs it
 builds it under a lock in the folder all workers share, the other waits and reads it from
 disk. (``xdist_group`` with ``--dist loadgroup`` would keep its tests on one worker instead,
 but with pytest 9.2 and pytest-xdist 3.8 the grouping silently does nothing,
