@@ -4,17 +4,21 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# setuptools ends every editable install of a flat layout with an "Editable installation" note
+# (a folder named like the package in the working directory could shadow it; here that folder is
+# the install itself). It is information, not a fault; this filter matches that note only.
+EDITABLE_NOTE := PYTHONWARNINGS="ignore:Editable installation"
 AGENTS ?= 50
 SEED ?= 7
 
-.PHONY: install demo test test-slow bench bench-accuracy review bench-review clean
+.PHONY: install demo test test-slow test-faults bench bench-accuracy review bench-review clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(EDITABLE_NOTE) $(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -29,8 +33,24 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The slow tests, then the analyst notebooks under nbval (the design card's notebook checker):
+# every cell of each notebook in a kernel of this environment (--nbval-current-env: their
+# kernelspec names the `make lab` kernel, which may not be registered), on a small example
+# warehouse with the short fits of SPM_WORKBENCH_FAST. A notebook's cells are separate tests that
+# share its kernel, so --dist loadfile keeps each notebook on one worker.
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -n 2
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(BIN)/spm demo-data --agents 6 --years 2 --seed 4 --out "$$tmp/data" >/dev/null; \
+	$(BIN)/spm ingest "$$tmp/data" --db "$$tmp/warehouse.duckdb" >/dev/null; \
+	SPM_WAREHOUSE="$$tmp/warehouse.duckdb" SPM_WORKBENCH_FAST=1 MPLBACKEND=Agg \
+	  $(BIN)/python -m pytest -p nbval --nbval-lax --nbval-current-env -n 2 --dist loadfile notebooks/*.ipynb
+
+# The fault suite (tests/faults): reviews killed, interrupted, run twice at once, out of disk
+# (a small tmpfs, so it needs the right to mount; skipped with a message otherwise), read-only
+# folders. The default `make test` leaves it out (tests/conftest.py); CI runs both.
+test-faults: $(STAMP)
+	$(BIN)/python -m pytest tests/faults -n 2
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
@@ -65,6 +85,15 @@ review: $(STAMP)
 bench-review: $(STAMP)
 	$(BIN)/python bench/review.py
 
+# Power and false positives of leading-indicator discovery: 20 seeds at 50, 200 and 1,000 agents
+# (bench/README.md). Resumable: each seed is cached in bench/results/indicators/ under a key of the
+# discovery code. INDICATORS_ARGS="--agents 200 --seeds 5" for a quick look, "--jobs 2" for two at a time.
+INDICATORS_ARGS ?=
+
+.PHONY: bench-indicators
+bench-indicators: $(STAMP)
+	$(BIN)/python bench/indicators.py $(INDICATORS_ARGS)
+
 # Is P(quota) calibrated? Reliability tables over past quarters (bench/README.md).
 .PHONY: bench-quota
 bench-quota: $(STAMP)
@@ -77,7 +106,7 @@ DOCS_STAMP := $(VENV)/.installed-docs
 CHROMIUM ?= /usr/bin/chromium
 
 $(DOCS_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
+	$(EDITABLE_NOTE) $(BIN)/python -m pip install --quiet -e '.[test,docs]'
 	@touch $(DOCS_STAMP)
 
 .PHONY: screenshots

@@ -54,27 +54,25 @@ from spm_models.evaluation.metrics import score, summarize
 from spm_models.exceptions import ConfigError, SpmError
 from spm_models.indicators.series import build_series
 from spm_models.kpi.grid import COMPANY
-from spm_models.models import (
-    CalendarBaseline,
-    Forecast,
-    ForecastModel,
-    PipelineAware,
-    ProphetForecaster,
-    SeasonalNaive,
-    clone,
-)
+from spm_models.models import Forecast, ForecastModel, clone
+from spm_models.models import make_model as registry_make_model
 from spm_models.models.aggregate import aggregate_draws
 from spm_models.models.forecast import quantile_column
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNNER = Path(__file__).resolve().parent / "statsforecast_runner.py"
 LEVELS = ("agent", "territory", "company")
-PROJECT_MODELS = ("seasonal_naive", "calendar", "calendar_pipeline", "prophet", "prophet_pe", "hb")
+PROJECT_MODELS = ("seasonal_naive", "moq", "calendar", "calendar_pipeline", "prophet", "prophet_pe", "hb")
 SF_MODELS = {"autoets": "AutoETS", "autoarima": "AutoARIMA"}
-ALL_MODELS = ("oracle", *PROJECT_MODELS, *SF_MODELS)
+#: ``auto``: what the review ships with ``model = "auto"``: at every origin the review's model
+#: choice (:func:`spm_models.evaluation.selection.choose_models` over the review's candidates,
+#: on the training weeks only), then per level the sum of the agent draws of that level's pick.
+ALL_MODELS = ("oracle", "auto", *PROJECT_MODELS, *SF_MODELS)
 LABELS = {
     "oracle": "Oracle",
+    "auto": "Auto (review)",
     "seasonal_naive": "SeasonalNaive",
+    "moq": "MonthOfQuarterMean",
     "calendar": "CalendarBaseline",
     "calendar_pipeline": "Pipeline+Calendar",
     "prophet": "Prophet",
@@ -111,7 +109,7 @@ class BenchConfig:
     models: tuple[str, ...] = ALL_MODELS
     n_origins: int = 6
     step: int = 4
-    min_train: int = 20
+    min_train: int = 18
     n_agents: int = 40
     years: float = 3.0
     seed: int = 7
@@ -141,6 +139,7 @@ class BenchData:
     opportunities: pd.DataFrame | None = None  # for the pipeline-aware model
     stage_history: pd.DataFrame | None = None
     spans: dict[str, pd.DataFrame] = field(default_factory=dict)  # level -> first/last week per series
+    weeks_note: str = ""  # which weeks are scored (full weeks only)
 
     @property
     def grid(self) -> np.ndarray:
@@ -181,9 +180,11 @@ def load_data(name: str, cfg: BenchConfig) -> BenchData:
         raise ConfigError(f"unknown dataset {name!r}; choose synthetic or maven")
     indicators = INDICATORS[name]
     frames = {}
+    weeks, note = full_weeks(dataset)
     for level in LEVELS:
         target, cand = build_series(dataset, level=level, grain="week")
         frame = _complete(target)
+        frame = frame[frame["ds"].between(weeks[0], weeks[1])].reset_index(drop=True)
         for cand_name in indicators:
             col = cand_name.split(":", 1)[-1]
             c = cand.loc[cand["candidate"] == cand_name, ["entity_id", "period", "value"]]
@@ -205,7 +206,31 @@ def load_data(name: str, cfg: BenchConfig) -> BenchData:
         dataset.tables.get("stage_history") if hasattr(dataset, "tables") else None,
     )
     data.spans = {lv: f.groupby("unique_id")["ds"].agg(["min", "max"]) for lv, f in frames.items()}
+    data.weeks_note = note
     return data
+
+
+def full_weeks(dataset) -> tuple[tuple[pd.Timestamp, pd.Timestamp], str]:
+    """First and last Monday of the weeks wholly inside the days the data cover (from the first to
+    the last close date of any opportunity), and a sentence saying what was left out.
+
+    A week the data cover only in part (Maven's first, 2017-02-27, has closes from Wednesday 1
+    March on) looks like a slump to every model, and scoring it flatters whichever model
+    happens to forecast one."""
+    close = pd.to_datetime(dataset["opportunities"]["close_date"]).dropna()
+    first_day, last_day = close.min().normalize(), close.max().normalize()
+    monday = first_day - pd.Timedelta(days=first_day.weekday())
+    first = monday if monday == first_day else monday + pd.Timedelta(weeks=1)
+    sunday = last_day + pd.Timedelta(days=6 - last_day.weekday())
+    last = (sunday if sunday == last_day else sunday - pd.Timedelta(weeks=1)) - pd.Timedelta(days=6)
+    dropped = []
+    if first != monday:
+        dropped.append(f"the partial first week {monday.date()} (closes start {first_day.date()})")
+    if last != sunday - pd.Timedelta(days=6):
+        dropped.append(f"the partial last week {(sunday - pd.Timedelta(days=6)).date()} (closes end {last_day.date()})")
+    n = (last - first).days // 7 + 1
+    note = f"{n} full weeks {first.date()}..{last.date()}" + (f"; left out {' and '.join(dropped)}" if dropped else "")
+    return (first, last), note
 
 
 def choose_origins(grid: np.ndarray, *, h: int, n_origins: int, step: int, min_train: int) -> np.ndarray:
@@ -228,29 +253,43 @@ def split(data: BenchData, level: str, origin: np.datetime64, h: int) -> tuple[p
 # --------------------------------------------------------------------------- models
 
 
-def make_model(key: str, *, level: str, h: int, data: BenchData, cfg: BenchConfig) -> tuple[ForecastModel, dict]:
-    """The project model ``key`` for one level and horizon, and the regressors it uses."""
-    regs = {c: lag for c, lag in data.regressors.items() if lag >= h}
-    if key == "seasonal_naive":
-        return SeasonalNaive(), {}
-    if key == "calendar":
-        return CalendarBaseline(), {}
-    if key == "calendar_pipeline":
+#: Benchmark key -> registered model (spm_models.models.registry) and its fixed parameters.
+SPECS: dict[str, tuple[str, dict]] = {
+    "seasonal_naive": ("SeasonalNaive", {}),
+    "moq": ("MonthOfQuarterMean", {}),
+    "calendar": ("CalendarBaseline", {}),
+    "calendar_pipeline": ("PipelineAware", {"model": "CalendarBaseline"}),
+    "prophet": ("ProphetForecaster", {"period_end": False}),
+    "prophet_pe": ("ProphetForecaster", {"period_end": True}),
+    "hb": ("HierarchicalBayes", {}),
+}
+
+
+def make_model(
+    key: str, *, level: str, h: int, data: BenchData, cfg: BenchConfig
+) -> tuple[ForecastModel, dict, dict[str, pd.DataFrame]]:
+    """The project model ``key`` for one level and horizon, the regressors it uses and the
+    tables it reads at fit."""
+    if key not in SPECS:
+        raise ConfigError(f"unknown model {key!r}; choose from {', '.join(ALL_MODELS)}")
+    name, params = SPECS[key]
+    params = dict(params)
+    regs = {}
+    if key in ("prophet_pe", "hb"):
+        regs = {c: lag for c, lag in data.regressors.items() if lag >= h}
+        if regs:
+            params["regressors"] = regs
+    if key == "hb":
+        params.update(method=cfg.hb_method, groups=data.parents["territory"] if level == "agent" else None)
+    model = registry_make_model(name, **params)
+    tables: dict[str, pd.DataFrame] = {}
+    if "opportunities" in model.fit_tables:
         # the deals open at the origin, credited to the level's series (agent, territory or company)
         opps = data.opportunities
         if level != "agent":
             opps = opps.assign(agent_id=opps["agent_id"].astype(str).map(data.parents[level]))
-        return PipelineAware(model=CalendarBaseline(), opportunities=opps, stage_history=data.stage_history), {}
-    if key == "prophet":
-        return ProphetForecaster(period_end=False), {}
-    if key == "prophet_pe":
-        return ProphetForecaster(period_end=True, regressors=regs or None), regs
-    if key == "hb":
-        from spm_models.models import HierarchicalBayes
-
-        groups = data.parents["territory"] if level == "agent" else None
-        return HierarchicalBayes(method=cfg.hb_method, groups=groups, regressors=regs or None), regs
-    raise ConfigError(f"unknown model {key!r}; choose from {', '.join(ALL_MODELS)}")
+        tables = {"opportunities": opps, "stage_history": data.stage_history}
+    return model, regs, tables
 
 
 def label(key: str, regs: dict, cfg: BenchConfig) -> str:
@@ -276,13 +315,74 @@ def oracle_at(data: BenchData, origin: np.datetime64, h: int, cfg: BenchConfig) 
     return {"agent": agents, **{lv: _bottom_up(agents, data, lv) for lv in ("territory", "company")}}
 
 
+def auto_at(data: BenchData, train: pd.DataFrame, h: int, cfg: BenchConfig):
+    """What ``model = "auto"`` ships from the agents' training weeks: the review's candidates
+    (built as :func:`spm_models.review.forecasting.candidate_models` builds them), its choice on
+    those weeks, each pick fitted once, and per level the sum of the agent draws of its pick.
+
+    The review also scales the draws by the common factor of its quota calibration
+    (:mod:`spm_models.review.recalibration`); that needs quotas and past quarters, so it is not
+    part of this benchmark (Maven has no quotas: there the review ships exactly this).
+
+    Returns
+    -------
+    (dict of level -> Forecast, ModelChoice)
+    """
+    from spm_models.calendar import Calendar
+    from spm_models.evaluation.selection import choose_models
+    from spm_models.review.forecasting import build_model
+    from spm_models.review.settings import ReviewConfig
+
+    config = ReviewConfig()  # the review's defaults: what `spm review` ships
+    agents = pd.DataFrame(
+        {"agent_id": list(data.parents["territory"]), "territory_id": list(data.parents["territory"].values())}
+    )
+    calendar = Calendar()
+    tables = {"opportunities": data.opportunities, "stage_history": data.stage_history}
+
+    def build(name: str) -> ForecastModel:
+        return build_model(name, {}, config=config, calendar=calendar, agents=agents, fast=True)
+
+    train = train[["unique_id", "ds", "y"]]
+    candidates = {n: build(n) for n in config.auto_candidates}
+    choice = choose_models(
+        train,
+        candidates,
+        parents=data.parents,
+        h=h,
+        n_origins=config.auto_origins,
+        tables=tables,
+        budget_seconds=config.auto_budget_seconds,
+    )
+    fitted = {}
+    for name in dict.fromkeys(choice.picks.values()):
+        model = build(name)
+        fitted[name] = model.fit(train, **(tables if model.fit_tables else {})).predict(h, n_draws=cfg.n_draws)
+    agent = fitted[choice.picks["agent"]]
+    out = {"agent": agent}
+    for lv in ("territory", "company"):
+        out[lv] = _bottom_up(fitted[choice.picks.get(lv, choice.picks["agent"])], data, lv)
+    return out, choice
+
+
 def run_origin(
     data: BenchData, origin: np.datetime64, h: int, cfg: BenchConfig, progress: Callable[[str], None]
 ) -> tuple[list[pd.DataFrame], list[dict]]:
-    """Fit, forecast and score every project model (and the oracle) at one origin."""
+    """Fit, forecast and score every project model (and the oracle, and auto) at one origin."""
     scores, times = [], []
     splits = {lv: split(data, lv, origin, h) for lv in LEVELS}
     base = {"dataset": data.name, "h": h, "origin": origin}
+    if "auto" in cfg.models:
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        fcs, choice = auto_at(data, splits["agent"][0], h, cfg)
+        seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        picks = ", ".join(f"{lv} {m}" for lv, m in choice.picks.items())
+        for lv, fc in fcs.items():
+            meta = dict(base, level=lv, model=LABELS["auto"], regressors="", pick=choice.picks.get(lv, ""))
+            approach = "direct" if lv == "agent" else "bottom-up"
+            scores.append(_score(fc, splits[lv][1], splits[lv][0], **meta, approach=approach))
+            times.append(dict(meta, approach=approach, seconds=seconds, cpu_seconds=cpu))
+        progress(f"  {LABELS['auto']:<22} picks {picks} {seconds:6.1f}s ({cpu:.1f} CPU s)")
     if "oracle" in cfg.models and data.org is not None:
         fcs = oracle_at(data, origin, h, cfg)
         active = set(splits["agent"][0]["unique_id"])
@@ -293,12 +393,12 @@ def run_origin(
             times.append(dict(meta, seconds=np.nan, cpu_seconds=np.nan))  # the oracle is not fitted
     for key in [k for k in PROJECT_MODELS if k in cfg.models]:
         for lv in LEVELS:
-            model, regs = make_model(key, level=lv, h=h, data=data, cfg=cfg)
+            model, regs, tables = make_model(key, level=lv, h=h, data=data, cfg=cfg)
             name = label(key, regs, cfg)
             meta = dict(base, level=lv, model=name, regressors=",".join(f"{c}@{g}" for c, g in regs.items()))
             train, actual = splits[lv]
             t0, c0 = time.perf_counter(), cpu_seconds()
-            fc = clone(model).fit(train).predict(h, n_draws=cfg.n_draws)
+            fc = clone(model).fit(train, **tables).predict(h, n_draws=cfg.n_draws)
             seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
             scores.append(_score(fc, actual, train, **meta, approach="direct"))
             times.append(dict(meta, approach="direct", seconds=seconds, cpu_seconds=cpu))
@@ -470,7 +570,7 @@ def run_benchmark(
         t0 = time.perf_counter()
         data = datas[name] = load_data(name, cfg)
         progress(
-            f"{name}: {len(data.grid)} weeks, {data.frames['agent']['unique_id'].nunique()} agents "
+            f"{name}: {data.weeks_note}, {data.frames['agent']['unique_id'].nunique()} agents "
             f"({time.perf_counter() - t0:.1f}s to load)"
         )
         for h in cfg.horizons:
@@ -529,6 +629,7 @@ def summary_table(scores: pd.DataFrame, times: pd.DataFrame) -> pd.DataFrame:
                 n_origins=g["origin"].nunique(),
                 fallback_pct=100.0 * s["n_fallback"] / scored if scored else np.nan,
                 regressors=g["regressors"].iloc[0],
+                picks=_picks(g),
             )
         )
     table = pd.DataFrame(rows)
@@ -548,6 +649,15 @@ def summary_table(scores: pd.DataFrame, times: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["dataset", "h", "_l", "_m", "_a"]).drop(columns=["_l", "_m", "_a"]).reset_index(drop=True)
 
 
+def _picks(g: pd.DataFrame) -> str:
+    """How often each model was picked over the origins (``auto`` rows only; "" otherwise)."""
+    if "pick" not in g or g["pick"].isna().all():
+        return ""
+    per_origin = g.dropna(subset=["pick"]).groupby("origin")["pick"].first()
+    counts = per_origin.value_counts()
+    return ", ".join(f"{m} x{n}" for m, n in counts.items())
+
+
 COLUMNS = [
     ("dataset", "dataset", "{}"),
     ("h", "h", "{}"),
@@ -564,6 +674,7 @@ COLUMNS = [
     ("n_series", "series", "{}"),
     ("n_origins", "origins", "{}"),
     ("fallback_pct", "fallback %", "{:.0f}"),
+    ("picks", "auto's picks (origins)", "{}"),
 ]
 
 
@@ -605,6 +716,30 @@ def verdicts(table: pd.DataFrame) -> str:
                 )
         if parts:
             lines.append(f"- {ds} h={h} {lv}: " + "; ".join(parts))
+    return "\n".join(lines)
+
+
+BASELINE = "MonthOfQuarterMean"
+
+
+def auto_verdicts(table: pd.DataFrame) -> str:
+    """Per dataset, horizon and level: does what the review ships (auto) score at or below the
+    pooled month-of-quarter baseline on MASE and sCRPS, with 80% coverage in [0.75, 0.85]?"""
+    lines = []
+    for (ds, h, lv), g in table.groupby(["dataset", "h", "level"], sort=False):
+        auto = g[g["model"] == LABELS["auto"]]
+        base = g[(g["model"] == BASELINE) & (g["approach"] == "direct")]
+        if auto.empty or base.empty:
+            continue
+        a, b = auto.iloc[0], base.iloc[0]
+        checks = [
+            ("MASE", a["mase"] <= b["mase"], f"{a['mase']:.3f} vs {b['mase']:.3f}"),
+            ("sCRPS", a["scaled_crps"] <= b["scaled_crps"], f"{a['scaled_crps']:.3f} vs {b['scaled_crps']:.3f}"),
+            ("cov80", 0.75 <= a["coverage_80"] <= 0.85, f"{a['coverage_80']:.2f}"),
+        ]
+        ok = all(c[1] for c in checks)
+        detail = "; ".join(f"{n} {v}{'' if good else ' (NO)'}" for n, good, v in checks)
+        lines.append(f"- {ds} h={h} {lv}: {'ok' if ok else 'NOT MET'}: {detail}; picks {a['picks']}")
     return "\n".join(lines)
 
 
@@ -739,6 +874,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         table.to_csv(a.out / "accuracy.csv", index=False)
         md = to_markdown(table) + "\n\n" + verdicts(table) + "\n\n"
+        checks = auto_verdicts(table)
+        if checks:
+            md += f"What the review ships (auto) against the pooled month-of-quarter baseline:\n\n{checks}\n\n"
     if scaling:
         scaling = scaling[0]
         scaling.to_csv(a.out / "hb_scaling.csv", index=False)

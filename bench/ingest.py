@@ -7,7 +7,10 @@ Usage::
 
 Each size runs in its own process so peak memory (max resident set size) is that size's alone.
 Stages: generate (synthetic organisation in memory), write CSV (canonical folder), ingest
-(read CSV + validate + one DuckDB transaction), KPIs (all KPIs, all levels, monthly and weekly).
+(read CSV + validate + one DuckDB transaction), KPIs (all KPIs, all levels, monthly and weekly),
+and the same organisation as a raw funnel export (leads.csv, won_deals.csv) ingested through its
+mapping file (lookups both ways between the files, per-column date formats, rows counted into
+weekly indicators, SQL expressions in the sandbox), then its lead KPIs by channel and month.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ def run_one(n_agents: int) -> dict:
     from spm_models.data.ingest import ingest_paths
     from spm_models.data.warehouse import Warehouse
     from spm_models.kpi import compute_kpis
+    from spm_models.kpi.leads import lead_kpis
+    from spm_models.synthetic.funnel import funnel_export
     from spm_models.synthetic.generator import generate_organisation
 
     out: dict = {"agents": n_agents}
@@ -44,7 +49,10 @@ def run_one(n_agents: int) -> dict:
         t = time.perf_counter()
         org.write(tmp / "csv")
         out["write_csv_s"] = time.perf_counter() - t
-        del org
+        funnel = funnel_export(org, seed=1)
+        funnel.write(tmp / "funnel")
+        out["leads"] = len(funnel.leads)
+        del org, funnel
         t = time.perf_counter()
         ingest_paths([tmp / "csv"], db=tmp / "w.duckdb", source="canonical")
         out["ingest_s"] = time.perf_counter() - t
@@ -59,6 +67,13 @@ def run_one(n_agents: int) -> dict:
         t = time.perf_counter()
         compute_kpis(ds, grain="week")
         out["kpis_week_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        ingest_paths([tmp / "funnel" / "mapping.toml"], db=tmp / "funnel.duckdb")
+        out["funnel_ingest_s"] = time.perf_counter() - t
+        funnel_ds = Warehouse(tmp / "funnel.duckdb").load()
+        t = time.perf_counter()
+        lead_kpis(funnel_ds["leads"], funnel_ds["opportunities"], grain="month")
+        out["lead_kpis_s"] = time.perf_counter() - t
     out["peak_mib"] = _peak_mib()
     return out
 
@@ -85,6 +100,9 @@ def main(argv: list[str]) -> None:
         ("load_s", "load s", "{:.1f}"),
         ("kpis_month_s", "KPIs month s", "{:.1f}"),
         ("kpis_week_s", "KPIs week s", "{:.1f}"),
+        ("leads", "funnel leads", "{:,}"),
+        ("funnel_ingest_s", "funnel ingest s", "{:.1f}"),
+        ("lead_kpis_s", "lead KPIs s", "{:.1f}"),
         ("db_mib", "DB MiB", "{:.0f}"),
         ("peak_mib", "peak RSS MiB", "{:,.0f}"),
     ]

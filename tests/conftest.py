@@ -1,4 +1,10 @@
-"""Shared fixtures, built once per test session and read-only.
+"""Test-session settings shared by every folder, and shared fixtures built once per session.
+
+The fault suite (``tests/faults``: runs killed, disks filled, folders made read-only) is run by
+``make test-faults`` and CI, not by the default ``pytest`` run: it is collected only when named
+on the command line (``pytest tests/faults``) or when ``SPM_FAULTS=1``.
+
+The shared fixtures are read-only:
 
 ``small_org``
     One small synthetic organisation (6 agents, 2 years, seed 4: two territories, agent A0005
@@ -14,7 +20,10 @@
 ``review_run``
     One monthly review (``run_review``) of ``small_dataset``: artifacts, every report, index
     and manifest on disk, and what an immediate second run of the same month did
-    (``ReviewRun.rerun``).
+    (``ReviewRun.rerun``). Its settings (``ReviewRun.config``) are the defaults (the model
+    chosen per level, ``auto``) plus a commission plan (``DEFAULT_PLAN``), since reports show
+    a commission section only when a plan is configured; its freshness is judged on the day
+    after the data end, so the data are fresh and the progress log holds no warning.
 ``execute_notebooks`` and ``execute_notebook``
     Run notebooks, every cell, in an ordinary Jupyter kernel (``python3``, nothing preloaded)
     driven from this process: what ``pytest --nbval-lax`` checks, without starting another
@@ -27,12 +36,12 @@ session, so a test that modifies one in place fails there (an error at teardown 
 fixture) instead of changing what later tests see.
 
 The organisation and the warehouse take a fraction of a second and are built once per
-pytest-xdist worker. The review run costs about 9 CPU seconds (a model fit, a kernel server,
-eight report kernels and their HTML), so it is built once per session: the first worker that needs it
-builds it under a lock in the folder all workers share, the other waits and reads it from
-disk. (``xdist_group`` with ``--dist loadgroup`` would keep its tests on one worker instead,
-but with pytest 9.2 and pytest-xdist 3.8 the grouping silently does nothing,
-pytest-dev/pytest-xdist#1386.)
+pytest-xdist worker. The review run is the costliest fixture (the model choice's backtest, a
+model fit, a kernel server, eight report kernels and their HTML), so it is built once per
+session: the first worker that needs it builds it under a lock in the folder all workers share,
+the other waits and reads it from disk. (``xdist_group`` with ``--dist loadgroup`` would keep
+its tests on one worker instead, but with pytest 9.2 and pytest-xdist 3.8 the grouping silently
+does nothing, pytest-dev/pytest-xdist#1386.)
 """
 
 from __future__ import annotations
@@ -49,10 +58,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+FAULTS = Path(__file__).resolve().parent / "faults"
+
 if TYPE_CHECKING:  # the package is imported by the fixtures, not when pytest loads this file
     import pandas as pd
 
     from spm_models.data.dataset import Dataset
+    from spm_models.review.settings import ReviewConfig
     from spm_models.synthetic.generator import SyntheticOrg
 
 SMALL_ORG = {"n_agents": 6, "years": 2, "seed": 4}
@@ -68,6 +80,25 @@ HOSTILE_NAMES = {
 }
 HOSTILE_ID = ("A0006", "../x/<b>6</b>")
 HOSTILE_TERRITORY = ("T01", '<i>North</i> & "South"')
+
+
+# ---------------------------------------------------------------------------- the fault suite
+
+
+def _names_faults(config) -> bool:
+    here = Path(config.invocation_params.dir)
+    for arg in config.args:
+        path = (here / arg.split("::")[0]).resolve()
+        if path == FAULTS or FAULTS in path.parents:
+            return True
+    return False
+
+
+def pytest_ignore_collect(collection_path, config):
+    path = Path(collection_path).resolve()
+    if (path == FAULTS or FAULTS in path.parents) and os.environ.get("SPM_FAULTS") != "1" and not _names_faults(config):
+        return True
+    return None
 
 
 # ---------------------------------------------------------------------------- read-only guard
@@ -193,6 +224,7 @@ class ReviewRun:
 
     root: Path  # holds progress.log, rerun.json and reports/<month>/
     dataset: Dataset  # small_dataset, which it reviewed
+    config: ReviewConfig  # the settings it ran with (``review_config()``)
 
     @property
     def out(self) -> Path:
@@ -201,8 +233,8 @@ class ReviewRun:
 
     @property
     def run_folder(self) -> Path:
-        """``reports/<month>``, the one month the run reviewed."""
-        (month,) = (p for p in self.out.iterdir() if p.is_dir())
+        """``reports/<month>``, the one month the run reviewed (beside ``.spm``, the runs' locks)."""
+        (month,) = (p for p in self.out.iterdir() if p.is_dir() and not p.name.startswith("."))
         return month
 
     @property
@@ -225,18 +257,32 @@ class ReviewRun:
         return json.loads((self.root / "rerun.json").read_text(encoding="utf-8"))
 
 
-def _review_and_rerun(folder: Path, dataset: Dataset) -> None:
+def review_config() -> ReviewConfig:
+    """The shared review run's settings: the defaults and a commission plan (``DEFAULT_PLAN``)."""
+    from spm_models.insights.commission import DEFAULT_PLAN
+    from spm_models.review.settings import ReviewConfig
+
+    return ReviewConfig(commission=DEFAULT_PLAN)
+
+
+def _review_and_rerun(folder: Path, dataset: Dataset, config: ReviewConfig) -> None:
     """Review ``dataset`` into ``folder``, run it again, record what the second run did, and
     put back the first run's manifest.json and index.html, which the second run rewrites."""
+    import pandas as pd
+
+    from spm_models.review.outlook import data_last_day
     from spm_models.review.pipeline import run_review
 
     out = folder / "reports"
+    # judged on the day after the data end, the data are fresh: no warning in the progress log
+    run = dict(dataset=dataset, out=out, config=config, workers=2, progress=False)
+    run["today"] = data_last_day(dataset) + pd.Timedelta(days=1)
     with open(folder / "progress.log", "w", encoding="utf-8") as log:
-        first = run_review(dataset=dataset, out=out, workers=2, progress=False, log=log)
+        first = run_review(**run, log=log)
     kept = {p: p.read_bytes() for p in (first.run_folder / "manifest.json", first.run_folder / "index.html")}
     before = _tree_digest(folder)
     with open(os.devnull, "w") as log:
-        again = run_review(dataset=dataset, out=out, workers=2, progress=False, log=log)
+        again = run_review(**run, log=log)
     after = _tree_digest(folder)
     record = {
         "executed": [r.report_id for r in again.executed],
@@ -254,9 +300,9 @@ def _review_and_rerun(folder: Path, dataset: Dataset) -> None:
 @pytest.fixture(scope="session")
 def review_run(tmp_path_factory, small_dataset) -> Iterator[ReviewRun]:
     """The monthly review of ``small_dataset`` (read-only)."""
-    ds = small_dataset
-    root = _build_once(tmp_path_factory, "review_run", lambda folder: _review_and_rerun(folder, ds))
-    run = ReviewRun(root=root, dataset=ds)
+    ds, config = small_dataset, review_config()
+    root = _build_once(tmp_path_factory, "review_run", lambda folder: _review_and_rerun(folder, ds, config))
+    run = ReviewRun(root=root, dataset=ds, config=config)
     before = _tree_digest(root)
     yield run
     _unchanged("review_run", before, _tree_digest(root))

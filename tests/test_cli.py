@@ -9,7 +9,7 @@ import pytest
 
 from spm_models.cli import main
 
-COMMANDS = ["demo-data", "ingest", "kpis", "demo"]
+COMMANDS = ["demo-data", "ingest", "kpis", "demo", "review", "models"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -40,3 +40,12 @@ def test_console_script_returns_exit_code(tmp_path):
     assert proc.returncode == 2
     assert "missing-folder" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_models_lists_the_registry_with_parameters(capsys):
+    from spm_models.models import model_names
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"{name}:" in out for name in model_names())
+    assert "window=None" in out and "lookback_weeks=52" in out

@@ -12,8 +12,17 @@ Column kinds
 ``money``    non-negative amount in the organisation's currency.
 ``float``    any real number.
 ``count``    non-negative integer.
+``flag``     yes or no (``true``/``false``, ``yes``/``no``, ``1``/``0``); an empty cell takes the
+             column's ``default``.
 ``stage``    one of :data:`PIPELINE_STAGES`.
 ``outcome``  one of :data:`OUTCOMES`.
+
+Contract versions
+-----------------
+Tables and columns added after the first version of the contract carry ``since`` (the
+:data:`CONTRACT_VERSION` that added them). They are optional, and a dataset that leaves them
+empty (or at their default) is the same data as before they existed: its
+:func:`~spm_models.data.warehouse.fingerprint` does not change.
 """
 
 from __future__ import annotations
@@ -28,8 +37,13 @@ __all__ = [
     "PIPELINE_STAGES",
     "OUTCOMES",
     "FUNNEL_STAGES",
+    "TARGET_METRICS",
+    "CONTRACT_VERSION",
     "table",
 ]
+
+#: The version of the contract; tables and columns added later say ``since``.
+CONTRACT_VERSION = 2
 
 #: Open pipeline stages in order. ``stage`` on an opportunity is the furthest of these it
 #: reached (for a closed deal: the stage it closed from; null when the source does not say).
@@ -44,6 +58,8 @@ PIPELINE_STAGES: tuple[str, ...] = (
 OUTCOMES: tuple[str, ...] = ("open", "won", "lost")
 #: The stages of the funnel for stage-to-stage conversion: the pipeline stages, then won.
 FUNNEL_STAGES: tuple[str, ...] = PIPELINE_STAGES + ("won",)
+#: What a target is set on: bookings (the default) or margin.
+TARGET_METRICS: tuple[str, ...] = ("bookings", "margin")
 
 
 @dataclass(frozen=True)
@@ -54,6 +70,8 @@ class Column:
     unique: bool = False
     references: str | None = None  # "table.column" this value must exist in
     doc: str = ""
+    since: int = 1  # contract version that added the column
+    default: object = None  # typed value of an empty cell (flags)
 
 
 @dataclass(frozen=True)
@@ -63,6 +81,7 @@ class Table:
     key: tuple[str, ...]
     optional: bool = False  # may be absent from a source
     doc: str = ""
+    since: int = 1  # contract version that added the table
 
     @property
     def column_names(self) -> list[str]:
@@ -97,6 +116,14 @@ TABLES: dict[str, Table] = {
                 C("manager", "text", required=False),
                 C("hire_date", "date", required=False, doc="empty: employed before the data starts"),
                 C("leave_date", "date", required=False, doc="empty: still employed"),
+                C(
+                    "is_person",
+                    "flag",
+                    required=False,
+                    since=2,
+                    default=True,
+                    doc="false for owners that are not people (unassigned, house accounts); empty: a person",
+                ),
             ),
             key=("agent_id",),
             doc="Sales agents, their territory and manager, hire and leave dates.",
@@ -134,11 +161,47 @@ TABLES: dict[str, Table] = {
                 C("created_date", "date", doc="created or first engaged"),
                 C("stage", "stage", required=False, doc="furthest open stage reached"),
                 C("outcome", "outcome"),
-                C("close_date", "date", required=False, doc="required when won or lost"),
-                C("amount", "money", required=False, doc="deal value; required when won"),
+                C("close_date", "date", required=False, doc="required when won; a lost deal may lack it"),
+                C("amount", "money", required=False, doc="deal value; required when won (bookings in money)"),
+                C("cost", "money", required=False, since=2, doc="cost of the deal; margin = amount - cost"),
+                C("margin", "float", required=False, since=2, doc="amount - cost, where the export states it"),
             ),
             key=("opportunity_id",),
             doc="Opportunities (deals): one row each, current state.",
+        ),
+        Table(
+            "leads",
+            (
+                C("lead_id", "id", unique=True),
+                C("created_date", "date", doc="created or first contact"),
+                C("channel", "text", required=False, doc="channel or source the lead came from"),
+                C("campaign", "text", required=False),
+                C("agent_id", "id", required=False, references="agents.agent_id", doc="owner"),
+                C(
+                    "opportunity_id",
+                    "id",
+                    required=False,
+                    references="opportunities.opportunity_id",
+                    doc="the opportunity the lead converted to",
+                ),
+                C("disqualified_date", "date", required=False),
+            ),
+            key=("lead_id",),
+            optional=True,
+            since=2,
+            doc="Leads (marketing-qualified or raw), their channel and the opportunity each became.",
+        ),
+        Table(
+            "channel_spend",
+            (
+                C("channel", "id"),
+                C("date", "date", doc="day (or period start) the spend is booked on"),
+                C("spend", "money"),
+            ),
+            key=("channel", "date"),
+            optional=True,
+            since=2,
+            doc="Marketing spend per lead channel, for cost per lead and per won deal.",
         ),
         Table(
             "stage_history",
@@ -171,8 +234,9 @@ TABLES: dict[str, Table] = {
                 C("period_start", "date"),
                 C("period_end", "date", doc="inclusive"),
                 C("quota", "money"),
+                C("metric", "id", required=False, since=2, doc="bookings (empty) or margin"),
             ),
-            key=("agent_id", "territory_id", "period_start"),
+            key=("agent_id", "territory_id", "period_start", "metric"),
             optional=True,
             doc="Quotas: exactly one of agent_id or territory_id per row.",
         ),
@@ -193,6 +257,8 @@ TABLES: dict[str, Table] = {
 
 #: Load order: a table only references tables before it.
 TABLE_ORDER: tuple[str, ...] = tuple(TABLES)
+#: Columns whose values come from a fixed list: column -> allowed values.
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {("targets", "metric"): TARGET_METRICS}
 
 
 def table(name: str) -> Table:

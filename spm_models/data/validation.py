@@ -15,35 +15,45 @@ kind                        dtype
 ``date``                    ``datetime64[us]`` (:data:`DATE_DTYPE`), midnight
 ``money``, ``float``        ``float64``
 ``count``                   ``int64``
+``flag``                    ``bool`` (an empty cell takes the column's default)
 ==========================  ======================================================
 
 Text is stripped of surrounding white space; an empty cell is missing. ``activity_type``
-is lower-cased. Dates are parsed with :attr:`SourceRef.date_format`; ``None`` means ISO
-``YYYY-MM-DD``, where an ISO date-time (``2024-01-31T10:00:00Z``) is also accepted and its
-date part, as written, is kept.
+is lower-cased. Dates are parsed with :meth:`SourceRef.date_format_of` (one format per file,
+or per column); ``None`` means ISO ``YYYY-MM-DD``, where an ISO date-time
+(``2024-01-31T10:00:00Z``) is also accepted and its date part, as written, is kept.
+
+Bookings measure
+----------------
+With bookings measured in deals (:attr:`Dataset.measure <spm_models.data.dataset.Dataset.measure>`
+``"deals"``), every opportunity's ``amount`` is 1: a won deal books one deal, an open deal is
+one deal of pipeline. Amounts in the export are then ignored (a warning says how many).
 
 Spreadsheet formulas
 --------------------
-A text or id cell is treated as a spreadsheet formula when, after leading white space, it
-starts with ``=``, or starts with ``+``, ``-`` or ``@`` immediately followed by a letter,
-``(`` or ``=`` (``+HYPERLINK(...)``, ``-cmd|...``, ``@SUM(A1)``). Numbers such as ``-5`` or
-``+44 20 7946 0000`` and ordinary names are not flagged; number columns are never checked.
-By default a formula cell is an error; with ``allow_formula_text=True`` it is stored as
-plain text (never evaluated) and listed in :attr:`Dataset.warnings`.
+A text or id cell that a spreadsheet would evaluate (the rule of
+:mod:`spm_models.data.formulas`: ``=...``, or ``+``, ``-``, ``@`` before anything but a plain
+number) is an error by default; with ``allow_formula_text=True`` it is stored as plain text
+(never evaluated) and listed in :attr:`Dataset.warnings`. Number columns are never checked.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
+from spm_models.calendar import date_rule, parse_dates
+from spm_models.config import ProjectSettings, check_bookings_measure
 from spm_models.data.dataset import Dataset, SourceRef
-from spm_models.data.schemas import OUTCOMES, PIPELINE_STAGES, TABLE_ORDER, TABLES, Table
+from spm_models.data.formulas import is_formula
+from spm_models.data.plausibility import cross_table_rules, table_rules
+from spm_models.data.problems import MAX_PER_RULE, ProblemCollector, sheet_rows, show_value
+from spm_models.data.rules import business_rules
+from spm_models.data.schemas import CHOICES, OUTCOMES, PIPELINE_STAGES, TABLE_ORDER, TABLES, Table
 from spm_models.exceptions import DataValidationError, Problem
 
 __all__ = [
@@ -54,6 +64,7 @@ __all__ = [
     "as_canonical_types",
     "column_schema",
     "is_formula",
+    "MAX_PER_RULE",
 ]
 
 #: The one resolution used for every canonical date column.
@@ -69,12 +80,13 @@ _KIND_DTYPE = {
     "money": "float64",
     "float": "float64",
     "count": "int64",
+    "flag": "bool",
 }
 _TEXT_KINDS = {"id", "text", "stage", "outcome"}
-_FORMULA_PATTERN = r"(?:=|[+\-@][A-Za-z(=])"  # matched after stripping leading white space
-#: Problems of one kind reported per column before the rest are summarised in one line.
-MAX_PER_RULE = 1000
 _MAX_FORMULA_WARNINGS = 20
+#: Text of a flag cell (lower case) -> its value.
+FLAG_WORDS = {"true": True, "yes": True, "y": True, "t": True, "1": True, "false": False, "no": False, "n": False}
+FLAG_WORDS |= {"f": False, "0": False}
 
 _RULES = {
     "not_nullable": "a value is required here (the cell is empty)",
@@ -129,74 +141,6 @@ def as_canonical_types(table: str, frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=list(frame.columns), index=frame.index)
 
 
-def is_formula(text: pd.Series) -> pd.Series:
-    """Boolean mask of cells a spreadsheet would evaluate as a formula (rule in the module doc)."""
-    return text.str.lstrip().str.match(_FORMULA_PATTERN).fillna(False).astype(bool)
-
-
-# --------------------------------------------------------------------------- problem collector
-
-
-class _Collector:
-    """Problems and warnings gathered across tables, with a cap per (table, column, rule)."""
-
-    def __init__(self) -> None:
-        self.problems: list[tuple[int, int, Problem]] = []
-        self.warnings: list[Problem] = []
-
-    def add(
-        self,
-        order: int,
-        file: str,
-        rows,
-        column,
-        values,
-        rule,
-        *,
-        cap: int = MAX_PER_RULE,
-        summary: str | None = None,
-        warn: bool = False,
-    ) -> None:
-        """Record one problem per row. ``rule`` is one string or one string per row."""
-        rows = list(rows)
-        n = len(rows)
-        if n == 0:
-            return
-        values = list(values) if values is not None else [None] * n
-        rules = [rule] * n if isinstance(rule, str) else list(rule)
-        items = [
-            Problem(file, int(r) if r is not None else None, column, _show(v), ru)
-            for r, v, ru in zip(rows[:cap], values[:cap], rules[:cap])
-        ]
-        keys = [p.row or 0 for p in items]
-        if n > cap:
-            what = summary or (rule if isinstance(rule, str) else rules[0])
-            items.append(Problem(file, None, column, None, f"... and {n - cap:,} more rows like the above: {what}"))
-            keys.append(np.iinfo(np.int64).max)  # after the rows it summarises
-        if warn:
-            self.warnings.extend(items)
-        else:
-            self.problems.extend(zip([order] * len(items), keys, items))
-
-    def sorted(self) -> list[Problem]:
-        return [p for _, _, p in sorted(self.problems, key=lambda t: (t[0], t[1]))]
-
-
-def _show(value) -> str | None:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.strftime("%Y-%m-%d")
-    return str(value)
-
-
-def _rows(ref: SourceRef, n_rows: int, positions: np.ndarray) -> np.ndarray:
-    positions = np.asarray(positions, dtype=np.int64)
-    if ref.rows is None or len(ref.rows) != n_rows:
-        return positions + 2
-    return np.asarray(ref.rows, dtype=np.int64)[positions]
-
-
 # --------------------------------------------------------------------------- conversion
 
 
@@ -227,28 +171,6 @@ def _to_text(s: pd.Series) -> pd.Series:
     return out.mask(out == "")
 
 
-def _parse_dates(text: pd.Series, fmt: str | None) -> pd.Series:
-    if fmt is not None:
-        return pd.to_datetime(text, format=fmt, errors="coerce").dt.normalize().astype(DATE_DTYPE)
-    parts = text.str.extract(r"^(\d{4}-\d{1,2}-\d{1,2})(?:[T ](.+))?$")
-    day = pd.to_datetime(parts[0], format="%Y-%m-%d", errors="coerce").astype(DATE_DTYPE)
-    has_time = parts[1].notna()
-    if has_time.any():
-        full = pd.to_datetime(text.where(has_time), format="ISO8601", errors="coerce", utc=True)
-        day = day.mask(has_time & full.isna())
-    return day
-
-
-def _to_date(s: pd.Series, fmt: str | None) -> tuple[pd.Series, pd.Series]:
-    if pd.api.types.is_datetime64_any_dtype(s.dtype):
-        if getattr(s.dt, "tz", None) is not None:
-            s = s.dt.tz_localize(None)
-        return s.dt.normalize().astype(DATE_DTYPE), pd.Series(False, index=s.index)
-    text = _to_text(s)
-    typed = _via_uniques(text, lambda u: _parse_dates(u, fmt)).astype(DATE_DTYPE)
-    return typed, text.notna() & typed.isna()
-
-
 def _to_number(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
         typed = s.astype("float64")
@@ -259,13 +181,17 @@ def _to_number(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     return typed.where(finite), pd.Series(text.notna().to_numpy() & ~finite, index=s.index)
 
 
-def _date_rule(fmt: str | None) -> str:
-    if fmt is None:
-        return "expected a date like 2024-01-31"
-    return f"expected a date in the format {fmt} (like {date(2024, 1, 31).strftime(fmt)})"
+def _to_flag(s: pd.Series, default) -> tuple[pd.Series, pd.Series]:
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return s.astype(bool), pd.Series(False, index=s.index)
+    text = _to_text(s).str.lower()
+    value = text.map(FLAG_WORDS)
+    bad = text.notna() & value.isna()
+    filled = value.where(value.notna(), default if default is not None else False)
+    return filled.astype(bool), bad
 
 
-def _coerce(spec: Table, raw: pd.DataFrame, ref: SourceRef, order: int, out: _Collector):
+def _coerce(spec: Table, raw: pd.DataFrame, ref: SourceRef, order: int, out: ProblemCollector):
     """Typed frame plus, per column, the mask of cells that could not be converted."""
     typed: dict[str, pd.Series] = {}
     bad: dict[str, pd.Series] = {}
@@ -273,8 +199,12 @@ def _coerce(spec: Table, raw: pd.DataFrame, ref: SourceRef, order: int, out: _Co
     for col in spec.columns:
         s = raw[col.name]
         if col.kind == "date":
-            t, b = _to_date(s, ref.date_format)
-            rule = _date_rule(ref.date_format)
+            fmt = ref.date_format_of(col.name)
+            t, b = parse_dates(s, fmt=fmt)
+            rule = date_rule(fmt)
+        elif col.kind == "flag":
+            t, b = _to_flag(s, col.default)
+            rule = "expected yes or no (true/false, yes/no, 1/0), or an empty cell"
         elif col.kind in {"money", "float", "count"}:
             t, b = _to_number(s)
             rule = (
@@ -297,7 +227,7 @@ def _coerce(spec: Table, raw: pd.DataFrame, ref: SourceRef, order: int, out: _Co
         if b is not None and b.any():
             bad[col.name] = b
             pos = np.flatnonzero(b.to_numpy())
-            out.add(order, ref.file, _rows(ref, rows_n, pos), ref.column_of(col.name), s.iloc[pos], rule)
+            out.add(order, ref.file, sheet_rows(ref, rows_n, pos), ref.column_of(col.name), s.iloc[pos], rule)
     return pd.DataFrame(typed), bad
 
 
@@ -338,11 +268,13 @@ def column_schema(spec: Table, columns, *, allow_formula_text: bool = False) -> 
             checks.append(pa.Check.isin(PIPELINE_STAGES, error="stage"))
         elif c.kind == "outcome":
             checks.append(pa.Check.isin(OUTCOMES, error="outcome"))
+        if (spec.name, c.name) in CHOICES:
+            checks.append(pa.Check.isin(CHOICES[spec.name, c.name], error=f"choice:{c.name}"))
         cols[c.name] = pa.Column(nullable=not c.required, checks=checks)
     return pa.DataFrameSchema(cols, strict=False)
 
 
-def _column_checks(spec, typed, raw, bad, ref, order, allow_formula_text, out: _Collector) -> None:
+def _column_checks(spec, typed, raw, bad, ref, order, allow_formula_text, out: ProblemCollector) -> None:
     schema = column_schema(spec, typed.columns, allow_formula_text=allow_formula_text)
     try:
         schema.validate(typed, lazy=True)
@@ -358,8 +290,8 @@ def _column_checks(spec, typed, raw, bad, ref, order, allow_formula_text, out: _
                 pos = pos[~bad[column].to_numpy()[pos]]
             pos = np.sort(pos)
             fcol = ref.column_of(column)
-            rule = _RULES[check].format(col=fcol) if check in _RULES else str(check)
-            out.add(order, ref.file, _rows(ref, len(typed), pos), fcol, raw[column].iloc[pos], rule)
+            rule = _RULES[check].format(col=fcol) if check in _RULES else _choice_rule(spec, str(check))
+            out.add(order, ref.file, sheet_rows(ref, len(typed), pos), fcol, raw[column].iloc[pos], rule)
     if allow_formula_text:
         for c in spec.columns:
             if c.kind in {"id", "text"}:
@@ -368,7 +300,7 @@ def _column_checks(spec, typed, raw, bad, ref, order, allow_formula_text, out: _
                 out.add(
                     order,
                     ref.file,
-                    _rows(ref, len(typed), pos),
+                    sheet_rows(ref, len(typed), pos),
                     ref.column_of(c.name),
                     typed[c.name].iloc[pos],
                     "spreadsheet formula stored as plain text (it is never evaluated)",
@@ -377,10 +309,17 @@ def _column_checks(spec, typed, raw, bad, ref, order, allow_formula_text, out: _
                 )
 
 
+def _choice_rule(spec: Table, check: str) -> str:
+    if check.startswith("choice:"):
+        col = check.split(":", 1)[1]
+        return f"{col} must be one of " + ", ".join(CHOICES[spec.name, col]) + " (or empty)"
+    return check
+
+
 # --------------------------------------------------------------------------- table and business rules
 
 
-def _unique_keys(spec, typed, bad, ref, order, out: _Collector) -> None:
+def _unique_keys(spec, typed, bad, ref, order, out: ProblemCollector) -> None:
     keys = [(c.name,) for c in spec.columns if c.unique]
     if tuple(spec.key) not in keys:
         keys.append(tuple(spec.key))
@@ -399,14 +338,14 @@ def _unique_keys(spec, typed, bad, ref, order, out: _Collector) -> None:
         gid = frame.groupby(cols, sort=False, dropna=False).ngroup().to_numpy()
         first = pd.Series(np.arange(len(frame))).groupby(gid).transform("min").to_numpy()
         pos = np.flatnonzero(dup)
-        also = _rows(ref, len(frame), first[pos])
+        also = sheet_rows(ref, len(frame), first[pos])
         fcols = [ref.column_of(c) for c in cols]
         if len(cols) == 1:
             vals = frame[cols[0]].iloc[pos]
-            rules = [f"{fcols[0]} '{_show(v)}' appears more than once (also row {r})" for v, r in zip(vals, also)]
+            rules = [f"{fcols[0]} '{show_value(v)}' appears more than once (also row {r})" for v, r in zip(vals, also)]
             values = vals
         else:
-            shown = [frame[c].iloc[pos].map(_show).tolist() for c in cols]
+            shown = [frame[c].iloc[pos].map(show_value).tolist() for c in cols]
             combos = [
                 ", ".join(f"{fc}={v!r}" if v is not None else f"{fc}=(empty)" for fc, v in zip(fcols, vs))
                 for vs in zip(*shown)
@@ -416,7 +355,7 @@ def _unique_keys(spec, typed, bad, ref, order, out: _Collector) -> None:
         out.add(
             order,
             ref.file,
-            _rows(ref, len(frame), pos),
+            sheet_rows(ref, len(frame), pos),
             ", ".join(fcols),
             values,
             rules,
@@ -424,7 +363,7 @@ def _unique_keys(spec, typed, bad, ref, order, out: _Collector) -> None:
         )
 
 
-def _references(name, spec, typed_tables, bad_tables, dataset, order, out: _Collector) -> None:
+def _references(name, spec, typed_tables, bad_tables, dataset, order, out: ProblemCollector) -> None:
     typed = typed_tables[name]
     ref = dataset.ref(name)
     for col in spec.columns:
@@ -449,7 +388,7 @@ def _references(name, spec, typed_tables, bad_tables, dataset, order, out: _Coll
         out.add(
             order,
             ref.file,
-            _rows(ref, len(typed), pos),
+            sheet_rows(ref, len(typed), pos),
             ref.column_of(col.name),
             vals,
             [f"{noun} '{v}' is not in {pfile}" for v in vals],
@@ -457,103 +396,56 @@ def _references(name, spec, typed_tables, bad_tables, dataset, order, out: _Coll
         )
 
 
-def _flag(out, order, ref, typed, bad, mask, column, rule) -> None:
-    mask = np.asarray(mask, dtype=bool)
-    if column in bad:  # the conversion problem already covers this cell
-        mask = mask & ~bad[column].to_numpy()
-    pos = np.flatnonzero(mask)
-    out.add(order, ref.file, _rows(ref, len(typed), pos), ref.column_of(column), typed[column].iloc[pos], rule)
-
-
-def _business_rules(name, typed, bad, ref, order, out: _Collector) -> None:
-    t = typed
-    if name == "opportunities":
-        closed = t["outcome"].isin(["won", "lost"]).to_numpy()
-        no_close = t["close_date"].isna().to_numpy()
-        _flag(out, order, ref, t, bad, closed & no_close, "close_date", "a won or lost deal needs a close date")
-        _flag(
-            out,
-            order,
-            ref,
-            t,
-            bad,
-            (t["outcome"] == "open").to_numpy() & ~no_close,
-            "close_date",
-            "an open opportunity must not have a close date (set outcome to won or lost, or clear the date)",
-        )
-        _flag(
-            out,
-            order,
-            ref,
-            t,
-            bad,
-            (t["close_date"] < t["created_date"]).to_numpy(),
-            "close_date",
-            "close date is before the created date",
-        )
-        _flag(
-            out,
-            order,
-            ref,
-            t,
-            bad,
-            (t["outcome"] == "won").to_numpy() & t["amount"].isna().to_numpy(),
-            "amount",
-            "a won deal needs an amount",
-        )
-    elif name == "agents":
-        _flag(
-            out,
-            order,
-            ref,
-            t,
-            bad,
-            (t["leave_date"] < t["hire_date"]).to_numpy(),
-            "leave_date",
-            "leave date is before the hire date",
-        )
-    elif name == "targets":
-        has_agent = t["agent_id"].notna().to_numpy()
-        has_terr = t["territory_id"].notna().to_numpy()
-        _flag(
-            out,
-            order,
-            ref,
-            t,
-            bad,
-            has_agent & has_terr,
-            "territory_id",
-            "a target is for one agent or one territory: fill agent_id or territory_id, not both",
-        )
-        _flag(
-            out, order, ref, t, bad, ~has_agent & ~has_terr, "agent_id", "a target needs an agent_id or a territory_id"
-        )
-        _flag(
-            out,
-            order,
-            ref,
-            t,
-            bad,
-            (t["period_end"] < t["period_start"]).to_numpy(),
-            "period_end",
-            "period end is before the period start",
-        )
-
-
 # --------------------------------------------------------------------------- entry point
 
 
-def validate(dataset: Dataset, *, allow_formula_text: bool = False) -> Dataset:
+def _reporter(dataset: Dataset, raw_tables: dict, typed_tables: dict, out: ProblemCollector):
+    """The ``report`` callback of :mod:`spm_models.data.plausibility`: positions -> problems or warnings."""
+
+    def report(table, positions, column, rule, *, warn: bool = False, summary: bool = False) -> None:
+        ref = dataset.ref(table)
+        frame = typed_tables[table]
+        positions = np.asarray(positions, dtype=np.int64)
+        rows = sheet_rows(ref, len(frame), positions)
+        fcol = ref.column_of(column)
+        order = TABLE_ORDER.index(table)
+        if summary:  # one line for all of them (a warning about many rows)
+            shown = ", ".join(str(r) for r in rows[:_MAX_FORMULA_WARNINGS])
+            more = " ..." if len(rows) > _MAX_FORMULA_WARNINGS else ""
+            n = len(rows)
+            where = f"row {shown}" if n == 1 else f"{n:,} rows: {shown}{more}"
+            out.add(order, ref.file, [None], fcol, None, f"{rule} ({where})", warn=warn)
+            return
+        source = raw_tables[table][column] if column in raw_tables[table] else frame[column]
+        out.add(order, ref.file, rows, fcol, source.iloc[positions], rule, warn=warn)
+
+    return report
+
+
+def validate(
+    dataset: Dataset,
+    *,
+    allow_formula_text: bool = False,
+    date_window: tuple | None = None,
+    today: pd.Timestamp | None = None,
+) -> Dataset:
     """Check ``dataset`` against the data contract and return it with typed canonical frames.
 
     Every rule is checked on every table before anything is raised, so one error lists all
     problems: required tables present and not empty, every canonical column present, values
     that parse as their kind, required values present, unique keys, references between tables
     (skipped for an optional table the dataset does not have), no line breaks or spreadsheet
-    formulas in text, and the business rules (closed deals have a close date on or after the
-    created date, won deals an amount, amounts and counts zero or more, stages and outcomes
-    from the canonical lists, targets for exactly one of agent or territory, periods and
-    employment dates in order).
+    formulas in text, the business rules of :mod:`spm_models.data.rules` (won deals have
+    a close date on or after the created date and, for bookings in money, an amount; amounts
+    and counts zero or more, stages and outcomes from the canonical lists, targets for exactly
+    one of agent or territory, periods and employment dates in order), and the plausibility
+    rules of :mod:`spm_models.data.plausibility` (dates in a window, numbers that fit their
+    types, no control characters, no overlapping targets; warnings for what is odd but
+    possible). A rule broken by many rows lists the first ones and counts the rest exactly
+    (:mod:`spm_models.data.problems`).
+
+    Columns added to the contract after its first version (:attr:`Column.since
+    <spm_models.data.schemas.Column>`) may be absent from the input; they are then empty.
 
     Parameters
     ----------
@@ -562,6 +454,12 @@ def validate(dataset: Dataset, *, allow_formula_text: bool = False) -> Dataset:
     allow_formula_text : bool
         Store spreadsheet-formula cells as plain text (listed in the warnings) instead of
         rejecting them. They are never evaluated either way.
+    date_window : (earliest, latest), optional
+        Plausible dates (default: the project defaults,
+        :attr:`spm_models.config.ProjectSettings.date_window`); see
+        :mod:`spm_models.data.plausibility` for this and the other plausibility rules.
+    today : Timestamp, optional
+        The day after which an event date is a warning (default: today).
 
     Returns
     -------
@@ -572,11 +470,15 @@ def validate(dataset: Dataset, *, allow_formula_text: bool = False) -> Dataset:
     Raises
     ------
     DataValidationError
-        With one :class:`~spm_models.exceptions.Problem` per problem found.
+        With the problems found; its ``total`` is their exact number.
     """
-    out = _Collector()
+    measure = check_bookings_measure(dataset.bookings_measure)
+    out = ProblemCollector()
     typed_tables: dict[str, pd.DataFrame] = {}
     bad_tables: dict[str, dict[str, pd.Series]] = {}
+    raw_tables: dict[str, pd.DataFrame] = {}
+    report = _reporter(dataset, raw_tables, typed_tables, out)
+    window = date_window or ProjectSettings().date_window
     for name in dataset.tables:
         if name not in TABLES:
             out.warnings.append(
@@ -598,7 +500,7 @@ def validate(dataset: Dataset, *, allow_formula_text: bool = False) -> Dataset:
                     + ")",
                 )
             continue
-        raw = dataset.tables[name].reset_index(drop=True)
+        raw = _with_later_columns(spec, dataset.tables[name].reset_index(drop=True))
         missing = [c for c in spec.column_names if c not in raw.columns]
         for c in missing:
             out.add(order, ref.file, [None], ref.column_of(c), None, f"required column '{ref.column_of(c)}' is missing")
@@ -612,14 +514,17 @@ def validate(dataset: Dataset, *, allow_formula_text: bool = False) -> Dataset:
         if len(raw) == 0 and not spec.optional:
             out.add(order, ref.file, [None], None, None, f"no data rows: the {name} table needs at least one row")
         typed, bad = _coerce(spec, raw, ref, order, out)
+        raw_tables[name], typed_tables[name], bad_tables[name] = raw, typed, bad
         _column_checks(spec, typed, raw, bad, ref, order, allow_formula_text, out)
+        table_rules(
+            name, spec, typed, bad, report, window=window, rows=sheet_rows(ref, len(typed), np.arange(len(typed)))
+        )
         _unique_keys(spec, typed, bad, ref, order, out)
-        _business_rules(name, typed, bad, ref, order, out)
-        typed_tables[name] = typed
-        bad_tables[name] = bad
+        business_rules(name, typed, bad, ref, order, out, measure=measure)
     for order, name in enumerate(TABLE_ORDER):
         if name in typed_tables:
             _references(name, TABLES[name], typed_tables, bad_tables, dataset, order, out)
+    cross_table_rules(typed_tables, bad_tables, report, today=today if today is not None else pd.Timestamp.today())
     problems = out.sorted()
     if problems:
         raise DataValidationError(problems)
@@ -629,4 +534,31 @@ def validate(dataset: Dataset, *, allow_formula_text: bool = False) -> Dataset:
             if col.kind == "count":
                 frame[col.name] = frame[col.name].astype("int64" if col.required else "Int64")
         tables[name] = frame
+    if measure == "deals" and "opportunities" in tables:
+        tables["opportunities"] = _one_deal_each(tables["opportunities"], dataset.ref("opportunities"), out)
     return replace(dataset, tables=tables, refs=dict(dataset.refs), warnings=list(dataset.warnings) + out.warnings)
+
+
+def _with_later_columns(spec: Table, raw: pd.DataFrame) -> pd.DataFrame:
+    """``raw`` with every column added after the first contract version that it lacks, empty."""
+    later = [c.name for c in spec.columns if c.since > 1 and c.name not in raw.columns]
+    if not later:
+        return raw
+    return raw.assign(**{c: pd.Series([None] * len(raw), dtype=object, index=raw.index) for c in later})
+
+
+def _one_deal_each(opps: pd.DataFrame, ref: SourceRef, out: ProblemCollector) -> pd.DataFrame:
+    """Bookings counted in deals: every opportunity's amount is 1 (amounts in the data are ignored)."""
+    given = opps["amount"].notna() & (opps["amount"] != 1.0)
+    if given.any():
+        out.warnings.append(
+            Problem(
+                ref.file,
+                None,
+                ref.column_of("amount"),
+                None,
+                f"{int(given.sum()):,} amounts ignored: bookings are counted in deals "
+                '(bookings_measure = "deals"), so every opportunity counts as one deal',
+            )
+        )
+    return opps.assign(amount=1.0)

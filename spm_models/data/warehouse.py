@@ -9,10 +9,11 @@ as :func:`spm_models.data.validation.validate` returns them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,10 +21,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from spm_models.data.dataset import Dataset, SourceRef
+from spm_models.calendar import DEFAULT_CALENDAR, Calendar
+from spm_models.config import DEFAULT_MEASURE, check_bookings_measure
+from spm_models.data.dataset import Dataset, SourceRef, significant_columns
 from spm_models.data.schemas import TABLE_ORDER, TABLES
 from spm_models.data.validation import as_canonical_types, canonical_dtypes, validate
-from spm_models.exceptions import ConfigError, DataError, Problem
+from spm_models.exceptions import ConfigError, DataError, DiskFullError, Problem, is_disk_full
 
 __all__ = ["Warehouse", "IngestResult", "fingerprint", "ddl"]
 
@@ -36,6 +39,7 @@ _SQL_TYPE = {
     "money": "DOUBLE",
     "float": "DOUBLE",
     "count": "BIGINT",
+    "flag": "BOOLEAN",
 }
 _LOG_DDL = """CREATE TABLE IF NOT EXISTS ingest_log (
     run_id VARCHAR PRIMARY KEY,
@@ -45,6 +49,8 @@ _LOG_DDL = """CREATE TABLE IF NOT EXISTS ingest_log (
     row_counts VARCHAR NOT NULL,     -- JSON object: table -> rows
     n_warnings BIGINT NOT NULL
 )"""
+#: Settings stored with the snapshot (the organisation's fiscal calendar, the bookings measure).
+_SETTINGS_DDL = "CREATE TABLE IF NOT EXISTS spm_settings (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)"
 
 
 @dataclass
@@ -92,7 +98,14 @@ def fingerprint(dataset: Dataset) -> str:
 
     Each table contributes its name, column names and the sorted 64-bit hashes of its rows
     (:func:`pandas.util.hash_pandas_object`, which uses a fixed key, so the value is the same
-    in every run). A table the dataset does not have counts as empty, as it is stored.
+    in every run). A table the dataset does not have counts as empty, as it is stored. A
+    fiscal calendar other than the calendar year is part of the content too (it changes
+    every quarterly number), and so is a bookings measure other than money.
+
+    What later versions of the contract added counts only when it is used
+    (:func:`~spm_models.data.dataset.significant_columns`): a later table with no rows and a
+    later column that is empty (or at its default) contribute nothing, so data that do not use
+    them keep the fingerprint they had before those were added.
 
     Parameters
     ----------
@@ -107,15 +120,23 @@ def fingerprint(dataset: Dataset) -> str:
     """
     h = hashlib.sha256()
     for name in TABLE_ORDER:
-        cols = TABLES[name].column_names
-        h.update(f"\x00{name}\x00{','.join(cols)}\x00".encode())
         frame = dataset.tables.get(name)
-        if frame is None or len(frame) == 0:
+        empty = frame is None or len(frame) == 0
+        if empty and TABLES[name].since > 1:
+            continue
+        cols = significant_columns(name, frame) if frame is not None else significant_columns(name, pd.DataFrame())
+        h.update(f"\x00{name}\x00{','.join(cols)}\x00".encode())
+        if empty:
             h.update(b"0")
             continue
         rows = pd.util.hash_pandas_object(frame.loc[:, cols], index=False).to_numpy(dtype=np.uint64)
         h.update(str(len(rows)).encode())
         h.update(np.sort(rows).tobytes())
+    cal = dataset.fiscal_calendar
+    if cal != DEFAULT_CALENDAR:
+        h.update(json.dumps(cal.to_dict(), sort_keys=True).encode())
+    if dataset.bookings_measure != DEFAULT_MEASURE:
+        h.update(json.dumps({"bookings_measure": dataset.bookings_measure}).encode())
     return h.hexdigest()
 
 
@@ -135,6 +156,15 @@ def _write_table(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame)
         con.unregister(view)
 
 
+def _with_defaults(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """A table read from a warehouse written before later columns existed, with them added empty."""
+    for col in TABLES[name].columns:
+        if col.name not in frame.columns:
+            fill = col.default if col.default is not None else None
+            frame[col.name] = pd.Series([fill] * len(frame), dtype=object if fill is None else type(fill))
+    return frame
+
+
 class Warehouse:
     """The DuckDB file holding the current validated snapshot and the log of ingests.
 
@@ -152,7 +182,15 @@ class Warehouse:
 
     # ------------------------------------------------------------------ writing
 
-    def ingest(self, dataset: Dataset, *, allow_formula_text: bool = False) -> IngestResult:
+    def ingest(
+        self,
+        dataset: Dataset,
+        *,
+        allow_formula_text: bool = False,
+        calendar: Calendar | None = None,
+        measure: str | None = None,
+        date_window: tuple | None = None,
+    ) -> IngestResult:
         """Validate ``dataset`` and make it the warehouse content, in one transaction.
 
         Parameters
@@ -161,6 +199,15 @@ class Warehouse:
             Canonical tables (text or typed). Optional tables it lacks are stored empty.
         allow_formula_text : bool
             Passed to :func:`~spm_models.data.validation.validate`.
+        calendar : Calendar, optional
+            The organisation's fiscal calendar when the dataset does not carry one (the
+            project setting); stored with the snapshot and returned by :meth:`load`.
+        measure : {"money", "deals"}, optional
+            How bookings are measured when the dataset does not say (the project setting);
+            stored with the snapshot and returned by :meth:`load`.
+        date_window : (earliest, latest), optional
+            Plausible dates (the project setting); passed to
+            :func:`~spm_models.data.validation.validate`.
 
         Returns
         -------
@@ -174,7 +221,11 @@ class Warehouse:
         DataError
             The database could not be written; it keeps its previous content.
         """
-        valid = validate(dataset, allow_formula_text=allow_formula_text)
+        if dataset.measure is None:
+            dataset = replace(dataset, measure=check_bookings_measure(measure or DEFAULT_MEASURE))
+        valid = validate(dataset, allow_formula_text=allow_formula_text, date_window=date_window)
+        if valid.calendar is None:
+            valid = replace(valid, calendar=calendar if calendar is not None else DEFAULT_CALENDAR)
         fp = fingerprint(valid)
         counts = {name: len(valid.tables[name]) if name in valid.tables else 0 for name in TABLE_ORDER}
         last = self.last_ingest() if self.path.exists() else None
@@ -183,7 +234,13 @@ class Warehouse:
 
         now = datetime.now(UTC)
         run_id = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create the folder of the warehouse {self.path}: {exc.strerror or exc} "
+                "(is a part of the path a file, or the folder read-only?)"
+            ) from None
         try:
             con = duckdb.connect(str(self.path))
         except duckdb.Error as exc:
@@ -192,6 +249,11 @@ class Warehouse:
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(_LOG_DDL)
+                con.execute(_SETTINGS_DDL)
+                con.execute("DELETE FROM spm_settings")
+                stored = {**valid.fiscal_calendar.to_dict(), "bookings_measure": valid.bookings_measure}
+                for key, value in stored.items():
+                    con.execute("INSERT INTO spm_settings VALUES (?, ?)", [key, json.dumps(value)])
                 for name in TABLE_ORDER:
                     frame = valid.tables.get(name)
                     _write_table(con, name, frame if frame is not None else valid.get(name).iloc[0:0])
@@ -201,9 +263,16 @@ class Warehouse:
                 )
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                # a failed COMMIT (a full disk) has already ended the transaction: keep its error
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
                 raise
         except duckdb.Error as exc:
+            if is_disk_full(exc):
+                raise DiskFullError(
+                    f"the disk holding the warehouse {self.path} is full; it keeps its previous content. "
+                    "Free some space and ingest again"
+                ) from exc
             raise DataError(f"writing the warehouse {self.path} failed; it keeps its previous content: {exc}") from exc
         finally:
             con.close()
@@ -270,14 +339,23 @@ class Warehouse:
             for name in TABLE_ORDER:
                 cols = TABLES[name].column_names
                 if name in present:
-                    frame = con.execute(f'SELECT * FROM "{name}"').df().loc[:, cols]
+                    frame = _with_defaults(name, con.execute(f'SELECT * FROM "{name}"').df()).loc[:, cols]
                 else:
                     frame = pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
                 tables[name] = as_canonical_types(name, frame)
+            settings = self._settings(con, present)
         finally:
             con.close()
         refs = {name: SourceRef(file=f"{name} (warehouse {self.path.name})") for name in tables}
-        return Dataset(tables=tables, refs=refs, source=f"warehouse {self.path}")
+        calendar = Calendar(**{k: v for k, v in settings.items() if k in ("fiscal_year_start", "fiscal_year_label")})
+        measure = check_bookings_measure(settings.get("bookings_measure", DEFAULT_MEASURE))
+        return Dataset(tables=tables, refs=refs, source=f"warehouse {self.path}", calendar=calendar, measure=measure)
+
+    def _settings(self, con, present: set[str]) -> dict:
+        """The settings stored with the snapshot (none for older warehouses: calendar year, money)."""
+        if "spm_settings" not in present:
+            return {}
+        return {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM spm_settings").fetchall()}
 
     def counts(self) -> dict[str, int]:
         """Rows per canonical table."""

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from spm_models.evaluation.metrics import SCORE_COLUMNS, score, summarize
 from spm_models.exceptions import DataError
-from spm_models.models.base import ForecastModel, clone
+from spm_models.models.base import ForecastModel, clone, fit_tables_of
 from spm_models.models.forecast import DEFAULT_QUANTILES, Forecast
 from spm_models.models.panel import build_panel, check_frame
 
@@ -71,6 +72,7 @@ def backtest(
     quantiles: Iterable[float] = DEFAULT_QUANTILES,
     n_draws: int = 1000,
     season: int = 1,
+    tables: Any = None,
 ) -> BacktestResult:
     """Rolling-origin evaluation of ``model`` on a long ``unique_id``/``ds``/``y`` frame.
 
@@ -99,6 +101,11 @@ def backtest(
         Passed to ``predict``.
     season : int
         Seasonal lag of the MASE scale.
+    tables : Dataset or mapping of canonical tables, optional
+        Where a model that reads tables at fit (the open deals of
+        :class:`~spm_models.models.pipeline_aware.PipelineAware`) finds them
+        (:func:`~spm_models.models.base.fit_tables_of`); such a model sees only what was
+        known at each origin.
 
     Returns
     -------
@@ -142,7 +149,8 @@ def backtest(
         end = grid[i + h]
         train = clean[ds <= origin.to_datetime64()]
         actual = clean[(ds > origin.to_datetime64()) & (ds <= end.to_datetime64())]
-        fc = clone(model).fit(train).predict(h, quantiles=quantiles, n_draws=n_draws)
+        fitted = clone(model).fit(train, **fit_tables_of(model, tables))
+        fc = fitted.predict(h, quantiles=quantiles, n_draws=n_draws)
         q = fc.quantiles
         y = q[["unique_id", "ds"]].merge(actual, on=["unique_id", "ds"], how="left")["y"].to_numpy()
         fold_frames.append(

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from spm_models import __version__
+from spm_models.calendar import to_day
 from spm_models.evaluation.metrics import SCORE_COLUMNS, clean_actuals, crps_draws, score
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.models.base import ForecastModel
@@ -100,13 +101,9 @@ def _sha256(path: Path) -> str:
 
 
 def _date_text(value: Any, name: str) -> str | None:
-    if value is None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"data_range {name} must be a date, got {value!r}") from None
-    return None if pd.isna(ts) else ts.date().isoformat()
+    return to_day(value, f"data_range {name}").date().isoformat()
 
 
 def save_snapshot(

@@ -6,123 +6,113 @@ opportunities created, pipeline added, leads and other indicators; see
 three separate checks:
 
 1. **Significant** (:func:`lagged_correlations`). Trend and calendar effects are removed from
-   the candidate ``x`` and from bookings ``y`` by least squares on
-   :func:`~spm_models.indicators.series.calendar_design` (a linear trend, yearly Fourier terms
-   and the position in the quarter; regression rather than first differences, which would
-   double the noise of weekly bookings and turn a level effect into a derivative). Both are
-   then prewhitened with an AR model of ``x`` (:func:`~spm_models.indicators.series.prewhiten`),
-   so that a persistent candidate does not smear one true lag over its neighbours. Each
-   entity's two series are standardised and stacked, and the pooled cross-correlation at
-   lag ``l``::
+   the candidate and from bookings by least squares on
+   :func:`~spm_models.indicators.arrays.calendar_design` (a linear trend, yearly Fourier terms
+   and the position in the quarter). The test pools every agent (the default level): each
+   candidate is tested on its own units (an agent's activity per agent, a territory's leads per
+   territory, a company-wide index once, against the sum of all agents' standardised bookings),
+   with two statistics per lag (:mod:`spm_models.indicators.significance`):
 
-       r(l) = sum_{e,t} x_{e,t-l} y_{e,t} / sqrt(sum x_{e,t-l}^2 * sum y_{e,t}^2)
+   - ``prewhitened``: the Box-Jenkins cross-correlation of the candidate's innovations with
+     bookings filtered by the candidate's AR model; sharp in the lag;
+   - ``gls``: the generalised-least-squares slope of bookings (AR errors) on the candidate
+     ``l`` periods earlier, a distributed-lag regression; it uses all the variance of a
+     persistent candidate, which the prewhitened statistic throws away.
 
-   (sums over the pairs where both are observed) is computed for ``l = 0..max_lag``. Its
-   p-value is corrected for trying every lag *and* every candidate with a max-statistic
-   permutation test: after prewhitening the candidate's innovations are close to
-   independent, so permuting their order (the same permutation for every entity and every
-   candidate) gives the null distribution of the whole table. With ``s_c`` the permutation
-   standard deviation of candidate ``c``'s correlations, the studentised maximum is
-   ``M_b = max_{c,l} |r_b(c,l)| / s_c`` for permutation ``b`` and
+   Their p-values are corrected for trying every lag, every candidate *and* both statistics
+   with one max-statistic permutation test (Westfall and Young's step-down maxT,
+   :func:`~spm_models.indicators.significance.max_t_pvalues`). The permutations reorder the
+   candidates' innovations in time (the same order for every unit and candidate) and, for
+   ``gls``, recolour them with the candidate's own AR model, so a persistent candidate is
+   judged against persistent noise (the right null for a slowly moving index) and every
+   dependence between agents and candidates is kept. Bookings enter on a log-like scale
+   (:func:`~spm_models.indicators.arrays.target_scale`) so that one huge deal does not
+   decide the test.
 
-       p_adjusted(c, l) = (1 + #{b : M_b >= |r(c,l)| / s_c}) / (1 + B)
-
-   (Westfall and Young's single-step maxT), which holds the family-wise error rate at
-   ``alpha`` over all lags and candidates. The band ``r_band(c) = q_{1-alpha}(M) * s_c`` is
-   the correlation a candidate must exceed. Circular shifts would give too few distinct
-   permutations on a year of weekly data; full permutations are valid because of the
-   prewhitening (checked by simulation: with independent series the smallest p-value falls
-   below 0.05 in 4-5 % of runs). Pooling stacks agents rather than averaging their
-   correlations, so an agent counts in proportion to its number of weeks, and a candidate
-   shared by all agents (a company-wide index) is tested against their common variation.
-2. **Stable**. Over time: the correlation at the best lag has the same sign in the first and
-   the second half of the bookings window. Across entities (agent and territory levels): the
-   entities' own correlations at the best lag have the pooled sign more often than chance
+   The candidates are decided by forward selection (:mod:`spm_models.indicators.selection`):
+   the ones found are taken out of bookings and the others tested again, and a candidate that
+   only moves with one found (an agent's calls with its demos) is dropped as *explained by* it.
+2. **Stable**. Over time: the statistic at the best lag has the same sign in the first and the
+   second half of the bookings window. Across units (when a candidate has three or more):
+   the units' own correlations at the best lag have the pooled sign more often than chance
    (one-sided binomial test at ``alpha``); the share whose own best lag is within one period
    of the pooled best lag is reported too.
-3. **Useful out of sample** (:func:`out_of_sample_value`): adding the candidate to a
-   calendar regression of bookings lowers the mean absolute error of a rolling-origin
-   backtest.
+3. **Useful out of sample** (:func:`~spm_models.indicators.backtest.out_of_sample_value`):
+   adding the candidate to a calendar regression of its units' bookings lowers the mean
+   absolute error of a rolling-origin backtest.
 
 A best lag of 0 means the candidate moves *with* bookings, not ahead of them.
+
+The power of this procedure, and its false-positive rate, are measured over seeds of the
+synthetic organisation by ``bench/indicators.py`` (``make bench-indicators``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import sparse, stats
 
-from spm_models.calendar import check_grain, period_range
+from spm_models.calendar import DEFAULT_CALENDAR, Calendar
 from spm_models.data.dataset import Dataset
 from spm_models.exceptions import ConfigError, DataError
-from spm_models.indicators.series import (
-    CANDIDATE_COLUMNS,
-    PERIODS_PER_YEAR,
-    TARGET_COLUMNS,
-    bookings_series,
-    build_series,
-    calendar_design,
-    candidate_series,
-    correlation,
-    covers_years,
-    detrend,
-    expanding_fe_errors,
-    lag_sums,
-    prewhiten,
-    standardise,
-    to_panel,
-    unusable_candidates,
+from spm_models.indicators.arrays import calendar_design, detrend, standardise, target_scale
+from spm_models.indicators.backtest import out_of_sample_value
+from spm_models.indicators.selection import Finding, select_indicators
+from spm_models.indicators.series import build_series, panels, unusable_candidates
+from spm_models.indicators.significance import (
+    MIN_PAIRS,
+    STATISTICS,
+    candidate_evidence,
+    permutation_selector,
 )
 
 __all__ = [
-    "bookings_series",
-    "candidate_series",
-    "unusable_candidates",
     "lagged_correlations",
-    "out_of_sample_value",
+    "known_lag_test",
     "discover_leading_indicators",
     "LAG_COLUMNS",
-    "OOS_COLUMNS",
     "RANKED_COLUMNS",
 ]
 
 LAG_COLUMNS: tuple[str, ...] = (
     "candidate",
     "lag",
+    "statistic",
     "r",
+    "z_prewhitened",
+    "z_gls",
     "n_pairs",
-    "n_entities",
+    "n_units",
     "r_first_half",
     "r_second_half",
     "sign_agreement",
+    "sign_p",
     "best_lag_share",
-    "r_band",
+    "z_band",
     "p_adjusted",
     "is_best",
     "ar_order",
-)
-OOS_COLUMNS: tuple[str, ...] = (
-    "candidate",
-    "lag_used",
-    "horizon_used",
-    "origins",
-    "mae_baseline",
-    "mae_with_candidate",
-    "oos_improvement",
-    "share_origins_improved",
-    "oos_holds",
+    "round",
+    "given",
+    "accepted",
+    "p_conditional",
+    "explained_by",
 )
 RANKED_COLUMNS: tuple[str, ...] = (
     "candidate",
     "level",
     "best_lag",
+    "statistic",
     "r",
+    "z",
     "p_adjusted",
-    "r_band",
+    "z_band",
     "significant",
+    "n_units",
     "r_first_half",
     "r_second_half",
     "sign_agreement",
@@ -133,73 +123,132 @@ RANKED_COLUMNS: tuple[str, ...] = (
     "oos_improvement",
     "share_origins_improved",
     "oos_holds",
+    "given",
+    "explained_by",
     "verdict",
 )
-_MIN_PAIRS = 20  # fewest (candidate, bookings) pairs behind a correlation
 
 
-# --------------------------------------------------------------------------- inputs
+def _check_args(max_lag, alpha, n_permutations, max_ar_order) -> None:
+    if isinstance(max_lag, bool) or not isinstance(max_lag, (int, np.integer)) or max_lag < 0:
+        raise ConfigError(f"max_lag must be a whole number of periods, 0 or more (got {max_lag!r})")
+    if not 0 < alpha < 1:
+        raise ConfigError(f"alpha must be between 0 and 1 (got {alpha!r})")
+    if isinstance(n_permutations, bool) or not isinstance(n_permutations, (int, np.integer)) or n_permutations < 19:
+        raise ConfigError(
+            f"n_permutations must be a whole number, at least 19 to reach p < 0.05 (got {n_permutations!r})"
+        )
+    if isinstance(max_ar_order, bool) or not isinstance(max_ar_order, (int, np.integer)) or max_ar_order < 0:
+        raise ConfigError(f"max_ar_order must be a whole number, 0 or more (got {max_ar_order!r})")
 
 
-def _grid(target: pd.DataFrame, candidates: pd.DataFrame, grain: str) -> tuple[np.ndarray, pd.DatetimeIndex]:
-    """Entities of the target, and every period from its first to its last (gaps included)."""
-    check_grain(grain)
-    for name, frame, cols in (("target", target, TARGET_COLUMNS), ("candidates", candidates, CANDIDATE_COLUMNS)):
-        missing = [c for c in cols if c not in frame]
-        if missing:
-            maker = "bookings_series" if name == "target" else "candidate_series"
-            raise ConfigError(f"the {name} frame lacks column(s) {', '.join(missing)}; build it with {maker}()")
-        keys = [c for c in cols if c != "value"]
-        if frame.duplicated(subset=keys).any():
-            raise DataError(f"the {name} frame has two rows for the same {', '.join(keys)}; sum or drop them first")
-    if target.empty:
-        raise DataError("the bookings series is empty: there is nothing to explain")
-    periods = period_range(target["period"].min(), target["period"].max(), grain)
-    entities = np.asarray(pd.unique(target["entity_id"].astype("str")), dtype=object)
-    return entities, periods
+@dataclass(frozen=True)
+class _Prepared:
+    """What every test of one data set shares: bookings ready to test, the candidates, the permutations."""
+
+    y_std: np.ndarray
+    xs: dict[str, np.ndarray]
+    design: np.ndarray
+    selector: sparse.csr_matrix
 
 
-def _candidate_panels(
-    candidates: pd.DataFrame, entities: np.ndarray, periods: pd.DatetimeIndex
-) -> dict[str, np.ndarray]:
-    """Candidate name -> (E, T) array, in name order."""
-    names = candidates["candidate"].astype("str")
-    return {
-        str(name): to_panel(part, entities=entities, periods=periods)
-        for name, part in candidates.groupby(names, sort=True)
-    }
+def _prepare(
+    target: pd.DataFrame,
+    candidates: pd.DataFrame,
+    *,
+    grain: str,
+    max_lag: int,
+    n_permutations: int,
+    seed: int,
+    calendar,
+) -> _Prepared:
+    """Bookings scaled, detrended and standardised per entity; candidate arrays; the permutations."""
+    _, periods, y, xs = panels(target, candidates, grain=grain, calendar=calendar)
+    n_t = len(periods)
+    if n_t - max_lag < MIN_PAIRS:
+        fix = (
+            f"lower max_lag to {n_t - MIN_PAIRS} or use a finer grain"
+            if n_t > MIN_PAIRS
+            else "use a finer grain or a longer history"
+        )
+        raise DataError(
+            f"bookings cover {n_t} {grain}s, too few to try lags up to {max_lag}: each lag needs "
+            f"{MIN_PAIRS} {grain}s of overlap; {fix}"
+        )
+    if not xs:
+        raise DataError("there are no candidate series to test")
+    design, _ = calendar_design(periods, grain, calendar=calendar)
+    y_detrended = detrend(target_scale(y), design)
+    y_std = np.where(np.isnan(y_detrended), np.nan, standardise(y_detrended))
+    rng = np.random.default_rng(seed)
+    selector = permutation_selector(np.argsort(rng.random((n_permutations, n_t)), axis=1), max_lag)
+    return _Prepared(y_std, xs, design, selector)
 
 
-# --------------------------------------------------------------------------- correlations
+def known_lag_test(
+    target: pd.DataFrame,
+    candidates: pd.DataFrame,
+    *,
+    candidate: str,
+    lag: int,
+    sign: int = 1,
+    statistic: str = "gls",
+    grain: str = "week",
+    max_ar_order: int = 4,
+    n_permutations: int = 999,
+    seed: int = 0,
+    calendar: Calendar = DEFAULT_CALENDAR,
+) -> dict:
+    """One pre-specified test: does ``candidate`` move bookings ``lag`` periods later, in direction ``sign``?
 
+    The test an analyst who already knew the lag, the direction and the form of an effect would
+    run: one statistic of :mod:`spm_models.indicators.significance` (default ``gls``, the
+    distributed-lag regression) at one lag, one-sided, against the same permutation null as
+    discovery, with no correction (nothing else was tried). ``bench/indicators.py`` uses it,
+    given the synthetic organisation's planted lags, as the oracle that shows how much power
+    the search over lags and candidates costs.
 
-def _permutation_selector(perms: np.ndarray, max_lag: int) -> sparse.csr_matrix:
-    """Sparse 0/1 matrix that sums ``A[pi(b - l), b]`` over ``b``: one row per permutation and lag.
+    ``p = (1 + #{b : sign z_b >= sign z}) / (1 + B)``.
 
-    Its columns index the flattened ``(T + 1) x T`` matrix ``A`` whose extra row ``T`` is zero
-    and stands for "no pair" (``b < l``). Shape ``(B (L+1), (T+1) T)``.
+    Returns
+    -------
+    dict
+        ``candidate, lag, statistic, z, p``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown statistic, a sign other than +1 or -1, or a candidate not in the frame.
+    DataError
+        As :func:`lagged_correlations`.
     """
-    n_b, n_t = perms.shape
-    src = np.arange(n_t)[None, :] - np.arange(max_lag + 1)[:, None]  # (L+1, T)
-    rows = np.where(src[None] >= 0, perms[:, np.clip(src, 0, None)], n_t)
-    cols = (rows * n_t + np.arange(n_t)[None, None, :]).ravel()
-    return sparse.csr_matrix(
-        (np.ones(len(cols)), cols, np.arange(0, len(cols) + 1, n_t)), shape=(n_b * (max_lag + 1), (n_t + 1) * n_t)
+    if statistic not in STATISTICS:
+        raise ConfigError(f"unknown statistic {statistic!r}: choose one of {', '.join(STATISTICS)}")
+    if sign not in (1, -1):
+        raise ConfigError(f"sign must be 1 or -1 (got {sign!r})")
+    _check_args(lag, 0.05, n_permutations, max_ar_order)
+    wanted = candidates[candidates["candidate"].astype("str") == candidate]
+    if wanted.empty:
+        raise ConfigError(f"{candidate!r} is not a candidate in these data")
+    prep = _prepare(
+        target, wanted, grain=grain, max_lag=lag, n_permutations=n_permutations, seed=seed, calendar=calendar
     )
-
-
-def _permuted_r(x, y, mx, my, selector: sparse.csr_matrix, n_perm: int) -> np.ndarray:
-    """Pooled r(l) with the candidate's time order permuted, shape (B, L+1).
-
-    With ``A[a, b] = sum_e x[e, a] y[e, b]`` (and likewise for the two sums of squares over
-    the pairs), the lag-l sum after permutation ``pi`` is ``sum_{b >= l} A[pi(b - l), b]``:
-    all permutations and lags in one sparse product, whatever the number of entities.
-    """
-    n_t = x.shape[1]
-    mats = np.stack([x.T @ y, (x**2).T @ my.astype(float), mx.astype(float).T @ (y**2)], axis=-1)
-    sums = selector @ np.concatenate([mats.reshape(n_t * n_t, 3), np.zeros((n_t, 3))])
-    sums = sums.reshape(n_perm, -1, 3)
-    return correlation(sums[..., 0], sums[..., 1], sums[..., 2])
+    ev = candidate_evidence(
+        prep.xs[candidate],
+        prep.y_std,
+        design=prep.design,
+        selector=prep.selector,
+        n_permutations=n_permutations,
+        max_lag=lag,
+        max_ar_order=max_ar_order,
+    )
+    k = STATISTICS.index(statistic)
+    z = float(ev.z[k, lag]) if ev is not None else float("nan")
+    if not np.isfinite(z):
+        return {"candidate": candidate, "lag": lag, "statistic": statistic, "z": z, "p": float("nan")}
+    null = sign * ev.null[:, k, lag]
+    p = (1 + int((null[np.isfinite(null)] >= sign * z).sum())) / (1 + n_permutations)
+    return {"candidate": candidate, "lag": lag, "statistic": statistic, "z": z, "p": p}
 
 
 def lagged_correlations(
@@ -208,40 +257,34 @@ def lagged_correlations(
     *,
     grain: str = "week",
     max_lag: int = 16,
-    prewhiten_candidates: bool = True,
     max_ar_order: int = 4,
     n_permutations: int = 999,
     alpha: float = 0.05,
     seed: int = 0,
+    calendar: Calendar = DEFAULT_CALENDAR,
 ) -> pd.DataFrame:
-    """Cross-correlation of each candidate at ``t - lag`` with bookings at ``t``, with significance.
+    """Both lagged statistics of each candidate against bookings, with family-wise p-values.
 
-    Method (module docstring): per entity, trend and calendar terms are removed from both
-    series (:func:`~spm_models.indicators.series.detrend`), both are filtered with the
-    candidate's AR model (:func:`~spm_models.indicators.series.prewhiten`) and standardised;
-    the pooled correlation is ``r(l) = sum x_{e,t-l} y_{e,t} / sqrt(sum x^2 sum y^2)`` over the
-    observed pairs of all entities, and ``p_adjusted`` comes from the max-statistic
-    permutation test over all lags and candidates.
+    Method: module docstring and :mod:`spm_models.indicators.significance`.
 
     Parameters
     ----------
     target : DataFrame
-        ``entity_id, period, value``: bookings (:func:`bookings_series`).
+        ``entity_id, period, value``: bookings
+        (:func:`~spm_models.indicators.series.bookings_series`).
     candidates : DataFrame
-        ``entity_id, period, candidate, value`` (:func:`candidate_series`).
+        ``entity_id, period, candidate, value``
+        (:func:`~spm_models.indicators.series.candidate_series`).
     grain : {"week", "month", "quarter"}, default "week"
         Grain of the periods (sets the calendar terms).
     max_lag : int, default 16
         Lags ``0..max_lag`` periods are tried.
-    prewhiten_candidates : bool, default True
-        Filter both series with the candidate's AR model, order chosen by AIC up to
-        ``max_ar_order``. Without it a persistent candidate correlates at many lags at once
-        and the permutation test, which assumes independent innovations, is too lenient.
     max_ar_order : int, default 4
+        Highest order of the AR models of candidates and bookings (chosen by BIC).
     n_permutations : int, default 999
         Permutations of the max-statistic test; the smallest p-value is ``1 / (B + 1)``.
     alpha : float, default 0.05
-        Family-wise error rate of the band ``r_band``.
+        Family-wise error rate of the band ``z_band``.
     seed : int, default 0
         Seed of the permutations (same seed, same p-values).
 
@@ -250,15 +293,20 @@ def lagged_correlations(
     DataFrame
         One row per candidate and lag (:data:`LAG_COLUMNS`):
 
-        - ``r``: pooled correlation (NaN with fewer than 20 pairs), ``n_pairs``, ``n_entities``;
-        - ``r_first_half``, ``r_second_half``: the same over the pairs whose bookings period
+        - ``statistic``: the one of ``prewhitened`` and ``gls`` that is stronger (relative to
+          its null) at this lag; ``r``: that statistic as a correlation (for ``prewhitened``
+          the prewhitened cross-correlation); ``z_prewhitened``, ``z_gls``: both statistics
+          as t-values (NaN with fewer than 20 pairs); ``n_pairs``, ``n_units``;
+        - ``r_first_half``, ``r_second_half``: ``r`` over the pairs whose bookings period
           lies in the first or the second half of the window;
-        - ``sign_agreement``: share of entities whose own correlation at this lag has the
-          sign of ``r``; ``best_lag_share``: share of entities whose own best lag (largest
-          ``|r_e|``) is within one period of this lag (entities with 20 pairs at every lag;
-          NaN below three entities);
-        - ``r_band``: the family-wise band ``|r|`` must exceed; ``p_adjusted``;
-        - ``is_best``: the lag of largest ``|r|``; ``ar_order``: prewhitening order.
+        - ``sign_agreement``: share of units whose own ``r`` at this lag has the sign of the
+          pooled one, ``sign_p`` the one-sided binomial p-value of that share against one
+          half; ``best_lag_share``: share of units whose own best lag is within one period of
+          this lag (units with 20 pairs at every lag; NaN below three units);
+        - ``z_band``: the studentised value a statistic must exceed (family-wise at
+          ``alpha``); ``p_adjusted``: the smaller of the two statistics' adjusted p-values;
+        - ``is_best``: the lag where the stronger statistic is strongest; ``ar_order``: the
+          order of the candidate's AR model.
 
     Raises
     ------
@@ -268,243 +316,107 @@ def lagged_correlations(
         No candidates, duplicate rows, or too few periods for ``max_lag`` (each lag needs 20
         periods of overlap).
     """
-    if isinstance(max_lag, bool) or not isinstance(max_lag, (int, np.integer)) or max_lag < 0:
-        raise ConfigError(f"max_lag must be a whole number of periods, 0 or more (got {max_lag!r})")
-    if not 0 < alpha < 1:
-        raise ConfigError(f"alpha must be between 0 and 1 (got {alpha!r})")
-    if n_permutations < 19:
-        raise ConfigError(f"n_permutations must be at least 19 to reach p < 0.05 (got {n_permutations!r})")
-    entities, periods = _grid(target, candidates, grain)
-    n_t = len(periods)
-    if n_t - max_lag < _MIN_PAIRS:
-        fix = (
-            f"lower max_lag to {n_t - _MIN_PAIRS} or use a finer grain"
-            if n_t > _MIN_PAIRS
-            else "use a finer grain or a longer history"
-        )
-        raise DataError(
-            f"bookings cover {n_t} {grain}s, too few to try lags up to {max_lag}: each lag needs "
-            f"{_MIN_PAIRS} {grain}s of overlap; {fix}"
-        )
-    xs = _candidate_panels(candidates, entities, periods)
-    if not xs:
-        raise DataError("there are no candidate series to test")
-    design, _ = calendar_design(periods, grain)
-    y_detrended = detrend(to_panel(target, entities=entities, periods=periods), design)
-    rng = np.random.default_rng(seed)
-    selector = _permutation_selector(np.argsort(rng.random((n_permutations, n_t)), axis=1), max_lag)
-    halves = ((0, n_t // 2), (n_t // 2, n_t))
-    rows, null = [], []
-    for name, values in xs.items():
-        x, y, order = detrend(values, design), y_detrended, 0
-        if prewhiten_candidates:
-            x, y, order = prewhiten(x, y, max_order=max_ar_order)
-        mx, my = ~np.isnan(x), ~np.isnan(y)
-        xz, yz = standardise(x), standardise(y)
-        full = lag_sums(xz, yz, mx, my, max_lag=max_lag)
-        n_pairs = full[3].sum(axis=0)
-        enough = n_pairs >= _MIN_PAIRS
-        per_half = [correlation(*lag_sums(xz, yz, mx, my, max_lag=max_lag, t_range=h)[:3].sum(axis=1)) for h in halves]
-        null_r = _permuted_r(xz, yz, mx, my, selector, n_permutations)
-        null.append(np.where(enough[None, :], null_r, np.nan))
-        frame = pd.DataFrame(
-            {
-                "candidate": name,
-                "lag": np.arange(max_lag + 1),
-                "r": np.where(enough, correlation(*full[:3].sum(axis=1)), np.nan),
-                "n_pairs": n_pairs.astype(np.int64),
-                "n_entities": int((full[3] > 0).any(axis=1).sum()),
-                "r_first_half": per_half[0],
-                "r_second_half": per_half[1],
-                "ar_order": order,
-            }
-        )
-        rows.append(_entity_agreement(frame, full))
-    return _add_significance(pd.concat(rows, ignore_index=True), np.stack(null, axis=1), alpha)
+    _check_args(max_lag, alpha, n_permutations, max_ar_order)
+    prep = _prepare(
+        target, candidates, grain=grain, max_lag=max_lag, n_permutations=n_permutations, seed=seed, calendar=calendar
+    )
+    findings = select_indicators(
+        prep.y_std,
+        prep.xs,
+        design=prep.design,
+        selector=prep.selector,
+        n_permutations=n_permutations,
+        max_lag=max_lag,
+        max_ar_order=max_ar_order,
+        alpha=alpha,
+    )
+    if not findings:
+        return pd.DataFrame(columns=list(LAG_COLUMNS))
+    frames = [_lag_rows(name, f) for name, f in findings.items()]
+    return pd.concat(frames, ignore_index=True)[list(LAG_COLUMNS)]
 
 
-def _entity_agreement(frame: pd.DataFrame, sums: np.ndarray) -> pd.DataFrame:
-    """Add ``sign_agreement``, ``best_lag_share`` and ``is_best`` to one candidate's lag rows."""
-    r = frame["r"].to_numpy()
-    lags = frame["lag"].to_numpy()
-    own = np.where(sums[3] >= _MIN_PAIRS, correlation(*sums[:3]), np.nan)  # (E, L+1)
+def _lag_rows(name: str, finding: Finding) -> pd.DataFrame:
+    """The rows of one candidate: per lag, the stronger statistic and what it shows."""
+    ev, p, t = finding.evidence, finding.p, finding.studentised
+    n_l = ev.z.shape[1]
+    lags = np.arange(n_l)
+    k = np.argmax(np.where(np.isfinite(t), t, -np.inf), axis=0)  # (L+1,)
+    p_lag = np.nanmin(np.where(np.isnan(p), np.inf, p), axis=0)
+    frame = pd.DataFrame(
+        {
+            "candidate": name,
+            "lag": lags,
+            "statistic": np.array(STATISTICS)[k],
+            "r": ev.r[k, lags],
+            "z_prewhitened": ev.z[0],
+            "z_gls": ev.z[1],
+            "n_pairs": ev.n_pairs,
+            "n_units": ev.n_units,
+            "r_first_half": ev.r_halves[0, k, lags],
+            "r_second_half": ev.r_halves[1, k, lags],
+            "sign_agreement": np.nan,
+            "sign_p": np.nan,
+            "best_lag_share": np.nan,
+            "z_band": finding.band,
+            "p_adjusted": np.where(np.isfinite(p_lag), p_lag, np.nan),
+            "is_best": lags == finding.best[1],
+            "ar_order": ev.ar_order,
+            "round": finding.round,
+            "given": ", ".join(finding.given),
+            "accepted": finding.accepted,
+            "p_conditional": finding.p_conditional,
+            "explained_by": finding.explained_by,
+        }
+    )
+    own = ev.unit_r[:, k, lags]  # (U, L+1): each unit's r of the stronger statistic
     own = own[np.isfinite(own).all(axis=1)]
-    frame["sign_agreement"] = np.nan
-    frame["best_lag_share"] = np.nan
+    r = frame["r"].to_numpy()
     if len(own) >= 3 and np.isfinite(r).all():
-        frame["sign_agreement"] = (np.sign(own) == np.sign(r)[None, :]).mean(axis=0)
+        agree = (np.sign(own) == np.sign(r)[None, :]).sum(axis=0)
+        frame["sign_agreement"] = agree / len(own)
+        frame["sign_p"] = stats.binom.sf(agree - 1, len(own), 0.5)
         own_best = np.argmax(np.abs(own), axis=1)
         frame["best_lag_share"] = (np.abs(own_best[:, None] - lags[None, :]) <= 1).mean(axis=0)
-    best = int(np.nanargmax(np.abs(r))) if np.isfinite(r).any() else -1
-    frame["is_best"] = lags == best
     return frame
-
-
-def _add_significance(table: pd.DataFrame, null: np.ndarray, alpha: float) -> pd.DataFrame:
-    """Westfall-Young single-step maxT p-values and bands; ``null`` has shape (B, C, L+1)."""
-    names = list(dict.fromkeys(table["candidate"]))
-    finite = np.isfinite(null)
-    n_fin = finite.sum(axis=(0, 2))
-    sd = np.sqrt(np.where(finite, null**2, 0.0).sum(axis=(0, 2)) / np.maximum(n_fin, 1))  # (C,)
-    sd = np.where(sd > 0, sd, np.nan)
-    t_null = np.where(finite, np.abs(null), 0.0) / np.where(np.isnan(sd), np.inf, sd)[None, :, None]
-    max_t = np.sort(t_null.max(axis=(1, 2)))  # (B,)
-    c_index = pd.Index(names).get_indexer(table["candidate"])
-    t_obs = np.abs(table["r"].to_numpy()) / sd[c_index]
-    exceed = len(max_t) - np.searchsorted(max_t, t_obs, side="left")
-    table["p_adjusted"] = np.where(np.isnan(t_obs), np.nan, (1 + exceed) / (1 + len(max_t)))
-    table["r_band"] = np.quantile(max_t, 1 - alpha) * sd[c_index]
-    return table[list(LAG_COLUMNS)]
-
-
-# --------------------------------------------------------------------------- out of sample
-
-
-def out_of_sample_value(
-    target: pd.DataFrame,
-    candidates: pd.DataFrame,
-    *,
-    lags: Mapping[str, int],
-    grain: str = "week",
-    horizon: int = 4,
-    min_train: int | None = None,
-) -> pd.DataFrame:
-    """Does a candidate at its lag improve a rolling-origin backtest of bookings?
-
-    Two models are fitted by pooled least squares over entities, with an intercept per entity
-    (the within estimator), on an expanding window:
-
-    - baseline: ``y_{e,t} / s_e = a_e + d_t' g + u_{e,t}``, ``d_t`` the trend and calendar
-      terms of :func:`~spm_models.indicators.series.calendar_design` (the yearly terms only
-      when the first training window spans two years, the quarter terms only when it spans
-      one);
-    - with the candidate: the same plus ``b z_{e,t-l}``,
-
-    where ``s_e`` is the entity's mean bookings and ``z`` its candidate standardised, both over
-    the first training window (so no statistic looks past an origin; entities with fewer than
-    8 periods or no bookings there are left out). A candidate leading by ``l`` periods can
-    inform forecasts up to ``l`` periods ahead, so the backtest forecasts ``h = min(horizon,
-    l)`` periods from every origin ``o = min_train .. T - h`` (default ``min_train``: two
-    years of periods, or less to keep four forecasts, but at least half the window) and
-    scores those ``h`` periods, the same cells for both models. Then
-
-        oos_improvement = 1 - sum |y - yhat_with| / sum |y - yhat_baseline|
-
-    the relative reduction of the MAE (and of the MASE, whose scale cancels), and
-    ``share_origins_improved`` is the share of origins whose error the candidate lowers.
-    ``oos_holds``: the improvement is positive and holds at more than half of the origins.
-    A lag of 0 forecasts nothing and gets no backtest (``origins`` = 0).
-
-    Parameters
-    ----------
-    target, candidates : DataFrame
-        As for :func:`lagged_correlations`.
-    lags : mapping of str to int
-        Candidate -> lag to test; candidates not listed are skipped.
-    grain : {"week", "month", "quarter"}, default "week"
-    horizon : int, default 4
-        Longest forecast horizon, in periods.
-    min_train : int, optional
-        Periods in the first training window.
-
-    Returns
-    -------
-    DataFrame
-        One row per candidate (:data:`OOS_COLUMNS`); ``mae_*`` are per entity and period, in
-        the currency of bookings.
-
-    Raises
-    ------
-    ConfigError
-        ``horizon`` below 1, or a bad frame.
-    DataError
-        Too few periods for a backtest.
-    """
-    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
-        raise ConfigError(f"horizon must be a whole number of periods, 1 or more (got {horizon!r})")
-    entities, periods = _grid(target, candidates, grain)
-    n_t = len(periods)
-    if min_train is None:
-        two_years = int(np.floor(2 * PERIODS_PER_YEAR[grain]))
-        min_train = max(n_t // 2, min(two_years, n_t - 4 * horizon))
-    if min_train < 8 or min_train >= n_t:
-        raise DataError(f"bookings cover {n_t} {grain}s: too few for a backtest that trains on {min_train} first")
-    design, _ = calendar_design(periods, grain, yearly=covers_years(min_train, grain, 2))
-    if not covers_years(min_train, grain, 1):
-        design = design[:, :2]  # the position in the quarter needs a year of data to be estimated
-    calendar = np.broadcast_to(design[None, :, 1:], (len(entities), n_t, design.shape[1] - 1))
-    y = to_panel(target, entities=entities, periods=periods)
-    wanted = candidates[candidates["candidate"].astype("str").isin([str(k) for k in lags])]
-    rows = []
-    for name, values in _candidate_panels(wanted, entities, periods).items():
-        lag = int(lags[name])
-        h = min(horizon, lag)
-        row = {"candidate": name, "lag_used": lag, "horizon_used": max(h, 0), "origins": 0, "oos_holds": False}
-        if h < 1 or lag >= n_t - min_train:
-            rows.append(row)
-            continue
-        x_lagged = np.full_like(values, np.nan)
-        x_lagged[:, lag:] = values[:, : n_t - lag]
-        ok = ~np.isnan(y) & ~np.isnan(x_lagged)
-        first = ok & (np.arange(n_t) < min_train)[None, :]
-        scale = np.where(first, y, 0.0).sum(axis=1) / np.maximum(first.sum(axis=1), 1)
-        ok &= ((first.sum(axis=1) >= 8) & (scale > 0))[:, None]
-        y_scaled = y / np.where(scale > 0, scale, 1.0)[:, None]
-        z = standardise(x_lagged, first & ok)[..., None]
-        origins = np.arange(min_train, n_t - h + 1)
-        base, cells = expanding_fe_errors(y_scaled, calendar, ok, origins, h, weights=scale)
-        with_x, _ = expanding_fe_errors(y_scaled, np.concatenate([calendar, z], axis=2), ok, origins, h, weights=scale)
-        scored = cells > 0
-        if not scored.any():
-            rows.append(row)
-            continue
-        mae_base, mae_with = base.sum() / cells.sum(), with_x.sum() / cells.sum()
-        improvement = 1 - mae_with / mae_base if mae_base > 0 else np.nan
-        share = float((with_x[scored] < base[scored]).mean())
-        row.update(
-            origins=int(scored.sum()),
-            mae_baseline=mae_base,
-            mae_with_candidate=mae_with,
-            oos_improvement=improvement,
-            share_origins_improved=share,
-            oos_holds=bool(improvement > 0 and share > 0.5),
-        )
-        rows.append(row)
-    return pd.DataFrame(rows, columns=list(OOS_COLUMNS))
 
 
 # --------------------------------------------------------------------------- the ranked table
 
 
-def _verdict(row: dict, *, level: str, grain: str, n_lags: int, n_candidates: int) -> str:
+def _verdict(row: dict, *, grain: str, n_lags: int, n_candidates: int) -> str:
     """Plain-words verdict of one candidate (see :func:`discover_leading_indicators`)."""
+    if row["explained_by"]:
+        return (
+            f"moves with {row['explained_by']} and adds nothing beyond it (p = {row['p_conditional']:.2f} "
+            "once the other indicators found are taken out of bookings)"
+        )
     if not row["significant"]:
         p = row["p_adjusted"]
         shown = "p undefined" if pd.isna(p) else f"p = {p:.2f}"
+        given = f", with {row['given']} taken out of bookings" if row["given"] else ""
         return (
             f"not significant after correcting for {n_lags} lags x {n_candidates} "
-            f"candidate{'s' if n_candidates != 1 else ''} ({shown})"
+            f"candidate{'s' if n_candidates != 1 else ''} x {len(STATISTICS)} tests ({shown}{given})"
         )
     if row["best_lag"] == 0:
         return f"moves with bookings in the same {grain} (best lag 0): coincident, not leading"
     if not row["stable_over_time"]:
         return (
-            f"unstable: the correlation changes sign between the first and second half of the data "
+            f"unstable: the relationship changes sign between the first and second half of the data "
             f"(r = {row['r_first_half']:+.2f}, then {row['r_second_half']:+.2f})"
         )
-    if not row["stable_across_entities"]:
-        return f"unstable across {level}s: only {row['sign_agreement']:.0%} of {level}s show the same direction"
+    if not row["stable_across_units"]:
+        return (
+            f"unstable across the {int(row['n_units'])} series it was tested on: only "
+            f"{row['sign_agreement']:.0%} show the same direction"
+        )
     if pd.isna(row["oos_improvement"]):
         return "could not be backtested (too little data at this lag)"
-    if row["oos_improvement"] <= 0:
-        return (
-            f"does not improve forecasts out of sample (MAE {-row['oos_improvement']:.1%} worse "
-            f"over {row['origins']} backtest origins)"
-        )
     if not row["oos_holds"]:
         return (
-            f"improves forecasts at only {row['share_origins_improved']:.0%} of {row['origins']} backtest "
-            f"origins (MAE {row['oos_improvement']:.1%} better overall)"
+            f"does not improve forecasts out of sample (squared error {-row['oos_improvement']:.2%} worse "
+            f"over {row['origins']} backtest origins)"
         )
     return "leading indicator"
 
@@ -512,26 +424,29 @@ def _verdict(row: dict, *, level: str, grain: str, n_lags: int, n_candidates: in
 def discover_leading_indicators(
     dataset: Dataset | Mapping[str, pd.DataFrame],
     *,
-    level: str = "company",
+    level: str = "agent",
     grain: str = "week",
     max_lag: int = 16,
     horizon: int = 4,
     alpha: float = 0.05,
     n_permutations: int = 999,
     seed: int = 0,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
-    """Rank candidate leading indicators of bookings at one level, with a verdict for each.
+    """Rank candidate leading indicators of bookings, with a verdict for each.
 
-    Runs :func:`lagged_correlations` on :func:`bookings_series` and :func:`candidate_series`,
-    then :func:`out_of_sample_value` at each candidate's best lag, and combines them (module
-    docstring): ``verdict`` is ``"leading indicator"`` only when the candidate is
+    Runs :func:`lagged_correlations` on the bookings and candidate series of ``level``
+    (:func:`~spm_models.indicators.series.build_series`), then
+    :func:`~spm_models.indicators.backtest.out_of_sample_value` at each candidate's best lag, and
+    combines them (module docstring): ``verdict`` is ``"leading indicator"`` only when the
+    candidate is
 
-    - significant: ``p_adjusted < alpha`` at its best lag ``l* = argmax_l |r(l)|``, with
-      ``l* >= 1``;
-    - stable: ``sign(r_first_half) = sign(r_second_half) = sign(r)``, and at agent and
-      territory level ``sign_agreement`` above one half by a one-sided binomial test at
-      ``alpha``;
-    - useful: ``oos_holds`` (lower backtest MAE overall and at most origins);
+    - selected: significant (``p_adjusted < alpha`` at its best lag ``l*``, where its stronger
+      statistic is strongest, with ``l* >= 1``) in its round of the forward selection, and not
+      explained by another indicator found (:mod:`spm_models.indicators.selection`);
+    - stable: ``sign(r_first_half) = sign(r_second_half) = sign(r)``, and with three units or
+      more ``sign_agreement`` above one half by a one-sided binomial test at ``alpha``;
+    - useful: ``oos_holds`` (a lower backtest error with it than without);
 
     otherwise it names the first check that failed, in that order, in plain words.
 
@@ -539,7 +454,9 @@ def discover_leading_indicators(
     ----------
     dataset : Dataset or mapping of str to DataFrame
         Typed canonical tables (:func:`spm_models.data.validation.validate`).
-    level : {"company", "territory", "agent"}, default "company"
+    level : {"agent", "territory", "company"}, default "agent"
+        Entities whose bookings are pooled. ``"agent"`` (the panel test) has the most power:
+        every candidate is tested on its own units, built from agents.
     grain : {"week", "month", "quarter"}, default "week"
     max_lag : int, default 16
         Longest lead tried, in periods.
@@ -549,24 +466,30 @@ def discover_leading_indicators(
     alpha : float, default 0.05
     n_permutations : int, default 999
     seed : int, default 0
+    calendar : Calendar, optional
+        Fiscal quarters of the calendar terms; default the dataset's.
 
     Returns
     -------
     DataFrame
         One row per candidate (:data:`RANKED_COLUMNS`), leading indicators first, then by
-        ``p_adjusted`` and ``|r|``:
+        ``p_adjusted`` and ``|z|``:
 
-        - ``best_lag`` (periods), ``r`` (pooled prewhitened correlation there),
-          ``p_adjusted`` and ``r_band`` (corrected for all lags and candidates),
-          ``significant``;
-        - ``r_first_half``, ``r_second_half``, ``sign_agreement`` and ``best_lag_share``
-          (entity measures: NaN at company level), ``stable``;
-        - ``lag_used``, ``horizon_used``, ``oos_improvement`` (relative MAE reduction),
-          ``share_origins_improved``, ``oos_holds`` (see :func:`out_of_sample_value`);
+        - ``best_lag`` (periods), ``statistic`` (``prewhitened`` or ``gls``), ``r`` and ``z``
+          (that statistic as a correlation and as a t-value), ``p_adjusted`` and ``z_band``
+          (corrected for all lags, candidates and both statistics), ``significant``;
+        - ``n_units`` (series the candidate was tested on), ``r_first_half``,
+          ``r_second_half``, ``sign_agreement`` and ``best_lag_share`` (NaN below three
+          units), ``stable``;
+        - ``lag_used``, ``horizon_used``, ``oos_improvement`` (relative reduction of the
+          backtest's squared error), ``share_origins_improved``, ``oos_holds``;
+        - ``given``: the indicators taken out of bookings when the candidate was decided
+          (forward selection, :mod:`spm_models.indicators.selection`), ``explained_by``: for a
+          candidate that only moves with one found, that one;
         - ``verdict``.
 
-        Candidates that cannot be tested (:func:`unusable_candidates`, or too little data)
-        come last, with the reason as verdict and the other columns empty.
+        Candidates that cannot be tested (:func:`~spm_models.indicators.series.unusable_candidates`,
+        or too little data) come last, with the reason as verdict and the other columns empty.
 
     Raises
     ------
@@ -575,36 +498,30 @@ def discover_leading_indicators(
     DataError
         No bookings, no candidates, or too few periods for ``max_lag``.
     """
-    target, candidates = build_series(dataset, level=level, grain=grain)
+    if calendar is None:
+        calendar = dataset.fiscal_calendar if isinstance(dataset, Dataset) else DEFAULT_CALENDAR
+    target, candidates = build_series(dataset, level=level, grain=grain, calendar=calendar)
     lagged = lagged_correlations(
-        target, candidates, grain=grain, max_lag=max_lag, alpha=alpha, n_permutations=n_permutations, seed=seed
+        target,
+        candidates,
+        grain=grain,
+        max_lag=max_lag,
+        alpha=alpha,
+        n_permutations=n_permutations,
+        seed=seed,
+        calendar=calendar,
     )
-    tested = list(dict.fromkeys(lagged["candidate"]))
+    tested = list(dict.fromkeys(candidates["candidate"].astype("str")))
     best = lagged[lagged["is_best"]].rename(columns={"lag": "best_lag"}).drop(columns="is_best")
-    oos = out_of_sample_value(
-        target, candidates, lags=dict(zip(best["candidate"], best["best_lag"])), grain=grain, horizon=horizon
-    )
-    table = best.merge(oos, on="candidate", how="left")
+    best["z"] = np.where(best["statistic"] == "gls", best["z_gls"], best["z_prewhitened"])
+    lags = dict(zip(best["candidate"], best["best_lag"]))
+    oos = out_of_sample_value(target, candidates, lags=lags, grain=grain, horizon=horizon, calendar=calendar)
+    table = _judge(best.merge(oos, on="candidate", how="left"), alpha=alpha)
     table["level"] = level
-    table["significant"] = table["p_adjusted"] < alpha
-    r1, r2 = np.sign(table["r_first_half"]), np.sign(table["r_second_half"])
-    table["stable_over_time"] = (r1 == r2) & (r1 == np.sign(table["r"])) & (r1 != 0)
-    n_ent = table["n_entities"].to_numpy()
-    agree = np.rint(table["sign_agreement"].fillna(0).to_numpy() * n_ent).astype(int)
-    # one binomial test per candidate (a handful), not per entity
-    p_agree = np.array(
-        [
-            stats.binomtest(int(k), int(n), 0.5, alternative="greater").pvalue if n > 0 else 1.0
-            for k, n in zip(agree, n_ent)
-        ]
-    )
-    table["stable_across_entities"] = table["sign_agreement"].isna() | (p_agree < alpha)
-    table["stable"] = table["stable_over_time"] & table["stable_across_entities"]
     table["verdict"] = [
-        _verdict(row, level=level, grain=grain, n_lags=max_lag + 1, n_candidates=len(tested))
-        for row in table.to_dict("records")
+        _verdict(row, grain=grain, n_lags=max_lag + 1, n_candidates=len(tested)) for row in table.to_dict("records")
     ]
-    table = table.assign(_rank=table["verdict"] != "leading indicator", _abs=-table["r"].abs())
+    table = table.assign(_rank=table["verdict"] != "leading indicator", _abs=-table["z"].abs())
     table = table.sort_values(["_rank", "p_adjusted", "_abs"], kind="stable", na_position="last", ignore_index=True)
     untested = {
         c: "not tested: too few observed periods overlap bookings, or the series is constant"
@@ -613,10 +530,28 @@ def discover_leading_indicators(
     }
     untested.update(unusable_candidates(dataset))
     if untested:
-        extra = pd.DataFrame({"candidate": list(untested), "level": level, "verdict": list(untested.values())})
+        extra = pd.DataFrame(
+            {
+                "candidate": list(untested),
+                "level": level,
+                "given": "",
+                "explained_by": "",
+                "verdict": list(untested.values()),
+            }
+        )
         table = pd.concat([table, extra], ignore_index=True)
-    for col in ("best_lag", "lag_used", "horizon_used"):
+    for col in ("best_lag", "lag_used", "horizon_used", "n_units"):
         table[col] = table[col].astype("Int64")
     for col in ("significant", "stable", "oos_holds"):
         table[col] = table[col].astype("boolean")
     return table[list(RANKED_COLUMNS)]
+
+
+def _judge(table: pd.DataFrame, *, alpha: float) -> pd.DataFrame:
+    """Add ``significant``, ``stable_over_time``, ``stable_across_units`` and ``stable``."""
+    table["significant"] = table["p_adjusted"] < alpha
+    r1, r2 = np.sign(table["r_first_half"]), np.sign(table["r_second_half"])
+    table["stable_over_time"] = (r1 == r2) & (r1 == np.sign(table["r"])) & (r1 != 0)
+    table["stable_across_units"] = table["sign_agreement"].isna() | (table["sign_p"] < alpha)
+    table["stable"] = table["stable_over_time"] & table["stable_across_units"]
+    return table

@@ -2,12 +2,8 @@
 
 :func:`bookings_series` is the target (bookings per entity and period) and
 :func:`candidate_series` the candidates, both as long frames at one level (agent, territory
-or company) and grain. The rest of this module is the dense-array toolkit that
-:mod:`spm_models.indicators.discovery` runs on them (entities x periods arrays, NaN where missing):
-calendar regressors (:func:`calendar_design`), trend-and-season removal (:func:`detrend`),
-prewhitening (:func:`prewhiten`), lagged cross-products (:func:`lag_sums`) and the
-expanding-window backtest (:func:`expanding_fe_errors`). All of it is vectorized over
-entities; the only loops run over lags, AR orders or forecast steps.
+or company) and grain. :mod:`spm_models.indicators.arrays` holds the dense-array toolkit that
+discovery runs on them.
 
 Candidates
 ----------
@@ -40,9 +36,10 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from spm_models.calendar import check_grain, next_period_start, period_start, shift_periods
+from spm_models.calendar import DEFAULT_CALENDAR, Calendar, check_grain, parse_dates
 from spm_models.data.dataset import Dataset
 from spm_models.exceptions import ConfigError, DataError
+from spm_models.indicators.arrays import INDICATOR_GRAINS, to_panel
 from spm_models.kpi import compute_kpis
 from spm_models.kpi.grid import COMPANY, LEVELS
 
@@ -53,24 +50,11 @@ __all__ = [
     "candidate_series",
     "build_series",
     "unusable_candidates",
-    "to_panel",
-    "calendar_design",
-    "detrend",
-    "prewhiten",
-    "PERIODS_PER_YEAR",
-    "covers_years",
-    "standardise",
-    "lag_sums",
-    "correlation",
-    "expanding_fe_errors",
+    "panels",
 ]
 
 TARGET_COLUMNS: tuple[str, ...] = ("entity_id", "period", "value")
 CANDIDATE_COLUMNS: tuple[str, ...] = ("entity_id", "period", "candidate", "value")
-#: Average number of periods in a year, per grain.
-PERIODS_PER_YEAR: dict[str, float] = {"week": 365.2425 / 7, "month": 12.0, "quarter": 4.0}
-# Harmonics of the yearly cycle fitted per grain (only with two years of data or more).
-_YEARLY_HARMONICS = {"week": 3, "month": 2, "quarter": 1}
 # A lost deal whose amount is 0 (or missing) in most rows means "amount = close value":
 # the value of a new deal is then only known once it is won, and summing it would leak.
 _LEAK_SHARE = 0.5
@@ -91,13 +75,18 @@ def _check_level(level: str) -> str:
 
 
 def _dates(frame: pd.DataFrame, column: str) -> pd.Series:
-    s = frame[column]
-    if s.dtype.kind != "M":
-        s = pd.to_datetime(s, errors="coerce")
-    return s
+    return parse_dates(frame[column])[0]
 
 
-def _span(dates: pd.Series, grain: str, *, events: bool) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+def _calendar(dataset: Dataset | Mapping[str, pd.DataFrame], calendar: Calendar | None) -> Calendar:
+    if calendar is not None:
+        return calendar
+    return dataset.fiscal_calendar if isinstance(dataset, Dataset) else DEFAULT_CALENDAR
+
+
+def _span(
+    dates: pd.Series, grain: str, *, events: bool, calendar: Calendar
+) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """First and last period start covered by ``dates`` (None when there are none).
 
     With ``events=True`` the dates are event days (closes, creations): an edge period they
@@ -108,14 +97,15 @@ def _span(dates: pd.Series, grain: str, *, events: bool) -> tuple[pd.Timestamp, 
     if d.empty:
         return None
     lo, hi = d.min().normalize(), d.max().normalize()
-    first, last = period_start(lo, grain), period_start(hi, grain)
+    cal = calendar
+    first, last = cal.period_start(lo, grain), cal.period_start(hi, grain)
     if events:
-        first_len = (next_period_start(first, grain) - first).days
-        if (next_period_start(first, grain) - lo).days < first_len / 2:
-            first = next_period_start(first, grain)
-        last_len = (next_period_start(last, grain) - last).days
+        first_len = (cal.next_period_start(first, grain) - first).days
+        if (cal.next_period_start(first, grain) - lo).days < first_len / 2:
+            first = cal.next_period_start(first, grain)
+        last_len = (cal.next_period_start(last, grain) - last).days
         if (hi - last).days + 1 < last_len / 2:
-            last = shift_periods(last, -1, grain)
+            last = cal.shift_periods(last, -1, grain)
     return (first, last) if last >= first else None
 
 
@@ -148,39 +138,42 @@ def unusable_candidates(dataset: Dataset | Mapping[str, pd.DataFrame]) -> dict[s
 
 
 def build_series(
-    dataset: Dataset | Mapping[str, pd.DataFrame], *, level: str, grain: str = "week"
+    dataset: Dataset | Mapping[str, pd.DataFrame], *, level: str, grain: str = "week", calendar: Calendar | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(bookings_series(...), candidate_series(...))`` from one computation of the KPIs."""
     _check_level(level)
-    check_grain(grain)
+    check_grain(grain, INDICATOR_GRAINS)
+    cal = _calendar(dataset, calendar)
     tables = _tables(dataset)
     opp = tables.get("opportunities")
     if opp is None or opp.empty:
         raise DataError("there are no opportunities: bookings, the series to explain, cannot be computed")
     outcome = opp["outcome"].astype("str")
     closed = _dates(opp, "close_date")[outcome.isin(["won", "lost"]).to_numpy()]
-    window = _span(closed, grain, events=True)
+    window = _span(closed, grain, events=True, calendar=cal)
     if window is None:
         raise DataError("no won or lost deal has a close date: bookings, the series to explain, cannot be computed")
     has_act = "activities" in tables and not tables["activities"].empty
     kpis = ["bookings", "opportunities_created"] + (["activity_volume"] if has_act else [])
-    end_day = next_period_start(window[1], grain) - pd.Timedelta(days=1)
-    k = compute_kpis(tables, grain=grain, levels=(level,), kpis=kpis, start=window[0], end=end_day)
+    end_day = cal.next_period_start(window[1], grain) - pd.Timedelta(days=1)
+    k = compute_kpis(tables, grain=grain, levels=(level,), kpis=kpis, start=window[0], end=end_day, calendar=cal)
     k = k[["entity_id", "period", "kpi", "segment", "value"]]
     kpi = k["kpi"].astype("str")
 
     target = k.loc[kpi == "bookings", ["entity_id", "period", "value"]].reset_index(drop=True)
     parts = []
-    created_span = _span(_dates(opp, "created_date"), grain, events=True)
+    created_span = _span(_dates(opp, "created_date"), grain, events=True, calendar=cal)
     created = _clip(k[kpi == "opportunities_created"], created_span)
     parts.append(created.assign(candidate="opportunities_created")[list(CANDIDATE_COLUMNS)])
     if "pipeline_added" not in unusable_candidates(tables) and "amount" in opp:
-        parts.append(_pipeline_added(tables, created[["entity_id", "period"]], level=level, grain=grain))
+        rows = created[["entity_id", "period"]]
+        parts.append(_pipeline_added(tables, rows, level=level, grain=grain, calendar=cal))
     if has_act:
-        act = _clip(k[kpi == "activity_volume"], _span(_dates(tables["activities"], "date"), grain, events=False))
+        act_span = _span(_dates(tables["activities"], "date"), grain, events=False, calendar=cal)
+        act = _clip(k[kpi == "activity_volume"], act_span)
         parts.append(act.assign(candidate="activity:" + act["segment"].astype("str"))[list(CANDIDATE_COLUMNS)])
     if "indicators" in tables and not tables["indicators"].empty:
-        parts.append(_indicators(tables, target, level=level, grain=grain, window=window))
+        parts.append(_indicators(tables, target, level=level, grain=grain, window=window, calendar=cal))
     cand = pd.concat(parts, ignore_index=True)
     cand["candidate"] = cand["candidate"].astype("str")
     cand["entity_id"] = cand["entity_id"].astype("str")
@@ -197,13 +190,15 @@ def _entity_of_agent(tables: dict[str, pd.DataFrame], level: str) -> pd.DataFram
     return pd.DataFrame({"agent_id": agents["agent_id"], "entity_id": COMPANY})
 
 
-def _pipeline_added(tables: dict[str, pd.DataFrame], rows: pd.DataFrame, *, level: str, grain: str) -> pd.DataFrame:
+def _pipeline_added(
+    tables: dict[str, pd.DataFrame], rows: pd.DataFrame, *, level: str, grain: str, calendar: Calendar
+) -> pd.DataFrame:
     """Sum of amounts of opportunities created, on the rows of ``opportunities_created``."""
     opp = tables["opportunities"]
     frame = pd.DataFrame(
         {
             "agent_id": opp["agent_id"].astype("str"),
-            "period": period_start(_dates(opp, "created_date"), grain),
+            "period": calendar.period_start(_dates(opp, "created_date"), grain),
             "amount": pd.to_numeric(opp["amount"], errors="coerce").fillna(0.0),
         }
     ).merge(_entity_of_agent(tables, level), on="agent_id", how="inner")
@@ -226,6 +221,7 @@ def _indicators(
     level: str,
     grain: str,
     window: tuple[pd.Timestamp, pd.Timestamp],
+    calendar: Calendar,
 ) -> pd.DataFrame:
     """Indicator rows mapped onto the entities of ``level`` (see the module docstring)."""
     ind = tables["indicators"]
@@ -237,7 +233,7 @@ def _indicators(
         {
             "name": "indicator:" + ind["name"].astype("str"),
             "territory_id": terr.fillna(""),
-            "period": period_start(_dates(ind, "date"), grain),
+            "period": calendar.period_start(_dates(ind, "date"), grain),
             "value": pd.to_numeric(ind["value"], errors="coerce"),
         }
     ).dropna(subset=["period", "value"])
@@ -263,7 +259,9 @@ def _indicators(
     return out.rename(columns={"name": "candidate"})[list(CANDIDATE_COLUMNS)]
 
 
-def bookings_series(dataset: Dataset | Mapping[str, pd.DataFrame], *, level: str, grain: str = "week") -> pd.DataFrame:
+def bookings_series(
+    dataset: Dataset | Mapping[str, pd.DataFrame], *, level: str, grain: str = "week", calendar: Calendar | None = None
+) -> pd.DataFrame:
     """Bookings per entity and period: the series leading indicators should predict.
 
     ``bookings(e, t) = sum of amount over deals of e won with close date in t`` (the
@@ -289,10 +287,12 @@ def bookings_series(dataset: Dataset | Mapping[str, pd.DataFrame], *, level: str
     DataError
         No opportunities, or no closed deal with a close date.
     """
-    return build_series(dataset, level=level, grain=grain)[0]
+    return build_series(dataset, level=level, grain=grain, calendar=calendar)[0]
 
 
-def candidate_series(dataset: Dataset | Mapping[str, pd.DataFrame], *, level: str, grain: str = "week") -> pd.DataFrame:
+def candidate_series(
+    dataset: Dataset | Mapping[str, pd.DataFrame], *, level: str, grain: str = "week", calendar: Calendar | None = None
+) -> pd.DataFrame:
     """Candidate leading indicators per entity and period (see the module docstring).
 
     Parameters
@@ -316,295 +316,49 @@ def candidate_series(dataset: Dataset | Mapping[str, pd.DataFrame], *, level: st
     DataError
         No opportunities, or no closed deal with a close date (the window is set by bookings).
     """
-    return build_series(dataset, level=level, grain=grain)[1]
+    return build_series(dataset, level=level, grain=grain, calendar=calendar)[1]
 
 
-# --------------------------------------------------------------------------- dense panels
+def panels(
+    target: pd.DataFrame, candidates: pd.DataFrame, *, grain: str, calendar: Calendar = DEFAULT_CALENDAR
+) -> tuple[np.ndarray, pd.DatetimeIndex, np.ndarray, dict[str, np.ndarray]]:
+    """The long target and candidate frames as dense entities x periods arrays.
 
-
-def to_panel(frame: pd.DataFrame, *, entities: np.ndarray, periods: pd.DatetimeIndex) -> np.ndarray:
-    """Spread a long frame (``entity_id``, ``period``, ``value``) onto an entities x periods array.
-
-    Rows whose entity or period is not on the grid are ignored; cells without a row, or with a
-    NaN value, are NaN. Returns an array of shape ``(len(entities), len(periods))``.
-    """
-    values = np.full((len(entities), len(periods)), np.nan)
-    e = pd.Index(entities).get_indexer(frame["entity_id"].astype("str"))
-    t = periods.get_indexer(pd.DatetimeIndex(frame["period"]))
-    ok = (e >= 0) & (t >= 0)
-    values[e[ok], t[ok]] = frame["value"].to_numpy(dtype=float)[ok]
-    return values
-
-
-def covers_years(n_periods: int, grain: str, years: float) -> bool:
-    """Whether ``n_periods`` periods make at least ``years`` years (104 weeks count as two)."""
-    return n_periods >= int(np.floor(years * PERIODS_PER_YEAR[grain]))
-
-
-def calendar_design(
-    periods: pd.DatetimeIndex, grain: str, *, yearly: bool | None = None
-) -> tuple[np.ndarray, list[str]]:
-    """Regressors for trend and calendar effects, one row per period.
-
-    Columns: ``const``; ``trend`` (``t / T``); with two years of periods or more (or
-    ``yearly=True``) the yearly Fourier terms ``sin(2 pi k u), cos(2 pi k u)`` for
-    ``k = 1..K`` (``K`` = 3 weekly, 2 monthly, 1 quarterly), where ``u`` is the fraction of
-    the year elapsed at the middle of the period; and, with a year of data or more, the
-    position within the calendar quarter (the quarter-end push): for weeks
-    ``sin(2 pi j q), cos(2 pi j q)``, ``j = 1, 2``, with ``q`` the fraction of the quarter
-    elapsed, for months a dummy for the 2nd and for the 3rd month of the quarter.
+    Entities are those of the target, periods every one from its first to its last (gaps
+    included).
 
     Returns
     -------
-    design : ndarray, shape (T, k)
-    names : list of str
-    """
-    check_grain(grain)
-    n = len(periods)
-    if yearly is None:
-        yearly = covers_years(n, grain, 2)
-    starts = pd.DatetimeIndex(periods)
-    mid = starts + (next_period_start(starts, grain) - starts) / 2
-    cols = [np.ones(n), np.arange(n) / max(n - 1, 1)]
-    names = ["const", "trend"]
-    if yearly:
-        u = (mid.day_of_year.to_numpy() - 1 + mid.hour.to_numpy() / 24) / 365.25
-        for k in range(1, _YEARLY_HARMONICS[grain] + 1):
-            cols += [np.sin(2 * np.pi * k * u), np.cos(2 * np.pi * k * u)]
-            names += [f"year_sin{k}", f"year_cos{k}"]
-    if covers_years(n, grain, 1) and grain == "week":
-        q_start = period_start(mid, "quarter")
-        q_len = (next_period_start(q_start, "quarter") - q_start).days.to_numpy()
-        q = ((mid - q_start) / pd.Timedelta(days=1)).to_numpy() / q_len
-        for j in (1, 2):
-            cols += [np.sin(2 * np.pi * j * q), np.cos(2 * np.pi * j * q)]
-            names += [f"quarter_sin{j}", f"quarter_cos{j}"]
-    elif covers_years(n, grain, 1) and grain == "month":
-        m = (mid.month.to_numpy() - 1) % 3
-        cols += [(m == 1).astype(float), (m == 2).astype(float)]
-        names += ["quarter_month2", "quarter_month3"]
-    return np.column_stack(cols), names
-
-
-def _solve(xtx: np.ndarray, xty: np.ndarray) -> np.ndarray:
-    """Batched ``(X'X + eps I)^-1 X'y``; the tiny ridge keeps rank-deficient fits finite."""
-    k = xtx.shape[-1]
-    scale = np.trace(xtx, axis1=-2, axis2=-1)[..., None, None] / k
-    ridge = 1e-9 * np.where(scale > 0, scale, 1.0) * np.eye(k)
-    return np.linalg.solve(xtx + ridge, xty[..., None])[..., 0]
-
-
-def detrend(values: np.ndarray, design: np.ndarray, *, min_points: int | None = None) -> np.ndarray:
-    """Residuals of each entity's series regressed on ``design`` (OLS over its observed periods).
-
-    ``resid[e, t] = v[e, t] - d_t' b_e``, ``b_e = argmin sum_t m[e, t] (v[e, t] - d_t' b)^2``.
-    Entities with fewer than ``min_points`` observed periods (default: ``2 k + 8`` for ``k``
-    regressors) get all-NaN residuals, as do constant series (nothing to correlate).
-
-    Parameters
-    ----------
-    values : ndarray, shape (E, T), NaN where missing
-    design : ndarray, shape (T, k)
-
-    Returns
-    -------
-    ndarray, shape (E, T), NaN where missing or dropped
-    """
-    m = ~np.isnan(values)
-    v = np.where(m, values, 0.0)
-    k = design.shape[1]
-    xtx = np.einsum("et,tk,tl->ekl", m.astype(float), design, design)
-    xty = np.einsum("et,tk->ek", v, design)
-    beta = _solve(xtx, xty)
-    resid = np.where(m, v - beta @ design.T, np.nan)
-    need = 2 * k + 8 if min_points is None else min_points
-    rss = np.where(m, resid, 0.0) ** 2
-    tss = v**2
-    # constant (or exactly calendar-shaped) series leave nothing to correlate
-    drop = (m.sum(axis=1) < need) | (rss.sum(axis=1) <= 1e-12 * tss.sum(axis=1))
-    resid[drop] = np.nan
-    return resid
-
-
-def _lagged(values: np.ndarray, p: int) -> np.ndarray:
-    """``out[e, t, j] = values[e, t - 1 - j]`` (NaN before the start), shape (E, T, p)."""
-    e, t = values.shape
-    out = np.full((e, t, p), np.nan)
-    for j in range(p):
-        out[:, j + 1 :, j] = values[:, : t - j - 1]
-    return out
-
-
-def _ar_fit(x: np.ndarray, p: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-entity AR(p) coefficients (E, p) and residual variance (E,) fitted on ``rows``."""
-    if p == 0:
-        ss = np.where(rows, x, 0.0) ** 2
-        return np.zeros((len(x), 0)), ss.sum(axis=1) / np.maximum(rows.sum(axis=1), 1)
-    z = _lagged(x, p)
-    w = rows.astype(float)
-    z0 = np.where(rows[..., None], z, 0.0)
-    x0 = np.where(rows, x, 0.0)
-    phi = _solve(np.einsum("et,etk,etl->ekl", w, z0, z0), np.einsum("et,etk->ek", x0, z0))
-    resid = x0 - np.einsum("etk,ek->et", z0, phi)
-    return phi, (resid**2).sum(axis=1) / np.maximum(rows.sum(axis=1), 1)
-
-
-def _ar_filter(v: np.ndarray, phi: np.ndarray) -> np.ndarray:
-    """``v[e, t] - sum_j phi[e, j] v[e, t - 1 - j]``; NaN unless all terms are observed."""
-    p = phi.shape[1]
-    if p == 0:
-        return v.copy()
-    return v - np.einsum("etk,ek->et", _lagged(v, p), phi)
-
-
-def prewhiten(x: np.ndarray, y: np.ndarray, *, max_order: int = 4) -> tuple[np.ndarray, np.ndarray, int]:
-    """Filter a candidate and the target with an AR model of the candidate (Box-Jenkins).
-
-    Fit ``x_t = sum_{j=1..p} phi_j x_{t-j} + e_t`` to each entity's (detrended) candidate,
-    then return ``e_t = x_t - sum_j phi_j x_{t-j}`` and ``y*_t = y_t - sum_j phi_j y_{t-j}``.
-    The cross-correlation of ``e`` and ``y*`` at lag ``l`` is proportional to the impulse
-    response of ``y`` to ``x`` at lag ``l``; without the filter a persistent candidate smears
-    one true lag over many neighbours and inflates every correlation.
-
-    The order ``p`` (0..``max_order``, common to all entities) minimises the summed Bayesian
-    information criterion ``sum_e [n_e log(sigma2_e) + p log(n_e)]`` on the periods where
-    ``max_order`` lags are observed; the coefficients are then refitted per entity by least
-    squares. BIC rather than AIC: an order fitted to noise (AIC picks one for a white series
-    about a quarter of the time) filters the target with coefficients that depend on the
-    candidate, which made the permutation test of :mod:`spm_models.indicators.discovery` too lenient
-    in simulation (p < 0.5 in 65 % of null runs with an autocorrelated target, 59 % with BIC,
-    57 % without any filter).
-
-    Returns
-    -------
-    e, y_star : ndarray, shape (E, T), NaN where a term is missing
-    order : int
-    """
-    base = ~np.isnan(x) & ~np.isnan(_lagged(x, max_order)).any(axis=2) if max_order else ~np.isnan(x)
-    ok = base.sum(axis=1) > max_order + 2
-    best, best_ic = 0, np.inf
-    for p in range(max_order + 1):
-        _, s2 = _ar_fit(x, p, base)
-        n = base.sum(axis=1)
-        ic = float(np.sum(np.where(ok, n * np.log(np.maximum(s2, 1e-300)) + p * np.log(np.maximum(n, 1)), 0.0)))
-        if ic < best_ic - 1e-9:
-            best, best_ic = p, ic
-    rows = ~np.isnan(x) & ~np.isnan(_lagged(x, best)).any(axis=2) if best else ~np.isnan(x)
-    phi, _ = _ar_fit(x, best, rows)
-    return _ar_filter(x, phi), _ar_filter(y, phi), best
-
-
-def standardise(v: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-    """``(v - mean_e) / sd_e`` per entity, with mean and sd over ``rows`` (default: observed cells).
-
-    Cells that are missing, or of an entity whose sd is 0, are 0 (they add nothing to sums).
-    """
-    obs = ~np.isnan(v)
-    rows = obs if rows is None else rows & obs
-    n = np.maximum(rows.sum(axis=1), 1)
-    mean = np.where(rows, v, 0.0).sum(axis=1) / n
-    sd = np.sqrt(np.where(rows, (v - mean[:, None]) ** 2, 0.0).sum(axis=1) / n)
-    z = (np.where(obs, v, 0.0) - mean[:, None]) / np.where(sd > 0, sd, 1.0)[:, None]
-    return np.where(obs & (sd[:, None] > 0), z, 0.0)
-
-
-def lag_sums(
-    x: np.ndarray,
-    y: np.ndarray,
-    mx: np.ndarray,
-    my: np.ndarray,
-    *,
-    max_lag: int,
-    t_range: tuple[int, int] | None = None,
-) -> np.ndarray:
-    """Sums over the pairs ``(x[e, t - l], y[e, t])`` observed in both, per entity and lag.
-
-    Only pairs whose ``t`` lies in ``t_range = [lo, hi)`` count (default: all periods).
-
-    Returns
-    -------
-    ndarray, shape (4, E, L+1)
-        ``sum x y``, ``sum x^2``, ``sum y^2`` and the number of pairs.
-    """
-    n_e, n_t = x.shape
-    t_lo, t_hi = t_range or (0, n_t)
-    out = np.zeros((4, n_e, max_lag + 1))
-    for lag in range(max_lag + 1):  # a loop over at most a few dozen lags, vectorized inside
-        lo = max(t_lo, lag)
-        if lo >= t_hi:
-            continue
-        xs, ys = x[:, lo - lag : t_hi - lag], y[:, lo:t_hi]
-        pair = mx[:, lo - lag : t_hi - lag] & my[:, lo:t_hi]
-        out[0, :, lag] = np.where(pair, xs * ys, 0.0).sum(axis=1)
-        out[1, :, lag] = np.where(pair, xs**2, 0.0).sum(axis=1)
-        out[2, :, lag] = np.where(pair, ys**2, 0.0).sum(axis=1)
-        out[3, :, lag] = pair.sum(axis=1)
-    return out
-
-
-def correlation(sxy: np.ndarray, sxx: np.ndarray, syy: np.ndarray) -> np.ndarray:
-    """``sxy / sqrt(sxx syy)``, NaN where a sum of squares is 0."""
-    den = np.sqrt(sxx * syy)
-    return np.where(den > 0, sxy / np.where(den > 0, den, 1.0), np.nan)
-
-
-def expanding_fe_errors(
-    y: np.ndarray, feats: np.ndarray, cells: np.ndarray, origins: np.ndarray, horizon: int, *, weights: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted absolute errors of an expanding-window fixed-effects regression, per origin.
-
-    For origin ``o`` the model ``y_{e,t} = a_e + f_{e,t}' b + u`` is fitted on the cells with
-    ``t < o`` by the within estimator (``b`` from the entity-demeaned normal equations,
-    ``a_e = ybar_e - fbar_e' b``) and scored on the cells ``o <= t < o + horizon``. The
-    normal equations of every origin come from prefix sums over time, so all origins cost
-    ``O(E T k^2)`` together instead of one refit each.
-
-    Parameters
-    ----------
+    entities : ndarray of str (E,)
+    periods : DatetimeIndex (T,)
     y : ndarray (E, T)
-    feats : ndarray (E, T, k)
-        Regressors without a constant (the entity intercepts take its place).
-    cells : ndarray of bool (E, T)
-        Cells usable for fitting and scoring.
-    origins : ndarray of int (O,)
-    horizon : int
-    weights : ndarray (E,)
-        Multiplies each entity's errors (e.g. to undo a per-entity scaling of ``y``).
+        The target, NaN where it has no row.
+    candidates : dict of str to ndarray (E, T)
+        One array per candidate, in name order, NaN where not observed.
 
-    Returns
-    -------
-    errors : ndarray (O,)
-        ``sum_{e,t} weights_e |y_{e,t} - yhat_{e,t}|`` over the scored cells.
-    counts : ndarray (O,)
-        Number of scored cells.
+    Raises
+    ------
+    ConfigError
+        Unknown grain, or a frame without the expected columns.
+    DataError
+        An empty target, or two rows for the same key.
     """
-    n_t = feats.shape[1]
-    f = np.where(cells[..., None], feats, 0.0)
-    yv = np.where(cells, y, 0.0)
-
-    def before(a: np.ndarray, axis: int) -> np.ndarray:  # sums over t < o, for every origin o
-        c = np.cumsum(a, axis=axis)
-        pad = [(0, 0)] * a.ndim
-        pad[axis] = (1, 0)
-        return np.take(np.pad(c, pad), origins, axis=axis)
-
-    n_e = before(cells.astype(float), 1)  # (E, O)
-    sf = before(f, 1)  # (E, O, k)
-    sy = before(yv, 1)  # (E, O)
-    sff = before(np.einsum("etk,etl->tkl", f, f), 0)  # (O, k, k)
-    sfy = before(np.einsum("etk,et->tk", f, yv), 0)  # (O, k)
-    inv_n = np.where(n_e > 0, 1.0 / np.maximum(n_e, 1), 0.0)
-    xtx = sff - np.einsum("eok,eol,eo->okl", sf, sf, inv_n)
-    xty = sfy - np.einsum("eok,eo,eo->ok", sf, sy, inv_n)
-    beta = _solve(xtx, xty)  # (O, k)
-    y_bar, f_bar = sy * inv_n, sf * inv_n[..., None]
-    err, count = np.zeros(len(origins)), np.zeros(len(origins))
-    for j in range(horizon):  # at most a handful of steps ahead
-        t = origins + j
-        inside = t < n_t
-        tt = np.where(inside, t, 0)
-        pred = y_bar + np.einsum("eok,ok->eo", feats[:, tt] - f_bar, beta)
-        score = cells[:, tt] & (n_e > 0) & inside[None, :]
-        err += np.where(score, weights[:, None] * np.abs(y[:, tt] - pred), 0.0).sum(axis=0)
-        count += score.sum(axis=0)
-    return err, count
+    check_grain(grain, INDICATOR_GRAINS)
+    for name, frame, cols in (("target", target, TARGET_COLUMNS), ("candidates", candidates, CANDIDATE_COLUMNS)):
+        missing = [c for c in cols if c not in frame]
+        if missing:
+            maker = "bookings_series" if name == "target" else "candidate_series"
+            raise ConfigError(f"the {name} frame lacks column(s) {', '.join(missing)}; build it with {maker}()")
+        keys = [c for c in cols if c != "value"]
+        if frame.duplicated(subset=keys).any():
+            raise DataError(f"the {name} frame has two rows for the same {', '.join(keys)}; sum or drop them first")
+    if target.empty:
+        raise DataError("the bookings series is empty: there is nothing to explain")
+    periods = calendar.period_range(target["period"].min(), target["period"].max(), grain)
+    entities = np.asarray(pd.unique(target["entity_id"].astype("str")), dtype=object)
+    names = candidates["candidate"].astype("str")
+    xs = {
+        str(name): to_panel(part, entities=entities, periods=periods)
+        for name, part in candidates.groupby(names, sort=True)
+    }
+    return entities, periods, to_panel(target, entities=entities, periods=periods), xs

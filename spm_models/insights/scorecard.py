@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from spm_models.exceptions import DataError
+from spm_models.calendar import DEFAULT_CALENDAR, Calendar, to_day
 
 __all__ = [
     "Metric",
@@ -91,14 +91,6 @@ METRICS: tuple[Metric, ...] = (
 _METRIC = {m.name: m for m in METRICS}
 
 
-def _ts(value: Any, name: str) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        raise DataError(f"{name} must be a date, got {value!r}") from None
-    return ts
-
-
 def _values(kpis: pd.DataFrame, *, level: str, kpi: str, period: pd.Timestamp, summed: bool = False) -> pd.Series:
     """KPI values of one level and period by entity (segments summed when ``summed``)."""
     rows = kpis[(kpis["level"] == level) & (kpis["kpi"] == kpi) & (kpis["period"] == period)]
@@ -149,7 +141,7 @@ def entity_metrics(
     DataFrame
         Index ``entity_id`` (every entity with a bookings row in the quarter or month).
     """
-    m, q = _ts(month, "month"), _ts(quarter, "quarter")
+    m, q = to_day(month, "month"), to_day(quarter, "quarter")
     cols = {
         "bookings_month": _values(kpis_month, level=level, kpi="bookings", period=m),
         "deals_won_month": _values(kpis_month, level=level, kpi="deals_won", period=m),
@@ -313,7 +305,7 @@ def indicator_history(
         ``entity_id, indicator, value, history_mean, history_sd, n_history, z,
         ratio_to_mean, direction``.
     """
-    m = _ts(month, "month")
+    m = to_day(month, "month")
     first = m - pd.DateOffset(months=history_months)
     k = kpis_month[
         (kpis_month["level"] == level)
@@ -368,7 +360,7 @@ def trend_change(
     DataFrame
         ``entity_id, recent, previous, change, trend``.
     """
-    m = _ts(month, "month")
+    m = to_day(month, "month")
     k = kpis_month[(kpis_month["level"] == level) & (kpis_month["kpi"] == kpi) & (kpis_month["segment"] == "")]
     recent_from = m - pd.DateOffset(months=window - 1)
     prev_from = m - pd.DateOffset(months=2 * window - 1)
@@ -420,7 +412,7 @@ def funnel_counts(
     from spm_models.data.schemas import PIPELINE_STAGES
     from spm_models.kpi import TRANSITIONS
 
-    lo, hi = _ts(created_from, "created_from").normalize(), _ts(created_to, "created_to").normalize()
+    lo, hi = to_day(created_from, "created_from").normalize(), to_day(created_to, "created_to").normalize()
     o = opportunities
     created = pd.to_datetime(o["created_date"])
     o = o[(created >= lo) & (created <= hi)]
@@ -541,7 +533,7 @@ def funnel_coverage(counts: pd.DataFrame, opportunities: pd.DataFrame, *, create
     transition look perfect, because only won deals are ever "decided"; reports show the
     funnel only when this share is at least one half.
     """
-    lo, hi = _ts(created_from, "created_from").normalize(), _ts(created_to, "created_to").normalize()
+    lo, hi = to_day(created_from, "created_from").normalize(), to_day(created_to, "created_to").normalize()
     created = pd.to_datetime(opportunities["created_date"])
     window = opportunities[(created >= lo) & (created <= hi)]
     n_lost = int((window["outcome"].astype("str") == "lost").sum())
@@ -575,16 +567,16 @@ def territory_agent_table(
     -------
     DataFrame
         ``territory_id, agent_id, agent_name, bookings_qtd, quota_qtd, attainment_qtd,
-        open_pipeline, pipeline_coverage, p_quota, expected_attainment, change, trend``,
+        open_pipeline, pipeline_coverage, p_quota, expected_attainment`` (``reached`` too when
+        the outlook has it: booked at or above the quota of the forecast quarter), ``change, trend``,
         sorted by territory then attainment (highest first; no quota last).
     """
     a = agents[["agent_id", "agent_name", "territory_id"]].astype("str")
     m = metrics.reindex(a["agent_id"].to_numpy())[
         ["bookings_qtd", "quota_qtd", "attainment_qtd", "open_pipeline", "pipeline_coverage"]
     ]
-    o = outlook.set_index(outlook["unique_id"].astype("str"))[["p_quota", "expected_attainment"]].reindex(
-        a["agent_id"].to_numpy()
-    )
+    cols = ["p_quota", "expected_attainment"] + (["reached"] if "reached" in outlook else [])
+    o = outlook.set_index(outlook["unique_id"].astype("str"))[cols].reindex(a["agent_id"].to_numpy())
     t = trend.set_index(trend["entity_id"].astype("str"))[["change", "trend"]].reindex(a["agent_id"].to_numpy())
     out = pd.concat(
         [a.reset_index(drop=True), m.reset_index(drop=True), o.reset_index(drop=True), t.reset_index(drop=True)], axis=1
@@ -624,12 +616,19 @@ def leaderboard(metrics: pd.DataFrame, agents: pd.DataFrame, *, top: int = 10) -
     return t.drop(columns="_no_quota").reset_index(drop=True)
 
 
-def plan_comparison(kpis_month: pd.DataFrame, *, level: str = "company", month: Any, months: int = 12) -> pd.DataFrame:
+def plan_comparison(
+    kpis_month: pd.DataFrame,
+    *,
+    level: str = "company",
+    month: Any,
+    months: int = 12,
+    calendar: Calendar = DEFAULT_CALENDAR,
+) -> pd.DataFrame:
     """Bookings against plan (quota) by month, with the year to date running totals.
 
     ``attainment = bookings / quota`` per month; ``ytd_bookings`` and ``ytd_quota`` add up
-    the months of the calendar year of each row up to that month; ``ytd_attainment`` is
-    their ratio.
+    the months of the (fiscal, ``calendar``) year of each row up to that month;
+    ``ytd_attainment`` is their ratio.
 
     Returns
     -------
@@ -637,7 +636,7 @@ def plan_comparison(kpis_month: pd.DataFrame, *, level: str = "company", month: 
         ``entity_id, period, bookings, quota, attainment, ytd_bookings, ytd_quota,
         ytd_attainment`` for the ``months`` months up to ``month``.
     """
-    m = _ts(month, "month")
+    m = to_day(month, "month")
     k = kpis_month[
         (kpis_month["level"] == level) & kpis_month["kpi"].isin(["bookings", "quota"]) & (kpis_month["segment"] == "")
     ]
@@ -646,7 +645,7 @@ def plan_comparison(kpis_month: pd.DataFrame, *, level: str = "company", month: 
     if "quota" not in wide:
         wide["quota"] = np.nan
     wide["quota"] = wide["quota"].where(wide["quota"] > 0)
-    wide["year"] = pd.DatetimeIndex(wide["period"]).year
+    wide["year"] = calendar.period_start(pd.DatetimeIndex(wide["period"]), "year")
     wide["_q0"] = wide["quota"].fillna(0.0)
     g = wide.sort_values("period").groupby(["entity_id", "year"])
     wide["ytd_bookings"] = g["bookings"].cumsum()
@@ -683,7 +682,7 @@ def key_accounts(
         ``territory_id`` (the entity), ``account_id, account_name, bookings, deals_won,
         share``, the ``top`` largest per entity.
     """
-    lo, hi = _ts(start, "start").normalize(), _ts(end, "end").normalize()
+    lo, hi = to_day(start, "start").normalize(), to_day(end, "end").normalize()
     o = opportunities[opportunities["outcome"].astype("str") == "won"]
     close = pd.to_datetime(o["close_date"])
     o = o[(close >= lo) & (close <= hi)]
@@ -702,6 +701,10 @@ def key_accounts(
         .groupby(["territory_id", "account_id"], as_index=False)
         .agg(bookings=("amount", "sum"), deals_won=("amount", "size"))
     )
+    if g.empty:  # no won deal names an account (an export without accounts)
+        cols = {"territory_id": "str", "account_id": "str", "account_name": "str", "bookings": float}
+        cols |= {"deals_won": np.int64, "share": float}
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in cols.items()})
     g["share"] = g["bookings"] / g["territory_id"].map(total).where(lambda s: s > 0)
     names = (
         accounts.set_index(accounts["account_id"].astype("str"))["account_name"].astype("str")

@@ -47,6 +47,7 @@ cycle) are computed from the deals of the entity.
 
 from spm_models.kpi.activity import activity_volume
 from spm_models.kpi.catalog import KINDS, KPI_CATALOG, UNITS, KpiSpec
+from spm_models.kpi.cohorts import cohort_conversion, cohort_undecided
 from spm_models.kpi.compute import compute_kpis
 from spm_models.kpi.cycle import CYCLE_KPIS, sales_cycle_days
 from spm_models.kpi.deals import (
@@ -63,7 +64,7 @@ from spm_models.kpi.engine import OUTPUT_COLUMNS
 from spm_models.kpi.funnel import TRANSITIONS, stage_conversion
 from spm_models.kpi.grid import COMPANY, LEVELS
 from spm_models.kpi.pipeline import open_pipeline, opportunities_created, pipeline_coverage
-from spm_models.kpi.quotas import attainment, quota
+from spm_models.kpi.quotas import attainment, margin_attainment, margin_quota, quota
 
 __all__ = [
     "compute_kpis",
@@ -92,4 +93,8 @@ __all__ = [
     "pipeline_coverage",
     "stage_conversion",
     "activity_volume",
+    "cohort_conversion",
+    "cohort_undecided",
+    "margin_quota",
+    "margin_attainment",
 ]

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spm_models.calendar import Calendar
 from spm_models.kpi.engine import KpiEngine, KpiValues, days, evaluate, fill_doc
 from spm_models.kpi.grid import LEVELS
 
@@ -38,6 +39,7 @@ def activity_volume(
     levels: Iterable[str] = LEVELS,
     start: Any = None,
     end: Any = None,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """Number of activities of each type in the period.
 
@@ -59,4 +61,5 @@ def activity_volume(
         levels=levels,
         start=start,
         end=end,
+        calendar=calendar,
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from spm_models.kpi import activity, cycle, deals, funnel, pipeline, quotas
+from spm_models.kpi import activity, cohorts, cycle, deals, funnel, pipeline, quotas
 from spm_models.kpi.engine import KpiEngine, KpiValues
 
 __all__ = ["KpiSpec", "KPI_CATALOG", "KINDS", "UNITS"]
@@ -44,6 +44,9 @@ class KpiSpec:
         Canonical tables it needs (besides ``agents``).
     segment : str or None
         What the ``segment`` column holds for this KPI; None when it is not split.
+    holds : callable or None
+        For a KPI of what only some data hold (margin): ``holds(tables)`` says whether these
+        tables hold it; :func:`~spm_models.kpi.compute_kpis` computes it by default only then.
     """
 
     name: str
@@ -53,12 +56,24 @@ class KpiSpec:
     description: str
     tables: tuple[str, ...]
     segment: str | None = None
+    holds: Callable[[dict[str, pd.DataFrame]], bool] | None = field(default=None, repr=False, compare=False)
     #: Internal: computes the KPI on a shared :class:`~spm_models.kpi.engine.KpiEngine`.
     evaluator: Callable[[KpiEngine], list[KpiValues]] | None = field(default=None, repr=False, compare=False)
 
 
 _OPP = ("opportunities",)
 _OPP_TGT = ("opportunities", "targets")
+
+
+def _has_margin(tables: dict[str, pd.DataFrame]) -> bool:
+    o = tables.get("opportunities")
+    return o is not None and any(c in o and o[c].notna().any() for c in ("margin", "cost"))
+
+
+def _has_margin_targets(tables: dict[str, pd.DataFrame]) -> bool:
+    t = tables.get("targets")
+    return t is not None and "metric" in t and bool((t["metric"] == "margin").any())
+
 
 KPI_CATALOG: dict[str, KpiSpec] = {
     s.name: s
@@ -173,6 +188,36 @@ KPI_CATALOG: dict[str, KpiSpec] = {
             evaluator=quotas._eval_attainment,
         ),
         KpiSpec(
+            "margin",
+            quotas.margin_attainment,
+            "additive",
+            "currency",
+            "Margin of deals won (amount - cost), by close date",
+            _OPP,
+            holds=_has_margin,
+            evaluator=quotas._eval_margin,
+        ),
+        KpiSpec(
+            "margin_quota",
+            quotas.margin_quota,
+            "additive",
+            "currency",
+            "Margin objective prorated to the period",
+            ("targets",),
+            holds=_has_margin_targets,
+            evaluator=quotas._eval_margin_quota,
+        ),
+        KpiSpec(
+            "margin_attainment",
+            quotas.margin_attainment,
+            "ratio",
+            "ratio",
+            "Margin / margin objective",
+            _OPP_TGT,
+            holds=_has_margin_targets,
+            evaluator=quotas._eval_margin_attainment,
+        ),
+        KpiSpec(
             "opportunities_created",
             pipeline.opportunities_created,
             "additive",
@@ -198,6 +243,24 @@ KPI_CATALOG: dict[str, KpiSpec] = {
             "Open pipeline at the period start / quota of the period",
             _OPP_TGT,
             evaluator=pipeline._eval_coverage,
+        ),
+        KpiSpec(
+            "cohort_conversion",
+            cohorts.cohort_conversion,
+            "ratio",
+            "ratio",
+            "Share of the opportunities created in the period that are won by now",
+            _OPP,
+            evaluator=cohorts._eval_cohort_conversion,
+        ),
+        KpiSpec(
+            "cohort_undecided",
+            cohorts.cohort_undecided,
+            "additive",
+            "count",
+            "Opportunities created in the period that are still open",
+            _OPP,
+            evaluator=cohorts._eval_cohort_undecided,
         ),
         KpiSpec(
             "stage_conversion",

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from spm_models.calendar import Calendar
 from spm_models.data.dataset import Dataset
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.kpi.catalog import KPI_CATALOG
@@ -24,6 +25,7 @@ def compute_kpis(
     kpis: Iterable[str] | None = None,
     start: Any = None,
     end: Any = None,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """Compute KPIs for every agent, territory and the company, in one long frame.
 
@@ -33,19 +35,24 @@ def compute_kpis(
         Typed canonical tables (as returned by :func:`spm_models.data.validation.validate` or
         read from the warehouse). ``agents`` is required; each KPI needs the tables listed
         in its :data:`~spm_models.kpi.KPI_CATALOG` entry.
-    grain : {"week", "month", "quarter"}, default "month"
-        Reporting grain; weeks start on Monday.
+    grain : {"week", "month", "quarter", "year"}, default "month"
+        Reporting grain; weeks start on Monday; quarters and years are those of ``calendar``.
     levels : iterable of {"agent", "territory", "company"}
         Levels to report.
     kpis : iterable of str, optional
         KPI names from :data:`~spm_models.kpi.KPI_CATALOG`, reported in that order. Default:
         every KPI whose tables are present (so a source without targets gets no quota,
-        attainment or coverage, and one without activities no activity volume).
+        attainment or coverage, and one without activities no activity volume), and margin KPIs
+        only when the data hold a cost or margin (margin objectives: targets on margin).
     start, end : date-like, optional
         First and last day to report (whole periods). Default: from the first close date of
         a won or lost deal or the first activity, whichever is earlier, to the last date in
         the data (created, close or activity date). Pass ``start`` to report opportunities
         created before the first close.
+    calendar : Calendar, optional
+        Fiscal year behind the quarter and year grains; default the dataset's
+        (:attr:`Dataset.calendar <spm_models.data.dataset.Dataset.calendar>`, set at ingest from
+        the project or mapping settings), the calendar year for a plain mapping of tables.
 
     Returns
     -------
@@ -62,12 +69,18 @@ def compute_kpis(
         :class:`~spm_models.exceptions.DataValidationError` when a needed column is missing
         or a row names an unknown agent.
     """
+    if calendar is None and isinstance(dataset_or_tables, Dataset):
+        calendar = dataset_or_tables.fiscal_calendar
     tables = dict(dataset_or_tables.tables if isinstance(dataset_or_tables, Dataset) else dataset_or_tables)
     tables = {k: v for k, v in tables.items() if v is not None}
     if "agents" not in tables:
         raise DataError("the agents table is missing; KPIs are reported per agent and territory, so it is required")
     if kpis is None:
-        names = [n for n, spec in KPI_CATALOG.items() if all(t in tables for t in spec.tables)]
+        names = [
+            n
+            for n, spec in KPI_CATALOG.items()
+            if all(t in tables for t in spec.tables) and (spec.holds is None or spec.holds(tables))
+        ]
     else:
         names = [kpis] if isinstance(kpis, str) else list(dict.fromkeys(kpis))
         unknown = [n for n in names if n not in KPI_CATALOG]
@@ -93,4 +106,5 @@ def compute_kpis(
         start=start,
         end=end,
         names=names,
+        calendar=calendar,
     )

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spm_models.calendar import Calendar
 from spm_models.kpi.engine import OUTCOME_WON, KpiEngine, KpiValues, evaluate, fill_doc
 from spm_models.kpi.grid import LEVELS
 
@@ -82,6 +83,7 @@ def sales_cycle_days(
     levels: Iterable[str] = LEVELS,
     start: Any = None,
     end: Any = None,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """Sales-cycle length of the deals won in the period: median and quartiles, in days.
 
@@ -110,4 +112,5 @@ def sales_cycle_days(
         levels=levels,
         start=start,
         end=end,
+        calendar=calendar,
     )

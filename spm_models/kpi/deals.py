@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from spm_models.calendar import next_period_start, period_start
+from spm_models.calendar import Calendar
 from spm_models.kpi.engine import OUTCOME_LOST, OUTCOME_WON, KpiEngine, KpiValues, evaluate, fill_doc
 from spm_models.kpi.grid import LEVELS, ratio
 
@@ -75,7 +75,8 @@ def _previous_bookings(engine: KpiEngine) -> dict[str, dict[str, np.ndarray]]:
     """Bookings of the period before each grid period (also before the first one)."""
     o, g = engine.opportunities, engine.grid
     won = (o.outcome == OUTCOME_WON) & ~np.isnat(o.closed)
-    following = next_period_start(period_start(o.closed[won], g.grain), g.grain).astype("datetime64[D]")
+    cal = g.calendar
+    following = cal.next_period_start(cal.period_start(o.closed[won], g.grain), g.grain).astype("datetime64[D]")
     p = g.period_codes(following)
     return {
         "amount": g.rollup(g.accumulate(o.agent[won], p, o.amount[won])),
@@ -115,6 +116,7 @@ def bookings(
     levels: Iterable[str] = LEVELS,
     start: Any = None,
     end: Any = None,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """Bookings: the value of deals won, in the period of their close date.
 
@@ -136,6 +138,7 @@ def bookings(
         levels=levels,
         start=start,
         end=end,
+        calendar=calendar,
     )
 
 
@@ -148,6 +151,7 @@ def deals_won(
     levels: Iterable[str] = LEVELS,
     start: Any = None,
     end: Any = None,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """Number of deals won, in the period of their close date.
 
@@ -166,6 +170,7 @@ def deals_won(
         levels=levels,
         start=start,
         end=end,
+        calendar=calendar,
     )
 
 
@@ -178,6 +183,7 @@ def deals_lost(
     levels: Iterable[str] = LEVELS,
     start: Any = None,
     end: Any = None,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """Number of deals lost, in the period of their close date.
 
@@ -196,6 +202,7 @@ def deals_lost(
         levels=levels,
         start=start,
         end=end,
+        calendar=calendar,
     )
 
 
@@ -208,6 +215,7 @@ def win_rate(
     levels: Iterable[str] = LEVELS,
     start: Any = None,
     end: Any = None,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """Win rate among deals closed in the period.
 
@@ -228,6 +236,7 @@ def win_rate(
         levels=levels,
         start=start,
         end=end,
+        calendar=calendar,
     )
 
 
@@ -240,6 +249,7 @@ def average_deal_size(
     levels: Iterable[str] = LEVELS,
     start: Any = None,
     end: Any = None,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """Average value of the deals won in the period.
 
@@ -259,6 +269,7 @@ def average_deal_size(
         levels=levels,
         start=start,
         end=end,
+        calendar=calendar,
     )
 
 
@@ -271,6 +282,7 @@ def bookings_growth(
     levels: Iterable[str] = LEVELS,
     start: Any = None,
     end: Any = None,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """Period-over-period growth of bookings.
 
@@ -292,6 +304,7 @@ def bookings_growth(
         levels=levels,
         start=start,
         end=end,
+        calendar=calendar,
     )
 
 
@@ -304,6 +317,7 @@ def new_vs_existing_bookings(
     levels: Iterable[str] = LEVELS,
     start: Any = None,
     end: Any = None,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """Bookings split by whether the deal won a new account or grew an existing one.
 
@@ -331,4 +345,5 @@ def new_vs_existing_bookings(
         levels=levels,
         start=start,
         end=end,
+        calendar=calendar,
     )

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from spm_models.calendar import PERIOD_UNIT, check_grain
+from spm_models.calendar import DEFAULT_CALENDAR, PERIOD_UNIT, Calendar, check_grain, to_day
 from spm_models.data.schemas import OUTCOMES, PIPELINE_STAGES
 from spm_models.exceptions import ConfigError, DataError, DataValidationError, Problem
 from spm_models.kpi.grid import LEVELS, Grid
@@ -42,14 +42,14 @@ _COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "agents": (("agent_id", "territory_id"), ("hire_date", "leave_date")),
     "opportunities": (
         ("opportunity_id", "agent_id", "created_date", "outcome"),
-        ("account_id", "stage", "close_date", "amount"),
+        ("account_id", "stage", "close_date", "amount", "cost", "margin"),
     ),
-    "targets": (("period_start", "period_end", "quota"), ("agent_id", "territory_id")),
+    "targets": (("period_start", "period_end", "quota"), ("agent_id", "territory_id", "metric")),
     "activities": (("agent_id", "date", "activity_type", "count"), ()),
     "stage_history": (("opportunity_id", "stage"), ("entered_date",)),
 }
 _DATES = {"hire_date", "leave_date", "created_date", "close_date", "period_start", "period_end", "date", "entered_date"}
-_NUMBERS = {"amount", "quota", "count"}
+_NUMBERS = {"amount", "quota", "count", "cost", "margin"}
 OUTCOME_OPEN, OUTCOME_WON, OUTCOME_LOST = 0, 1, 2
 _VALIDATE_FIRST = "run the data through spm_models.data.validation.validate first"
 
@@ -88,6 +88,7 @@ class Opportunities:
     outcome: np.ndarray
     stage: np.ndarray  # index into PIPELINE_STAGES, -1 when unknown
     amount: np.ndarray  # NaN -> 0
+    margin: np.ndarray  # margin, else amount - cost; NaN where neither is known
     created_p: np.ndarray
     closed_p: np.ndarray
 
@@ -138,11 +139,13 @@ class KpiEngine:
     ----------
     tables : mapping of str to DataFrame
         Canonical tables (``agents`` is required; others as the evaluated KPIs need them).
-    grain : {"week", "month", "quarter"}
+    grain : {"week", "month", "quarter", "year"}
     levels : iterable of {"agent", "territory", "company"}
     start, end : date-like, optional
         Reporting span; default see :meth:`_data_span` (from the first close or activity
         date to the last date in the data).
+    calendar : Calendar, optional
+        Fiscal quarters and years of the quarter and year grains (calendar year by default).
     """
 
     def __init__(
@@ -153,8 +156,10 @@ class KpiEngine:
         levels: Iterable[str] = LEVELS,
         start: Any = None,
         end: Any = None,
+        calendar: Calendar | None = None,
     ):
         self.grain = check_grain(grain)
+        self.calendar = calendar if calendar is not None else DEFAULT_CALENDAR
         self.levels = _check_levels(levels)
         self.tables = {k: v for k, v in tables.items() if v is not None}
         self._typed: dict[str, pd.DataFrame] = {}
@@ -199,6 +204,7 @@ class KpiEngine:
             grain=self.grain,
             first_day=first,
             last_day=last,
+            calendar=self.calendar,
         )
 
     # --- inputs ---------------------------------------------------------------------------
@@ -236,15 +242,9 @@ class KpiEngine:
 
     def _span(self, start: Any, end: Any) -> tuple[np.datetime64, np.datetime64]:
         def parse(v: Any, what: str) -> np.datetime64 | None:
-            if v is None:
+            if v is None or (not isinstance(v, str) and pd.isna(v)):
                 return None
-            try:
-                ts = pd.Timestamp(v)
-            except (ValueError, TypeError):
-                raise ConfigError(f"{what} date {v!r} is not a date; use YYYY-MM-DD") from None
-            if pd.isna(ts):
-                return None
-            return np.datetime64(ts.date(), "D")
+            return np.datetime64(to_day(v, f"the reporting {what}").date(), "D")
 
         first, last = parse(start, "start"), parse(end, "end")
         if first is None or last is None:
@@ -352,8 +352,8 @@ class KpiEngine:
         return frame
 
 
-_COMMON_PARAMETERS = """grain : {"week", "month", "quarter"}, default "month"
-        Reporting grain; weeks start on Monday.
+_COMMON_PARAMETERS = """grain : {"week", "month", "quarter", "year"}, default "month"
+        Reporting grain; weeks start on Monday, quarters and years are fiscal (``calendar``).
     levels : iterable of {"agent", "territory", "company"}, default all three
         Levels to report. Territory and company values are computed from the summed
         numerators and denominators of their agents (never by averaging agent ratios).
@@ -364,6 +364,9 @@ _COMMON_PARAMETERS = """grain : {"week", "month", "quarter"}, default "month"
         first target day), so stale open opportunities do not add periods of zeros; pass
         ``start`` to report earlier cohorts. Default end: the last of those dates and the
         created dates.
+    calendar : Calendar, optional
+        Fiscal year of the quarter and year grains (:class:`~spm_models.calendar.Calendar`;
+        the calendar year by default).
 
     Returns
     -------
@@ -415,6 +418,10 @@ def _prepare_opportunities(engine: KpiEngine) -> Opportunities:
     closed = days(o, "close_date")
     closed[(outcome != OUTCOME_WON) & (outcome != OUTCOME_LOST)] = np.datetime64("NaT")
     amount = np.nan_to_num(o["amount"].to_numpy(dtype=float), nan=0.0) if "amount" in o else np.zeros(n)
+    margin = o["margin"].to_numpy(dtype=float) if "margin" in o else np.full(n, np.nan)
+    if "cost" in o:
+        raw = o["amount"].to_numpy(dtype=float) if "amount" in o else np.full(n, np.nan)
+        margin = np.where(np.isnan(margin), raw - o["cost"].to_numpy(dtype=float), margin)
     account = o["account_id"] if "account_id" in o else pd.Series(np.full(n, np.nan), dtype="str")
     return Opportunities(
         ids=o["opportunity_id"].to_numpy(dtype=object),
@@ -425,6 +432,7 @@ def _prepare_opportunities(engine: KpiEngine) -> Opportunities:
         outcome=outcome,
         stage=stage,
         amount=amount,
+        margin=margin,
         created_p=grid.period_codes(created),
         closed_p=grid.period_codes(closed),
     )
@@ -439,12 +447,13 @@ def evaluate(
     start: Any = None,
     end: Any = None,
     names: Iterable[str] | None = None,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """Run KPI evaluators over ``tables`` and return the long frame.
 
     ``names``, when given, keeps only those KPIs (in that order) from the evaluators' results.
     """
-    engine = KpiEngine(tables, grain=grain, levels=levels, start=start, end=end)
+    engine = KpiEngine(tables, grain=grain, levels=levels, start=start, end=end, calendar=calendar)
     results: list[KpiValues] = []
     for fn in dict.fromkeys(evaluators):
         results.extend(fn(engine))

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spm_models.calendar import Calendar
 from spm_models.data.schemas import FUNNEL_STAGES, PIPELINE_STAGES
 from spm_models.kpi.engine import OUTCOME_LOST, OUTCOME_WON, KpiEngine, KpiValues, evaluate, fill_doc
 from spm_models.kpi.grid import LEVELS, ratio
@@ -90,6 +91,7 @@ def stage_conversion(
     levels: Iterable[str] = LEVELS,
     start: Any = None,
     end: Any = None,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """Stage-to-stage conversion of the opportunities created in the period (cohort view).
 
@@ -116,4 +118,6 @@ def stage_conversion(
     tables = {"opportunities": opportunities, "agents": agents}
     if stage_history is not None:
         tables["stage_history"] = stage_history
-    return evaluate([_eval_stage_conversion], tables, grain=grain, levels=levels, start=start, end=end)
+    return evaluate(
+        [_eval_stage_conversion], tables, grain=grain, levels=levels, start=start, end=end, calendar=calendar
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from spm_models.calendar import PERIOD_UNIT, next_period_start, period_range
+from spm_models.calendar import DEFAULT_CALENDAR, PERIOD_UNIT, Calendar
 from spm_models.exceptions import DataValidationError, Problem
 
 __all__ = ["LEVELS", "COMPANY", "Grid", "ratio"]
@@ -47,6 +47,8 @@ class Grid:
         Territories known only from elsewhere (territory-level targets).
     grain : str
         Reporting grain.
+    calendar : Calendar
+        Weeks, months and the fiscal quarters and years of the grain.
     first_day, last_day : numpy.datetime64
         Calendar span to cover; every period overlapping it is on the grid.
 
@@ -71,6 +73,7 @@ class Grid:
         grain: str,
         first_day: np.datetime64,
         last_day: np.datetime64,
+        calendar: Calendar = DEFAULT_CALENDAR,
     ):
         order = np.argsort(agent_ids, kind="stable")
         self.agent_ids = np.asarray(agent_ids, dtype=object)[order]
@@ -80,9 +83,10 @@ class Grid:
         self.territory_ids = np.array(sorted(every), dtype=object)
         self.agent_territory = pd.Index(self.territory_ids).get_indexer(own[order])
         self.grain = grain
-        self.periods = period_range(pd.Timestamp(first_day), pd.Timestamp(last_day), grain)
+        self.calendar = calendar
+        self.periods = calendar.period_range(pd.Timestamp(first_day), pd.Timestamp(last_day), grain)
         starts = self.periods.to_numpy().astype("datetime64[D]")
-        end = next_period_start(self.periods[-1:], grain).to_numpy().astype("datetime64[D]")
+        end = calendar.next_period_start(self.periods[-1:], grain).to_numpy().astype("datetime64[D]")
         self.bounds = np.concatenate([starts, end])
         hire = np.where(np.isnat(hire_days), _NEVER_BEFORE, hire_days)[order]
         leave = np.where(np.isnat(leave_days), _NEVER_AFTER, leave_days)[order]

@@ -2,7 +2,9 @@
 
 An opportunity is *open at a date* ``d`` when ``created_date < d`` and it was not closed
 before ``d``: its outcome is ``open``, or its ``close_date >= d``. (A close date on an open
-opportunity is an expected date, not a close, and is ignored.)
+opportunity is an expected date, not a close, and is ignored.) A deal lost at an unknown time
+(no close date) is never counted open: when it left the pipeline is not known, and counting it
+open for ever would grow the pipeline with every dead deal.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from spm_models.kpi.engine import KpiEngine, KpiValues, evaluate, fill_doc
+from spm_models.calendar import Calendar
+from spm_models.kpi.engine import OUTCOME_LOST, KpiEngine, KpiValues, evaluate, fill_doc
 from spm_models.kpi.grid import LEVELS, ratio
 from spm_models.kpi.quotas import prorated_quota
 
@@ -29,7 +32,7 @@ def open_at_period_start(engine: KpiEngine) -> dict[str, Any]:
     """
     o, g = engine.opportunities, engine.grid
     n_p = g.n_periods
-    valid = ~np.isnat(o.created)
+    valid = ~np.isnat(o.created) & ~((o.outcome == OUTCOME_LOST) & np.isnat(o.closed))
     first = g.first_start_after(o.created[valid])
     closed = o.closed[valid]
     stop = np.where(np.isnat(closed), n_p, g.first_start_after(closed))
@@ -76,6 +79,7 @@ def opportunities_created(
     levels: Iterable[str] = LEVELS,
     start: Any = None,
     end: Any = None,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """Number of opportunities created in the period.
 
@@ -95,6 +99,7 @@ def opportunities_created(
         levels=levels,
         start=start,
         end=end,
+        calendar=calendar,
     )
 
 
@@ -107,6 +112,7 @@ def open_pipeline(
     levels: Iterable[str] = LEVELS,
     start: Any = None,
     end: Any = None,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """Value of the pipeline open at the start of the period.
 
@@ -128,6 +134,7 @@ def open_pipeline(
         levels=levels,
         start=start,
         end=end,
+        calendar=calendar,
     )
 
 
@@ -141,6 +148,7 @@ def pipeline_coverage(
     levels: Iterable[str] = LEVELS,
     start: Any = None,
     end: Any = None,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """Pipeline coverage: open pipeline at the period start over the period's quota.
 
@@ -162,4 +170,5 @@ def pipeline_coverage(
         levels=levels,
         start=start,
         end=end,
+        calendar=calendar,
     )

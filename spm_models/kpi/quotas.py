@@ -21,6 +21,12 @@ company    sum of the territory quotas.
 
 So agent quotas add up to territory and company quotas exactly, except in territory-periods
 planned only at territory level, where the territory's own target is used.
+
+Targets on margin
+-----------------
+A target row whose ``metric`` is ``margin`` is a margin objective: it counts for
+:func:`margin_quota` and :func:`margin_attainment` (margin over margin quota), never for the
+bookings quota. An empty ``metric`` means bookings.
 """
 
 from __future__ import annotations
@@ -31,12 +37,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spm_models.calendar import Calendar
 from spm_models.exceptions import DataValidationError, Problem
 from spm_models.kpi.deals import closed_deals
-from spm_models.kpi.engine import KpiEngine, KpiValues, days, evaluate, fill_doc
+from spm_models.kpi.engine import OUTCOME_WON, KpiEngine, KpiValues, days, evaluate, fill_doc
 from spm_models.kpi.grid import LEVELS, ratio
 
-__all__ = ["quota", "attainment", "prorated_quota"]
+__all__ = ["quota", "attainment", "prorated_quota", "margin_quota", "margin_attainment", "won_margin"]
 
 
 def _explode(grid, first_day: np.ndarray, last_day: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -60,9 +67,20 @@ def _explode(grid, first_day: np.ndarray, last_day: np.ndarray) -> tuple[np.ndar
 
 
 def prorated_quota(engine: KpiEngine) -> dict[str, Any]:
-    """Quota per level and the agent-periods holding a target (shared, computed once)."""
+    """Bookings quota per level and the agent-periods holding a target (shared, computed once)."""
+    return _prorated(engine, "bookings")
+
+
+def prorated_margin_quota(engine: KpiEngine) -> dict[str, Any]:
+    """Margin quota per level and the agent-periods holding a margin target (shared, computed once)."""
+    return _prorated(engine, "margin")
+
+
+def _prorated(engine: KpiEngine, metric: str) -> dict[str, Any]:
     g = engine.grid
     t = engine.typed("targets")
+    on = t["metric"].fillna("bookings") if "metric" in t else pd.Series("bookings", index=t.index)
+    t = t[(on == metric).to_numpy()].reset_index(drop=True)
     first, last = days(t, "period_start"), days(t, "period_end")
     agent_col = t["agent_id"] if "agent_id" in t else pd.Series(np.full(len(t), np.nan), dtype="str")
     terr_col = t["territory_id"] if "territory_id" in t else pd.Series(np.full(len(t), np.nan), dtype="str")
@@ -117,6 +135,31 @@ def _eval_attainment(engine: KpiEngine) -> list[KpiValues]:
     return [KpiValues("attainment", values, q["active"] | (c["won"]["agent"] > 0))]
 
 
+def won_margin(engine: KpiEngine) -> dict[str, Any]:
+    """Margin of the deals won per entity and close period, and where it is known (computed once)."""
+    o, g = engine.opportunities, engine.grid
+    won = (o.outcome == OUTCOME_WON) & ~np.isnan(o.margin)
+    values = g.accumulate(o.agent[won], o.closed_p[won], o.margin[won])
+    return {"margin": g.rollup(values), "known": g.accumulate(o.agent[won], o.closed_p[won]) > 0}
+
+
+def _eval_margin(engine: KpiEngine) -> list[KpiValues]:
+    m = engine.memo(won_margin)
+    return [KpiValues("margin", m["margin"], m["known"])]
+
+
+def _eval_margin_quota(engine: KpiEngine) -> list[KpiValues]:
+    q = engine.memo(prorated_margin_quota)
+    return [KpiValues("margin_quota", q["quota"], q["active"])]
+
+
+def _eval_margin_attainment(engine: KpiEngine) -> list[KpiValues]:
+    q = engine.memo(prorated_margin_quota)
+    m = engine.memo(won_margin)
+    values = {lv: ratio(m["margin"][lv], q["quota"][lv]) for lv in LEVELS}
+    return [KpiValues("margin_attainment", values, q["active"] | m["known"])]
+
+
 @fill_doc
 def quota(
     targets: pd.DataFrame,
@@ -126,6 +169,7 @@ def quota(
     levels: Iterable[str] = LEVELS,
     start: Any = None,
     end: Any = None,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """Quota of each period, prorated from the targets by overlapping days.
 
@@ -143,7 +187,13 @@ def quota(
     %(common)s
     """
     return evaluate(
-        [_eval_quota], {"targets": targets, "agents": agents}, grain=grain, levels=levels, start=start, end=end
+        [_eval_quota],
+        {"targets": targets, "agents": agents},
+        grain=grain,
+        levels=levels,
+        start=start,
+        end=end,
+        calendar=calendar,
     )
 
 
@@ -157,6 +207,7 @@ def attainment(
     levels: Iterable[str] = LEVELS,
     start: Any = None,
     end: Any = None,
+    calendar: Calendar | None = None,
 ) -> pd.DataFrame:
     """Quota attainment: bookings over quota.
 
@@ -176,4 +227,75 @@ def attainment(
         levels=levels,
         start=start,
         end=end,
+        calendar=calendar,
+    )
+
+
+@fill_doc
+def margin_quota(
+    targets: pd.DataFrame,
+    agents: pd.DataFrame,
+    *,
+    grain: str = "month",
+    levels: Iterable[str] = LEVELS,
+    start: Any = None,
+    end: Any = None,
+    calendar: Calendar | None = None,
+) -> pd.DataFrame:
+    """Margin objective of each period: the targets whose ``metric`` is ``margin``, prorated as
+    :func:`quota` prorates bookings targets.
+
+    ``margin_quota(a, t) = sum over the agent's margin target rows r of quota_r *
+    overlap_days(r, t) / D_r``; territories and the company as for :func:`quota`. 0 where there
+    is no margin target.
+
+    Parameters
+    ----------
+    targets, agents : DataFrame
+        Canonical tables.
+    %(common)s
+    """
+    return evaluate(
+        [_eval_margin_quota],
+        {"targets": targets, "agents": agents},
+        grain=grain,
+        levels=levels,
+        start=start,
+        end=end,
+        calendar=calendar,
+    )
+
+
+@fill_doc
+def margin_attainment(
+    opportunities: pd.DataFrame,
+    targets: pd.DataFrame,
+    agents: pd.DataFrame,
+    *,
+    grain: str = "month",
+    levels: Iterable[str] = LEVELS,
+    start: Any = None,
+    end: Any = None,
+    calendar: Calendar | None = None,
+) -> pd.DataFrame:
+    """Margin attainment: margin of the deals won over the margin objective.
+
+    ``margin(e, t) = sum over W(e, t) of margin_i``, where a deal's margin is its ``margin``,
+    else ``amount - cost`` (deals with neither count 0); ``margin_attainment(e, t) =
+    margin(e, t) / margin_quota(e, t)``, NaN when the objective is 0.
+
+    Parameters
+    ----------
+    opportunities, targets, agents : DataFrame
+        Canonical tables (``margin`` or ``cost`` on opportunities, ``metric`` on targets).
+    %(common)s
+    """
+    return evaluate(
+        [_eval_margin_attainment],
+        {"opportunities": opportunities, "targets": targets, "agents": agents},
+        grain=grain,
+        levels=levels,
+        start=start,
+        end=end,
+        calendar=calendar,
     )

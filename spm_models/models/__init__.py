@@ -7,16 +7,25 @@ package loads no modelling library: heavy models import theirs inside ``fit``.
 
 from __future__ import annotations
 
-from spm_models.models.base import ForecastModel, LastValue, check_is_fitted, clone
-from spm_models.models.baselines import CalendarBaseline, Mean, Naive, SeasonalNaive, quarter_position
+from spm_models.models.base import ForecastModel, LastValue, check_is_fitted, clone, fit_tables_of
+from spm_models.models.baselines import CalendarBaseline, Mean, Naive, SeasonalNaive
 from spm_models.models.forecast import DEFAULT_QUANTILES, Forecast, concat_forecasts, quantile_column
 from spm_models.models.hierarchical.model import HierarchicalBayes
+from spm_models.models.month_of_quarter import MonthOfQuarterMean
 from spm_models.models.panel import build_panel, check_frame
 from spm_models.models.pipeline_aware import PipelineAware, new_deal_share
 from spm_models.models.prophet_model import ProphetForecaster
+from spm_models.models.registry import REGISTRY, check_model_params, make_model, model_class, model_names, model_spec
 
 __all__ = [
     "MODELS",
+    "REGISTRY",
+    "make_model",
+    "model_class",
+    "model_names",
+    "model_spec",
+    "check_model_params",
+    "fit_tables_of",
     "ForecastModel",
     "Forecast",
     "DEFAULT_QUANTILES",
@@ -25,6 +34,7 @@ __all__ = [
     "SeasonalNaive",
     "Mean",
     "CalendarBaseline",
+    "MonthOfQuarterMean",
     "ProphetForecaster",
     "HierarchicalBayes",
     "PipelineAware",
@@ -35,8 +45,7 @@ __all__ = [
     "clone",
     "concat_forecasts",
     "quantile_column",
-    "quarter_position",
 ]
 
-#: Every model class that must pass the contract suite. Register new models here.
-MODELS: list[type[ForecastModel]] = [Naive, SeasonalNaive, Mean, CalendarBaseline, ProphetForecaster, HierarchicalBayes]
+#: Every registered model class (the contract suite runs on each).
+MODELS: list[type[ForecastModel]] = list(REGISTRY.values())

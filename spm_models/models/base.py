@@ -7,15 +7,20 @@ Construction
     has ``freq`` (pandas frequency of the data, ``None`` = inferred) and ``random_state``
     (int seed, ``None`` = fresh entropy drawn once at fit time).
 
-``fit(frame) -> self``
+``fit(frame, **tables) -> self``
     ``frame`` is a long frame with columns ``unique_id`` (text), ``ds`` (timestamps on one
     regular weekly or monthly calendar) and ``y`` (float); other columns are ignored. Every
     series needs a row for every period between its first and last date (``y = 0`` where
     nothing was sold); series may start and end at different dates. Bad input raises
     :class:`~spm_models.exceptions.DataError` (a :class:`DataValidationError` listing every
     problem: missing columns, empty or non-numeric ``y``, repeated (``unique_id``, ``ds``),
-    dates off the calendar or missing periods). Fitting sets attributes whose names end in
-    ``_`` and nothing else; refitting replaces them.
+    dates off the calendar or missing periods). A model that reads canonical tables besides
+    the frame (the open deals of :class:`~spm_models.models.pipeline_aware.PipelineAware`)
+    names them in :attr:`ForecastModel.fit_tables` and takes them as keyword arguments of
+    ``fit`` (``fit(frame, opportunities=..., stage_history=...)``); :func:`fit_tables_of` picks
+    them from a dataset, so callers treat every model alike. A table a model does not read is
+    refused. Fitting sets attributes whose names end in ``_`` and nothing else; refitting
+    replaces them.
 
 Per-series fallback
     A series the model cannot fit (too short, all zeros, the fit raised) does not stop the
@@ -69,7 +74,7 @@ from spm_models.exceptions import ConfigError, ModelError, NotFittedError
 from spm_models.models.forecast import DEFAULT_QUANTILES, Forecast, check_quantiles
 from spm_models.models.panel import DT_DTYPE, Panel, build_panel
 
-__all__ = ["ForecastModel", "LastValue", "clone", "check_is_fitted", "SAVE_FORMAT"]
+__all__ = ["ForecastModel", "LastValue", "clone", "check_is_fitted", "fit_tables_of", "SAVE_FORMAT"]
 
 SAVE_FORMAT = "spm_models.forecast_model"
 _SAVE_VERSION = 1
@@ -89,6 +94,10 @@ class ForecastModel:
 
     #: Name shown in forecasts; defaults to the class name.
     name: ClassVar[str | None] = None
+    #: Canonical tables ``fit`` reads besides the frame: table name -> required.
+    fit_tables: ClassVar[dict[str, bool]] = {}
+    #: True for models of weekly data only (monthly data are refused with a ConfigError).
+    weekly_only: ClassVar[bool] = False
 
     def __init__(self, *, freq: str | None = None, random_state: int | None = 0) -> None:
         self.freq = freq
@@ -131,14 +140,42 @@ class ForecastModel:
         """Fast parameter settings for the contract test suite (override in slow models)."""
         return {}
 
+    @classmethod
+    def get_test_fit_tables(cls, frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        """Tables of :attr:`fit_tables` consistent with a contract-suite frame (override when needed)."""
+        return {}
+
+    def _check_fit_tables(self, tables: dict[str, Any]) -> dict[str, Any]:
+        """The declared tables given to ``fit`` (``None`` for an absent optional one), or ConfigError."""
+        unknown = sorted(set(tables) - set(self.fit_tables))
+        if unknown:
+            reads = ", ".join(self.fit_tables) or "no table"
+            raise ConfigError(
+                f"{self.model_name()}.fit takes no {', '.join(unknown)} table; it reads the frame and {reads}"
+            )
+        missing = [t for t, required in self.fit_tables.items() if required and tables.get(t) is None]
+        if missing:
+            raise ConfigError(
+                f"{self.model_name()} needs the {', '.join(missing)} table at fit: "
+                f"fit(frame, {', '.join(f'{t}=...' for t in missing)})"
+            )
+        return {t: tables.get(t) for t in self.fit_tables}
+
     def __repr__(self) -> str:
         defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
         shown = [f"{k}={v!r}" for k, v in self.get_params().items() if defaults.get(k) != v]
         return f"{type(self).__name__}({', '.join(shown)})"
 
     # ------------------------------------------------------------------ fit / predict
-    def fit(self, frame: pd.DataFrame) -> ForecastModel:
+    def fit(self, frame: pd.DataFrame, **tables: pd.DataFrame) -> ForecastModel:
         """Fit every series of a long ``unique_id``/``ds``/``y`` frame.
+
+        Parameters
+        ----------
+        frame : DataFrame
+            The series (module docstring).
+        **tables : DataFrame
+            Canonical tables named in :attr:`fit_tables`, for models that read them.
 
         Returns
         -------
@@ -148,7 +185,10 @@ class ForecastModel:
         ------
         DataError
             The frame breaks the data contract (see the module docstring).
+        ConfigError
+            A table the model does not read, or a required one missing.
         """
+        self._check_fit_tables(tables)
         return self._fit_from_panel(build_panel(frame, freq=self.freq))
 
     def _fit_from_panel(self, panel: Panel) -> ForecastModel:
@@ -377,6 +417,18 @@ class LastValue(ForecastModel):
 
     def _make_fallback(self) -> None:
         return None
+
+
+def fit_tables_of(model: ForecastModel, tables: Any) -> dict[str, pd.DataFrame]:
+    """The tables ``model`` reads at fit (:attr:`ForecastModel.fit_tables`), taken from a
+    :class:`~spm_models.data.dataset.Dataset` or a mapping of canonical tables (``None``: none).
+
+    Pass the result to ``fit``: ``model.fit(frame, **fit_tables_of(model, dataset))``.
+    """
+    if tables is None or not model.fit_tables:
+        return {}
+    source = getattr(tables, "tables", tables)
+    return {t: source[t] for t in model.fit_tables if t in source and source[t] is not None}
 
 
 def clone(model: ForecastModel) -> ForecastModel:

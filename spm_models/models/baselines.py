@@ -14,93 +14,21 @@ Model               Predictive draws                                       Falls
                     uncertainty
 ==================  =====================================================  ==================
 
-Joint bootstrap (``joint_bootstrap=True``, the default of every baseline). Every draw ``j``
-and forecast step ``k`` picks **one** historical period :math:`t_{jk}`, shared by all series
-of the panel, and each series takes its own residual (error, value or ratio) of that period.
-Weeks that moved every series together (a quarter-end push, a holiday, a company-wide slow
-week) therefore move the draws together, so sums of draws (bottom-up territory and company
-forecasts, :func:`spm_models.models.aggregate.aggregate_draws`) keep the cross-series dependence the
-history showed instead of averaging it away: the cross-sectional bootstrap, the resampling
-counterpart of the empirical copula (Schaake shuffle) of hierarchical forecasting.
-
-:math:`t_{jk}` is uniform over the periods in which at least one series has a residual,
-counted back from the panel's last date. A series with no residual at :math:`t_{jk}` (hired
-later, shorter history, or ending earlier) draws that cell independently from its own
-residuals. Both cases give each series a uniform draw from its own residuals, so every
-series' marginal predictive distribution is exactly what the independent bootstrap
-(``joint_bootstrap=False``) gives; only the dependence between series changes. Series fitted
-by the fallback model are resampled jointly among themselves, independently of the others.
+Every baseline draws from its own residuals with the joint (cross-sectional) bootstrap of
+:mod:`spm_models.models.bootstrap` by default (``joint_bootstrap=True``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from spm_models.calendar import Calendar
 from spm_models.exceptions import ConfigError
 from spm_models.models.base import ForecastModel
-from spm_models.models.panel import Panel, default_season_length, periods_per_quarter
+from spm_models.models.bootstrap import resample
+from spm_models.models.panel import Panel, default_season_length, freq_grain, periods_per_quarter
 
-__all__ = ["Naive", "SeasonalNaive", "Mean", "CalendarBaseline", "quarter_position"]
-
-
-def _bootstrap(pool: np.ndarray, n_valid: np.ndarray, size: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    """Resample with replacement from the last ``n_valid[i]`` entries of row ``i`` of ``pool``.
-
-    Every cell of every row draws independently. Returns an array of shape
-    ``(n_rows, *size)``; rows with no valid entry give NaN.
-    """
-    n, width = pool.shape
-    k = np.maximum(n_valid, 1).reshape((n,) + (1,) * len(size))
-    idx = (width - k) + rng.integers(0, k, size=(n,) + size)
-    out = np.take_along_axis(pool, idx.reshape(n, -1), axis=1).reshape((n,) + size)
-    out[n_valid == 0] = np.nan
-    return out
-
-
-def _joint_bootstrap(
-    pool: np.ndarray, n_valid: np.ndarray, end_offset: np.ndarray, size: tuple[int, ...], rng: np.random.Generator
-) -> np.ndarray:
-    """Cross-sectional bootstrap: one historical period per cell, shared by all rows.
-
-    Row ``i`` of ``pool`` is right-aligned on its series' last period, which lies
-    ``end_offset[i]`` periods before the panel's last period; its last ``n_valid[i]`` entries
-    are valid. Each cell ``c`` of ``size`` draws one lag ``l_c`` uniformly from
-    ``0 .. span - 1`` periods before the panel's last period, with
-    ``span = max_i (end_offset[i] + n_valid[i])`` over rows with a valid entry, and row ``i``
-    takes its entry ``l_c - end_offset[i]`` periods before its own end. Where that is outside
-    its valid entries, the row draws the cell from its own entries instead, so each row's
-    marginal distribution is the same uniform resample as :func:`_bootstrap`'s.
-
-    Returns an array of shape ``(n_rows, *size)``; rows with no valid entry give NaN.
-    """
-    n, width = pool.shape
-    shape = (n,) + (1,) * len(size)
-    n_valid = np.asarray(n_valid)
-    offset = np.asarray(end_offset).reshape(shape)
-    span = int(np.max(np.where(n_valid > 0, np.asarray(end_offset) + n_valid, 0), initial=0))
-    lag = rng.integers(0, max(span, 1), size=size)
-    back = lag[None] - offset  # periods before each row's own last entry
-    inside = (back >= 0) & (back < n_valid.reshape(shape))
-    own = rng.integers(0, np.maximum(n_valid, 1).reshape(shape), size=(n,) + size)
-    idx = (width - 1) - np.where(inside, back, own)
-    out = np.take_along_axis(pool, idx.reshape(n, -1), axis=1).reshape((n,) + size)
-    out[n_valid == 0] = np.nan
-    return out
-
-
-def _resample(
-    model: ForecastModel, pool: np.ndarray, n_valid: np.ndarray, size: tuple[int, ...], rng: np.random.Generator
-) -> np.ndarray:
-    """Draws from ``pool`` jointly across series or independently, as ``model.joint_bootstrap`` says.
-
-    In the joint case the series that fell back are left out (their draws come from the
-    fallback model), so they do not widen the range the shared periods are drawn from.
-    """
-    # a model pickled before the option existed keeps the independent draws it was saved with
-    if not getattr(model, "joint_bootstrap", False):
-        return _bootstrap(pool, n_valid, size, rng)
-    live = model.fallback_reason_ == ""
-    return _joint_bootstrap(pool, np.where(live, n_valid, 0), model.end_offset_, size, rng)
+__all__ = ["Naive", "SeasonalNaive", "Mean", "CalendarBaseline"]
 
 
 def _check_bool(value, name: str) -> None:
@@ -193,7 +121,7 @@ class SeasonalNaive(ForecastModel):
         m = self.season_length_
         n = len(self.unique_ids_)
         seasons = -(-h // m)
-        e = _resample(self, self.errors_, self.n_errors_, (seasons * m, n_draws), rng)
+        e = resample(self, self.errors_, self.n_errors_, (seasons * m, n_draws), rng)
         # sample paths: the error of period T+k accumulates over the seasons back to the data
         e = np.cumsum(e.reshape(n, seasons, m, n_draws), axis=1).reshape(n, seasons * m, n_draws)[:, :h]
         return self.last_season_[:, np.arange(h) % m][:, :, None] + e
@@ -276,44 +204,15 @@ class Mean(ForecastModel):
         ).astype(object)
 
     def _predict_panel(self, h: int, *, ds: np.ndarray, n_draws: int, rng: np.random.Generator) -> np.ndarray:
-        return _resample(self, self.values_, self.n_values_, (h, n_draws), rng)
+        return resample(self, self.values_, self.n_values_, (h, n_draws), rng)
 
 
-def quarter_position(ds: np.ndarray, freq: str, *, quarter_start_month: int = 1) -> np.ndarray:
-    """Position of each date within its quarter, counted from 0.
-
-    Weekly data: ``floor((date - first day of its quarter) / 7 days)``, capped at 12, so a
-    quarter has weeks 0..12 and a 14th partial week counts as the 13th. Monthly data: the
-    month within the quarter, 0..2. Quarterly data: always 0. ``NaT`` gives -1.
-
-    Parameters
-    ----------
-    ds : array of datetime64
-    freq : str
-        Pandas frequency of the dates.
-    quarter_start_month : int
-        Month (1-12) in which a (fiscal) quarter starts; quarters begin every 3 months from it.
-
-    Raises
-    ------
-    ConfigError
-        ``freq`` is not weekly, monthly or quarterly.
-    """
-    per_q = periods_per_quarter(freq)
-    if per_q is None:
+def _position(ds: np.ndarray, freq: str, fiscal_year_start: int) -> np.ndarray:
+    """Position in the (fiscal) quarter (:meth:`~spm_models.calendar.Calendar.position_in_quarter`)."""
+    grain = freq_grain(freq)
+    if grain is None:
         raise ConfigError(f"position in quarter needs weekly or monthly data, got freq={freq!r}")
-    ds = np.asarray(ds).astype("datetime64[D]")
-    nat = np.isnat(ds)
-    months = np.where(nat, np.datetime64("2000-01-01", "D"), ds).astype("datetime64[M]")
-    month_in_q = (months.astype(np.int64) % 12 - (quarter_start_month - 1)) % 3
-    if per_q == 13:
-        q_start = (months - month_in_q).astype("datetime64[D]")
-        pos = np.minimum((np.where(nat, q_start, ds) - q_start).astype(np.int64) // 7, 12)
-    elif per_q == 3:
-        pos = month_in_q
-    else:
-        pos = np.zeros(ds.shape, dtype=np.int64)
-    return np.where(nat, -1, pos).astype(np.int64)
+    return Calendar(fiscal_year_start).position_in_quarter(ds, grain)
 
 
 _MAX_PSEUDO = 1e9  # "infinitely" strong shrinkage when the data show no calendar effect
@@ -477,8 +376,9 @@ class CalendarBaseline(ForecastModel):
         data without a calendar effect get factors close to the pooled ones or to 1.
     min_history : int
         Fewer observations than this and the series falls back to :class:`Mean`.
-    quarter_start_month : int
-        Month (1-12) in which the (fiscal) year's quarters start.
+    fiscal_year_start : int
+        Month (1-12) in which the fiscal year starts; quarters start every three months from
+        it (:class:`~spm_models.calendar.Calendar`).
     level_uncertainty : bool
         Draw the level (True) or keep it fixed at :math:`L_i`. Level draws are independent
         across series.
@@ -521,7 +421,7 @@ class CalendarBaseline(ForecastModel):
         window: int | None = None,
         shrinkage: float | str = "auto",
         min_history: int = 8,
-        quarter_start_month: int = 1,
+        fiscal_year_start: int = 1,
         level_uncertainty: bool = True,
         standardize_residuals: bool = True,
         joint_bootstrap: bool = True,
@@ -531,7 +431,7 @@ class CalendarBaseline(ForecastModel):
         self.window = window
         self.shrinkage = shrinkage
         self.min_history = min_history
-        self.quarter_start_month = quarter_start_month
+        self.fiscal_year_start = fiscal_year_start
         self.level_uncertainty = level_uncertainty
         self.standardize_residuals = standardize_residuals
         self.joint_bootstrap = joint_bootstrap
@@ -541,9 +441,9 @@ class CalendarBaseline(ForecastModel):
     def _check_params(self, freq: str) -> None:
         _check_int(self.window, "window", minimum=1, allow_none=True)
         _check_int(self.min_history, "min_history", minimum=2)
-        _check_int(self.quarter_start_month, "quarter_start_month", minimum=1)
-        if self.quarter_start_month > 12:
-            raise ConfigError(f"quarter_start_month must be 1-12, got {self.quarter_start_month!r}")
+        _check_int(self.fiscal_year_start, "fiscal_year_start", minimum=1)
+        if self.fiscal_year_start > 12:
+            raise ConfigError(f"fiscal_year_start must be 1-12, got {self.fiscal_year_start!r}")
         if self.shrinkage != "auto" and (
             isinstance(self.shrinkage, (bool, str))
             or not isinstance(self.shrinkage, (int, float, np.number))
@@ -563,7 +463,7 @@ class CalendarBaseline(ForecastModel):
         y = panel.y
         valid = ~np.isnan(y)
         y0 = np.where(valid, y, 0.0)
-        pos = quarter_position(panel.ds, panel.freq, quarter_start_month=self.quarter_start_month)
+        pos = _position(panel.ds, panel.freq, self.fiscal_year_start)
         total = y0.sum(axis=1)
         negative = (y0 < 0).any(axis=1)
         w = width if self.window is None else min(self.window, width)
@@ -630,9 +530,9 @@ class CalendarBaseline(ForecastModel):
 
     def _predict_panel(self, h: int, *, ds: np.ndarray, n_draws: int, rng: np.random.Generator) -> np.ndarray:
         n = len(self.unique_ids_)
-        pos = quarter_position(ds, self.freq_, quarter_start_month=self.quarter_start_month)
+        pos = _position(ds, self.freq_, self.fiscal_year_start)
         mu = self.level_[:, None] * np.take_along_axis(self.factors_, pos, axis=1)
-        r = _resample(self, self.ratios_, self.n_ratios_, (h, n_draws), rng)
+        r = resample(self, self.ratios_, self.n_ratios_, (h, n_draws), rng)
         if self.level_uncertainty:
             cv = self.level_cv_
             shape = np.where(cv > 0, 1.0 / np.where(cv > 0, cv, 1.0) ** 2, 1.0)

@@ -24,6 +24,7 @@ __all__ = [
     "normalize_freq",
     "periods_per_quarter",
     "default_season_length",
+    "freq_grain",
 ]
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("unique_id", "ds", "y")
@@ -64,6 +65,11 @@ def periods_per_quarter(freq: str) -> int | None:
     if isinstance(off, (pd.offsets.QuarterBegin, pd.offsets.QuarterEnd)):
         return 1
     return None
+
+
+def freq_grain(freq: str) -> str | None:
+    """The calendar grain of a frequency: ``"week"``, ``"month"``, ``"quarter"``, or ``None`` (daily...)."""
+    return {13: "week", 3: "month", 1: "quarter"}.get(periods_per_quarter(freq))
 
 
 def default_season_length(freq: str) -> int:

@@ -24,7 +24,7 @@ Quarter-end effects
     read as the *start* of their period and a period belongs to the quarter its start date
     is in (as in :func:`~spm_models.models.baselines.quarter_position`): the week of Monday
     31 March 2025 holds Q1's last day and is Q1's last week, the week of 24 March its
-    second-last. Quarters start in ``quarter_start_month`` (fiscal years). Other
+    second-last. Quarters start in ``fiscal_year_start`` (fiscal years). Other
     frequencies get no indicators. An indicator that never (or always) fires in a
     series' history is dropped for that series and recorded.
 
@@ -64,11 +64,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spm_models.calendar import Calendar
 from spm_models.exceptions import ConfigError, DataValidationError, Problem
 from spm_models.models.base import ForecastModel, _positive_int, check_is_fitted
 from spm_models.models.baselines import CalendarBaseline
 from spm_models.models.forecast import DEFAULT_QUANTILES, Forecast
-from spm_models.models.panel import DT_DTYPE, Panel, build_panel, periods_per_quarter
+from spm_models.models.panel import DT_DTYPE, Panel, build_panel, freq_grain, periods_per_quarter
 
 __all__ = ["ProphetForecaster", "period_end_indicators"]
 
@@ -127,7 +128,7 @@ def _global_numpy_seed(seed: int) -> Iterator[None]:
         np.random.set_state(state)  # noqa: NPY002
 
 
-def period_end_indicators(ds: np.ndarray, freq: str, *, n_last: int, quarter_start_month: int = 1) -> np.ndarray:
+def period_end_indicators(ds: np.ndarray, freq: str, *, n_last: int, fiscal_year_start: int = 1) -> np.ndarray:
     """0/1 indicators of the last ``n_last`` periods of each date's quarter.
 
     Column ``j`` (0-based) is 1 where the period is the ``(j+1)``-th last of its quarter.
@@ -144,25 +145,24 @@ def period_end_indicators(ds: np.ndarray, freq: str, *, n_last: int, quarter_sta
         Pandas frequency of ``ds``.
     n_last : int
         Number of indicator columns.
-    quarter_start_month : int
-        Month (1-12) in which a (fiscal) quarter starts.
+    fiscal_year_start : int
+        Month (1-12) in which the fiscal year starts (:class:`~spm_models.calendar.Calendar`).
 
     Returns
     -------
     ndarray of float, shape (len(ds), n_last)
     """
     d = np.asarray(ds).astype("datetime64[D]")
-    per_q = periods_per_quarter(freq)
+    grain = freq_grain(freq)
     out = np.zeros((d.size, n_last))
-    if n_last == 0 or per_q not in (13, 3):
+    if n_last == 0 or grain not in ("week", "month"):
         return out
-    months = d.astype("datetime64[M]").astype(np.int64)
-    month_in_q = (months % 12 - (quarter_start_month - 1)) % 3
-    if per_q == 13:
-        next_q = (months - month_in_q + 3).astype("datetime64[M]").astype("datetime64[D]")
+    cal = Calendar(fiscal_year_start)
+    if grain == "week":
+        next_q = cal.period_end(d, "quarter").astype("datetime64[D]") + np.timedelta64(1, "D")
         k = -(-(next_q - d).astype(np.int64) // 7)
     else:
-        k = 3 - month_in_q
+        k = 3 - cal.position_in_quarter(d, "month")
     return (k[:, None] == np.arange(1, n_last + 1)[None, :]).astype(float)
 
 
@@ -199,7 +199,7 @@ class ProphetForecaster(ForecastModel):
     period_end : bool or int
         Quarter-end indicators: ``True`` = last 2 weeks (weekly) or last month (monthly),
         an integer = that many last periods, ``False``/0 = none.
-    quarter_start_month : int
+    fiscal_year_start : int
         Month (1-12) in which the (fiscal) quarters start.
     yearly_seasonality, weekly_seasonality : bool, int or "auto"
         Passed to Prophet (an int is the number of Fourier terms). Yearly "auto": off
@@ -244,7 +244,7 @@ class ProphetForecaster(ForecastModel):
         *,
         regressors: dict[str, int] | None = None,
         period_end: bool | int = True,
-        quarter_start_month: int = 1,
+        fiscal_year_start: int = 1,
         yearly_seasonality: bool | int | str = "auto",
         weekly_seasonality: bool | int | str = "auto",
         seasonality_mode: str = "additive",
@@ -258,7 +258,7 @@ class ProphetForecaster(ForecastModel):
     ) -> None:
         self.regressors = regressors
         self.period_end = period_end
-        self.quarter_start_month = quarter_start_month
+        self.fiscal_year_start = fiscal_year_start
         self.yearly_seasonality = yearly_seasonality
         self.weekly_seasonality = weekly_seasonality
         self.seasonality_mode = seasonality_mode
@@ -321,12 +321,12 @@ class ProphetForecaster(ForecastModel):
                 problems.append(f"{name} must be a positive number, got {v!r}")
         if self.seasonality_mode not in ("additive", "multiplicative"):
             problems.append(f"seasonality_mode must be 'additive' or 'multiplicative', got {self.seasonality_mode!r}")
-        for name, minimum in (("min_history", 2), ("quarter_start_month", 1)):
+        for name, minimum in (("min_history", 2), ("fiscal_year_start", 1)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
                 problems.append(f"{name} must be a whole number of at least {minimum}, got {v!r}")
-        if isinstance(self.quarter_start_month, (int, np.integer)) and self.quarter_start_month > 12:
-            problems.append(f"quarter_start_month must be 1-12, got {self.quarter_start_month!r}")
+        if isinstance(self.fiscal_year_start, (int, np.integer)) and self.fiscal_year_start > 12:
+            problems.append(f"fiscal_year_start must be 1-12, got {self.fiscal_year_start!r}")
         us = self.uncertainty_samples
         if us is not None and (isinstance(us, bool) or not isinstance(us, (int, np.integer)) or us < 1):
             problems.append(f"uncertainty_samples must be a positive whole number or None, got {us!r}")
@@ -334,7 +334,7 @@ class ProphetForecaster(ForecastModel):
             raise ConfigError("; ".join(problems))
 
     # ------------------------------------------------------------------ fit
-    def fit(self, frame: pd.DataFrame) -> ProphetForecaster:
+    def fit(self, frame: pd.DataFrame, **tables: pd.DataFrame) -> ProphetForecaster:
         """Fit one Prophet model per series of a long frame.
 
         Parameters
@@ -355,6 +355,7 @@ class ProphetForecaster(ForecastModel):
             The frame breaks the data contract, or a regressor column is missing, empty,
             not numeric or infinite somewhere.
         """
+        self._check_fit_tables(tables)
         lags = self._regressor_lags()
         panel = build_panel(frame, freq=self.freq)
         if lags:
@@ -434,7 +435,7 @@ class ProphetForecaster(ForecastModel):
             col = f"regressor_{j}"
             df[col] = (values - mu) / s
             kept_lags[col], columns[col], mean[col], sd[col] = lags[name], j, mu, s
-        pe = period_end_indicators(ds, freq, n_last=n_pe, quarter_start_month=self.quarter_start_month)
+        pe = period_end_indicators(ds, freq, n_last=n_pe, fiscal_year_start=self.fiscal_year_start)
         kept_pe = []
         for k in range(n_pe):
             col = pe[:, k]
@@ -504,7 +505,7 @@ class ProphetForecaster(ForecastModel):
             future[col] = (raw - state.mean[col]) / state.sd[col]
         if state.period_end:
             pe = period_end_indicators(
-                ds, self.freq_, n_last=max(state.period_end), quarter_start_month=self.quarter_start_month
+                ds, self.freq_, n_last=max(state.period_end), fiscal_year_start=self.fiscal_year_start
             )
             for k in state.period_end:
                 future[f"period_end_{k}"] = pe[:, k - 1]

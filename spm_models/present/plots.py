@@ -6,7 +6,8 @@ Each function takes frames from :mod:`spm_models.review.views` (which hold the o
 between cells and figures are freed with their last reference. Styling is seaborn's
 "whitegrid" theme applied inside each function (no global ``rcParams`` change), and
 ``text.parse_math`` is off so a ``$`` in a name is drawn as a dollar sign, not parsed as
-mathematics. Axes say their unit and currency.
+mathematics. Axes say their unit and the bookings label (a currency, or deals). A figure for a
+part of a report the data do not support is given ``None`` and draws nothing.
 """
 
 from __future__ import annotations
@@ -76,16 +77,15 @@ def _figure(
 
 
 def _money_axis(ax, currency: str, *, axis: str = "y") -> None:
-    from matplotlib.ticker import FuncFormatter
+    """Bookings ticks (:func:`~spm_models.present.format.tick_label`); whole numbers for deal counts."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-    def fmt(v, _):
-        a = abs(v)
-        for size, s in ((1e9, "bn"), (1e6, "m"), (1e3, "k")):
-            if a >= size:
-                return f"{v / size:,.0f}{s}" if a >= 10 * size else f"{v / size:,.1f}{s}"
-        return f"{v:,.0f}"
+    from spm_models.present.format import is_deals, tick_label
 
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(FuncFormatter(fmt))
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    if is_deals(currency):  # no tick between two whole deals (no "0, 0, 1, 2, 2")
+        target.set_major_locator(MaxNLocator(integer=True))
+    target.set_major_formatter(FuncFormatter(lambda v, _: tick_label(v)))
 
 
 def _pct_axis(ax, *, axis: str = "y") -> None:
@@ -186,6 +186,8 @@ def activity_trend(activity: pd.DataFrame):
 
 def funnel_chart(funnel: pd.DataFrame, *, usable: bool = True):
     """Conversion of each stage: the agent (or team) against peers; the weakest stage in red."""
+    if funnel is None:
+        return None
     if not usable or funnel is None or funnel.empty:
         return _empty("Stage conversion cannot be measured from these data.")
     rate_col = "agent_rate" if "agent_rate" in funnel else "rate"
@@ -255,7 +257,7 @@ def fan_chart(fan: pd.DataFrame, actual: pd.DataFrame, *, quota: float | None, c
         ax.fill_between(d, col("q0.25"), col("q0.75"), color=_BLUE, alpha=0.3, lw=0, label="50% range")
         ax.plot(d, col("q0.5"), color=_BLUE, lw=2, label="Median forecast")
         if quota is not None and np.isfinite(quota) and quota > 0:
-            ax.axhline(quota, color=_ORANGE, lw=1.5, ls="--", label="Quota")
+            ax.axhline(quota, color=_ORANGE, lw=1.5, ls="--", label=f"Quota {quarter}")
         ax.set_xlabel(f"Date ({quarter})")
         ax.set_ylabel(f"Cumulative bookings ({currency})")
         _money_axis(ax, currency)
@@ -265,6 +267,8 @@ def fan_chart(fan: pd.DataFrame, actual: pd.DataFrame, *, quota: float | None, c
 
 def payout_chart(curve: pd.DataFrame, commission: pd.DataFrame, *, currency: str):
     """The plan's payout by attainment, with the expected payout and its 80 % range marked."""
+    if commission is None:  # no plan configured
+        return None
     if curve is None or curve.empty or commission is None or commission.empty:
         return _empty("No quota, so the payout curve cannot be drawn.")
     c = commission.iloc[0]
@@ -282,28 +286,41 @@ def payout_chart(curve: pd.DataFrame, commission: pd.DataFrame, *, currency: str
     return fig
 
 
-def attainment_bars(agents: pd.DataFrame):
-    """Attainment to date per agent of a territory, with the chance of reaching quota."""
+def attainment_bars(agents: pd.DataFrame, *, quarter: str = "the quarter", closed: bool = False):
+    """Attainment of ``quarter`` per agent of a territory: to date with the expected value at its
+    end, or, once the quarter has closed (``closed``), the final attainment alone (the expected
+    values are then the next quarter's, which never share a chart with it). Nothing without
+    quotas: the report says why the quota parts are absent."""
     f = agents[agents["attainment_qtd"].notna()]
     if f.empty:
-        return _empty("No quotas in the data, so attainment cannot be shown.")
+        return None
     with _style():
         fig, ax = _figure(height=0.4 * len(f) + 1.2, left=0.25)
         y = np.arange(len(f))
-        ax.barh(y, f["attainment_qtd"].to_numpy(), color=_BLUE, label="Attainment to date")
-        ax.scatter(f["expected_attainment"].to_numpy(), y, color=_ORANGE, zorder=3, label="Expected at quarter end")
+        done = f"Attainment {quarter} (final)" if closed else f"Attainment {quarter} to date"
+        ax.barh(y, f["attainment_qtd"].to_numpy(), color=_BLUE, label=done)
+        if not closed:
+            ax.scatter(
+                f["expected_attainment"].to_numpy(),
+                y,
+                color=_ORANGE,
+                zorder=3,
+                label=f"Expected at the end of {quarter}",
+            )
         ax.axvline(1.0, color="black", lw=1)
         ax.set_yticks(y, [str(n) for n in f["agent_name"]], fontsize=8)
         ax.invert_yaxis()
         _pct_axis(ax, axis="x")
-        ax.set_xlabel("Attainment of the quarter's quota")
+        ax.set_xlabel(f"Attainment of the {quarter} quota")
         ax.legend(loc="lower right", fontsize=8, frameon=False)
     return fig
 
 
 def new_vs_existing_chart(nve: pd.DataFrame, *, currency: str):
     """Monthly bookings from new and existing accounts (stacked)."""
-    if nve is None or nve.empty or not (nve["value"] > 0).any():
+    if nve is None:
+        return None
+    if nve.empty or not (nve["value"] > 0).any():
         return _empty("No bookings by account status to show.")
     with _style():
         fig, ax = _figure()
@@ -337,27 +354,31 @@ def plan_chart(plan: pd.DataFrame, *, currency: str):
     return fig
 
 
-def territory_chart(outlook: pd.DataFrame, *, currency: str):
-    """Territories side by side: booked so far, expected by quarter end, and quota."""
+def territory_chart(outlook: pd.DataFrame, *, currency: str, quarter: str = "the quarter"):
+    """Territories side by side in ``quarter``: booked so far, expected by its end (mean), and quota."""
     if outlook is None or outlook.empty:
         return _empty("No territories to compare.")
     with _style():
         fig, ax = _figure(height=0.55 * len(outlook) + 1.3, left=0.25)
         y = np.arange(len(outlook))
-        ax.barh(y - 0.2, outlook["closed_to_date"].to_numpy(), height=0.4, color=_BLUE, label="Booked so far")
+        ax.barh(
+            y - 0.2, outlook["closed_to_date"].to_numpy(), height=0.4, color=_BLUE, label=f"Booked in {quarter} so far"
+        )
         ax.barh(
             y + 0.2,
             outlook["expected_bookings"].to_numpy(),
             height=0.4,
             color=_GREEN,
             alpha=0.7,
-            label="Expected by quarter end",
+            label=f"Expected {quarter} total (mean)",
         )
         if outlook["quota"].notna().any():
-            ax.scatter(outlook["quota"].to_numpy(), y, marker="|", s=400, color=_ORANGE, zorder=3, label="Quota")
+            ax.scatter(
+                outlook["quota"].to_numpy(), y, marker="|", s=400, color=_ORANGE, zorder=3, label=f"Quota {quarter}"
+            )
         ax.set_yticks(y, [str(n) for n in outlook["territory_name"]], fontsize=8)
         ax.invert_yaxis()
-        ax.set_xlabel(f"Bookings of the quarter ({currency})")
+        ax.set_xlabel(f"Bookings of {quarter} ({currency})")
         _money_axis(ax, currency, axis="x")
         ax.legend(loc="lower right", fontsize=8, frameon=False)
     return fig

@@ -10,7 +10,8 @@ Modules (import the one you need; importing this package loads nothing heavy):
 ``render``     escaped HTML fragments for report cells
 ``params``     typed parameters per report template, checked before a kernel starts
 ``naming``     safe output file names
-``forkserver`` / ``kernels``  pre-imported kernels forked per report
+``kernels``    pre-imported kernels forked per report (``server``, ``provisioner``), or
+               plain ones where the platform cannot fork (``mode``)
 ``runner``     parallel papermill execution with failure isolation and timeouts
 ``export``     code-free, self-contained HTML
 ``site``       index.html and manifest.json

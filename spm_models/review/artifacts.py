@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,28 +33,37 @@ from spm_models.data.warehouse import fingerprint
 from spm_models.evaluation.quota.probability import quota_for_period
 from spm_models.evaluation.tracking import list_snapshots, load_snapshot, save_snapshot
 from spm_models.exceptions import DataError
+from spm_models.indicators.regressors import indicator_regressors
+from spm_models.indicators.summary import review_leading_indicators
 from spm_models.insights import coaching, commission, scorecard
 from spm_models.kpi import compute_kpis
 from spm_models.kpi.grid import COMPANY
+from spm_models.kpi.leads import channel_summary, lead_kpis
 from spm_models.models.forecast import concat_forecasts
 from spm_models.models.pipeline.history import open_at
 from spm_models.review import outlook as ol
-from spm_models.review.recalibration import BACKTEST_COLUMNS, learn_recalibration, recalibrate_outlook
+from spm_models.review.forecasting import review_forecast
+from spm_models.review.profile import DataProfile, data_profile
+from spm_models.review.recalibration import BACKTEST_COLUMNS, recalibrate_outlook
 from spm_models.review.settings import ReviewConfig
 
 __all__ = ["ARTIFACTS_FORMAT", "TABLES", "artifacts_key", "build_artifacts", "read_run_info", "RUN_FILE"]
 
-ARTIFACTS_FORMAT = 2
+ARTIFACTS_FORMAT = 3
 RUN_FILE = "run.json"
 #: Parquet tables of a run and what each holds (one row per ...).
 TABLES: dict[str, str] = {
-    "agents": "agent in the review: agent_id, agent_name, territory_id, territory_name",
+    "agents": "agent in the review: agent_id, agent_name, territory_id, territory_name, is_person",
     "territories": "territory: territory_id, territory_name, n_agents",
     "kpis_month": "level, entity and month: the long KPI frame (grain month)",
     "metrics": "level and entity: the scorecard numbers (scorecard.entity_metrics)",
     "scorecard": "agent and metric: value, anonymous peer quartiles and percentile",
     "benchmark": "agent, month and KPI: value and peer-group median",
     "indicators": "agent and leading indicator: this month against own history",
+    "leading_indicators": (
+        "candidate leading indicator of bookings (discovery once per run, agent level): its lag, how it moved, "
+        "what that implies for the next weeks with an 80% range; the others with their verdict"
+    ),
     "funnel": "agent and stage transition: agent, peer and company conversion, weakest",
     "outlook": (
         "level and entity: P(quota) (agents: adjusted; p_quota_raw: the model's) and attainment distribution "
@@ -66,7 +76,8 @@ TABLES: dict[str, str] = {
     "actual_path": "level, entity and day: cumulative bookings of the quarter so far",
     "forecast_weekly": "level, entity and week: forecast quantiles",
     "fallbacks": "agent whose forecast fell back to a simpler model, and why",
-    "commission": "agent: expected payout of the forecast quarter and its quantiles",
+    "commission": "agent: expected payout of the forecast quarter and its quantiles; at a quarter end also the "
+    "final payout of the quarter that closed (closed_quarter_payout)",
     "accuracy": "level and entity: last month's forecast against what happened",
     "trend": "level and entity: bookings of the last 3 months against the 3 before",
     "territory_agents": "agent: the territory report's table",
@@ -76,6 +87,8 @@ TABLES: dict[str, str] = {
     "recognition": "award of the month",
     "plan": "level, entity and month: bookings against plan, year to date",
     "coaching": "agent and point: coaching points in plain words",
+    "channels": "lead channel (and all channels): leads of the last 12 months, their conversion and cost",
+    "cohorts": "month of creation: opportunities (or leads) created, won by now, undecided, conversion",
 }
 
 
@@ -110,12 +123,6 @@ def _prefixed(forecasts: dict[str, Any]):
     return concat_forecasts(parts), level_of
 
 
-def _forecast_run(asof: Dataset, agents: pd.DataFrame, cal: ol.ReviewCalendar, config: ReviewConfig):
-    history = ol.weekly_history(asof, agents["agent_id"], end=cal.train_end)
-    model, fc = ol.fit_agent_forecast(history, config, h=cal.h)
-    return model, history, ol.hierarchy_forecasts(fc, agents)
-
-
 def _entity_maps(agents: pd.DataFrame) -> dict[str, pd.Series]:
     idx = pd.Index(agents["agent_id"].astype("str"))
     return {
@@ -126,29 +133,39 @@ def _entity_maps(agents: pd.DataFrame) -> dict[str, pd.Series]:
 
 
 def _previous_snapshot(
-    runs_root: Path | None, cal: ol.ReviewCalendar, dataset: Dataset, config: ReviewConfig, fp: str, work: Path
+    runs_root: Path | None,
+    cal: ol.ReviewCalendar,
+    dataset: Dataset,
+    config: ReviewConfig,
+    fp: str,
+    work: Path,
+    picks: dict[str, str],
+    regressors: dict[str, int] | None = None,
 ):
-    """The forecast made at the end of the previous month: its run's snapshot, or a refit."""
+    """The forecast made at the end of the previous month: its run's snapshot, or a refit with
+    this run's models (no model choice or calibration: what they would have said then)."""
     prev_label = f"{cal.previous_month:%Y-%m}"
     if runs_root is not None:
         listing = list_snapshots(runs_root / prev_label / "artifacts" / "snapshot")
         if len(listing):
             return load_snapshot(listing["path"].iloc[-1]), "previous run"
     try:
-        pcal = ol.review_calendar(prev_label, data_end=cal.as_of)
+        pcal = ol.review_calendar(prev_label, data_end=cal.as_of, calendar=cal.calendar)
         pasof = ol.as_of_dataset(dataset, pcal.as_of)
         pagents = ol.review_agents(pasof["agents"], pcal.as_of)
-        model, hist, fcs = _forecast_run(pasof, pagents, pcal, config)
+        prev = review_forecast(
+            pasof, pagents, pcal, config, learn_calibration=False, picks=picks, regressors=regressors
+        )
     except DataError:
         return None, "no data before the previous month"
-    stacked, level_of = _prefixed(fcs)
+    stacked, level_of = _prefixed(prev.forecasts)
     path = save_snapshot(
         stacked,
         folder=work / "previous_snapshot",
-        model=model,
+        model=prev.agent_model,
         config={"month": prev_label, "reconstructed": True},
         seed=config.seed,
-        data_range=(hist["ds"].min(), pcal.train_end),
+        data_range=(prev.history["ds"].min(), pcal.train_end),
         data_fingerprint=fp,
         level_of=level_of,
     )
@@ -205,7 +222,7 @@ def build_artifacts(
     if existing and existing.get("key") == key and not force and all((out / f"{t}.parquet").is_file() for t in TABLES):
         return {**existing, "reused": True}
     started = datetime.now(UTC)
-    cal = ol.review_calendar(month, data_end=ol.data_last_day(dataset))
+    cal = ol.review_calendar(month, data_end=ol.data_last_day(dataset), calendar=config.calendar_for(dataset))
     work = out.with_name(out.name + f".tmp-{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -241,20 +258,35 @@ def _build(
     agents = agents.assign(agent_id=agents["agent_id"].astype("str"), territory_id=agents["territory_id"].astype("str"))
     agents = agents.merge(terr[["territory_id", "territory_name"]], on="territory_id", how="left")
     agents["territory_name"] = agents["territory_name"].fillna(agents["territory_id"]).astype("str")
+    agents["is_person"] = agents["is_person"].astype(bool) if "is_person" in agents else True
     agents = (
-        agents[["agent_id", "agent_name", "territory_id", "territory_name"]]
+        agents[["agent_id", "agent_name", "territory_id", "territory_name", "is_person"]]
         .sort_values("agent_id")
         .reset_index(drop=True)
     )
-    territories = agents.groupby(["territory_id", "territory_name"], as_index=False).agg(n_agents=("agent_id", "size"))
+    # owners that are not people (unassigned, house accounts) are forecast and counted for their
+    # territory and the company, but get no report and are in no peer group, leaderboard or percentile
+    people = agents[agents["is_person"]].reset_index(drop=True)
+    territories = agents.groupby(["territory_id", "territory_name"], as_index=False).agg(n_agents=("is_person", "sum"))
+    territories["n_agents"] = territories["n_agents"].astype(np.int64)  # people: a catch-all owner is not an agent
     maps = _entity_maps(agents)
 
     months_back = max(config.trend_months, config.history_months + 1, 7)
     k_start = cal.month - pd.DateOffset(months=months_back - 1)
-    kpis_m = compute_kpis(asof, grain="month", start=min(k_start, cal.forecast_quarter), end=cal.as_of)
-    kpis_q = compute_kpis(asof, grain="quarter", start=cal.quarter - pd.DateOffset(months=3), end=cal.as_of)
+    kpis_m = compute_kpis(
+        asof, grain="month", start=min(k_start, cal.forecast_quarter), end=cal.as_of, calendar=cal.calendar
+    )
+    kpis_q = compute_kpis(
+        asof, grain="quarter", start=cal.quarter - pd.DateOffset(months=3), end=cal.as_of, calendar=cal.calendar
+    )
 
-    model, _, fcs = _forecast_run(asof, agents, cal, config)
+    # discovery first: an indicator leading by at least the horizon is offered to the models that take regressors
+    started = time.perf_counter()
+    leading = review_leading_indicators(asof, seed=config.seed)
+    leading_seconds = round(time.perf_counter() - started, 2)
+    regressors = indicator_regressors(leading, horizon=cal.h)
+    rf = review_forecast(asof, agents, cal, config, regressors=regressors)
+    fcs, model, recal = rf.forecasts, rf.agent_model, rf.recalibration
     targets = asof.get("targets")
     closed, quota, outlook, fan, remaining = {}, {}, {}, {}, {}
     for lv, fc in fcs.items():
@@ -276,13 +308,22 @@ def _build(
         else:
             quota[lv] = pd.Series(dtype=float)
         quota[lv] = quota[lv].where(quota[lv] > 0)
-        outlook[lv] = ol.quarter_outlook(fc, closed[lv], quota[lv], cal)
+        raw = ol.quarter_outlook(rf.raw[lv], closed[lv], quota[lv], cal)
+        shown = ol.quarter_outlook(fc, closed[lv], quota[lv], cal)
+        outlook[lv] = recalibrate_outlook(shown, raw, recal if lv == "agent" else None)
         fan[lv] = ol.cumulative_fan(fc, closed[lv], cal)
         remaining[lv] = (
             outlook[lv].set_index("unique_id")["quota"] - outlook[lv].set_index("unique_id")["closed_to_date"]
         ).clip(lower=0.0)
-    recal, recal_rows = learn_recalibration(asof, model, cal, config) if quota["agent"].notna().any() else (None, None)
-    outlook = {lv: recalibrate_outlook(o, recal if lv == "agent" else None) for lv, o in outlook.items()}
+    recal_rows = rf.recalibration_rows
+    has_quota = bool(len(targets) > 0 and quota["company"].notna().any())
+    profile = data_profile(
+        dataset,
+        currency=config.currency,
+        has_quota=has_quota,
+        has_commission_plan=config.commission is not None,
+    )
+    label = profile.bookings_label
 
     opp = asof["opportunities"]
     is_open = open_at(opp, cal.as_of)
@@ -302,8 +343,9 @@ def _build(
         )
     metrics["agent"] = metrics["agent"].reindex(agents["agent_id"].to_numpy())
     metrics["agent"].index.name = "entity_id"
+    metrics = {lv: _supported(m, profile) for lv, m in metrics.items()}
 
-    groups = scorecard.peer_groups(agents, min_peers=config.min_peers)
+    groups = scorecard.peer_groups(people, min_peers=config.min_peers)
     card = scorecard.agent_scorecard(metrics["agent"], groups, min_peers=config.min_peers)
     trend_from = cal.month - pd.DateOffset(months=config.trend_months - 1)
     bench = scorecard.peer_benchmark(
@@ -311,26 +353,30 @@ def _build(
     )
     bench = bench[bench["period"] >= trend_from].reset_index(drop=True)
     indicators = scorecard.indicator_history(kpis_m, month=cal.month, history_months=config.history_months)
-    indicators = indicators[indicators["entity_id"].isin(agents["agent_id"])].reset_index(drop=True)
+    indicators = indicators[indicators["entity_id"].isin(people["agent_id"])]
+    if not profile.has_pipeline:  # only won deals: "new opportunities" are wins dated at their creation
+        indicators = indicators[~indicators["indicator"].isin(["opportunities_created", "open_pipeline"])]
+    indicators = indicators.reset_index(drop=True)
     f_from = cal.as_of - pd.DateOffset(months=config.funnel_months) + pd.Timedelta(days=1)
     counts = scorecard.funnel_counts(opp, asof.get("stage_history"), created_from=f_from, created_to=cal.as_of)
     funnel_share = scorecard.funnel_coverage(counts, opp, created_from=f_from, created_to=cal.as_of)
     funnel = scorecard.funnel_comparison(
-        counts[counts["agent_id"].isin(agents["agent_id"])], groups, min_peers=config.min_peers
+        counts[counts["agent_id"].isin(people["agent_id"])], groups, min_peers=config.min_peers
     )
     funnel_ok = bool(np.isfinite(funnel_share) and funnel_share >= 0.5)
     trend = {lv: scorecard.trend_change(kpis_m, month=cal.month, level=lv) for lv in maps}
 
-    draws = ol.final_bookings_draws(
-        fcs["agent"], closed["agent"], start=cal.forecast_quarter, end=cal.forecast_quarter_end
-    )
+    draws = ol.final_bookings_draws(fcs["agent"], closed["agent"], cal)
     uids = fcs["agent"].unique_ids.astype(str)
-    comm = commission.expected_payout(
-        uids,
-        draws,
-        quota["agent"].reindex(uids).to_numpy(dtype=float),
-        config.commission,
-        closed_to_date=closed["agent"].reindex(uids).fillna(0.0).to_numpy(),
+    comm = _commission(uids, draws, quota["agent"], closed["agent"], config, people)
+    # a quarter-end review also settles the quarter that just closed: its final payout
+    final = metrics["agent"].reindex(comm["unique_id"].astype("str").to_numpy())
+    comm["closed_quarter_payout"] = (
+        commission.payout(
+            final["bookings_qtd"].fillna(0.0).to_numpy(), final["quota_qtd"].to_numpy(), config.commission
+        )
+        if cal.quarter_closed and config.commission is not None and len(comm)
+        else np.nan
     )
 
     stacked, level_of = _prefixed(fcs)
@@ -344,7 +390,7 @@ def _build(
         data_fingerprint=fp,
         level_of=level_of,
     )
-    prev, prev_source = _previous_snapshot(runs_root, cal, dataset, config, fp, work)
+    prev, prev_source = _previous_snapshot(runs_root, cal, dataset, config, fp, work, rf.picks, regressors)
     if prev is not None:
         act = kpis_m[(kpis_m["kpi"] == "bookings") & (kpis_m["period"] == cal.month) & (kpis_m["segment"] == "")]
         actual = pd.Series(
@@ -370,7 +416,7 @@ def _build(
             ]
         )
 
-    terr_table = scorecard.territory_agent_table(metrics["agent"], outlook["agent"], trend["agent"], agents)
+    terr_table = scorecard.territory_agent_table(metrics["agent"], outlook["agent"], trend["agent"], people)
     accounts = scorecard.key_accounts(
         opp,
         asof.get("accounts"),
@@ -379,14 +425,16 @@ def _build(
         end=cal.as_of,
     )
     out_terr = outlook["territory"]
-    risks = coaching.territory_risks(terr_table, out_terr, accounts, currency=config.currency)
+    risks = coaching.territory_risks(terr_table, out_terr, accounts, currency=label)
     weeks = cal.weeks_left
     points = coaching.coaching_points(
-        card, funnel if funnel_ok else None, indicators, outlook["agent"], currency=config.currency, weeks_left=weeks
+        card, funnel if funnel_ok else None, indicators, outlook["agent"], currency=label, weeks_left=weeks
     )
     plan = pd.concat(
         [
-            scorecard.plan_comparison(kpis_m, level=lv, month=cal.month, months=config.trend_months).assign(level=lv)
+            scorecard.plan_comparison(
+                kpis_m, level=lv, month=cal.month, months=config.trend_months, calendar=cal.calendar
+            ).assign(level=lv)
             for lv in ("company", "territory")
         ],
         ignore_index=True,
@@ -409,9 +457,10 @@ def _build(
         "scorecard": card,
         "benchmark": bench,
         "indicators": indicators,
+        "leading_indicators": leading,
         "funnel": funnel,
         "outlook": _levels(outlook),
-        "quota_backtest": recal_rows if recal_rows is not None else pd.DataFrame(columns=BACKTEST_COLUMNS),
+        "quota_backtest": recal_rows if len(recal_rows) else pd.DataFrame(columns=BACKTEST_COLUMNS),
         "fan": _levels(fan),
         "actual_path": actual_path,
         "forecast_weekly": _levels({lv: fc.quantiles for lv, fc in fcs.items()}),
@@ -422,10 +471,11 @@ def _build(
         "territory_agents": terr_table,
         "key_accounts": accounts,
         "risks": risks,
-        "leaderboard": scorecard.leaderboard(metrics["agent"], agents),
-        "recognition": coaching.recognition(metrics["agent"], agents, trend["agent"], currency=config.currency),
+        "leaderboard": scorecard.leaderboard(metrics["agent"], people),
+        "recognition": coaching.recognition(metrics["agent"], people, trend["agent"], currency=label),
         "plan": plan,
         "coaching": points,
+        **_conversion_tables(asof, kpis_m, cal, profile, months=config.trend_months),
     }
     for name, frame in tables.items():
         frame.to_parquet(work / f"{name}.parquet", index=False)
@@ -437,14 +487,16 @@ def _build(
         "month": cal.label,
         "calendar": cal.to_dict(),
         "quarter_label": cal.quarter_label,
+        "review_quarter_label": cal.review_quarter_label,
+        "quarter_closed": cal.quarter_closed,
         "weeks_left": weeks,
         "package_version": __version__,
         "data_fingerprint": fp,
         "data_source": dataset.source,
         "settings": config.to_dict(),
+        "model_choice": rf.choice.to_dict() if rf.choice is not None else None,
         "model": {
-            "name": model.model_name(),
-            "params": json.loads(json.dumps(model.get_params(), default=str)),
+            **json.loads(json.dumps(rf.describe(), default=str)),
             "n_series": int(len(uids)),
             "n_fallback": n_fb,
         },
@@ -454,9 +506,91 @@ def _build(
             "months": config.funnel_months,
         },
         "previous_forecast": prev_source if prev is not None else None,
-        "has_quota": bool(len(targets) > 0 and quota["company"].notna().any()),
+        "has_quota": has_quota,
+        "data": profile.to_dict(),
         "quota_recalibration": recal.to_dict() if recal is not None else None,
         "has_activities": bool(len(asof.get("activities")) > 0),
+        "leading_indicators": {"found": int(leading["leading"].sum()), "seconds": leading_seconds},
         "n_agents": int(len(agents)),
+        "n_people": int(len(people)),
         "n_territories": int(len(territories)),
     }
+
+
+def _supported(metrics: pd.DataFrame, profile: DataProfile) -> pd.DataFrame:
+    """Scorecard numbers the data cannot support, blanked (and so left out of every table).
+
+    A close-period win rate without dated losses (it would count wins only); the average deal
+    size of bookings counted in deals (always one deal); opportunities created when the data
+    hold only won deals (they are wins dated at their creation, not new pipeline).
+    """
+    out = metrics.copy()
+    if profile.win_rate_basis != "close":
+        out["win_rate_qtd"] = np.nan
+    if profile.bookings_measure == "deals":
+        out["average_deal_size_qtd"] = np.nan
+    if not profile.has_pipeline:
+        out["opportunities_created_month"] = np.nan
+    return out
+
+
+def _commission(uids, draws, quota: pd.Series, closed: pd.Series, config: ReviewConfig, people: pd.DataFrame):
+    """Expected payout of each person under the configured plan; no rows when no plan is configured."""
+    if config.commission is None:
+        cols = ["unique_id", "quota", "expected_payout", "payout_q0.1", "payout_q0.5", "payout_q0.9", "payout_at_quota"]
+        cols += ["earned_to_date", "payout_of_expected_bookings"]
+        return pd.DataFrame({c: pd.Series(dtype="str" if c == "unique_id" else float) for c in cols})
+    comm = commission.expected_payout(
+        uids,
+        draws,
+        quota.reindex(uids).to_numpy(dtype=float),
+        config.commission,
+        closed_to_date=closed.reindex(uids).fillna(0.0).to_numpy(),
+    )
+    return comm[comm["unique_id"].astype("str").isin(people["agent_id"])].reset_index(drop=True)
+
+
+def _conversion_tables(
+    asof: Dataset, kpis_m: pd.DataFrame, cal: ol.ReviewCalendar, profile: DataProfile, *, months: int
+) -> dict[str, pd.DataFrame]:
+    """``channels`` (leads by channel, last ``months`` months) and ``cohorts`` (monthly cohort conversion).
+
+    Cohorts are the opportunities created in each month when lost deals are not dated, the leads
+    when there are no lost deals at all, and empty when close-period win rates apply.
+    """
+    start = cal.month - pd.DateOffset(months=months - 1)
+    leads, opp = asof.get("leads"), asof["opportunities"]
+    channels = (
+        channel_summary(leads, opp, spend=asof.get("channel_spend"), created_from=start, created_to=cal.as_of)
+        if len(leads)
+        else channel_summary(leads.iloc[0:0], opp)
+    )
+    cols = ["period", "created", "won", "undecided", "conversion"]
+    if profile.win_rate_basis == "leads":
+        k = lead_kpis(leads, opp, start=start, end=cal.as_of, calendar=cal.calendar)
+        k = k[k["segment"] == ""].pivot_table(index="period", columns="kpi", values="value")
+        cohorts = pd.DataFrame(
+            {
+                "period": k.index,
+                "created": k["leads_created"].to_numpy(),
+                "won": (k["leads_created"] * k["lead_to_win"].fillna(0.0)).round().to_numpy(),
+                "undecided": k["leads_undecided"].to_numpy(),
+                "conversion": k["lead_to_win"].to_numpy(),
+            }
+        )
+    elif profile.win_rate_basis == "cohort":
+        k = kpis_m[(kpis_m["level"] == "company") & (kpis_m["period"] >= start) & (kpis_m["segment"] == "")]
+        k = k.pivot_table(index="period", columns="kpi", values="value")
+        created = k["opportunities_created"]
+        cohorts = pd.DataFrame(
+            {
+                "period": k.index,
+                "created": created.to_numpy(),
+                "won": (created * k["cohort_conversion"].fillna(0.0)).round().to_numpy(),
+                "undecided": k["cohort_undecided"].to_numpy(),
+                "conversion": k["cohort_conversion"].to_numpy(),
+            }
+        )
+    else:
+        cohorts = pd.DataFrame({c: pd.Series(dtype="datetime64[us]" if c == "period" else float) for c in cols})
+    return {"channels": channels.reset_index(drop=True), "cohorts": cohorts[cols].reset_index(drop=True)}

@@ -5,7 +5,8 @@ Calendar
 --------
 A review of month ``M`` looks at the data *as of* the last day of ``M`` (or the last day
 with data, if earlier): deals closed later are open at that date, later rows are ignored
-(:func:`as_of_dataset`), so reviewing a past month gives the numbers one had then. The
+(:func:`as_of_dataset`), so reviewing a past month gives the numbers one had then. Quarters
+are those of the organisation's fiscal year (:class:`~spm_models.calendar.Calendar`). The
 scorecard quarter is the quarter holding ``M``; the *forecast quarter* is the quarter holding
 the day after ``as_of`` (the same one, except when ``M`` ends a quarter: then it is the next
 quarter, which the forecast covers from its first day).
@@ -25,14 +26,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spm_models.calendar import DEFAULT_CALENDAR, Calendar, parse_month
 from spm_models.data.dataset import Dataset
-from spm_models.evaluation.quota.probability import attainment_distribution, period_shares, period_totals
+from spm_models.evaluation.quota.probability import (
+    attainment_distribution,
+    bookings_draws,
+    period_shares,
+    period_totals,
+)
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.kpi import compute_kpis
-from spm_models.kpi.grid import COMPANY
-from spm_models.models.aggregate import aggregate_draws
 from spm_models.models.forecast import Forecast
-from spm_models.review.settings import ReviewConfig, model_class
 
 __all__ = [
     "ReviewCalendar",
@@ -43,8 +47,6 @@ __all__ = [
     "as_of_dataset",
     "review_agents",
     "weekly_history",
-    "fit_agent_forecast",
-    "hierarchy_forecasts",
     "quarter_outlook",
     "final_bookings_draws",
     "cumulative_fan",
@@ -69,6 +71,7 @@ class ReviewCalendar:
     train_end: pd.Timestamp
     h: int
     previous_month: pd.Timestamp
+    calendar: Calendar = DEFAULT_CALENDAR
 
     @property
     def label(self) -> str:
@@ -76,26 +79,28 @@ class ReviewCalendar:
 
     @property
     def quarter_label(self) -> str:
-        return f"{self.forecast_quarter.year}-Q{self.forecast_quarter.quarter}"
+        """Label of the forecast quarter (``2025-Q3``, ``FY2026-Q2``)."""
+        return self.calendar.quarter_label(self.forecast_quarter)
+
+    @property
+    def review_quarter_label(self) -> str:
+        """Label of the quarter holding the reviewed month."""
+        return self.calendar.quarter_label(self.quarter)
+
+    @property
+    def quarter_closed(self) -> bool:
+        """Whether the review month ends its quarter: the review then settles that quarter and
+        forecasts the next one, and never shows the two in one row."""
+        return bool(self.forecast_quarter != self.quarter)
 
     @property
     def weeks_left(self) -> float:
         return (self.forecast_quarter_end - self.as_of).days / 7.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (str(v.date()) if isinstance(v, pd.Timestamp) else v) for k, v in self.__dict__.items()}
-
-
-def parse_month(month: Any) -> pd.Timestamp:
-    """First day of a ``YYYY-MM`` month; ConfigError otherwise."""
-    text = str(month).strip()
-    try:
-        if len(text) != 7 or text[4] != "-":
-            raise ValueError
-        ts = pd.Timestamp(text + "-01")
-    except (ValueError, TypeError):
-        raise ConfigError(f"month must look like 2025-06 (year-month), got {month!r}") from None
-    return ts
+        out = {k: (str(v.date()) if isinstance(v, pd.Timestamp) else v) for k, v in self.__dict__.items()}
+        out["calendar"] = self.calendar.to_dict()
+        return out
 
 
 def data_last_day(dataset: Dataset) -> pd.Timestamp:
@@ -117,14 +122,17 @@ def data_last_day(dataset: Dataset) -> pd.Timestamp:
 def default_month(dataset: Dataset) -> str:
     """The last complete month of the data (the month of the last date if none is complete)."""
     last = data_last_day(dataset)
-    m = last.to_period("M")
-    if last != (m.to_timestamp(how="end").normalize()):
-        m = m - 1
-    return str(m)
+    cal = DEFAULT_CALENDAR
+    m = cal.period_start(last, "month")
+    if last != cal.period_end(last, "month"):
+        m = cal.shift_periods(m, -1, "month")
+    return f"{m:%Y-%m}"
 
 
-def review_calendar(month: Any, *, data_end: Any) -> ReviewCalendar:
+def review_calendar(month: Any, *, data_end: Any, calendar: Calendar = DEFAULT_CALENDAR) -> ReviewCalendar:
     """The dates of the review of ``month`` (``YYYY-MM``) for data ending ``data_end``.
+
+    Quarters are ``calendar``'s (fiscal) quarters.
 
     Raises
     ------
@@ -137,17 +145,16 @@ def review_calendar(month: Any, *, data_end: Any) -> ReviewCalendar:
         raise ConfigError(
             f"the data end on {end_data.date()}, before the month {m:%Y-%m} starts; choose {end_data:%Y-%m} or earlier"
         )
-    month_end = (m + pd.offsets.MonthEnd(0)).normalize()
+    month_end = calendar.period_end(m, "month")
     as_of = min(month_end, end_data)
-    quarter = m.to_period("Q").start_time
-    fq = (as_of + pd.Timedelta(days=1)).to_period("Q")
-    fq_start, fq_end = fq.start_time, fq.end_time.normalize()
+    quarter = calendar.quarter_start(m)
+    next_day = as_of + pd.Timedelta(days=1)
+    fq_start, fq_end = calendar.quarter_start(next_day), calendar.quarter_end(next_day)
     train_end = as_of - pd.Timedelta(days=(as_of.day_of_week + 1) % 7)  # the Sunday on or before
     first_week = train_end + pd.Timedelta(days=1)
     h = int(np.ceil(((fq_end - first_week).days + 1) / 7))
-    return ReviewCalendar(
-        m, month_end, as_of, quarter, fq_start, fq_end, train_end, h, (m - pd.offsets.MonthBegin(1)).normalize()
-    )
+    previous = calendar.shift_periods(m, -1, "month")
+    return ReviewCalendar(m, month_end, as_of, quarter, fq_start, fq_end, train_end, h, previous, calendar)
 
 
 def as_of_dataset(dataset: Dataset, as_of: Any) -> Dataset:
@@ -184,7 +191,11 @@ def as_of_dataset(dataset: Dataset, as_of: Any) -> Dataset:
         if f is not None and len(f):
             t[name] = f[pd.to_datetime(f[col]) <= day].reset_index(drop=True)
     return Dataset(
-        tables=t, refs=dataset.refs, source=f"{dataset.source} as of {day.date()}", warnings=list(dataset.warnings)
+        tables=t,
+        refs=dataset.refs,
+        source=f"{dataset.source} as of {day.date()}",
+        warnings=list(dataset.warnings),
+        calendar=dataset.calendar,
     )
 
 
@@ -226,39 +237,17 @@ def weekly_history(dataset: Dataset, agent_ids: Any, *, end: Any) -> pd.DataFram
     return out.reset_index(drop=True)
 
 
-def fit_agent_forecast(history: pd.DataFrame, config: ReviewConfig, *, h: int):
-    """Fit the configured model once on all agents and forecast ``h`` weeks.
+def final_bookings_draws(forecast: Forecast, closed: pd.Series, calendar: ReviewCalendar) -> np.ndarray:
+    """Draws of the forecast quarter's bookings: ``closed + sum_k w_k y_k`` (shape ``(n, draws)``).
 
-    Returns
-    -------
-    (model, Forecast)
-    """
-    cls = model_class(config.model)
-    params = {"random_state": config.seed, "freq": "W-MON", **dict(config.model_params)}
-    model = cls(**{k: v for k, v in params.items() if k in cls._get_param_names()})
-    model.fit(history)
-    return model, model.predict(h, n_draws=config.n_draws, quantiles=FAN_QUANTILES)
-
-
-def hierarchy_forecasts(agent_fc: Forecast, agents: pd.DataFrame) -> dict[str, Forecast]:
-    """Agent forecast plus territory and company forecasts as sums of agent draws."""
-    a = agents.set_index(agents["agent_id"].astype("str"))["territory_id"].astype("str")
-    return {
-        "agent": agent_fc,
-        "territory": aggregate_draws(agent_fc, a, quantiles=FAN_QUANTILES),
-        "company": aggregate_draws(agent_fc, pd.Series(COMPANY, index=a.index), quantiles=FAN_QUANTILES),
-    }
-
-
-def final_bookings_draws(forecast: Forecast, closed: pd.Series, *, start: Any, end: Any) -> np.ndarray:
-    """Draws of bookings over ``[start, end]``: ``closed + sum_k w_k y_k`` (shape ``(n, draws)``).
-
-    ``closed`` (by unique id; missing = 0) is what already closed in the span before the
-    forecast starts; ``w_k`` is the share of forecast week ``k`` inside ``[start, end]``
-    (:func:`spm_models.evaluation.quota.probability.period_shares`).
+    ``closed`` (by unique id; missing = 0) is what the quarter booked up to ``as_of``; only
+    forecast days after ``as_of`` count (:func:`~spm_models.evaluation.quota.probability.bookings_draws`),
+    as in :func:`quarter_outlook`, so the payout and the chance of quota read the same draws.
     """
     c = closed.reindex(pd.Index(forecast.unique_ids.astype(str))).fillna(0.0).to_numpy(dtype=float)
-    return c[:, None] + period_totals(forecast, period_start=start, period_end=end)
+    return bookings_draws(
+        forecast, c, period_start=calendar.as_of + pd.Timedelta(days=1), period_end=calendar.forecast_quarter_end
+    )
 
 
 def quarter_outlook(forecast: Forecast, closed: pd.Series, quota: pd.Series, calendar: ReviewCalendar) -> pd.DataFrame:
@@ -365,7 +354,7 @@ def month_check(
         actual, in_80, error, pct_error``.
     """
     m = parse_month(month) if isinstance(month, str) else pd.Timestamp(month)
-    end = (m + pd.offsets.MonthEnd(0)).normalize()
+    end = DEFAULT_CALENDAR.period_end(m, "month")
     tot = period_totals(forecast, period_start=m, period_end=end)
     uids = pd.Index(forecast.unique_ids.astype(str), dtype="str")
     q = np.quantile(tot, [0.1, 0.5, 0.9], axis=1)

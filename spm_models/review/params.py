@@ -16,6 +16,7 @@ import dataclasses
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +27,12 @@ __all__ = [
     "TerritoryReportParams",
     "MonthlyReviewParams",
     "TEMPLATES",
-    "TEMPLATE_DIR",
+    "template_dir",
     "template_path",
     "check_parameters",
     "notebook_parameters",
     "check_template",
 ]
-
-#: Folder of the report notebooks (``notebooks/reports`` of the source checkout).
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "notebooks" / "reports"
 
 
 @dataclass(frozen=True)
@@ -76,15 +74,32 @@ TEMPLATES: dict[str, type] = {
 }
 
 
+def template_dir() -> Path:
+    """Folder of the report notebooks.
+
+    They live in ``notebooks/reports/`` of the source checkout, where analysts open them. A
+    built wheel carries them as the package data of ``spm_models.review.templates`` (the
+    ``package-dir`` mapping in pyproject.toml), so an installed wheel finds them beside this
+    module; a source checkout, editable install included, has no such folder and reads
+    ``notebooks/reports/`` directly.
+    """
+    shipped = resources.files("spm_models.review").joinpath("templates")
+    # An installed wheel is unpacked on disk: papermill and the run's fingerprint read paths.
+    if isinstance(shipped, Path) and shipped.is_dir():
+        return shipped
+    return Path(__file__).resolve().parents[2] / "notebooks" / "reports"
+
+
 def template_path(template: str, *, folder: str | Path | None = None) -> Path:
     """Path of a template notebook; ConfigError for an unknown template."""
     if template not in TEMPLATES:
         raise ConfigError(f"unknown report template {template!r}; templates: {', '.join(TEMPLATES)}")
-    path = Path(folder or TEMPLATE_DIR) / f"{template}.ipynb"
+    path = Path(folder or template_dir()) / f"{template}.ipynb"
     if not path.is_file():
         raise ConfigError(
-            f"report template {path} not found; run from the source checkout (notebooks/reports) or pass the "
-            "templates folder"
+            f"report template {path} not found: an installed wheel ships the templates in "
+            "spm_models/review/templates, a source checkout keeps them in notebooks/reports; reinstall, or pass "
+            "the templates folder"
         )
     return path
 

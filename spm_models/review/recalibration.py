@@ -1,49 +1,60 @@
-"""Agents' P(quota) adjusted by how the model's P(quota) turned out in past quarters.
+"""Chances of reaching quota corrected by how the review's model did in past quarters.
 
-The review's raw ``p = P(closed + remaining >= quota)`` comes from the model's draws, and a
-model that sees only bookings tends to be over-confident about quota (bench/README.md,
-"P(quota) calibration"). Once per run, after the model fit, :func:`learn_recalibration`
+Once per run, after the model fit, :func:`learn_recalibration` backtests a clone of the fitted
+model (same settings, ``recalibration_draws`` draws per agent) on the data as of the review
+date over the last ``recalibration_quarters`` quarters that had ended by then, at the review's
+own point in the quarter (:func:`~spm_models.evaluation.quota.backtest.quarter_offset_weeks`),
+and learns the two-stage calibration of :mod:`spm_models.evaluation.quota.calibration` from it:
 
-1. backtests a clone of the fitted model (same settings, ``recalibration_draws`` draws per
-   agent) on the data as of the review date
-   (:func:`spm_models.evaluation.quota.backtest.backtest_quota_probabilities`) over the last
-   ``recalibration_quarters`` quarters that had ended by then, at the review's own point in
-   the quarter (:func:`~spm_models.evaluation.quota.backtest.quarter_offset_weeks`) and with the
-   review's calendar day count, giving one ``(p, hit)`` per agent-quarter;
-2. when there are at least ``recalibration_min_rows`` such agent-quarters with both hits and
-   misses, fits ``logit p~ = a + b logit p``
-   (:func:`spm_models.evaluation.quota.calibration.fit_recalibration`).
+1. a **common factor** on what is still to book, drawn once per scenario for every agent
+   (how far off the whole forecast was in the last quarters, and how much that moved), times a
+   **territory factor** drawn per territory and scenario (how much more past territories
+   varied than the model's sums said); they are applied to the agents' forecast draws
+   (:func:`apply_common_factor`) before anything is summed, so the territory and company
+   chances, the fan charts and the payout estimate all read the corrected scenarios, and what
+   is already booked is never touched;
+2. a **logistic adjustment** of the agents' chances (``logit p~ = a + b logit p``), applied to
+   the agents' chances only (:func:`recalibrate_outlook`); an agent at or above quota keeps
+   exactly 1 and is shown as "reached".
 
-:func:`recalibrate_outlook` applies it to the agents' quarter outlook: ``p_quota`` becomes
-the adjusted value (what the reports show and the coaching points quote) and ``p_quota_raw``
-keeps the model's. Without enough history the adjusted value is the raw one and
-:attr:`QuotaRecalibration.reason` says why. Territory and company P(quota) stay raw: each
-territory-quarter is a single outcome, far too few to learn from. The attainment quantiles,
-expected bookings and the fan charts are the model's own and are not adjusted.
+A stage without enough history, or a logistic fit whose slope is near zero (the past chances
+did not tell hits from misses, and the fit would give every agent the same number), is left
+out and the run says why (:attr:`QuotaRecalibration.notes`, :func:`quota_note`).
+``p_quota_raw`` keeps the model's own figure.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from spm_models.calendar import Calendar
 from spm_models.data.dataset import Dataset
 from spm_models.evaluation.quota.backtest import backtest_quota_probabilities, quarter_offset_weeks
-from spm_models.evaluation.quota.calibration import Recalibration, fit_recalibration
+from spm_models.evaluation.quota.calibration import QuotaCalibration, learn_quota_calibration
 from spm_models.exceptions import ConfigError, SpmError
 from spm_models.models.base import ForecastModel
+from spm_models.models.forecast import Forecast
 from spm_models.review.outlook import ReviewCalendar
 from spm_models.review.settings import ReviewConfig
 
-__all__ = ["QuotaRecalibration", "learn_recalibration", "recalibrate_outlook", "quota_note", "BACKTEST_COLUMNS"]
+__all__ = [
+    "QuotaRecalibration",
+    "learn_recalibration",
+    "apply_common_factor",
+    "recalibrate_outlook",
+    "quota_note",
+    "BACKTEST_COLUMNS",
+]
 
 BACKTEST_COLUMNS = [
-    "agent_id",
+    "level",
+    "entity_id",
     "period_start",
     "period_end",
     "origin",
@@ -55,27 +66,23 @@ BACKTEST_COLUMNS = [
     "attainment",
     "hit",
     "pit",
+    "expected_remaining",
+    "realised_remaining",
 ]
 
 
 @dataclass(frozen=True)
 class QuotaRecalibration:
-    """The adjustment learned in one review run (module docstring).
+    """The calibration learned in one review run (module docstring).
 
     Attributes
     ----------
-    applied : bool
-        Whether agents' P(quota) is adjusted; False: the adjusted value is the raw one.
-    reason : str
-        Why it is not applied, in plain words ("" when applied).
-    intercept, slope : float or None
-        ``a`` and ``b`` of ``logit p~ = a + b logit p`` (None when not applied).
-    n : int
-        Past agent-quarters with a quota in the backtest.
+    calibration : QuotaCalibration
+        The two stages (either may be missing, with its note).
     n_hits : int
-        Of those, how many reached quota.
+        Past agent-quarters that reached quota.
     quarters : tuple of str
-        Quarters of the backtest rows (``"2024-Q3"``), oldest first.
+        Quarters learned from (``"2024-Q3"``), oldest first.
     offset_weeks : int
         Weeks into each past quarter at which it was backtested (the review's own point).
     n_draws : int
@@ -83,59 +90,57 @@ class QuotaRecalibration:
         Wall time of the backtest and the fit.
     """
 
-    applied: bool
-    reason: str
-    intercept: float | None
-    slope: float | None
-    n: int
+    calibration: QuotaCalibration
     n_hits: int
     quarters: tuple[str, ...]
     offset_weeks: int
     n_draws: int
     seconds: float
 
-    def __call__(self, p: Iterable[float]) -> np.ndarray:
-        """Adjusted probabilities ``1 / (1 + exp(-(a + b logit p)))``; the raw ones when not applied."""
-        p = np.asarray(p, dtype=float)
-        if not self.applied:
-            return p.copy()
-        return Recalibration(self.intercept, self.slope, self.n)(p)
+    @property
+    def applied(self) -> bool:
+        """Whether any stage changes the model's chances."""
+        return self.calibration.factor_applied or self.calibration.recalibration is not None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able fields (written to ``run.json``)."""
-        d = asdict(self)
-        d["quarters"] = list(self.quarters)
-        d["seconds"] = round(self.seconds, 3)
-        return d
+        c = self.calibration
+        return {
+            "applied": self.applied,
+            "factor_applied": c.factor_applied,
+            "drift": c.drift,
+            "spread": c.spread,
+            "territory_spread": c.group_spread,
+            "n_territory": c.n_group_rows,
+            "logistic_applied": c.recalibration is not None,
+            "intercept": None if c.recalibration is None else c.recalibration.intercept,
+            "slope": None if c.recalibration is None else c.recalibration.slope,
+            "notes": list(c.notes),
+            "n": c.n_rows,
+            "n_hits": self.n_hits,
+            "quarters": list(self.quarters),
+            "offset_weeks": self.offset_weeks,
+            "n_draws": self.n_draws,
+            "seconds": round(self.seconds, 3),
+        }
 
 
-def _label(day: pd.Timestamp) -> str:
-    return f"{day.year}-Q{day.quarter}"
-
-
-def _skipped(
-    reason: str, offset: int, config: ReviewConfig, started: float, rows: pd.DataFrame | None = None
+def _record(
+    cal: QuotaCalibration, rows: pd.DataFrame, offset: int, config: ReviewConfig, started: float, calendar: Calendar
 ) -> QuotaRecalibration:
-    rows = rows if rows is not None else pd.DataFrame(columns=BACKTEST_COLUMNS)
-    quarters = tuple(_label(pd.Timestamp(d)) for d in sorted(pd.unique(rows["period_start"])))
-    return QuotaRecalibration(
-        False,
-        reason,
-        None,
-        None,
-        int(len(rows)),
-        int(rows["hit"].astype(bool).sum()),
-        quarters,
-        offset,
-        config.recalibration_draws,
-        time.perf_counter() - started,
-    )
+    quarters = tuple(calendar.quarter_label(d) for d in sorted(pd.unique(rows["period_start"]))) if len(rows) else ()
+    hits = int(rows["hit"].astype(bool).sum()) if len(rows) else 0
+    return QuotaRecalibration(cal, hits, quarters, offset, config.recalibration_draws, time.perf_counter() - started)
+
+
+def _nothing(note: str) -> QuotaCalibration:
+    return QuotaCalibration(None, None, None, 0, 0, (note,))
 
 
 def learn_recalibration(
     dataset: Dataset, model: ForecastModel, calendar: ReviewCalendar, config: ReviewConfig
 ) -> tuple[QuotaRecalibration, pd.DataFrame]:
-    """Backtest the review's model on past quarters and learn the P(quota) adjustment.
+    """Backtest the review's model on past quarters and learn the calibration of its chances.
 
     Parameters
     ----------
@@ -151,19 +156,20 @@ def learn_recalibration(
     Returns
     -------
     (QuotaRecalibration, DataFrame)
-        The adjustment (or why there is none) and the backtest rows it was learned from
+        The calibration (or why there is none) and the backtest rows it was learned from
         (:data:`BACKTEST_COLUMNS`, one per agent-quarter; empty when there was no backtest).
-        A model or data failure in the backtest is recorded as the reason, never raised:
-        the review goes on with raw probabilities.
+        A model or data failure in the backtest is recorded as a note, never raised: the
+        review goes on with the model's own chances.
     """
     started = time.perf_counter()
     offset = quarter_offset_weeks(calendar.as_of, calendar.forecast_quarter)
+    empty = pd.DataFrame(columns=BACKTEST_COLUMNS)
+    cal = calendar.calendar
     if not config.recalibrate:
-        return _skipped(
-            "it is switched off in the settings (recalibrate = false)", offset, config, started
-        ), pd.DataFrame(columns=BACKTEST_COLUMNS)
+        note = "it is switched off in the settings (recalibrate = false)"
+        return _record(_nothing(note), empty, offset, config, started, cal), empty
     if not len(dataset.get("targets")):
-        return _skipped("the data have no quotas", offset, config, started), pd.DataFrame(columns=BACKTEST_COLUMNS)
+        return _record(_nothing("the data have no quotas"), empty, offset, config, started, cal), empty
     # a week early, so that the first quarter keeps an origin just before it starts (offset 0)
     first = calendar.forecast_quarter - pd.DateOffset(months=3 * config.recalibration_quarters) - pd.Timedelta(weeks=1)
     try:
@@ -176,61 +182,64 @@ def learn_recalibration(
             first_quarter=first,
             data_end=calendar.as_of,
             day_count="calendar",
+            calendar=cal,
+            levels=("agent", "territory"),
         )
     except SpmError as exc:
-        reason = f"no past quarter could be checked ({exc})"
-        return _skipped(reason, offset, config, started), pd.DataFrame(columns=BACKTEST_COLUMNS)
+        note = f"no past quarter could be checked ({exc})"
+        return _record(_nothing(note), empty, offset, config, started, cal), empty
     rows = rows[rows["p_quota"].notna()].reset_index(drop=True)
-    n, hits = len(rows), int(rows["hit"].sum())
-    if n < config.recalibration_min_rows:
-        return _skipped(
-            f"only {n} past agent-quarters (at least {config.recalibration_min_rows} are needed)",
-            offset,
-            config,
-            started,
-            rows,
-        ), rows
-    if hits in (0, n):
-        verdict = "missed" if hits == 0 else "reached"
-        return _skipped(
-            f"in all {n} past agent-quarters the agents {verdict} quota, so there is nothing to learn from",
-            offset,
-            config,
-            started,
-            rows,
-        ), rows
-    cal = fit_recalibration(rows["p_quota"], rows["hit"].astype(float), min_rows=config.recalibration_min_rows)
-    quarters = tuple(_label(pd.Timestamp(d)) for d in sorted(rows["period_start"].unique()))
-    recal = QuotaRecalibration(
-        True,
-        "",
-        cal.intercept,
-        cal.slope,
-        cal.n,
-        hits,
-        quarters,
-        offset,
-        config.recalibration_draws,
-        time.perf_counter() - started,
+    learned = learn_quota_calibration(rows, min_rows=config.recalibration_min_rows)
+    agents = rows[rows["level"] == "agent"]
+    return _record(learned, agents, offset, config, started, cal), rows.drop(columns="remaining_points")
+
+
+def apply_common_factor(
+    forecast: Forecast, recalibration: QuotaRecalibration | None, *, seed: int, groups: Mapping[str, str] | None = None
+) -> Forecast:
+    """The forecast with draw ``j`` of series ``i`` multiplied by ``F_j G_g(i)j``: the common
+    factor and the factor of the series' territory ``g(i)`` (``groups``: series -> territory;
+    without it, or without a learned territory spread, ``G = 1``).
+
+    Without a learned factor the forecast is returned unchanged.
+    """
+    if recalibration is None or not recalibration.calibration.factor_applied:
+        return forecast
+    uids = forecast.unique_ids.astype(str)
+    labels = None if groups is None else [groups.get(u, "") for u in uids]
+    f = recalibration.calibration.factors(forecast.draws.shape[2], seed=seed, groups=labels)
+    f = f[None, None, :] if f.ndim == 1 else f[:, None, :]
+    reason = forecast.fallback["reason"].to_numpy()
+    return Forecast.from_draws(
+        forecast.draws * f,
+        unique_ids=forecast.unique_ids,
+        ds=forecast.ds,
+        model=forecast.model,
+        freq=forecast.freq,
+        quantiles=forecast.quantile_levels,
+        series_model=forecast.fallback["model"].to_numpy(),
+        reason=reason,
     )
-    return recal, rows
 
 
-def recalibrate_outlook(outlook: pd.DataFrame, recalibration: QuotaRecalibration | None = None) -> pd.DataFrame:
-    """The outlook with ``p_quota_raw`` (the model's) and ``p_quota`` adjusted.
+def recalibrate_outlook(
+    outlook: pd.DataFrame, raw: pd.DataFrame, recalibration: QuotaRecalibration | None = None
+) -> pd.DataFrame:
+    """The outlook with the model's own chance (``p_quota_raw``), the shown one and ``reached``.
 
-    ``p_quota = recalibration(p_quota_raw)``; without a recalibration (territory and company
-    levels) ``p_quota`` stays raw. The column order is kept, ``p_quota_raw`` after ``p_quota``.
+    ``outlook`` is computed from the factored draws (stage 1), ``raw`` from the model's own;
+    agents (``recalibration`` given) also get stage 2. ``reached`` is booked at or above quota,
+    where the chance is exactly 1.
     """
     out = outlook.copy()
-    raw = out["p_quota"].to_numpy(dtype=float)
-    out.insert(out.columns.get_loc("p_quota") + 1, "p_quota_raw", raw)
+    p = out["p_quota"].to_numpy(dtype=float)
     if recalibration is not None:
-        out["p_quota"] = recalibration(raw)
+        p = recalibration.calibration.adjust(p)
+    out["p_quota"] = p
+    out.insert(out.columns.get_loc("p_quota") + 1, "p_quota_raw", raw["p_quota"].to_numpy(dtype=float))
+    reached = (out["quota"] > 0) & (out["closed_to_date"] >= out["quota"])
+    out.insert(out.columns.get_loc("p_quota_raw") + 1, "reached", reached.to_numpy())
     return out
-
-
-_RAW_LEVELS = "there are too few past territory-quarters to learn an adjustment from"
 
 
 def quota_note(info: Mapping[str, Any] | None, *, level: str) -> str:
@@ -242,37 +251,39 @@ def quota_note(info: Mapping[str, Any] | None, *, level: str) -> str:
         ``run.json``'s ``quota_recalibration`` (:meth:`QuotaRecalibration.to_dict`); None
         (or a run without quotas) gives ``""``.
     level : {"agent", "territory", "company", "index"}
-        The report: an agent's, a territory's (its agents adjusted, itself raw), the
-        company's monthly review (territories and company raw) or the index of all reports.
+        The report: an agent's, a territory's, the company's monthly review or the index.
     """
     if level not in ("agent", "territory", "company", "index"):
         raise ConfigError(f"level must be agent, territory, company or index, got {level!r}")
     if not info:
         return ""
-    if info.get("applied"):
+    quarters = info.get("quarters") or []
+    span = f" ({quarters[0]} to {quarters[-1]})" if quarters else ""
+    parts = []
+    if info.get("drift") is not None:
+        drift = float(info["drift"])
+        way = "below" if drift > 0 else "above"  # drift = log(what happened / forecast)
+        parts.append(
+            f"every scenario of what is still to book is scaled by how far the forecasts of the last "
+            f"quarters were off (most recently {abs(np.expm1(drift)):.0%} {way} what happened), with the "
+            f"spread of that error, shared by all agents"
+        )
+    if info.get("territory_spread") is not None:
+        parts.append(
+            f"each territory's scenarios also vary as much as past territories did around the forecast "
+            f"(learned from {int(info.get('n_territory') or 0)} past territory-quarters)"
+        )
+    if info.get("logistic_applied"):
         slope = float(info["slope"])
-        how = (
-            "past forecasts were too sure, so chances are pulled towards the middle"
-            if slope < 1
-            else "past forecasts were too cautious, so chances are pushed away from the middle"
-        )
-        quarters = info.get("quarters") or []
-        span = f" ({quarters[0]} to {quarters[-1]})" if quarters else ""
-        agents = (
-            f"adjusted by how past forecasts of this kind turned out: learned from {int(info['n'])} "
-            f"agent-quarters{span}; {how}."
-        )
+        how = "pulled towards the middle" if slope < 1 else "pushed away from the middle"
+        parts.append(f"agents' chances are then {how}, as {int(info['n'])} past agent-quarters{span} showed")
+    notes = "; ".join(info.get("notes") or [])
+    if not parts:
+        text = f"These chances are the model's own, not adjusted by past results: {notes}."
     else:
-        reason = info.get("reason") or "no past quarters to learn from"
-        agents = f"the model's own figure, not adjusted by past results: {reason}."
-    if level == "agent":
-        return f"Chance of reaching quota is {agents}"
-    if level == "territory":
-        return (
-            f"The agents' chance of reaching quota is {agents} The territory's own chance is the model's figure, "
-            f"not adjusted: {_RAW_LEVELS}."
-        )
-    raw = f"the model's own figure, not adjusted: {_RAW_LEVELS}."
-    if level == "index":
-        return f"Agents' chance of reaching quota is {agents} The territories' and the company's is {raw}"
-    return f"The territories' and the company's chance of reaching quota is {raw}"
+        text = "Chances of reaching quota are checked against past quarters: " + "; ".join(parts) + "."
+        if notes:
+            text += f" Not applied: {notes}."
+    if level != "agent" and parts:
+        text += " Territory and company chances come from the agents' scaled scenarios added up."
+    return text + " Booked at or above quota shows as reached (100%)."

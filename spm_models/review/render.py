@@ -4,7 +4,12 @@ Every piece of text from the data (names, ids, account names, coaching sentences
 escaped with :func:`html.escape`, so a name like ``<script>alert(1)</script>`` shows as text
 and never runs. Each function returns an :class:`Html` object, which a notebook displays as
 its cell's output (``_repr_html_``). Numbers are formatted by
-:func:`spm_models.present.format.format_value` in their KPI unit, with the currency label.
+:func:`spm_models.present.format.format_value` in their KPI unit, with the bookings label (a
+currency, or "deals").
+
+Reports adapt to what the data hold (:mod:`spm_models.review.profile`): :func:`section` writes
+a section's heading, or one line saying why the section is not shown, and every helper given
+``None`` (the view's value for a part the data do not support) writes nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ from spm_models.present.format import format_value, indicator_label
 
 __all__ = [
     "Html",
+    "section",
+    "absent",
+    "channel_table",
+    "cohort_table",
     "title",
     "cards",
     "table",
@@ -29,10 +38,15 @@ __all__ = [
     "provenance",
     "scorecard_table",
     "outlook_cards",
+    "closed_quarter_cards",
+    "chance_text",
+    "model_choice_section",
     "commission_cards",
     "accuracy_text",
     "funnel_text",
     "indicator_table",
+    "leading_indicator_table",
+    "leading_indicator_notes",
     "fallback_note",
     "p_quota_note",
     "territory_agents_table",
@@ -58,6 +72,28 @@ class Html(str):
 
 def _e(value: Any) -> str:
     return escape(str(value), quote=True)
+
+
+def section(state, heading: str, intro: str = "") -> Html:
+    """A section's heading and introduction, or one line saying why it is not shown.
+
+    Parameters
+    ----------
+    state : Section
+        From the view's ``sections`` (``shown`` and ``reason``).
+    heading, intro : str
+        The section's title and its first paragraph.
+    """
+    if state.shown:
+        return Html(f"<h2>{_e(heading)}</h2>" + (f"<p>{_e(intro)}</p>" if intro else ""))
+    if not state.reason:  # a section these data have no use for (e.g. leads, in an export without them)
+        return Html("")
+    return Html(f'<p class="spm-note spm-absent">Not shown: {_e(heading.lower())}, because {_e(state.reason)}</p>')
+
+
+def absent(state, what: str) -> Html:
+    """One line saying why ``what`` is not shown, or nothing when it is (for parts of a section)."""
+    return section(state, what) if not state.shown else Html("")
 
 
 def title(heading: str, *subtitle: str) -> Html:
@@ -89,7 +125,8 @@ def table(
     ----------
     columns : mapping
         ``column -> (header, unit)``; unit is a :func:`~spm_models.present.format.format_value`
-        unit, ``"text"`` for text or ``"percentile"`` (a 0-100 number shown as ``"73rd"``).
+        unit, ``"text"`` for text, ``"percentile"`` (a 0-100 number shown as ``"73rd"``),
+        ``"score"`` (3 decimals) or ``"chance"`` (text made by :func:`chance_text`).
     """
     if frame is None or len(frame) == 0:
         return note(empty)
@@ -98,7 +135,11 @@ def table(
     for rec in frame[list(columns)].itertuples(index=False, name=None):
         cells = []
         for value, (_, unit) in zip(rec, columns.values()):
-            if unit == "text":
+            if unit == "chance":  # already text (chance_text)
+                text, cls = str(value), "n"
+            elif unit == "score":  # a unit-free error score, to 3 decimals
+                text, cls = format_value(value, "count", digits=3), "n"
+            elif unit == "text":
                 text, cls = ("" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)), "t"
             elif unit == "percentile":
                 text, cls = (_ordinal(value) if value == value and value is not None else "n/a"), "n"
@@ -115,8 +156,10 @@ def _ordinal(p: float) -> str:
     return f"{n}{suffix}"
 
 
-def bullets(items: Iterable[str], *, ordered: bool = False, empty: str = "Nothing to report.") -> Html:
-    """A list of plain-text items (escaped)."""
+def bullets(items: Iterable[str] | None, *, ordered: bool = False, empty: str = "Nothing to report.") -> Html:
+    """A list of plain-text items (escaped); nothing for ``None``."""
+    if items is None:
+        return Html("")
     items = [str(i) for i in items]
     if not items:
         return note(empty)
@@ -125,8 +168,8 @@ def bullets(items: Iterable[str], *, ordered: bool = False, empty: str = "Nothin
 
 
 def note(text: str) -> Html:
-    """A short paragraph of plain text (escaped)."""
-    return Html(f'<p class="spm-note">{_e(text)}</p>')
+    """A short paragraph of plain text (escaped); nothing for an empty text."""
+    return Html(f'<p class="spm-note">{_e(text)}</p>') if text else Html("")
 
 
 def provenance(prov: Mapping[str, Any]) -> Html:
@@ -147,10 +190,25 @@ def provenance(prov: Mapping[str, Any]) -> Html:
 # --------------------------------------------------------------------------- report pieces
 
 
-def scorecard_table(scorecard: pd.DataFrame, *, currency: str) -> Html:
-    """The agent's scorecard: value, peer median and quartiles, percentile among peers."""
+def _period_label(label: str, month: str, quarter: str, closed: bool) -> str:
+    """A scorecard label with its period named: "this month" -> "in <month>", "quarter to date"
+    -> "<quarter> to date" (or "(final)" once the quarter has closed)."""
+    if month:
+        label = label.replace("this month", f"in {month}")
+    if quarter:
+        label = label.replace(", quarter to date", f", {quarter} {'(final)' if closed else 'to date'}")
+        label = label.replace("Quota of the quarter", f"Quota {quarter}")
+    return label
+
+
+def scorecard_table(
+    scorecard: pd.DataFrame, *, currency: str, month: str = "", quarter: str = "", closed: bool = False
+) -> Html:
+    """The agent's scorecard: value, peer median and quartiles, percentile among peers; each
+    line names its period (``month``, ``quarter``; ``closed`` once the quarter has ended)."""
     # a line nobody has (no quota in the data, no activity log) says nothing: leave it out
     frame = scorecard[scorecard["value"].notna() | scorecard["peer_median"].notna()].copy()
+    frame["label"] = [_period_label(str(x), month, quarter, closed) for x in frame["label"]]
     for col in ("value", "peer_p25", "peer_median", "peer_p75"):
         frame[col] = frame[col].astype(object)
     rows = []
@@ -177,33 +235,76 @@ def scorecard_table(scorecard: pd.DataFrame, *, currency: str) -> Html:
     )
 
 
-def outlook_cards(outlook: pd.DataFrame, *, currency: str, quarter: str) -> Html:
-    """Headline cards of the quarter outlook: quota, closed, expected, P(quota)."""
+def chance_text(p: Any, reached: Any = False) -> str:
+    """A chance of reaching quota as shown: ``"reached (100%)"`` when booked at or above quota."""
+    if reached is True or (
+        reached is not None and not isinstance(reached, str) and reached == reached and bool(reached)
+    ):
+        return "reached (100%)"
+    return format_value(p, "ratio")
+
+
+def _period_heading(text: str) -> str:
+    return f'<h3 class="spm-period">{_e(text)}</h3>'
+
+
+def outlook_cards(outlook: pd.DataFrame, *, currency: str, quarter: str, closed: bool = False) -> Html:
+    """Headline cards of the ``quarter`` outlook: quota, booked so far, the median total (the
+    line of the fan chart), the chance of reaching quota ("reached" once booked at or above it);
+    the quota cards only where there is a quota.
+
+    ``closed``: the review month closed the quarter before ``quarter``; the cards then sit under
+    their own heading, apart from that quarter's final numbers (:func:`closed_quarter_cards`).
+    """
     if outlook is None or len(outlook) == 0:
         return note("No forecast is available.")
     o = outlook.iloc[0]
-    return cards(
-        [
-            (f"Quota {quarter}", format_value(o["quota"], "currency", currency=currency)),
-            ("Booked so far", format_value(o["closed_to_date"], "currency", currency=currency)),
-            ("Expected by quarter end", format_value(o["expected_bookings"], "currency", currency=currency)),
-            ("Chance of reaching quota", format_value(o["p_quota"], "ratio")),
+    money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
+    quota = pd.notna(o["quota"]) and float(o["quota"]) > 0
+    median = o["median_bookings"] if "median_bookings" in o else o["expected_bookings"]
+    what = "median" if "median_bookings" in o else "mean"
+    items = [(f"Quota {quarter}", money(o["quota"]))] if quota else []
+    if not closed:
+        items.append((f"Booked in {quarter} so far", money(o["closed_to_date"])))
+    items.append((f"Expected {quarter} total ({what})", money(median)))
+    if quota:
+        items.append((f"Chance of reaching the {quarter} quota", chance_text(o["p_quota"], o.get("reached", False))))
+    head = _period_heading(f"{quarter}: the quarter ahead") if closed else ""
+    return Html(head + cards(items))
+
+
+def closed_quarter_cards(closed: pd.DataFrame, *, currency: str, quarter: str) -> Html:
+    """The final numbers of the quarter a quarter-end review closes (empty when none)."""
+    if closed is None or len(closed) == 0:
+        return Html("")
+    c = closed.iloc[0]
+    money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
+    items = [(f"Booked in {quarter} (final)", money(c["bookings"]))]
+    if pd.notna(c["quota"]):
+        items += [
+            (f"Quota {quarter}", money(c["quota"])),
+            (f"Attainment {quarter} (final)", format_value(c["attainment"], "ratio")),
         ]
-    )
+    if "payout" in c and pd.notna(c["payout"]):
+        items.append((f"Payout {quarter} (final)", money(c["payout"])))
+    return Html(_period_heading(f"{quarter}: the quarter that closed") + cards(items))
 
 
-def commission_cards(commission: pd.DataFrame, *, currency: str) -> Html:
-    """Expected payout, its 80 % range and what is already earned."""
-    if commission is None or len(commission) == 0:
+def commission_cards(commission: pd.DataFrame | None, *, currency: str, quarter: str = "this quarter") -> Html:
+    """Expected payout of ``quarter``, its 80 % range and what is already earned (nothing for
+    ``None``: no plan)."""
+    if commission is None:
+        return Html("")
+    if len(commission) == 0:
         return note("No commission estimate is available.")
     c = commission.iloc[0]
     money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
     return cards(
         [
-            ("Expected payout this quarter", money(c["expected_payout"])),
-            ("80% range", f"{money(c['payout_q0.1'])} to {money(c['payout_q0.9'])}"),
-            ("Earned on bookings so far", money(c["earned_to_date"])),
-            ("Payout at exactly 100% of quota", money(c["payout_at_quota"])),
+            (f"Expected payout {quarter} (mean)", money(c["expected_payout"])),
+            (f"80% range {quarter}", f"{money(c['payout_q0.1'])} to {money(c['payout_q0.9'])}"),
+            (f"Earned on {quarter} bookings so far", money(c["earned_to_date"])),
+            (f"Payout at exactly 100% of the {quarter} quota", money(c["payout_at_quota"])),
         ]
     )
 
@@ -222,8 +323,10 @@ def accuracy_text(accuracy: pd.DataFrame, *, currency: str, month: str) -> Html:
     )
 
 
-def funnel_text(funnel: pd.DataFrame, *, usable: bool) -> Html:
+def funnel_text(funnel: pd.DataFrame | None, *, usable: bool) -> Html:
     """Names the weakest stage against peers, or says why the funnel cannot be shown."""
+    if funnel is None:
+        return Html("")
     if not usable:
         return note(
             "The data do not record the stage at which lost deals were lost, so stage-to-stage conversion "
@@ -240,24 +343,89 @@ def funnel_text(funnel: pd.DataFrame, *, usable: bool) -> Html:
     )
 
 
+def _lead_text(weeks: int) -> str:
+    return f"{int(weeks)} week{'s' if int(weeks) != 1 else ''}"
+
+
 def indicator_table(indicators: pd.DataFrame, *, currency: str) -> Html:
-    """Leading indicators of the month against the agent's own history."""
+    """Leading indicators of the month against the agent's own history, with the lag by which each leads.
+
+    ``lead`` (from :func:`spm_models.review.views.indicator_lags`: "3 weeks", "not found to lead"
+    or "not tested") is the last column when present.
+    """
     if indicators is None or len(indicators) == 0:
         return note("No leading indicators in the data for this month.")
     f = indicators.assign(
         name=[indicator_label(i).capitalize() for i in indicators["indicator"]],
         unit_=["currency" if i == "open_pipeline" else "count" for i in indicators["indicator"]],
     )
+    lagged = "lead" in f
     rows = "".join(
         f'<tr><td class="t">{_e(r.name)}</td><td class="n">{_e(format_value(r.value, r.unit_, currency=currency))}</td>'
         f'<td class="n">{_e(format_value(r.history_mean, r.unit_, currency=currency))}</td><td '
-        f'class="t">{_e(r.direction)}</td></tr>'
+        f'class="t">{_e(r.direction)}</td>' + (f'<td class="t">{_e(r.lead)}</td>' if lagged else "") + "</tr>"
         for r in f.itertuples(index=False)
     )
     head = (
-        "<tr><th>Indicator</th><th>This month</th><th>Your monthly average (last 12 months)</th><th>Direction</th></tr>"
+        "<tr><th>Indicator</th><th>This month</th><th>Your monthly average (last 12 months)</th><th>Direction</th>"
+        + ("<th>Leads bookings by</th>" if lagged else "")
+        + "</tr>"
     )
     return Html(f'<table class="spm-table"><thead>{head}</thead><tbody>{rows}</tbody></table>')
+
+
+def _leading_rows(table: pd.DataFrame) -> pd.DataFrame:
+    return table[table["leading"].astype(bool)] if table is not None and len(table) else pd.DataFrame()
+
+
+def leading_indicator_table(table: pd.DataFrame, *, currency: str) -> Html:
+    """The monthly review's leading indicators: lag, recent movement, what it implies, with its range.
+
+    ``table`` is the run's ``leading_indicators`` artifact
+    (:func:`spm_models.indicators.summary.leading_indicator_summary`); only indicators that passed
+    every check of discovery are listed (the others: :func:`leading_indicator_notes`).
+    """
+    found = _leading_rows(table)
+    if found.empty:
+        return note("No leading indicator of bookings passed every check on these data.")
+    rows = []
+    for r in found.itertuples(index=False):
+        weeks = int(r.lag)
+        recent, usual = format_value(r.recent, "count", digits=1), format_value(r.usual, "count", digits=1)
+        moved = (
+            f"{recent} on average, against {usual} in the year before ({format_value(r.change, 'ratio')} change)"
+            if np.isfinite(r.change)
+            else f"{recent} on average"
+        )
+        amount = format_value(r.implied_amount, "currency", currency=currency)
+        implied = f"{r.implied:+.1%} on usual bookings, about {amount} over the {weeks} weeks"
+        span = f"{r.implied_low:+.1%} to {r.implied_high:+.1%}"
+        cells = (indicator_label(r.candidate).capitalize(), _lead_text(weeks), moved, implied, span)
+        rows.append("<tr>" + "".join(f'<td class="t">{_e(c)}</td>' for c in cells) + "</tr>")
+    head = (
+        "<tr><th>Indicator</th><th>Leads bookings by</th><th>Its last weeks (as many as it leads by)</th>"
+        "<th>What that implies for the next weeks</th><th>80% range</th></tr>"
+    )
+    return Html(f'<table class="spm-table"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>')
+
+
+def leading_indicator_notes(table: pd.DataFrame) -> Html:
+    """What else was tested and why it is not shown (one sentence per candidate)."""
+    if table is None or len(table) == 0:
+        return note("Leading indicators were not looked for in this run.")
+    rest = table[~table["leading"].astype(bool)]
+    names = sorted((c for c in table["candidate"].astype("str") if c), key=len, reverse=True)
+
+    def readable(verdict: str) -> str:  # the verdicts name candidates by id: say them as in the table
+        for name in names:
+            verdict = verdict.replace(name, indicator_label(name))
+        return verdict
+
+    items = [
+        f"{indicator_label(c).capitalize()}: {readable(v)}." if c else f"{str(v)[0].upper()}{str(v)[1:]}."
+        for c, v in zip(rest["candidate"].astype("str"), rest["verdict"].astype("str"))
+    ]
+    return bullets(items, empty="Every candidate tested leads bookings.")
 
 
 def fallback_note(reason: str) -> Html:
@@ -272,44 +440,131 @@ def p_quota_note(text: str) -> Html:
     return note(text) if text else Html("")
 
 
-def territory_agents_table(agents: pd.DataFrame, *, currency: str) -> Html:
-    """The territory report's agent table."""
-    return table(
-        agents,
-        {
-            "agent_name": ("Agent", "text"),
-            "bookings_qtd": ("Booked this quarter", "currency"),
-            "quota_qtd": ("Quota", "currency"),
-            "attainment_qtd": ("Attainment", "ratio"),
-            "pipeline_coverage": ("Pipeline coverage", "multiple"),
-            "p_quota": ("P(quota)", "ratio"),
-            "trend": ("3-month trend", "text"),
-        },
+def _columns(columns: dict, *, has_quota: bool) -> dict:
+    """``columns`` without those that need a quota when there is none."""
+    needs = {
+        "quota_qtd",
+        "attainment_qtd",
+        "pipeline_coverage",
+        "p_quota",
+        "chance",
+        "expected_attainment",
+        "quota_ahead",
+    }
+    return columns if has_quota else {k: v for k, v in columns.items() if k not in needs}
+
+
+def _with_chance(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with ``chance`` (text): its ``p_quota`` as shown, "reached (100%)" where reached."""
+    reached = frame["reached"] if "reached" in frame else pd.Series(False, index=frame.index)
+    return frame.assign(chance=[chance_text(p, r) for p, r in zip(frame["p_quota"], reached)])
+
+
+def territory_agents_table(
+    agents: pd.DataFrame,
+    *,
+    currency: str,
+    review_quarter: str = "this quarter",
+    quarter: str | None = None,
+    closed: bool = False,
+    has_quota: bool = True,
+) -> Html:
+    """The territory report's agent table, every column naming its quarter (quota columns only
+    with quotas).
+
+    Mid-quarter one table (``review_quarter`` is the quarter forecast). At a quarter end
+    (``closed``) two: the closed quarter's final numbers, then the next quarter (``quarter``):
+    pipeline coverage and chance of reaching quota.
+    """
+    ahead = quarter or review_quarter
+    f = _with_chance(agents) if agents is not None and len(agents) else agents
+    done = "(final)" if closed else "so far"
+    past = {
+        "agent_name": ("Agent", "text"),
+        "bookings_qtd": (f"Booked in {review_quarter} {done}", "currency"),
+        "quota_qtd": (f"Quota {review_quarter}", "currency"),
+        "attainment_qtd": (f"Attainment {review_quarter} {done}", "ratio"),
+    }
+    future = {
+        "pipeline_coverage": (f"Pipeline coverage {ahead}", "multiple"),
+        "chance": (f"Chance of reaching the {ahead} quota", "chance"),
+    }
+    return _by_quarter(
+        f,
+        past={**past, "trend": ("3-month trend", "text")},
+        future=future,
+        name={"agent_name": ("Agent", "text")},
+        quarters=(review_quarter, ahead),
+        closed=closed,
+        has_quota=has_quota,
         currency=currency,
     )
 
 
-def coherence_table(agent_expected: pd.DataFrame, outlook: pd.DataFrame, *, currency: str) -> Html:
-    """Each agent's expected quarter bookings and the territory's: the sum of its agents' draws."""
+def _by_quarter(
+    frame: pd.DataFrame,
+    *,
+    past: dict,
+    future: dict,
+    name: dict,
+    quarters: tuple[str, str],
+    closed: bool,
+    has_quota: bool,
+    currency: str,
+) -> Html:
+    """One table of ``past`` then ``future`` columns mid-quarter; at a quarter end (``closed``)
+    two, each under its quarter's heading and led by the ``name`` column, so no row mixes two
+    quarters. The quarter ahead's table is left out when, without quotas, only its name remains."""
+    cols = lambda c: _columns(c, has_quota=has_quota)  # noqa: E731
+    if not closed:
+        return table(frame, cols({**past, **future}), currency=currency)
+    now, ahead = quarters
+    after = cols({**name, **future})
+    return Html(
+        _period_heading(f"{now}: the quarter that closed")
+        + table(frame, cols(past), currency=currency)
+        + (
+            _period_heading(f"{ahead}: the quarter ahead") + table(frame, after, currency=currency)
+            if len(after) > 1
+            else ""
+        )
+    )
+
+
+def coherence_table(
+    agent_expected: pd.DataFrame, outlook: pd.DataFrame, *, currency: str, quarter: str = "", has_quota: bool = True
+) -> Html:
+    """Each agent's expected ``quarter`` bookings and the territory's: the sum of its agents' draws.
+
+    Means, because means add up: the territory's expected total is its agents' expected totals summed.
+    """
+    q = f" {quarter}" if quarter else ""
     total = outlook.assign(agent_name="Territory (sum of the agents' forecasts)") if outlook is not None else None
     frame = (
         pd.concat([agent_expected, total], ignore_index=True) if total is not None and len(total) else agent_expected
     )
+    if frame is not None and len(frame):
+        frame = _with_chance(frame)
     return table(
         frame,
-        {
-            "agent_name": ("", "text"),
-            "closed_to_date": ("Booked so far", "currency"),
-            "expected_remaining": ("Expected in the rest of the quarter", "currency"),
-            "expected_bookings": ("Expected quarter total", "currency"),
-            "p_quota": ("P(quota)", "ratio"),
-        },
+        _columns(
+            {
+                "agent_name": ("", "text"),
+                "closed_to_date": (f"Booked in{q} so far", "currency"),
+                "expected_remaining": (f"Expected in the rest of{q or ' the quarter'} (mean)", "currency"),
+                "expected_bookings": (f"Expected{q} total (mean)", "currency"),
+                "chance": (f"Chance of reaching the{q} quota", "chance"),
+            },
+            has_quota=has_quota,
+        ),
         currency=currency,
     )
 
 
-def accounts_table(accounts: pd.DataFrame, *, currency: str) -> Html:
-    """Key accounts of the last 12 months."""
+def accounts_table(accounts: pd.DataFrame | None, *, currency: str) -> Html:
+    """Key accounts of the last 12 months (nothing for ``None``: the data name no accounts)."""
+    if accounts is None:
+        return Html("")
     return table(
         accounts,
         {
@@ -323,53 +578,147 @@ def accounts_table(accounts: pd.DataFrame, *, currency: str) -> Html:
     )
 
 
-def company_cards(company: pd.DataFrame, *, currency: str) -> Html:
-    """The company's month and quarter in four numbers."""
+def company_cards(
+    company: pd.DataFrame,
+    *,
+    currency: str,
+    month: str = "",
+    quarter: str = "",
+    closed: bool = False,
+    has_quota: bool = True,
+    conversion: tuple[str, float] | None = None,
+) -> Html:
+    """The company's month and quarter in a few numbers, each naming its period.
+
+    Attainment only with quotas; the close-period win rate, or where the data cannot support it
+    the ``conversion`` card that stands in for it (:class:`~spm_models.review.views.MonthlyView`).
+    """
     if company is None or len(company) == 0:
         return note("No company figures.")
     c = company.iloc[0]
     money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
-    return cards(
-        [
-            ("Bookings this month", money(c["bookings_month"])),
-            ("Bookings, quarter to date", money(c["bookings_qtd"])),
-            ("Attainment, quarter to date", format_value(c["attainment_qtd"], "ratio")),
-            ("Win rate, quarter to date", format_value(c["win_rate_qtd"], "ratio")),
-        ]
+    q = quarter or "the quarter"
+    done = "(final)" if closed else "to date"
+    items = [
+        (f"Bookings {month or 'this month'}", money(c["bookings_month"])),
+        (f"Bookings {q} {done}", money(c["bookings_qtd"])),
+    ]
+    if has_quota:
+        items.append((f"Attainment {q} {done}", format_value(c["attainment_qtd"], "ratio")))
+    if conversion is not None:
+        items.append((conversion[0], format_value(conversion[1], "ratio")))
+    elif pd.notna(c["win_rate_qtd"]):
+        items.append((f"Win rate {q} {done}", format_value(c["win_rate_qtd"], "ratio")))
+    return cards(items)
+
+
+def territory_table(
+    territories: pd.DataFrame,
+    outlook: pd.DataFrame,
+    *,
+    currency: str,
+    month: str = "",
+    review_quarter: str = "this quarter",
+    quarter: str | None = None,
+    closed: bool = False,
+    has_quota: bool = True,
+) -> Html:
+    """Territories side by side, every column naming its period (quota columns only with quotas).
+
+    Mid-quarter one table: the month, the quarter so far and its forecast (the same quarter).
+    At a quarter end (``closed``) two tables under their own headings: the quarter that closed
+    (final bookings, quota, attainment) and the next quarter (``quarter``): its quota, expected
+    total and chance of reaching quota. A row never mixes two quarters.
+    """
+    ahead = quarter or review_quarter
+    f = territories.merge(
+        outlook[
+            ["territory_id", "quota", "expected_bookings", "p_quota"] + (["reached"] if "reached" in outlook else [])
+        ].rename(columns={"quota": "quota_ahead"}),
+        on="territory_id",
+        how="left",
+    )
+    f = _with_chance(f)
+    done = "(final)" if closed else "so far"
+    past = {
+        "territory_name": ("Territory", "text"),
+        "n_agents": ("Agents", "count"),
+        "bookings_month": (f"Bookings {month or 'this month'}", "currency"),
+        "bookings_qtd": (f"Booked in {review_quarter} {done}", "currency"),
+        "quota_qtd": (f"Quota {review_quarter}", "currency"),
+        "attainment_qtd": (f"Attainment {review_quarter} {done}", "ratio"),
+    }
+    future = {
+        "expected_bookings": (f"Expected {ahead} total (mean)", "currency"),
+        "chance": (f"Chance of reaching the {ahead} quota", "chance"),
+    }
+    return _by_quarter(
+        f,
+        past=past,
+        future={"quota_ahead": (f"Quota {ahead}", "currency"), **future} if closed else future,
+        name={"territory_name": ("Territory", "text")},
+        quarters=(review_quarter, ahead),
+        closed=closed,
+        has_quota=has_quota,
+        currency=currency,
     )
 
 
-def territory_table(territories: pd.DataFrame, outlook: pd.DataFrame, *, currency: str) -> Html:
-    """Territories side by side: this quarter so far and the forecast."""
-    f = territories.merge(outlook[["territory_id", "expected_bookings", "p_quota"]], on="territory_id", how="left")
+def leaderboard_table(
+    leaderboard: pd.DataFrame, *, currency: str, quarter: str = "", closed: bool = False, has_quota: bool = True
+) -> Html:
+    """The top agents of the quarter, so far or final once it has closed (attainment only with
+    quotas; the win rate only where the data support it)."""
+    q = quarter or "this quarter"
+    done = "(final)" if closed else "so far"
+    columns = {
+        "rank": ("Rank", "count"),
+        "agent_name": ("Agent", "text"),
+        "bookings_qtd": (f"Booked in {q} {done}", "currency"),
+        "attainment_qtd": (f"Attainment {q} {done}", "ratio"),
+    }
+    if leaderboard is not None and leaderboard["win_rate_qtd"].notna().any():
+        columns["win_rate_qtd"] = (f"Win rate {q} {done}", "ratio")
+    return table(leaderboard, _columns(columns, has_quota=has_quota), currency=currency)
+
+
+def channel_table(channels: pd.DataFrame | None, *, spend_currency: str) -> Html:
+    """Leads of the last 12 months by channel: how many, how many won by now, conversion, time to
+    win, and cost per lead and per won deal where spend is given, in ``spend_currency`` (marketing
+    spend is money even when bookings are counted in deals). Nothing for ``None``."""
+    if channels is None:
+        return Html("")
+    f = channels.assign(channel=channels["channel"].replace({"": "All channels"}))
+    for col in ("cost_per_lead", "cost_per_win"):
+        f[col] = [format_value(v, "currency", currency=spend_currency) for v in f[col]]
+    columns = {
+        "channel": ("Channel", "text"),
+        "leads_created": ("Leads", "count"),
+        "won": ("Won by now", "count"),
+        "lead_to_win": ("Conversion", "ratio"),
+        "leads_undecided": ("Undecided", "count"),
+        "days_to_win": ("Median days to win", "days"),
+    }
+    if f["channel_spend"].notna().any():
+        columns |= {"cost_per_lead": ("Cost per lead", "text"), "cost_per_win": ("Cost per won deal", "text")}
+    return table(f, columns, empty="No leads in the last 12 months.")
+
+
+def cohort_table(cohorts: pd.DataFrame | None) -> Html:
+    """Monthly cohorts: created, won by now, still undecided, and the share won (nothing for ``None``)."""
+    if cohorts is None:
+        return Html("")
+    f = cohorts.assign(month=pd.DatetimeIndex(cohorts["period"]).strftime("%b %Y"))
     return table(
         f,
         {
-            "territory_name": ("Territory", "text"),
-            "n_agents": ("Agents", "count"),
-            "bookings_month": ("Bookings this month", "currency"),
-            "bookings_qtd": ("Booked this quarter", "currency"),
-            "quota_qtd": ("Quota", "currency"),
-            "attainment_qtd": ("Attainment", "ratio"),
-            "expected_bookings": ("Expected quarter total", "currency"),
-            "p_quota": ("P(quota)", "ratio"),
+            "month": ("Created in", "text"),
+            "created": ("Created", "count"),
+            "won": ("Won by now", "count"),
+            "undecided": ("Still undecided", "count"),
+            "conversion": ("Won, share of created", "ratio"),
         },
-        currency=currency,
-    )
-
-
-def leaderboard_table(leaderboard: pd.DataFrame, *, currency: str) -> Html:
-    """The top agents of the quarter so far."""
-    return table(
-        leaderboard,
-        {
-            "rank": ("Rank", "count"),
-            "agent_name": ("Agent", "text"),
-            "bookings_qtd": ("Booked this quarter", "currency"),
-            "attainment_qtd": ("Attainment", "ratio"),
-            "win_rate_qtd": ("Win rate", "ratio"),
-        },
-        currency=currency,
+        empty="Nothing created in the last 12 months.",
     )
 
 
@@ -395,4 +744,43 @@ def accuracy_table(by_level: pd.DataFrame, *, currency: str) -> Html:
         },
         currency=currency,
         empty="No forecast from last month to check.",
+    )
+
+
+def model_choice_section(model_choice: Mapping[str, Any] | None, model: Mapping[str, Any] | None = None) -> Html:
+    """Which model made the forecast, and why: the pick per level with its reason, then the
+    backtest that chose it (mean scaled CRPS, MASE and 80% coverage of every candidate, lower
+    is better for the first two), from ``run.json``'s ``model_choice``; for a model named in
+    the settings, a sentence saying so."""
+    if not model_choice:
+        name = (model or {}).get("name", "the model named in the settings")
+        return note(f"The forecast uses {name}, named in the review settings; it was not compared with other models.")
+    picks = model_choice.get("picks", {})
+    reasons = model_choice.get("reasons", {})
+    origins = model_choice.get("origins", [])
+    intro = note(
+        f"The review compared its candidate models on this organisation's own history: each was fitted at "
+        f"{len(origins)} past dates ({', '.join(origins)}) and scored on the next {model_choice.get('horizon')} "
+        "weeks, per level; the simplest model within one standard error of the best was picked."
+    )
+    levels = [lv for lv in ("agent", "territory", "company") if lv in picks]
+    listed = bullets([f"{lv.capitalize()}: {reasons.get(lv, picks[lv])}" for lv in levels])
+    scores = pd.DataFrame(model_choice.get("scores") or [])
+    if scores.empty:
+        return Html(intro + listed)
+    scores = scores.assign(status=scores["status"].fillna("").astype(str))
+    return Html(
+        intro
+        + listed
+        + table(
+            scores,
+            {
+                "level": ("Level", "text"),
+                "candidate": ("Model", "text"),
+                "scaled_crps": ("Scaled CRPS", "score"),
+                "mase": ("MASE", "score"),
+                "coverage_80": ("In the 80% range", "ratio"),
+                "status": ("", "text"),
+            },
+        )
     )

@@ -4,38 +4,55 @@ Defaults work out of the box; a TOML file (``spm review --config review.toml``) 
 them::
 
     currency = "EUR"
-    model = "CalendarBaseline"          # any model of spm_models.models.MODELS by name
+    model = "CalendarBaseline"          # "auto" (default): chosen per level by a backtest on the data
     n_draws = 1000
     seed = 0
     min_peers = 5
-    recalibrate = true                  # adjust agents' P(quota) by past quarters (below)
+    recalibrate = true                  # check P(quota) against past quarters
+    kernels = "auto"                    # report kernels: "auto", "fork" or "plain"
 
-    [model_params]
+    [model_params]                      # the named model's own parameters (`spm models` lists them)
     window = 26
 
-    [commission]
+    [commission]                        # without it the reports have no commission section
     name = "FY25 plan"
     tiers = [[0.0, 0.05], [1.0, 0.08], [1.5, 0.10]]   # [from attainment, marginal rate]
     cap_attainment = 2.0
     no_quota_rate = 0.05
 
-Unknown keys are errors, so a misspelt setting is never silently ignored.
+Unknown keys are errors, so a misspelt setting is never silently ignored. A commission plan is
+shown only when one is configured: a plan nobody set up is not a plan anyone is paid by.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from spm_models.calendar import Calendar
+from spm_models.config import read_toml
+from spm_models.data.dataset import Dataset
 from spm_models.exceptions import ConfigError
-from spm_models.insights.commission import DEFAULT_PLAN, CommissionPlan, plan_from_mapping
+from spm_models.insights.commission import CommissionPlan, plan_from_mapping
+from spm_models.models.registry import check_model_params, model_class
+from spm_models.review.kernels.mode import KERNEL_MODES
 
-__all__ = ["ReviewConfig", "load_config", "model_class"]
+__all__ = ["ReviewConfig", "load_config", "AUTO", "AUTO_CANDIDATES"]
+
+#: ``model = "auto"``: choose the model per level by a backtest on the organisation's own data.
+AUTO = "auto"
+#: What ``auto`` compares, simplest first (the order breaks near-ties).
+AUTO_CANDIDATES: tuple[str, ...] = (
+    "MonthOfQuarterMean",
+    "CalendarBaseline",
+    "PipelineAware",
+    "HierarchicalBayes",
+    "ProphetForecaster",
+)
 
 
 @dataclass(frozen=True)
@@ -45,18 +62,28 @@ class ReviewConfig:
     Attributes
     ----------
     model : str
-        Forecasting model fitted at agent level (name of a class in
-        :data:`spm_models.models.MODELS`); territory and company forecasts are the sums of
-        the agents' draws (:func:`spm_models.models.aggregate.aggregate_draws`).
+        ``"auto"`` (choose per level by a backtest on the data: :mod:`spm_models.review.forecasting`)
+        or the name of a registered model (:data:`spm_models.models.registry.REGISTRY`, ``spm
+        models``) used at every level. Territory and company forecasts are always sums of agent
+        draws (:func:`spm_models.models.aggregate.aggregate_draws`).
     model_params : dict
-        Keyword parameters of the model.
+        Keyword parameters of a named model (not with ``auto``).
+    auto_candidates : tuple of str
+        Registered models ``auto`` compares, simplest first.
+    auto_origins : int
+        Backtest origins of the comparison.
+    auto_budget_seconds : float
+        Time the comparison may take; a candidate that would not finish in it is left out.
     n_draws : int
         Predictive draws per agent and week.
     seed : int
         Random seed of the model.
     currency : str
-        Label of money amounts.
-    commission : CommissionPlan
+        Label of money amounts (bookings counted in deals are labelled "deals" instead, see
+        :func:`spm_models.present.format.bookings_label`).
+    commission : CommissionPlan or None
+        The commission plan reports estimate payouts under; ``None`` (the default): none is
+        configured, and reports have no commission section.
     min_peers : int
         Smallest peer group shown (see :mod:`spm_models.insights.scorecard`).
     trend_months, funnel_months, history_months : int
@@ -73,14 +100,26 @@ class ReviewConfig:
         Fewest past agent-quarters (with both hits and misses) to learn the adjustment from.
     recalibration_quarters : int
         Most recent ended quarters the adjustment is learned from (bounds the refits).
+    fiscal_year_start : int or str, optional
+        Month the fiscal year starts in, for this review only; default the one stored with
+        the data (the mapping's or the project's, :mod:`spm_models.config`).
+    kernels : {"auto", "fork", "plain"}
+        How report kernels start: forked from a kernel server that has imported everything
+        (``"fork"``, Linux only), one new process each (``"plain"``), or fork where possible
+        and plain elsewhere (``"auto"``, see :mod:`spm_models.review.kernels.mode`). It changes
+        how fast reports run, not what they show, so it is left out of :meth:`to_dict` and
+        :meth:`key`: changing it refits nothing and re-runs no report.
     """
 
-    model: str = "CalendarBaseline"
+    model: str = AUTO
     model_params: Mapping[str, Any] = field(default_factory=dict)
+    auto_candidates: tuple[str, ...] = AUTO_CANDIDATES
+    auto_origins: int = 4
+    auto_budget_seconds: float = 30.0
     n_draws: int = 1000
     seed: int = 0
     currency: str = "USD"
-    commission: CommissionPlan = DEFAULT_PLAN
+    commission: CommissionPlan | None = None
     min_peers: int = 5
     trend_months: int = 12
     funnel_months: int = 12
@@ -90,6 +129,8 @@ class ReviewConfig:
     recalibration_draws: int = 300
     recalibration_min_rows: int = 200
     recalibration_quarters: int = 12
+    fiscal_year_start: int | str | None = None
+    kernels: str = "auto"
 
     def __post_init__(self) -> None:
         problems = []
@@ -102,6 +143,7 @@ class ReviewConfig:
             "recalibration_draws",
             "recalibration_min_rows",
             "recalibration_quarters",
+            "auto_origins",
         ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -118,31 +160,50 @@ class ReviewConfig:
             or self.report_timeout <= 0
         ):
             problems.append(f"report_timeout must be a positive number of seconds, got {self.report_timeout!r}")
+        if self.fiscal_year_start is not None:
+            try:
+                Calendar(self.fiscal_year_start)
+            except ConfigError as exc:
+                problems.append(str(exc))
+        if self.kernels not in KERNEL_MODES:
+            problems.append(f"kernels must be one of {', '.join(repr(m) for m in KERNEL_MODES)}, got {self.kernels!r}")
         if problems:
             raise ConfigError("invalid review settings: " + "; ".join(problems))
-        model_class(self.model)
+        if not isinstance(self.model_params, Mapping):
+            raise ConfigError(f"model_params must be a table of the model's parameters, got {self.model_params!r}")
+        if self.model == AUTO:
+            if self.model_params:
+                raise ConfigError(
+                    'model_params set the parameters of one named model; with model = "auto" the review '
+                    "chooses the model itself. Name a model (spm models lists them) or remove model_params."
+                )
+        else:
+            check_model_params(self.model, self.model_params)
+        object.__setattr__(self, "auto_candidates", tuple(self.auto_candidates))
+        for name in self.auto_candidates:
+            model_class(name)
+        if not self.auto_candidates:
+            raise ConfigError("auto_candidates must name at least one model")
+        b = self.auto_budget_seconds
+        if isinstance(b, bool) or not isinstance(b, (int, float)) or b <= 0:
+            raise ConfigError(f"auto_budget_seconds must be a positive number of seconds, got {b!r}")
+
+    def calendar_for(self, dataset: Dataset) -> Calendar:
+        """The review's calendar: ``fiscal_year_start`` when set, else the dataset's."""
+        if self.fiscal_year_start is None:
+            return dataset.fiscal_calendar
+        return Calendar(self.fiscal_year_start, dataset.fiscal_calendar.fiscal_year_label)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able settings (recorded in the provenance of every report)."""
         d = asdict(self)
         d["model_params"] = dict(self.model_params)
+        del d["kernels"]  # how reports run, not what they show
         return json.loads(json.dumps(d, default=str))
 
     def key(self) -> str:
         """SHA-256 of :meth:`to_dict`, part of the identity of a run."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
-
-
-def model_class(name: str):
-    """The forecasting model class called ``name`` (see :data:`spm_models.models.MODELS`)."""
-    from spm_models.models import MODELS
-
-    by_name = {m.model_name(): m for m in MODELS} | {m.__name__: m for m in MODELS}
-    if name not in by_name:
-        raise ConfigError(
-            f"unknown forecasting model {name!r}; choose one of {', '.join(sorted({m.__name__ for m in MODELS}))}"
-        )
-    return by_name[name]
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> ReviewConfig:
@@ -155,13 +216,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ReviewConfi
     """
     values: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        try:
-            values = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"review settings file {p} does not exist") from None
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read review settings {p}: {exc}") from exc
+        values = read_toml(Path(path), what="review settings file")
     values.update({k: v for k, v in overrides.items() if v is not None})
     known = {f.name for f in fields(ReviewConfig)}
     unknown = sorted(set(values) - known)

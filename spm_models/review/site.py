@@ -18,6 +18,7 @@ import pandas as pd
 from spm_models.present.format import format_value
 from spm_models.review.export import PAGE_CSS, write_atomic
 from spm_models.review.recalibration import quota_note
+from spm_models.review.render import chance_text
 
 __all__ = ["MANIFEST", "INDEX", "MANIFEST_FORMAT", "headlines", "write_manifest", "read_manifest", "write_index"]
 
@@ -28,15 +29,17 @@ MANIFEST_FORMAT = 1
 def headlines(tables: Mapping[str, pd.DataFrame]) -> dict[str, dict[str, float | None]]:
     """Headline numbers per report id, from the run's artifacts.
 
-    ``agent:<id>`` and ``territory:<id>``: ``bookings_qtd``, ``attainment_qtd``, ``p_quota``
-    (of the forecast quarter; for agents the value adjusted by past quarters, see
-    :mod:`spm_models.review.recalibration`), plus ``expected_payout`` for agents; ``monthly``:
-    the company's.
+    ``agent:<id>`` and ``territory:<id>``: ``bookings_qtd``, ``attainment_qtd`` (of the review
+    month's quarter), ``p_quota`` and ``reached`` (1.0 when already booked at or above quota;
+    of the forecast quarter, adjusted by past quarters, see :mod:`spm_models.review.recalibration`),
+    plus ``expected_payout`` (forecast quarter) and ``closed_quarter_payout`` (the quarter a
+    quarter-end review closes) for agents; ``monthly``: the company's.
     """
     metrics, outlook, comm = tables["metrics"], tables["outlook"], tables["commission"]
     m = metrics.set_index(metrics["level"].astype("str") + ":" + metrics["entity_id"].astype("str"))
     o = outlook.set_index(outlook["level"].astype("str") + ":" + outlook["unique_id"].astype("str"))
-    pay = comm.set_index("agent:" + comm["unique_id"].astype("str"))["expected_payout"]
+    c = comm.set_index("agent:" + comm["unique_id"].astype("str"))
+    final = c["closed_quarter_payout"] if "closed_quarter_payout" in c else pd.Series(dtype=float)
     out: dict[str, dict[str, float | None]] = {}
     for key in m.index:
         level, _ = key.split(":", 1)
@@ -45,9 +48,11 @@ def headlines(tables: Mapping[str, pd.DataFrame]) -> dict[str, dict[str, float |
             "bookings_qtd": m.at[key, "bookings_qtd"],
             "attainment_qtd": m.at[key, "attainment_qtd"],
             "p_quota": o.at[key, "p_quota"] if key in o.index else None,
+            "reached": float(bool(o.at[key, "reached"])) if key in o.index and "reached" in o else None,
         }
         if level == "agent":
-            vals["expected_payout"] = pay.get(key)
+            vals["expected_payout"] = c["expected_payout"].get(key)
+            vals["closed_quarter_payout"] = final.get(key)
         out[rid] = {k: (None if v is None or pd.isna(v) else float(v)) for k, v in vals.items()}
     return out
 
@@ -72,7 +77,16 @@ def _e(v: Any) -> str:
     return escape(str(v), quote=True)
 
 
-def _row(entry: Mapping[str, Any], currency: str, *, payout: bool) -> str:
+def _cell(h: Mapping[str, Any], column: str, currency: str, money: str) -> str:
+    if column == "p_quota":
+        return chance_text(h.get("p_quota"), bool(h.get("reached")))
+    if column == "attainment_qtd":
+        return format_value(h.get(column), "ratio")
+    # payouts are money even when bookings are counted in deals
+    return format_value(h.get(column), "currency", currency=money if "payout" in column else currency)
+
+
+def _row(entry: Mapping[str, Any], currency: str, columns: Sequence[str], money: str) -> str:
     h = entry.get("headline") or {}
     name = _e(entry["subject"])
     if entry["status"] == "ok" and entry.get("output"):
@@ -84,15 +98,9 @@ def _row(entry: Mapping[str, Any], currency: str, *, payout: bool) -> str:
         status = f"failed: {_e(entry.get('error') or '')}" + (
             f' (<a href="{_e(nb)}">executed notebook</a>)' if nb else ""
         )
-    cells = [
-        link,
-        format_value(h.get("bookings_qtd"), "currency", currency=currency),
-        format_value(h.get("attainment_qtd"), "ratio"),
-        format_value(h.get("p_quota"), "ratio"),
-    ]
-    if payout:
-        cells.append(format_value(h.get("expected_payout"), "currency", currency=currency))
-    tds = "".join(f'<td class="{"t" if i == 0 else "n"}">{c if i == 0 else _e(c)}</td>' for i, c in enumerate(cells))
+    tds = f'<td class="t">{link}</td>' + "".join(
+        f'<td class="n">{_e(_cell(h, c, currency, money))}</td>' for c in columns
+    )
     return f'<tr class="{"ok" if entry["status"] == "ok" else "failed"}">{tds}<td class="t">{status}</td></tr>'
 
 
@@ -101,22 +109,52 @@ def _table(
     currency: str,
     *,
     payout: bool,
+    quota: bool = True,
     quarters: tuple[str, str] = ("this quarter", "this quarter"),
+    closed: bool = False,
+    money: str = "USD",
 ) -> str:
-    now, ahead = (_e(q) for q in quarters)
-    head = (
-        f"<th>Report</th><th>Booked {now} so far</th><th>Attainment {now}</th><th>P(quota {ahead})</th>"
-        + (f"<th>Expected payout {ahead}</th>" if payout else "")
-        + "<th>Status</th>"
+    """The index table of some reports; at a quarter end (``closed``) two tables, the quarter
+    that closed and the one ahead, so that no row mixes two quarters. Without quotas
+    (``quota``) no attainment or chance columns; ``payout``: the agents' payout columns."""
+    now, ahead = quarters
+    done = "(final)" if closed else "so far"
+    past = {"bookings_qtd": f"Booked in {now} {done}"}
+    future = {}
+    if quota:
+        past["attainment_qtd"] = f"Attainment {now} {done}"
+        future["p_quota"] = f"Chance of reaching the {ahead} quota"
+    if payout:
+        future["expected_payout"] = f"Expected payout {ahead} (mean)"
+        if closed:
+            past["closed_quarter_payout"] = f"Payout {now} (final)"
+
+    def one(columns: Mapping[str, str]) -> str:
+        head = "<th>Report</th>" + "".join(f"<th>{_e(t)}</th>" for t in columns.values()) + "<th>Status</th>"
+        rows = "".join(_row(e, currency, list(columns), money) for e in entries)
+        return f'<table class="spm-table"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+
+    if not closed or not future:
+        return one({**past, **future})
+    return (
+        f'<h4 class="spm-period">{_e(now)}: the quarter that closed</h4>{one(past)}'
+        f'<h4 class="spm-period">{_e(ahead)}: the quarter ahead</h4>{one(future)}'
     )
-    rows = "".join(_row(e, currency, payout=payout) for e in entries)
-    return f'<table class="spm-table"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
 
 def write_index(run_folder: str | Path, manifest: Mapping[str, Any]) -> Path:
-    """Write ``index.html``: the monthly review, territories, then agents by territory."""
+    """Write ``index.html``: the monthly review, territories, then agents by territory.
+
+    Columns follow what the data hold (the manifest's ``data``): attainment and the chance of
+    reaching quota only with quotas, expected payout only with a commission plan, and
+    bookings in the bookings label (a currency, or deals).
+    """
     reports = manifest["reports"]
-    currency = manifest.get("settings", {}).get("currency", "USD")
+    data = manifest.get("data") or {}
+    money = manifest.get("settings", {}).get("currency", "USD")
+    currency = data.get("bookings_label") or money
+    quota = bool(data.get("has_quota", True))
+    plan = bool(data.get("has_commission_plan", True))
     monthly = [r for r in reports if r["kind"] == "monthly"]
     terrs = sorted((r for r in reports if r["kind"] == "territory"), key=lambda r: str(r["subject"]).lower())
     agents = sorted(
@@ -126,6 +164,7 @@ def write_index(run_folder: str | Path, manifest: Mapping[str, Any]) -> Path:
     s = manifest.get("summary", {})
     failed = [r for r in reports if r["status"] != "ok"]
     quarters = (manifest.get("review_quarter", "this quarter"), manifest.get("forecast_quarter", "this quarter"))
+    closed = bool(manifest.get("quarter_closed", quarters[0] != quarters[1]))
     parts = [
         f'<header class="spm-title"><h1>Sales review {_e(manifest["month"])}</h1>'
         f'<p class="spm-subtitle">data as of {_e(manifest.get("calendar", {}).get("as_of", ""))} &middot; run '
@@ -136,16 +175,25 @@ def write_index(run_folder: str | Path, manifest: Mapping[str, Any]) -> Path:
         items = "".join(f"<li>{_e(r['subject'])}: {_e(r.get('error') or 'failed')}</li>" for r in failed)
         parts.append(f'<h2>Failed reports</h2><ul class="spm-list">{items}</ul>')
     if monthly:
-        parts.append("<h2>Company</h2>" + _table(monthly, currency, payout=False, quarters=quarters))
+        parts.append(
+            "<h2>Company</h2>"
+            + _table(monthly, currency, payout=False, quota=quota, quarters=quarters, closed=closed, money=money)
+        )
     if terrs:
-        parts.append("<h2>Territories</h2>" + _table(terrs, currency, payout=False, quarters=quarters))
+        parts.append(
+            "<h2>Territories</h2>"
+            + _table(terrs, currency, payout=False, quota=quota, quarters=quarters, closed=closed, money=money)
+        )
     groups: dict[str, list] = {}
     for r in agents:
         groups.setdefault(str(r.get("group", "")), []).append(r)
     if groups:
         parts.append("<h2>Agents</h2>")
         for g, rows in groups.items():
-            parts.append(f"<h3>{_e(g)}</h3>" + _table(rows, currency, payout=True, quarters=quarters))
+            parts.append(
+                f"<h3>{_e(g)}</h3>"
+                + _table(rows, currency, payout=plan, quota=quota, quarters=quarters, closed=closed, money=money)
+            )
     note = quota_note(manifest.get("quota_recalibration"), level="index")
     if note:
         parts.append(f'<p class="spm-note">{_e(note)}</p>')

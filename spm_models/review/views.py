@@ -6,6 +6,11 @@ particular an :class:`AgentView` holds the agent's own rows and anonymous peer s
 never another agent's name, id or numbers, so an agent report cannot leak a colleague's
 data whatever its cells do.
 
+Every view also says what the data hold (:mod:`spm_models.review.profile`): ``sections`` says of
+each optional section whether it is shown and, if not, why; the parts of a section the data
+do not support are ``None``, and the render and plot helpers draw nothing for them. ``currency``
+is the bookings label: the currency, or "deals" when bookings are counted in deals.
+
 Artifacts are read once per process and kept (:func:`load_run`); the review's fork server
 calls :func:`preload` before it forks kernels, so every report finds them in memory.
 """
@@ -23,9 +28,12 @@ from spm_models.exceptions import ReportError
 from spm_models.insights.commission import CommissionPlan, payout_curve, plan_from_mapping
 from spm_models.review.artifacts import RUN_FILE, TABLES, read_run_info
 from spm_models.review.outlook import accuracy_summary
+from spm_models.review.profile import DataProfile, Sections, sections
+from spm_models.review.publish import published_path
 from spm_models.review.recalibration import quota_note
 
 __all__ = [
+    "indicator_lags",
     "RunData",
     "load_run",
     "preload",
@@ -52,12 +60,30 @@ class RunData:
         return self.tables[name]
 
     @property
-    def plan(self) -> CommissionPlan:
-        return plan_from_mapping(self.info["settings"]["commission"])
+    def plan(self) -> CommissionPlan | None:
+        """The configured commission plan, or None when none is configured."""
+        spec = self.info["settings"].get("commission")
+        return plan_from_mapping(spec) if spec else None
+
+    @property
+    def profile(self) -> DataProfile:
+        """What the data hold (runs older than the profile: a money dataset with every section)."""
+        data = self.info.get("data")
+        if data is None:
+            return DataProfile(
+                bookings_label=self.info["settings"]["currency"],
+                has_quota=bool(self.info.get("has_quota")),
+                has_commission_plan=True,
+                has_stages=True,
+                has_accounts=True,
+                has_activities=bool(self.info.get("has_activities")),
+            )
+        return DataProfile.from_dict(data)
 
     @property
     def currency(self) -> str:
-        return self.info["settings"]["currency"]
+        """The bookings label: the currency, or "deals"."""
+        return self.profile.bookings_label
 
 
 def load_run(run_dir: str | Path) -> RunData:
@@ -92,7 +118,7 @@ def preload(run_dir: str | Path) -> None:
 def _provenance(run: RunData, parameters: dict) -> dict:
     return {
         "run_id": run.info["run_id"],
-        "parameters": parameters,
+        "parameters": {k: str(published_path(v)) if k == "run_dir" else v for k, v in parameters.items()},
         "package_version": __version__,
         "artifacts_version": run.info["package_version"],
         "data_fingerprint": run.info["data_fingerprint"],
@@ -113,6 +139,30 @@ def _rows(frame: pd.DataFrame, column: str, value: str) -> pd.DataFrame:
     return frame[frame[column].astype("str") == value].reset_index(drop=True)
 
 
+def indicator_lags(indicators: pd.DataFrame, leading: pd.DataFrame) -> pd.DataFrame:
+    """An agent's indicators (``indicator_history`` rows) with the lag by which each leads bookings.
+
+    ``lead_weeks`` is the lag of the leading indicator of the same name in the run's discovery
+    (``leading_indicators`` artifact), ``<NA>`` otherwise; ``lead`` says it in words: ``"3
+    weeks"``, ``"not found to lead"`` (tested, not a leading indicator) or ``"not tested"`` (not
+    a candidate of discovery, such as the open pipeline at the month start).
+    """
+    found = leading[leading["leading"].astype(bool)] if len(leading) else leading
+    lags = pd.Series(found["lag"].to_numpy(), index=found["candidate"].astype("str").to_numpy(), dtype="Int64")
+    names = indicators["indicator"].astype("str").to_numpy()
+    weeks = pd.array(lags.reindex(names).to_numpy(), dtype="Int64")
+    tested = set(leading["candidate"].astype("str")) if len(leading) else set()
+    out = indicators.copy()
+    out["lead_weeks"] = weeks
+    out["lead"] = [
+        f"{int(w)} week{'s' if int(w) != 1 else ''}"
+        if not pd.isna(w)
+        else ("not found to lead" if n in tested else "not tested")
+        for n, w in zip(names, weeks)
+    ]
+    return out
+
+
 def _level(frame: pd.DataFrame, level: str) -> pd.DataFrame:
     """The rows of one hierarchy level (``agent``, ``territory`` or ``company``)."""
     return frame[frame["level"] == level].reset_index(drop=True)
@@ -120,6 +170,14 @@ def _level(frame: pd.DataFrame, level: str) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class _Base:
+    """What every report shows: the run, the month and the two quarters a review can speak of.
+
+    ``quarter`` is the forecast quarter (the one in progress, or at a quarter end the next);
+    ``review_quarter`` the quarter of the review month. They differ only at a quarter end
+    (``quarter_closed``), when a report shows the closed quarter and the next one's outlook in
+    separate, labelled sections.
+    """
+
     run_id: str
     month: str
     quarter: str
@@ -127,6 +185,15 @@ class _Base:
     currency: str
     weeks_left: float
     provenance: dict = field(repr=False)
+    review_quarter: str = ""
+    quarter_closed: bool = False
+    sections: Sections = field(default=None, repr=False)
+    has_quota: bool = True
+    rate_note: str = ""
+
+    def shows(self, name: str) -> bool:
+        """Whether the optional section ``name`` is shown (see :func:`spm_models.review.profile.sections`)."""
+        return getattr(self.sections, name).shown
 
 
 @dataclass(frozen=True)
@@ -153,6 +220,7 @@ class AgentView(_Base):
     coaching: pd.DataFrame = field(default=None, repr=False)
     fallback_reason: str = ""
     quota_note: str = ""
+    closed_quarter: pd.DataFrame = field(default=None, repr=False)
 
     @property
     def quota(self) -> float:
@@ -166,6 +234,7 @@ class AgentView(_Base):
 
 def _base(run: RunData, parameters: dict) -> dict:
     i = run.info
+    profile = run.profile
     return dict(
         run_id=i["run_id"],
         month=i["month"],
@@ -174,7 +243,17 @@ def _base(run: RunData, parameters: dict) -> dict:
         currency=run.currency,
         weeks_left=float(i["weeks_left"]),
         provenance=_provenance(run, parameters),
+        review_quarter=i.get("review_quarter_label", i["quarter_label"]),
+        quarter_closed=bool(i.get("quarter_closed", False)),
+        sections=sections(profile),
+        has_quota=profile.has_quota,
+        rate_note=profile.rate_note,
     )
+
+
+def _when(shown: bool, value):
+    """``value`` for a section the data support, None (nothing drawn) for one they do not."""
+    return value if shown else None
 
 
 def agent_view(run_dir: str | Path, agent_id: str) -> AgentView:
@@ -183,43 +262,74 @@ def agent_view(run_dir: str | Path, agent_id: str) -> AgentView:
     Raises
     ------
     ReportError
-        No such agent in the run.
+        No such agent in the run, or an owner that is not a person (no report for them).
     """
     run = load_run(run_dir)
     aid = str(agent_id)
     who = _rows(run["agents"], "agent_id", aid)
     if who.empty:
         raise ReportError(f"agent {aid!r} is not in the review {run.info['run_id']}")
+    if "is_person" in who and not bool(who["is_person"].iloc[0]):
+        raise ReportError(f"{aid!r} is not a person (agents.is_person is false): owners like it get no agent report")
     out = _rows(_level(run["outlook"], "agent"), "unique_id", aid)
     quota = float(out["quota"].iloc[0]) if len(out) else float("nan")
     kpis = run["kpis_month"]
     act = kpis[(kpis["level"] == "agent") & (kpis["entity_id"] == aid) & (kpis["kpi"] == "activity_volume")]
     fb = _rows(run["fallbacks"], "unique_id", aid)
     plan = run.plan
+    base = _base(run, {"run_dir": str(run_dir), "agent_id": aid})
+    funnel_on, paid = base["sections"].funnel.shown, base["sections"].commission.shown and plan is not None
+    curve = (
+        payout_curve(quota, plan)
+        if paid and np.isfinite(quota) and quota > 0
+        else pd.DataFrame(columns=["attainment", "bookings", "payout"])
+    )
+    comm = _rows(run["commission"], "unique_id", aid) if paid else None
     return AgentView(
-        **_base(run, {"run_dir": str(run_dir), "agent_id": aid}),
+        **base,
         agent_id=aid,
         agent_name=str(who["agent_name"].iloc[0]),
         territory_name=str(who["territory_name"].iloc[0]),
         scorecard=_rows(run["scorecard"], "agent_id", aid),
         trend=_rows(run["benchmark"], "agent_id", aid),
         activity=act[["period", "segment", "value"]].reset_index(drop=True),
-        funnel=_rows(run["funnel"], "agent_id", aid),
+        funnel=_when(funnel_on, _rows(run["funnel"], "agent_id", aid)),
         funnel_usable=bool(run.info["funnel"]["usable"]),
-        indicators=_rows(run["indicators"], "entity_id", aid),
+        indicators=indicator_lags(_rows(run["indicators"], "entity_id", aid), run["leading_indicators"]),
         outlook=out,
         fan=_rows(_level(run["fan"], "agent"), "unique_id", aid),
         actual_path=_rows(_level(run["actual_path"], "agent"), "unique_id", aid),
         accuracy=_rows(_level(run["accuracy"], "agent"), "entity_id", aid),
-        commission=_rows(run["commission"], "unique_id", aid),
-        plan_lines=tuple(plan.describe()),
-        plan_name=plan.name,
-        payout_curve=payout_curve(quota, plan)
-        if np.isfinite(quota) and quota > 0
-        else pd.DataFrame(columns=["attainment", "bookings", "payout"]),
+        commission=_when(paid, comm),
+        plan_lines=_when(paid, tuple(plan.describe()) if paid else ()),
+        plan_name=plan.name if paid else "",
+        payout_curve=_when(paid, curve),
         coaching=_rows(run["coaching"], "agent_id", aid),
         fallback_reason=str(fb["reason"].iloc[0]) if len(fb) else "",
         quota_note=_quota_note(run, "agent") if np.isfinite(quota) and quota > 0 else "",
+        closed_quarter=_closed_quarter(run, "agent", aid, comm),
+    )
+
+
+def _closed_quarter(run: RunData, level: str, entity: str, commission: pd.DataFrame | None = None) -> pd.DataFrame:
+    """At a quarter end, the final numbers of the quarter that closed: ``bookings, quota,
+    attainment`` (and ``payout`` for an agent); an empty frame otherwise."""
+    cols = ["bookings", "quota", "attainment", "payout"]
+    if not run.info.get("quarter_closed"):
+        return pd.DataFrame(columns=cols)
+    m = _rows(_level(run["metrics"], level), "entity_id", entity)
+    if m.empty:
+        return pd.DataFrame(columns=cols)
+    pay = np.nan
+    if commission is not None and len(commission) and "closed_quarter_payout" in commission:
+        pay = float(commission["closed_quarter_payout"].iloc[0])
+    return pd.DataFrame(
+        {
+            "bookings": m["bookings_qtd"].to_numpy(dtype=float),
+            "quota": m["quota_qtd"].to_numpy(dtype=float),
+            "attainment": m["attainment_qtd"].to_numpy(dtype=float),
+            "payout": [pay],
+        }
     )
 
 
@@ -243,6 +353,7 @@ class TerritoryView(_Base):
     risks: pd.DataFrame = field(default=None, repr=False)
     accuracy: pd.DataFrame = field(default=None, repr=False)
     quota_note: str = ""
+    closed_quarter: pd.DataFrame = field(default=None, repr=False)
 
     @property
     def quota(self) -> float:
@@ -278,8 +389,10 @@ def territory_view(run_dir: str | Path, territory_id: str) -> TerritoryView:
         members[["agent_id", "agent_name"]], left_on="unique_id", right_on="agent_id"
     )
     mapping = pd.Series(tid, index=members["agent_id"].to_numpy())
+    base = _base(run, {"run_dir": str(run_dir), "territory_id": tid})
+    on = {k: getattr(base["sections"], k).shown for k in ("funnel", "accounts")}
     return TerritoryView(
-        **_base(run, {"run_dir": str(run_dir), "territory_id": tid}),
+        **base,
         territory_id=tid,
         territory_name=str(terr["territory_name"].iloc[0]),
         metrics=_rows(_level(run["metrics"], "territory"), "entity_id", tid),
@@ -288,14 +401,15 @@ def territory_view(run_dir: str | Path, territory_id: str) -> TerritoryView:
         fan=_rows(_level(run["fan"], "territory"), "unique_id", tid),
         actual_path=_rows(_level(run["actual_path"], "territory"), "unique_id", tid),
         agent_expected=expected.reset_index(drop=True),
-        funnel=pooled_funnel(run["funnel"], mapping),
+        funnel=_when(on["funnel"], pooled_funnel(run["funnel"], mapping)),
         funnel_usable=bool(run.info["funnel"]["usable"]),
-        key_accounts=_rows(run["key_accounts"], "territory_id", tid),
-        new_vs_existing=nve[["period", "segment", "value"]].reset_index(drop=True),
+        key_accounts=_when(on["accounts"], _rows(run["key_accounts"], "territory_id", tid)),
+        new_vs_existing=_when(on["accounts"], nve[["period", "segment", "value"]].reset_index(drop=True)),
         plan=_rows(_level(run["plan"], "territory"), "entity_id", tid),
         risks=_rows(run["risks"], "territory_id", tid),
         accuracy=_rows(_level(run["accuracy"], "territory"), "entity_id", tid),
         quota_note=_quota_note(run, "territory"),
+        closed_quarter=_closed_quarter(run, "territory", tid),
     )
 
 
@@ -315,10 +429,17 @@ class MonthlyView(_Base):
     accuracy: pd.DataFrame = field(default=None, repr=False)
     accuracy_by_level: pd.DataFrame = field(default=None, repr=False)
     accuracy_rows: pd.DataFrame = field(default=None, repr=False)
+    leading_indicators: pd.DataFrame = field(default=None, repr=False)
     n_agents: int = 0
     n_fallback: int = 0
-    has_quota: bool = False
     quota_note: str = ""
+    closed_quarter: pd.DataFrame = field(default=None, repr=False)
+    model_choice: dict | None = field(default=None, repr=False)
+    model: dict = field(default_factory=dict, repr=False)
+    channels: pd.DataFrame = field(default=None, repr=False)
+    cohorts: pd.DataFrame = field(default=None, repr=False)
+    conversion: tuple[str, float] | None = None
+    spend_currency: str = "USD"
 
     @property
     def quota(self) -> float:
@@ -334,8 +455,10 @@ def monthly_view(run_dir: str | Path) -> MonthlyView:
     t_out = _level(run["outlook"], "territory").merge(
         run["territories"], left_on="unique_id", right_on="territory_id", how="left"
     )
+    base = _base(run, {"run_dir": str(run_dir)})
+    profile = run.profile
     return MonthlyView(
-        **_base(run, {"run_dir": str(run_dir)}),
+        **base,
         company=_level(run["metrics"], "company"),
         plan=_level(run["plan"], "company"),
         territories=terr,
@@ -348,11 +471,28 @@ def monthly_view(run_dir: str | Path) -> MonthlyView:
         accuracy=_level(run["accuracy"], "company"),
         accuracy_by_level=accuracy_summary(run["accuracy"]),
         accuracy_rows=_accuracy_rows(run),
+        leading_indicators=run["leading_indicators"],
         n_agents=int(run.info["n_agents"]),
         n_fallback=int(run.info["model"]["n_fallback"]),
-        has_quota=bool(run.info["has_quota"]),
         quota_note=_quota_note(run, "company"),
+        closed_quarter=_closed_quarter(run, "company", "company"),
+        model_choice=run.info.get("model_choice"),
+        model=run.info.get("model", {}),
+        channels=_when(base["sections"].channels.shown, run.tables.get("channels")),
+        cohorts=_when(profile.win_rate_basis in ("cohort", "leads"), run.tables.get("cohorts")),
+        conversion=_conversion_card(run, profile),
+        spend_currency=str(run.info["settings"]["currency"]),
     )
+
+
+def _conversion_card(run: RunData, profile: DataProfile) -> tuple[str, float] | None:
+    """The company card that stands in for the close-period win rate, when the data need one."""
+    cohorts = run.tables.get("cohorts")
+    if profile.win_rate_basis not in ("cohort", "leads") or cohorts is None or not len(cohorts):
+        return None
+    created, won = float(cohorts["created"].sum()), float(cohorts["won"].sum())
+    what = "opportunities" if profile.win_rate_basis == "cohort" else "leads"
+    return (f"Won by now, of the {what} created in the last 12 months", won / created if created else float("nan"))
 
 
 def _accuracy_rows(run: RunData) -> pd.DataFrame:

@@ -34,7 +34,7 @@ def _dates(x: np.ndarray) -> np.ndarray:
 
 
 def build_tables(world: World) -> dict[str, pd.DataFrame]:
-    """The nine canonical tables, typed, columns in contract order."""
+    """The nine canonical tables of the first contract version, typed, columns in contract order."""
     p, n = world.p, world.n
     a, aw, o = world.a, world.aw, world.opp
     terr_id = _ids("T", np.arange(1, world.n_terr + 1), 2)
@@ -114,7 +114,8 @@ def build_tables(world: World) -> dict[str, pd.DataFrame]:
     )
     t["targets"] = _targets(world, agent_id)
     t["indicators"] = _indicators(world, terr_id)
-    return {name: t[name].loc[:, TABLES[name].column_names] for name in TABLES}
+    # the tables and columns of the first contract version: the organisation predates the rest
+    return {name: t[name].loc[:, [c.name for c in TABLES[name].columns if c.since == 1]] for name in t}
 
 
 def _targets(world: World, agent_id: pd.Series) -> pd.DataFrame:

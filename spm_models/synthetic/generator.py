@@ -91,6 +91,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spm_models.calendar import DEFAULT_CALENDAR
 from spm_models.data.dataset import Dataset, SourceRef
 from spm_models.data.sources.canonical import write_canonical_folder
 from spm_models.exceptions import ConfigError
@@ -226,7 +227,7 @@ def _season(mondays: np.ndarray, p: SyntheticParams) -> np.ndarray:
 def _push(mondays: np.ndarray, p: SyntheticParams) -> np.ndarray:
     """``push_w``: 1.0 for a week whose Monday is within ``7 * push_weeks`` days of its quarter's end."""
     mon = pd.DatetimeIndex(mondays.astype(_DATE))
-    quarter_end = pd.PeriodIndex(mon, freq="Q").end_time.normalize()
+    quarter_end = DEFAULT_CALENDAR.period_end(mon, "quarter")
     return np.asarray((quarter_end - mon).days < 7 * p.push_weeks, dtype=float)
 
 
@@ -531,8 +532,9 @@ def _plan_ahead(world: World, bookings: np.ndarray, plan: np.ndarray) -> None:
     p, W = world.p, world.W
     periods = world.quota["periods"]
     data_end = world.weeks[-1] + 6
-    last_quarter = pd.Period(pd.Timestamp(data_end), freq="Q") + p.quota_quarters_ahead
-    plan_end = np.datetime64(last_quarter.end_time.date(), "D")
+    cal = DEFAULT_CALENDAR
+    last_quarter = cal.shift_periods(cal.quarter_start(data_end), p.quota_quarters_ahead, "quarter")
+    plan_end = np.datetime64(cal.period_end(last_quarter, "quarter").date(), "D")
     n_ahead = int(-(-(plan_end - data_end).astype(int) // 7))  # weeks after the data up to plan_end
     ahead_weeks = world.weeks[-1] + 7 * np.arange(1, n_ahead + 1)
     weights, all_periods = period_weights(np.concatenate([world.weeks, ahead_weeks]), freq="quarter")

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spm_models.calendar import to_day
 from spm_models.evaluation.quota.backtest import backtest_quota_probabilities
-from spm_models.evaluation.quota.probability import _day
 from spm_models.exceptions import DataError
 from spm_models.models.forecast import Forecast
 from spm_models.synthetic.generator import SyntheticOrg
@@ -46,8 +46,8 @@ def oracle_forecast(org: SyntheticOrg, *, start: Any, h: int, n_draws: int = 500
     aw = org.truth.agent_weeks
     agents = org.truth.agents.set_index("agent_id")
     weeks = np.sort(aw["week_start"].unique())
-    first = np.searchsorted(weeks, np.datetime64(_day(start, "start")))
-    if first >= len(weeks) or weeks[first] != np.datetime64(_day(start, "start")):
+    first = np.searchsorted(weeks, np.datetime64(to_day(start, "start")))
+    if first >= len(weeks) or weeks[first] != np.datetime64(to_day(start, "start")):
         raise DataError(f"{start} is not the Monday of a week of the synthetic data")
     sel = weeks[first : first + int(h)]
     sub = aw[aw["week_start"].isin(sel)]

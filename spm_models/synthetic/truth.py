@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from spm_models.calendar import DEFAULT_CALENDAR, GRAINS
 from spm_models.exceptions import ConfigError, DataError
 
 __all__ = [
@@ -156,19 +157,19 @@ def period_weights(week_start: np.ndarray, *, freq: str = "quarter") -> tuple[np
     periods : DataFrame
         ``period_start`` and ``period_end`` (inclusive) of each column.
     """
-    codes = {"week": "W-SUN", "month": "M", "quarter": "Q", "year": "Y"}
-    if freq not in codes:
-        raise ConfigError(f"period must be one of {', '.join(codes)}; got {freq!r}")
+    if freq not in GRAINS:
+        raise ConfigError(f"period must be one of {', '.join(GRAINS)}; got {freq!r}")
+    cal = DEFAULT_CALENDAR
     weeks = np.asarray(week_start, dtype="datetime64[D]")
     days = (weeks[:, None] + np.arange(5)).ravel()
-    per = pd.PeriodIndex(pd.DatetimeIndex(days.astype("datetime64[us]")), freq=codes[freq])
-    idx, uniq = pd.factorize(per, sort=True)
+    idx, uniq = pd.factorize(cal.period_number(days, freq), sort=True)
     weights = np.zeros((len(weeks), len(uniq)))
     np.add.at(weights, (np.repeat(np.arange(len(weeks)), 5), idx), 0.2)
+    starts = cal.period_of_number(uniq, freq)
     periods = pd.DataFrame(
         {
-            "period_start": uniq.start_time.normalize().astype("datetime64[us]"),
-            "period_end": uniq.end_time.normalize().astype("datetime64[us]"),
+            "period_start": starts.astype("datetime64[us]"),
+            "period_end": (cal.period_of_number(uniq + 1, freq) - np.timedelta64(1, "D")).astype("datetime64[us]"),
         }
     )
     return weights, periods

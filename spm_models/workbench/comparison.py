@@ -82,19 +82,17 @@ def compare_on_dataset(
     fast: bool = False,
     n_draws: int = 300,
 ) -> dict[str, BacktestResult]:
-    """:func:`compare_models` for explorer model names (:data:`~spm_models.workbench.explorer.MODELS`)
-    on the weekly agent bookings of ``dataset``."""
+    """:func:`compare_models` for registered model names, with the workbench's settings
+    (:func:`~spm_models.workbench.forecasting.make_model`), on the weekly agent bookings of
+    ``dataset`` (and the tables a model reads at fit, such as the open deals)."""
     from spm_models.workbench.forecasting import make_model
     from spm_models.workbench.frames import model_frame
 
     frame = model_frame(dataset, grain="week")
     chosen = {name: make_model(name, fast=fast) for name in models}
-    cols = {
-        name: ["unique_id", "ds", "y", "group"] if name.startswith("Hierarchical") else ["unique_id", "ds", "y"]
-        for name in models
-    }
     return {
-        name: backtest(m, frame[cols[name]], h=h, n_origins=n_origins, n_draws=n_draws) for name, m in chosen.items()
+        name: backtest(m, frame, h=h, n_origins=n_origins, n_draws=n_draws, tables=dataset)
+        for name, m in chosen.items()
     }
 
 

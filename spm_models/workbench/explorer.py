@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spm_models.calendar import GRAINS
 from spm_models.data.dataset import Dataset
 from spm_models.exceptions import ConfigError, SpmError
 from spm_models.kpi import KPI_CATALOG, compute_kpis
@@ -265,7 +266,7 @@ def build_explorer(
         "level": w.Dropdown(options=list(LEVELS), value=state.level, description="Level"),
         "entity": w.Dropdown(options=entity_options(dataset, state.level), value=state.entity, description="Entity"),
         "kpi": w.Dropdown(options=list(KPI_CATALOG), value=state.kpi, description="KPI"),
-        "grain": w.Dropdown(options=["week", "month", "quarter"], value=state.grain, description="Grain"),
+        "grain": w.Dropdown(options=list(GRAINS), value=state.grain, description="Grain"),
         "start": w.DatePicker(
             value=None if state.start is None else pd.Timestamp(state.start).date(), description="From"
         ),

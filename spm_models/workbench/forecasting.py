@@ -6,7 +6,7 @@ The compute behind the explorer's forecast fan and P(hit quota) and behind the s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,8 @@ import pandas as pd
 from spm_models.data.dataset import Dataset
 from spm_models.evaluation.quota.probability import attainment_distribution, quota_for_period
 from spm_models.exceptions import ConfigError, DataError
-from spm_models.models import CalendarBaseline, HierarchicalBayes
+from spm_models.models import HierarchicalBayes, fit_tables_of, model_class
+from spm_models.models import make_model as registry_make_model
 from spm_models.models.aggregate import aggregate_draws
 from spm_models.models.forecast import Forecast
 from spm_models.workbench.frames import model_frame
@@ -25,6 +26,7 @@ __all__ = [
     "LEVELS",
     "COMPANY",
     "MODELS",
+    "workbench_params",
     "FittedModel",
     "make_model",
     "fit_model",
@@ -38,23 +40,21 @@ LEVELS = ("company", "territory", "agent")
 COMPANY = "company"
 
 
-def _hierarchical(regressors: Mapping[str, int] | None, fast: bool) -> HierarchicalBayes:
-    iters = 3000 if fast else 20_000
-    return HierarchicalBayes(method="advi", advi_iterations=iters, draws=200, chains=1, regressors=regressors or None)
+#: Models the explorer offers (registry names, :mod:`spm_models.models.registry`).
+MODELS: tuple[str, ...] = ("CalendarBaseline", "HierarchicalBayes", "ProphetForecaster", "PipelineAware")
 
 
-def _prophet(regressors: Mapping[str, int] | None, fast: bool):
-    from spm_models.models import ProphetForecaster
-
-    return ProphetForecaster(regressors=dict(regressors or {}))
-
-
-#: Model choices of the explorer: name -> factory(regressors, fast).
-MODELS: dict[str, Callable[[Mapping[str, int] | None, bool], Any]] = {
-    "CalendarBaseline": lambda regressors, fast: CalendarBaseline(),
-    "HierarchicalBayes (ADVI)": _hierarchical,
-    "Prophet": _prophet,
-}
+def workbench_params(name: str, *, regressors: Mapping[str, int] | None = None, fast: bool = False) -> dict[str, Any]:
+    """The workbench's settings of a registered model: its regressors where the model takes
+    them, and the hierarchical model by ADVI (a few seconds; ``fast`` shortens it further, for
+    tests and quick looks)."""
+    names = model_class(name)._get_param_names()
+    params: dict[str, Any] = {}
+    if regressors and "regressors" in names:
+        params["regressors"] = dict(regressors)
+    if model_class(name) is HierarchicalBayes:
+        params.update(method="advi", advi_iterations=3000 if fast else 20_000, draws=200, chains=1)
+    return params
 
 
 @dataclass
@@ -70,16 +70,14 @@ class FittedModel:
 
 
 def make_model(name: str, *, regressors: Mapping[str, int] | None = None, fast: bool = False):
-    """An unfitted model of :data:`MODELS` (``fast`` shortens ADVI, for tests and quick looks).
+    """An unfitted registered model with the workbench's settings (:func:`workbench_params`).
 
     Raises
     ------
     ConfigError
-        Unknown model name.
+        Unknown model name (the registered ones are listed).
     """
-    if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    return MODELS[name](regressors, fast)
+    return registry_make_model(name, **workbench_params(name, regressors=regressors, fast=fast))
 
 
 def fit_model(
@@ -99,8 +97,7 @@ def fit_model(
     if frame is None:
         frame = model_frame(dataset, grain="week", regressors=list(regs))
     est = make_model(model, regressors=regs, fast=fast)
-    cols = ["unique_id", "ds", "y", "group", *regs] if model != "CalendarBaseline" else ["unique_id", "ds", "y"]
-    est.fit(frame[cols])
+    est.fit(frame[["unique_id", "ds", "y", "group", *regs]], **fit_tables_of(est, dataset))
     return FittedModel(
         name=model, model=est, frame=frame, agents=dataset.tables["agents"], targets=dataset.tables.get("targets")
     )

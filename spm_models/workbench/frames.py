@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spm_models.calendar import Calendar
 from spm_models.data.dataset import Dataset
 from spm_models.data.warehouse import Warehouse
-from spm_models.exceptions import ConfigError, DataError
+from spm_models.exceptions import DataError
+from spm_models.indicators.regressors import LEADING, add_regressor_columns
 from spm_models.indicators.series import bookings_series, candidate_series
 
 __all__ = [
@@ -59,13 +61,10 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
     return Warehouse(path).load()
 
 
-_FREQ = {"week": "W-MON", "month": "MS", "quarter": "QS"}
-
-
-def _complete(frame: pd.DataFrame, grain: str, current: set[str]) -> pd.DataFrame:
+def _complete(frame: pd.DataFrame, grain: str, current: set[str], calendar: Calendar) -> pd.DataFrame:
     """Give every agent a row for each period between its first and last (``y = 0`` where absent);
     agents in ``current`` (still employed) run to the last period of the data."""
-    grid = pd.date_range(frame["ds"].min(), frame["ds"].max(), freq=_FREQ[grain])
+    grid = calendar.period_range(frame["ds"].min(), frame["ds"].max(), grain)
     pos = grid.get_indexer(frame["ds"])
     span = (
         pd.DataFrame({"unique_id": frame["unique_id"], "pos": pos})
@@ -93,7 +92,8 @@ def model_frame(dataset: Dataset, *, grain: str = "week", regressors: Iterable[s
     ``y`` is the ``bookings`` series of :func:`spm_models.indicators.series.bookings_series`
     (agent level); each name in ``regressors`` is a candidate of
     :func:`~spm_models.indicators.series.candidate_series` (e.g. ``activity:demo``), carried
-    forward then back within an agent where it is not observed and 0 where never observed.
+    forward then back within an agent where it is not observed and 0 where never observed
+    (:func:`~spm_models.indicators.regressors.add_regressor_columns`).
 
     Agents still employed at the end of the data have a row (``y = 0`` when they sold
     nothing) for every period from their first to the last of the data; agents who left end
@@ -114,29 +114,11 @@ def model_frame(dataset: Dataset, *, grain: str = "week", regressors: Iterable[s
     end = target["period"].max()
     leave = pd.to_datetime(agents_table["leave_date"])
     current = set(agents_table.loc[leave.isna() | (leave >= end), "agent_id"].astype("str"))
-    frame = _complete(target.rename(columns={"entity_id": "unique_id", "period": "ds", "value": "y"}), grain, current)
+    long = target.rename(columns={"entity_id": "unique_id", "period": "ds", "value": "y"})
+    frame = _complete(long, grain, current, dataset.fiscal_calendar)
     agents = agents_table.set_index("agent_id")["territory_id"].astype("str")
     frame["group"] = frame["unique_id"].map(agents).fillna("unassigned").astype("str")
-    names = list(dict.fromkeys(regressors))
-    if names:
-        cands = candidate_series(dataset, level="agent", grain=grain)
-        unknown = sorted(set(names) - set(cands["candidate"].unique()))
-        if unknown:
-            raise ConfigError(
-                f"unknown indicator(s) {', '.join(unknown)}; available: "
-                f"{', '.join(sorted(cands['candidate'].unique()))}"
-            )
-        wide = (
-            cands[cands["candidate"].isin(names)]
-            .pivot_table(index=["entity_id", "period"], columns="candidate", values="value", aggfunc="sum")
-            .reset_index()
-            .rename(columns={"entity_id": "unique_id", "period": "ds"})
-        )
-        frame = frame.merge(wide, on=["unique_id", "ds"], how="left").sort_values(
-            ["unique_id", "ds"], ignore_index=True
-        )
-        filled = frame.groupby("unique_id")[names].transform(lambda s: s.ffill().bfill())
-        frame[names] = filled.fillna(0.0)
+    frame = add_regressor_columns(frame, dataset, regressors, grain=grain)
     return frame.sort_values(["unique_id", "ds"], ignore_index=True)
 
 
@@ -169,4 +151,4 @@ def chosen_indicators(ranked: pd.DataFrame) -> pd.DataFrame:
     every check, with the lag to use and why (``candidate, best_lag, r, p_adjusted,
     oos_improvement, verdict``); empty when none did."""
     cols = ["candidate", "best_lag", "r", "p_adjusted", "oos_improvement", "verdict"]
-    return ranked.loc[ranked["verdict"] == "leading indicator", cols].reset_index(drop=True)
+    return ranked.loc[ranked["verdict"] == LEADING, cols].reset_index(drop=True)

@@ -21,13 +21,12 @@ import numpy as np
 import pandas as pd
 
 from spm_models.evaluation.backtest import BacktestResult
-from spm_models.evaluation.quota.probability import period_totals
+from spm_models.evaluation.quota.probability import bookings_draws, chance_of_reaching
 from spm_models.exceptions import ConfigError
 
 __all__ = [
     "attainment_share",
     "quota_plan",
-    "period_totals",
     "plan_quotas",
     "territory_quotas",
     "fairness_summary",
@@ -57,7 +56,8 @@ def plan_quotas(
     Parameters
     ----------
     totals : array, shape (n_agents, n_draws)
-        Draws of each agent's bookings over the quota period (:func:`period_totals`).
+        Draws of each agent's bookings over the quota period
+        (:func:`~spm_models.evaluation.quota.probability.bookings_draws`).
     unique_ids : sequence of str
         Agent ids, in the order of ``totals``.
     share : float
@@ -99,7 +99,7 @@ def plan_quotas(
             "unique_id": pd.array(np.asarray(unique_ids, dtype=str), dtype="str"),
             "expected_bookings": totals.mean(axis=1),
             "quota": quota,
-            "p_attain": (totals >= quota[:, None]).mean(axis=1),
+            "p_attain": chance_of_reaching(totals, quota),
         }
     )
     if agents is not None:
@@ -182,13 +182,13 @@ def quota_plan(
     reconcile: str = "equal_probability",
 ) -> pd.DataFrame:
     """Plan quotas for the ``periods`` after the data from a fitted explorer model
-    (:class:`~spm_models.workbench.forecasting.FittedModel`): :func:`period_totals` of its
+    (:class:`~spm_models.workbench.forecasting.FittedModel`): the bookings draws of its
     forecast of current agents, then :func:`plan_quotas`."""
     from spm_models.workbench.forecasting import agent_forecast, forecast_window
 
     fc = agent_forecast(fitted, periods)
     start, end = forecast_window(fc)
-    totals = period_totals(fc, period_start=start, period_end=end)
+    totals = bookings_draws(fc, None, period_start=start, period_end=end)
     return plan_quotas(
         totals, fc.unique_ids, share=share, company_target=company_target, reconcile=reconcile, agents=fitted.agents
     )

@@ -112,7 +112,7 @@ def test_warnings_say_which_rows_were_left_out_and_which_amounts_filled(good):
     assert len(good.warnings) == 2
     dropped, priced = good.warnings
     assert (dropped.file, dropped.column) == ("chancen.csv", "Angelegt")
-    assert "1 row left out" in dropped.rule and "rows 5" in dropped.rule
+    assert "1 row left out" in dropped.rule and dropped.rule.endswith("; row 5")
     assert (priced.file, priced.column) == ("chancen.csv", "Betrag")
     assert "1 open deal " in priced.rule and "list price" in priced.rule
 
@@ -273,3 +273,17 @@ def test_rows_are_numbered_as_in_the_spreadsheet(good):
     rows = good.ref("opportunities").rows
     assert rows.dtype.kind == "i"
     assert np.all(np.diff(rows) > 0)
+
+
+def test_a_mapping_may_declare_the_fiscal_year(tmp_path):
+    export = tmp_path / "export"
+    shutil.copytree(GOOD, export)
+    path = export / "mapping.toml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text('fiscal_year_start = "April"\n' + text, encoding="utf-8")
+    assert load_mapping(path).calendar.fiscal_year_start == 4
+    assert read_mapped_export(path).calendar.quarter_label("2025-05-01") == "FY2026-Q1"
+    assert load_mapping(MAPPING).calendar is None  # not declared: the project's setting applies
+    path.write_text("fiscal_year_start = 13\n" + text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"key 'fiscal_year_start': fiscal_year_start must be the month"):
+        load_mapping(path)

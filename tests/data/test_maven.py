@@ -152,6 +152,6 @@ def test_the_documented_mapping_is_the_bundled_one():
     import tomllib
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "your-own-data.md").read_text(encoding="utf-8")
-    blocks = [b for b in re.findall(r"```toml\n(.*?)```", doc, flags=re.S) if "[territories]" in b]
+    blocks = [b for b in re.findall(r"```toml\n(.*?)```", doc, flags=re.S) if "sales_teams.csv" in b]
     assert len(blocks) == 1
     assert tomllib.loads(blocks[0]) == tomllib.loads(MAVEN_MAPPING.read_text(encoding="utf-8"))

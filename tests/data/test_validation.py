@@ -19,8 +19,9 @@ import pytest
 
 from spm_models.cli import main
 from spm_models.data.dataset import Dataset, SourceRef
+from spm_models.data.formulas import is_formula
 from spm_models.data.sources.canonical import read_canonical_files, read_canonical_folder
-from spm_models.data.validation import DATE_DTYPE, MAX_PER_RULE, is_formula, validate
+from spm_models.data.validation import DATE_DTYPE, MAX_PER_RULE, validate
 from spm_models.data.warehouse import Warehouse
 from spm_models.exceptions import DataValidationError, Problem
 
@@ -236,7 +237,11 @@ def test_output_is_typed():
         "outcome",
         "close_date",
         "amount",
+        "cost",
+        "margin",
     ]
+    assert opp["cost"].isna().all() and opp["margin"].dtype == "float64"  # later columns, absent: empty
+    assert typed["agents"]["is_person"].dtype == bool and typed["agents"]["is_person"].all()
 
 
 def test_all_empty_optional_columns_are_typed_and_stored(tmp_path):
@@ -316,6 +321,9 @@ def test_typed_input_is_checked_too():
         "  =A1",
         "+(1)",
         "-=1",
+        "-2+3+cmd|' /C calc'!A0",  # a DDE payload behind a number
+        "@1+",
+        "\t=1+1",
     ],
 )
 def test_formula_cells_are_recognised(text):
@@ -323,7 +331,8 @@ def test_formula_cells_are_recognised(text):
 
 
 @pytest.mark.parametrize(
-    "text", ["-5", "+44 20 7946 0000", "Anne-Marie", "O'Brien", "-", "a=b", "ana@example.com", "@", "+", "100%"]
+    "text",
+    ["-5", "+44 20 7946 0000", "-1,234.50", "Anne-Marie", "O'Brien", "-", "a=b", "ana@example.com", "@", "+", "100%"],
 )
 def test_ordinary_text_is_not_a_formula(text):
     assert is_formula(pd.Series([text], dtype="str")).tolist() == [False]
@@ -439,9 +448,36 @@ def test_many_problems_of_one_kind_are_summarised():
             "territory_id": [None] * n,
         }
     )
-    problems = _problems(Dataset(tables=tables))
-    assert len(problems) == MAX_PER_RULE + 1
-    assert "... and 500 more rows like the above: expected a number" in problems[-1].rule
+    with pytest.raises(DataValidationError) as info:
+        validate(Dataset(tables=tables))
+    problems = info.value.problems
+    assert len(problems) == MAX_PER_RULE + 1  # the first rows, then one line counting them all
+    assert [p.row for p in problems[:3]] == [2, 3, 4]
+    assert problems[-1].count == 500 and problems[-1].row is None
+    assert f"{n:,} rows in all break this rule (the first {MAX_PER_RULE} are listed above)" in problems[-1].rule
+    assert info.value.total == n  # exact, not capped
+    message = str(info.value)
+    assert message.startswith(f"{n:,} problems found") and f"{n:,} rows in all" in message
+
+
+def test_every_rule_keeps_its_exact_count_in_the_message():
+    """8,000 bad numbers and 3,000 bad dates: both counts are in the message, none capped."""
+    tables = dict(_good().tables)
+    n_value, n_date = 8000, 3000
+    tables["indicators"] = pd.DataFrame(
+        {
+            "date": ["2024-01-01"] * (n_value - n_date) + ["31/01/2024"] * n_date,
+            "name": [f"s{i}" for i in range(n_value)],
+            "value": ["x"] * n_value,
+            "territory_id": [None] * n_value,
+        }
+    )
+    with pytest.raises(DataValidationError) as info:
+        validate(Dataset(tables=tables))
+    assert info.value.total == n_value + n_date
+    message = str(info.value)
+    assert message.startswith("11,000 problems found")
+    assert "8,000 rows in all break this rule" in message and "3,000 rows in all break this rule" in message
 
 
 @pytest.mark.slow
@@ -450,16 +486,45 @@ def test_three_million_activity_rows_validate():
     (a benchmark, not a timed assert)."""
     n = 3_000_000
     idx = np.arange(n)
-    days = pd.date_range("2010-01-01", periods=n // 12 + 1).strftime("%Y-%m-%d").to_numpy(dtype=object)
+    # 120 rows a day (4 agents x 30 activity types), so the dates stay in the plausible window
+    days = pd.date_range("2010-01-01", periods=n // 120 + 1).strftime("%Y-%m-%d").to_numpy(dtype=object)
     tables = dict(_good().tables)
     tables["activities"] = pd.DataFrame(
         {
             "agent_id": np.array(["A1", "A2", "A3", "A4"], dtype=object)[idx % 4],
-            "date": days[idx // 12],
-            "activity_type": np.array(["call", "email", "meeting"], dtype=object)[(idx // 4) % 3],
+            "date": days[idx // 120],
+            "activity_type": np.array([f"type{k}" for k in range(30)], dtype=object)[(idx // 4) % 30],
             "count": (idx % 37).astype(str).astype(object),
         }
     )
     typed = validate(Dataset(tables=tables))
     assert len(typed["activities"]) == n
     assert typed["activities"]["count"].sum() == int((idx % 37).sum())
+
+
+def test_leads_are_checked_against_opportunities_agents_and_their_own_dates():
+    tables = dict(_good().tables)
+    opp = tables["opportunities"]["opportunity_id"].iloc[0]
+    tables["leads"] = pd.DataFrame(
+        {
+            "lead_id": ["L1", "L2", "L3", "L3"],
+            "created_date": ["2024-01-05", "2024-01-06", "2024-02-01", "2024-02-02"],
+            "channel": ["web", None, "event", "web"],
+            "campaign": [None, None, None, None],
+            "opportunity_id": [opp, "NOPE", None, None],
+            "agent_id": [None, None, "ghost", None],
+            "disqualified_date": [None, None, "2024-01-15", None],
+        }
+    )
+    with pytest.raises(DataValidationError) as err:
+        validate(Dataset(tables=tables))
+    got = {(p.row, p.column, p.rule.split(" (")[0]) for p in err.value.problems if p.file.startswith("leads")}
+    assert got == {
+        (3, "opportunity_id", "opportunity 'NOPE' is not in opportunities"),
+        (4, "agent_id", "agent 'ghost' is not in agents"),
+        (4, "disqualified_date", "disqualified before the lead was created"),
+        (5, "lead_id", "lead_id 'L3' appears more than once"),
+    }
+    tables["leads"] = tables["leads"].iloc[:1]
+    typed = validate(Dataset(tables=tables))
+    assert typed["leads"]["created_date"].dtype == DATE_DTYPE and typed["leads"]["channel"].iloc[0] == "web"

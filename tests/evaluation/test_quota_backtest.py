@@ -11,7 +11,7 @@ from spm_models.evaluation.quota.backtest import (
     backtest_quota_probabilities,
     quarter_offset_weeks,
 )
-from spm_models.evaluation.quota.calibration import rolling_recalibration
+from spm_models.evaluation.quota.calibration import rolling_calibration
 from spm_models.evaluation.quota.probability import calibration_summary, reliability_table
 from spm_models.exceptions import ConfigError
 from spm_models.models import CalendarBaseline
@@ -46,8 +46,25 @@ def test_model_backtest_scores_agents_with_history_only(small_org):
     frame = agent_bookings_frame(small_org.dataset)
     first_week = frame.groupby("unique_id")["ds"].min()
     o = bt["origin"].min()
-    scored = bt.loc[bt["origin"] == o, "agent_id"]
+    scored = bt.loc[bt["origin"] == o, "entity_id"]
     assert ((o - first_week[scored]).dt.days >= 26 * 7 - 7).all()
+
+
+def test_territory_rows_sum_their_agents_draw_by_draw(small_org):
+    kw = dict(model=CalendarBaseline(), n_draws=200, min_history_weeks=26, first_quarter="2023-07-01")
+    bt = backtest_quota_probabilities(small_org.dataset, levels=("agent", "territory"), offsets_weeks=(4,), **kw)
+    agents, terr = bt[bt["level"] == "agent"], bt[bt["level"] == "territory"]
+    assert len(terr) and set(terr["entity_id"]) <= set(small_org.dataset.tables["agents"]["territory_id"].astype(str))
+    where = small_org.dataset.tables["agents"].set_index("agent_id")["territory_id"].astype(str)
+    by = agents.assign(territory=agents["entity_id"].map(where)).groupby(["period_start", "territory"])
+    sums = by[["quota", "closed_to_date", "realised_remaining", "expected_remaining"]].sum()
+    t = terr.set_index(["period_start", "entity_id"])[sums.columns]
+    pd.testing.assert_frame_equal(t.loc[sums.index].set_axis(sums.columns, axis=1), sums, check_names=False, rtol=1e-9)
+    # a territory's hit is its own total against its own quota, not a count of agents who hit
+    total = t["closed_to_date"] + t["realised_remaining"]
+    assert (terr.set_index(["period_start", "entity_id"])["hit"] == (total >= t["quota"])).all()
+    # the territory keeps the order statistics of its summed draws, for the calibration
+    assert terr["remaining_points"].map(len).eq(100).all()
 
 
 def test_model_must_be_a_forecast_model(small_org):
@@ -58,7 +75,8 @@ def test_model_must_be_a_forecast_model(small_org):
 def test_a_dataset_or_its_tables_give_the_same_model_rows(small_org):
     kw = dict(model=CalendarBaseline(), n_draws=100, min_history_weeks=26, first_quarter="2023-07-01")
     from_dataset = backtest_quota_probabilities(small_org.dataset, **kw)
-    assert from_dataset["agent_id"].nunique() >= 5 and from_dataset["period_end"].nunique() >= 4
+    agents = from_dataset.loc[from_dataset["level"] == "agent", "entity_id"]
+    assert agents.nunique() >= 5 and from_dataset["period_end"].nunique() >= 4
     pd.testing.assert_frame_equal(backtest_quota_probabilities(dict(small_org.dataset.tables), **kw), from_dataset)
     pd.testing.assert_frame_equal(
         agent_bookings_frame(dict(small_org.dataset.tables)), agent_bookings_frame(small_org.dataset)
@@ -111,7 +129,7 @@ def test_quarter_offset_weeks(as_of, quarter_start, expected):
 
 @pytest.mark.slow
 def test_recalibrated_hierarchical_p_quota_is_calibrated():
-    """200 agents, 10 quarters x 3 points in each (0, 4, 8 weeks in), HierarchicalBayes (ADVI)
+    """200 agents, 10 quarters x 3 points in each (0, 4, 8 weeks in), HierarchicalBayes
     with the open pipeline (PipelineAware), refitted at each of the 30 origins. Its raw
     probabilities are too sure (the quota is set from what the generator expects, which the
     model can only estimate); recalibrated on the quarters that had ended by each origin, every
@@ -124,21 +142,17 @@ def test_recalibrated_hierarchical_p_quota_is_calibrated():
     org = generate_organisation(200, years=3, seed=3)
     t = org.dataset.tables
     groups = t["agents"].set_index("agent_id")["territory_id"].astype(str).to_dict()
-    model = PipelineAware(
-        model=HierarchicalBayes(method="advi", groups=groups),
-        opportunities=t["opportunities"],
-        stage_history=t["stage_history"],
-    )
+    model = PipelineAware(model=HierarchicalBayes(method="advi", groups=groups))
     bt = backtest_quota_probabilities(org.dataset, model=model, n_draws=400, first_quarter="2023-07-01")
-    out = rolling_recalibration(bt)
-    scored = out[out["p_recalibrated"].notna()]
+    out = rolling_calibration(bt)
+    scored = out[out["p_calibrated"].notna()]
     assert len(scored) > 3000
-    table = reliability_table(scored["p_recalibrated"], scored["hit"], bins=10, min_count=30)
+    table = reliability_table(scored["p_calibrated"], scored["hit"], bins=10, min_count=30)
     checked = table[table["enough"]]
     assert len(checked) >= 8
     assert (checked["abs_gap"] <= 0.1).all(), table
     hit = scored["hit"].to_numpy(float)
-    brier_recal = calibration_summary(scored["p_recalibrated"], hit)["brier"]
+    brier_recal = calibration_summary(scored["p_calibrated"], hit)["brier"]
     brier_raw = calibration_summary(scored["p_quota"], hit)["brier"]
     brier_base = float(np.mean((hit.mean() - hit) ** 2))
     assert brier_recal < brier_raw and brier_recal < brier_base

@@ -4,28 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from spm_models.insights.coaching import coaching_points, recognition, territory_risks
-from spm_models.present.format import format_value
-
-
-@pytest.mark.parametrize(
-    "value, unit, text",
-    [
-        (12_345.0, "currency", "EUR 12.3k"),
-        (2_500_000.0, "currency", "EUR 2.5m"),
-        (950.0, "currency", "EUR 950"),
-        (0.853, "ratio", "85%"),
-        (2.44, "multiple", "2.4x"),
-        (41.2, "days", "41 days"),
-        (1234.0, "count", "1,234"),
-        (np.nan, "ratio", "n/a"),
-        (None, "count", "n/a"),
-    ],
-)
-def test_format_value(value, unit, text):
-    assert format_value(value, unit, currency="EUR") == text
 
 
 def _card(agent, **metrics):

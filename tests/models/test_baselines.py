@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from spm_models.calendar import Calendar
 from spm_models.exceptions import ConfigError
-from spm_models.models import CalendarBaseline, Mean, Naive, SeasonalNaive, quarter_position
+from spm_models.models import CalendarBaseline, Mean, Naive, SeasonalNaive
 
 
 def _one(y, *, start="2024-01-01", freq="W-MON", uid="s") -> pd.DataFrame:
@@ -89,23 +90,6 @@ def test_mean_bootstraps_the_recent_window():
     assert abs(fc.quantiles["mean"].mean() - 2.0) < 0.15
 
 
-# ------------------------------------------------------------------ calendar positions
-
-
-def test_quarter_position_weekly_and_monthly():
-    weeks = np.array(
-        ["2024-01-01", "2024-01-08", "2024-03-25", "2024-04-01", "2024-03-31", "NaT"], dtype="datetime64[D]"
-    )
-    # 2024-03-25 is 84 days after 1 Jan: week 12 (0-based); 2024-03-31 is day 90: capped at 12
-    assert quarter_position(weeks, "W-MON").tolist() == [0, 1, 12, 0, 12, -1]
-    months = pd.date_range("2024-01-01", periods=6, freq="MS").to_numpy()
-    assert quarter_position(months, "MS").tolist() == [0, 1, 2, 0, 1, 2]
-    # fiscal quarters starting in February: Feb, May, Aug, Nov
-    assert quarter_position(months, "MS", quarter_start_month=2).tolist() == [2, 0, 1, 2, 0, 1]
-    with pytest.raises(ConfigError, match="weekly or monthly"):
-        quarter_position(months, "D")
-
-
 # ------------------------------------------------------------------ CalendarBaseline
 
 
@@ -137,7 +121,7 @@ def test_calendar_baseline_short_series_borrow_pooled_factors():
     rng = np.random.default_rng(0)
     T = 104
     ds = pd.date_range("2022-01-03", periods=T, freq="W-MON")
-    push = np.where(quarter_position(ds.to_numpy(), "W-MON") == 12, 4.0, 1.0)
+    push = np.where(Calendar().position_in_quarter(ds.to_numpy(), "week") == 12, 4.0, 1.0)
     long = [pd.DataFrame({"unique_id": f"long{i}", "ds": ds, "y": push * rng.gamma(4, 25, T)}) for i in range(10)]
     short = pd.DataFrame({"unique_id": "new_hire", "ds": ds[-10:], "y": 100.0})  # too short to see a quarter end
     model = CalendarBaseline().fit(pd.concat([*long, short], ignore_index=True))
@@ -170,7 +154,7 @@ def _compound(seed: int, n: int = 200, T: int = 91):
     lognormal deal sizes -- sparse, zero-heavy and skewed like agent revenue."""
     rng = np.random.default_rng(seed)
     ds = pd.date_range("2022-01-03", periods=T, freq="W-MON")
-    eff = np.where(quarter_position(ds.to_numpy(), "W-MON") >= 11, 2.0, 0.85)
+    eff = np.where(Calendar().position_in_quarter(ds.to_numpy(), "week") >= 11, 2.0, 0.85)
     k = rng.poisson(rng.gamma(2, 0.6, n)[:, None] * eff[None, :])
     size = rng.lognormal(np.log(rng.uniform(500, 5000, n))[:, None, None], 1.0, (n, T, k.max()))
     y = (size * (np.arange(k.max()) < k[..., None])).sum(-1)
@@ -220,7 +204,7 @@ def test_calendar_baseline_falls_back_on_zero_negative_and_dead_series():
         ({"shrinkage": -1}, "shrinkage"),
         ({"shrinkage": "lots"}, "shrinkage"),
         ({"min_history": 1}, "min_history"),
-        ({"quarter_start_month": 13}, "quarter_start_month"),
+        ({"fiscal_year_start": 13}, "fiscal_year_start"),
         ({"window": 0}, "window"),
     ],
 )
@@ -390,7 +374,7 @@ def _shared_shock_company(seed: int, *, n: int = 20, weeks: int = 20, h: int = 4
     """Agents whose weeks share a log-normal shock and a quarter-end push; the company's next ``h`` weeks."""
     rng = np.random.default_rng(seed)
     ds = pd.date_range("2024-01-01", periods=weeks + h, freq="W-MON")
-    pos = quarter_position(ds.to_numpy(), "W-MON")
+    pos = Calendar().position_in_quarter(ds.to_numpy(), "week")
     push = np.where(pos == 12, 1.8, np.where(pos == 11, 1.3, 1.0))
     shock = rng.lognormal(-0.5 * 0.35**2, 0.35, weeks + h)
     scale = rng.gamma(4.0, 250.0, n)
@@ -436,3 +420,22 @@ def test_standardized_residuals_widen_short_history_company_sums_towards_nominal
 def test_standardize_residuals_must_be_a_boolean():
     with pytest.raises(ConfigError, match="standardize_residuals"):
         CalendarBaseline(standardize_residuals="yes").fit(_one(np.ones(30)))
+
+
+def test_draws_are_balanced_so_the_point_forecast_has_no_monte_carlo_noise():
+    """Every past period is used as often as the draws allow, per step: the mean of 500 draws is
+    the mean of the residuals however heavy their tail, and each draw is still uniform."""
+    from spm_models.models.bootstrap import balanced_indices, bootstrap, joint_bootstrap
+
+    rng = np.random.default_rng(0)
+    idx = balanced_indices(np.array([[[7]], [[40]]]), (2, 3, 500), rng)
+    for row, k in ((0, 7), (1, 40)):
+        counts = np.stack([np.bincount(idx[row, step], minlength=k) for step in range(3)])
+        assert counts.max() - counts.min() <= 1 and counts.sum(axis=1).tolist() == [500] * 3
+    assert not (idx[0, 0] == idx[0, 1]).all()  # steps are shuffled separately
+    pool = np.vstack([rng.pareto(1.5, 40), rng.pareto(1.5, 40)])  # heavy tails: iid means would wander
+    for draws in (
+        bootstrap(pool, np.array([40, 40]), (4, 400), rng),
+        joint_bootstrap(pool, np.array([40, 40]), np.array([0, 0]), (4, 400), rng),
+    ):
+        np.testing.assert_allclose(draws.mean(axis=2), np.repeat(pool.mean(axis=1)[:, None], 4, axis=1), rtol=1e-12)

@@ -188,14 +188,14 @@ def test_invalid_method_is_a_config_error():
 
 def test_calendar_features_by_hand():
     ds = np.array(["2024-03-18", "2024-03-25", "2024-03-11", "2024-04-01"], dtype="datetime64[D]")
-    feats, names = calendar_features(ds, "W-MON", yearly_terms=1, quarter_start_month=1)
+    feats, names = calendar_features(ds, "W-MON", yearly_terms=1, fiscal_year_start=1)
     assert names == ["quarter_end_push", "year_sin1", "year_cos1"]
     # weeks 11 and 12 of the quarter (from 1 Jan: days 77 and 84 -> weeks 11, 12) are the push
     np.testing.assert_array_equal(feats[:, 0], [1.0, 1.0, 0.0, 0.0])
     # 1 April 2024 is day 91 of the year (0-based)
     np.testing.assert_allclose(feats[3, 1:], [np.sin(2 * np.pi * 91 / 365.25), np.cos(2 * np.pi * 91 / 365.25)])
     monthly, _ = calendar_features(
-        np.array(["2024-03-01", "2024-02-01"], dtype="datetime64[D]"), "MS", yearly_terms=0, quarter_start_month=1
+        np.array(["2024-03-01", "2024-02-01"], dtype="datetime64[D]"), "MS", yearly_terms=0, fiscal_year_start=1
     )
     np.testing.assert_array_equal(monthly[:, 0], [1.0, 0.0])
 
@@ -668,3 +668,32 @@ def test_held_out_calibration_and_crps_close_to_the_oracle():
     assert abs(plain(model_draws) - plain(oracle)) < 0.05, (plain(model_draws), plain(oracle))
     ratio = float(crps_draws(model_draws, y).mean() / crps_draws(oracle, y).mean())
     assert ratio < 1.10, ratio
+
+
+def test_quarter_month_terms_mark_the_second_and_third_month_by_thursday():
+    ds = np.array(["2024-01-22", "2024-01-29", "2024-02-26", "2024-03-04", "2024-03-25", "2024-04-01"], "datetime64[D]")
+    feats, names = calendar_features(ds, "W-MON", yearly_terms=0, fiscal_year_start=1, quarter_terms="months")
+    assert names == ["quarter_end_push", "quarter_month2", "quarter_month3"]
+    # 29 Jan's Thursday is 1 Feb: second month; 26 Feb's is 29 Feb; 4 and 25 March: third month
+    np.testing.assert_array_equal(feats[:, 1], [0, 1, 1, 0, 0, 0])
+    np.testing.assert_array_equal(feats[:, 2], [0, 0, 0, 1, 1, 0])
+    with pytest.raises(ConfigError, match="quarter_terms"):
+        calendar_features(ds, "W-MON", yearly_terms=0, fiscal_year_start=1, quarter_terms="weeks")
+
+
+@pytest.mark.parametrize(("weeks", "terms"), [(60, 0), (103, 0), (104, 2)])
+def test_yearly_terms_only_with_two_years_of_history(weeks, terms):
+    """A yearly curve fitted on less than two years extrapolates the months seen once."""
+    ds = pd.date_range("2022-01-03", periods=weeks, freq="W-MON")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {"unique_id": np.repeat(["a", "b"], weeks), "ds": np.tile(ds, 2), "y": rng.gamma(1.0, 100.0, 2 * weeks)}
+    )
+    m = HierarchicalBayes(method="advi", advi_iterations=300, draws=20, chains=1).fit(frame)
+    assert m.yearly_terms_ == terms
+    assert sum(n.startswith("year_") for n in m.calendar_names_) == 2 * terms
+    assert {"quarter_month2", "quarter_month3"} <= set(m.calendar_names_)  # the default quarter terms
+    fixed = HierarchicalBayes(method="advi", advi_iterations=300, draws=20, chains=1, yearly_terms=1).fit(frame)
+    assert fixed.yearly_terms_ == 1
+    with pytest.raises(ConfigError, match="yearly_terms"):
+        HierarchicalBayes(yearly_terms="sometimes").fit(frame)

@@ -67,7 +67,7 @@ def _train(org, end="2024-06-30"):
 def test_draws_are_pipeline_plus_a_share_of_the_model(org):
     t = org.dataset.tables
     train = _train(org)
-    model = PipelineAware(model=Mean(), opportunities=t["opportunities"], stage_history=t["stage_history"]).fit(train)
+    model = PipelineAware(model=Mean()).fit(train, opportunities=t["opportunities"], stage_history=t["stage_history"])
     fc = model.predict(6, n_draws=4000)
     assert fc.model == "Pipeline+Mean" and model.as_of_ == pd.Timestamp("2024-06-30")
     base = Mean().fit(train).predict(6, n_draws=4000)
@@ -97,8 +97,8 @@ def test_pipeline_makes_the_next_weeks_more_accurate(org):
         actual = nxt.pivot(index="unique_id", columns="ds", values="y")
         plain = CalendarBaseline().fit(train).predict(4, n_draws=300)
         aware = (
-            PipelineAware(model=CalendarBaseline(), opportunities=t["opportunities"], stage_history=t["stage_history"])
-            .fit(train)
+            PipelineAware(model=CalendarBaseline())
+            .fit(train, opportunities=t["opportunities"], stage_history=t["stage_history"])
             .predict(4, n_draws=300)
         )
         y = actual.reindex(index=plain.unique_ids).fillna(0.0).to_numpy()
@@ -111,17 +111,22 @@ def test_pipeline_makes_the_next_weeks_more_accurate(org):
 
 def test_bad_settings_are_named(org):
     train = _train(org)
+    opps = org.dataset.tables["opportunities"]
     with pytest.raises(ConfigError, match="model="):
-        PipelineAware(opportunities=org.dataset.tables["opportunities"]).fit(train)
+        PipelineAware(model="Mean").fit(train, opportunities=opps)
     with pytest.raises(ConfigError, match="opportunities="):
         PipelineAware(model=Mean()).fit(train)
+    with pytest.raises(ConfigError, match="takes no activities table"):
+        PipelineAware(model=Mean()).fit(train, opportunities=opps, activities=org.dataset.tables["activities"])
+    with pytest.raises(ConfigError, match="takes no opportunities table"):
+        Mean().fit(train, opportunities=opps)
     monthly = (
         train.assign(ds=train["ds"].dt.to_period("M").dt.start_time)
         .groupby(["unique_id", "ds"], as_index=False)["y"]
         .sum()
     )
     with pytest.raises(ConfigError, match="weekly"):
-        PipelineAware(model=Mean(), opportunities=org.dataset.tables["opportunities"]).fit(monthly)
+        PipelineAware(model=Mean()).fit(monthly, opportunities=opps)
 
 
 @pytest.mark.slow
@@ -130,27 +135,24 @@ def test_pipeline_aware_p_quota_is_sharper_and_calibrated():
     (lower Brier score) than bookings history alone, and once recalibrated on the quarters that
     had ended by each origin every bin of at least 30 agent-quarters is within 0.1 of the diagonal."""
     from spm_models.evaluation.quota.backtest import backtest_quota_probabilities
-    from spm_models.evaluation.quota.calibration import rolling_recalibration
+    from spm_models.evaluation.quota.calibration import rolling_calibration
     from spm_models.evaluation.quota.probability import calibration_summary, reliability_table
 
     big = generate_organisation(200, years=3, seed=3)
-    t = big.dataset.tables
     kw = dict(n_draws=400, first_quarter="2023-07-01")
-    plain = rolling_recalibration(backtest_quota_probabilities(big.dataset, model=CalendarBaseline(), **kw))
-    aware = rolling_recalibration(
+    plain = rolling_calibration(backtest_quota_probabilities(big.dataset, model=CalendarBaseline(), **kw))
+    aware = rolling_calibration(
         backtest_quota_probabilities(
             big.dataset,
-            model=PipelineAware(
-                model=CalendarBaseline(), opportunities=t["opportunities"], stage_history=t["stage_history"]
-            ),
+            model=PipelineAware(model=CalendarBaseline()),
             **kw,
         )
     )
-    scored = aware[aware["p_recalibrated"].notna()]
-    table = reliability_table(scored["p_recalibrated"], scored["hit"], bins=10, min_count=30)
+    scored = aware[aware["p_calibrated"].notna()]
+    table = reliability_table(scored["p_calibrated"], scored["hit"], bins=10, min_count=30)
     assert table["enough"].sum() >= 8
     assert (table.loc[table["enough"], "abs_gap"] <= 0.1).all(), table
     brier = lambda f, col: calibration_summary(f[col], f["hit"].astype(float))["brier"]  # noqa: E731
-    p_scored = plain[plain["p_recalibrated"].notna()]
+    p_scored = plain[plain["p_calibrated"].notna()]
     assert brier(scored, "p_quota") < brier(p_scored, "p_quota") - 0.02
-    assert brier(scored, "p_recalibrated") < brier(p_scored, "p_recalibrated") - 0.02
+    assert brier(scored, "p_calibrated") < brier(p_scored, "p_calibrated") - 0.02

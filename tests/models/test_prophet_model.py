@@ -104,7 +104,7 @@ def test_period_end_indicators_by_hand():
     np.testing.assert_array_equal(period_end_indicators(months, "MS", n_last=1)[:, 0], [0, 0, 1, 0, 0, 1])
     # fiscal quarters Feb-Apr, May-Jul: the last months are April and July
     fiscal = period_end_indicators(
-        pd.date_range("2025-02-01", periods=6, freq="MS").to_numpy(), "MS", n_last=2, quarter_start_month=2
+        pd.date_range("2025-02-01", periods=6, freq="MS").to_numpy(), "MS", n_last=2, fiscal_year_start=2
     )
     np.testing.assert_array_equal(fiscal, [[0, 0], [0, 1], [1, 0], [0, 0], [0, 1], [1, 0]])
 

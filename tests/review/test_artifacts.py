@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from spm_models.exceptions import ConfigError, ReportError
+from spm_models.models.registry import make_model
 from spm_models.review import views
 from spm_models.review.artifacts import TABLES, artifacts_key, build_artifacts
 from spm_models.review.render import scorecard_table, table, title
@@ -24,9 +25,36 @@ def test_every_table_and_the_provenance_are_written(review_run):
     stored = json.loads((folder / "run.json").read_text())
     assert stored["run_id"].startswith("2024-11-") and stored["key"] == review_run.manifest["key"]
     assert set(stored) >= {"data_fingerprint", "package_version", "settings", "model", "calendar"}
-    assert stored["model"]["name"] == "CalendarBaseline" and stored["previous_forecast"].startswith("reconstructed")
+    assert stored["previous_forecast"].startswith("reconstructed")
+    # model = "auto" (the default): the pick per level, and the backtest that chose it, are recorded
+    choice, model = stored["model_choice"], stored["model"]
+    assert set(choice["picks"]) == {"agent", "territory", "company"} and model["picks"] == choice["picks"]
+    assert set(model["params_by_model"]) == set(choice["picks"].values())
+    assert model["name"] == make_model(choice["picks"]["agent"]).model_name()
+    scored = pd.DataFrame(choice["scores"])
+    for level, pick in choice["picks"].items():
+        assert pick in set(scored.loc[scored["level"] == level, "candidate"]) and choice["reasons"][level]
     assert not review_run.manifest["artifacts_reused"]
     assert len(list((folder / "snapshot").iterdir())) == 1
+
+
+def test_leading_indicators_are_looked_for_once_and_reach_both_reports(review_run):
+    from spm_models.indicators.summary import SUMMARY_COLUMNS
+
+    folder = review_run.artifacts
+    table = pd.read_parquet(folder / "leading_indicators.parquet")
+    assert list(table.columns) == list(SUMMARY_COLUMNS) and len(table) >= 5  # every candidate, with its verdict
+    assert table["verdict"].str.len().gt(10).all()
+    stored = json.loads((folder / "run.json").read_text())["leading_indicators"]
+    assert stored["found"] == int(table["leading"].sum()) and stored["seconds"] >= 0
+    m = views.monthly_view(folder)
+    assert m.leading_indicators["candidate"].tolist() == table["candidate"].tolist()
+    me = pd.read_parquet(folder / "agents.parquet")["agent_id"].iloc[0]
+    ind = views.agent_view(folder, me).indicators
+    assert "lead_weeks" in ind and str(ind["lead_weeks"].dtype) == "Int64"
+    lags = table[table["leading"]].set_index("candidate")["lag"]
+    for name, weeks in zip(ind["indicator"], ind["lead_weeks"]):
+        assert (pd.isna(weeks) and name not in lags.index) or int(weeks) == int(lags[name])
 
 
 def test_territory_and_company_forecasts_are_sums_of_their_agents(review_run):
@@ -51,7 +79,9 @@ def _copy_of_the_run(review_run, tmp_path):
 def test_same_inputs_reuse_the_artifacts_and_force_rebuilds(review_run, tmp_path):
     info = json.loads((review_run.artifacts / "run.json").read_text())
     folder = _copy_of_the_run(review_run, tmp_path)
-    again = build_artifacts(review_run.dataset, month="2024-11", out_dir=folder, runs_root=tmp_path)
+    again = build_artifacts(
+        review_run.dataset, month="2024-11", out_dir=folder, config=review_run.config, runs_root=tmp_path
+    )
     assert again["reused"] and again["run_id"] == info["run_id"]
     other = ReviewConfig(currency="EUR")
     assert artifacts_key(info["data_fingerprint"], "2024-11", other) != info["key"]
@@ -60,7 +90,9 @@ def test_same_inputs_reuse_the_artifacts_and_force_rebuilds(review_run, tmp_path
 def test_next_month_scores_this_months_snapshot(review_run, tmp_path):
     _copy_of_the_run(review_run, tmp_path)
     folder = tmp_path / "2024-12" / "artifacts"
-    nxt = build_artifacts(review_run.dataset, month="2024-12", out_dir=folder, runs_root=tmp_path)
+    nxt = build_artifacts(
+        review_run.dataset, month="2024-12", out_dir=folder, config=review_run.config, runs_root=tmp_path
+    )
     assert nxt["previous_forecast"] == "previous run"
     acc = pd.read_parquet(folder / "accuracy.parquet")
     assert set(acc["level"]) == {"agent", "territory", "company"} and acc["actual"].notna().all()
@@ -88,6 +120,9 @@ def test_agent_view_holds_only_that_agent(review_run):
         "coaching",
     ):
         frame = getattr(v, name)
+        # every section has its rows: the shared run configures a commission plan, the one
+        # section shown only when configured
+        assert frame is not None, name
         text = [str(x) for x in frame.to_numpy().ravel()]
         assert not (set(text) & others) and not any(n in cell for cell in text for n in other_names), name
     assert len(v.coaching) >= 2 and v.provenance["parameters"] == {"run_dir": str(folder), "agent_id": me}
@@ -142,3 +177,14 @@ def test_settings_file(tmp_path):
         load_config(f)
     with pytest.raises(ConfigError, match="unknown forecasting model"):
         ReviewConfig(model="Crystal Ball")
+
+
+def test_model_parameters_are_checked_when_the_settings_load(tmp_path):
+    f = tmp_path / "review.toml"
+    f.write_text('model = "CalendarBaseline"\n[model_params]\nwindw = 26\n')
+    with pytest.raises(ConfigError, match=r"CalendarBaseline has no parameter 'windw'; valid parameters: .*window"):
+        load_config(f)
+    f.write_text('model = "PipelineAware"\n[model_params]\nmodel = "CalendarBaseline"\nlookback_weeks = 26\n')
+    assert load_config(f).model_params == {"model": "CalendarBaseline", "lookback_weeks": 26}
+    with pytest.raises(ConfigError, match="fiscal_year_start"):
+        ReviewConfig(fiscal_year_start=13)

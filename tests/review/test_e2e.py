@@ -3,8 +3,10 @@
 The shared review run (``review_run`` in ``tests/conftest.py``: the small organisation with
 the agent names ``<script>alert(1)</script>``, ``../../etc/passwd``, ``$$ Money $ Maker $``,
 ``Zoë 🚀 Ünïcode``, agent id ``A0006`` renamed ``../x/<b>6</b>`` and territory ``T01`` named
-``<i>North</i> & "South"``) is checked for: every report ok, code-free self-contained HTML
-that names its subject and embeds its figures, safe file names, escaped names,
+``<i>North</i> & "South"``; the default settings plus a commission plan, since a plan is
+shown only when configured) is checked for: every report ok, code-free self-contained HTML
+that names its subject and embeds its figures, every section of an agent's report and the
+monthly review's leading indicators, safe file names, escaped names,
 confidentiality between agents, an index whose links all resolve, a complete manifest, an
 idempotent re-run, and (when Chromium is installed) pages that open without console errors.
 """
@@ -69,19 +71,31 @@ def test_agent_reports_have_every_section(review_run):
             "Bookings and activity trends",
             "Funnel",
             "Leading indicators",
-            "Forecast for the rest of the quarter",
-            "Chance of reaching quota",
+            "Forecast of the quarter",
+            f"Chance of reaching the {review_run.manifest['forecast_quarter']} quota",
             "Last month",
             "Commission estimate",
             "Coaching points",
         ):
             assert section in text, (entry["id"], section)
         assert re.search(
-            r"Chance of reaching quota is (adjusted by how past forecasts|the model(&#x27;|')s own figure)", text
+            r"(Chances of reaching quota are checked against past quarters|These chances are the model(&#x27;|')s own)",
+            text,
         ), entry["id"]
+        assert "Not shown:" not in text  # this organisation has quotas, stages, accounts and a plan
         coaching = re.search(r"Coaching points.*?<ol class=\"spm-list\">(.*?)</ol>", text, re.S)
         assert coaching and 2 <= coaching.group(1).count("<li>") <= 4
         assert "USD" in text
+        assert "Leads bookings by" in text  # the lag of each indicator, or "not found to lead"
+
+
+def test_the_monthly_review_has_a_leading_indicators_section(review_run):
+    entry = next(e for e in review_run.manifest["reports"] if e["kind"] == "monthly")
+    text = _text((review_run.run_folder / entry["output"]).read_text(encoding="utf-8"))
+    section = text[text.index("Leading indicators") : text.index("Provenance")]
+    # the indicators found, or the plain statement that none passed, then why each other candidate is not listed
+    assert "What that implies for the next weeks" in section or "No leading indicator of bookings passed" in section
+    assert "Also tested" in section and section.count("<li>") >= 3
 
 
 def test_hostile_names_are_escaped_and_files_stay_inside(review_run):
@@ -106,7 +120,8 @@ def test_hostile_names_are_escaped_and_files_stay_inside(review_run):
     assert escape("../x/<b>6</b>") in pages["agent:../x/<b>6</b>"]
     index = (run / "index.html").read_text(encoding="utf-8")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in index and "<script>" not in index
-    assert re.search(r"Agents(&#x27;|')? chance of reaching quota is", index)  # what the index's P(quota) column means
+    # what the index's P(quota) column means
+    assert re.search(r"(Chances of reaching quota are checked|These chances are the model(&#x27;|')s own)", index)
     assert escape('<i>North</i> & "South"') in index
 
 
@@ -140,14 +155,17 @@ def test_index_links_all_resolve_and_manifest_is_complete(review_run):
 
 def test_rerun_is_idempotent(review_run):
     """A second run of the same month executes nothing and rewrites only manifest.json and
-    index.html. The shared run is read-only, so its fixture makes that second run right after
-    the first and records it (``ReviewRun.rerun``)."""
+    index.html (and the month's lock file, where each run writes who holds it). The shared run
+    is read-only, so its fixture makes that second run right after the first and records it
+    (``ReviewRun.rerun``)."""
     rerun = review_run.rerun
     assert rerun["exit_code"] == 0 and rerun["executed"] == [] and rerun["artifacts_reused"]
     assert rerun["summary"]["reused"] == rerun["summary"]["total"] == review_run.manifest["summary"]["total"]
     assert not rerun["temporary"], "temporary files left behind"
     month = review_run.run_folder.relative_to(review_run.root)
-    assert set(rerun["changed"]) <= {str(month / "manifest.json"), str(month / "index.html")}, rerun["changed"]
+    lock = month.parent / ".spm" / f"{month.name}.lock"
+    rewritten = {str(month / "manifest.json"), str(month / "index.html"), str(lock)}
+    assert set(rerun["changed"]) <= rewritten, rerun["changed"]
 
 
 # ---------------------------------------------------------------------------- the browser

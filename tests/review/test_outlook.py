@@ -89,11 +89,19 @@ def test_as_of_dataset_reopens_later_closes_and_drops_later_rows():
     assert len(d["stage_history"]) == 2 and len(d["activities"]) == 1
 
 
-def test_final_bookings_draws_weight_partial_weeks():
-    # weeks from Mon 2 Dec; span 4 Dec .. 9 Dec: 5 of the first week's 7 days, 1 of the second's
-    fc = _fc([[[7.0, 14.0], [7.0, 7.0]], [[0.0, 0.0], [70.0, 0.0]]])
-    d = ol.final_bookings_draws(fc, pd.Series({"a": 100.0}), start="2024-12-04", end="2024-12-09")
-    np.testing.assert_allclose(d, [[100 + 5 + 1, 100 + 10 + 1], [10.0, 0.0]])
+def test_final_bookings_draws_count_only_the_days_after_as_of():
+    # as of Tue 3 Dec: of the week of Mon 2 Dec only 4..8 Dec (5 of 7 days) is still to come;
+    # the weeks of 9, 16 and 23 Dec count whole, the week of 30 Dec for 2 of its 7 days; what
+    # closed by 3 Dec is added once
+    cal = ol.review_calendar("2024-12", data_end="2024-12-03")
+    a = [[7.0, 14.0]] + [[7.0, 7.0]] * 4
+    b = [[0.0, 0.0], [70.0, 0.0]] + [[0.0, 0.0]] * 3
+    fc = _fc([a, b])
+    d = ol.final_bookings_draws(fc, pd.Series({"a": 100.0}), cal)
+    np.testing.assert_allclose(d, [[100 + 5 + 21 + 2, 100 + 10 + 21 + 2], [70.0, 0.0]])
+    # the chance of quota reads the same draws
+    o = ol.quarter_outlook(fc, pd.Series({"a": 100.0}), pd.Series({"a": 130.0, "b": 50.0}), cal).set_index("unique_id")
+    assert o.loc["a", "p_quota"] == pytest.approx(0.5) and o.loc["b", "p_quota"] == pytest.approx(0.5)
 
 
 def test_cumulative_fan_and_outlook():

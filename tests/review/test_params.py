@@ -18,6 +18,7 @@ from spm_models.review.params import (
     check_parameters,
     check_template,
     notebook_parameters,
+    template_dir,
     template_path,
 )
 
@@ -66,6 +67,17 @@ def test_every_problem_is_listed_at_once():
 def test_unknown_template():
     with pytest.raises(ConfigError, match="unknown report template"):
         check_parameters("nope", {})
+
+
+def test_a_source_checkout_reads_the_templates_in_notebooks_reports():
+    # The installed-wheel side (spm_models/review/templates) is tests/test_packaging.py's.
+    assert template_dir() == TEMPLATE_DIR
+    assert template_path("monthly_review") == TEMPLATE_DIR / "monthly_review.ipynb"
+
+
+def test_a_missing_template_says_where_templates_live(tmp_path):
+    with pytest.raises(ConfigError, match="notebooks/reports"):
+        template_path("agent_report", folder=tmp_path)
 
 
 @pytest.mark.parametrize("template", sorted(TEMPLATES))

@@ -96,7 +96,7 @@ def test_forecast_view_p_quota_is_the_share_of_draws_reaching_quota():
 
 
 def test_make_model_rejects_unknown_names():
-    with pytest.raises(ConfigError, match="unknown model"):
+    with pytest.raises(ConfigError, match="unknown forecasting model"):
         make_model("Crystal ball")
 
 

@@ -8,8 +8,9 @@ and the short fits of ``SPM_WORKBENCH_FAST``: any cell that raises fails the tes
 
 The default suite runs the four in one kernel, its namespace reset between notebooks
 (``execute_notebooks``): each kernel start and import of the libraries costs about 2 CPU s.
-``make test-slow`` also runs each in a kernel of its own, as an analyst opens it, which catches
-a notebook that uses a module it never imports but a previous notebook did.
+``make test-slow`` also runs each under nbval itself (``pytest -p nbval --nbval-lax``, the
+Makefile), in a kernel of its own as an analyst opens it, which catches a notebook that uses a
+module it never imports but a previous notebook did.
 
 Three purpose-built notebooks run after them in the same kernel and show the runner could have
 failed them: one raises, one uses a name only the one before it made, one is fine.
@@ -20,7 +21,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -56,10 +56,3 @@ def test_every_notebook_runs_end_to_end(small_warehouse, execute_notebooks, tmp_
     assert set(failures) == {"check:raises", "check:leans"}, failures
     assert "broken cell" in str(failures["check:raises"]) and "NameError" in str(failures["check:leans"])
     assert _every_code_cell_ran(checks["check:fine"])
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_end_to_end_in_a_kernel_of_its_own(notebook, small_warehouse, execute_notebook, tmp_path):
-    executed = execute_notebook(nbformat.read(notebook, as_version=4), cwd=tmp_path, env=_env(small_warehouse))
-    assert _every_code_cell_ran(executed)

@@ -88,7 +88,7 @@ def test_backtested_share_attaining_is_near_the_target_share_calendar_baseline(o
 
 @pytest.mark.slow
 def test_backtested_share_attaining_is_near_the_target_share_hierarchical(org):
-    share = attainment_share(_attained_share(org, "HierarchicalBayes (ADVI)"))
+    share = attainment_share(_attained_share(org, "HierarchicalBayes"))
     assert abs(share["all"] - 0.65) <= 0.10, share
 
 

@@ -33,7 +33,7 @@ def org():
 
 @pytest.fixture(scope="module")
 def explorer(org):
-    state = ExplorerState(model="HierarchicalBayes (ADVI)", horizon=H)
+    state = ExplorerState(model="HierarchicalBayes", horizon=H)
     return build_explorer(org.dataset, regressors=REGS, draw=False, fast=True, state=state)
 
 
@@ -73,7 +73,7 @@ def test_raising_demos_raises_expected_bookings_by_about_the_true_effect(explore
 
 
 def test_an_added_agent_adds_the_territory_average_agent(explorer, org):
-    fitted = explorer.fitted["HierarchicalBayes (ADVI)"]
+    fitted = explorer.fitted["HierarchicalBayes"]
     base = fitted.forecasts[H]
     terr = org.dataset.tables["agents"].set_index("agent_id")["territory_id"]
     members = pd.Series(base.unique_ids.astype(str)).map(terr).to_numpy() == "T01"
@@ -91,7 +91,7 @@ def test_an_added_agent_adds_the_territory_average_agent(explorer, org):
 
 
 def test_a_market_path_changes_only_the_periods_it_moves(explorer):
-    fitted = explorer.fitted["HierarchicalBayes (ADVI)"]
+    fitted = explorer.fitted["HierarchicalBayes"]
     base = fitted.forecasts[H]
     fc, _ = scenario_forecast(
         fitted, Scenario(indicator="indicator:market_index", indicator_shift=[0.0, 5.0, 5.0]), horizon=H
@@ -103,11 +103,11 @@ def test_a_market_path_changes_only_the_periods_it_moves(explorer):
 
 
 def test_effect_table_reports_intervals_of_every_indicator(explorer):
-    table = effect_table(explorer.fitted["HierarchicalBayes (ADVI)"]).set_index("name")
+    table = effect_table(explorer.fitted["HierarchicalBayes"]).set_index("name")
     assert {"activity:demo", "indicator:market_index", "quarter_end_push"} <= set(table.index)
     assert (table["pct_q0.05"] <= table["pct_mean"]).all() and (table["pct_mean"] <= table["pct_q0.95"]).all()
     assert (table["interval_width"] > 0).all()
-    assert default_scenario(explorer.fitted["HierarchicalBayes (ADVI)"]).activity == "activity:demo"
+    assert default_scenario(explorer.fitted["HierarchicalBayes"]).activity == "activity:demo"
 
 
 def test_indicator_dz_by_hand():

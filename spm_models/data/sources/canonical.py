@@ -7,13 +7,15 @@ rule is checked by :func:`spm_models.data.validation.validate` at ingest.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pandas as pd
 
 from spm_models.data.csvio import read_text_table
-from spm_models.data.dataset import Dataset, SourceRef
+from spm_models.data.dataset import Dataset, SourceRef, significant_columns
+from spm_models.data.files import confine
 from spm_models.data.schemas import TABLE_ORDER, TABLES
 from spm_models.exceptions import DataValidationError, Problem
 
@@ -24,7 +26,9 @@ def write_canonical_folder(dataset: Dataset, folder: str | Path) -> list[Path]:
     """Write every table of ``dataset`` as ``folder/<table>.csv`` (ISO dates, UTF-8).
 
     Returns the paths written, in load order. Files are written to a temporary name and
-    renamed, so a crash never leaves a half-written table behind.
+    renamed, so a crash never leaves a half-written table behind. Columns added to the contract
+    after its first version are written only when they hold something
+    (:func:`~spm_models.data.dataset.significant_columns`).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -33,9 +37,10 @@ def write_canonical_folder(dataset: Dataset, folder: str | Path) -> list[Path]:
         if name not in dataset.tables:
             continue
         spec = TABLES[name]
-        frame = dataset.tables[name].loc[:, spec.column_names].copy()
+        frame = dataset.tables[name]
+        frame = frame.loc[:, significant_columns(name, frame)].copy()
         for col in spec.columns:
-            if col.kind == "date":
+            if col.kind == "date" and col.name in frame:
                 frame[col.name] = pd.to_datetime(frame[col.name]).dt.strftime("%Y-%m-%d")
         path = folder / f"{name}.csv"
         tmp = path.with_suffix(".csv.tmp")
@@ -72,7 +77,9 @@ def read_canonical_folder(folder: str | Path, *, encoding: str = "utf-8") -> Dat
     folder = Path(folder)
     if not folder.is_dir():
         raise DataValidationError([Problem(str(folder), None, None, None, "folder not found")])
-    files = {name: folder / f"{name}.csv" for name in TABLE_ORDER if (folder / f"{name}.csv").is_file()}
+    # Any entry named like a table counts, so a folder, a broken link or a pipe called
+    # activities.csv is reported, never read as an absent (empty) table.
+    files = {name: folder / f"{name}.csv" for name in TABLE_ORDER if os.path.lexists(folder / f"{name}.csv")}
     warnings = [
         Problem(
             p.name,
@@ -84,7 +91,9 @@ def read_canonical_folder(folder: str | Path, *, encoding: str = "utf-8") -> Dat
         for p in sorted(folder.iterdir())
         if p.is_file() and p.suffix.lower() == ".csv" and p.stem not in TABLES
     ]
-    return _read_tables(files, encoding=encoding, source=str(folder), warnings=warnings, where=f" in {folder}")
+    return _read_tables(
+        files, encoding=encoding, source=str(folder), warnings=warnings, where=f" in {folder}", in_folder=folder
+    )
 
 
 def read_canonical_files(paths: Iterable[str | Path], *, encoding: str = "utf-8") -> Dataset:
@@ -141,6 +150,7 @@ def _read_tables(
     warnings: list[Problem] | None = None,
     problems: list[Problem] | None = None,
     where: str = "",
+    in_folder: Path | None = None,
 ) -> Dataset:
     """Read each table's file, collecting the problems of all of them before raising once."""
     problems = list(problems or [])
@@ -164,11 +174,14 @@ def _read_tables(
             continue
         path = files[name]
         try:
-            frame, rows = read_text_table(path, encoding=encoding, display_name=path.name)
+            # a file of the folder may not lead out of it (through a link)
+            real = confine(in_folder, path.name) if in_folder is not None else path
+            frame, rows = read_text_table(real, encoding=encoding, display_name=path.name)
         except DataValidationError as exc:
             problems.extend(exc.problems)
             continue
-        missing = [c for c in spec.column_names if c not in frame.columns]
+        # columns added after the first contract version may be left out (they are then empty)
+        missing = [c.name for c in spec.columns if c.since == 1 and c.name not in frame.columns]
         for c in missing:
             problems.append(Problem(path.name, 1, c, None, f"required column '{c}' is missing from the header"))
         for c in frame.columns:
@@ -176,7 +189,7 @@ def _read_tables(
                 warnings.append(Problem(path.name, 1, c, None, f"column is not part of the {name} table; ignored"))
         if missing:
             continue
-        tables[name] = frame.loc[:, spec.column_names]
+        tables[name] = frame.loc[:, [c for c in spec.column_names if c in frame.columns]]
         refs[name] = SourceRef(file=path.name, rows=rows)
     if problems:
         raise DataValidationError(problems)

@@ -1,424 +1,79 @@
 """Importing a CRM export without code: a small TOML mapping file says where each canonical column is.
 
 A mapping file has a few settings shared by all files (``encoding``, ``delimiter``,
-``date_format``), then one section per canonical table (see :mod:`spm_models.data.schemas`) naming
-its ``file`` and its ``columns`` (canonical column = column in the file), with optional
-``replace`` (clean known dirt), ``defaults``, ``drop_if_empty``, ``distinct`` (a table derived
-from the distinct values of another file's columns), and for opportunities ``[stages]`` (the
-export's stage names -> canonical stage and outcome) and ``open_amount``. The format is
-documented in ``docs/your-own-data.md``, with the bundled Maven mapping
-(``spm_models/data/mappings/maven.toml``) as the worked example.
+``date_format``, ``bookings_measure``, the fiscal year), then one section per canonical table
+(see :mod:`spm_models.data.schemas`) naming its ``file`` and its ``columns`` (canonical column =
+column in the file), with rules for what real exports need: per-row ``fix``, ``lookup`` of
+columns in other files, ``replace``, a ``where`` filter, ``derive`` (SQL expressions), ``defaults``,
+``drop_if_empty``, ``count_rows``, ``distinct``, per-column ``date_formats``, a whole table as a
+``sql`` query, and for opportunities ``[stages]`` and ``open_amount``. The format is checked by
+:mod:`~spm_models.data.sources.mapping_file`, a section is applied to its file by
+:mod:`~spm_models.data.sources.mapping_rules`, and SQL runs in the
+:mod:`~spm_models.data.sources.sandbox`. It is documented in ``docs/your-own-data.md``, with the
+bundled Maven mapping (``spm_models/data/mappings/maven.toml``) and the funnel export of the
+synthetic organisation as worked examples.
 
-This module only reads and reshapes: every value stays text, and the frames go to
-:func:`spm_models.data.validation.validate` with a :class:`~spm_models.data.dataset.SourceRef` per table,
-so a bad value is reported with the user's own file, row and column name.
+This module reads the export's files (:func:`_read_file` is the one place they are opened,
+through :func:`spm_models.data.files.confine`: only regular files inside the export folder,
+``..``, absolute paths and symlinks leaving it refused) and puts the tables together. Every
+value stays text, and the frames go to :func:`spm_models.data.validation.validate` with a
+:class:`~spm_models.data.dataset.SourceRef` per table, so a bad value is reported with the
+user's own file, row and column name.
 """
 
 from __future__ import annotations
 
-import codecs
-import tomllib
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from spm_models.data.csvio import read_text_table
 from spm_models.data.dataset import Dataset, SourceRef
-from spm_models.data.schemas import OUTCOMES, PIPELINE_STAGES, TABLE_ORDER, TABLES
-from spm_models.exceptions import ConfigError, DataValidationError, Problem
+from spm_models.data.files import confine
+from spm_models.data.schemas import TABLE_ORDER, TABLES
+from spm_models.data.sources.mapping_file import load_mapping
+from spm_models.data.sources.mapping_rules import Section, Shaped, shape_section, text_column
+from spm_models.data.sources.mapping_spec import Fix, Lookup, Mapping, StageRule, TableMapping
+from spm_models.data.sources.sandbox import ROW_COLUMN, SqlError, SqlSandbox
+from spm_models.exceptions import DataValidationError, Problem
 
-__all__ = ["StageRule", "TableMapping", "Mapping", "load_mapping", "read_mapped_export"]
+__all__ = ["StageRule", "Lookup", "Fix", "TableMapping", "Mapping", "load_mapping", "read_mapped_export"]
 
-#: Settings allowed at the top of a mapping file (besides one section per canonical table).
-SETTINGS = ("name", "description", "encoding", "delimiter", "date_format")
-#: Keys allowed in a table section.
-TABLE_KEYS = (
-    "file",
-    "columns",
-    "encoding",
-    "delimiter",
-    "date_format",
-    "replace",
-    "defaults",
-    "drop_if_empty",
-    "distinct",
-    "stages",
-    "open_amount",
-)
-#: Rules for ``open_amount``: where an open deal's missing amount comes from.
-OPEN_AMOUNT_RULES = ("list_price",)
-_SHOWN_ROWS = 10
-
-
-@dataclass(frozen=True)
-class StageRule:
-    """What one stage name of the export means: a canonical stage (or none) and an outcome."""
-
-    stage: str | None
-    outcome: str
-
-
-@dataclass(frozen=True)
-class TableMapping:
-    """How one canonical table is read from one file of the export.
-
-    Attributes
-    ----------
-    table : str
-        Canonical table name.
-    file : str
-        Source file, relative to the export folder (as written in the mapping file).
-    columns : dict
-        Canonical column -> column name in the file.
-    encoding, delimiter : str
-        How the file is read.
-    date_format : str or None
-        ``strptime`` format of its date columns; ``None`` is ISO ``YYYY-MM-DD``.
-    replace : dict
-        Column name in the file -> {value in the file: value to use}; ``""`` empties the cell.
-        Keyed by the file's column so one fix reaches every canonical column fed from it.
-    defaults : dict
-        Canonical column -> value used where the cell is empty (or for every row when the
-        column is not mapped).
-    drop_if_empty : tuple of str
-        Canonical columns; rows with any of them empty are left out, with a warning.
-    distinct : bool
-        Keep one row per distinct combination of values (tables derived from a column of
-        another table's file); rows with an empty key are not entities and are skipped.
-    stages : dict
-        Stage name in the file -> :class:`StageRule` (``opportunities`` only).
-    open_amount : str or None
-        ``"list_price"``: an open deal with no amount gets its product's list price.
-    """
-
-    table: str
-    file: str
-    columns: dict[str, str]
-    encoding: str = "utf-8"
-    delimiter: str = ","
-    date_format: str | None = None
-    replace: dict[str, dict[str, str]] = field(default_factory=dict)
-    defaults: dict[str, str] = field(default_factory=dict)
-    drop_if_empty: tuple[str, ...] = ()
-    distinct: bool = False
-    stages: dict[str, StageRule] = field(default_factory=dict)
-    open_amount: str | None = None
-
-
-@dataclass(frozen=True)
-class Mapping:
-    """A validated mapping file: which file and column feeds each canonical table and column."""
-
-    path: Path
-    tables: dict[str, TableMapping]
-    name: str = ""
-    description: str = ""
-
-    @property
-    def folder(self) -> Path:
-        """Folder the mapping's file names are relative to, unless a reader is given another."""
-        return self.path.parent
-
-
-# --------------------------------------------------------------------------- loading the file
-
-
-class _Checker:
-    """Collects every problem of one mapping file, so they are reported together."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.errors: list[str] = []
-
-    def error(self, key: str, message: str) -> None:
-        self.errors.append(f"key '{key}': {message}")
-
-    def raise_if_any(self) -> None:
-        if self.errors:
-            n = len(self.errors)
-            head = f"mapping file {self.path} has {n} problem{'s' if n != 1 else ''}:"
-            raise ConfigError(head + "\n  " + "\n  ".join(self.errors))
-
-    def text(self, key: str, value: Any, *, allow_number: bool = False) -> str | None:
-        if isinstance(value, str):
-            return value
-        if allow_number and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        self.error(key, f"expected text in quotes, found {value!r}")
-        return None
-
-    def table_of(self, key: str, value: Any) -> dict[str, Any]:
-        if isinstance(value, dict):
-            return value
-        self.error(key, f'expected a table ({{ name = "value", ... }}), found {value!r}')
-        return {}
-
-    def known(self, key: str, value: str, allowed: tuple[str, ...] | list[str], what: str) -> bool:
-        if value in allowed:
-            return True
-        self.error(key, f"{value!r} is not a {what}; use one of {', '.join(allowed)}")
-        return False
-
-
-def load_mapping(path: str | Path) -> Mapping:
-    """Read and check a mapping file.
-
-    Parameters
-    ----------
-    path : path-like
-        The ``.toml`` mapping file.
-
-    Returns
-    -------
-    Mapping
-
-    Raises
-    ------
-    ConfigError
-        The file is missing or not TOML, or has unknown keys, misses required keys, names an
-        unknown canonical table or column, a stage or outcome that does not exist, or leaves a
-        required canonical column unmapped. Every problem is listed, each with its key.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"mapping file {path} not found")
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"mapping file {path} is not valid TOML: {exc}") from None
-    chk = _Checker(path)
-    allowed_top = SETTINGS + TABLE_ORDER
-    for key in doc:
-        if key not in allowed_top:
-            chk.error(
-                key,
-                f"unknown key; allowed are the settings {', '.join(SETTINGS)} "
-                f"and one section per table: {', '.join(TABLE_ORDER)}",
-            )
-    shared = {
-        "encoding": _encoding(chk, "encoding", doc.get("encoding", "utf-8")),
-        "delimiter": _delimiter(chk, "delimiter", doc.get("delimiter", ",")),
-        "date_format": _date_format(chk, "date_format", doc.get("date_format")),
-    }
-    tables: dict[str, TableMapping] = {}
-    for name in TABLE_ORDER:
-        if name in doc:
-            tm = _table(chk, name, chk.table_of(name, doc[name]), shared)
-            if tm is not None:
-                tables[name] = tm
-        elif not TABLES[name].optional:
-            chk.error(name, f"missing section [{name}]: the workbench needs the {name} table")
-    _cross_checks(chk, tables)
-    chk.raise_if_any()
-    return Mapping(
-        path=path,
-        tables=tables,
-        name=chk.text("name", doc.get("name", "")) or "",
-        description=chk.text("description", doc.get("description", "")) or "",
-    )
-
-
-def _encoding(chk: _Checker, key: str, value: Any) -> str:
-    text = chk.text(key, value)
-    if text is None:
-        return "utf-8"
-    try:
-        codecs.lookup(text)
-    except LookupError:
-        chk.error(key, f'unknown text encoding {text!r}; e.g. "utf-8", "cp1252", "latin-1"')
-        return "utf-8"
-    return text
-
-
-def _delimiter(chk: _Checker, key: str, value: Any) -> str:
-    text = chk.text(key, value)
-    if text is None or len(text) != 1 or text in '"\r\n':
-        if text is not None:
-            chk.error(key, f'the delimiter must be one character such as ",", ";" or "\\t", found {text!r}')
-        return ","
-    return text
-
-
-def _date_format(chk: _Checker, key: str, value: Any) -> str | None:
-    if value is None:
-        return None
-    text = chk.text(key, value)
-    if text is not None and "%" not in text:
-        chk.error(key, f'a date format uses strptime codes such as "%d/%m/%Y", found {text!r}')
-        return None
-    return text
-
-
-def _table(chk: _Checker, name: str, sec: dict[str, Any], shared: dict[str, Any]) -> TableMapping | None:
-    spec = TABLES[name]
-    canon = spec.column_names
-    for key in sec:
-        if key not in TABLE_KEYS:
-            chk.error(f"{name}.{key}", f"unknown key; allowed in a table section: {', '.join(TABLE_KEYS)}")
-    for key in ("stages", "open_amount"):
-        if key in sec and name != "opportunities":
-            chk.error(f"{name}.{key}", "only the [opportunities] section can have this key")
-    for key in ("file", "columns"):
-        if key not in sec:
-            chk.error(f"{name}.{key}", "missing required key")
-    file = chk.text(f"{name}.file", sec.get("file", "")) if "file" in sec else None
-    if file is not None and not file.strip():
-        chk.error(f"{name}.file", "empty: give the file name, relative to the mapping file's folder")
-
-    def columns_of(key: str) -> dict[str, Any]:
-        out = {}
-        for col, value in chk.table_of(f"{name}.{key}", sec.get(key, {})).items():
-            if chk.known(f"{name}.{key}.{col}", col, canon, f"column of the {name} table"):
-                out[col] = value
-        return out
-
-    columns = {
-        c: v for c, v in ((c, chk.text(f"{name}.columns.{c}", v)) for c, v in columns_of("columns").items()) if v
-    }
-    defaults = {
-        c: v
-        for c, v in (
-            (c, chk.text(f"{name}.defaults.{c}", v, allow_number=True)) for c, v in columns_of("defaults").items()
-        )
-        if v is not None
-    }
-    # replace cleans the file's own values, so it is keyed by the file's column names.
-    replace: dict[str, dict[str, str]] = {}
-    for col, table in chk.table_of(f"{name}.replace", sec.get("replace", {})).items():
-        if col not in columns.values():
-            chk.error(
-                f"{name}.replace.{col}",
-                "not a column this section maps; replace is keyed by the file's "
-                f"column names: {', '.join(dict.fromkeys(columns.values())) or '(none mapped)'}",
-            )
-            continue
-        pairs = chk.table_of(f"{name}.replace.{col}", table)
-        replace[col] = {
-            old: new
-            for old, new in ((o, chk.text(f"{name}.replace.{col}.{o}", n, allow_number=True)) for o, n in pairs.items())
-            if new is not None
-        }
-    drop = sec.get("drop_if_empty", [])
-    if not isinstance(drop, list) or not all(isinstance(c, str) for c in drop):
-        chk.error(f"{name}.drop_if_empty", f'expected a list of column names such as ["created_date"], found {drop!r}')
-        drop = []
-    drop = [c for c in drop if chk.known(f"{name}.drop_if_empty", c, canon, f"column of the {name} table")]
-    distinct = sec.get("distinct", False)
-    if not isinstance(distinct, bool):
-        chk.error(f"{name}.distinct", f"expected true or false, found {distinct!r}")
-        distinct = False
-    stages = _stages(chk, f"{name}.stages", sec["stages"]) if "stages" in sec and name == "opportunities" else {}
-    open_amount = None
-    if "open_amount" in sec and name == "opportunities":
-        open_amount = chk.text(f"{name}.open_amount", sec["open_amount"])
-        if open_amount is not None and not chk.known(
-            f"{name}.open_amount", open_amount, OPEN_AMOUNT_RULES, "rule for open-deal amounts"
-        ):
-            open_amount = None
-
-    # Which canonical columns get values: mapped ones, defaulted ones, and stage/outcome via [stages].
-    if stages:
-        if "outcome" in columns:
-            chk.error(f"{name}.columns.outcome", "the outcome comes from [opportunities.stages]; remove this key")
-        if "stage" not in columns:
-            chk.error(
-                f"{name}.columns.stage",
-                "missing: name the column that holds the stage names listed in [opportunities.stages]",
-            )
-    covered = set(columns) | set(defaults) | ({"stage", "outcome"} if stages else set())
-    for col in spec.columns:
-        if col.required and col.name not in covered:
-            chk.error(
-                f"{name}.columns.{col.name}",
-                f"missing: the {name} table needs {col.name}; map it to a column of {file or 'the file'}"
-                + (" or list the export's stage names in [opportunities.stages]" if col.name == "outcome" else "")
-                + f" (or set defaults.{col.name})",
-            )
-    return TableMapping(
-        table=name,
-        file=file or "",
-        columns=columns,
-        encoding=_encoding(chk, f"{name}.encoding", sec.get("encoding", shared["encoding"])),
-        delimiter=_delimiter(chk, f"{name}.delimiter", sec.get("delimiter", shared["delimiter"])),
-        date_format=_date_format(chk, f"{name}.date_format", sec.get("date_format", shared["date_format"])),
-        replace=replace,
-        defaults=defaults,
-        drop_if_empty=tuple(drop),
-        distinct=distinct,
-        stages=stages,
-        open_amount=open_amount,
-    )
-
-
-def _stages(chk: _Checker, key: str, value: Any) -> dict[str, StageRule]:
-    out: dict[str, StageRule] = {}
-    entries = chk.table_of(key, value)
-    if not entries and isinstance(value, dict):
-        chk.error(key, "list at least one stage name of the export")
-    for source_name, rule in entries.items():
-        k = f"{key}.{source_name}"
-        rule = chk.table_of(k, rule)
-        for extra in set(rule) - {"stage", "outcome"}:
-            chk.error(f"{k}.{extra}", "unknown key; a stage entry has stage and outcome")
-        if "outcome" not in rule:
-            chk.error(f"{k}.outcome", f"missing: is {source_name!r} an open, won or lost deal?")
-            continue
-        outcome = chk.text(f"{k}.outcome", rule["outcome"])
-        stage = chk.text(f"{k}.stage", rule["stage"]) if "stage" in rule else None
-        ok = outcome is not None and chk.known(f"{k}.outcome", outcome, OUTCOMES, "deal outcome")
-        if stage is not None:
-            ok = chk.known(f"{k}.stage", stage, PIPELINE_STAGES, "pipeline stage") and ok
-        if ok:
-            out[source_name] = StageRule(stage=stage, outcome=outcome)
-    return out
-
-
-def _cross_checks(chk: _Checker, tables: dict[str, TableMapping]) -> None:
-    opp = tables.get("opportunities")
-    if opp is None or opp.open_amount != "list_price":
-        return
-    products = tables.get("products")
-    if products is None or not ({"list_price"} & (set(products.columns) | set(products.defaults))):
-        chk.error("opportunities.open_amount", '"list_price" needs a [products] section that maps list_price')
-    if "product_id" not in opp.columns:
-        chk.error("opportunities.open_amount", '"list_price" needs opportunities.columns.product_id')
-
-
-# --------------------------------------------------------------------------- reading the export
+_Cache = dict[tuple[Path, str, str], "tuple[pd.DataFrame, np.ndarray] | None"]
 
 
 def read_mapped_export(mapping: str | Path | Mapping, *, folder: str | Path | None = None) -> Dataset:
     """Read a CRM export into canonical text frames as its mapping file says.
 
-    Steps per table: read the file (every cell as text), keep and rename the mapped columns,
-    apply ``replace``, fill ``defaults``, leave out ``drop_if_empty`` rows (warning), keep
-    ``distinct`` rows; then translate opportunity stage names through ``[opportunities.stages]``
-    and fill open-deal amounts by ``open_amount``. Values are not parsed here; validate the
-    result with :func:`spm_models.data.validation.validate`.
+    Each section is applied to its file (:func:`~spm_models.data.sources.mapping_rules.shape_section`)
+    or runs its ``sql``; then opportunity stage names are translated through
+    ``[opportunities.stages]`` and open-deal amounts filled by ``open_amount``. Values are not
+    parsed here; validate the result with :func:`spm_models.data.validation.validate`.
 
     Parameters
     ----------
     mapping : path-like or Mapping
         The mapping file (checked with :func:`load_mapping`) or an already loaded mapping.
     folder : path-like, optional
-        Folder holding the export's files; defaults to the mapping file's folder.
+        Folder holding the export's files; defaults to the mapping file's folder. No file
+        outside it is read.
 
     Returns
     -------
     Dataset
-        One frame per mapped canonical table, with every canonical column (text, empty cells
-        ``None``); ``refs`` name the user's file, rows and columns; ``warnings`` say which rows
-        were left out and which amounts were filled in.
+        One frame per mapped canonical table (text, empty cells ``None``); ``refs`` name the
+        user's file, rows and columns; ``warnings`` say which rows were left out, which amounts
+        were filled in, and which rules of the mapping matched nothing.
 
     Raises
     ------
     ConfigError
         The mapping file is wrong (see :func:`load_mapping`).
     DataValidationError
-        A file is missing or unreadable, a mapped column is not in its file, or the export has a
+        A file is missing, unreadable or outside the export folder, a mapped column is not in
+        its file, a lookup key repeats, a SQL expression or query fails, or the export has a
         stage name the mapping does not list. Every problem of every file is reported at once.
     """
     m = mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
@@ -427,170 +82,192 @@ def read_mapped_export(mapping: str | Path | Mapping, *, folder: str | Path | No
     warnings: list[Problem] = []
     tables: dict[str, pd.DataFrame] = {}
     refs: dict[str, SourceRef] = {}
-    cache: dict[tuple[Path, str, str], tuple[pd.DataFrame, np.ndarray] | None] = {}
-    for name in TABLE_ORDER:
-        tm = m.tables.get(name)
-        if tm is None:
-            continue
-        source = _read_file(tm, base, m.path, cache, problems)
-        if source is None:
-            continue
-        frame, rows = source
-        missing = [c for c in dict.fromkeys(tm.columns.values()) if c not in frame.columns]
-        for col in missing:
-            mapped = ", ".join(f"{name}.{k}" for k, v in tm.columns.items() if v == col)
-            problems.append(
-                Problem(
-                    tm.file,
-                    1,
-                    col,
-                    None,
-                    f"column not found in the header, but mapping file {m.path.name} maps {mapped} to it; "
-                    f"the file has: {', '.join(frame.columns)}",
-                )
-            )
-        if missing:
-            continue
-        out, rows = _shape(tm, frame, rows, warnings)
-        tables[name] = out
-        columns = dict(tm.columns)
-        if tm.stages:
-            columns["outcome"] = tm.columns["stage"]
-        refs[name] = SourceRef(file=tm.file, rows=rows, columns=columns, date_format=tm.date_format)
+    cache: _Cache = {}
+    seen: dict[str, set[str]] = {}
+
+    def read(file: str, encoding: str, delimiter: str, key: str):
+        return _read_file(base, file, encoding, delimiter, key, m.path, cache, problems)
+
+    with SqlSandbox() as sandbox:
+        for name in TABLE_ORDER:
+            tm = m.tables.get(name)
+            if tm is None:
+                continue
+            sec = Section(tm, problems, warnings, read, sandbox, m.path.name)
+            shaped = _from_sql(sec) if tm.sql is not None else _from_file(sec)
+            seen[name] = sec.stage_names
+            if shaped is None:
+                continue
+            tables[name] = shaped.frame
+            refs[name] = _ref(tm, shaped)
     if problems:
         raise DataValidationError(problems)
-    opp = m.tables["opportunities"]
-    if opp.stages:
-        tables["opportunities"] = _translate_stages(
-            opp, tables["opportunities"], refs["opportunities"], m.path, problems
+    opp = m.tables.get("opportunities")
+    if opp is not None and opp.stages:
+        tables["opportunities"], problems = _translate_stages(
+            opp, tables["opportunities"], refs["opportunities"], m, seen.get("opportunities", set()), warnings
         )
-    if problems:
-        raise DataValidationError(problems)
-    if opp.open_amount == "list_price":
+        if problems:
+            raise DataValidationError(problems)
+    if opp is not None and opp.open_amount == "list_price":
         tables["opportunities"] = _fill_open_amount(tables["opportunities"], tables["products"], opp, warnings)
     label = m.name or m.path.name
-    return Dataset(tables=tables, refs=refs, source=f"{label} ({base})", warnings=warnings)
+    dataset = Dataset(tables=tables, refs=refs, source=f"{label} ({base})", warnings=warnings, measure=m.measure)
+    return dataset if m.calendar is None else replace(dataset, calendar=m.calendar)
 
 
 def _read_file(
-    tm: TableMapping,
     base: Path,
+    file: str,
+    encoding: str,
+    delimiter: str,
+    key: str,
     mapping_path: Path,
-    cache: dict[tuple[Path, str, str], tuple[pd.DataFrame, np.ndarray] | None],
+    cache: _Cache,
     problems: list[Problem],
 ) -> tuple[pd.DataFrame, np.ndarray] | None:
-    path = base / tm.file
-    key = (path, tm.encoding, tm.delimiter)
-    if key in cache:
-        return cache[key]
+    """The one place an export file is opened, through :func:`~spm_models.data.files.confine`:
+    only regular files inside ``base`` (no absolute path, no ``..`` or symlink leading out of
+    the folder, no folder, pipe or broken link), refused before anything is read."""
+    path = base / file
+    try:
+        ident = path.resolve()
+    except (OSError, RuntimeError):  # a link loop: confine names it
+        ident = path
+    key_ = (ident, encoding, delimiter)
+    if key_ in cache:
+        return cache[key_]
     result = None
-    if not path.is_file():
-        problems.append(
-            Problem(
-                tm.file,
-                None,
-                None,
-                None,
-                f"file not found at {path} (named by {tm.table}.file in mapping file {mapping_path.name})",
-            )
-        )
-    else:
-        try:
-            result = read_text_table(path, encoding=tm.encoding, delimiter=tm.delimiter, display_name=tm.file)
-        except DataValidationError as exc:
-            problems.extend(exc.problems)
-    cache[key] = result
+    try:
+        real = confine(base, file, named_by=f"named by {key} in mapping file {mapping_path.name}")
+        result = read_text_table(real, encoding=encoding, delimiter=delimiter, display_name=file)
+    except DataValidationError as exc:
+        problems.extend(exc.problems)
+    cache[key_] = result
     return result
 
 
-def _rows(n: int) -> str:
-    return f"{n:,} row{'s' if n != 1 else ''}"
+def _from_file(sec: Section) -> Shaped | None:
+    tm = sec.tm
+    source = sec.read(tm.file, tm.encoding, tm.delimiter, f"{tm.table}.file")
+    if source is None:
+        return None
+    frame, rows = source
+    return shape_section(sec, frame, rows)
 
 
-def _text(s: pd.Series) -> pd.Series:
-    """Object column of str with empty cells as ``None`` (what the validation layer reads)."""
-    s = s.astype(object)
-    return s.where(s.notna() & (s != ""), None)
-
-
-def _shape(
-    tm: TableMapping, frame: pd.DataFrame, rows: np.ndarray, warnings: list[Problem]
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """Mapped columns -> canonical frame; replace, defaults, drop_if_empty, distinct."""
+def _from_sql(sec: Section) -> Shaped | None:
+    """A section given as one SELECT over the export's files (``sql`` and ``files``)."""
+    tm = sec.tm
+    first = next(iter(tm.files.values()))
+    loaded = True
+    for alias, file in tm.files.items():
+        source = sec.read(file, tm.encoding, tm.delimiter, f"{tm.table}.files.{alias}")
+        if source is None:
+            loaded = False
+        else:
+            sec.sandbox.add(alias, source[0], source[1], file=file)
+    if not loaded:
+        return None
+    try:
+        result = sec.sandbox.query(tm.sql, key=f"{tm.table}.sql", file=first)
+    except SqlError as exc:
+        sec.problems.append(exc.problem)
+        return None
     spec = TABLES[tm.table]
-    n = len(frame)
-    data: dict[str, pd.Series] = {}
-    cleaned: dict[str, pd.Series] = {}
-    for src in dict.fromkeys(tm.columns.values()):
-        s = frame[src].reset_index(drop=True)
-        if src in tm.replace:
-            table = tm.replace[src]
-            s = s.where(~s.isin(list(table)), s.map(table))
-        cleaned[src] = s
-    for col in spec.column_names:
-        s = cleaned[tm.columns[col]] if col in tm.columns else pd.Series([None] * n, dtype=object)
-        if col in tm.defaults:
-            s = s.where(s.notna() & (s != ""), tm.defaults[col])
-        data[col] = _text(s)
-    out = pd.DataFrame(data, columns=spec.column_names)
-    keep = np.ones(n, dtype=bool)
-    for col in tm.drop_if_empty:
-        empty = out[col].isna().to_numpy()
-        dropped = empty & keep
-        if dropped.any():
-            shown = ", ".join(str(r) for r in rows[dropped][:_SHOWN_ROWS])
-            more = " ..." if dropped.sum() > _SHOWN_ROWS else ""
-            warnings.append(
-                Problem(
-                    tm.file,
-                    None,
-                    tm.columns.get(col, col),
-                    None,
-                    f"{_rows(int(dropped.sum()))} left out of {tm.table} because this column is empty "
-                    f"(drop_if_empty in the mapping file); rows {shown}{more}",
-                )
-            )
-        keep &= ~empty
-    if tm.distinct:
-        # Rows without a key describe no entity (e.g. deals with no account); skip them.
-        for col in spec.key:
-            keep &= out[col].notna().to_numpy()
-    out = out[keep].reset_index(drop=True)
-    rows = rows[keep]
-    if tm.distinct:
-        first = ~out.duplicated().to_numpy()
-        out = out[first].reset_index(drop=True)
-        rows = rows[first]
-    return out, rows
+    extra = [c for c in result.columns if c not in spec.column_names and c != ROW_COLUMN]
+    covered = set(result.columns) | set(tm.defaults) | ({"stage", "outcome"} if tm.stages else set())
+    missing = [c.name for c in spec.columns if c.required and c.name not in covered]
+    for c in extra:
+        sec.problems.append(Problem(first, None, c, None, f"{tm.table}.sql gives a column that is not in the table"))
+    for c in missing:
+        sec.problems.append(Problem(first, None, c, None, f"{tm.table}.sql gives no {c}, which the table needs"))
+    if extra or missing:
+        return None
+    rows = result[ROW_COLUMN].to_numpy(dtype=np.int64) if ROW_COLUMN in result else np.arange(len(result)) + 2
+    cols = [c for c in spec.column_names if c in result.columns]
+    frame = pd.DataFrame({c: result[c].map(_cell).astype(object) for c in cols}, columns=cols)
+    # the rest of the section (defaults, not_people, drop_if_empty, count_rows, distinct) as for a file
+    plain = replace(tm, file=first, columns={c: c for c in cols}, sql=None, files={})
+    inner = Section(plain, sec.problems, sec.warnings, sec.read, sec.sandbox, sec.mapping_name)
+    shaped = shape_section(inner, frame, rows)
+    sec.stage_names = inner.stage_names
+    if shaped is not None:
+        dated = {c: None for c in cols if pd.api.types.is_datetime64_any_dtype(result[c].dtype)}
+        shaped.date_formats = dated | shaped.date_formats
+        shaped.columns = {c: f"{c} (from {tm.table}.sql)" for c in shaped.frame.columns}
+    return shaped
+
+
+def _cell(v) -> str | None:
+    """A value of a query result as the text a file would hold (dates as ISO days)."""
+    if v is None or (not isinstance(v, str) and pd.isna(v)):
+        return None
+    if hasattr(v, "strftime"):
+        return v.strftime("%Y-%m-%d")
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _ref(tm: TableMapping, shaped: Shaped) -> SourceRef:
+    columns = dict(shaped.columns)
+    if tm.stages:
+        columns["outcome"] = columns.get("stage", "stage")
+    file = tm.file or next(iter(tm.files.values()), tm.table)
+    formats = {c: tm.date_format_of(c) for c in tm.date_formats} | shaped.date_formats
+    return SourceRef(file=file, rows=shaped.rows, columns=columns, date_format=tm.date_format, date_formats=formats)
+
+
+# --------------------------------------------------------------------------- stages and amounts
 
 
 def _translate_stages(
-    tm: TableMapping, frame: pd.DataFrame, ref: SourceRef, mapping_path: Path, problems: list[Problem]
-) -> pd.DataFrame:
-    """The export's stage names -> canonical ``stage`` and ``outcome``; unknown names are problems."""
+    tm: TableMapping, frame: pd.DataFrame, ref: SourceRef, m: Mapping, seen: set[str], warnings: list[Problem]
+) -> tuple[pd.DataFrame, list[Problem]]:
+    """The export's stage names -> canonical ``stage`` and ``outcome``.
+
+    Returns the translated frame and one problem per stage name the mapping does not list
+    (its exact number of rows, the first row named). A listed name that the file never holds
+    (``seen``: its stage names before any row was left out) is a warning.
+    """
+    for name in tm.stages:
+        if name not in seen:
+            warnings.append(
+                Problem(
+                    ref.file,
+                    None,
+                    ref.column_of("stage"),
+                    None,
+                    f"[opportunities.stages] lists {name!r}, which the file never has",
+                )
+            )
     src = frame["stage"].str.strip()  # "Won " in a hand-edited export is still "Won"
     known = src.isin(list(tm.stages)).to_numpy()
     if not known.all():
         bad = pd.DataFrame({"value": src[~known].fillna("").to_numpy(), "row": ref.rows[~known]})
         summary = bad.groupby("value", sort=True)["row"].agg(["first", "size"])
         listed = ", ".join(repr(k) for k in tm.stages)
+        problems = []
         for value, (first, size) in summary.iterrows():
             what = "no stage name" if value == "" else "a stage name the mapping does not list"
+            n = int(size)
             problems.append(
                 Problem(
-                    tm.file,
+                    ref.file,
                     int(first),
-                    tm.columns["stage"],
+                    ref.column_of("stage"),
                     value or None,
-                    f"{what} ({_rows(int(size))}, the first one here); add it to [opportunities.stages] in "
-                    f"mapping file {mapping_path.name}, which lists {listed}",
+                    f"{what} ({n:,} row{'s' if n != 1 else ''}, the first one here); add it to "
+                    f"[opportunities.stages] in mapping file {m.path.name}, which lists {listed}",
+                    count=n,
                 )
             )
-        return frame
+        return frame, problems
     out = frame.copy()
-    out["stage"] = _text(src.map({k: r.stage for k, r in tm.stages.items()}))
-    out["outcome"] = _text(src.map({k: r.outcome for k, r in tm.stages.items()}))
-    return out
+    out["stage"] = text_column(src.map({k: r.stage for k, r in tm.stages.items()}))
+    out["outcome"] = text_column(src.map({k: r.outcome for k, r in tm.stages.items()}))
+    return out, []
 
 
 def _fill_open_amount(
@@ -602,11 +279,12 @@ def _fill_open_amount(
     filled = opps.loc[fill, "product_id"].map(price)
     got = filled.notna()
     if not got.any():
+        warnings.append(Problem(tm.file, None, tm.columns.get("amount", "amount"), None, "open_amount filled nothing"))
         return opps
     out = opps.copy()
     amount = out["amount"].copy()
     amount[filled.index[got]] = filled[got]
-    out["amount"] = _text(amount)
+    out["amount"] = text_column(amount)
     warnings.append(
         Problem(
             tm.file,

@@ -36,13 +36,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from spm_models.calendar import period_start
+from spm_models.calendar import DEFAULT_CALENDAR, Calendar, to_day
 from spm_models.data.dataset import Dataset
 from spm_models.evaluation.metrics import randomized_pit
-from spm_models.evaluation.quota.probability import _day, attainment_distribution, period_totals
+from spm_models.evaluation.quota.calibration import N_POINTS
+from spm_models.evaluation.quota.probability import bookings_draws, chance_of_reaching, quota_for_period
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.indicators.series import bookings_series
-from spm_models.models.base import ForecastModel, clone
+from spm_models.models.base import ForecastModel, clone, fit_tables_of
 from spm_models.models.forecast import Forecast
 
 __all__ = ["Forecaster", "agent_bookings_frame", "quarter_offset_weeks", "backtest_quota_probabilities"]
@@ -88,7 +89,7 @@ def agent_bookings_frame(data: Data) -> pd.DataFrame:
         else pd.Series(pd.NaT, index=agents.index, dtype="datetime64[us]")
     )
     span = s.groupby("entity_id")["period"].agg(["min", "max"])
-    leave_week = period_start(leave, "week").reindex(span.index)
+    leave_week = DEFAULT_CALENDAR.period_start(leave, "week").reindex(span.index)
     last = span["max"].where(leave_week.isna(), np.minimum(span["max"], leave_week))
     grid = pd.DataFrame(
         {"unique_id": np.repeat(span.index.to_numpy(), ((last - span["min"]).dt.days // 7 + 1).to_numpy())}
@@ -110,7 +111,7 @@ def quarter_offset_weeks(as_of: Any, quarter_start: Any) -> int:
     the quarter, as at a quarter end, whose review forecasts the next quarter from its start).
     A review at the end of the first, second and third month of a quarter gets 4, 8 and 0.
     """
-    days = (_day(as_of, "as_of") - _day(quarter_start, "quarter_start")).days + 1
+    days = (to_day(as_of, "as_of") - to_day(quarter_start, "quarter_start")).days + 1
     return max(0, days // 7)
 
 
@@ -119,7 +120,7 @@ def _data_span(
 ) -> tuple[pd.Timestamp, pd.Timestamp]:
     """First and last day the backtest may use (module docstring)."""
     if data_start is not None:
-        first = _day(data_start, "data_start")
+        first = to_day(data_start, "data_start")
     elif frame is not None:
         first = pd.Timestamp(frame["ds"].min())
     else:
@@ -127,23 +128,18 @@ def _data_span(
     opps = _tables(data)["opportunities"]
     last = max(pd.to_datetime(opps[c]).max() for c in ("created_date", "close_date"))
     if data_end is not None:
-        last = _day(data_end, "data_end")
+        last = to_day(data_end, "data_end")
     return first, pd.Timestamp(last).normalize()
 
 
 def _quarters(
-    targets: pd.DataFrame, first_day: pd.Timestamp, last_day: pd.Timestamp
+    targets: pd.DataFrame, first_day: pd.Timestamp, last_day: pd.Timestamp, calendar: Calendar
 ) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
-    """Calendar quarters touched by the targets and wholly inside ``[first_day, last_day]``."""
+    """(Fiscal) quarters touched by the targets and wholly inside ``[first_day, last_day]``."""
     if not len(targets):
         return []
     lo, hi = pd.to_datetime(targets["period_start"]).min(), pd.to_datetime(targets["period_end"]).max()
-    out = []
-    for q in pd.period_range(lo.to_period("Q"), hi.to_period("Q"), freq="Q"):
-        start, end = q.start_time.normalize(), q.end_time.normalize()
-        if start >= first_day and end <= last_day:
-            out.append((start, end))
-    return out
+    return [(s, e) for s, e in calendar.quarters(lo, hi) if s >= first_day and e <= last_day]
 
 
 def _origins(period_start: pd.Timestamp, period_end: pd.Timestamp, offsets: Sequence[int], first_day: pd.Timestamp):
@@ -156,32 +152,25 @@ def _origins(period_start: pd.Timestamp, period_end: pd.Timestamp, offsets: Sequ
 
 
 def _model_forecast(
-    model: ForecastModel, frame: pd.DataFrame, origin: pd.Timestamp, h: int, n_draws: int, min_weeks: int
+    model: ForecastModel,
+    frame: pd.DataFrame,
+    origin: pd.Timestamp,
+    h: int,
+    n_draws: int,
+    min_weeks: int,
+    tables: Mapping[str, pd.DataFrame],
 ) -> Forecast | None:
     """Fit a clone of ``model`` on the agents active in the week before the origin (at least
-    ``min_weeks`` weeks of history) and forecast ``h`` weeks from the Monday after it."""
+    ``min_weeks`` weeks of history, and the tables it reads at fit) and forecast ``h`` weeks
+    from the Monday after it."""
     last_week = origin - pd.Timedelta(days=6)
     train = frame[frame["ds"] <= last_week]
     span = train.groupby("unique_id")["ds"].agg(["max", "size"])
     keep = span.index[(span["max"] == last_week) & (span["size"] >= min_weeks)]
     if not len(keep):
         return None
-    return clone(model).fit(train[train["unique_id"].isin(keep)]).predict(h, n_draws=n_draws)
-
-
-def _total_pit(
-    fc: Forecast,
-    closed: np.ndarray,
-    realised: np.ndarray,
-    start: pd.Timestamp,
-    end: pd.Timestamp,
-    seed: int,
-    day_count: str = "business",
-) -> np.ndarray:
-    """Randomised PIT (:func:`~spm_models.evaluation.metrics.randomized_pit`) of each realised period
-    total under the forecast's draws of it, ``closed + sum_k w_k y_k``."""
-    total = closed[:, None] + period_totals(fc, period_start=start, period_end=end, day_count=day_count)
-    return randomized_pit(total, realised, seed=seed)
+    fitted = clone(model).fit(train[train["unique_id"].isin(keep)], **fit_tables_of(model, tables))
+    return fitted.predict(h, n_draws=n_draws)
 
 
 def backtest_quota_probabilities(
@@ -197,8 +186,10 @@ def backtest_quota_probabilities(
     data_start: Any = None,
     data_end: Any = None,
     day_count: str = "business",
+    calendar: Calendar | None = None,
+    levels: Sequence[str] = ("agent",),
 ) -> pd.DataFrame:
-    """P(quota) per agent-quarter at several points of each past quarter (module docstring).
+    """P(quota) per agent-quarter (and territory-quarter) at several points of each past quarter.
 
     Parameters
     ----------
@@ -235,15 +226,24 @@ def backtest_quota_probabilities(
         How a partial forecast week is shared with the quarter
         (:func:`~spm_models.evaluation.quota.probability.period_shares`); use the day count of the
         probabilities the backtest stands for.
+    calendar : Calendar, optional
+        The (fiscal) quarters scored; default the dataset's, else the calendar year.
+    levels : sequence of {"agent", "territory"}
+        Levels scored. A territory's row sums its forecast agents: their draws (draw by draw,
+        keeping their co-movement), what they booked, their quotas and what they realised.
 
     Returns
     -------
     DataFrame
-        ``agent_id, period_start, period_end, origin, offset_weeks, quota, closed_to_date,
-        p_quota, expected_attainment, attainment, hit, pit``, one row per agent with a quota,
-        quarter and origin. ``pit`` is the randomised probability integral transform of the
-        realised quarter total under the forecast (uniform on [0, 1] for a calibrated
-        forecast; :func:`spm_models.evaluation.quota.calibration.recalibrate` learns from it).
+        ``level, entity_id, period_start, period_end, origin, offset_weeks, quota,
+        closed_to_date, p_quota, expected_attainment, attainment, hit, pit,
+        expected_remaining, realised_remaining, remaining_points``, one row per entity with a
+        quota, quarter and origin. ``pit`` is the randomised probability integral transform of
+        the realised quarter total under the forecast (uniform on [0, 1] for a calibrated
+        forecast); ``remaining_points`` keeps :data:`~spm_models.evaluation.quota.calibration.N_POINTS`
+        order statistics of the draws of what was still to book, so the calibration
+        (:mod:`spm_models.evaluation.quota.calibration`) can recompute the chance under a
+        common factor without the draws.
 
     Raises
     ------
@@ -259,17 +259,22 @@ def backtest_quota_probabilities(
         raise ConfigError(
             "give exactly one of model=... (a ForecastModel, refitted at every origin) and forecaster=..."
         )
+    bad = sorted(set(levels) - {"agent", "territory"})
+    if bad or not levels:
+        raise ConfigError(f"levels must be agent and/or territory, got {list(levels)!r}")
     t = _tables(data)
     opps, targets = t["opportunities"], t["targets"]
+    territory = t["agents"].assign(agent_id=t["agents"]["agent_id"].astype("str")).set_index("agent_id")["territory_id"]
     won = opps[opps["outcome"] == "won"]
     frame = agent_bookings_frame(data) if model is not None else None
     first_day, last_day = _data_span(data, frame, data_start, data_end)
     if first_quarter is not None:
-        first_day = max(first_day, _day(first_quarter, "first_quarter"))
+        first_day = max(first_day, to_day(first_quarter, "first_quarter"))
     rows = []
-    for i, (p_start, p_end) in enumerate(
-        _quarters(targets, first_day, last_day)
-    ):  # a loop over quarters and origins, not agents
+    if calendar is None:
+        calendar = data.fiscal_calendar if isinstance(data, Dataset) else DEFAULT_CALENDAR
+    # a loop over quarters and origins, not agents
+    for i, (p_start, p_end) in enumerate(_quarters(targets, first_day, last_day, calendar)):
         in_q = won[(won["close_date"] >= p_start) & (won["close_date"] <= p_end)]
         final = in_q.groupby("agent_id")["amount"].sum()
         for j, (off, origin) in enumerate(_origins(p_start, p_end, offsets_weeks, first_day)):
@@ -277,24 +282,26 @@ def backtest_quota_probabilities(
             if model is None:
                 fc = forecaster(origin, n_weeks, n_draws, seed + 1000 * i + j)
             else:
-                fc = _model_forecast(model, frame, origin, n_weeks, n_draws, min_history_weeks)
+                fc = _model_forecast(model, frame, origin, n_weeks, n_draws, min_history_weeks, t)
             if fc is None:
                 continue
             closed = in_q[in_q["close_date"] <= origin].groupby("agent_id")["amount"].sum()
-            rows.append(
-                _origin_rows(
-                    fc,
-                    closed,
-                    final,
-                    targets,
-                    p_start,
-                    p_end,
-                    origin,
-                    off,
-                    day_count,
-                    int(np.random.SeedSequence([seed, i, j]).generate_state(1)[0]),
+            pit_seed = int(np.random.SeedSequence([seed, i, j]).generate_state(1)[0])
+            for level in levels:
+                rows.append(
+                    _origin_rows(
+                        fc,
+                        closed,
+                        final,
+                        targets,
+                        (p_start, p_end),
+                        origin,
+                        off,
+                        day_count,
+                        pit_seed,
+                        parent=territory.astype("str") if level == "territory" else None,
+                    )
                 )
-            )
     rows = [r for r in rows if len(r)]
     if not rows:
         raise DataError(
@@ -302,7 +309,7 @@ def backtest_quota_probabilities(
             "a backtest needs at least one past quarter with agent quotas"
         )
     out = pd.concat(rows, ignore_index=True)
-    out["agent_id"] = out["agent_id"].astype("str")
+    out["entity_id"] = out["entity_id"].astype("str")
     return out
 
 
@@ -311,32 +318,51 @@ def _origin_rows(
     closed: pd.Series,
     final: pd.Series,
     targets: pd.DataFrame,
-    p_start: pd.Timestamp,
-    p_end: pd.Timestamp,
+    period: tuple[pd.Timestamp, pd.Timestamp],
     origin: pd.Timestamp,
     off: int,
     day_count: str,
     pit_seed: int,
+    *,
+    parent: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """The backtest rows of one quarter and origin: agents with a quota only."""
-    dist = attainment_distribution(closed, fc, targets, period_start=p_start, period_end=p_end, day_count=day_count)
-    realised = final.reindex(pd.Index(dist["unique_id"], dtype="str")).fillna(0.0).to_numpy()
-    pit = _total_pit(fc, dist["closed_to_date"].to_numpy(), realised, p_start, p_end, pit_seed, day_count)
-    ok = (dist["quota"].notna() & (dist["quota"] > 0)).to_numpy()
-    dist, realised, pit = dist[ok], realised[ok], pit[ok]
+    """The backtest rows of one quarter and origin: agents (or, with ``parent``, the territories
+    of the forecast agents) with a quota only."""
+    p_start, p_end = period
+    uids = pd.Index(fc.unique_ids.astype(str), dtype="str")
+    rest = bookings_draws(fc, None, period_start=p_start, period_end=p_end, day_count=day_count)
+    quota = quota_for_period(targets, period_start=p_start, period_end=p_end).reindex(uids).to_numpy(dtype=float)
+    done = closed.reindex(uids).fillna(0.0).to_numpy(dtype=float)
+    real = final.reindex(uids).fillna(0.0).to_numpy(dtype=float)
+    level, ids = "agent", uids.to_numpy()
+    if parent is not None:
+        codes, names = pd.factorize(parent.reindex(uids).fillna("unassigned").astype("str"), sort=True)
+        rest = np.stack([rest[codes == k].sum(axis=0) for k in range(len(names))]) if len(names) else rest[:0]
+        quota, done, real = (
+            np.bincount(codes, weights=np.nan_to_num(v), minlength=len(names)) for v in (quota, done, real)
+        )
+        level, ids = "territory", np.asarray(names, dtype=object)
+    total = done[:, None] + rest
+    ok = np.isfinite(quota) & (quota > 0)
+    quota, done, real, rest, total, ids = quota[ok], done[ok], real[ok], rest[ok], total[ok], ids[ok]
+    points = np.quantile(rest, (np.arange(N_POINTS) + 0.5) / N_POINTS, axis=1).T if len(rest) else rest[:, :N_POINTS]
     return pd.DataFrame(
         {
-            "agent_id": dist["unique_id"].to_numpy(),
+            "level": level,
+            "entity_id": pd.array(ids.astype(str), dtype="str"),
             "period_start": p_start,
             "period_end": p_end,
             "origin": origin,
             "offset_weeks": off,
-            "quota": dist["quota"].to_numpy(),
-            "closed_to_date": dist["closed_to_date"].to_numpy(),
-            "p_quota": dist["p_quota"].to_numpy(),
-            "expected_attainment": dist["expected_attainment"].to_numpy(),
-            "attainment": realised / dist["quota"].to_numpy(),
-            "hit": realised >= dist["quota"].to_numpy(),
-            "pit": pit,
+            "quota": quota,
+            "closed_to_date": done,
+            "p_quota": chance_of_reaching(total, quota),
+            "expected_attainment": total.mean(axis=1) / quota,
+            "attainment": real / quota,
+            "hit": real >= quota,
+            "pit": randomized_pit(total, real, seed=pit_seed),
+            "expected_remaining": rest.mean(axis=1),
+            "realised_remaining": real - done,
+            "remaining_points": list(points),
         }
     )

@@ -38,6 +38,7 @@ import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
 from spm_models import kpi
+from spm_models.calendar import DEFAULT_CALENDAR, Calendar, to_day
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.models.forecast import Forecast
 
@@ -47,23 +48,14 @@ __all__ = [
     "quota_for_period",
     "period_shares",
     "period_totals",
+    "bookings_draws",
+    "chance_of_reaching",
     "reliability_table",
     "calibration_summary",
 ]
 
 #: Attainment quantile levels reported by :func:`attainment_distribution`.
 ATTAINMENT_QUANTILES: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
-_GRAIN_OFFSETS = (("quarter", "QS"), ("month", "MS"), ("week", "W-MON"))
-
-
-def _day(value: Any, name: str) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(value)
-        if pd.isna(ts):
-            raise ValueError
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a date like 2024-06-30, got {value!r}") from None
-    return ts.normalize()
 
 
 def quota_for_period(
@@ -73,12 +65,13 @@ def quota_for_period(
     period_end: Any,
     agents: pd.DataFrame | None = None,
     level: str = "agent",
+    calendar: Calendar = DEFAULT_CALENDAR,
 ) -> pd.Series:
     """Quota of each entity over ``[period_start, period_end]`` from the canonical targets.
 
     Uses :func:`spm_models.kpi.quota` (targets prorated by overlapping days, agent targets
-    summed to territories) at the coarsest grain (quarter, month, week) whose periods tile
-    the requested span exactly, and adds up its periods.
+    summed to territories) at the coarsest grain (quarter, month, week; quarters of
+    ``calendar``) whose periods tile the requested span exactly, and adds up its periods.
 
     Parameters
     ----------
@@ -102,15 +95,18 @@ def quota_for_period(
         The span does not start and end on week, month or quarter boundaries, or a
         territory or company quota is asked for without the agents table.
     """
-    start, end = _day(period_start, "period_start"), _day(period_end, "period_end")
+    start, end = to_day(period_start, "period_start"), to_day(period_end, "period_end")
     if end < start:
         raise ConfigError(f"period_end {end.date()} is before period_start {start.date()}")
-    grain = None
-    for name, freq in _GRAIN_OFFSETS:
-        off = to_offset(freq)
-        if off.is_on_offset(start) and off.is_on_offset(end + pd.Timedelta(days=1)):
-            grain = name
-            break
+    after = end + pd.Timedelta(days=1)
+    grain = next(
+        (
+            g
+            for g in ("quarter", "month", "week")
+            if calendar.period_start(start, g) == start and calendar.period_start(after, g) == after
+        ),
+        None,
+    )
     if grain is None:
         raise ConfigError(
             f"the quota period {start.date()} to {end.date()} does not start and end on week (Monday to "
@@ -123,7 +119,7 @@ def quota_for_period(
         agents = pd.DataFrame(
             {"agent_id": pd.array(ids, dtype="str"), "territory_id": pd.array(["all"] * len(ids), dtype="str")}
         )
-    q = kpi.quota(targets, agents, grain=grain, levels=[level], start=start, end=end)
+    q = kpi.quota(targets, agents, grain=grain, levels=[level], start=start, end=end, calendar=calendar)
     q = q[(q["period"] >= start) & (q["period"] <= end)]
     return q.groupby("entity_id", sort=True)["value"].sum().rename("quota")
 
@@ -186,8 +182,8 @@ def period_shares(
     """
     if day_count not in ("calendar", "business"):
         raise ConfigError(f"day_count must be 'calendar' or 'business', got {day_count!r}")
-    start = None if period_start is None else _day(period_start, "period_start")
-    return _period_shares(forecast, start, _day(period_end, "period_end"), day_count)
+    start = None if period_start is None else to_day(period_start, "period_start")
+    return _period_shares(forecast, start, to_day(period_end, "period_end"), day_count)
 
 
 def period_totals(
@@ -200,6 +196,47 @@ def period_totals(
     """
     w = period_shares(forecast, period_end=period_end, period_start=period_start, day_count=day_count)
     return np.einsum("nh,nhd->nd", w, forecast.draws)
+
+
+def bookings_draws(
+    forecast: Forecast,
+    closed: np.ndarray | None,
+    *,
+    period_end: Any,
+    period_start: Any = None,
+    day_count: str = "calendar",
+) -> np.ndarray:
+    """Draws of each series' bookings over a quota period: ``B_j = closed + sum_k w_k y_{k,j}``.
+
+    Parameters
+    ----------
+    forecast : Forecast
+    closed : array of float, optional
+        What each series already booked in the period (aligned with ``forecast.unique_ids``);
+        0 when ``None``.
+    period_end, period_start, day_count
+        As in :func:`period_totals`.
+
+    Returns
+    -------
+    ndarray, shape (n_series, n_draws)
+    """
+    rest = period_totals(forecast, period_end=period_end, period_start=period_start, day_count=day_count)
+    if closed is None:
+        return rest
+    return np.asarray(closed, dtype=float)[:, None] + rest
+
+
+def chance_of_reaching(totals: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``P(B >= target)`` per row: the share of draws at or above the target; NaN without a target.
+
+    The one place a chance of hitting quota is computed from draws. What is already booked is
+    part of every draw, so a row whose bookings already reach the target gets exactly 1.
+    """
+    t = np.asarray(target, dtype=float)
+    ok = np.isfinite(t) & (t > 0)
+    with np.errstate(invalid="ignore"):
+        return np.where(ok, (totals >= np.where(ok, t, np.inf)[:, None]).mean(axis=1), np.nan)
 
 
 def attainment_distribution(
@@ -250,7 +287,8 @@ def attainment_distribution(
     -------
     DataFrame
         One row per forecast series: ``unique_id, quota, closed_to_date,
-        expected_remaining, expected_bookings, expected_attainment, p_quota`` (``P(A >= 1)``),
+        expected_remaining, expected_bookings`` (mean of ``B``), ``median_bookings``,
+        ``expected_attainment, p_quota`` (``P(A >= 1)``),
         ``attainment_q0.05 ...`` and ``expected_shortfall`` (``E[max(quota - B, 0)]``).
         Attainment columns are NaN where the quota is missing or 0.
 
@@ -261,8 +299,8 @@ def attainment_distribution(
     ConfigError
         Dates or quantiles are invalid.
     """
-    end = _day(period_end, "period_end")
-    start = None if period_start is None else _day(period_start, "period_start")
+    end = to_day(period_end, "period_end")
+    start = None if period_start is None else to_day(period_start, "period_start")
     levels = tuple(float(q) for q in quantiles)
     if any(not 0 < q < 1 for q in levels):
         raise ConfigError(f"quantiles must be between 0 and 1, got {quantiles!r}")
@@ -287,12 +325,12 @@ def attainment_distribution(
         if closed_to_date is None
         else _by_entity(closed_to_date, "closed_to_date", "bookings").reindex(uids).fillna(0.0).to_numpy(dtype=float)
     )
-    rest = period_totals(forecast, period_end=end, period_start=start, day_count=day_count)
-    total = closed[:, None] + rest
+    total = bookings_draws(forecast, closed, period_end=end, period_start=start, day_count=day_count)
+    rest = total - closed[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
         ok = np.isfinite(q) & (q > 0)
         att = np.where(ok[:, None], total / np.where(ok, q, 1.0)[:, None], np.nan)
-        p_quota = np.where(ok, (total >= q[:, None]).mean(axis=1), np.nan)
+    p_quota = chance_of_reaching(total, q)
     out = pd.DataFrame(
         {
             "unique_id": pd.array(uids, dtype="str"),
@@ -300,6 +338,7 @@ def attainment_distribution(
             "closed_to_date": closed,
             "expected_remaining": rest.mean(axis=1),
             "expected_bookings": total.mean(axis=1),
+            "median_bookings": np.median(total, axis=1) if total.shape[1] else np.full(len(uids), np.nan),
             "expected_attainment": att.mean(axis=1),
             "p_quota": p_quota,
         }

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from spm_models.calendar import Calendar
 from spm_models.exceptions import ConfigError, DataError, DataValidationError, Problem
-from spm_models.models.baselines import quarter_position
-from spm_models.models.panel import DT_DTYPE, Panel, periods_per_quarter
+from spm_models.models.panel import DT_DTYPE, Panel, freq_grain, periods_per_quarter
 
 __all__ = [
     "GROUP_COLUMN",
@@ -231,33 +231,50 @@ def push_periods(freq: str) -> int:
     return 2 if per_q == 13 else 1
 
 
+#: Quarter terms of :func:`calendar_features`: the quarter-end push alone, or with the months of the quarter.
+QUARTER_TERMS = ("push", "months")
+
+
 def calendar_features(
-    ds: np.ndarray, freq: str, *, yearly_terms: int, quarter_start_month: int
+    ds: np.ndarray, freq: str, *, yearly_terms: int, fiscal_year_start: int, quarter_terms: str = "push"
 ) -> tuple[np.ndarray, list[str]]:
-    """Calendar regressors of each date: quarter-end push and yearly Fourier terms.
+    """Calendar regressors of each date: quarter-end push, months of the quarter, yearly Fourier terms.
 
     ``push = 1`` in the last :func:`push_periods` periods of a (fiscal) quarter (by
-    :func:`~spm_models.models.baselines.quarter_position`); yearly terms
-    ``sin(2 pi k d / 365.25)``, ``cos(2 pi k d / 365.25)`` for ``k = 1..yearly_terms``, with
-    ``d`` the day of the year of the period's date. ``NaT`` gives 0 everywhere.
+    :meth:`~spm_models.calendar.Calendar.position_in_quarter`). With ``quarter_terms="months"``
+    also ``quarter_month2`` and ``quarter_month3``, 1 in the second and third month of the
+    quarter (a week counts in the month of its Thursday), so the model learns the quarter's
+    shape month by month, as :class:`~spm_models.models.month_of_quarter.MonthOfQuarterMean`
+    does. Yearly terms ``sin(2 pi k d / 365.25)``, ``cos(2 pi k d / 365.25)`` for
+    ``k = 1..yearly_terms``, with ``d`` the day of the year of the period's date. ``NaT``
+    gives 0 everywhere.
 
     Returns
     -------
-    features : array, shape ``ds.shape + (1 + 2 * yearly_terms,)``
+    features : array, shape ``ds.shape + (n_terms,)``
     names : list of str
-        ``["quarter_end_push", "year_sin1", "year_cos1", ...]``.
+        ``["quarter_end_push", ("quarter_month2", "quarter_month3",) "year_sin1", "year_cos1", ...]``.
     """
     per_q = periods_per_quarter(freq)
     if per_q is None or per_q == 1:
         raise ConfigError(f"the hierarchical model needs weekly or monthly data, got freq={freq!r}")
+    if quarter_terms not in QUARTER_TERMS:
+        raise ConfigError(f"quarter_terms must be one of {', '.join(QUARTER_TERMS)}, got {quarter_terms!r}")
     ds = np.asarray(ds).astype("datetime64[D]")
     nat = np.isnat(ds)
-    pos = quarter_position(ds, freq, quarter_start_month=quarter_start_month)
+    cal = Calendar(fiscal_year_start)
+    pos = cal.position_in_quarter(ds, freq_grain(freq))
     push = ((pos >= per_q - push_periods(freq)) & ~nat).astype(float)
     safe = np.where(nat, np.datetime64("2000-01-01", "D"), ds)
     doy = (safe - safe.astype("datetime64[Y]").astype("datetime64[D]")).astype(np.int64)
     feats = [push]
     names = ["quarter_end_push"]
+    if quarter_terms == "months":
+        thursday = safe + np.timedelta64(3, "D") if freq_grain(freq) == "week" else safe
+        month = cal.position_in_quarter(thursday, "month")
+        for m in (1, 2):
+            feats.append(((month == m) & ~nat).astype(float))
+            names.append(f"quarter_month{m + 1}")
     for k in range(1, yearly_terms + 1):
         angle = 2.0 * np.pi * k * doy / 365.25
         feats += [np.where(nat, 0.0, np.sin(angle)), np.where(nat, 0.0, np.cos(angle))]

@@ -205,7 +205,7 @@ def hurdle_data(
         a_mean=float(np.log(share / (1 - share))),
         b_mean=float(np.log(ypos.mean())) if logy.size else 0.0,
         lk_mean=float(np.log(gamma_shape_from_log_var(var))),
-        cal_sd=np.where(np.array(cal_names) == "quarter_end_push", 0.5, 0.3),
+        cal_sd=np.where(np.char.startswith(np.array(cal_names, dtype=str), "quarter_"), 0.5, 0.3),
         series_pos=series_pos,
         n_pos=np.bincount(series_pos, minlength=int(n_series)).astype(float),
         cal_pos=cells["cal"][pos],

@@ -47,7 +47,7 @@ the share ``h^{win}/(h^{win}+h^{loss})`` of its cell at the close, averaged over
 Comparing wins ``O`` with ``E = sum q_d`` over groups of deals gives two corrections of the
 win share of closes. *Calendar*: deals closing in the last weeks of a quarter win more
 often (the quarter-end push); the groups are the periods left in the quarter at the close
-(:func:`~spm_models.models.pipeline.history.quarter_position`). *Per agent*: agents differ beyond
+(:meth:`~spm_models.calendar.Calendar.periods_left_in_quarter`, fiscal quarters). *Per agent*: agents differ beyond
 what their deals' states show; the groups are agents, with ``q_d`` already scaled by the
 calendar ratio. With a gamma prior (mean 1, variance ``tau^2``) on a group's ratio, the
 posterior mean is
@@ -78,21 +78,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spm_models.calendar import DEFAULT_CALENDAR, Calendar
 from spm_models.data.schemas import PIPELINE_STAGES
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.models.forecast import DEFAULT_QUANTILES, Forecast
 from spm_models.models.pipeline.history import (
     FREQ_UNITS,
     LOST,
-    N_QUARTER_POSITIONS,
     UNKNOWN_STAGE,
     WON,
     Deals,
     check_freq,
     open_at,
-    period_index,
-    period_start,
-    quarter_position,
+    period_number,
     read_deals,
     read_history,
     stage_at,
@@ -177,6 +175,7 @@ class PipelineModel:
     pooled_mean_amount: float
     n_records: int
     _period: int
+    fiscal_year_start: int = 1
 
     @property
     def _unit(self) -> str:
@@ -188,7 +187,9 @@ class PipelineModel:
 
     def future_ds(self, h: int) -> np.ndarray:
         """Start dates of the ``h`` periods after :attr:`as_of` (``datetime64[us]``)."""
-        return period_start(self._period + np.arange(1, h + 1), self._unit).astype("datetime64[us]")
+        return DEFAULT_CALENDAR.period_of_number(self._period + np.arange(1, h + 1), self._unit).astype(
+            "datetime64[us]"
+        )
 
     # ------------------------------------------------------------------ per deal
     def _win_probs(self, open_opps: pd.DataFrame, h: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -212,7 +213,7 @@ class PipelineModel:
         close = cw + cl
         with np.errstate(invalid="ignore", divide="ignore"):
             share = np.where(close > 0, cw / close, 0.0)
-        cal = self.calendar_ratio[quarter_position(self._period + np.arange(1, J + 1), self._unit)]
+        cal = self.calendar_ratio[_periods_left(self._period + np.arange(1, J + 1), self._unit, self.fiscal_year_start)]
         win = np.minimum(1.0, rho[:, None] * cal[None, :] * share) * close
         p_win = win.sum(axis=1) + tail * np.minimum(1.0, rho * self.tail_win_share)
         if h > J:
@@ -401,6 +402,7 @@ def fit_pipeline_model(
     prior_strength: float = 20.0,
     per_agent: bool = True,
     calendar: bool = True,
+    fiscal_year_start: int = 1,
     lookback: int | None = None,
     half_life: float | None = None,
     age_edges: Iterable[int] = DEFAULT_AGE_EDGES,
@@ -430,6 +432,9 @@ def fit_pipeline_model(
         Adjust each agent's win share by its shrunk observed/expected ratio.
     calendar : bool
         Adjust the win share by the position of the close in its quarter.
+    fiscal_year_start : int
+        Month (1-12) the fiscal year starts in, which sets the quarters
+        (:class:`~spm_models.calendar.Calendar`).
     lookback : int, optional
         Use only landmarks within this many periods before ``as_of`` (all by default).
     half_life : float, optional
@@ -465,8 +470,8 @@ def fit_pipeline_model(
     except (TypeError, ValueError):
         raise ConfigError(f"as_of must be a date like 2024-06-30, got {as_of!r}") from None
     day = np.datetime64(requested.date(), "D")
-    P = int(period_index(np.array([day + 1]), unit)[0]) - 1  # last period ending on or before as_of
-    as_of_day = period_start(np.array([P + 1]), unit)[0] - np.timedelta64(1, "D")
+    P = int(period_number(np.array([day + 1]), unit)[0]) - 1  # last period ending on or before as_of
+    as_of_day = DEFAULT_CALENDAR.period_of_number(np.array([P + 1]), unit)[0] - np.timedelta64(1, "D")
 
     d = read_deals(opportunities, as_of_day=as_of_day, unit=unit, table="opportunities")
     if not d.closed.any():
@@ -487,7 +492,10 @@ def fit_pipeline_model(
     cif_win, cif_loss = before * hw3, before * hl3
     tail_share = int((d.outcome == WON).sum()) / int(d.closed.sum())
 
-    ratio, tau2, cal = _win_ratios(d, rec, hw3, hl3, unit=unit, per_agent=per_agent, calendar=calendar)
+    fiscal_year_start = Calendar(fiscal_year_start).fiscal_year_start  # checked: 1-12 or a month name
+    ratio, tau2, cal = _win_ratios(
+        d, rec, hw3, hl3, unit=unit, per_agent=per_agent, calendar=calendar, fiscal_year_start=fiscal_year_start
+    )
     o_idx = np.flatnonzero(~d.closed)
     o_stage, o_entry = stage_at(history, o_idx, np.full(len(o_idx), P))
     won = d.outcome == WON
@@ -514,6 +522,7 @@ def fit_pipeline_model(
         pooled_mean_amount=float(won_amount["amount"].mean()) if len(won_amount) else 0.0,
         n_records=int(len(rec["m"])),
         _period=P,
+        fiscal_year_start=fiscal_year_start,
     )
 
 
@@ -573,11 +582,29 @@ def _eb_ratio(O: np.ndarray, E: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, 
     return (O + 1.0 / tau2) / (E + 1.0 / tau2), tau2
 
 
+#: Number of distinct :func:`_periods_left` values per unit.
+_N_QUARTER_POSITIONS = {"week": 14, "month": 3}
+
+
+def _periods_left(index: np.ndarray, unit: str, fiscal_year_start: int) -> np.ndarray:
+    """Periods left in the (fiscal) quarter after each numbered period: 0 for the quarter's last."""
+    starts = DEFAULT_CALENDAR.period_of_number(index, unit)
+    return Calendar(fiscal_year_start).periods_left_in_quarter(starts, unit)
+
+
 def _win_ratios(
-    d: Deals, rec: dict[str, np.ndarray], hw: np.ndarray, hl: np.ndarray, *, unit: str, per_agent: bool, calendar: bool
+    d: Deals,
+    rec: dict[str, np.ndarray],
+    hw: np.ndarray,
+    hl: np.ndarray,
+    *,
+    unit: str,
+    per_agent: bool,
+    calendar: bool,
+    fiscal_year_start: int = 1,
 ) -> tuple[pd.Series, float, np.ndarray]:
     """Calendar ratio per quarter position, then agent ratio given it (module docstring)."""
-    n_pos = N_QUARTER_POSITIONS[unit]
+    n_pos = _N_QUARTER_POSITIONS[unit]
     no_agents = pd.Series(dtype=float, index=pd.Index([], dtype="str"))
     deal, event, exit_j, cell = rec["deal"], rec["event"], rec["exit"], rec["cell"]
     # every record of a deal closed by as_of; a deal's expectation is the mean over its records
@@ -595,7 +622,7 @@ def _win_ratios(
     won = (d.outcome[dids] == WON).astype(float)
     cal = np.ones(n_pos)
     if calendar:
-        pos = quarter_position(d.close[dids], unit)
+        pos = _periods_left(d.close[dids], unit, fiscal_year_start)
         sums = [np.bincount(pos, weights=v, minlength=n_pos) for v in (won, qbar, qbar * (1 - qbar))]
         cal = _eb_ratio(*sums)[0]
         qbar = np.minimum(1.0, qbar * cal[pos])

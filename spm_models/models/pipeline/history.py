@@ -1,7 +1,8 @@
 """What was known at a date: opportunities and stage history rewound to ``as_of``.
 
 Helpers of :mod:`spm_models.models.pipeline.forecast`. Time runs on a period grid -- weeks starting
-Monday (``freq="W-MON"``) or calendar months (``"MS"``) -- numbered by integers. A deal is
+Monday (``freq="W-MON"``) or calendar months (``"MS"``) -- numbered by integers
+(:meth:`~spm_models.calendar.Calendar.period_number`). A deal is
 *known* at ``as_of`` when it was created by then, and *closed* only when it was won or lost
 by then; a deal that closed later is open at ``as_of`` and its outcome is never read. Stage
 history entries dated after ``as_of`` are dropped.
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spm_models.calendar import DEFAULT_CALENDAR, date_rule, parse_dates
 from spm_models.data.schemas import PIPELINE_STAGES
 from spm_models.exceptions import ConfigError, DataValidationError, Problem
 
@@ -25,14 +27,11 @@ __all__ = [
     "LOST",
     "Deals",
     "check_freq",
-    "period_index",
-    "period_start",
+    "period_number",
     "read_deals",
     "read_history",
     "stage_at",
     "open_at",
-    "quarter_position",
-    "N_QUARTER_POSITIONS",
 ]
 
 #: Supported period grids: pandas frequency -> unit.
@@ -47,31 +46,16 @@ _NEEDED = ("opportunity_id", "agent_id", "created_date", "outcome", "close_date"
 
 
 def _days(values: Any, *, file: str, column: str, problems: list[Problem]) -> np.ndarray:
-    """A date column as ``datetime64[D]``; unparseable values become a problem."""
-    s = pd.Series(values)
-    if s.dtype.kind != "M":
-        parsed = pd.to_datetime(s, errors="coerce")
-        bad = parsed.isna() & s.notna()
-        for v in s[bad].astype(str).unique()[:5]:
-            problems.append(Problem(file, None, column, v, "not a date (use YYYY-MM-DD)"))
-        s = parsed
-    if getattr(s.dt, "tz", None) is not None:
-        s = s.dt.tz_localize(None)
-    return s.to_numpy().astype("datetime64[D]")
+    """A date column as ``datetime64[D]`` (:func:`~spm_models.calendar.parse_dates`); bad values are problems."""
+    parsed, bad = parse_dates(pd.Series(values))
+    for v in pd.Series(values)[bad.to_numpy()].astype(str).unique()[:5]:
+        problems.append(Problem(file, None, column, v, date_rule(None)))
+    return parsed.to_numpy().astype("datetime64[D]")
 
 
-def period_index(days: np.ndarray, unit: str) -> np.ndarray:
-    """Period number of each day (weeks: day 0 = Thursday 1970-01-01, so ``(d + 3) // 7``)."""
-    if unit == "week":
-        return (days.astype(np.int64) + 3) // 7
-    return days.astype("datetime64[M]").astype(np.int64)
-
-
-def period_start(index: np.ndarray, unit: str) -> np.ndarray:
-    index = np.asarray(index, dtype=np.int64)
-    if unit == "week":
-        return (7 * index - 3).astype("datetime64[D]")
-    return index.astype("datetime64[M]").astype("datetime64[D]")
+def period_number(days: np.ndarray, unit: str) -> np.ndarray:
+    """Week or month number of each day (:meth:`~spm_models.calendar.Calendar.period_number`)."""
+    return DEFAULT_CALENDAR.period_number(days, unit)
 
 
 def check_freq(freq: str) -> str:
@@ -97,7 +81,10 @@ class Deals:
 
 
 def read_deals(opportunities: pd.DataFrame, *, as_of_day: np.datetime64, unit: str, table: str) -> Deals:
-    """The deals known at ``as_of_day``, rewound: later closes are treated as still open."""
+    """The deals known at ``as_of_day``, rewound: later closes are treated as still open.
+
+    Deals lost without a close date are left out: the model learns when deals close.
+    """
     missing = [c for c in _NEEDED if c not in opportunities.columns]
     if missing:
         raise DataValidationError(
@@ -119,15 +106,16 @@ def read_deals(opportunities: pd.DataFrame, *, as_of_day: np.datetime64, unit: s
                 table, None, "created_date", None, f"{int(np.isnat(created).sum())} opportunities have no created_date"
             )
         )
-    no_close = np.isin(code, (WON, LOST)) & np.isnat(close)
+    no_close = (code == WON) & np.isnat(close)
     for v in ids[no_close].unique()[:5]:
-        problems.append(Problem(table, None, "close_date", str(v), "a won or lost opportunity needs a close_date"))
+        problems.append(Problem(table, None, "close_date", str(v), "a won opportunity needs a close_date"))
     amount = pd.to_numeric(opportunities["amount"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     if (amount < 0).any():
         problems.append(Problem(table, None, "amount", None, "amount must be zero or more"))
     if problems:
         raise DataValidationError(problems)
-    known = created <= as_of_day
+    # a deal lost at an unknown time says nothing about when deals close: it is left out
+    known = (created <= as_of_day) & ~((code == LOST) & np.isnat(close))
     code = code.astype(np.int64)
     closed = known & np.isin(code, (WON, LOST)) & (close <= as_of_day)
     k = np.flatnonzero(known)
@@ -135,9 +123,9 @@ def read_deals(opportunities: pd.DataFrame, *, as_of_day: np.datetime64, unit: s
     return Deals(
         ids=ids.to_numpy(dtype=object)[k],
         agent=opportunities["agent_id"].astype("str").to_numpy(dtype=object)[k],
-        created=period_index(created[k], unit),
+        created=period_number(created[k], unit),
         closed=closed[k],
-        close=period_index(safe_close[k], unit),
+        close=period_number(safe_close[k], unit),
         outcome=np.where(closed, code, 0)[k],
         amount=amount[k],
     )
@@ -167,7 +155,7 @@ def read_history(
         raise DataValidationError(problems)
     deal = pd.Index(ids).get_indexer(stage_history["opportunity_id"].astype("str"))
     keep = (deal >= 0) & ~np.isnat(entered) & (entered <= as_of_day)
-    deal, period, code = deal[keep], period_index(entered[keep], unit), code[keep].astype(np.int64)
+    deal, period, code = deal[keep], period_number(entered[keep], unit), code[keep].astype(np.int64)
     order = np.lexsort((code, period, deal))
     return deal[order], period[order], code[order]
 
@@ -197,7 +185,8 @@ def open_at(opportunities: pd.DataFrame, as_of: Any) -> pd.Series:
 
     Open means created on or before ``as_of`` and not won or lost by then:
     ``created_date <= as_of`` and not (``outcome`` in won/lost and ``close_date <= as_of``).
-    An open deal with a planned close date in the past is still open.
+    An open deal with a planned close date in the past is still open; a deal lost at an
+    unknown time (no close date) is never open.
     """
     day = np.datetime64(pd.Timestamp(as_of).date(), "D")
     created = pd.to_datetime(opportunities["created_date"]).to_numpy().astype("datetime64[D]")
@@ -206,25 +195,5 @@ def open_at(opportunities: pd.DataFrame, as_of: Any) -> pd.Series:
         is_closed = opportunities["outcome"].astype("str").str.strip().str.lower().isin(["won", "lost"]).to_numpy()
     else:
         is_closed = ~np.isnat(close)
-    closed_by = is_closed & ~np.isnat(close) & (close <= day)
+    closed_by = is_closed & (np.isnat(close) | (close <= day))
     return pd.Series(~np.isnat(created) & (created <= day) & ~closed_by, index=opportunities.index)
-
-
-#: Number of distinct :func:`quarter_position` values per unit.
-N_QUARTER_POSITIONS = {"week": 14, "month": 3}
-
-
-def quarter_position(index: np.ndarray, unit: str) -> np.ndarray:
-    """Periods left in the calendar quarter after each period: 0 for the quarter's last.
-
-    Weeks: whole weeks from the week's Monday to the last day of the Monday's quarter,
-    ``(quarter_end - monday) // 7`` (0 or 1 for the last two weeks; at most 13). Months:
-    ``2 - (month - 1) % 3`` (March 0, February 1, January 2).
-    """
-    index = np.asarray(index, dtype=np.int64)
-    if unit == "month":
-        return 2 - index % 3
-    start = period_start(index, unit)
-    month = start.astype("datetime64[M]").astype(np.int64)
-    quarter_end = (month - month % 3 + 3).astype("datetime64[M]").astype("datetime64[D]") - np.timedelta64(1, "D")
-    return np.minimum((quarter_end - start).astype(np.int64) // 7, 13)

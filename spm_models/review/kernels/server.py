@@ -6,7 +6,10 @@ report itself. The fork server is one Python process that imports all of that on
 optionally, loads the run's artifacts into memory), then waits. For each report the
 runner asks it for a kernel; it ``fork()``s, and the child becomes an ordinary IPython kernel
 (``ipykernel``) listening on the ports of the connection file the kernel manager wrote.
-nbclient (through papermill) talks to it exactly as to a kernel it launched itself.
+nbclient (through papermill) talks to it exactly as to a kernel it launched itself; the
+kernel manager finds the server through the kernel spec its handle writes
+(:class:`~spm_models.review.kernels.client.ForkServer`, which starts and stops this process),
+whose provisioner is :class:`~spm_models.review.kernels.provisioner.ForkProvisioner`.
 
 Why this does not leak state between reports: every kernel is a fresh child forked from the
 same pristine parent, which never runs report code. Whatever one report does (globals,
@@ -15,15 +18,30 @@ starts again from the parent's untouched memory (copy-on-write). The parent runs
 Python threads; BLAS/OpenMP pools are limited to the calling thread and pyarrow's jemalloc
 background thread is off, so the only native threads it may hold when it forks are Arrow's
 I/O and CPU pools from reading the artifacts, which Arrow re-creates in a forked child.
-The ready line reports the parent's thread count (``ForkServer.os_threads``).
+The ready line reports the parent's thread counts (``ForkServer.os_threads`` and
+``ForkServer.python_threads``).
 
-Protocol: the server listens on a Unix socket. A client connects, sends one JSON line
-``{"connection_file": ..., "cwd": ..., "log": ...}`` and reads one JSON line
-``{"pid": <kernel pid>}`` (or ``{"error": ...}``); ``{"stats": true}`` answers the number of
-kernels that ended and their total CPU seconds (``os.wait4`` resource usage), which the
-benchmark reports. The server reaps each kernel as it exits (``SIGCHLD``), so a kernel's
-liveness is ``kill(pid, 0)``. On ``SIGTERM`` (or when its stdin closes) the server kills its
-kernels and exits.
+Protocol: the server listens on a Unix socket. A client connects, sends one JSON line and
+reads one JSON line back:
+
+* ``{"op": "fork", "connection_file": ..., "cwd": ..., "log": ...}`` answers
+  ``{"kernel": <key>, "pid": <pid>}`` once the child has made itself a process-group leader,
+  moved to ``cwd`` and opened its log, or ``{"error": ...}`` when it could not (the child
+  reports through a pipe; the server never names a pid that did not start);
+* ``{"op": "status", "kernel": <key>}`` answers ``{"returncode": null}`` while the kernel runs,
+  then its exit status as :mod:`subprocess` gives it (the exit code, or ``-N`` for signal N);
+* ``{"op": "signal", "kernel": <key>, "signum": N}`` signals the kernel's process group if the
+  kernel is still running, answering ``{"sent": true}``, else ``{"sent": false}``;
+* ``{"op": "stats"}`` answers the number of kernels that ended and their total CPU seconds
+  (``os.wait4`` resource usage), which the benchmark reports.
+
+The server is the kernels' parent and their only reaper, and it reaps only in its own loop,
+between requests. A pid it has not reaped cannot have been reused, so its answers about a
+kernel cannot be fooled by pid reuse; clients never probe pids themselves. Kernels are named
+by a key the server never reuses. A connection that sends no complete request within
+``request_timeout`` seconds is dropped. The server's stderr goes to a log file, never to a
+pipe nobody reads; its last lines are quoted when the server fails. On ``SIGTERM`` (or when its
+stdin closes) the server kills its kernels and exits.
 """
 
 from __future__ import annotations
@@ -33,16 +51,12 @@ import os
 import select
 import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
-from pathlib import Path
+from typing import NoReturn
 
-from spm_models.exceptions import ReportError
-
-__all__ = ["ForkServer", "KERNEL_PRELOAD", "serve"]
+__all__ = ["KERNEL_PRELOAD", "serve"]
 
 #: Modules a report kernel needs, imported once by the fork server.
 KERNEL_PRELOAD: tuple[str, ...] = (
@@ -67,166 +81,71 @@ KERNEL_PRELOAD: tuple[str, ...] = (
     "spm_models.review.render",
     "spm_models.review.views",
 )
-_READY = "spm-forkserver-ready"
+#: First line the server prints on stdout once it is ready to fork (then its thread counts).
+READY = "spm-forkserver-ready"
+#: Longest error text a child sends back, and the tail of the server log quoted in errors.
+LOG_TAIL = 4000
+_MAX_REQUEST = 1 << 20
 
 
-class ForkServer:
-    """Handle on a running fork server (a child process of the caller).
+def _run_kernel(connection_file: str, parent: int) -> int:
+    """Be an IPython kernel until it shuts down; return the exit code."""
+    from ipykernel.kernelapp import IPKernelApp
 
-    Parameters
-    ----------
-    preload : sequence of str
-        Modules the server imports before it forks any kernel.
-    run_dir : path-like, optional
-        Artifacts folder to load into memory before forking
-        (:func:`spm_models.review.views.preload`), so each report reads them for free.
-    startup_timeout : float
-        Seconds to wait for the server to finish its imports.
-    """
-
-    def __init__(
-        self,
-        *,
-        preload: Sequence[str] = KERNEL_PRELOAD,
-        run_dir: str | os.PathLike | None = None,
-        startup_timeout: float = 120.0,
-    ):
-        self.preload = tuple(preload)
-        self.run_dir = None if run_dir is None else str(run_dir)
-        self.startup_timeout = startup_timeout
-        self._tmp = tempfile.TemporaryDirectory(prefix="spm-forkserver-")
-        self.address = str(Path(self._tmp.name) / "server.sock")
-        self.process: subprocess.Popen | None = None
-        self.startup_seconds: float | None = None
-        #: Native threads of the server process when it was ready to fork (1 on Linux).
-        self.os_threads: int | None = None
-
-    def start(self) -> ForkServer:
-        """Start the server process and wait until it has imported everything."""
-        t0 = time.perf_counter()
-        env = dict(os.environ)
-        # The inline backend for every kernel; set before matplotlib is imported.
-        env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-        env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-        # No native thread pools in the parent, so it is single threaded when it forks (and
-        # kernels running side by side do not oversubscribe the cores): BLAS and OpenMP pools
-        # of one thread, and no jemalloc background thread in pyarrow.
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            env.setdefault(var, "1")
-        env.setdefault("JE_ARROW_MALLOC_CONF", "background_thread:false")
-        cmd = [
-            sys.executable,
-            "-m",
-            "spm_models.review.kernels.server",
-            self.address,
-            json.dumps(list(self.preload)),
-            self.run_dir or "",
+    app = IPKernelApp.instance()
+    app.initialize(
+        [
+            "-f",
+            connection_file,
+            f"--IPKernelApp.parent_handle={parent}",
+            "--HistoryManager.enabled=False",
+            "--IPKernelApp.quiet=True",
         ]
-        self.process = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
-        )
-        deadline = time.monotonic() + self.startup_timeout
-        assert self.process.stdout is not None
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self.close()
-                raise ReportError(f"the report kernel server did not start within {self.startup_timeout:.0f} s")
-            ready, _, _ = select.select([self.process.stdout], [], [], remaining)
-            if not ready:
-                continue
-            line = self.process.stdout.readline()
-            if line.startswith(_READY):
-                self.os_threads = int(line.split("threads=", 1)[1]) if "threads=" in line else None
-                break
-            if line == "":
-                err = self.process.stderr.read() if self.process.stderr else ""
-                self.close()
-                raise ReportError(f"the report kernel server failed to start: {err.strip()[-2000:]}")
-        self.startup_seconds = time.perf_counter() - t0
-        return self
-
-    def fork_kernel(self, connection_file: str, *, cwd: str | os.PathLike, log: str | os.PathLike | None = None) -> int:
-        """Fork a kernel serving ``connection_file``; return its pid."""
-        if self.process is None or self.process.poll() is not None:
-            raise ReportError("the report kernel server is not running")
-        request = {"connection_file": str(connection_file), "cwd": str(cwd), "log": None if log is None else str(log)}
-        reply = self._ask(request, timeout=60)
-        if "pid" not in reply:
-            raise ReportError(f"the report kernel server could not start a kernel: {reply.get('error', 'no reply')}")
-        return int(reply["pid"])
-
-    def stats(self) -> dict:
-        """``{"kernels": n, "cpu_user": s, "cpu_system": s}`` over the kernels that have ended."""
-        return self._ask({"stats": True}, timeout=30)
-
-    def _ask(self, request: dict, *, timeout: float) -> dict:
-        """Send one JSON line to the server and return its one-line JSON reply (``{}`` if none)."""
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(timeout)
-            s.connect(self.address)
-            s.sendall((json.dumps(request) + "\n").encode())
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-        return json.loads(data.decode() or "{}")
-
-    def close(self) -> None:
-        """Stop the server; it kills the kernels it still has."""
-        p = self.process
-        if p is not None and p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        for stream in (p.stdin, p.stdout, p.stderr) if p is not None else ():
-            if stream:
-                stream.close()
-        self.process = None
-        self._tmp.cleanup()
-
-    def __enter__(self) -> ForkServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    )
+    app.start()
+    return 0
 
 
-# --------------------------------------------------------------------------- server side
+def _child(
+    request: dict, status_fd: int, parent: int, *, sockets: Sequence[socket.socket], fds: Sequence[int]
+) -> NoReturn:
+    """Body of a forked child: set up, report on ``status_fd``, become a kernel, never return.
 
-
-def _run_kernel(connection_file: str, log: str | None, parent: int) -> None:
-    """Body of a forked child: become an IPython kernel and never return."""
-    code = 0
+    Whatever happens, the child ends in ``os._exit``: it never unwinds into the server's code
+    it was copied from (whose clean-up would kill the sibling kernels). A failure before the
+    kernel starts goes back to the server through ``status_fd``; after that, into the log.
+    """
+    code = 1
     try:
-        fd = os.open(log or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        for sock in sockets:  # the server's listener and this request's connection
+            sock.close()
+        for fd in fds:
+            os.close(fd)
+        os.setpgid(0, 0)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.chdir(request["cwd"])
+        log = os.open(request.get("log") or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        from ipykernel.kernelapp import IPKernelApp
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(null)
+        os.close(log)
+        os.write(status_fd, b"ok")
+        os.close(status_fd)
+        status_fd = -1
+        code = _run_kernel(request["connection_file"], parent)
+    except BaseException as exc:
+        try:
+            if status_fd >= 0:
+                os.write(status_fd, f"{type(exc).__name__}: {exc}".encode(errors="replace")[:LOG_TAIL])
+            else:
+                import traceback
 
-        app = IPKernelApp.instance()
-        app.initialize(
-            [
-                "-f",
-                connection_file,
-                f"--IPKernelApp.parent_handle={parent}",
-                "--HistoryManager.enabled=False",
-                "--IPKernelApp.quiet=True",
-            ]
-        )
-        app.start()
-    except BaseException:  # the kernel's own failure; report it in its log, then exit
-        import traceback
-
-        traceback.print_exc()
-        code = 1
+                traceback.print_exc()
+        except BaseException:
+            pass
     finally:
         try:
             sys.stdout.flush()
@@ -235,10 +154,174 @@ def _run_kernel(connection_file: str, log: str | None, parent: int) -> None:
             os._exit(code)
 
 
-def serve(address: str, preload: Sequence[str], run_dir: str | None) -> None:
+class _Server:
+    """The server process's state: its kernels, their exit statuses and CPU, the listener."""
+
+    def __init__(self, address: str, *, request_timeout: float, start_timeout: float = 30.0):
+        self.request_timeout = request_timeout
+        self.start_timeout = start_timeout
+        self.usage = {"kernels": 0, "cpu_user": 0.0, "cpu_system": 0.0}
+        self.returncodes: dict[int, int | None] = {}  # key -> None while running, then exit status
+        self.running: dict[int, int] = {}  # pid -> key, for kernels not yet reaped
+        self.next_key = 1
+        self.stopping = False
+        self.me = os.getpid()
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(address)
+        self.listener.listen(64)
+
+    def loop(self) -> None:
+        """Serve until SIGTERM or until stdin closes, then kill the remaining kernels."""
+        try:
+            while not self.stopping:
+                self.reap()
+                try:
+                    ready, _, _ = select.select([self.listener, 0], [], [], 1.0)
+                except InterruptedError:
+                    continue
+                if 0 in ready and not os.read(0, 4096):
+                    break  # our parent went away
+                if self.listener in ready:
+                    conn, _ = self.listener.accept()
+                    with conn:
+                        self.serve_connection(conn)
+        finally:
+            self.reap()
+            for pid in self.running:  # not reaped, so these pids are still our kernels
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            self.listener.close()
+
+    def serve_connection(self, conn: socket.socket) -> None:
+        """Read one request (within ``request_timeout``) and answer it."""
+        conn.settimeout(self.request_timeout)
+        data = b""
+        try:
+            while not data.endswith(b"\n") and len(data) < _MAX_REQUEST:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:  # timed out or reset: drop this client, serve the next
+            return
+        try:
+            reply = self.answer(json.loads(data.decode()), conn)
+        except Exception as exc:  # a bad request: answer it, keep serving
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        try:
+            conn.sendall((json.dumps(reply) + "\n").encode())
+        except OSError:
+            pass
+
+    def answer(self, request: dict, conn: socket.socket) -> dict:
+        op = request.get("op")
+        self.reap()
+        if op == "stats":
+            return dict(self.usage)
+        if op == "fork":
+            return self.fork(request, conn)
+        if op in ("status", "signal"):
+            key = int(request["kernel"])
+            if key not in self.returncodes:
+                raise KeyError(f"no kernel {key} was started by this server")
+            if op == "status":
+                return {"returncode": self.returncodes[key]}
+            pid = next((p for p, k in self.running.items() if k == key), None)
+            if pid is None:
+                return {"sent": False}
+            try:
+                os.killpg(pid, int(request["signum"]))
+            except OSError:
+                try:
+                    os.kill(pid, int(request["signum"]))
+                except OSError:
+                    return {"sent": False}
+            return {"sent": True}
+        raise ValueError(f"unknown request {op!r}")
+
+    def fork(self, request: dict, conn: socket.socket) -> dict:
+        """Fork a kernel; reply with its key and pid only once it reports that it started."""
+        for name in ("connection_file", "cwd"):
+            if not isinstance(request.get(name), str):
+                raise ValueError(f"a fork request needs {name!r}")
+        r, w = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:  # out of processes or memory: answered as an error, the server goes on
+            os.close(r)
+            os.close(w)
+            raise
+        if pid == 0:
+            _child(request, w, self.me, sockets=(self.listener, conn), fds=(r,))
+        os.close(w)
+        try:
+            status = self._read_status(r)
+        finally:
+            os.close(r)
+        if status == b"ok":
+            key, self.next_key = self.next_key, self.next_key + 1
+            self.running[pid] = key
+            self.returncodes[key] = None
+            return {"kernel": key, "pid": pid}
+        if status is None:  # no word within start_timeout: it will not become a kernel
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+            return {"error": f"the kernel process did not start within {self.start_timeout:.0f} s"}
+        return {"error": status.decode(errors="replace") or "the kernel process ended before it started"}
+
+    def _read_status(self, fd: int) -> bytes | None:
+        """What the child wrote before closing its end of the pipe; ``None`` if it took too long."""
+        deadline = time.monotonic() + self.start_timeout
+        data = b""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    return data
+                data += chunk
+
+    def reap(self) -> None:
+        """Collect every ended child: its exit status and CPU time."""
+        while True:
+            try:
+                pid, status, ru = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            key = self.running.pop(pid, None)
+            if key is None:  # a child that never became a kernel
+                continue
+            self.returncodes[key] = os.waitstatus_to_exitcode(status)
+            self.usage["kernels"] += 1
+            self.usage["cpu_user"] += ru.ru_utime
+            self.usage["cpu_system"] += ru.ru_stime
+
+
+def _count_threads() -> int:
+    try:
+        return len(os.listdir(f"/proc/{os.getpid()}/task"))
+    except OSError:  # not Linux
+        return 0
+
+
+def serve(address: str, preload: Sequence[str], run_dir: str | None, *, request_timeout: float = 10.0) -> None:
     """Run the fork server (the body of ``python -m spm_models.review.kernels.server``)."""
     import importlib
+    import threading
 
+    # Ctrl-C reaches the whole foreground group; the server stops when its parent closes its
+    # stdin or terminates it, and no KeyboardInterrupt can surface in a child before it is set up.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # children stay until the loop reaps them
     for name in preload:
         importlib.import_module(name)
     if run_dir:
@@ -249,97 +332,23 @@ def serve(address: str, preload: Sequence[str], run_dir: str | None) -> None:
         from spm_models.present import plots
 
         plots.warm_up()  # fonts, the Agg renderer and PNG encoder loaded once, in the parent
-    usage = {"kernels": 0, "cpu_user": 0.0, "cpu_system": 0.0}
-
-    def reap(*_):
-        while True:
-            try:
-                pid, _status, ru = os.wait4(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            usage["kernels"] += 1
-            usage["cpu_user"] += ru.ru_utime
-            usage["cpu_system"] += ru.ru_stime
-
-    signal.signal(signal.SIGCHLD, reap)
-    children: list[int] = []
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(address)
-    listener.listen(64)
-    stopping = False
+    server = _Server(address, request_timeout=request_timeout)
 
     def stop(*_):
-        nonlocal stopping
-        stopping = True
+        server.stopping = True
 
     signal.signal(signal.SIGTERM, stop)
-    try:
-        n_threads = len(os.listdir(f"/proc/{os.getpid()}/task"))
-    except OSError:  # not Linux
-        n_threads = 0
-    sys.stdout.write(f"{_READY} threads={n_threads}\n")
+    sys.stdout.write(f"{READY} threads={_count_threads()} python_threads={threading.active_count()}\n")
     sys.stdout.flush()
-    me = os.getpid()
-    try:
-        while not stopping:
-            try:
-                ready, _, _ = select.select([listener, sys.stdin], [], [], 1.0)
-            except InterruptedError:
-                continue
-            if sys.stdin in ready and not sys.stdin.readline():
-                break  # our parent went away
-            if listener not in ready:
-                continue
-            conn, _ = listener.accept()
-            with conn:
-                data = b""
-                while not data.endswith(b"\n"):
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                try:
-                    req = json.loads(data.decode())
-                    if req.get("stats"):
-                        reap()
-                        conn.sendall((json.dumps(usage) + "\n").encode())
-                        continue
-                    cwd = req["cwd"]
-                    pid = os.fork()
-                except Exception as exc:  # bad request: answer it, keep serving
-                    conn.sendall((json.dumps({"error": f"{type(exc).__name__}: {exc}"}) + "\n").encode())
-                    continue
-                if pid == 0:
-                    listener.close()
-                    conn.close()
-                    os.setpgid(0, 0)
-                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                    os.chdir(cwd)
-                    _run_kernel(req["connection_file"], req.get("log"), me)
-                children.append(pid)
-                conn.sendall((json.dumps({"pid": pid}) + "\n").encode())
-            children = [c for c in children if _alive(c)]
-    finally:
-        for c in children:
-            try:
-                os.killpg(c, signal.SIGKILL)
-            except OSError:
-                pass
-        listener.close()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    os.dup2(2, 1)  # nothing more goes to the ready pipe, which the client stops reading
+    server.loop()
 
 
 if __name__ == "__main__":  # pragma: no cover - the server process entry point
-    serve(sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] or None)
+    _options = json.loads(sys.argv[1])
+    serve(
+        _options["address"],
+        _options["preload"],
+        _options["run_dir"],
+        request_timeout=float(_options["request_timeout"]),
+    )
