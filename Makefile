@@ -33,8 +33,18 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The slow tests, then the analyst notebooks under nbval (the design card's notebook checker):
+# every cell of each notebook in a kernel of this environment (--nbval-current-env: their
+# kernelspec names the `make lab` kernel, which may not be registered), on a small example
+# warehouse with the short fits of SPM_WORKBENCH_FAST. A notebook's cells are separate tests that
+# share its kernel, so --dist loadfile keeps each notebook on one worker.
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -n 2
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(BIN)/spm demo-data --agents 6 --years 2 --seed 4 --out "$$tmp/data" >/dev/null; \
+	$(BIN)/spm ingest "$$tmp/data" --db "$$tmp/warehouse.duckdb" >/dev/null; \
+	SPM_WAREHOUSE="$$tmp/warehouse.duckdb" SPM_WORKBENCH_FAST=1 MPLBACKEND=Agg \
+	  $(BIN)/python -m pytest -p nbval --nbval-lax --nbval-current-env -n 2 --dist loadfile notebooks/*.ipynb
 
 # The fault suite (tests/faults): reviews killed, interrupted, run twice at once, out of disk
 # (a small tmpfs, so it needs the right to mount; skipped with a message otherwise), read-only

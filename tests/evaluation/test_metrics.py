@@ -116,7 +116,7 @@ def test_randomized_pit_covers_80_percent_for_the_true_law_with_an_atom():
     """Zero-heavy bookings: P(0) = 0.4, else lognormal. The true law's [q0.1, q0.9] covers
     every zero, so its plain coverage is 0.9, not 0.8; the randomised PIT is uniform."""
     rng = np.random.default_rng(3)
-    n, k = 4000, 2000
+    n, k = 4000, 500  # 4,000 forecasts of 500 draws each: the PIT's resolution is 1/500
 
     def law(size):
         return np.where(rng.uniform(size=size) < 0.4, 0.0, rng.lognormal(8, 1, size=size))

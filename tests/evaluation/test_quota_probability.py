@@ -127,6 +127,8 @@ def test_reliability_of_calibrated_and_miscalibrated_probabilities():
 
 
 def test_oracle_forecast_matches_the_ground_truth():
+    # 20 agents: the mean of 4,000 draws of their 4-week total is within 3% of the truth (a
+    # handful of agents' total is too skewed for that)
     org = generate_organisation(20, years=1, seed=5)
     fc = oracle_forecast(org, start="2023-03-06", h=4, n_draws=4000, seed=1)
     aw = org.truth.agent_weeks
@@ -137,8 +139,10 @@ def test_oracle_forecast_matches_the_ground_truth():
 
 @pytest.fixture(scope="module")
 def oracle_backtest():
+    # 400 agents give every probability bin hundreds of agent-quarters; 200 draws per
+    # probability put its Monte Carlo error (sd at most 0.035) well inside the 0.1 tolerance
     org = generate_organisation(400, years=3, seed=0)
-    return oracle_quota_backtest(org, offsets_weeks=(0, 4, 8), n_draws=400, seed=0)
+    return oracle_quota_backtest(org, offsets_weeks=(0, 4, 8), n_draws=200, seed=0)
 
 
 def test_oracle_quota_probabilities_are_calibrated(oracle_backtest):

@@ -102,14 +102,16 @@ def with_history():
     return kpi.stage_conversion(opportunities_frame(), agents_frame(), history_frame(), start="2017-01-01")
 
 
-def test_transition_labels():
-    assert TRANSITIONS == (
+def test_transition_labels(with_history):
+    labels = (
         "prospecting->qualification",
         "qualification->needs_assessment",
         "needs_assessment->proposal",
         "proposal->negotiation",
         "negotiation->won",
     )
+    assert TRANSITIONS == labels
+    assert set(with_history.segment) == set(labels)  # the segments the KPI rows carry
 
 
 def test_agent_cohort_conversion(with_history):

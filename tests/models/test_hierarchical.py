@@ -7,6 +7,8 @@ The recovery and calibration checks on the synthetic organisation are ``slow``:
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -50,6 +52,19 @@ def _frame(n_weeks: int = 40, seed: int = 0) -> pd.DataFrame:
 FRAME = _frame()
 
 
+# Fitted once per module (an ADVI fit is a quarter of a CPU second). predict draws from a
+# generator seeded by the fit, so a fitted model gives the same forecast to every test; a test
+# that changes one works on a copy.
+@pytest.fixture(scope="module")
+def fitted():
+    return HierarchicalBayes(**FAST).fit(FRAME)
+
+
+@pytest.fixture(scope="module")
+def fitted_x2():
+    return HierarchicalBayes(**FAST, regressors={"x": 2}, random_state=3).fit(FRAME)
+
+
 def test_registered_in_the_contract_suite():
     assert HierarchicalBayes in MODELS
 
@@ -57,8 +72,8 @@ def test_registered_in_the_contract_suite():
 # ---------------------------------------------------------------------- hierarchy
 
 
-def test_predict_hierarchy_schema_and_exact_coherence():
-    fc = HierarchicalBayes(**FAST).fit(FRAME).predict_hierarchy(4, n_draws=50)
+def test_predict_hierarchy_schema_and_exact_coherence(fitted):
+    fc = fitted.predict_hierarchy(4, n_draws=50)
     assert isinstance(fc, Forecast)
     agents = sorted(AGENTS)
     assert list(fc.unique_ids) == agents + ["territory:north", "territory:south", COMPANY_ID]
@@ -75,12 +90,12 @@ def test_predict_hierarchy_schema_and_exact_coherence():
     np.testing.assert_allclose(d[COMPANY_ID], sum(d[a] for a in agents), rtol=1e-12)
     assert (fc.draws >= 0).all()
     # agent rows are exactly what predict returns
-    agent_fc = HierarchicalBayes(**FAST).fit(FRAME).predict(4, n_draws=50)
+    agent_fc = fitted.predict(4, n_draws=50)
     np.testing.assert_array_equal(fc.draws[:6], agent_fc.draws)
 
 
-def test_groups_mapping_and_group_column_give_the_same_model():
-    a = HierarchicalBayes(**FAST).fit(FRAME).predict_hierarchy(3, n_draws=30)
+def test_groups_mapping_and_group_column_give_the_same_model(fitted):
+    a = fitted.predict_hierarchy(3, n_draws=30)
     b = HierarchicalBayes(**FAST, groups=AGENTS).fit(FRAME.drop(columns="group")).predict_hierarchy(3, n_draws=30)
     np.testing.assert_array_equal(a.draws, b.draws)
     assert list(a.unique_ids) == list(b.unique_ids)
@@ -116,10 +131,10 @@ def test_lag_and_standardize_by_hand():
     np.testing.assert_array_equal(tail[0, 1], 0.0)
 
 
-def test_forecasts_use_the_regressor_value_lag_periods_back():
+def test_forecasts_use_the_regressor_value_lag_periods_back(fitted_x2):
     """Plant a posterior where log(y / scale) equals the regressor (a near-constant gamma amount),
     then read it off the draws."""
-    model = HierarchicalBayes(**FAST, regressors={"x": 2}).fit(FRAME)
+    model = copy.deepcopy(fitted_x2)
     n, S = 6, model.posterior_["a"].shape[0]
     model.posterior_ = {
         "a": np.full((S, n), 50.0),
@@ -188,9 +203,9 @@ def test_calendar_features_by_hand():
 # ---------------------------------------------------------------------- reproducibility and effects
 
 
-def test_seed_reproducibility_of_hierarchy_and_effects():
+def test_seed_reproducibility_of_hierarchy_and_effects(fitted_x2):
     kw = {**FAST, "regressors": {"x": 2}}
-    a = HierarchicalBayes(**kw, random_state=3).fit(FRAME)
+    a = fitted_x2  # random_state=3
     b = HierarchicalBayes(**kw, random_state=3).fit(FRAME)
     c = HierarchicalBayes(**kw, random_state=4).fit(FRAME)
     np.testing.assert_array_equal(a.predict_hierarchy(2, n_draws=40).draws, b.predict_hierarchy(2, n_draws=40).draws)
@@ -198,8 +213,8 @@ def test_seed_reproducibility_of_hierarchy_and_effects():
     assert not np.array_equal(a.predict_hierarchy(2, n_draws=40).draws, c.predict_hierarchy(2, n_draws=40).draws)
 
 
-def test_effects_frame_schema():
-    eff = HierarchicalBayes(**FAST, regressors={"x": 2}).fit(FRAME).effects_
+def test_effects_frame_schema(fitted_x2):
+    eff = fitted_x2.effects_
     assert list(eff.columns) == ["name", "scale", "mean", "sd", "q0.05", "q0.95"]
     assert list(zip(eff["name"], eff["scale"])) == [
         ("quarter_end_push", "logit_p"),
@@ -318,47 +333,6 @@ def test_advi_recovers_slopes_planted_in_simulated_data():
 # ---------------------------------------------------------------------- the two implementations agree
 
 
-def test_numpy_log_density_matches_the_pymc_model():
-    """Same log density (up to a constant) and gradient at random points, territories and regressors on."""
-    rng = np.random.default_rng(0)
-    n_cells, cal_names = 150, ["quarter_end_push", "year_sin1", "year_cos1"]
-    y = np.where(rng.random(n_cells) < 0.4, rng.lognormal(1.0, 1.0, n_cells), 0.0)
-    cells = {
-        "series": rng.integers(0, 6, n_cells),
-        "y": y,
-        "cal": rng.normal(size=(n_cells, 3)),
-        "x": rng.normal(size=(n_cells, 2)),
-    }
-    d = hurdle_data(
-        cells, group_codes=np.array([0, 0, 0, 1, 1, 1]), n_series=6, n_groups=2, cal_names=cal_names, scale=1.0
-    )
-    blocks = layout(d)
-    model = build_pymc_model(d, cal_names=cal_names, reg_names=["r1", "r2"])
-    logp = model.compile_logp(mode="FAST_COMPILE")
-    dlogp = model.compile_dlogp(mode="FAST_COMPILE")
-    scalar = {"a0", "b0", "log_shape0"}
-    offsets = []
-    for _ in range(3):
-        theta = 0.5 * rng.standard_normal(sum(size for _, size, _ in blocks))
-        parts = _split(theta, blocks)
-        point = {
-            (f"{k}_log__" if log_t else k): (parts[k][0] if (k in scalar or log_t) else parts[k])
-            for k, _, log_t in blocks
-        }
-        ours_lp, ours_grad = log_density(theta, d, blocks)
-        offsets.append(ours_lp - float(logp(point)))
-        theirs = dlogp(point)
-        pos, ours = 0, _split(ours_grad, blocks)
-        by_name = {(f"{k}_log__" if log_t else k): k for k, _, log_t in blocks}
-        for v in model.value_vars:
-            size = int(np.size(point[v.name]))
-            np.testing.assert_allclose(
-                ours[by_name[v.name]], theirs[pos : pos + size], rtol=1e-7, atol=1e-8, err_msg=v.name
-            )
-            pos += size
-    np.testing.assert_allclose(offsets, offsets[0], atol=1e-8)  # differences agree: same density
-
-
 def _random_hurdle_data(seed, n_cells, group_codes, cal_names):
     rng = np.random.default_rng(seed)
     y = np.where(rng.random(n_cells) < 0.4, rng.lognormal(1.0, 1.0, n_cells), 0.0)
@@ -378,36 +352,64 @@ def _random_hurdle_data(seed, n_cells, group_codes, cal_names):
     )
 
 
-def test_pymc_model_with_swapped_data_is_the_model_of_the_new_data():
-    """What the nutpie cache relies on: a model built for one data set, with another data set of the same
-    structure key swapped into its containers, has the other data set's log density and gradient (no
-    value of the first data set is left in the graph). The number of cells, the territory sizes and all
-    values differ between the two."""
+def test_numpy_log_density_matches_the_pymc_model_before_and_after_a_data_swap():
+    """The numpy log density has the PyMC model's density (up to a constant) and gradient at
+    random points, territories and regressors on. Then a second data set of the same structure
+    key is swapped into the model's containers, which the nutpie cache relies on: the compiled
+    functions now give the second data set's gradient (against numpy on it) and exactly the
+    log density of a model built for it (no value of the first data set is left in the graph).
+    The number of cells, the territory sizes and all values differ between the two. One model
+    is compiled for both checks: compiling PyMC's log density and gradient is most of the time."""
     cal_names, regs = ["quarter_end_push", "year_sin1", "year_cos1"], ["r1", "r2"]
     d1 = _random_hurdle_data(0, 150, [0, 0, 0, 1, 1, 1], cal_names)
     d2 = _random_hurdle_data(1, 110, [0, 1, 1, 1, 1, 0], cal_names)
-    assert structure_key(d1, cal_names=cal_names, reg_names=regs) == structure_key(
-        d2, cal_names=cal_names, reg_names=regs
-    )
-    assert structure_key(
-        _random_hurdle_data(0, 150, [0, 0, 1, 1, 1], cal_names), cal_names=cal_names, reg_names=regs
-    ) != structure_key(d1, cal_names=cal_names, reg_names=regs)
-    reused = build_pymc_model(d1, cal_names=cal_names, reg_names=regs)
+    key = structure_key(d1, cal_names=cal_names, reg_names=regs)
+    assert structure_key(d2, cal_names=cal_names, reg_names=regs) == key
+    other = _random_hurdle_data(0, 150, [0, 0, 1, 1, 1], cal_names)
+    assert structure_key(other, cal_names=cal_names, reg_names=regs) != key
+    blocks = layout(d1)
+    assert layout(d2) == blocks
+    model = build_pymc_model(d1, cal_names=cal_names, reg_names=regs)
+    logp = model.compile_logp(mode="FAST_COMPILE")
+    dlogp = model.compile_dlogp(mode="FAST_COMPILE")
+    scalar = {"a0", "b0", "log_shape0"}
+    by_name = {(f"{k}_log__" if log_t else k): k for k, _, log_t in blocks}
+    rng = np.random.default_rng(0)
+    thetas = [0.5 * rng.standard_normal(sum(size for _, size, _ in blocks)) for _ in range(3)]
+
+    def point(theta):
+        parts = _split(theta, blocks)
+        return {
+            (f"{k}_log__" if log_t else k): (parts[k][0] if (k in scalar or log_t) else parts[k])
+            for k, _, log_t in blocks
+        }
+
+    def same_density(d, label):
+        offsets = []
+        for theta in thetas:
+            p = point(theta)
+            ours_lp, ours_grad = log_density(theta, d, blocks)
+            offsets.append(ours_lp - float(logp(p)))
+            theirs, pos, ours = dlogp(p), 0, _split(ours_grad, blocks)
+            for v in model.value_vars:
+                size = int(np.size(p[v.name]))
+                np.testing.assert_allclose(
+                    ours[by_name[v.name]], theirs[pos : pos + size], rtol=1e-7, atol=1e-8, err_msg=f"{label}: {v.name}"
+                )
+                pos += size
+        np.testing.assert_allclose(offsets, offsets[0], atol=1e-8, err_msg=label)  # differences agree
+
+    same_density(d1, "the data the model was built for")
     fresh = build_pymc_model(d2, cal_names=cal_names, reg_names=regs)
-    logp, dlogp = reused.compile_logp(mode="FAST_COMPILE"), reused.compile_dlogp(mode="FAST_COMPILE")
-    logp2, dlogp2 = fresh.compile_logp(mode="FAST_COMPILE"), fresh.compile_dlogp(mode="FAST_COMPILE")
-    rng = np.random.default_rng(2)
-    points = [
-        {v.name: 0.5 * rng.standard_normal(fresh.initial_point()[v.name].shape) for v in fresh.value_vars}
-        for _ in range(3)
-    ]
-    assert not np.isclose(float(logp(points[0])), float(logp2(points[0])))  # the data sets do differ
+    fresh_logp = fresh.compile_logp(mode="FAST_COMPILE")
+    points = [point(theta) for theta in thetas]
+    assert not np.isclose(float(logp(points[0])), float(fresh_logp(points[0])))  # the data sets do differ
     for name, value in model_data(d2, n_reg=len(regs)).items():
-        reused.set_data(name, value)
-    for point in points:  # the compiled functions read the containers when called, as nutpie's do
-        np.testing.assert_allclose(float(logp(point)), float(logp2(point)), rtol=1e-12)
-        np.testing.assert_allclose(dlogp(point), dlogp2(point), rtol=1e-10, atol=1e-12)
-    start, start2 = reused.initial_point(), fresh.initial_point()  # the start of the chains too
+        model.set_data(name, value)
+    same_density(d2, "the data swapped in")  # the compiled functions read the containers, as nutpie's do
+    for p in points:
+        np.testing.assert_allclose(float(logp(p)), float(fresh_logp(p)), rtol=1e-12)
+    start, start2 = model.initial_point(), fresh.initial_point()  # the start of the chains too
     for name, value in start2.items():
         np.testing.assert_allclose(start[name], value, rtol=1e-12, err_msg=name)
 

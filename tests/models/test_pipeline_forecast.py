@@ -137,11 +137,6 @@ def test_monthly_grid():
 # --------------------------------------------------------------------------- synthetic organisation
 
 
-@pytest.fixture(scope="module")
-def small_org():
-    return generate_organisation(40, years=2, seed=11)
-
-
 def test_no_leakage_of_what_happened_after_as_of(small_org):
     t = small_org.dataset.tables
     opps, hist = t["opportunities"].copy(), t["stage_history"].copy()

@@ -11,11 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-pytest.importorskip("prophet")
-
-from spm_models.exceptions import ConfigError, DataError  # noqa: E402
-from spm_models.models import ProphetForecaster  # noqa: E402
-from spm_models.models.prophet_model import period_end_indicators  # noqa: E402
+from spm_models.exceptions import ConfigError, DataError
+from spm_models.models import ProphetForecaster
+from spm_models.models.prophet_model import period_end_indicators
 
 START = pd.Timestamp("2023-01-02")  # a Monday
 FAST = {"uncertainty_samples": 200}

@@ -1,38 +1,29 @@
 """Artifacts of a review run: fitted once, coherent, reused when nothing changed; views give a
-report only its own subject's rows."""
+report only its own subject's rows. The run is the shared one (``review_run``, tests/conftest.py);
+the tests that build artifacts build them in a copy."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from spm_models.data.validation import validate
 from spm_models.exceptions import ConfigError, ReportError
 from spm_models.models.registry import make_model
 from spm_models.review import views
 from spm_models.review.artifacts import TABLES, artifacts_key, build_artifacts
 from spm_models.review.render import scorecard_table, table, title
 from spm_models.review.settings import ReviewConfig, load_config
-from spm_models.synthetic.generator import generate_organisation
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("artifacts")
-    ds = validate(generate_organisation(7, years=2, seed=2).dataset)
-    info = build_artifacts(ds, month="2024-11", out_dir=root / "2024-11" / "artifacts", runs_root=root)
-    return root, ds, info
-
-
-def test_every_table_and_the_provenance_are_written(run):
-    root, ds, info = run
-    folder = root / "2024-11" / "artifacts"
+def test_every_table_and_the_provenance_are_written(review_run):
+    folder = review_run.artifacts
     assert all((folder / f"{t}.parquet").is_file() for t in TABLES)
     stored = json.loads((folder / "run.json").read_text())
-    assert stored["run_id"].startswith("2024-11-") and stored["key"] == info["key"]
+    assert stored["run_id"].startswith("2024-11-") and stored["key"] == review_run.manifest["key"]
     assert set(stored) >= {"data_fingerprint", "package_version", "settings", "model", "calendar"}
     assert stored["previous_forecast"].startswith("reconstructed")
     # model = "auto" (the default): the pick per level, and the backtest that chose it, are recorded
@@ -43,15 +34,14 @@ def test_every_table_and_the_provenance_are_written(run):
     scored = pd.DataFrame(choice["scores"])
     for level, pick in choice["picks"].items():
         assert pick in set(scored.loc[scored["level"] == level, "candidate"]) and choice["reasons"][level]
-    assert not info["reused"]
+    assert not review_run.manifest["artifacts_reused"]
     assert len(list((folder / "snapshot").iterdir())) == 1
 
 
-def test_leading_indicators_are_looked_for_once_and_reach_both_reports(run):
+def test_leading_indicators_are_looked_for_once_and_reach_both_reports(review_run):
     from spm_models.indicators.summary import SUMMARY_COLUMNS
 
-    root, _, info = run
-    folder = root / "2024-11" / "artifacts"
+    folder = review_run.artifacts
     table = pd.read_parquet(folder / "leading_indicators.parquet")
     assert list(table.columns) == list(SUMMARY_COLUMNS) and len(table) >= 5  # every candidate, with its verdict
     assert table["verdict"].str.len().gt(10).all()
@@ -67,10 +57,9 @@ def test_leading_indicators_are_looked_for_once_and_reach_both_reports(run):
         assert (pd.isna(weeks) and name not in lags.index) or int(weeks) == int(lags[name])
 
 
-def test_territory_and_company_forecasts_are_sums_of_their_agents(run):
-    root, _, _ = run
-    out = pd.read_parquet(root / "2024-11" / "artifacts" / "outlook.parquet")
-    agents = pd.read_parquet(root / "2024-11" / "artifacts" / "agents.parquet")
+def test_territory_and_company_forecasts_are_sums_of_their_agents(review_run):
+    out = pd.read_parquet(review_run.artifacts / "outlook.parquet")
+    agents = pd.read_parquet(review_run.artifacts / "agents.parquet")
     a = out[out["level"] == "agent"].merge(agents, left_on="unique_id", right_on="agent_id")
     by_terr = a.groupby("territory_id")[["expected_remaining", "closed_to_date"]].sum()
     t = out[out["level"] == "territory"].set_index("unique_id")
@@ -80,25 +69,38 @@ def test_territory_and_company_forecasts_are_sums_of_their_agents(run):
     assert ((out["p_quota"] >= 0) & (out["p_quota"] <= 1) | out["p_quota"].isna()).all()
 
 
-def test_same_inputs_reuse_the_artifacts_and_force_rebuilds(run):
-    root, ds, info = run
-    again = build_artifacts(ds, month="2024-11", out_dir=root / "2024-11" / "artifacts", runs_root=root)
+def _copy_of_the_run(review_run, tmp_path):
+    """The shared run's artifacts copied to ``tmp_path/2024-11/artifacts`` (the run is read-only)."""
+    folder = tmp_path / "2024-11" / "artifacts"
+    shutil.copytree(review_run.artifacts, folder)
+    return folder
+
+
+def test_same_inputs_reuse_the_artifacts_and_force_rebuilds(review_run, tmp_path):
+    info = json.loads((review_run.artifacts / "run.json").read_text())
+    folder = _copy_of_the_run(review_run, tmp_path)
+    again = build_artifacts(
+        review_run.dataset, month="2024-11", out_dir=folder, config=review_run.config, runs_root=tmp_path
+    )
     assert again["reused"] and again["run_id"] == info["run_id"]
     other = ReviewConfig(currency="EUR")
     assert artifacts_key(info["data_fingerprint"], "2024-11", other) != info["key"]
 
 
-def test_next_month_scores_this_months_snapshot(run):
-    root, ds, _ = run
-    nxt = build_artifacts(ds, month="2024-12", out_dir=root / "2024-12" / "artifacts", runs_root=root)
+def test_next_month_scores_this_months_snapshot(review_run, tmp_path):
+    _copy_of_the_run(review_run, tmp_path)
+    folder = tmp_path / "2024-12" / "artifacts"
+    nxt = build_artifacts(
+        review_run.dataset, month="2024-12", out_dir=folder, config=review_run.config, runs_root=tmp_path
+    )
     assert nxt["previous_forecast"] == "previous run"
-    acc = pd.read_parquet(root / "2024-12" / "artifacts" / "accuracy.parquet")
+    acc = pd.read_parquet(folder / "accuracy.parquet")
     assert set(acc["level"]) == {"agent", "territory", "company"} and acc["actual"].notna().all()
 
 
-def test_agent_view_holds_only_that_agent(run):
-    root, ds, _ = run
-    folder = root / "2024-11" / "artifacts"
+def test_agent_view_holds_only_that_agent(review_run):
+    folder = review_run.artifacts
+    ds = review_run.dataset
     agents = pd.read_parquet(folder / "agents.parquet")
     me = agents["agent_id"].iloc[0]
     v = views.agent_view(folder, me)
@@ -118,9 +120,9 @@ def test_agent_view_holds_only_that_agent(run):
         "coaching",
     ):
         frame = getattr(v, name)
-        if frame is None:  # a section these data do not support (no commission plan is configured)
-            assert name == "commission" and not v.sections.commission.shown
-            continue
+        # every section has its rows: the shared run configures a commission plan, the one
+        # section shown only when configured
+        assert frame is not None, name
         text = [str(x) for x in frame.to_numpy().ravel()]
         assert not (set(text) & others) and not any(n in cell for cell in text for n in other_names), name
     assert len(v.coaching) >= 2 and v.provenance["parameters"] == {"run_dir": str(folder), "agent_id": me}
@@ -128,9 +130,8 @@ def test_agent_view_holds_only_that_agent(run):
         views.agent_view(folder, "nobody")
 
 
-def test_territory_and_monthly_views(run):
-    root, _, _ = run
-    folder = root / "2024-11" / "artifacts"
+def test_territory_and_monthly_views(review_run):
+    folder = review_run.artifacts
     t = views.territory_view(folder, "T01")
     assert len(t.agents) >= 1 and set(t.agents["territory_id"]) == {"T01"} and len(t.outlook) == 1
     m = views.monthly_view(folder)

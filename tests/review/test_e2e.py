@@ -1,123 +1,50 @@
 """The monthly review end to end on a small synthetic organisation with hostile names.
 
-One review run (module fixture) is checked for: every report ok, code-free self-contained
-HTML that names its subject and embeds its figures, safe file names, escaped names,
-confidentiality between agents, an index whose links all resolve, a complete manifest,
-an idempotent re-run, and (when Chromium is installed) pages that open without console
-errors.
+The shared review run (``review_run`` in ``tests/conftest.py``: the small organisation with
+the agent names ``<script>alert(1)</script>``, ``../../etc/passwd``, ``$$ Money $ Maker $``,
+``Zoë 🚀 Ünïcode``, agent id ``A0006`` renamed ``../x/<b>6</b>`` and territory ``T01`` named
+``<i>North</i> & "South"``; the default settings plus a commission plan, since a plan is
+shown only when configured) is checked for: every report ok, code-free self-contained HTML
+that names its subject and embeds its figures, every section of an agent's report and the
+monthly review's leading indicators, safe file names, escaped names,
+confidentiality between agents, an index whose links all resolve, a complete manifest, an
+idempotent re-run, and (when Chromium is installed) pages that open without console errors.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
-import time
 from html import escape
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from spm_models.data.dataset import Dataset
-from spm_models.data.validation import validate
-from spm_models.insights.commission import DEFAULT_PLAN
-from spm_models.review import run_review
-from spm_models.review.outlook import data_last_day
-from spm_models.review.settings import ReviewConfig
-from spm_models.synthetic.generator import generate_organisation
-
-HOSTILE_NAMES = {
-    "A0001": "<script>alert(1)</script>",
-    "A0002": "../../etc/passwd",
-    "A0003": "$$ Money $ Maker $",
-    "A0004": "Zoë 🚀 Ünïcode",
-}
-HOSTILE_ID = ("A0005", "../x/<b>5</b>")
-TERRITORY_NAME = '<i>North</i> & "South"'
 DATA_URI = re.compile(r"data:image/[a-z+]+;base64,[A-Za-z0-9+/=]+")
-#: A commission plan is shown only when configured; this review configures one to check that section.
-PLAN = ReviewConfig(commission=DEFAULT_PLAN)
-
-
-def hostile_org(n_agents: int = 6, seed: int = 11) -> Dataset:
-    """A small organisation whose names and one agent id are hostile."""
-    ds = generate_organisation(n_agents, years=2, seed=seed).dataset
-    t = {k: v.copy() for k, v in ds.tables.items()}
-    old, new = HOSTILE_ID
-    for name in ("agents", "opportunities", "activities", "targets"):
-        t[name]["agent_id"] = t[name]["agent_id"].replace({old: new})
-    t["agents"]["agent_name"] = t["agents"]["agent_id"].map(HOSTILE_NAMES).fillna(t["agents"]["agent_name"])
-    t["territories"]["territory_name"] = t["territories"]["territory_name"].where(
-        t["territories"]["territory_id"] != "T01", TERRITORY_NAME
-    )
-    return validate(Dataset(tables=t, source="hostile test org"))
 
 
 def _text(html: str) -> str:
     return DATA_URI.sub("data:", html)
 
 
-class _Run:
-    """What the tests read of a finished review run (from disk, so any xdist worker can read it)."""
-
-    def __init__(self, run_folder: Path):
-        self.run_folder = run_folder
-        self.manifest = json.loads((run_folder / "manifest.json").read_text(encoding="utf-8"))
-        self.exit_code = 1 if self.manifest["summary"]["failed"] else 0
-
-
-@pytest.fixture(scope="module")
-def review(tmp_path_factory):
-    """One review run per test session, shared by pytest-xdist workers (the first one builds it)."""
-    shared = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        shared = shared.parent
-    root = shared / "review-e2e"
-    done = root / "done"
-    ds = hostile_org()
-    try:
-        os.close(os.open(shared / "review-e2e.lock", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:  # another worker builds it: wait
-        deadline = time.monotonic() + 900
-        while not done.exists():
-            assert time.monotonic() < deadline, "the shared review run did not finish"
-            time.sleep(0.5)
-        return root, ds, _Run(Path(done.read_text()))
-    root.mkdir(parents=True, exist_ok=True)
-    # judged on the day after the data end, the data are fresh: no warning in the progress log
-    result = run_review(
-        dataset=ds,
-        out=root / "reports",
-        workers=2,
-        progress=False,
-        log=open(root / "progress.log", "w"),
-        today=data_last_day(ds) + pd.Timedelta(days=1),
-        config=PLAN,
-    )
-    done.write_text(str(result.run_folder))
-    return root, ds, _Run(result.run_folder)
-
-
-def test_every_report_is_ok(review):
-    root, ds, result = review
-    assert result.exit_code == 0, result.manifest["summary"]
-    s = result.manifest["summary"]
-    n_agents = len(pd.read_parquet(result.run_folder / "artifacts" / "agents.parquet"))
+def test_every_report_is_ok(review_run):
+    assert review_run.exit_code == 0, review_run.manifest["summary"]
+    s = review_run.manifest["summary"]
+    n_agents = len(pd.read_parquet(review_run.artifacts / "agents.parquet"))
     assert s["total"] == n_agents + 2 + 1 and s["ok"] == s["total"] and s["failed"] == 0
-    lines = (root / "progress.log").read_text().splitlines()
+    lines = (review_run.root / "progress.log").read_text().splitlines()
     assert len(lines) == s["total"] and all(
         re.match(r"report='[^']*' status=ok seconds=\d+\.\d\d output=\S+", ln) for ln in lines
     )
 
 
-def test_html_is_code_free_self_contained_and_names_its_subject(review):
-    _, _, result = review
-    for entry in result.manifest["reports"]:
-        page = (result.run_folder / entry["output"]).read_text(encoding="utf-8")
+def test_html_is_code_free_self_contained_and_names_its_subject(review_run):
+    manifest = review_run.manifest
+    for entry in manifest["reports"]:
+        page = (review_run.run_folder / entry["output"]).read_text(encoding="utf-8")
         text = _text(page)
         assert "<script" not in text.lower(), entry["id"]
         assert "jp-InputArea" not in text and "input_area" not in text and 'class="highlight' not in text
@@ -129,24 +56,23 @@ def test_html_is_code_free_self_contained_and_names_its_subject(review):
         assert f"<h1>{escape(entry['subject'], quote=False)}</h1>" in page  # nbconvert writes quotes in text as is
         for must in (
             "Provenance",
-            result.manifest["run_id"],
-            result.manifest["data_fingerprint"],
-            result.manifest["package_version"],
+            manifest["run_id"],
+            manifest["data_fingerprint"],
+            manifest["package_version"],
         ):
             assert must in text, (entry["id"], must)
 
 
-def test_agent_reports_have_every_section(review):
-    _, _, result = review
-    for entry in (e for e in result.manifest["reports"] if e["kind"] == "agent"):
-        text = _text((result.run_folder / entry["output"]).read_text(encoding="utf-8"))
+def test_agent_reports_have_every_section(review_run):
+    for entry in (e for e in review_run.manifest["reports"] if e["kind"] == "agent"):
+        text = _text((review_run.run_folder / entry["output"]).read_text(encoding="utf-8"))
         for section in (
             "Scorecard",
             "Bookings and activity trends",
             "Funnel",
             "Leading indicators",
             "Forecast of the quarter",
-            f"Chance of reaching the {result.manifest['forecast_quarter']} quota",
+            f"Chance of reaching the {review_run.manifest['forecast_quarter']} quota",
             "Last month",
             "Commission estimate",
             "Coaching points",
@@ -163,19 +89,18 @@ def test_agent_reports_have_every_section(review):
         assert "Leads bookings by" in text  # the lag of each indicator, or "not found to lead"
 
 
-def test_the_monthly_review_has_a_leading_indicators_section(review):
-    _, _, result = review
-    entry = next(e for e in result.manifest["reports"] if e["kind"] == "monthly")
-    text = _text((result.run_folder / entry["output"]).read_text(encoding="utf-8"))
+def test_the_monthly_review_has_a_leading_indicators_section(review_run):
+    entry = next(e for e in review_run.manifest["reports"] if e["kind"] == "monthly")
+    text = _text((review_run.run_folder / entry["output"]).read_text(encoding="utf-8"))
     section = text[text.index("Leading indicators") : text.index("Provenance")]
     # the indicators found, or the plain statement that none passed, then why each other candidate is not listed
     assert "What that implies for the next weeks" in section or "No leading indicator of bookings passed" in section
     assert "Also tested" in section and section.count("<li>") >= 3
 
 
-def test_hostile_names_are_escaped_and_files_stay_inside(review):
-    root, _, result = review
-    run = result.run_folder.resolve()
+def test_hostile_names_are_escaped_and_files_stay_inside(review_run):
+    root = review_run.root
+    run = review_run.run_folder.resolve()
     for path in root.rglob("*"):
         assert path.resolve().is_relative_to(root.resolve())
     assert not (root / "etc").exists() and not (run / "etc").exists() and not (run.parent / "x").exists()
@@ -183,27 +108,29 @@ def test_hostile_names_are_escaped_and_files_stay_inside(review):
         if p.is_file() and p.suffix in (".html", ".ipynb"):
             assert p.resolve().is_relative_to(run)
             assert re.fullmatch(r"[a-z0-9][a-z0-9.\-_]*", p.name), p.name
-    pages = {e["id"]: (run / e["output"]).read_text(encoding="utf-8") for e in result.manifest["reports"]}
+    pages = {e["id"]: (run / e["output"]).read_text(encoding="utf-8") for e in review_run.manifest["reports"]}
     for page in pages.values():
-        assert "<script>alert(1)</script>" not in page and "<b>5</b>" not in page and "<i>North</i>" not in page
+        assert "<script>alert(1)</script>" not in page and "<b>6</b>" not in page and "<i>North</i>" not in page
+    # every hostile name is on an agent in the review, so each one names a page and a file
+    assert {"agent:A0001", "agent:A0002", "agent:A0003", "agent:A0004", "agent:../x/<b>6</b>"} <= set(pages)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages["agent:A0001"]
+    assert "../../etc/passwd" in pages["agent:A0002"]
     assert escape("$$ Money $ Maker $") in pages["agent:A0003"]
     assert "Zoë 🚀 Ünïcode" in pages["agent:A0004"]
-    assert escape(HOSTILE_ID[1]) in pages[f"agent:{HOSTILE_ID[1]}"]
+    assert escape("../x/<b>6</b>") in pages["agent:../x/<b>6</b>"]
     index = (run / "index.html").read_text(encoding="utf-8")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in index and "<script>" not in index
     # what the index's P(quota) column means
     assert re.search(r"(Chances of reaching quota are checked|These chances are the model(&#x27;|')s own)", index)
-    assert escape(TERRITORY_NAME) in index
+    assert escape('<i>North</i> & "South"') in index
 
 
-def test_agent_reports_never_show_another_agent(review):
-    _, ds, result = review
-    agents = pd.read_parquet(result.run_folder / "artifacts" / "agents.parquet")
-    everyone = ds["agents"]
-    for entry in (e for e in result.manifest["reports"] if e["kind"] == "agent"):
+def test_agent_reports_never_show_another_agent(review_run):
+    agents = pd.read_parquet(review_run.artifacts / "agents.parquet")
+    everyone = review_run.dataset["agents"]
+    for entry in (e for e in review_run.manifest["reports"] if e["kind"] == "agent"):
         me = entry["id"].split(":", 1)[1]
-        text = _text((result.run_folder / entry["output"]).read_text(encoding="utf-8"))
+        text = _text((review_run.run_folder / entry["output"]).read_text(encoding="utf-8"))
         others = everyone[everyone["agent_id"] != me]
         for oid, oname in zip(others["agent_id"], others["agent_name"]):
             for token in {oid, oname, escape(oid), escape(oname)}:
@@ -211,12 +138,11 @@ def test_agent_reports_never_show_another_agent(review):
     assert len(agents) >= 5
 
 
-def test_index_links_all_resolve_and_manifest_is_complete(review):
-    _, _, result = review
-    run = result.run_folder
+def test_index_links_all_resolve_and_manifest_is_complete(review_run):
+    run = review_run.run_folder
     index = (run / "index.html").read_text(encoding="utf-8")
     links = re.findall(r'href="([^"]+)"', index)
-    assert len(links) == result.manifest["summary"]["total"]
+    assert len(links) == review_run.manifest["summary"]["total"]
     for link in links:
         assert not link.startswith(("http", "/", "..")) and (run / link).is_file(), link
     manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
@@ -227,26 +153,19 @@ def test_index_links_all_resolve_and_manifest_is_complete(review):
     assert {"load", "artifacts", "reports", "total"} <= set(manifest["timings"])
 
 
-def test_rerun_is_idempotent(review, tmp_path):
-    root, ds, result = review
-    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in result.run_folder.rglob("*.html")}
-    again = run_review(
-        dataset=ds,
-        out=root / "reports",
-        workers=2,
-        progress=False,
-        log=open(tmp_path / "progress2.log", "w"),
-        config=PLAN,
-    )
-    assert again.exit_code == 0 and again.executed == [] and again.manifest["artifacts_reused"]
-    assert again.manifest["summary"]["reused"] == again.manifest["summary"]["total"]
-    after = {
-        p: hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in result.run_folder.rglob("*.html")
-        if p.name != "index.html"
-    }
-    assert all(before[p] == h for p, h in after.items())
-    assert not [p for p in result.run_folder.rglob("*") if ".tmp" in p.name], "temporary files left behind"
+def test_rerun_is_idempotent(review_run):
+    """A second run of the same month executes nothing and rewrites only manifest.json and
+    index.html (and the month's lock file, where each run writes who holds it). The shared run
+    is read-only, so its fixture makes that second run right after the first and records it
+    (``ReviewRun.rerun``)."""
+    rerun = review_run.rerun
+    assert rerun["exit_code"] == 0 and rerun["executed"] == [] and rerun["artifacts_reused"]
+    assert rerun["summary"]["reused"] == rerun["summary"]["total"] == review_run.manifest["summary"]["total"]
+    assert not rerun["temporary"], "temporary files left behind"
+    month = review_run.run_folder.relative_to(review_run.root)
+    lock = month.parent / ".spm" / f"{month.name}.lock"
+    rewritten = {str(month / "manifest.json"), str(month / "index.html"), str(lock)}
+    assert set(rerun["changed"]) <= rewritten, rerun["changed"]
 
 
 # ---------------------------------------------------------------------------- the browser
@@ -277,15 +196,14 @@ def _open(browser: str, page: Path, shot: Path) -> str:
     return "\n".join(ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln)
 
 
-def test_pages_open_in_a_browser_without_console_errors(review, tmp_path):
+def test_pages_open_in_a_browser_without_console_errors(review_run, tmp_path):
     browser = _chromium()
     if browser is None:
         pytest.skip("headless Chromium is not installed: `apt-get install chromium` (Debian) to run the browser test")
     sentinel = tmp_path / "sentinel.html"
     sentinel.write_text('<html><body><p>x</p><script>console.error("sentinel")</script></body></html>')
     assert "sentinel" in _open(browser, sentinel, tmp_path / "sentinel.png"), "console errors must be detectable"
-    _, _, result = review
-    agent = next(e for e in result.manifest["reports"] if e["id"] == "agent:A0001")
-    for page in (result.run_folder / "index.html", result.run_folder / agent["output"]):
+    agent = next(e for e in review_run.manifest["reports"] if e["id"] == "agent:A0001")
+    for page in (review_run.run_folder / "index.html", review_run.run_folder / agent["output"]):
         console = _open(browser, page, tmp_path / f"{page.stem}.png")
         assert console == "", f"{page.name}: {console}"

@@ -4,6 +4,7 @@ output file names are safe whatever a name contains."""
 from __future__ import annotations
 
 import ast
+import builtins
 from pathlib import Path
 
 import nbformat
@@ -132,6 +133,27 @@ def test_templates_are_thin(template):
 
 
 @pytest.mark.parametrize("template", sorted(TEMPLATES))
+def test_templates_need_nothing_the_kernel_server_preloaded(template):
+    """A review's report kernels are forked from a server that has imported pandas, matplotlib
+    and the package already (test_e2e runs every template that way); an analyst's kernel has
+    nothing. A template that imports only with ``from spm_models... import name`` and uses only
+    names its own cells bind (parameters, imports, assignments) cannot lean on what the server
+    loaded: every module it touches is one it imported itself. make test-slow also runs each
+    template in a plain kernel (tests/review/test_reports_nbval.py)."""
+    bound = set(dir(builtins))
+    for source in _code_cells(template):
+        for stmt in ast.parse(source).body:
+            assert not isinstance(stmt, ast.Import), f"use 'from spm_models... import name': {source}"
+            used = {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+            assert used <= bound, f"{sorted(used - bound)} used before this template binds them: {source}"
+            for node in ast.walk(stmt):
+                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                    bound.add(node.id)
+                elif isinstance(node, ast.ImportFrom):
+                    bound.update(alias.asname or alias.name for alias in node.names)
+
+
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
 def test_templates_end_with_provenance(template):
     assert "render.provenance(view.provenance)" in _code_cells(template)[-1]
 
@@ -150,7 +172,13 @@ def test_report_file_names_are_plain_ascii_and_stay_inside(tmp_path, name):
 
 def test_same_name_different_ids_get_different_files():
     assert report_file_name("Sam Lee", "A1") != report_file_name("Sam Lee", "A2")
-    assert report_file_name("Sam Lee", "A1") == report_file_name("Sam Lee", "A1")
+
+
+def test_file_names_are_stable_across_runs_and_renames():
+    # 16a36e86 = sha256("A1")[:8]. A fixed value, not a second call in this process: a name built
+    # on Python's salted hash() or on anything but the id would change from one run to the next.
+    assert report_file_name("Sam Lee", "A1") == "sam-lee-16a36e86.html"
+    assert report_file_name("Samantha Lee-Wong", "A1").endswith("-16a36e86.html")  # renamed: same hash
 
 
 def test_slug_examples():

@@ -26,6 +26,9 @@ MONTH = "2024-11"
 
 @pytest.fixture(scope="module")
 def data():
+    # Not the shared small organisation: 12 agents have enough past agent-quarters for a
+    # recalibration at a low threshold (30); its 6 agents have 29. The case of too little
+    # history needs its own settings (two past quarters), so it is not the shared review run.
     return validate(generate_organisation(12, years=2, seed=2).dataset)
 
 

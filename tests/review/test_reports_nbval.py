@@ -1,76 +1,52 @@
-"""The report notebooks run cell by cell under nbval (lax mode) on a small organisation.
+"""The report notebooks run cell by cell in an ordinary Jupyter kernel on a small organisation
+(make test-slow).
 
-nbval executes a notebook as it is stored, so each template is parameterized (papermill
-injects the parameters cell, nothing is executed) for a small synthetic organisation's
-artifacts, then ``pytest --nbval-lax`` runs every cell in an ordinary Jupyter kernel: any
-cell that raises fails the test. Lax mode compares no outputs (figures differ by pixels).
+The review runs its reports in kernels forked from a kernel server that has imported their
+libraries already (``test_e2e.py`` runs every template that way on the shared review run).
+Here each template runs as an analyst would open it, in a ``python3`` kernel of its own with
+nothing preloaded: it is parameterized (papermill injects the parameters cell, nothing is
+executed) for the shared review run's artifacts, then every cell is executed; any cell that
+raises fails the test (what ``pytest --nbval-lax`` checks; tests/conftest.py runs the kernel
+in-process). No output is compared (figures differ by pixels).
+
+These kernels (about 2 CPU s each) run in make test-slow. The default suite keeps what they
+would catch that the forked kernels do not, a template that leans on something the server
+imported, by ``test_templates_need_nothing_the_kernel_server_preloaded`` (test_params.py):
+the templates import every module they use by name and use no name they do not bind.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-import nbformat
 import pandas as pd
 import pytest
-from papermill.iorw import load_notebook_node
-from papermill.parameterize import parameterize_notebook
 
-from spm_models.data.validation import validate
-from spm_models.review.artifacts import build_artifacts
-from spm_models.synthetic.generator import generate_organisation
+from spm_models.review.params import TEMPLATES
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "notebooks" / "reports"
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "notebooks" / "reports"
 
 
-@pytest.fixture(scope="module")
-def notebooks(tmp_path_factory):
-    root = tmp_path_factory.mktemp("nbval")
-    art = root / "2024-11" / "artifacts"
-    build_artifacts(
-        validate(generate_organisation(6, years=2, seed=4).dataset), month="2024-11", out_dir=art, runs_root=root
-    )
-    agents = pd.read_parquet(art / "agents.parquet")
-    params = {
-        "agent_report": {"run_dir": str(art), "agent_id": str(agents["agent_id"].iloc[0])},
-        "territory_report": {"run_dir": str(art), "territory_id": str(agents["territory_id"].iloc[0])},
-        "monthly_review": {"run_dir": str(art)},
+def _parameterized(template: str, artifacts: Path):
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    agents = pd.read_parquet(artifacts / "agents.parquet")
+    subject = {
+        "agent_report": {"agent_id": str(agents["agent_id"].iloc[0])},
+        "territory_report": {"territory_id": str(agents["territory_id"].iloc[0])},
+        "monthly_review": {},
     }
-    paths = []
-    for name, p in params.items():
-        nb = parameterize_notebook(load_notebook_node(str(TEMPLATES / f"{name}.ipynb")), p)
-        path = root / f"{name}.ipynb"
-        nbformat.write(nb, path)
-        paths.append(path)
-    return root, paths
+    nb = load_notebook_node(str(TEMPLATE_DIR / f"{template}.ipynb"))
+    return parameterize_notebook(nb, {"run_dir": str(artifacts), **subject[template]})
 
 
-def test_report_notebooks_pass_nbval_lax(notebooks):
-    root, paths = notebooks
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--nbval-lax",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:xdist",
-            "--rootdir",
-            str(root),
-            *map(str, paths),
-        ],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert (
-        f"{sum(len([c for c in nbformat.read(p, as_version=4).cells if c.cell_type == 'code']) for p in paths)} passed"
-        in proc.stdout
-    )
+def _every_code_cell_ran(nb) -> bool:
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    return bool(code) and all(c.get("execution_count") for c in code)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
+def test_report_notebook_runs_in_a_plain_kernel_of_its_own(template, review_run, execute_notebook, tmp_path):
+    assert _every_code_cell_ran(execute_notebook(_parameterized(template, review_run.artifacts), cwd=tmp_path))

@@ -17,6 +17,7 @@ from scipy import stats
 
 from spm_models.data.schemas import PIPELINE_STAGES
 from spm_models.data.schemas import TABLES as ALL_TABLES
+from spm_models.data.validation import validate
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.synthetic.generator import GroundTruth, SyntheticParams, generate_organisation
 
@@ -99,11 +100,8 @@ def test_every_table_has_the_canonical_columns_and_dtypes(n_agents, n_territorie
 
 
 def test_validate_accepts_the_dataset(org5, org200):
-    validation = pytest.importorskip(
-        "spm_models.data.validation", reason="spm_models.data.validation (validate) is not written yet"
-    )
     for org in (org5, org200):
-        checked = validation.validate(org.dataset)
+        checked = validate(org.dataset)
         assert checked.warnings == []
         for name in TABLES:
             assert len(checked[name]) == len(org.dataset[name])

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from spm_models.evaluation.backtest import BacktestResult
-from spm_models.synthetic.generator import generate_organisation
 from spm_models.workbench.comparison import accuracy_table, calibration_table, compare_on_dataset
 
 
@@ -27,10 +26,9 @@ def test_calibration_counts_actuals_inside_each_central_interval():
     assert table.to_dict("records") == [{"model": "m", "nominal": pytest.approx(0.8), "observed": 0.75, "n": 4}]
 
 
-def test_compare_on_dataset_backtests_each_model_at_the_same_origins():
-    org = generate_organisation(10, years=1, seed=8)
+def test_compare_on_dataset_backtests_each_model_at_the_same_origins(small_org):
     results = compare_on_dataset(
-        org.dataset, models=["CalendarBaseline", "HierarchicalBayes"], h=2, n_origins=2, fast=True, n_draws=100
+        small_org.dataset, models=["CalendarBaseline", "HierarchicalBayes"], h=2, n_origins=2, fast=True, n_draws=100
     )
     assert list(results["CalendarBaseline"].origins) == list(results["HierarchicalBayes"].origins)
     acc = accuracy_table(results)

@@ -15,6 +15,9 @@ from spm_models.workbench.forecasting import FittedModel, forecast_view, level_f
 
 @pytest.fixture(scope="module")
 def org():
+    # Not the shared small organisation: 1.5 years, so the data end on Sunday 2024-06-30 and the
+    # forecast weeks lie inside 2024Q3, whose quotas test_p_quota_shows_from_the_targets_without_a_
+    # typed_quota prorates (the shared one ends on 2024-12-29: its forecast straddles a quarter).
     return generate_organisation(15, years=1.5, seed=2)
 
 

@@ -8,7 +8,6 @@ import pytest
 
 from spm_models.data.warehouse import Warehouse
 from spm_models.exceptions import ConfigError, DataError
-from spm_models.synthetic.generator import generate_organisation
 from spm_models.workbench.frames import (
     WAREHOUSE_ENV,
     chosen_indicators,
@@ -19,12 +18,8 @@ from spm_models.workbench.frames import (
 )
 
 
-@pytest.fixture(scope="module")
-def org():
-    return generate_organisation(12, years=1, seed=4)
-
-
-def test_every_agent_has_every_week_of_its_span_and_current_agents_reach_the_end(org):
+def test_every_agent_has_every_week_of_its_span_and_current_agents_reach_the_end(small_org):
+    org = small_org
     frame = model_frame(org.dataset)
     gaps = frame.groupby("unique_id")["ds"].apply(lambda s: s.diff().dropna().dt.days.unique().tolist())
     assert all(g in ([7], []) for g in gaps)
@@ -34,7 +29,8 @@ def test_every_agent_has_every_week_of_its_span_and_current_agents_reach_the_end
     assert (last.loc[list(current)] == frame["ds"].max()).all()
 
 
-def test_bookings_total_equals_won_amounts_in_the_window(org):
+def test_bookings_total_equals_won_amounts_in_the_window(small_org):
+    org = small_org
     frame = model_frame(org.dataset)
     opps = org.dataset.tables["opportunities"]
     won = opps[(opps["outcome"] == "won")]
@@ -44,7 +40,8 @@ def test_bookings_total_equals_won_amounts_in_the_window(org):
     assert frame["y"].sum() == pytest.approx(won.loc[inside, "amount"].sum())
 
 
-def test_regressor_columns_and_unknown_regressor(org):
+def test_regressor_columns_and_unknown_regressor(small_org):
+    org = small_org
     frame = model_frame(org.dataset, regressors=["activity:demo"])
     assert frame["activity:demo"].notna().all()
     acts = org.dataset.tables["activities"]
@@ -54,13 +51,13 @@ def test_regressor_columns_and_unknown_regressor(org):
     assert usable_regressors(org.dataset, {"activity:demo": 3, "activity:juggling": 2}) == {"activity:demo": 3}
 
 
-def test_warehouse_path_from_environment_and_missing_warehouse(tmp_path, monkeypatch, org):
+def test_warehouse_path_from_environment_and_missing_warehouse(tmp_path, monkeypatch, small_org):
     monkeypatch.setenv(WAREHOUSE_ENV, str(tmp_path / "w.duckdb"))
     assert warehouse_path() == tmp_path / "w.duckdb"
     with pytest.raises(DataError, match="make demo"):
         load_dataset(warehouse_path())
-    Warehouse(tmp_path / "w.duckdb").ingest(org.dataset)
-    assert len(load_dataset(warehouse_path()).tables["agents"]) == 12
+    Warehouse(tmp_path / "w.duckdb").ingest(small_org.dataset)
+    assert len(load_dataset(warehouse_path()).tables["agents"]) == len(small_org.dataset["agents"])
 
 
 def test_chosen_indicators_keeps_only_leading_ones():

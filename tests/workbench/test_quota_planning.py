@@ -67,6 +67,8 @@ def test_bad_settings_are_config_errors(kw):
 
 @pytest.fixture(scope="module")
 def org():
+    # Not the shared small organisation: the backtested share of agents attaining quota is
+    # compared with the target share (within 0.10), which needs a few hundred agent-quarters.
     return generate_organisation(80, years=3, seed=11)
 
 
