@@ -50,7 +50,7 @@ test-slow: $(STAMP)
 # (a small tmpfs, so it needs the right to mount; skipped with a message otherwise), read-only
 # folders. The default `make test` leaves it out (tests/conftest.py); CI runs both.
 test-faults: $(STAMP)
-	$(BIN)/python -m pytest tests/faults -n 2
+	$(BIN)/python -m pytest tests/faults -n 2 -rA
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
