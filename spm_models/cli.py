@@ -222,6 +222,15 @@ def review(
             "Default: the settings' kernels, auto."
         ),
     ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the reports on a Dask cluster: 'local' (worker processes on this machine; --workers "
+            "sets how many) or a scheduler address such as tcp://scheduler:8786. The reports folder must "
+            "be on a file system every worker mounts at the same path (docs/scale.md). Default: the "
+            "settings' cluster; none, this machine.",
+        ),
+    ] = None,
     require_fresh: Annotated[
         bool,
         typer.Option(
@@ -247,7 +256,7 @@ def review(
         db=db,
         out=out,
         paths=_paths(project_dir),
-        config=load_config(config, kernels=kernels),
+        config=load_config(config, kernels=kernels, cluster=cluster),
         workers=workers,
         timeout=timeout,
         only_failed=only_failed,
