@@ -131,6 +131,13 @@ def kpis(
     out: Annotated[
         Path | None, typer.Option(help="Write the full long KPI table to this .csv or .parquet file.")
     ] = None,
+    levels: Annotated[
+        str | None,
+        typer.Option(
+            help="With --out: only these levels, comma separated (agent,territory,company); one grain and "
+            "level at a time keeps the memory of a large organisation low."
+        ),
+    ] = None,
     project_dir: ProjectDir = None,
 ) -> None:
     """Compute KPIs per agent, territory and company; print one period or write them all."""
@@ -140,7 +147,10 @@ def kpis(
     from spm_models.kpi.views import latest_period_view
 
     target = db or _paths(project_dir).warehouse
-    frame = compute_kpis(Warehouse(target).load(), grain=grain)
+    if levels is not None and out is None:
+        raise ConfigError("--levels chooses what --out writes; the terminal shows one --level")
+    chosen = None if levels is None else [v.strip() for v in levels.split(",") if v.strip()]
+    frame = compute_kpis(Warehouse(target).load(), grain=grain, **({} if chosen is None else {"levels": chosen}))
     if out is not None:
         write_table(frame, out)
         typer.echo(f"wrote {len(frame):,} KPI rows to {out}")
