@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+import resource
 import threading
 import time
 import uuid
@@ -161,7 +162,9 @@ def run_batch(
     from spm_models.review.runner import execute_reports
 
     t0, c0 = time.perf_counter(), time.process_time()
+    started = _servers.get(artifacts_dir)
     server = _worker_server(artifacts_dir, kernel)
+    server_start = 0.0 if server is None or server is started else float(server.startup_seconds or 0.0)
     k0 = _server_cpu(server)
     results, setup = execute_reports(
         tasks,
@@ -179,7 +182,23 @@ def run_batch(
         "cpu_s": round(time.process_time() - c0 + _server_cpu(server) - k0, 3),
         "seconds": round(time.perf_counter() - t0, 3),
         "setup": setup,
+        # VmHWM, not ru_maxrss: a spawned worker's ru_maxrss starts at its parent's peak (Linux
+        # keeps it across fork and exec), which would credit the client's memory to the worker
+        "peak_mib": _peak_of(os.getpid()) or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "server_peak_mib": _peak_of(server.process.pid) if server is not None and server.process else 0.0,
+        "server_start_s": server_start,
     }
+
+
+def _peak_of(pid: int) -> float:
+    """Peak resident memory of process ``pid`` in MiB (Linux ``VmHWM``; 0 where unknown)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
 
 
 def _server_cpu(server: Any) -> float:
@@ -246,7 +265,11 @@ def execute_on_cluster(
     Returns
     -------
     (list of ReportResult, dict)
-        The timings hold ``batches``, ``workers`` (that ran a batch) and ``worker_cpu_s``.
+        The timings hold ``batches``, ``workers`` (that ran a batch), ``worker_cpu_s`` (CPU
+        seconds of the workers and their kernel servers on these reports), and the largest peak
+        memory of a worker process and of a worker's kernel server (``worker_peak_mib``,
+        ``kernel_server_peak_mib``; the server's is 0 where the platform does not tell), and the
+        longest start of a worker's kernel server (``kernel_server_start_s``).
 
     Raises
     ------
@@ -276,13 +299,15 @@ def execute_on_cluster(
     }
     results: dict[str, ReportResult] = {}
     workers: set[str] = set()
-    cpu = 0.0
+    cpu, peak, server_peak, server_start = 0.0, 0.0, 0.0, 0.0
     try:
         for fut in as_completed(futures):
             batch = futures[fut]
             try:
                 out = fut.result()
                 done, cpu = out["results"], cpu + out["cpu_s"]
+                peak, server_peak = max(peak, out["peak_mib"]), max(server_peak, out["server_peak_mib"])
+                server_start = max(server_start, out["server_start_s"])
                 workers.add(out["worker"])
             except DiskFullError:
                 raise
@@ -301,5 +326,12 @@ def execute_on_cluster(
             client.run(close_servers)
         except Exception:  # a worker gone by now has nothing left to close
             pass
-    timings = {"batches": len(batches), "workers": len(workers), "worker_cpu_s": round(cpu, 3)}
+    timings = {
+        "batches": len(batches),
+        "workers": len(workers),
+        "worker_cpu_s": round(cpu, 3),
+        "worker_peak_mib": round(peak, 1),
+        "kernel_server_peak_mib": round(server_peak, 1),
+        "kernel_server_start_s": round(server_start, 3),
+    }
     return [results[t.report_id] for t in tasks], timings
