@@ -25,7 +25,7 @@ import pytest
 from spm_models.cli import main
 from spm_models.data.validation import validate
 from spm_models.exceptions import ConfigError
-from spm_models.review.cluster import plan_batches
+from spm_models.review.cluster import check_shared, plan_batches
 from spm_models.review.outlook import data_last_day
 from spm_models.review.pipeline import run_review
 from spm_models.review.runner import ReportTask
@@ -78,6 +78,23 @@ def test_batches_cover_every_report_once_monthly_first():
     assert len(batches) == 8 and max(map(len, batches)) == 7  # about four per slot
     assert max(len(b) for b in plan_batches(tasks * 40, slots=2)) == 16  # capped, so a lost worker costs little
     assert plan_batches([], slots=4) == []
+
+
+class _Workers:
+    """Stands in for a distributed.Client: ``run`` calls the function as each worker would."""
+
+    def __init__(self, sees: dict[str, bool]):
+        self.sees = sees
+
+    def run(self, fn, path):
+        return {w: fn(path) and sees for w, sees in self.sees.items()}
+
+
+def test_a_worker_that_cannot_see_the_run_folder_is_one_clear_error(tmp_path):
+    check_shared(_Workers({"tcp://a:1": True, "tcp://b:1": True}), tmp_path)
+    with pytest.raises(ConfigError, match=r"1 Dask worker\(s\) \(tcp://b:1\) cannot see the review's run folder"):
+        check_shared(_Workers({"tcp://a:1": True, "tcp://b:1": False}), tmp_path)
+    assert list(tmp_path.iterdir()) == []  # the probe file is gone either way
 
 
 # ---------------------------------------------------------------------------- on a cluster
