@@ -85,6 +85,14 @@ review: $(STAMP)
 bench-review: $(STAMP)
 	$(BIN)/python bench/review.py
 
+# Scale (docs/scale.md): ingest, KPI memory and the review on 1 and 2 local Dask workers at 1,000,
+# 5,000 and 10,000 agents. SCALE_ARGS="--sizes 1000 --reports 16" for a short run.
+SCALE_ARGS ?=
+
+.PHONY: bench-scale
+bench-scale: $(STAMP)
+	$(BIN)/python bench/scale.py $(SCALE_ARGS)
+
 # Power and false positives of leading-indicator discovery: 20 seeds at 50, 200 and 1,000 agents
 # (bench/README.md). Resumable: each seed is cached in bench/results/indicators/ under a key of the
 # discovery code. INDICATORS_ARGS="--agents 200 --seeds 5" for a quick look, "--jobs 2" for two at a time.

@@ -131,6 +131,13 @@ def kpis(
     out: Annotated[
         Path | None, typer.Option(help="Write the full long KPI table to this .csv or .parquet file.")
     ] = None,
+    levels: Annotated[
+        str | None,
+        typer.Option(
+            help="With --out: only these levels, comma separated (agent,territory,company); one grain and "
+            "level at a time keeps the memory of a large organisation low."
+        ),
+    ] = None,
     project_dir: ProjectDir = None,
 ) -> None:
     """Compute KPIs per agent, territory and company; print one period or write them all."""
@@ -140,7 +147,10 @@ def kpis(
     from spm_models.kpi.views import latest_period_view
 
     target = db or _paths(project_dir).warehouse
-    frame = compute_kpis(Warehouse(target).load(), grain=grain)
+    if levels is not None and out is None:
+        raise ConfigError("--levels chooses what --out writes; the terminal shows one --level")
+    chosen = None if levels is None else [v.strip() for v in levels.split(",") if v.strip()]
+    frame = compute_kpis(Warehouse(target).load(), grain=grain, **({} if chosen is None else {"levels": chosen}))
     if out is not None:
         write_table(frame, out)
         typer.echo(f"wrote {len(frame):,} KPI rows to {out}")
@@ -222,6 +232,15 @@ def review(
             "Default: the settings' kernels, auto."
         ),
     ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the reports on a Dask cluster: 'local' (worker processes on this machine; --workers "
+            "sets how many) or a scheduler address such as tcp://scheduler:8786. The reports folder must "
+            "be on a file system every worker mounts at the same path (docs/scale.md). Default: the "
+            "settings' cluster; none, this machine.",
+        ),
+    ] = None,
     require_fresh: Annotated[
         bool,
         typer.Option(
@@ -247,7 +266,7 @@ def review(
         db=db,
         out=out,
         paths=_paths(project_dir),
-        config=load_config(config, kernels=kernels),
+        config=load_config(config, kernels=kernels, cluster=cluster),
         workers=workers,
         timeout=timeout,
         only_failed=only_failed,

@@ -78,6 +78,8 @@ CASES = [
     (["kpis", "--db", "{p}/w.duckdb", "--out", "{p}/kpis.txt"], ".csv or .parquet"),
     (["kpis", "--db", "{p}/w.duckdb", "--out", "{p}/plain.txt/kpis.csv"], "plain.txt"),
     (["kpis", "--db", "{p}/none.duckdb"], "spm ingest"),
+    (["kpis", "--db", "{p}/w.duckdb", "--levels", "planet", "--out", "{p}/k.csv"], "planet"),
+    (["kpis", "--db", "{p}/w.duckdb", "--levels", "agent"], "--levels chooses what --out writes"),
     (["kpis", "--db", "{p}/plain.txt"], "cannot open the warehouse"),
     (["kpis", "--db", "{p}/folder.csv"], "folder.csv"),
     # demo
@@ -92,6 +94,7 @@ CASES = [
     (["review", "--db", "{p}/w.duckdb", "--workers", "0"], "--workers"),
     (["review", "--db", "{p}/w.duckdb", "--timeout", "0"], "--timeout"),
     (["review", "--db", "{p}/w.duckdb", "--kernels", "warp"], "warp"),
+    (["review", "--db", "{p}/w.duckdb", "--cluster", "sched:8786"], "cluster must be 'local'"),
     (["review", "--db", "{p}/w.duckdb", "--config", "{p}/missing.toml"], "missing.toml"),
     (["review", "--db", "{p}/w.duckdb", "--config", "{p}/folder.csv"], "folder"),
     (["review", "--db", "{p}/w.duckdb", "--config", "{p}/deep.toml"], "levels deep"),

@@ -23,8 +23,11 @@ column         meaning
 ``value``      float64; NaN where a ratio or statistic is undefined (nothing to divide by)
 =============  ==========================================================================
 
-Text columns are pandas ``str``. Rows come ordered by KPI (catalog order, or the order
-asked for), then level, entity, period and segment.
+Text columns are categorical (dictionary-encoded: integer codes into a sorted vocabulary of
+``str``), so a 5,000-agent weekly frame of 18 million rows spends one or two bytes a row on
+each instead of a string; they compare, filter, group and sort like ``str`` columns
+(``frame["kpi"] == "bookings"``), and ``.astype("str")`` gives plain text back. Rows come
+ordered by KPI (catalog order, or the order asked for), then level, entity, period and segment.
 
 Which rows exist
 ----------------

@@ -298,58 +298,90 @@ class KpiEngine:
         return self._memo[fn]
 
     # --- output ---------------------------------------------------------------------------
-    def to_frame(self, results: list[KpiValues]) -> pd.DataFrame:
-        """Stack evaluated KPIs into the long output frame (see :mod:`spm_models.kpi`)."""
+    def rows(self, r: KpiValues) -> _Rows:
+        """The rows of one evaluated KPI in the long frame, as compact arrays.
+
+        Taken as soon as a KPI is evaluated, so its dense ``(entities, periods, segments)``
+        arrays can be let go before the next one is computed: at 5,000 agents and weekly grain
+        the dense arrays of every KPI together would be larger than the long frame itself.
+        """
         grid = self.grid
+        offsets = dict(zip(LEVELS, np.cumsum([0] + [grid.size(lv) for lv in LEVELS])[:-1]))
+        parts = []
+        for level in self.levels:
+            arr = r.values[level]
+            if level == "agent":
+                keep = grid.employed | r.active
+            else:
+                keep = np.ones(arr.shape[:2], dtype=bool)
+            e, p = np.nonzero(keep)
+            e, p = e.astype(np.int32), p.astype(np.int32)
+            if r.segments:
+                n_seg = arr.shape[2]
+                v = arr[e, p, :].ravel()
+                s = np.tile(np.arange(n_seg, dtype=np.int16), len(e))
+                e, p = np.repeat(e, n_seg), np.repeat(p, n_seg)
+            else:
+                v = arr[e, p]
+                s = np.zeros(len(e), dtype=np.int16)
+            parts.append((LEVELS.index(level), e + np.int32(offsets[level]), p, s, v.astype(float, copy=False)))
+        return _Rows(r.name, tuple(r.segments), parts)
+
+    def to_frame(self, results: list[KpiValues | _Rows]) -> pd.DataFrame:
+        """Stack evaluated KPIs into the long output frame (see :mod:`spm_models.kpi`).
+
+        The output columns are allocated once and filled KPI by KPI, each KPI's rows freed as
+        they are copied, so the peak is the frame plus one KPI's rows.
+        """
+        grid = self.grid
+        rows = [r if isinstance(r, _Rows) else self.rows(r) for r in results]
         segment_vocab: dict[str, int] = {"": 0}
-        for r in results:
+        for r in rows:
             for s in r.segments:
                 segment_vocab.setdefault(s, len(segment_vocab))
-        kpi_names = list(dict.fromkeys(r.name for r in results))
-        level_codes, entity_codes, periods, kpi_codes, seg_codes, values = [], [], [], [], [], []
+        kpi_names = list(dict.fromkeys(r.name for r in rows))
         entity_vocab = np.concatenate([grid.entity_ids(lv) for lv in LEVELS])
-        offsets = dict(zip(LEVELS, np.cumsum([0] + [grid.size(lv) for lv in LEVELS])[:-1]))
-        for r in results:
-            seg_map = np.array([segment_vocab[s] for s in r.segments], dtype=np.int64)
-            for level in self.levels:
-                arr = r.values[level]
-                if level == "agent":
-                    rows = grid.employed | r.active
-                else:
-                    rows = np.ones(arr.shape[:2], dtype=bool)
-                e, p = np.nonzero(rows)
-                if r.segments:
-                    n_seg = arr.shape[2]
-                    v = arr[e, p, :].ravel()
-                    s = np.tile(seg_map, len(e))
-                    e, p = np.repeat(e, n_seg), np.repeat(p, n_seg)
-                else:
-                    v = arr[e, p]
-                    s = np.zeros(len(e), dtype=np.int64)
-                level_codes.append(np.full(len(e), LEVELS.index(level), dtype=np.int8))
-                entity_codes.append(e + offsets[level])
-                periods.append(p)
-                kpi_codes.append(np.full(len(e), kpi_names.index(r.name), dtype=np.int16))
-                seg_codes.append(s)
-                values.append(v.astype(float))
-
-        def cat(parts: list[np.ndarray], dtype: Any = np.int64) -> np.ndarray:
-            return np.concatenate(parts).astype(dtype) if parts else np.array([], dtype=dtype)
-
-        ent = cat(entity_codes)
-        per = cat(periods)
-        frame = pd.DataFrame(
+        n = sum(len(part[1]) for r in rows for part in r.parts)
+        level = np.empty(n, dtype=np.int8)
+        entity = np.empty(n, dtype=np.int32)
+        period = np.empty(n, dtype=np.int32)
+        kpi = np.empty(n, dtype=np.int16)
+        segment = np.empty(n, dtype=np.int16)
+        value = np.empty(n, dtype=float)
+        at = 0
+        while rows:
+            r = rows.pop(0)
+            seg_map = np.array([segment_vocab[s] for s in r.segments] or [0], dtype=np.int16)
+            while r.parts:
+                lv, e, p, s, v = r.parts.pop(0)
+                end = at + len(e)
+                level[at:end], entity[at:end], period[at:end], value[at:end] = lv, e, p, v
+                kpi[at:end] = kpi_names.index(r.name)
+                segment[at:end] = seg_map[s] if r.segments else 0
+                at = end
+        per = grid.period_values()[period] if n else np.array([], dtype=f"datetime64[{PERIOD_UNIT}]")
+        del period
+        return pd.DataFrame(
             {
-                "level": _text(LEVELS, cat(level_codes)),
-                "entity_id": _text(entity_vocab, ent),
-                "grain": _text([self.grain], np.zeros(len(ent), dtype=np.int64)),
-                "period": grid.period_values()[per] if len(per) else np.array([], dtype=f"datetime64[{PERIOD_UNIT}]"),
-                "kpi": _text(kpi_names, cat(kpi_codes)),
-                "segment": _text(list(segment_vocab), cat(seg_codes)),
-                "value": cat(values, float),
-            }
+                "level": _text(LEVELS, level),
+                "entity_id": _text(entity_vocab, entity),
+                "grain": _text([self.grain], np.zeros(n, dtype=np.int8)),
+                "period": per,
+                "kpi": _text(kpi_names, kpi),
+                "segment": _text(list(segment_vocab), segment),
+                "value": value,
+            },
+            copy=False,
         )
-        return frame
+
+
+@dataclass
+class _Rows:
+    """One KPI's rows of the long frame: per level (level, entity, period, segment, value) arrays."""
+
+    name: str
+    segments: tuple[str, ...]
+    parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
 
 
 _COMMON_PARAMETERS = """grain : {"week", "month", "quarter", "year"}, default "month"
@@ -372,7 +404,7 @@ _COMMON_PARAMETERS = """grain : {"week", "month", "quarter", "year"}, default "m
     -------
     DataFrame
         The long KPI frame: ``level, entity_id, grain, period, kpi, segment, value`` (see
-        :mod:`spm_models.kpi`).
+        :mod:`spm_models.kpi`); the text columns are categorical.
 
     Raises
     ------
@@ -389,9 +421,19 @@ def fill_doc(fn: Callable) -> Callable:
     return fn
 
 
-def _text(vocabulary, codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
-    """``vocabulary[codes]`` as a pandas ``str`` array (built by one take, not per row)."""
-    return pd.array(np.asarray(list(vocabulary), dtype=object), dtype="str").take(codes)
+def _text(vocabulary, codes: np.ndarray) -> pd.Categorical:
+    """``vocabulary[codes]`` as a dictionary-encoded (categorical) column.
+
+    A text column of the long frame repeats a handful of values millions of times (``grain``
+    holds one); stored as small integer codes into its vocabulary it costs one or two bytes a
+    row instead of a string each. The categories are the vocabulary sorted, so sorting the
+    column sorts it alphabetically, as it would a ``str`` column.
+    """
+    # sorted and without repeats (an agent id may also be a territory id)
+    categories, inverse = np.unique(np.asarray([str(v) for v in vocabulary], dtype=object), return_inverse=True)
+    small = np.int8 if len(categories) < 2**7 else np.int16 if len(categories) < 2**15 else np.int32
+    codes = inverse.reshape(-1).astype(small)[codes] if len(codes) else np.asarray(codes, dtype=small)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype="str"), validate=False)
 
 
 def _check_levels(levels: Iterable[str]) -> tuple[str, ...]:
@@ -454,10 +496,11 @@ def evaluate(
     ``names``, when given, keeps only those KPIs (in that order) from the evaluators' results.
     """
     engine = KpiEngine(tables, grain=grain, levels=levels, start=start, end=end, calendar=calendar)
-    results: list[KpiValues] = []
+    wanted = None if names is None else list(names)
+    rows: list[_Rows] = []
     for fn in dict.fromkeys(evaluators):
-        results.extend(fn(engine))
-    if names is not None:
-        wanted = list(names)
-        results = sorted((r for r in results if r.name in wanted), key=lambda r: wanted.index(r.name))
-    return engine.to_frame(results)
+        # each KPI's dense arrays become its compact rows at once, and are let go
+        rows.extend(engine.rows(r) for r in fn(engine) if wanted is None or r.name in wanted)
+    if wanted is not None:
+        rows.sort(key=lambda r: wanted.index(r.name))
+    return engine.to_frame(rows)

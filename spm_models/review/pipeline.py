@@ -41,7 +41,7 @@ from spm_models.review.naming import report_file_name
 from spm_models.review.params import check_parameters, template_path
 from spm_models.review.publish import Publication, free_space, published_path
 from spm_models.review.runner import ReportResult, ReportTask, execute_reports
-from spm_models.review.settings import ReviewConfig
+from spm_models.review.settings import ReviewConfig, check_cluster
 from spm_models.review.site import INDEX, MANIFEST_FORMAT, headlines, read_manifest, write_index, write_manifest
 
 __all__ = ["ReviewResult", "run_review", "plan_reports"]
@@ -206,6 +206,7 @@ def run_review(
     templates_dir: str | Path | None = None,
     require_fresh: bool = False,
     today: Any = None,
+    cluster: str | None = None,
 ) -> ReviewResult:
     """Produce the review of ``month``: artifacts, every report, index and manifest.
 
@@ -245,6 +246,11 @@ def run_review(
         Without ``month``: fail when the data end before the last month that has ended.
     today : date-like, optional
         The day freshness is judged on (default: today).
+    cluster : str, optional
+        Run the reports on a Dask cluster (:mod:`.cluster`): ``"local"`` or a scheduler address
+        (default: the settings' ``cluster``; none: this machine). With ``"local"``, ``workers``
+        is the number of worker processes. The artifacts are built here, once, in the run
+        folder, which every worker must see at the same path.
 
     Returns
     -------
@@ -267,6 +273,7 @@ def run_review(
     log = log or sys.stderr
     if only_failed and force:
         raise ConfigError("choose either --only-failed or --force, not both")
+    cluster = check_cluster(cluster) or config.cluster
     if month is not None:
         parse_month(month)  # options first: a bad month is named before the warehouse is read
     if dataset is None:
@@ -301,6 +308,7 @@ def run_review(
                 progress=progress,
                 log=log,
                 templates_dir=templates_dir,
+                cluster=cluster,
             ),
         )
     except KeyboardInterrupt:
@@ -423,18 +431,19 @@ def _build_month(
         bar(r)
 
     t = time.perf_counter()
+    run = dict(
+        run_folder=run_folder,
+        artifacts_dir=artifacts_dir,
+        timeout=options["timeout"] or config.report_timeout,
+        kernel=options["kernel"] or config.kernels,
+        templates_dir=options["templates_dir"],
+        on_result=finished,
+    )
     try:
-        executed, setup = execute_reports(
-            to_run,
-            run_folder=run_folder,
-            artifacts_dir=artifacts_dir,
-            workers=options["workers"] or os.cpu_count() or 1,
-            timeout=options["timeout"] or config.report_timeout,
-            kernel=options["kernel"] or config.kernels,
-            templates_dir=options["templates_dir"],
-            on_result=finished,
-            log=log,
-        )
+        if options["cluster"] and to_run:
+            executed, setup = _on_cluster(to_run, run, cluster=options["cluster"], workers=options["workers"])
+        else:
+            executed, setup = execute_reports(to_run, workers=options["workers"] or os.cpu_count() or 1, log=log, **run)
     finally:
         bar.close()
     timings.update(setup)
@@ -443,6 +452,19 @@ def _build_month(
     entries = {rid: {**r, "reused": True} for rid, r in old.items()}
     entries.update({r.report_id: entry(by_id[r.report_id], r) for r in executed})
     return _manifest(month, info, list(entries.values()), executed), executed
+
+
+def _on_cluster(
+    tasks: list[ReportTask], run: dict, *, cluster: str, workers: int | None
+) -> tuple[list[ReportResult], dict]:
+    """The reports on a Dask cluster (:mod:`.cluster`); the cluster's start counts in the timings."""
+    from spm_models.review.cluster import execute_on_cluster, open_cluster
+
+    t = time.perf_counter()
+    with open_cluster(cluster, workers=workers) as client:
+        start = time.perf_counter() - t
+        executed, setup = execute_on_cluster(tasks, client=client, **run)
+    return executed, {**setup, "cluster_start": round(start, 3)}
 
 
 def _shown(parameters: dict) -> dict:

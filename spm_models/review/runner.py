@@ -432,6 +432,7 @@ def execute_reports(
     templates_dir: str | Path | None = None,
     on_result: Callable[[ReportResult], None] | None = None,
     log: TextIO | None = None,
+    server: Any = None,
 ) -> tuple[list[ReportResult], dict[str, float]]:
     """Run every task; return the results (in task order) and the set-up timings.
 
@@ -456,6 +457,10 @@ def execute_reports(
     log : text stream, optional
         Where the one-line warning goes when ``"auto"`` falls back to plain kernels
         (default stderr).
+    server : ForkServer, optional
+        A running fork server of these artifacts to use (with ``kernel`` resolving to
+        ``"fork"``) instead of starting one; it is left running. A cluster worker keeps one for
+        every batch of reports it runs (:mod:`spm_models.review.cluster`).
 
     Raises
     ------
@@ -482,7 +487,7 @@ def execute_reports(
         check_template(name, nb)
         templates[name] = nb
     setup: dict[str, float] = {}
-    server = None
+    own_server = server is None
     km_class = None
     if tasks and fallback:
         (log or sys.stderr).write(f"warning: {fallback}\n")
@@ -490,10 +495,12 @@ def execute_reports(
         from spm_models.review.kernels.client import ForkServer
         from spm_models.review.kernels.provisioner import fork_kernel_manager_class
 
-        server = ForkServer(run_dir=artifacts_dir).start()
-        setup["kernel_server_start"] = round(server.startup_seconds or 0.0, 3)
+        if own_server:
+            server = ForkServer(run_dir=artifacts_dir).start()
+            setup["kernel_server_start"] = round(server.startup_seconds or 0.0, 3)
         km_class = fork_kernel_manager_class(server, on_launch=_record_pid)
     else:
+        server = None
         km_class = _plain_kernel_manager_class() if tasks else None
     results: dict[str, ReportResult] = {}
     abort = _Abort()
@@ -507,7 +514,7 @@ def execute_reports(
             run=dict(run_folder=run_folder, templates=templates, km_class=km_class, timeout=timeout),
         )
     finally:
-        if server is not None:
+        if server is not None and own_server:
             try:
                 st = server.stats()
                 setup["kernels"] = st.get("kernels", 0)

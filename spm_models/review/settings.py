@@ -10,6 +10,7 @@ them::
     min_peers = 5
     recalibrate = true                  # check P(quota) against past quarters
     kernels = "auto"                    # report kernels: "auto", "fork" or "plain"
+    cluster = "tcp://scheduler:8786"    # reports on a Dask cluster ("local": on this machine); docs/scale.md
 
     [model_params]                      # the named model's own parameters (`spm models` lists them)
     window = 26
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -41,7 +43,11 @@ from spm_models.insights.commission import CommissionPlan, plan_from_mapping
 from spm_models.models.registry import check_model_params, model_class
 from spm_models.review.kernels.mode import KERNEL_MODES
 
-__all__ = ["ReviewConfig", "load_config", "AUTO", "AUTO_CANDIDATES"]
+__all__ = ["ReviewConfig", "load_config", "check_cluster", "AUTO", "AUTO_CANDIDATES", "LOCAL"]
+
+#: ``cluster = "local"``: a Dask LocalCluster on this machine (:mod:`spm_models.review.cluster`).
+LOCAL = "local"
+_ADDRESS = re.compile(r"^(tcp|tls|ucx|inproc)://[^\s/:]+(:\d{1,5})?/?$")
 
 #: ``model = "auto"``: choose the model per level by a backtest on the organisation's own data.
 AUTO = "auto"
@@ -53,6 +59,24 @@ AUTO_CANDIDATES: tuple[str, ...] = (
     "HierarchicalBayes",
     "ProphetForecaster",
 )
+
+
+def check_cluster(spec: str | None) -> str | None:
+    """``spec`` if it names a cluster (``"local"`` or a scheduler address), else ConfigError.
+
+    Raises
+    ------
+    ConfigError
+        Neither ``local`` nor an address such as ``tcp://scheduler:8786``.
+    """
+    if spec is None:
+        return None
+    if not isinstance(spec, str) or not (spec.strip() == LOCAL or _ADDRESS.match(spec.strip())):
+        raise ConfigError(
+            f"cluster must be 'local' (a Dask cluster on this machine) or a scheduler address such as "
+            f"'tcp://scheduler:8786', got {spec!r}"
+        )
+    return spec.strip()
 
 
 @dataclass(frozen=True)
@@ -109,6 +133,11 @@ class ReviewConfig:
         and plain elsewhere (``"auto"``, see :mod:`spm_models.review.kernels.mode`). It changes
         how fast reports run, not what they show, so it is left out of :meth:`to_dict` and
         :meth:`key`: changing it refits nothing and re-runs no report.
+    cluster : str, optional
+        Run the reports on a Dask cluster: ``"local"`` (a LocalCluster on this machine) or a
+        scheduler address such as ``"tcp://scheduler:8786"`` (:mod:`spm_models.review.cluster`,
+        docs/scale.md). Default: none, the reports run on this machine. Like ``kernels`` it
+        changes where reports run, not what they show, so it is not part of :meth:`key`.
     """
 
     model: str = AUTO
@@ -131,6 +160,7 @@ class ReviewConfig:
     recalibration_quarters: int = 12
     fiscal_year_start: int | str | None = None
     kernels: str = "auto"
+    cluster: str | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -167,6 +197,10 @@ class ReviewConfig:
                 problems.append(str(exc))
         if self.kernels not in KERNEL_MODES:
             problems.append(f"kernels must be one of {', '.join(repr(m) for m in KERNEL_MODES)}, got {self.kernels!r}")
+        try:
+            object.__setattr__(self, "cluster", check_cluster(self.cluster))
+        except ConfigError as exc:
+            problems.append(str(exc))
         if problems:
             raise ConfigError("invalid review settings: " + "; ".join(problems))
         if not isinstance(self.model_params, Mapping):
@@ -198,7 +232,7 @@ class ReviewConfig:
         """Plain JSON-able settings (recorded in the provenance of every report)."""
         d = asdict(self)
         d["model_params"] = dict(self.model_params)
-        del d["kernels"]  # how reports run, not what they show
+        del d["kernels"], d["cluster"]  # how and where reports run, not what they show
         return json.loads(json.dumps(d, default=str))
 
     def key(self) -> str:

@@ -64,12 +64,26 @@ def monthly(tables):
     return compute_kpis(tables)
 
 
+def test_one_level_at_a_time_gives_the_rows_of_the_whole_frame(tables, monthly):
+    # computing (or exporting) one level at a time bounds memory; it must not change a number
+    for level in ("agent", "territory", "company"):
+        alone = compute_kpis(tables, levels=[level])
+        whole = monthly[monthly.level == level].reset_index(drop=True)
+        assert len(alone) == len(whole) > 0
+        pd.testing.assert_frame_equal(
+            alone.astype({c: "str" for c in ("level", "entity_id", "grain", "kpi", "segment")}),
+            whole.astype({c: "str" for c in ("level", "entity_id", "grain", "kpi", "segment")}),
+        )
+
+
 def test_output_layout_and_types(monthly):
     assert list(monthly.columns) == list(kpi.OUTPUT_COLUMNS)
     assert str(monthly.period.dtype) == "datetime64[us]"
     assert monthly.value.dtype == np.float64
     for col in ("level", "entity_id", "grain", "kpi", "segment"):
-        assert isinstance(monthly[col].dtype, pd.StringDtype), col
+        dtype = monthly[col].dtype  # dictionary-encoded text: codes into a sorted vocabulary of str
+        assert isinstance(dtype, pd.CategoricalDtype) and isinstance(dtype.categories.dtype, pd.StringDtype), col
+        assert list(dtype.categories) == sorted(dtype.categories), col
     assert not monthly.segment.isna().any()
     assert set(monthly.level) == {"agent", "territory", "company"}
     assert set(monthly.grain) == {"month"}
