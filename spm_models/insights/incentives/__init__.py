@@ -30,6 +30,7 @@ from spm_models.insights.incentives.modelling import (
     plan_cost,
     tier_counts,
 )
+from spm_models.insights.incentives.outlook import OUTLOOK_COLUMNS, payout_outlook
 from spm_models.insights.incentives.plan import (
     Assignment,
     AttainmentBonus,
@@ -48,6 +49,7 @@ from spm_models.insights.incentives.planfile import (
     plan_book_from_mapping,
     plan_book_to_mapping,
 )
+from spm_models.insights.incentives.recognition import STANDINGS_COLUMNS, contest_standings, incentive_awards
 from spm_models.insights.incentives.statements import (
     STATEMENT_COLUMNS,
     company_totals,
@@ -90,4 +92,9 @@ __all__ = [
     "payout_spread",
     "tier_counts",
     "compare_plans",
+    "OUTLOOK_COLUMNS",
+    "payout_outlook",
+    "STANDINGS_COLUMNS",
+    "contest_standings",
+    "incentive_awards",
 ]

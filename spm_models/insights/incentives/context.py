@@ -99,6 +99,17 @@ class PlanContext:
                 seed=seed,
             )
         self._segments: dict[int, pd.DataFrame] = {}
+        days = [pd.to_datetime(tables["opportunities"][c]).min() for c in ("created_date", "close_date")]
+        act = tables.get("activities")
+        if act is not None and len(act):
+            days.append(pd.to_datetime(act["date"]).min())
+        days = [d for d in days if pd.notna(d)]
+        #: First day with any data: no quarter before it is settled (a plan "from 2000" starts here).
+        self.data_start = min(days) if days else self.as_of
+
+    def first_quarter(self, book: PlanBook) -> pd.Timestamp:
+        """The first quarter settled for ``book``: its first effective day's, or the data's first."""
+        return self.calendar.quarter_start(max(pd.Timestamp(book.start), self.data_start))
 
     @property
     def quarter_label(self) -> str:
@@ -106,16 +117,15 @@ class PlanContext:
 
     def segments(self, book: PlanBook) -> pd.DataFrame:
         """:func:`~spm_models.insights.incentives.assign.plan_segments` of ``book`` from its first
-        quarter to the forecast quarter's end."""
+        settled quarter (:meth:`first_quarter`) to the forecast quarter's end."""
         key = id(book)
         if key not in self._segments:
-            start = self.calendar.quarter_start(book.start)
-            self._segments[key] = plan_segments(book, self.agents, start=start, end=self.quarter_end)
+            self._segments[key] = plan_segments(book, self.agents, start=self.first_quarter(book), end=self.quarter_end)
         return self._segments[key]
 
     def settled_quarters(self, book: PlanBook) -> list[pd.Timestamp]:
-        """Starts of the quarters from the book's first to the last ended by ``as_of``."""
-        first = self.calendar.quarter_start(book.start)
+        """Starts of the quarters from :meth:`first_quarter` to the last ended by ``as_of``."""
+        first = self.first_quarter(book)
         if first >= self.quarter_start:
             return []
         return list(self.calendar.period_range(first, self.quarter_start - pd.Timedelta(days=1), "quarter"))

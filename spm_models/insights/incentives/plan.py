@@ -686,6 +686,17 @@ class PlanBook:
         object.__setattr__(self, "assignments", tuple(self.assignments))
         object.__setattr__(self, "roles", {str(k): tuple(str(a) for a in v) for k, v in dict(self.roles).items()})
 
+    @classmethod
+    def from_commission(cls, commission: Commission) -> PlanBook:
+        """A book of one plan for everyone with one commission (the review settings' ``[commission]``)."""
+        plan = Plan(
+            id="commission",
+            name=commission.name or "Configured plan",
+            effective_from=pd.Timestamp("2000-01-01"),
+            components=(commission,),
+        )
+        return cls(plans=(plan,), name=commission.name or "Configured plan", source="[commission] settings")
+
     def plan(self, plan_id: str) -> Plan:
         for p in self.plans:
             if p.id == plan_id:

@@ -58,6 +58,7 @@ from __future__ import annotations
 import datetime as dt
 import tomllib
 from collections.abc import Callable, Mapping
+from importlib import resources
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -67,7 +68,7 @@ import pandas as pd
 from spm_models.exceptions import ConfigError
 from spm_models.insights.incentives.plan import COMPONENT_TYPES, Assignment, Contest, Plan, PlanBook, Step, Tier
 
-__all__ = ["load_plan_book", "plan_book_from_mapping", "plan_book_to_mapping", "PlanFileError"]
+__all__ = ["load_plan_book", "plan_book_from_mapping", "plan_book_to_mapping", "PlanFileError", "example_plan_file"]
 
 
 class PlanFileError(ConfigError):
@@ -469,3 +470,26 @@ def plan_book_to_mapping(book: PlanBook) -> dict[str, Any]:
     if book.assignments:
         out["assignments"] = [_table(a, "assignment") for a in book.assignments]
     return out
+
+
+def example_plan_file(name: str = "example") -> Path:
+    """Path of an example plan file shipped with the workbench (``"example"``: the built-in example's
+    plans; ``"draft"``: a draft to model against them).
+
+    They live in ``plans/`` of the source checkout; a built wheel carries them as the package data
+    of ``spm_models.insights.incentives.plan_files`` (the ``package-dir`` mapping in pyproject.toml).
+
+    Raises
+    ------
+    ConfigError
+        No such example.
+    """
+    shipped = resources.files("spm_models.insights.incentives").joinpath("plan_files")
+    folder = (
+        shipped if isinstance(shipped, Path) and shipped.is_dir() else Path(__file__).resolve().parents[3] / "plans"
+    )
+    path = Path(folder) / f"{name}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in Path(folder).glob("*.toml"))) or "none"
+        raise ConfigError(f"no example plan file {name!r} in {folder} (examples: {known})")
+    return path

@@ -20,7 +20,15 @@ from spm_models.insights.incentives.context import BookRun
 from spm_models.insights.incentives.engine import QuarterResult
 from spm_models.insights.incentives.plan import Commission
 
-__all__ = ["STATEMENT_COLUMNS", "statement_lines", "statement_totals", "company_totals", "reconcile"]
+__all__ = [
+    "STATEMENT_COLUMNS",
+    "TOTALS_COLUMNS",
+    "COMPANY_COLUMNS",
+    "statement_lines",
+    "statement_totals",
+    "company_totals",
+    "reconcile",
+]
 
 #: Columns of the statement export, in order.
 STATEMENT_COLUMNS = [
@@ -51,6 +59,23 @@ STATEMENT_COLUMNS = [
     "amount_q10",
     "amount_q90",
 ]
+
+
+#: Columns of :func:`statement_totals`.
+TOTALS_COLUMNS = [
+    "period",
+    "period_start",
+    "status",
+    "agent_id",
+    "earned_to_date",
+    "expected",
+    "q10",
+    "q90",
+    "balance_to_date",
+    "balance_expected",
+]
+#: Columns of :func:`company_totals`.
+COMPANY_COLUMNS = ["period", "period_start", "status", "n_people", "earned_to_date", "expected", "q10", "q50", "q90"]
 
 
 def _status(run: BookRun, r: QuarterResult) -> str:
@@ -174,8 +199,7 @@ def statement_totals(run: BookRun) -> pd.DataFrame:
             )
         )
     if not rows:
-        cols = ["period", "period_start", "status", "agent_id", "earned_to_date", "expected", "q10", "q90"]
-        return pd.DataFrame(columns=cols + ["balance_to_date", "balance_expected"])
+        return pd.DataFrame(columns=TOTALS_COLUMNS)
     out = pd.concat(rows, ignore_index=True)
     out["period"] = out["period"].astype("str")
     out["status"] = out["status"].astype("str")
@@ -216,8 +240,7 @@ def company_totals(run: BookRun) -> pd.DataFrame:
                 "q90": float(q90),
             }
         )
-    cols = ["period", "period_start", "status", "n_people", "earned_to_date", "expected", "q10", "q50", "q90"]
-    return pd.DataFrame(rows, columns=cols)
+    return pd.DataFrame(rows, columns=COMPANY_COLUMNS)
 
 
 def reconcile(lines: pd.DataFrame, totals: pd.DataFrame, company: pd.DataFrame, *, tol: float = 0.01) -> pd.DataFrame:
