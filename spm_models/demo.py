@@ -68,10 +68,12 @@ def run_demo(
     files = write_kpis(paths.warehouse, paths.kpis)
     outcome = DemoResult(data_folder=folder, warehouse=paths.warehouse, ingest=result, kpi_files=files)
     if review:
-        from spm_models.insights.commission import DEFAULT_PLAN
+        from spm_models.insights.incentives import load_plan_book
+        from spm_models.insights.incentives.planfile import example_plan_file
         from spm_models.review.pipeline import run_review
         from spm_models.review.settings import ReviewConfig
 
-        # the built-in example shows how a commission plan reads; with your data, configure yours
-        outcome.review = run_review(paths=paths, workers=workers, config=ReviewConfig(commission=DEFAULT_PLAN))
+        # the built-in example shows how its plans read (plans/example.toml); with your data, configure yours
+        plans = load_plan_book(example_plan_file("example"))
+        outcome.review = run_review(paths=paths, workers=workers, config=ReviewConfig(plans=plans))
     return outcome

@@ -15,6 +15,7 @@ records as failed; ``force`` redoes everything. Output folder layout::
     <reports>/<YYYY-MM>/index.html, manifest.json, monthly_review.html
                         agents/<name>-<hash>.html      territories/<name>-<hash>.html
                         notebooks/...ipynb (executed)  artifacts/ (parquet, run.json, snapshot)
+                        exports/statements.csv, .parquet, statement_totals.csv, plan_cost.csv (with a plan)
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from spm_models.config import ProjectPaths
 from spm_models.data.dataset import Dataset
 from spm_models.exceptions import ConfigError
 from spm_models.review.artifacts import build_artifacts
+from spm_models.review.incentives import write_statement_exports
 from spm_models.review.naming import report_file_name
 from spm_models.review.outlook import default_month
 from spm_models.review.params import check_parameters, template_path
@@ -257,6 +259,7 @@ def run_review(
     t = time.perf_counter()
     info = build_artifacts(dataset, month=month, out_dir=artifacts_dir, config=config, runs_root=root, force=force)
     timings["artifacts"] = time.perf_counter() - t
+    write_statement_exports(artifacts_dir, run_folder / "exports")  # the payroll export, when a plan is set
 
     from spm_models.review.views import load_run
 
