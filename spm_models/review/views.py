@@ -31,6 +31,7 @@ from spm_models.review.artifacts import RUN_FILE, TABLES, read_run_info
 from spm_models.review.incentives import plan_payout_curve, plan_rules
 from spm_models.review.outlook import accuracy_summary
 from spm_models.review.profile import DataProfile, Sections, sections
+from spm_models.review.publish import published_path
 from spm_models.review.recalibration import quota_note
 
 __all__ = [
@@ -129,7 +130,7 @@ def preload(run_dir: str | Path) -> None:
 def _provenance(run: RunData, parameters: dict) -> dict:
     return {
         "run_id": run.info["run_id"],
-        "parameters": parameters,
+        "parameters": {k: str(published_path(v)) if k == "run_dir" else v for k, v in parameters.items()},
         "package_version": __version__,
         "artifacts_version": run.info["package_version"],
         "data_fingerprint": run.info["data_fingerprint"],
