@@ -13,6 +13,8 @@
 ``modelling``      cost as a distribution, tier counts, plans side by side
 ``recognition``    contest standings and bonus results for the leaderboard and awards
 ``outlook``        a person's expected payout and what the next commission tier takes
+``rollout``        plan books on one dataset's forecast of the quarter ahead (a draft's cost)
+``backtest``       a plan's forecast cost of past quarters against what it cost
 =================  ==========================================================================
 
 The old single-commission plan (:mod:`spm_models.insights.commission`) is a
@@ -20,6 +22,7 @@ The old single-commission plan (:mod:`spm_models.insights.commission`) is a
 """
 
 from spm_models.insights.incentives.assign import book_data_problems, plan_segments
+from spm_models.insights.incentives.backtest import COST_BACKTEST_COLUMNS, backtest_plan_cost, cost_coverage
 from spm_models.insights.incentives.context import BookRun, PlanContext
 from spm_models.insights.incentives.credits import CreditLedger, credit_ledger, measure_problems
 from spm_models.insights.incentives.engine import QuarterResult, evaluate_quarter
@@ -50,6 +53,7 @@ from spm_models.insights.incentives.planfile import (
     plan_book_to_mapping,
 )
 from spm_models.insights.incentives.recognition import STANDINGS_COLUMNS, contest_standings, incentive_awards
+from spm_models.insights.incentives.rollout import default_as_of, plan_runs
 from spm_models.insights.incentives.statements import (
     STATEMENT_COLUMNS,
     company_totals,
@@ -97,4 +101,9 @@ __all__ = [
     "STANDINGS_COLUMNS",
     "contest_standings",
     "incentive_awards",
+    "plan_runs",
+    "default_as_of",
+    "backtest_plan_cost",
+    "cost_coverage",
+    "COST_BACKTEST_COLUMNS",
 ]
