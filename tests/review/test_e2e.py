@@ -149,6 +149,8 @@ def test_agent_reports_have_every_section(review):
             f"Chance of reaching the {result.manifest['forecast_quarter']} quota",
             "Last month",
             "Commission estimate",
+            "Statement",
+            f"Expected pay {result.manifest['forecast_quarter']} (mean)",
             "Coaching points",
         ):
             assert section in text, (entry["id"], section)
@@ -225,6 +227,18 @@ def test_index_links_all_resolve_and_manifest_is_complete(review):
         assert set(e["provenance"]) >= {"run_id", "package_version", "data_fingerprint", "template_sha256"}
         assert e["parameters"]["run_dir"] == str(run / "artifacts")
     assert {"load", "artifacts", "reports", "total"} <= set(manifest["timings"])
+
+
+def test_the_payroll_export_is_published_and_reconciles(review):
+    _, _, result = review
+    exports = result.run_folder / "exports"
+    lines = pd.read_csv(exports / "statements.csv")
+    company = pd.read_csv(exports / "plan_cost.csv").set_index("period")
+    people = pd.read_csv(exports / "statement_totals.csv")
+    for col, total in (("amount_to_date", "earned_to_date"), ("amount_expected", "expected")):
+        sums = lines.groupby("period")[col].sum(min_count=1)
+        assert (sums - company[total].reindex(sums.index)).abs().max() < 0.01, col
+    assert (people.groupby("period")["earned_to_date"].sum() - company["earned_to_date"]).abs().max() < 0.01
 
 
 def test_rerun_is_idempotent(review, tmp_path):
