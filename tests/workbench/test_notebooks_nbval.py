@@ -23,11 +23,12 @@ def small_warehouse(tmp_path_factory) -> Path:
     return path
 
 
-def test_the_four_workbench_notebooks_exist():
+def test_the_five_workbench_notebooks_exist():
     assert [p.name for p in NOTEBOOKS] == [
         "explorer.ipynb",
         "leading_indicators.ipynb",
         "model_comparison.ipynb",
+        "plan_modelling.ipynb",
         "quota_planning.ipynb",
     ]
 

@@ -28,6 +28,7 @@ from spm_models.insights.incentives.credits import CreditLedger, credit_ledger, 
 from spm_models.insights.incentives.engine import QuarterResult, evaluate_quarter
 from spm_models.insights.incentives.modelling import (
     compare_plans,
+    cost_scenarios,
     payout_spread,
     person_payouts,
     plan_cost,
@@ -96,6 +97,7 @@ __all__ = [
     "payout_spread",
     "tier_counts",
     "compare_plans",
+    "cost_scenarios",
     "OUTLOOK_COLUMNS",
     "payout_outlook",
     "STANDINGS_COLUMNS",

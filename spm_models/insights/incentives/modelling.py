@@ -30,7 +30,15 @@ from spm_models.exceptions import DataError
 from spm_models.insights.incentives.context import BookRun
 from spm_models.insights.incentives.plan import AttainmentBonus, Commission
 
-__all__ = ["plan_cost", "person_payouts", "payout_spread", "tier_counts", "compare_plans", "COST_COLUMNS"]
+__all__ = [
+    "plan_cost",
+    "person_payouts",
+    "payout_spread",
+    "tier_counts",
+    "compare_plans",
+    "cost_scenarios",
+    "COST_COLUMNS",
+]
 
 COST_COLUMNS = [
     "plan",
@@ -208,3 +216,13 @@ def compare_plans(runs: Mapping[str, BookRun]) -> pd.DataFrame:
     out = pd.DataFrame(table)
     out.index.name = "measure"
     return out
+
+
+def cost_scenarios(runs: Mapping[str, BookRun]) -> pd.DataFrame:
+    """The company's cost ``C_j`` of every scenario of each run, long: ``plan, scenario, cost``
+    (what a histogram of the cost distribution draws)."""
+    frames = []
+    for name, run in runs.items():
+        total = _scenarios(run).total()
+        frames.append(pd.DataFrame({"plan": name, "scenario": np.arange(len(total)), "cost": total}))
+    return pd.concat(frames, ignore_index=True)

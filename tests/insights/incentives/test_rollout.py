@@ -18,6 +18,7 @@ from spm_models.insights.incentives import (
     company_totals,
     compare_plans,
     cost_coverage,
+    cost_scenarios,
     default_as_of,
     load_plan_book,
     plan_runs,
@@ -59,6 +60,10 @@ def test_two_books_see_the_same_scenarios(data, books):
     diff = dra.expected.total() - cur.expected.total()
     assert table.loc["cost minus current, mean", "draft"] == pytest.approx(diff.mean())
     assert table.loc["cost minus current, 10th percentile", "draft"] == pytest.approx(np.quantile(diff, 0.1))
+    draws = cost_scenarios(runs)
+    assert len(draws) == 2 * 60 and draws.groupby("plan")["cost"].mean()["draft"] == pytest.approx(
+        table.loc["expected cost", "draft"]
+    )
 
 
 def test_backtest_realised_is_the_settled_cost(data, books):
