@@ -43,7 +43,7 @@ from spm_models.models.forecast import concat_forecasts
 from spm_models.models.pipeline.history import open_at
 from spm_models.review import outlook as ol
 from spm_models.review.forecasting import review_forecast
-from spm_models.review.incentives import PLAN_TABLES, plan_tables
+from spm_models.review.incentives import PLAN_TABLES, check_plans, plan_tables
 from spm_models.review.profile import DataProfile, data_profile
 from spm_models.review.recalibration import BACKTEST_COLUMNS, recalibrate_outlook
 from spm_models.review.settings import ReviewConfig
@@ -213,7 +213,7 @@ def build_artifacts(
     Raises
     ------
     ConfigError
-        Bad month or settings.
+        Bad month or settings, or a plan book that does not fit the data (every problem listed).
     DataError
         The data cannot support a review (no agents employed, no bookings history).
     """
@@ -226,6 +226,7 @@ def build_artifacts(
         return {**existing, "reused": True}
     started = datetime.now(UTC)
     cal = ol.review_calendar(month, data_end=ol.data_last_day(dataset), calendar=config.calendar_for(dataset))
+    check_plans(config, dataset)  # a plan naming people or measures the data lack: one error, before any work
     work = out.with_name(out.name + f".tmp-{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

@@ -39,6 +39,7 @@ from spm_models.insights.incentives import (
 )
 from spm_models.insights.incentives.modelling import COST_COLUMNS
 from spm_models.insights.incentives.plan import AttainmentBonus, Commission, Plan
+from spm_models.insights.incentives.planfile import check_plan_book
 from spm_models.insights.incentives.statements import COMPANY_COLUMNS, TOTALS_COLUMNS
 from spm_models.models.forecast import Forecast
 from spm_models.review.outlook import ReviewCalendar
@@ -53,6 +54,7 @@ __all__ = [
     "write_statement_exports",
     "plan_rules",
     "plan_payout_curve",
+    "check_plans",
 ]
 
 #: Artifact tables of the incentive plans and what each holds (one row per ...).
@@ -95,6 +97,20 @@ def _empty() -> dict[str, pd.DataFrame]:
         "plan_tiers": _frame(["plan_id", "component_id", "tier", "label", "expected_people", "q10", "q90"]),
         "contest_standings": _frame(STANDINGS_COLUMNS),
     }
+
+
+def check_plans(config: ReviewConfig, dataset: Dataset) -> None:
+    """The settings' plan book checked against the data before any work
+    (:func:`~spm_models.insights.incentives.planfile.check_plan_book`); nothing without a plan.
+
+    Raises
+    ------
+    PlanFileError
+        Every problem of the book against the data (exit code 2).
+    """
+    book = config.plan_book
+    if book is not None:
+        check_plan_book(book, dataset.tables)
 
 
 def evaluate_plans(

@@ -66,9 +66,18 @@ from typing import Any
 import pandas as pd
 
 from spm_models.exceptions import ConfigError
+from spm_models.insights.incentives.assign import book_data_problems
+from spm_models.insights.incentives.credits import measure_problems
 from spm_models.insights.incentives.plan import COMPONENT_TYPES, Assignment, Contest, Plan, PlanBook, Step, Tier
 
-__all__ = ["load_plan_book", "plan_book_from_mapping", "plan_book_to_mapping", "PlanFileError", "example_plan_file"]
+__all__ = [
+    "load_plan_book",
+    "plan_book_from_mapping",
+    "plan_book_to_mapping",
+    "PlanFileError",
+    "example_plan_file",
+    "check_plan_book",
+]
 
 
 class PlanFileError(ConfigError):
@@ -493,3 +502,34 @@ def example_plan_file(name: str = "example") -> Path:
         known = ", ".join(sorted(p.stem for p in Path(folder).glob("*.toml"))) or "none"
         raise ConfigError(f"no example plan file {name!r} in {folder} (examples: {known})")
     return path
+
+
+def check_plan_book(book: PlanBook, tables: Mapping[str, pd.DataFrame]) -> None:
+    """Check a plan book against the data it will pay on, every problem at once.
+
+    The agent ids of ``[roles]`` and ``[[assignments]]`` and the territories of plans and
+    contests must be in the data, every role a plan names must be held by someone, and every
+    measure the book pays on must be there: margin on the deals, the product lines and activity
+    types named, lost deals for a win rate
+    (:func:`~spm_models.insights.incentives.assign.book_data_problems`,
+    :func:`~spm_models.insights.incentives.credits.measure_problems`).
+
+    Raises
+    ------
+    PlanFileError
+        One line per problem, naming the table and key of the plan file.
+    """
+    agents = tables["agents"]
+    territories = tables.get("territories")
+    known = list(territories["territory_id"].astype("str")) if territories is not None else None
+    problems = book_data_problems(book, agents, known)
+    users = [
+        (f"plans #{i} (id {p.id!r}), components #{j} (id {c.id!r})", c.measures)
+        for i, p in enumerate(book.plans, 1)
+        for j, c in enumerate(p.components, 1)
+    ]
+    users += [(f"contests #{i} (id {c.id!r})", c.measures) for i, c in enumerate(book.contests, 1)]
+    for where, keys in users:
+        problems += [f"{where}: {m}" for m in measure_problems(tables, keys)]
+    if problems:
+        raise PlanFileError(f"{book.source} (against the data)", problems)
