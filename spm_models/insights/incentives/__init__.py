@@ -54,7 +54,7 @@ from spm_models.insights.incentives.planfile import (
     plan_book_to_mapping,
 )
 from spm_models.insights.incentives.recognition import STANDINGS_COLUMNS, contest_standings, incentive_awards
-from spm_models.insights.incentives.rollout import default_as_of, plan_runs
+from spm_models.insights.incentives.rollout import compare_plan_files, default_as_of, plan_runs, settled_statements
 from spm_models.insights.incentives.statements import (
     STATEMENT_COLUMNS,
     company_totals,
@@ -105,6 +105,8 @@ __all__ = [
     "incentive_awards",
     "plan_runs",
     "default_as_of",
+    "settled_statements",
+    "compare_plan_files",
     "backtest_plan_cost",
     "cost_coverage",
     "COST_BACKTEST_COLUMNS",

@@ -77,6 +77,7 @@ __all__ = [
     "PlanFileError",
     "example_plan_file",
     "check_plan_book",
+    "load_checked_plan_book",
 ]
 
 
@@ -533,3 +534,16 @@ def check_plan_book(book: PlanBook, tables: Mapping[str, pd.DataFrame]) -> None:
         problems += [f"{where}: {m}" for m in measure_problems(tables, keys)]
     if problems:
         raise PlanFileError(f"{book.source} (against the data)", problems)
+
+
+def load_checked_plan_book(path: str | Path, tables: Mapping[str, pd.DataFrame]) -> PlanBook:
+    """:func:`load_plan_book`, then :func:`check_plan_book` against ``tables``.
+
+    Raises
+    ------
+    ConfigError
+        Every problem of the file, or of the book against the data.
+    """
+    book = load_plan_book(path)
+    check_plan_book(book, tables)
+    return book

@@ -14,6 +14,7 @@ The monthly review does the same once per run with its own calibrated forecast
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,10 +25,14 @@ from spm_models.data.dataset import Dataset
 from spm_models.evaluation.quota.backtest import agent_bookings_frame, model_forecast_at
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.insights.incentives.context import BookRun, PlanContext
+from spm_models.insights.incentives.modelling import compare_plans
 from spm_models.insights.incentives.plan import PlanBook
+from spm_models.insights.incentives.planfile import load_checked_plan_book
+from spm_models.insights.incentives.statements import statement_lines
 from spm_models.models.base import ForecastModel
+from spm_models.models.registry import make_model
 
-__all__ = ["plan_runs", "last_sunday", "default_as_of"]
+__all__ = ["plan_runs", "last_sunday", "default_as_of", "settled_statements", "compare_plan_files"]
 
 
 def last_sunday(day: Any) -> pd.Timestamp:
@@ -102,3 +107,48 @@ def plan_runs(
     ctx = PlanContext(data.tables, calendar=cal, as_of=day, forecast=fc, seed=seed)
     ctx.prepare(books.values())
     return {name: ctx.evaluate(book) for name, book in books.items()}
+
+
+def settled_statements(data: Dataset, book: PlanBook, *, as_of: Any = None) -> pd.DataFrame:
+    """The statement lines of ``book`` on actual results up to ``as_of`` (default: the last day of
+    the data): every quarter settled by then ``final``, the quarter holding the next day ``in
+    progress`` with what the results so far earn (no forecast, so no expected amounts).
+
+    Returns
+    -------
+    DataFrame
+        :data:`~spm_models.insights.incentives.statements.STATEMENT_COLUMNS`.
+    """
+    opps = data.tables["opportunities"]
+    last = max(pd.to_datetime(opps["created_date"]).max(), pd.to_datetime(opps["close_date"]).max())
+    day = last if as_of is None else to_day(as_of, "as_of")
+    ctx = PlanContext(data.tables, calendar=data.fiscal_calendar, as_of=day)
+    return statement_lines(ctx.evaluate(book, scenarios=False))
+
+
+def compare_plan_files(
+    data: Dataset,
+    current: str | Path,
+    draft: str | Path,
+    *,
+    model: str = "CalendarBaseline",
+    as_of: Any = None,
+    n_draws: int = 500,
+) -> pd.DataFrame:
+    """Two plan files, each checked against ``data``, compared on one forecast of the quarter
+    ahead (:func:`plan_runs` with the registered ``model``, then
+    :func:`~.modelling.compare_plans`); ``attrs["quarter"]`` names the quarter.
+
+    Raises
+    ------
+    ConfigError
+        A problem of either file, or an unknown model.
+    """
+    books = {
+        "current": load_checked_plan_book(current, data.tables),
+        "draft": load_checked_plan_book(draft, data.tables),
+    }
+    runs = plan_runs(data, books, model=make_model(model), as_of=as_of, n_draws=n_draws)
+    table = compare_plans(runs)
+    table.attrs["quarter"] = runs["current"].context.quarter_label
+    return table
