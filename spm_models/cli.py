@@ -185,6 +185,68 @@ def demo(
             raise typer.Exit(code=result.review.exit_code)
 
 
+plan_app = typer.Typer(
+    help="Incentive plan books (docs/plans.md): check one against the data, statements, a draft's cost.",
+    no_args_is_help=True,
+)
+app.add_typer(plan_app, name="plan")
+PlanFile = Annotated[Path, typer.Argument(help="Plan book TOML (docs/plans.md).")]
+
+
+def _plan_data(db: Path | None, project_dir: Path | None):
+    from spm_models.data.warehouse import Warehouse
+
+    return Warehouse(db or _paths(project_dir).warehouse).load()
+
+
+@plan_app.command("check")
+def plan_check(plan_file: PlanFile, db: DbOption = None, project_dir: ProjectDir = None) -> None:
+    """Validate a plan book and check it against the warehouse: every problem at once, exit code 2."""
+    from spm_models.insights.incentives.planfile import load_checked_plan_book
+
+    book = load_checked_plan_book(plan_file, _plan_data(db, project_dir).tables)
+    typer.echo(f"{plan_file}: ok; {len(book.plans)} plan(s), {len(book.contests)} contest(s), from {book.start.date()}")
+
+
+@plan_app.command("statements")
+def plan_statements(
+    plan_file: PlanFile,
+    out: Annotated[Path, typer.Option(help="Write the statement lines to this .csv or .parquet file.")],
+    as_of: Annotated[str | None, typer.Option(help="Last day of results, YYYY-MM-DD (default: the data's).")] = None,
+    db: DbOption = None,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Statements on actual results: every quarter of the plan book settled by --as-of, then the one in progress."""
+    from spm_models.data.exports import write_table
+    from spm_models.insights.incentives import settled_statements
+    from spm_models.insights.incentives.planfile import load_checked_plan_book
+
+    data = _plan_data(db, project_dir)
+    lines = settled_statements(data, load_checked_plan_book(plan_file, data.tables), as_of=as_of)
+    write_table(lines, out)
+    typer.echo(f"wrote {len(lines):,} statement lines to {out}")
+
+
+@plan_app.command("model")
+def plan_model(
+    current: PlanFile,
+    draft: Annotated[Path, typer.Argument(help="The draft plan book to compare with it.")],
+    model: Annotated[str, typer.Option(help="Forecasting model (`spm models`).")] = "CalendarBaseline",
+    as_of: Annotated[
+        str | None, typer.Option(help="Last day of results (default: the end of the data's last whole month).")
+    ] = None,
+    draws: Annotated[int, typer.Option(min=50, max=20000, help="Forecast scenarios.")] = 500,
+    db: DbOption = None,
+    project_dir: ProjectDir = None,
+) -> None:
+    """Two plan books side by side on one forecast of the quarter ahead: cost, its 80% range, payout spread."""
+    from spm_models.insights.incentives import compare_plan_files
+
+    table = compare_plan_files(_plan_data(db, project_dir), current, draft, model=model, as_of=as_of, n_draws=draws)
+    typer.echo(f"quarter {table.attrs['quarter']}, model {model}, {draws} scenarios")
+    typer.echo(table.to_string(float_format="{:,.3f}".format))
+
+
 @app.command("models")
 def models() -> None:
     """List the forecasting models a review can use (``model = "..."`` in the settings) and their parameters."""

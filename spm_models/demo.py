@@ -75,7 +75,8 @@ def run_demo(
     files = write_kpis(paths.warehouse, paths.kpis)
     outcome = DemoResult(data_folder=folder, warehouse=paths.warehouse, ingest=result, kpi_files=files)
     if review:
-        from spm_models.insights.commission import DEFAULT_PLAN
+        from spm_models.insights.incentives import load_plan_book
+        from spm_models.insights.incentives.planfile import example_plan_file
         from spm_models.review.outlook import data_last_day
         from spm_models.review.pipeline import run_review
         from spm_models.review.settings import ReviewConfig
@@ -83,8 +84,7 @@ def run_demo(
         # Synthetic data end where the generator stops, not today: judge their freshness on the
         # day after they end, so the demo reviews its last month without a stale-data warning.
         day_after = data_last_day(org.dataset) + pd.Timedelta(days=1)
-        # the built-in example shows how a commission plan reads; with your data, configure yours
-        outcome.review = run_review(
-            paths=paths, workers=workers, config=ReviewConfig(commission=DEFAULT_PLAN), today=day_after
-        )
+        # the built-in example shows how its plans read (plans/example.toml); with your data, configure yours
+        plans = load_plan_book(example_plan_file("example"))
+        outcome.review = run_review(paths=paths, workers=workers, config=ReviewConfig(plans=plans), today=day_after)
     return outcome

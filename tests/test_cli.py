@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from spm_models.cli import main
 
-COMMANDS = ["demo-data", "ingest", "kpis", "demo", "review", "models"]
+COMMANDS = ["demo-data", "ingest", "kpis", "demo", "review", "models", "plan"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -49,3 +50,33 @@ def test_models_lists_the_registry_with_parameters(capsys):
     out = capsys.readouterr().out
     assert all(f"{name}:" in out for name in model_names())
     assert "window=None" in out and "lookback_weeks=52" in out
+
+
+def test_plan_check_and_statements_on_a_small_warehouse(tmp_path, capsys):
+    """spm plan check and spm plan statements: a commission for everyone on the small canonical data."""
+    import pandas as pd
+
+    from spm_models.data.sources.canonical import read_canonical_folder
+    from spm_models.data.warehouse import Warehouse
+
+    good = Path(__file__).parent / "data" / "good_small"
+    db = tmp_path / "w.duckdb"
+    Warehouse(db).ingest(read_canonical_folder(good))
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        '[[plans]]\nid = "all"\neffective_from = 2024-01-01\n'
+        '[[plans.components]]\ntype = "commission"\nid = "c"\ntiers = [[0.0, 0.05], [1.0, 0.08]]\n'
+    )
+    assert main(["plan", "check", str(plan), "--db", str(db)]) == 0
+    assert "ok; 1 plan(s), 0 contest(s), from 2024-01-01" in capsys.readouterr().out
+    out = tmp_path / "statements.csv"
+    assert main(["plan", "statements", str(plan), "--db", str(db), "--out", str(out)]) == 0
+    lines = pd.read_csv(out)
+    assert len(lines) and set(lines["component_id"]) == {"c"}
+    # the statements pay what the rule says on each person-quarter's bookings and quota
+    final = lines[lines["status"] == "final"]
+    assert len(final) and final["amount_to_date"].sum() > 0
+    by_rule = [0.05 * min(b, q) + 0.08 * max(b - q, 0) for b, q in zip(final["value_to_date"], final["quota"])]
+    assert final["amount_to_date"].tolist() == pytest.approx(by_rule)
+    assert main(["plan", "model", str(plan), str(plan), "--db", str(db), "--model", "Nope"]) == 2
+    assert "unknown forecasting model 'Nope'" in capsys.readouterr().err

@@ -38,6 +38,11 @@ def place(tmp_path_factory) -> Path:
     (export / "rot13.toml").write_text(text.replace('encoding = "cp1252"', 'encoding = "rot13"'), encoding="utf-8")
     (export / "badfmt.toml").write_text(text.replace('"%d/%m/%Y"', '"%Q-%Y"'), encoding="utf-8")
     (export / "escape.toml").write_text(text.replace('"artikel.csv"', '"../../../etc/passwd"'), encoding="utf-8")
+    plan = '[[plans]]\nid = "all"\neffective_from = 2024-01-01\n[[plans.components]]\ntype = "commission"\nid = "c"\n'
+    (root / "plan_tiers.toml").write_text(plan + "tiers = [[0.0, 0.05], [1.5, 0.1], [1.0, 0.2]]\n")
+    (root / "plan_people.toml").write_text('[roles]\nSenior = ["A999"]\n' + plan + "tiers = [[0.0, 0.05]]\n")
+    for name in ("plan_tiers", "plan_people", "plan_missing"):
+        (root / f"review_{name}.toml").write_text(f'plan_file = "{name}.toml"\n')
     (root / "project").mkdir()
     (root / "project" / "spm.toml").write_text('earliest_date = "someday"\n')
     return root
@@ -101,6 +106,22 @@ CASES = [
     (["review", "--db", "{p}/w.duckdb", "--config", "{p}/pipe.toml"], "named pipe"),
     (["review", "--db", "{p}/w.duckdb", "--config", "{p}/unknown.toml"], "colour"),
     (["review", "--db", "{p}/w.duckdb", "--only-failed", "--force", "--out", "{p}/r"], "not both"),
+    (["review", "--db", "{p}/w.duckdb", "--config", "{p}/review_plan_missing.toml"], "plan_missing.toml"),
+    (["review", "--db", "{p}/w.duckdb", "--config", "{p}/review_plan_tiers.toml"], "key 'tiers': tier start"),
+    (
+        [
+            "review",
+            "--db",
+            "{p}/w.duckdb",
+            "--out",
+            "{p}/r",
+            "--month",
+            "2024-03",
+            "--config",
+            "{p}/review_plan_people.toml",
+        ],
+        "'Senior' lists agent ids the data do not hold: A999",
+    ),
     (["review", "--db", "{p}/none.duckdb"], "spm ingest"),
     (["review", "--db", "{p}/w.duckdb", "--out", "{p}/r", "--month", "1999-01"], "the data start on 2024-01-01"),
     (["review", "--db", "{p}/w.duckdb", "--out", "{p}/r", "--agents", ",,"], "--agents needs at least one id"),

@@ -1,18 +1,16 @@
-"""Commission under a tiered plan with accelerators, and its expectation over forecast draws.
+"""A single tiered commission on bookings, and its expectation over forecast draws.
 
-The plan
---------
-A plan pays a marginal rate on the bookings inside each attainment band (tiers), the way
-most tiered plans with accelerators are written::
+The plan model lives in :mod:`spm_models.insights.incentives`: a commission plan here is its
+:class:`~spm_models.insights.incentives.plan.Commission` component (``CommissionPlan`` is that
+class), with tiers, accelerators, a cap and a no-quota rate::
 
     payout(B, Q) = sum_k rate_k * clip(min(B, cap * Q) - a_k * Q, 0, (a_{k+1} - a_k) * Q)
 
 where ``a_0 = 0 < a_1 < ...`` are the tiers' lower attainment bounds (``a_{K} = inf``),
 ``B`` the bookings of the period, ``Q`` its quota and ``cap`` the attainment above which
-nothing more is paid (``inf`` for no cap). An accelerator is simply a tier above 100 % with
-a higher rate; a rate of 0 on the first tier is a threshold ("nothing below 50 %" pays only
-on the bookings above half the quota). Without a quota (``Q`` missing or 0) the plan pays
-``no_quota_rate * B``.
+nothing more is paid (``inf`` for no cap). Without a quota (``Q`` missing or 0) the plan pays
+``no_quota_rate * B``. This module keeps the functions the review settings' ``[commission]``
+table and earlier callers use.
 
 Expected payout
 ---------------
@@ -25,105 +23,35 @@ payout convex in ``B``, so uncertainty raises the expectation (Jensen's inequali
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from spm_models.exceptions import ConfigError
+from spm_models.insights.incentives.plan import Commission, Tier
 
 __all__ = ["Tier", "CommissionPlan", "DEFAULT_PLAN", "payout", "expected_payout", "payout_curve", "plan_from_mapping"]
 
+#: A commission plan is the commission component of the incentive plan model.
+CommissionPlan = Commission
 
-@dataclass(frozen=True)
-class Tier:
-    """One band of a plan: ``rate`` is paid on bookings from ``from_attainment * quota`` up.
-
-    Attributes
-    ----------
-    from_attainment : float
-        Lower bound of the band as a fraction of quota (0.0, 1.0 = 100 %, ...).
-    rate : float
-        Commission per unit of bookings inside the band (0.05 = 5 %).
-    """
-
-    from_attainment: float
-    rate: float
-
-
-@dataclass(frozen=True)
-class CommissionPlan:
-    """A tiered commission plan (see the module docstring).
-
-    Attributes
-    ----------
-    tiers : tuple of Tier
-        Increasing ``from_attainment``, the first at 0.
-    cap_attainment : float or None
-        Attainment above which bookings earn nothing more; ``None`` for no cap.
-    no_quota_rate : float
-        Flat rate on bookings when there is no quota.
-    name : str
-        Shown in reports.
-    """
-
-    tiers: tuple[Tier, ...]
-    cap_attainment: float | None = None
-    no_quota_rate: float = 0.05
-    name: str = "Standard plan"
-
-    def __post_init__(self) -> None:
-        problems = []
-        if not self.tiers:
-            problems.append("a plan needs at least one tier")
-        else:
-            lows = [t.from_attainment for t in self.tiers]
-            if lows[0] != 0:
-                problems.append(f"the first tier must start at attainment 0, not {lows[0]!r}")
-            if any(b <= a for a, b in zip(lows, lows[1:])):
-                problems.append(f"tier start attainments must increase, got {lows}")
-            bad = [t.rate for t in self.tiers if not (np.isfinite(t.rate) and t.rate >= 0)]
-            if bad:
-                problems.append(f"tier rates must be non-negative numbers, got {bad}")
-        if self.cap_attainment is not None and not (np.isfinite(self.cap_attainment) and self.cap_attainment > 0):
-            problems.append(f"cap_attainment must be a positive number or empty, got {self.cap_attainment!r}")
-        if not (np.isfinite(self.no_quota_rate) and self.no_quota_rate >= 0):
-            problems.append(f"no_quota_rate must be a non-negative number, got {self.no_quota_rate!r}")
-        if problems:
-            raise ConfigError("invalid commission plan: " + "; ".join(problems))
-
-    def describe(self) -> list[str]:
-        """One plain-language line per tier (for the report)."""
-        lows = [t.from_attainment for t in self.tiers]
-        highs = lows[1:] + [self.cap_attainment if self.cap_attainment is not None else np.inf]
-        out = []
-        for t, hi in zip(self.tiers, highs):
-            band = (
-                f"{t.from_attainment:.0%} to {hi:.0%} of quota"
-                if np.isfinite(hi)
-                else f"above {t.from_attainment:.0%} of quota"
-            )
-            out.append(f"{t.rate:.1%} of bookings {band}")
-        if self.cap_attainment is not None:
-            out.append(f"nothing more above {self.cap_attainment:.0%} of quota")
-        return out
-
-
-#: The plan used when the configuration names none: 5 % up to quota, 8 % from 100 % to
-#: 150 %, 10 % above, capped at 200 % attainment.
-DEFAULT_PLAN = CommissionPlan(
+#: The plan of the built-in example's review: 5 % up to quota, 8 % from 100 % to 150 %,
+#: 10 % above, capped at 200 % attainment.
+DEFAULT_PLAN = Commission(
     tiers=(Tier(0.0, 0.05), Tier(1.0, 0.08), Tier(1.5, 0.10)),
     cap_attainment=2.0,
     no_quota_rate=0.05,
+    name="Standard plan",
 )
 
 
-def payout(bookings: Any, quota: Any, plan: CommissionPlan = DEFAULT_PLAN) -> np.ndarray:
+def payout(bookings: Any, quota: Any, plan: Commission = DEFAULT_PLAN) -> np.ndarray:
     """Commission for ``bookings`` against ``quota`` under ``plan`` (broadcast elementwise).
 
     ``payout(B, Q) = sum_k rate_k * clip(min(B, cap*Q) - a_k*Q, 0, (a_{k+1}-a_k)*Q)``; where
-    ``Q`` is missing or not positive, ``no_quota_rate * B``. Negative bookings pay 0.
+    ``Q`` is missing or not positive, ``no_quota_rate * B``. Negative bookings pay 0
+    (:meth:`Commission.payout`).
 
     Parameters
     ----------
@@ -135,26 +63,14 @@ def payout(bookings: Any, quota: Any, plan: CommissionPlan = DEFAULT_PLAN) -> np
     -------
     ndarray of float
     """
-    b = np.maximum(np.asarray(bookings, dtype=float), 0.0)
-    q = np.asarray(quota, dtype=float)
-    b, q = np.broadcast_arrays(b, q)
-    has_q = np.isfinite(q) & (q > 0)
-    qq = np.where(has_q, q, 0.0)
-    capped = b if plan.cap_attainment is None else np.minimum(b, plan.cap_attainment * qq)
-    lows = np.array([t.from_attainment for t in plan.tiers])
-    highs = np.append(lows[1:], np.inf)
-    total = np.zeros(b.shape)
-    for lo, hi, t in zip(lows, highs, plan.tiers):  # a handful of tiers, each vectorized over all draws
-        width = (hi - lo) * qq if np.isfinite(hi) else np.inf
-        total += t.rate * np.clip(capped - lo * qq, 0.0, width)
-    return np.where(has_q, total, plan.no_quota_rate * b)
+    return plan.payout(bookings, quota)
 
 
 def expected_payout(
     unique_ids: Sequence[str],
     bookings_draws: np.ndarray,
     quota: Any,
-    plan: CommissionPlan = DEFAULT_PLAN,
+    plan: Commission = DEFAULT_PLAN,
     *,
     closed_to_date: Any = 0.0,
     quantiles: Sequence[float] = (0.1, 0.5, 0.9),
@@ -179,8 +95,11 @@ def expected_payout(
     -------
     DataFrame
         ``unique_id, quota, expected_payout, payout_q0.1 ..., payout_at_quota,
-        earned_to_date, payout_of_expected_bookings`` (the last for contrast: the payout of
-        the mean bookings, below the expected payout when accelerators apply).
+        earned_to_date, payout_of_expected_bookings`` (the payout of the mean bookings, below
+        the expected payout when accelerators apply), then what the next tier takes from the
+        bookings closed to date (:meth:`Commission.next_tier`): ``next_tier_attainment``,
+        ``bookings_to_next_tier`` and ``next_tier_rate`` (NaN past the last tier or the cap,
+        or without a quota).
     """
     draws = np.asarray(bookings_draws, dtype=float)
     q = np.asarray(quota, dtype=float).reshape(-1)
@@ -188,7 +107,7 @@ def expected_payout(
         raise ConfigError(
             f"bookings draws of shape {draws.shape} do not match {len(unique_ids)} entities and {q.shape[0]} quotas"
         )
-    pay = payout(draws, q[:, None], plan)
+    pay = plan.payout(draws, q[:, None])
     closed = np.broadcast_to(np.asarray(closed_to_date, dtype=float), q.shape)
     out = pd.DataFrame(
         {
@@ -200,14 +119,16 @@ def expected_payout(
     qs = np.quantile(pay, list(quantiles), axis=1) if pay.shape[1] else np.full((len(quantiles), len(q)), np.nan)
     for lev, values in zip(quantiles, qs):
         out[f"payout_q{lev:g}"] = values
-    out["payout_at_quota"] = np.where(np.isfinite(q) & (q > 0), payout(q, q, plan), np.nan)
-    out["earned_to_date"] = payout(closed, q, plan)
-    out["payout_of_expected_bookings"] = payout(draws.mean(axis=1), q, plan)
+    out["payout_at_quota"] = np.where(np.isfinite(q) & (q > 0), plan.payout(q, q), np.nan)
+    out["earned_to_date"] = plan.payout(closed, q)
+    out["payout_of_expected_bookings"] = plan.payout(draws.mean(axis=1), q)
+    at, need, rate = plan.next_tier(closed, q)
+    out["next_tier_attainment"], out["bookings_to_next_tier"], out["next_tier_rate"] = at, need, rate
     return out
 
 
 def payout_curve(
-    quota: float, plan: CommissionPlan = DEFAULT_PLAN, *, max_attainment: float = 2.5, points: int = 101
+    quota: float, plan: Commission = DEFAULT_PLAN, *, max_attainment: float = 2.5, points: int = 101
 ) -> pd.DataFrame:
     """The plan's payout as a function of attainment, for one quota (for the report's chart).
 
@@ -219,15 +140,16 @@ def payout_curve(
     """
     a = np.linspace(0.0, max_attainment, points)
     b = a * quota
-    return pd.DataFrame({"attainment": a, "bookings": b, "payout": payout(b, np.full_like(b, quota), plan)})
+    return pd.DataFrame({"attainment": a, "bookings": b, "payout": plan.payout(b, np.full_like(b, quota))})
 
 
-def plan_from_mapping(spec: Mapping[str, Any]) -> CommissionPlan:
+def plan_from_mapping(spec: Mapping[str, Any]) -> Commission:
     """Build a plan from a configuration mapping (e.g. the ``[commission]`` table of a TOML file).
 
     Expected keys: ``tiers`` (a list of ``{from_attainment, rate}`` tables or of
     ``[from_attainment, rate]`` pairs), and optionally ``cap_attainment``,
-    ``no_quota_rate`` and ``name``.
+    ``no_quota_rate`` and ``name``. A full plan book with bonuses, draws and contests is a plan
+    file (:mod:`spm_models.insights.incentives.planfile`).
 
     Raises
     ------
@@ -253,7 +175,7 @@ def plan_from_mapping(spec: Mapping[str, Any]) -> CommissionPlan:
                 f"a commission tier must be [from_attainment, rate] or {{from_attainment, rate}}, got {t!r}"
             ) from None
     cap = spec.get("cap_attainment")
-    return CommissionPlan(
+    return Commission(
         tiers=tuple(tiers),
         cap_attainment=None if cap is None else float(cap),
         no_quota_rate=float(spec.get("no_quota_rate", DEFAULT_PLAN.no_quota_rate)),

@@ -26,6 +26,7 @@ __all__ = [
     "bookings_growth",
     "new_vs_existing_bookings",
     "ACCOUNT_SEGMENTS",
+    "account_segments",
 ]
 
 #: Segments of :func:`new_vs_existing_bookings`.
@@ -91,13 +92,24 @@ def _eval_bookings_growth(engine: KpiEngine) -> list[KpiValues]:
     return [KpiValues("bookings_growth", values, (now["won"]["agent"] + before["won"]["agent"]) > 0)]
 
 
+def account_segments(account: pd.Series, closed: np.ndarray) -> np.ndarray:
+    """Segment code of each won deal: 0 ``new``, 1 ``existing``, 2 ``unknown`` (no account).
+
+    A won deal is new when no won deal of the same account closed on an earlier day (deals of
+    a new account won on its first day are all new): the rule of :func:`new_vs_existing_bookings`,
+    also used to count the new accounts an incentive plan pays for. ``account`` and ``closed``
+    (close days) describe the won deals only, over all the data.
+    """
+    account = pd.Series(account).reset_index(drop=True)
+    closed = pd.Series(np.asarray(closed))
+    first = closed.groupby(account.to_numpy(), dropna=True).transform("min")
+    return np.where(account.isna().to_numpy(), 2, np.where(closed.to_numpy() == first.to_numpy(), 0, 1))
+
+
 def _eval_new_vs_existing(engine: KpiEngine) -> list[KpiValues]:
     o, g = engine.opportunities, engine.grid
     won = np.flatnonzero((o.outcome == OUTCOME_WON) & ~np.isnat(o.closed))
-    account = o.account.iloc[won].reset_index(drop=True)
-    closed = pd.Series(o.closed[won])
-    first = closed.groupby(account.to_numpy(), dropna=True).transform("min")
-    segment = np.where(account.isna().to_numpy(), 2, np.where(closed.to_numpy() == first.to_numpy(), 0, 1))
+    segment = account_segments(o.account.iloc[won], o.closed[won])
     amount = g.accumulate(o.agent[won], o.closed_p[won], o.amount[won], segment=segment, n_segments=3)
     count = g.accumulate(o.agent[won], o.closed_p[won])
     return [KpiValues("new_vs_existing_bookings", g.rollup(amount), count > 0, ACCOUNT_SEGMENTS)]

@@ -27,6 +27,7 @@ __all__ = [
     "Opportunities",
     "evaluate",
     "days",
+    "deal_margin",
     "fill_doc",
     "OUTPUT_COLUMNS",
     "OUTCOME_OPEN",
@@ -446,6 +447,18 @@ def _check_levels(levels: Iterable[str]) -> tuple[str, ...]:
     return tuple(lv for lv in LEVELS if lv in levels)
 
 
+def deal_margin(opportunities: pd.DataFrame) -> np.ndarray:
+    """Margin of each deal: ``margin`` where the data state it, else ``amount - cost``; NaN where
+    neither is known (the one margin rule of the KPIs and of incentive plans)."""
+    o = opportunities
+    n = len(o)
+    margin = o["margin"].to_numpy(dtype=float) if "margin" in o else np.full(n, np.nan)
+    if "cost" in o:
+        raw = o["amount"].to_numpy(dtype=float) if "amount" in o else np.full(n, np.nan)
+        margin = np.where(np.isnan(margin), raw - o["cost"].to_numpy(dtype=float), margin)
+    return margin
+
+
 def _prepare_opportunities(engine: KpiEngine) -> Opportunities:
     o = engine.typed("opportunities")
     grid = engine.grid
@@ -460,10 +473,7 @@ def _prepare_opportunities(engine: KpiEngine) -> Opportunities:
     closed = days(o, "close_date")
     closed[(outcome != OUTCOME_WON) & (outcome != OUTCOME_LOST)] = np.datetime64("NaT")
     amount = np.nan_to_num(o["amount"].to_numpy(dtype=float), nan=0.0) if "amount" in o else np.zeros(n)
-    margin = o["margin"].to_numpy(dtype=float) if "margin" in o else np.full(n, np.nan)
-    if "cost" in o:
-        raw = o["amount"].to_numpy(dtype=float) if "amount" in o else np.full(n, np.nan)
-        margin = np.where(np.isnan(margin), raw - o["cost"].to_numpy(dtype=float), margin)
+    margin = deal_margin(o)
     account = o["account_id"] if "account_id" in o else pd.Series(np.full(n, np.nan), dtype="str")
     return Opportunities(
         ids=o["opportunity_id"].to_numpy(dtype=object),

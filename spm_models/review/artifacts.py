@@ -35,7 +35,7 @@ from spm_models.evaluation.tracking import list_snapshots, load_snapshot, save_s
 from spm_models.exceptions import DataError
 from spm_models.indicators.regressors import indicator_regressors
 from spm_models.indicators.summary import review_leading_indicators
-from spm_models.insights import coaching, commission, scorecard
+from spm_models.insights import coaching, scorecard
 from spm_models.kpi import compute_kpis
 from spm_models.kpi.grid import COMPANY
 from spm_models.kpi.leads import channel_summary, lead_kpis
@@ -43,13 +43,14 @@ from spm_models.models.forecast import concat_forecasts
 from spm_models.models.pipeline.history import open_at
 from spm_models.review import outlook as ol
 from spm_models.review.forecasting import review_forecast
+from spm_models.review.incentives import PLAN_TABLES, check_plans, plan_tables
 from spm_models.review.profile import DataProfile, data_profile
 from spm_models.review.recalibration import BACKTEST_COLUMNS, recalibrate_outlook
 from spm_models.review.settings import ReviewConfig
 
 __all__ = ["ARTIFACTS_FORMAT", "TABLES", "artifacts_key", "build_artifacts", "read_run_info", "RUN_FILE"]
 
-ARTIFACTS_FORMAT = 3
+ARTIFACTS_FORMAT = 4
 RUN_FILE = "run.json"
 #: Parquet tables of a run and what each holds (one row per ...).
 TABLES: dict[str, str] = {
@@ -76,19 +77,21 @@ TABLES: dict[str, str] = {
     "actual_path": "level, entity and day: cumulative bookings of the quarter so far",
     "forecast_weekly": "level, entity and week: forecast quantiles",
     "fallbacks": "agent whose forecast fell back to a simpler model, and why",
-    "commission": "agent: expected payout of the forecast quarter and its quantiles; at a quarter end also the "
-    "final payout of the quarter that closed (closed_quarter_payout)",
+    "commission": "agent: expected payout of the forecast quarter under the plans in force (every component) and its "
+    "quantiles, what the next commission tier takes; at a quarter end also the final payout of the quarter that "
+    "closed (closed_quarter_payout)",
     "accuracy": "level and entity: last month's forecast against what happened",
     "trend": "level and entity: bookings of the last 3 months against the 3 before",
     "territory_agents": "agent: the territory report's table",
     "key_accounts": "territory and account: bookings of the last 12 months",
     "risks": "territory and risk statement",
     "leaderboard": "rank: top agents of the company",
-    "recognition": "award of the month",
+    "recognition": "award of the month, contest winners and leaders, bonus steps reached",
     "plan": "level, entity and month: bookings against plan, year to date",
     "coaching": "agent and point: coaching points in plain words",
     "channels": "lead channel (and all channels): leads of the last 12 months, their conversion and cost",
     "cohorts": "month of creation: opportunities (or leads) created, won by now, undecided, conversion",
+    **PLAN_TABLES,
 }
 
 
@@ -210,7 +213,7 @@ def build_artifacts(
     Raises
     ------
     ConfigError
-        Bad month or settings.
+        Bad month or settings, or a plan book that does not fit the data (every problem listed).
     DataError
         The data cannot support a review (no agents employed, no bookings history).
     """
@@ -223,6 +226,7 @@ def build_artifacts(
         return {**existing, "reused": True}
     started = datetime.now(UTC)
     cal = ol.review_calendar(month, data_end=ol.data_last_day(dataset), calendar=config.calendar_for(dataset))
+    check_plans(config, dataset)  # a plan naming people or measures the data lack: one error, before any work
     work = out.with_name(out.name + f".tmp-{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -321,7 +325,7 @@ def _build(
         dataset,
         currency=config.currency,
         has_quota=has_quota,
-        has_commission_plan=config.commission is not None,
+        has_commission_plan=config.plan_book is not None,
     )
     label = profile.bookings_label
 
@@ -366,18 +370,8 @@ def _build(
     funnel_ok = bool(np.isfinite(funnel_share) and funnel_share >= 0.5)
     trend = {lv: scorecard.trend_change(kpis_m, month=cal.month, level=lv) for lv in maps}
 
-    draws = ol.final_bookings_draws(fcs["agent"], closed["agent"], cal)
     uids = fcs["agent"].unique_ids.astype(str)
-    comm = _commission(uids, draws, quota["agent"], closed["agent"], config, people)
-    # a quarter-end review also settles the quarter that just closed: its final payout
-    final = metrics["agent"].reindex(comm["unique_id"].astype("str").to_numpy())
-    comm["closed_quarter_payout"] = (
-        commission.payout(
-            final["bookings_qtd"].fillna(0.0).to_numpy(), final["quota_qtd"].to_numpy(), config.commission
-        )
-        if cal.quarter_closed and config.commission is not None and len(comm)
-        else np.nan
-    )
+    plans, comm, awards = plan_tables(asof, cal, fcs["agent"], config, people, currency=label)
 
     stacked, level_of = _prefixed(fcs)
     save_snapshot(
@@ -472,10 +466,13 @@ def _build(
         "key_accounts": accounts,
         "risks": risks,
         "leaderboard": scorecard.leaderboard(metrics["agent"], people),
-        "recognition": coaching.recognition(metrics["agent"], people, trend["agent"], currency=label),
+        "recognition": pd.concat(
+            [coaching.recognition(metrics["agent"], people, trend["agent"], currency=label), awards], ignore_index=True
+        ),
         "plan": plan,
         "coaching": points,
         **_conversion_tables(asof, kpis_m, cal, profile, months=config.trend_months),
+        **plans,
     }
     for name, frame in tables.items():
         frame.to_parquet(work / f"{name}.parquet", index=False)
@@ -532,22 +529,6 @@ def _supported(metrics: pd.DataFrame, profile: DataProfile) -> pd.DataFrame:
     if not profile.has_pipeline:
         out["opportunities_created_month"] = np.nan
     return out
-
-
-def _commission(uids, draws, quota: pd.Series, closed: pd.Series, config: ReviewConfig, people: pd.DataFrame):
-    """Expected payout of each person under the configured plan; no rows when no plan is configured."""
-    if config.commission is None:
-        cols = ["unique_id", "quota", "expected_payout", "payout_q0.1", "payout_q0.5", "payout_q0.9", "payout_at_quota"]
-        cols += ["earned_to_date", "payout_of_expected_bookings"]
-        return pd.DataFrame({c: pd.Series(dtype="str" if c == "unique_id" else float) for c in cols})
-    comm = commission.expected_payout(
-        uids,
-        draws,
-        quota.reindex(uids).to_numpy(dtype=float),
-        config.commission,
-        closed_to_date=closed.reindex(uids).fillna(0.0).to_numpy(),
-    )
-    return comm[comm["unique_id"].astype("str").isin(people["agent_id"])].reset_index(drop=True)
 
 
 def _conversion_tables(

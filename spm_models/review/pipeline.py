@@ -15,6 +15,7 @@ records as failed; ``force`` redoes everything. Output folder layout::
     <reports>/<YYYY-MM>/index.html, manifest.json, monthly_review.html
                         agents/<name>-<hash>.html      territories/<name>-<hash>.html
                         notebooks/...ipynb (executed)  artifacts/ (parquet, run.json, snapshot)
+                        exports/statements.csv, .parquet, statement_totals.csv, plan_cost.csv (with a plan)
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from spm_models.data.warehouse import fingerprint
 from spm_models.exceptions import ConfigError, DiskFullError, is_disk_full
 from spm_models.review.artifacts import artifacts_key, build_artifacts
 from spm_models.review.freshness import check_month_has_data, choose_month
+from spm_models.review.incentives import write_statement_exports
 from spm_models.review.naming import report_file_name
 from spm_models.review.params import check_parameters, template_path
 from spm_models.review.publish import Publication, free_space, published_path
@@ -385,6 +387,7 @@ def _build_month(
         force=options["force"],
     )
     timings["artifacts"] = time.perf_counter() - t
+    write_statement_exports(artifacts_dir, run_folder / "exports")  # the payroll export, when a plan is set
 
     from spm_models.review.views import load_run
 

@@ -183,7 +183,8 @@ def sections(profile: DataProfile) -> Sections:
         quota=state(p.has_quota, "the data hold no quotas for this quarter, so no attainment or chance of quota."),
         commission=state(
             p.has_commission_plan,
-            "no commission plan is configured ([commission] in the review settings), so no payout is estimated.",
+            "no commission plan is configured (plan_file or [commission] in the review settings), so no payout "
+            "is estimated.",
         ),
         funnel=state(
             p.has_stages and p.has_pipeline,

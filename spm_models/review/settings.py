@@ -1,4 +1,4 @@
-"""Settings of a monthly review run: the forecasting model, the commission plan, labels.
+"""Settings of a monthly review run: the forecasting model, the incentive plans, labels.
 
 Defaults work out of the box; a TOML file (``spm review --config review.toml``) overrides
 them::
@@ -15,14 +15,19 @@ them::
     [model_params]                      # the named model's own parameters (`spm models` lists them)
     window = 26
 
-    [commission]                        # without it the reports have no commission section
+    plan_file = "plans/fy2025.toml"     # the incentive plan book (docs/plans.md), relative to this file
+
+    # or, for one commission on bookings and nothing else, instead of plan_file:
+    [commission]                        # without either the reports have no commission section
     name = "FY25 plan"
     tiers = [[0.0, 0.05], [1.0, 0.08], [1.5, 0.10]]   # [from attainment, marginal rate]
     cap_attainment = 2.0
     no_quota_rate = 0.05
 
-Unknown keys are errors, so a misspelt setting is never silently ignored. A commission plan is
-shown only when one is configured: a plan nobody set up is not a plan anyone is paid by.
+Unknown keys are errors, so a misspelt setting is never silently ignored. Payouts are shown only
+when a plan is configured: a plan nobody set up is not a plan anyone is paid by. A ``[commission]``
+table is a plan book of one plan for everyone with that one component
+(:meth:`~spm_models.insights.incentives.plan.PlanBook.from_commission`).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from spm_models.config import read_toml
 from spm_models.data.dataset import Dataset
 from spm_models.exceptions import ConfigError
 from spm_models.insights.commission import CommissionPlan, plan_from_mapping
+from spm_models.insights.incentives import PlanBook, load_plan_book, plan_book_from_mapping, plan_book_to_mapping
 from spm_models.models.registry import check_model_params, model_class
 from spm_models.review.kernels.mode import KERNEL_MODES
 
@@ -106,8 +112,11 @@ class ReviewConfig:
         Label of money amounts (bookings counted in deals are labelled "deals" instead, see
         :func:`spm_models.present.format.bookings_label`).
     commission : CommissionPlan or None
-        The commission plan reports estimate payouts under; ``None`` (the default): none is
-        configured, and reports have no commission section.
+        One commission plan for everyone; ``None`` (the default): none configured.
+    plans : PlanBook or None
+        The incentive plan book (``plan_file`` in the TOML file): statements, the plan's cost
+        and contests in the reports. At most one of ``commission`` and ``plans``; with neither
+        the reports have no commission or statement section.
     min_peers : int
         Smallest peer group shown (see :mod:`spm_models.insights.scorecard`).
     trend_months, funnel_months, history_months : int
@@ -149,6 +158,7 @@ class ReviewConfig:
     seed: int = 0
     currency: str = "USD"
     commission: CommissionPlan | None = None
+    plans: PlanBook | None = None
     min_peers: int = 5
     trend_months: int = 12
     funnel_months: int = 12
@@ -195,6 +205,10 @@ class ReviewConfig:
                 Calendar(self.fiscal_year_start)
             except ConfigError as exc:
                 problems.append(str(exc))
+        if self.commission is not None and self.plans is not None:
+            problems.append("give either plan_file (a plan book) or [commission], not both")
+        if self.plans is not None and not isinstance(self.plans, PlanBook):
+            problems.append(f"plans must be a plan book (plan_file = ...), got {type(self.plans).__name__}")
         if self.kernels not in KERNEL_MODES:
             problems.append(f"kernels must be one of {', '.join(repr(m) for m in KERNEL_MODES)}, got {self.kernels!r}")
         try:
@@ -222,6 +236,14 @@ class ReviewConfig:
         if isinstance(b, bool) or not isinstance(b, (int, float)) or b <= 0:
             raise ConfigError(f"auto_budget_seconds must be a positive number of seconds, got {b!r}")
 
+    @property
+    def plan_book(self) -> PlanBook | None:
+        """The incentive plans the review pays under: ``plans``, or ``commission`` as a book of one
+        plan, or None."""
+        if self.plans is not None:
+            return self.plans
+        return PlanBook.from_commission(self.commission) if self.commission is not None else None
+
     def calendar_for(self, dataset: Dataset) -> Calendar:
         """The review's calendar: ``fiscal_year_start`` when set, else the dataset's."""
         if self.fiscal_year_start is None:
@@ -232,6 +254,13 @@ class ReviewConfig:
         """Plain JSON-able settings (recorded in the provenance of every report)."""
         d = asdict(self)
         d["model_params"] = dict(self.model_params)
+        c = self.commission
+        d["commission"] = None
+        if c is not None:
+            tiers = [[t.from_attainment, t.rate] for t in c.tiers]
+            d["commission"] = {"tiers": tiers, "cap_attainment": c.cap_attainment, "no_quota_rate": c.no_quota_rate}
+            d["commission"]["name"] = c.name
+        d["plans"] = plan_book_to_mapping(self.plans) if self.plans is not None else None
         del d["kernels"], d["cluster"]  # how and where reports run, not what they show
         return json.loads(json.dumps(d, default=str))
 
@@ -252,7 +281,16 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ReviewConfi
     if path is not None:
         values = read_toml(Path(path), what="review settings file")
     values.update({k: v for k, v in overrides.items() if v is not None})
-    known = {f.name for f in fields(ReviewConfig)}
+    if "plan_file" in values:
+        if "plans" in values:
+            raise ConfigError("give either plan_file or plans, not both")
+        plan_file = Path(values.pop("plan_file"))
+        if not plan_file.is_absolute() and path is not None and "plan_file" not in overrides:
+            plan_file = Path(path).parent / plan_file
+        values["plans"] = load_plan_book(plan_file)
+    elif isinstance(values.get("plans"), Mapping):
+        values["plans"] = plan_book_from_mapping(values["plans"], source=f"{path or 'settings'} [plans]")
+    known = {f.name for f in fields(ReviewConfig)} | {"plan_file"}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"unknown review setting(s) {', '.join(unknown)}; known settings: {', '.join(sorted(known))}")

@@ -25,8 +25,10 @@ import pandas as pd
 
 from spm_models import __version__
 from spm_models.exceptions import ReportError
-from spm_models.insights.commission import CommissionPlan, payout_curve, plan_from_mapping
+from spm_models.insights.commission import CommissionPlan, plan_from_mapping
+from spm_models.insights.incentives import PlanBook, plan_book_from_mapping
 from spm_models.review.artifacts import RUN_FILE, TABLES, read_run_info
+from spm_models.review.incentives import plan_payout_curve, plan_rules
 from spm_models.review.outlook import accuracy_summary
 from spm_models.review.profile import DataProfile, Sections, sections
 from spm_models.review.publish import published_path
@@ -64,6 +66,16 @@ class RunData:
         """The configured commission plan, or None when none is configured."""
         spec = self.info["settings"].get("commission")
         return plan_from_mapping(spec) if spec else None
+
+    @property
+    def plan_book(self) -> PlanBook | None:
+        """The incentive plans of the run (the plan book, or the ``[commission]`` plan as a book of
+        one plan), or None when none is configured."""
+        spec = self.info["settings"].get("plans")
+        if spec:
+            return plan_book_from_mapping(spec, source="the run's settings")
+        plan = self.plan
+        return PlanBook.from_commission(plan) if plan is not None else None
 
     @property
     def profile(self) -> DataProfile:
@@ -276,15 +288,17 @@ def agent_view(run_dir: str | Path, agent_id: str) -> AgentView:
     kpis = run["kpis_month"]
     act = kpis[(kpis["level"] == "agent") & (kpis["entity_id"] == aid) & (kpis["kpi"] == "activity_volume")]
     fb = _rows(run["fallbacks"], "unique_id", aid)
-    plan = run.plan
+    book = run.plan_book
     base = _base(run, {"run_dir": str(run_dir), "agent_id": aid})
-    funnel_on, paid = base["sections"].funnel.shown, base["sections"].commission.shown and plan is not None
+    funnel_on, paid = base["sections"].funnel.shown, base["sections"].commission.shown and book is not None
+    comm = _rows(run["commission"], "unique_id", aid) if paid else None
+    plan_id = str(comm["plan_id"].iloc[0]) if paid and len(comm) and "plan_id" in comm else ""
+    plan = book.plan(plan_id) if plan_id else None
     curve = (
-        payout_curve(quota, plan)
-        if paid and np.isfinite(quota) and quota > 0
+        plan_payout_curve(plan, float(comm["quota"].iloc[0]))
+        if plan is not None and np.isfinite(float(comm["quota"].iloc[0])) and float(comm["quota"].iloc[0]) > 0
         else pd.DataFrame(columns=["attainment", "bookings", "payout"])
     )
-    comm = _rows(run["commission"], "unique_id", aid) if paid else None
     return AgentView(
         **base,
         agent_id=aid,
@@ -301,8 +315,8 @@ def agent_view(run_dir: str | Path, agent_id: str) -> AgentView:
         actual_path=_rows(_level(run["actual_path"], "agent"), "unique_id", aid),
         accuracy=_rows(_level(run["accuracy"], "agent"), "entity_id", aid),
         commission=_when(paid, comm),
-        plan_lines=_when(paid, tuple(plan.describe()) if paid else ()),
-        plan_name=plan.name if paid else "",
+        plan_lines=_when(paid, plan_rules(plan) if plan is not None else ()),
+        plan_name=plan.label if plan is not None else "",
         payout_curve=_when(paid, curve),
         coaching=_rows(run["coaching"], "agent_id", aid),
         fallback_reason=str(fb["reason"].iloc[0]) if len(fb) else "",

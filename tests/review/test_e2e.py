@@ -75,6 +75,8 @@ def test_agent_reports_have_every_section(review_run):
             f"Chance of reaching the {review_run.manifest['forecast_quarter']} quota",
             "Last month",
             "Commission estimate",
+            "Statement",
+            f"Expected pay {review_run.manifest['forecast_quarter']} (mean)",
             "Coaching points",
         ):
             assert section in text, (entry["id"], section)
@@ -166,6 +168,17 @@ def test_rerun_is_idempotent(review_run):
     lock = month.parent / ".spm" / f"{month.name}.lock"
     rewritten = {str(month / "manifest.json"), str(month / "index.html"), str(lock)}
     assert set(rerun["changed"]) <= rewritten, rerun["changed"]
+
+
+def test_the_payroll_export_is_published_and_reconciles(review_run):
+    exports = review_run.run_folder / "exports"
+    lines = pd.read_csv(exports / "statements.csv")
+    company = pd.read_csv(exports / "plan_cost.csv").set_index("period")
+    people = pd.read_csv(exports / "statement_totals.csv")
+    for col, total in (("amount_to_date", "earned_to_date"), ("amount_expected", "expected")):
+        sums = lines.groupby("period")[col].sum(min_count=1)
+        assert (sums - company[total].reindex(sums.index)).abs().max() < 0.01, col
+    assert (people.groupby("period")["earned_to_date"].sum() - company["earned_to_date"]).abs().max() < 0.01
 
 
 # ---------------------------------------------------------------------------- the browser

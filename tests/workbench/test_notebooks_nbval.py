@@ -30,6 +30,16 @@ def _env(warehouse: Path) -> dict[str, str]:
     return {"SPM_WAREHOUSE": str(warehouse), "SPM_WORKBENCH_FAST": "1", "MPLBACKEND": "Agg"}
 
 
+def test_the_five_workbench_notebooks_exist():
+    assert [p.name for p in NOTEBOOKS] == [
+        "explorer.ipynb",
+        "leading_indicators.ipynb",
+        "model_comparison.ipynb",
+        "plan_modelling.ipynb",
+        "quota_planning.ipynb",
+    ]
+
+
 def _every_code_cell_ran(nb) -> bool:
     code = [c for c in nb.cells if c.cell_type == "code"]
     return bool(code) and all(c.get("execution_count") for c in code)

@@ -46,7 +46,13 @@ from spm_models.indicators.series import bookings_series
 from spm_models.models.base import ForecastModel, clone, fit_tables_of
 from spm_models.models.forecast import Forecast
 
-__all__ = ["Forecaster", "agent_bookings_frame", "quarter_offset_weeks", "backtest_quota_probabilities"]
+__all__ = [
+    "Forecaster",
+    "agent_bookings_frame",
+    "quarter_offset_weeks",
+    "backtest_quota_probabilities",
+    "model_forecast_at",
+]
 
 Data = Dataset | Mapping[str, pd.DataFrame]
 #: ``(origin, n_weeks, n_draws, seed) -> Forecast``: weekly draws of every agent for the
@@ -151,7 +157,7 @@ def _origins(period_start: pd.Timestamp, period_end: pd.Timestamp, offsets: Sequ
         yield int(off), origin
 
 
-def _model_forecast(
+def model_forecast_at(
     model: ForecastModel,
     frame: pd.DataFrame,
     origin: pd.Timestamp,
@@ -162,7 +168,12 @@ def _model_forecast(
 ) -> Forecast | None:
     """Fit a clone of ``model`` on the agents active in the week before the origin (at least
     ``min_weeks`` weeks of history, and the tables it reads at fit) and forecast ``h`` weeks
-    from the Monday after it."""
+    from the Monday after it (``origin`` a Sunday; ``frame`` from :func:`agent_bookings_frame`).
+
+    Returns
+    -------
+    Forecast or None
+        ``n_draws`` weekly draws per agent; None when no agent has the history."""
     last_week = origin - pd.Timedelta(days=6)
     train = frame[frame["ds"] <= last_week]
     span = train.groupby("unique_id")["ds"].agg(["max", "size"])
@@ -282,7 +293,7 @@ def backtest_quota_probabilities(
             if model is None:
                 fc = forecaster(origin, n_weeks, n_draws, seed + 1000 * i + j)
             else:
-                fc = _model_forecast(model, frame, origin, n_weeks, n_draws, min_history_weeks, t)
+                fc = model_forecast_at(model, frame, origin, n_weeks, n_draws, min_history_weeks, t)
             if fc is None:
                 continue
             closed = in_q[in_q["close_date"] <= origin].groupby("agent_id")["amount"].sum()
