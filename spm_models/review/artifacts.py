@@ -41,6 +41,7 @@ from spm_models.kpi.grid import COMPANY
 from spm_models.kpi.leads import channel_summary, lead_kpis
 from spm_models.models.forecast import concat_forecasts
 from spm_models.models.pipeline.history import open_at
+from spm_models.review import headline as hl
 from spm_models.review import outlook as ol
 from spm_models.review.forecasting import review_forecast
 from spm_models.review.profile import DataProfile, data_profile
@@ -49,7 +50,7 @@ from spm_models.review.settings import ReviewConfig
 
 __all__ = ["ARTIFACTS_FORMAT", "TABLES", "artifacts_key", "build_artifacts", "read_run_info", "RUN_FILE"]
 
-ARTIFACTS_FORMAT = 3
+ARTIFACTS_FORMAT = 4
 RUN_FILE = "run.json"
 #: Parquet tables of a run and what each holds (one row per ...).
 TABLES: dict[str, str] = {
@@ -89,6 +90,10 @@ TABLES: dict[str, str] = {
     "coaching": "agent and point: coaching points in plain words",
     "channels": "lead channel (and all channels): leads of the last 12 months, their conversion and cost",
     "cohorts": "month of creation: opportunities (or leads) created, won by now, undecided, conversion",
+    "headline": "level and entity: the headline numbers and their change since last month (review.headline)",
+    "deals_open": "open deal: stage, age, amount, chance of winning (pipeline model), expected close, rank",
+    "deals_closed": "deal won or lost in the review month",
+    "deals_risk": "open deal at risk (stuck or unlikely to be won), per territory, with the reason",
 }
 
 
@@ -427,8 +432,17 @@ def _build(
     out_terr = outlook["territory"]
     risks = coaching.territory_risks(terr_table, out_terr, accounts, currency=label)
     weeks = cal.weeks_left
+    deals = hl.deal_tables(asof, cal, agents, settings=config.coaching, count_deals=profile.bookings_measure == "deals")
     points = coaching.coaching_points(
-        card, funnel if funnel_ok else None, indicators, outlook["agent"], currency=label, weeks_left=weeks
+        card,
+        funnel if funnel_ok else None,
+        indicators,
+        outlook["agent"],
+        currency=label,
+        weeks_left=weeks,
+        deals=deals["deals_open"],
+        settings=config.coaching,
+        quarter=cal.quarter_label,
     )
     plan = pd.concat(
         [
@@ -476,6 +490,20 @@ def _build(
         "plan": plan,
         "coaching": points,
         **_conversion_tables(asof, kpis_m, cal, profile, months=config.trend_months),
+        **deals,
+        "headline": hl.build_headline(
+            kpis_m,
+            metrics,
+            outlook,
+            comm,
+            cal=cal,
+            quota=quota,
+            closed=closed["agent"],
+            snapshot=prev,
+            runs_root=runs_root,
+            raw_agent_forecast=rf.raw["agent"],
+            plan=config.commission,
+        ),
     }
     for name, frame in tables.items():
         frame.to_parquet(work / f"{name}.parquet", index=False)
