@@ -245,7 +245,9 @@ def headline_table(
         else:
             f["expected_payout"] = f["expected_payout_prev"] = f["change_payout"] = np.nan
         if lv == "agent" and plan is not None:
-            nt = next_tier(booked, quota, plan)
+            # the next tier of the forecast quarter (at a quarter end: the new quarter, nothing booked yet)
+            booked_ahead = o["closed_to_date"].fillna(0.0).to_numpy(dtype=float)
+            nt = next_tier(booked_ahead, o["quota"].to_numpy(dtype=float), plan)
             f["next_attainment"], f["to_next_tier"] = nt["next_attainment"].to_numpy(), nt["to_next"].to_numpy()
             f["rate_now"], f["rate_next"] = nt["rate_now"].to_numpy(), nt["rate_next"].to_numpy()
         else:

@@ -27,6 +27,7 @@ from spm_models import __version__
 from spm_models.exceptions import ReportError
 from spm_models.insights.commission import CommissionPlan, payout_curve, plan_from_mapping
 from spm_models.review.artifacts import RUN_FILE, TABLES, read_run_info
+from spm_models.review.naming import report_file_name
 from spm_models.review.outlook import accuracy_summary
 from spm_models.review.profile import DataProfile, Sections, sections
 from spm_models.review.recalibration import quota_note
@@ -42,9 +43,12 @@ __all__ = [
     "agent_view",
     "territory_view",
     "monthly_view",
+    "movements",
 ]
 
 _CACHE: dict[str, RunData] = {}
+#: Tables added after format 3: a run without them shows no headline changes or deals.
+_ADDED = frozenset({"headline", "deals_open", "deals_closed", "deals_risk"})
 
 
 @dataclass(frozen=True)
@@ -100,10 +104,10 @@ def load_run(run_dir: str | Path) -> RunData:
     cached = _CACHE.get(str(path))
     if cached is not None and cached.info.get("key") == info.get("key"):
         return cached
-    missing = [t for t in TABLES if not (path / f"{t}.parquet").is_file()]
+    missing = [t for t in TABLES if t not in _ADDED and not (path / f"{t}.parquet").is_file()]
     if missing:
         raise ReportError(f"the review artifacts in {path} are incomplete: missing {', '.join(missing)}")
-    tables = {t: pd.read_parquet(path / f"{t}.parquet") for t in TABLES}
+    tables = {t: pd.read_parquet(path / f"{t}.parquet") for t in TABLES if (path / f"{t}.parquet").is_file()}
     run = RunData(path, info, tables)
     _CACHE[str(path)] = run
     return run
@@ -115,9 +119,11 @@ def preload(run_dir: str | Path) -> None:
 
 
 def _provenance(run: RunData, parameters: dict) -> dict:
+    """What the report ends with; ``run_dir`` is the run's own folder, so no absolute path is shown."""
+    shown = {k: ("artifacts/" if k == "run_dir" else v) for k, v in parameters.items()}
     return {
         "run_id": run.info["run_id"],
-        "parameters": parameters,
+        "parameters": shown,
         "package_version": __version__,
         "artifacts_version": run.info["package_version"],
         "data_fingerprint": run.info["data_fingerprint"],
@@ -189,6 +195,10 @@ class _Base:
     sections: Sections = field(default=None, repr=False)
     has_quota: bool = True
     rate_note: str = ""
+    links: tuple[tuple[str, str], ...] = ()
+    money: str = "USD"
+    previous_month: str = ""
+    plan_shown: bool = False
 
     def shows(self, name: str) -> bool:
         """Whether the optional section ``name`` is shown (see :func:`spm_models.review.profile.sections`)."""
@@ -220,6 +230,12 @@ class AgentView(_Base):
     fallback_reason: str = ""
     quota_note: str = ""
     closed_quarter: pd.DataFrame = field(default=None, repr=False)
+    headline: pd.DataFrame = field(default=None, repr=False)
+    deals_open: pd.DataFrame = field(default=None, repr=False)
+    deals_won: pd.DataFrame = field(default=None, repr=False)
+    deals_lost: pd.DataFrame = field(default=None, repr=False)
+    deals_stuck: pd.DataFrame = field(default=None, repr=False)
+    n_open_deals: int = 0
 
     @property
     def quota(self) -> float:
@@ -247,7 +263,54 @@ def _base(run: RunData, parameters: dict) -> dict:
         sections=sections(profile),
         has_quota=profile.has_quota,
         rate_note=profile.rate_note,
+        money=str(i["settings"]["currency"]),
+        previous_month=str(pd.Timestamp(i["calendar"]["previous_month"]).strftime("%Y-%m")),
+        plan_shown=bool(sections(profile).commission.shown and run.plan is not None),
     )
+
+
+def _table(run: RunData, name: str) -> pd.DataFrame:
+    """An artifact added after format 3, or an empty frame for older runs."""
+    return run.tables.get(name, pd.DataFrame())
+
+
+def _headline(run: RunData, level: str, entity: str) -> pd.DataFrame:
+    h = _table(run, "headline")
+    return _rows(h[h["level"] == level], "entity_id", entity) if len(h) else h
+
+
+def _deals(frame: pd.DataFrame, column: str, value: str, *, rank: str, n: int) -> pd.DataFrame:
+    """The first ``n`` rows of one agent's or territory's deals by ``rank``."""
+    if not len(frame):
+        return frame
+    f = _rows(frame, column, value)
+    return f.sort_values(rank, kind="stable").head(n).reset_index(drop=True)
+
+
+def _closed(frame: pd.DataFrame, column: str, value: str, outcome: str, n: int) -> pd.DataFrame:
+    """The ``n`` largest deals won (or lost) of one agent or territory in the month."""
+    if not len(frame):
+        return frame
+    f = _rows(frame, column, value)
+    f = f[f["outcome"] == outcome]
+    return f.sort_values(["amount", "opportunity_id"], ascending=[False, True]).head(n).reset_index(drop=True)
+
+
+def _listed(run: RunData) -> int:
+    return int((run.info["settings"].get("coaching") or {}).get("deals_listed", 5))
+
+
+def _page(kind: str, name: str, entity: str) -> str:
+    """A report's file relative to the run folder, as :func:`spm_models.review.pipeline.plan_reports` names it."""
+    folder = {"agent": "agents", "territory": "territories"}[kind]
+    return f"{folder}/{report_file_name(name, entity, suffix='', fallback=kind)}.html"
+
+
+def _with_names(deals: pd.DataFrame, agents: pd.DataFrame) -> pd.DataFrame:
+    if not len(deals):
+        return deals.assign(agent_name=pd.Series(dtype="str"))
+    names = agents.set_index(agents["agent_id"].astype("str"))["agent_name"].astype("str")
+    return deals.assign(agent_name=deals["agent_id"].astype("str").map(names).fillna(deals["agent_id"]).to_numpy())
 
 
 def _when(shown: bool, value):
@@ -307,6 +370,38 @@ def agent_view(run_dir: str | Path, agent_id: str) -> AgentView:
         fallback_reason=str(fb["reason"].iloc[0]) if len(fb) else "",
         quota_note=_quota_note(run, "agent") if np.isfinite(quota) and quota > 0 else "",
         closed_quarter=_closed_quarter(run, "agent", aid, comm),
+        headline=_headline(run, "agent", aid),
+        deals_open=_deals(_table(run, "deals_open"), "agent_id", aid, rank="rank_agent", n=_listed(run)),
+        deals_won=_closed(_table(run, "deals_closed"), "agent_id", aid, "won", _listed(run)),
+        deals_lost=_closed(_table(run, "deals_closed"), "agent_id", aid, "lost", _listed(run)),
+        deals_stuck=_stuck(_table(run, "deals_open"), "agent_id", aid, _listed(run)),
+        n_open_deals=int(
+            (_table(run, "deals_open").get("agent_id", pd.Series(dtype="str")).astype("str") == aid).sum()
+        ),
+        links=(
+            (
+                "Territory: " + str(who["territory_name"].iloc[0]),
+                "../" + _page("territory", str(who["territory_name"].iloc[0]), str(who["territory_id"].iloc[0])),
+            ),
+            ("Monthly review", "../monthly_review.html"),
+            ("All reports", "../index.html"),
+        ),
+    )
+
+
+def _stuck(frame: pd.DataFrame, column: str, value: str, n: int) -> pd.DataFrame:
+    """Stuck open deals of one agent or territory, the longest over their usual time first."""
+    if not len(frame):
+        return frame
+    f = _rows(frame, column, value)
+    f = f[f["stuck"].astype(bool)]
+    over = f["days_in_stage"] / f["usual_days_in_stage"]
+    return (
+        f.assign(_over=over)
+        .sort_values(["_over", "amount"], ascending=False)
+        .head(n)
+        .drop(columns="_over")
+        .reset_index(drop=True)
     )
 
 
@@ -353,6 +448,13 @@ class TerritoryView(_Base):
     accuracy: pd.DataFrame = field(default=None, repr=False)
     quota_note: str = ""
     closed_quarter: pd.DataFrame = field(default=None, repr=False)
+    headline: pd.DataFrame = field(default=None, repr=False)
+    deals_open: pd.DataFrame = field(default=None, repr=False)
+    deals_won: pd.DataFrame = field(default=None, repr=False)
+    deals_lost: pd.DataFrame = field(default=None, repr=False)
+    deals_stuck: pd.DataFrame = field(default=None, repr=False)
+    deals_risk: pd.DataFrame = field(default=None, repr=False)
+    agent_links: pd.DataFrame = field(default=None, repr=False)
 
     @property
     def quota(self) -> float:
@@ -409,6 +511,42 @@ def territory_view(run_dir: str | Path, territory_id: str) -> TerritoryView:
         accuracy=_rows(_level(run["accuracy"], "territory"), "entity_id", tid),
         quota_note=_quota_note(run, "territory"),
         closed_quarter=_closed_quarter(run, "territory", tid),
+        headline=_headline(run, "territory", tid),
+        deals_open=_with_names(
+            _deals(_table(run, "deals_open"), "territory_id", tid, rank="rank_territory", n=2 * _listed(run)),
+            run["agents"],
+        ),
+        deals_won=_with_names(
+            _closed(_table(run, "deals_closed"), "territory_id", tid, "won", _listed(run)), run["agents"]
+        ),
+        deals_lost=_with_names(
+            _closed(_table(run, "deals_closed"), "territory_id", tid, "lost", _listed(run)), run["agents"]
+        ),
+        deals_stuck=_with_names(
+            _stuck(_table(run, "deals_open"), "territory_id", tid, 2 * _listed(run)), run["agents"]
+        ),
+        deals_risk=_with_names(
+            _rows(_table(run, "deals_risk"), "territory_id", tid).head(_listed(run))
+            if len(_table(run, "deals_risk"))
+            else _table(run, "deals_risk"),
+            run["agents"],
+        ),
+        agent_links=_agent_links(members),
+        links=(("Monthly review", "../monthly_review.html"), ("All reports", "../index.html")),
+    )
+
+
+def _agent_links(members: pd.DataFrame) -> pd.DataFrame:
+    """Each person of the territory with their page (relative to the territory page)."""
+    people = members[members["is_person"].astype(bool)] if "is_person" in members else members
+    return pd.DataFrame(
+        {
+            "agent_name": people["agent_name"].astype("str").to_numpy(),
+            "href": [
+                "../" + _page("agent", n, a)
+                for n, a in zip(people["agent_name"].astype("str"), people["agent_id"].astype("str"))
+            ],
+        }
     )
 
 
@@ -439,10 +577,34 @@ class MonthlyView(_Base):
     cohorts: pd.DataFrame = field(default=None, repr=False)
     conversion: tuple[str, float] | None = None
     spend_currency: str = "USD"
+    headline: pd.DataFrame = field(default=None, repr=False)
+    movements: pd.DataFrame = field(default=None, repr=False)
+    territory_movements: pd.DataFrame = field(default=None, repr=False)
+    deals_won: pd.DataFrame = field(default=None, repr=False)
+    deals_lost: pd.DataFrame = field(default=None, repr=False)
 
     @property
     def quota(self) -> float:
         return float(self.outlook["quota"].iloc[0]) if len(self.outlook) else float("nan")
+
+
+def movements(headline: pd.DataFrame, names: pd.Series, *, n: int = 5) -> pd.DataFrame:
+    """The largest moves since last month: the ``n`` largest rises and ``n`` largest falls.
+
+    The move is the change of the chance of reaching quota where last month's chance is known
+    (``change_p_quota``), else the change of attainment (``attainment_qtd - attainment_qtd_prev``);
+    ``name`` from ``names`` (entity id -> name). Rows without a change are left out.
+    """
+    if headline is None or not len(headline):
+        return pd.DataFrame(columns=["entity_id", "name", "move", "change_attainment", "change_p_quota"])
+    f = headline.copy()
+    f["change_attainment"] = f["attainment_qtd"] - f["attainment_qtd_prev"]
+    f["move"] = f["change_p_quota"].where(f["change_p_quota"].notna(), f["change_attainment"])
+    f = f[f["move"].notna() & (f["move"] != 0)]
+    f["name"] = f["entity_id"].astype("str").map(names).fillna(f["entity_id"]).astype("str")
+    up = f[f["move"] > 0].sort_values(["move", "entity_id"], ascending=[False, True]).head(n)
+    down = f[f["move"] < 0].sort_values(["move", "entity_id"], ascending=[True, True]).head(n)
+    return pd.concat([up, down], ignore_index=True)
 
 
 def monthly_view(run_dir: str | Path) -> MonthlyView:
@@ -481,7 +643,38 @@ def monthly_view(run_dir: str | Path) -> MonthlyView:
         cohorts=_when(profile.win_rate_basis in ("cohort", "leads"), run.tables.get("cohorts")),
         conversion=_conversion_card(run, profile),
         spend_currency=str(run.info["settings"]["currency"]),
+        headline=_headline(run, "company", "company"),
+        movements=_movers(run, "agent"),
+        territory_movements=_movers(run, "territory"),
+        deals_won=_company_closed(run, "won"),
+        deals_lost=_company_closed(run, "lost"),
+        links=(("All reports", "index.html"),),
     )
+
+
+def _movers(run: RunData, level: str) -> pd.DataFrame:
+    h = _table(run, "headline")
+    if not len(h):
+        return movements(h, pd.Series(dtype="str"))
+    if level == "agent":
+        a = run["agents"]
+        people = a[a["is_person"].astype(bool)] if "is_person" in a else a
+        names = people.set_index(people["agent_id"].astype("str"))["agent_name"].astype("str")
+        h = h[(h["level"] == "agent") & h["entity_id"].astype("str").isin(names.index)]
+    else:
+        t = run["territories"]
+        names = t.set_index(t["territory_id"].astype("str"))["territory_name"].astype("str")
+        h = h[h["level"] == "territory"]
+        return movements(h, names, n=len(h))
+    return movements(h, names, n=_listed(run))
+
+
+def _company_closed(run: RunData, outcome: str) -> pd.DataFrame:
+    f = _table(run, "deals_closed")
+    if not len(f):
+        return f
+    f = f[f["outcome"] == outcome].sort_values(["amount", "opportunity_id"], ascending=[False, True]).head(_listed(run))
+    return _with_names(f.reset_index(drop=True), run["agents"])
 
 
 def _conversion_card(run: RunData, profile: DataProfile) -> tuple[str, float] | None:
