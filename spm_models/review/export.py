@@ -55,7 +55,8 @@ table.spm-table, table.spm-provenance { border-collapse: collapse; width: 100%; 
 .spm-provenance code { word-break: break-all; font-size: 13px; }
 .spm-note { color: #33414f; } .spm-list li { margin: 4px 0; }
 img { max-width: 100%; height: auto; display: block; margin: 8px 0; }
-.spm-nav ul { list-style: none; display: flex; flex-wrap: wrap; gap: 6px 16px; margin: 0 0 8px; padding: 0; font-size: 14px; }
+.spm-nav ul { list-style: none; display: flex; flex-wrap: wrap; gap: 6px 16px; margin: 0 0 8px; padding: 0; }
+.spm-nav { font-size: 14px; }
 .spm-nav a, .spm-agent-links a { color: #2f6db3; }
 .spm-card-value { white-space: nowrap; }
 .spm-card-change { font-size: 13px; color: #5b6b7c; margin-top: 2px; }
