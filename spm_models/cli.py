@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -32,7 +32,7 @@ DbOption = Annotated[
 ]
 
 
-class Grain(str, Enum):
+class Grain(StrEnum):
     """``--grain`` choices (listed by ``--help``)."""
 
     week = "week"
@@ -41,7 +41,7 @@ class Grain(str, Enum):
     year = "year"
 
 
-class Level(str, Enum):
+class Level(StrEnum):
     """``--level`` choices (listed by ``--help``)."""
 
     agent = "agent"

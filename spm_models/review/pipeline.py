@@ -154,6 +154,17 @@ def plan_reports(
     return tasks
 
 
+def _now() -> str:
+    """The time a log line is written, in UTC (``2025-01-02T06:15:02Z``)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _stage(log: TextIO, text: str) -> None:
+    """One line per stage before the reports start, so a long fit never looks like a hang."""
+    log.write(f"{_now()} stage={text!r}\n")
+    log.flush()
+
+
 class _Progress:
     """A progress bar on a terminal; one parseable ``key=value`` line per report otherwise."""
 
@@ -174,7 +185,7 @@ class _Progress:
             return
         err = "" if r.error is None else " error=" + repr(r.error.splitlines()[0] if r.error else "")
         self.stream.write(
-            f"report={r.report_id!r} status={r.status} seconds={r.duration_s:.2f} "
+            f"{_now()} report={r.report_id!r} status={r.status} seconds={r.duration_s:.2f} "
             f"output={r.output or r.notebook}{err}\n"
         )
         self.stream.flush()
@@ -247,6 +258,7 @@ def run_review(
     if dataset is None:
         from spm_models.data.warehouse import Warehouse
 
+        _stage(log, f"loading the warehouse {Path(db or paths.warehouse).name}")
         dataset = Warehouse(db or paths.warehouse).load()
     timings["load"] = time.perf_counter() - t_start
     month = month or default_month(dataset)
@@ -255,6 +267,7 @@ def run_review(
     run_folder = root / month
     artifacts_dir = run_folder / "artifacts"
     t = time.perf_counter()
+    _stage(log, f"{month}: choosing and fitting the forecast, writing the artifacts (reused when current)")
     info = build_artifacts(dataset, month=month, out_dir=artifacts_dir, config=config, runs_root=root, force=force)
     timings["artifacts"] = time.perf_counter() - t
 
@@ -288,6 +301,7 @@ def run_review(
         to_run = [t for t in tasks if t.report_id in old and old[t.report_id]["status"] != "ok"]
     else:
         to_run = [t for t in tasks if not current(t)]
+    _stage(log, f"{month}: running {len(to_run)} of {len(tasks)} reports")
     bar = _Progress(len(to_run), stream=log, bar=progress)
     t = time.perf_counter()
     try:

@@ -101,8 +101,12 @@ def test_every_report_is_ok(review):
     n_agents = len(pd.read_parquet(result.run_folder / "artifacts" / "agents.parquet"))
     assert s["total"] == n_agents + 2 + 1 and s["ok"] == s["total"] and s["failed"] == 0
     lines = (root / "progress.log").read_text().splitlines()
-    assert len(lines) == s["total"] and all(
-        re.match(r"report='[^']*' status=ok seconds=\d+\.\d\d output=\S+", ln) for ln in lines
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ "
+    stages = [ln for ln in lines if re.match(stamp + "stage=", ln)]
+    reports = [ln for ln in lines if ln not in stages]
+    assert len(stages) == 2 and "fitting" in stages[0] and f"running {s['total']} of" in stages[1], stages
+    assert len(reports) == s["total"] and all(
+        re.match(stamp + r"report='[^']*' status=ok seconds=\d+\.\d\d output=\S+", ln) for ln in reports
     )
 
 
