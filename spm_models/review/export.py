@@ -59,6 +59,8 @@ img { max-width: 100%; height: auto; display: block; margin: 8px 0; }
 .spm-nav { font-size: 14px; }
 .spm-nav a, .spm-agent-links a { color: #2f6db3; }
 .spm-card-value { white-space: nowrap; }
+code, .spm-subtitle { overflow-wrap: anywhere; word-break: break-word; }
+.spm-note code { word-break: break-all; }
 .spm-card-change { font-size: 13px; color: #5b6b7c; margin-top: 2px; }
 .spm-card-change.spm-good { color: #2e7d44; } .spm-card-change.spm-bad { color: #b03a2e; }
 .spm-table td.n { white-space: nowrap; }

@@ -160,7 +160,8 @@ def test_agent_reports_have_every_section(review):
 
 
 def _h2(html: str) -> list[str]:
-    return [re.sub(r"<[^>]+>", "", h).strip() for h in re.findall(r"<h2[^>]*>(.*?)</h2>", html, re.S)]
+    heads = re.findall(r"<h2[^>]*>(.*?)</h2>", html, re.S)
+    return [re.sub(r"<[^>]+>", "", h).replace("¶", "").strip() for h in heads]
 
 
 def test_agent_pages_lead_with_the_headline_cards_then_coaching_and_deals(review):
