@@ -11,7 +11,7 @@ EDITABLE_NOTE := PYTHONWARNINGS="ignore:Editable installation"
 AGENTS ?= 50
 SEED ?= 7
 
-.PHONY: install demo test test-slow bench bench-accuracy review bench-review clean
+.PHONY: install demo test test-slow test-faults bench bench-accuracy review bench-review clean
 
 install: $(STAMP)
 
@@ -35,6 +35,12 @@ lint: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -n 2
+
+# The fault suite (tests/faults): reviews killed, interrupted, run twice at once, out of disk
+# (a small tmpfs, so it needs the right to mount; skipped with a message otherwise), read-only
+# folders. The default `make test` leaves it out (tests/conftest.py); CI runs both.
+test-faults: $(STAMP)
+	$(BIN)/python -m pytest tests/faults -n 2
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py

@@ -333,7 +333,7 @@ def auto_at(data: BenchData, train: pd.DataFrame, h: int, cfg: BenchConfig):
     from spm_models.review.forecasting import build_model
     from spm_models.review.settings import ReviewConfig
 
-    config = ReviewConfig(seed=cfg.seed)
+    config = ReviewConfig()  # the review's defaults: what `spm review` ships
     agents = pd.DataFrame(
         {"agent_id": list(data.parents["territory"]), "territory_id": list(data.parents["territory"].values())}
     )

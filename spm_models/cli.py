@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import sys
+import threading
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +14,7 @@ from typing import Annotated
 import typer
 
 from spm_models import __version__
-from spm_models.exceptions import SpmError
+from spm_models.exceptions import ConfigError, Interrupted, SpmError, is_disk_full
 
 __all__ = ["app", "main"]
 
@@ -90,7 +94,6 @@ def demo_data(
     project_dir: ProjectDir = None,
 ) -> None:
     """Generate the synthetic example organisation as canonical CSVs plus its ground truth, or as a raw export."""
-    from spm_models.exceptions import ConfigError
     from spm_models.synthetic.generator import generate_organisation
 
     if kind not in ("canonical", "funnel"):
@@ -142,6 +145,7 @@ def ingest(
         allow_formula_text=allow_formula_text,
         calendar=settings.calendar,
         measure=settings.bookings_measure,
+        date_window=settings.date_window,
     )
     for w in result.warnings:
         _err(f"warning: {w}")
@@ -217,8 +221,13 @@ def models() -> None:
     typer.echo(describe_models())
 
 
-def _ids(text: str | None) -> list[str] | None:
-    return None if text is None else [s.strip() for s in text.split(",") if s.strip()]
+def _ids(text: str | None, option: str) -> list[str] | None:
+    if text is None:
+        return None
+    ids = [s.strip() for s in text.split(",") if s.strip()]
+    if not ids:  # an empty subset would publish a month with no reports
+        raise ConfigError(f"{option} needs at least one id, e.g. {option} A0001,A0002")
+    return ids
 
 
 @app.command("review")
@@ -251,11 +260,22 @@ def review(
             "Default: the settings' kernels, auto."
         ),
     ] = None,
+    require_fresh: Annotated[
+        bool,
+        typer.Option(
+            "--require-fresh",
+            help="Without --month: fail (exit 2) instead of warning when the data end before the last month "
+            "that has ended (an export that stopped arriving).",
+        ),
+    ] = False,
     project_dir: ProjectDir = None,
 ) -> None:
     """Fit once, write every agent, territory and company report as HTML, plus index.html.
 
-    Exit code 1 when any report failed (the others are still written); see manifest.json.
+    The month is built aside and published whole; a second run of the same month is refused
+    while one works; an interrupted run is resumed by the next. Exit code 1 when any report
+    failed (the others are still written; see manifest.json), when another run of the month is
+    working, or when the disk filled up (the published month is then unchanged).
     """
     from spm_models.review.pipeline import run_review
     from spm_models.review.settings import load_config
@@ -270,16 +290,70 @@ def review(
         timeout=timeout,
         only_failed=only_failed,
         force=force,
-        agents=_ids(agents),
-        territories=_ids(territories),
+        agents=_ids(agents, "--agents"),
+        territories=_ids(territories, "--territories"),
+        require_fresh=require_fresh,
     )
     typer.echo(result.summary())
     if result.exit_code:
         raise typer.Exit(code=result.exit_code)
 
 
+def _signal_exit(exc: BaseException | None) -> int | None:
+    """``128 + signal`` when ``exc`` (or what it was raised from) is an interruption, else None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, KeyboardInterrupt):
+            return 128 + getattr(exc, "signum", signal.SIGINT)
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _os_error(exc: OSError) -> str:
+    """An operating-system error as one line naming the file and what went wrong."""
+    where = f"{exc.filename}" + (f" -> {exc.filename2}" if getattr(exc, "filename2", None) else "")
+    what = exc.strerror or str(exc) or type(exc).__name__
+    return f"cannot use {where}: {what}" if exc.filename else what
+
+
+def _crash_report(exc: BaseException) -> str:
+    """Write the traceback of an unexpected error to a file; its path (or why not)."""
+    import tempfile
+    import traceback
+
+    try:
+        fd, path = tempfile.mkstemp(prefix="spm-error-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write("".join(traceback.format_exception(exc)))
+        return f"details in {path}"
+    except OSError as err:
+        return f"no details written ({err.strerror or err})"
+
+
+def _stop_on_signal(signum, frame) -> None:
+    raise Interrupted(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code (0 success, 2 bad input or options, 1 other errors)."""
+    """Run the CLI and return its exit code.
+
+    0 success; 1 a run that failed (a report, disk full, a review already running) or an
+    internal error; 2 bad input, options or paths; ``128 + N`` stopped by signal N (130 for
+    Ctrl-C, 143 for SIGTERM). Every error is one message on stderr, never a traceback: an
+    unexpected one writes its traceback to a file and says where.
+    """
+    # papermill logs a report's kernel trouble ("Kernel died while waiting for execute reply") to
+    # stderr through Python's last-resort handler; the review records it per report (manifest,
+    # progress line), so on the terminal it would only repeat it, or, after a full disk, bury
+    # the one message that matters.
+    logging.getLogger("papermill").addHandler(logging.NullHandler())
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (a scheduler's stop) and SIGHUP unwind like Ctrl-C, so runs clean up after themselves.
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None:
+                handlers[sig] = signal.signal(sig, _stop_on_signal)
     try:
         # Standalone mode turns usage errors into exit code 2 with a message; our own
         # errors propagate here and become a message plus their exit code.
@@ -288,7 +362,30 @@ def main(argv: list[str] | None = None) -> int:
         _err(f"error: {exc}")
         return exc.exit_code
     except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        interrupted = _signal_exit(exc)
+        if interrupted is not None:
+            _err(f"interrupted (signal {interrupted - 128})")
+            return interrupted
+        return code
+    except KeyboardInterrupt as exc:
+        _err("interrupted")
+        return _signal_exit(exc) or 130
+    except OSError as exc:
+        if is_disk_full(exc):
+            _err(f"error: the disk is full: {_os_error(exc)}; free some space and run again")
+            return 1
+        _err(f"error: {_os_error(exc)}")
+        return 2
+    except MemoryError:
+        _err("error: out of memory; close other programs or use a machine with more memory")
+        return 1
+    except Exception as exc:  # a bug: one line and a file, never a traceback on the terminal
+        _err(f"error: internal error ({type(exc).__name__}: {exc}); {_crash_report(exc)}; please report it")
+        return 1
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     return 0
 
 

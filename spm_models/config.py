@@ -6,6 +6,8 @@ optional ``spm.toml`` at the project root::
     fiscal_year_start = "February"   # or 2; January (the calendar year) by default
     fiscal_year_label = "end"        # FY2026 runs Feb 2025 - Jan 2026 ("start": FY2025)
     bookings_measure = "money"       # or "deals": bookings are counted in won deals
+    earliest_date = "1980-01-01"     # dates in the data outside this window are refused
+    latest_date = "2100-12-31"
 
 A mapping file may declare the export's own fiscal year and bookings measure, which then win
 for that ingest, and a review settings file may override the fiscal year for one review. Both
@@ -14,12 +16,15 @@ are stored with the warehouse snapshot and are part of its fingerprint.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tomllib
 from dataclasses import dataclass, fields
+from datetime import date
 from pathlib import Path
 
-from spm_models.calendar import Calendar
+from spm_models.calendar import Calendar, to_day
 from spm_models.exceptions import ConfigError
 
 __all__ = [
@@ -27,6 +32,11 @@ __all__ = [
     "ProjectSettings",
     "default_root",
     "SETTINGS_FILE",
+    "read_regular_file",
+    "file_kind",
+    "read_toml",
+    "DEFAULT_EARLIEST_DATE",
+    "DEFAULT_LATEST_DATE",
     "BOOKINGS_MEASURES",
     "DEFAULT_MEASURE",
     "check_bookings_measure",
@@ -36,6 +46,106 @@ __all__ = [
 SETTINGS_FILE = "spm.toml"
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+#: The default window of plausible dates in the data (``earliest_date``, ``latest_date``).
+DEFAULT_EARLIEST_DATE = "1980-01-01"
+DEFAULT_LATEST_DATE = "2100-12-31"
+#: Nesting a settings file may have; deeper is refused before the parser recurses that far.
+_MAX_TOML_DEPTH = 100
+
+
+def file_kind(mode: int) -> str | None:
+    """What a file that is not a regular file is, in words (``None`` for a regular file)."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def read_regular_file(path: str | os.PathLike) -> bytes:
+    """The bytes of a regular file, opened without blocking and checked on the open descriptor.
+
+    A named pipe never hangs the reader, and a file swapped for something else between a
+    check and the read is still refused.
+
+    Raises
+    ------
+    OSError
+        The file cannot be opened or read, or it is not a regular file (then with
+        ``errno.EINVAL`` and a ``strerror`` saying what it is: "a folder", "a named pipe (FIFO)").
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    try:
+        kind = file_kind(os.fstat(fd).st_mode)
+        if kind is not None:
+            raise OSError(errno.EINVAL, f"it is {kind}, not a file", str(path))
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _toml_depth(text: str) -> int:
+    """Deepest nesting of brackets and braces outside strings and comments (an upper bound)."""
+    depth = deepest = 0
+    quote = None
+    comment = False
+    for ch in text:
+        if comment:
+            comment = ch != "\n"
+        elif quote:
+            quote = None if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#":
+            comment = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def read_toml(path: str | os.PathLike, *, what: str) -> dict:
+    """A TOML settings file as a dict; ConfigError naming ``what`` and the file otherwise.
+
+    Refuses a file that is missing, not a regular file, not UTF-8, not TOML, or nested more
+    than 100 levels deep (Python's TOML parser would recurse until it crashed).
+
+    Raises
+    ------
+    ConfigError
+    """
+    p = Path(path)
+    try:
+        raw = read_regular_file(p)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {p} not found") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the {what} {p}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"the {what} {p} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    if _toml_depth(text) > _MAX_TOML_DEPTH:
+        raise ConfigError(f"the {what} {p} nests tables or lists more than {_MAX_TOML_DEPTH} levels deep")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"the {what} {p} is not valid TOML: {exc}") from None
+    except RecursionError:  # deep nesting the count above did not see
+        raise ConfigError(f"the {what} {p} nests tables or lists too deeply") from None
+
 
 #: How bookings are measured: ``"money"`` (the amounts of won deals, in the currency) or
 #: ``"deals"`` (each won deal counts one; for exports without usable amounts).
@@ -137,15 +247,33 @@ class ProjectSettings:
     bookings_measure : {"money", "deals"}
         How bookings are measured (:data:`BOOKINGS_MEASURES`), unless the export's mapping
         file says.
+    earliest_date, latest_date : str
+        The window of plausible dates in the data (``YYYY-MM-DD``, inclusive): a deal,
+        activity, target or indicator date outside it is refused at ingest
+        (:mod:`spm_models.data.plausibility`). Defaults 1980-01-01 and 2100-12-31.
     """
 
     fiscal_year_start: int | str = 1
     fiscal_year_label: str = "end"
     bookings_measure: str = DEFAULT_MEASURE
+    earliest_date: str = DEFAULT_EARLIEST_DATE
+    latest_date: str = DEFAULT_LATEST_DATE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fiscal_year_start", self.calendar.fiscal_year_start)
         object.__setattr__(self, "bookings_measure", check_bookings_measure(self.bookings_measure))
+        for name in ("earliest_date", "latest_date"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (str, date)):
+                raise ConfigError(f'{name} must be a date like "1980-01-01", got {value!r}')
+        earliest, latest = self.date_window
+        if earliest > latest:
+            raise ConfigError(f"earliest_date {self.earliest_date} is after latest_date {self.latest_date}")
+
+    @property
+    def date_window(self) -> tuple:
+        """``(earliest, latest)`` plausible dates as midnight timestamps."""
+        return (to_day(self.earliest_date, "earliest_date"), to_day(self.latest_date, "latest_date"))
 
     @property
     def calendar(self) -> Calendar:
@@ -162,12 +290,12 @@ class ProjectSettings:
             The file is not readable TOML, or has an unknown or invalid setting.
         """
         p = Path(path)
-        if not p.exists():
+        if not os.path.lexists(p):
             return cls()
         try:
-            values = tomllib.loads(p.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read the project settings {p}: {exc}") from None
+            values = read_toml(p, what="project settings")
+        except ConfigError as exc:
+            raise ConfigError(f"cannot read the project settings: {exc}") from None
         known = [f.name for f in fields(cls)]
         unknown = sorted(set(values) - set(known))
         if unknown:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from spm_models.calendar import GRAINS
 from spm_models.config import ProjectPaths
 from spm_models.data.exports import write_table
@@ -63,15 +65,26 @@ def run_demo(
     org.write(folder)
     settings = paths.settings()
     result = ingest_paths(
-        [folder], db=paths.warehouse, source="canonical", calendar=settings.calendar, measure=settings.bookings_measure
+        [folder],
+        db=paths.warehouse,
+        source="canonical",
+        calendar=settings.calendar,
+        measure=settings.bookings_measure,
+        date_window=settings.date_window,
     )
     files = write_kpis(paths.warehouse, paths.kpis)
     outcome = DemoResult(data_folder=folder, warehouse=paths.warehouse, ingest=result, kpi_files=files)
     if review:
         from spm_models.insights.commission import DEFAULT_PLAN
+        from spm_models.review.outlook import data_last_day
         from spm_models.review.pipeline import run_review
         from spm_models.review.settings import ReviewConfig
 
+        # Synthetic data end where the generator stops, not today: judge their freshness on the
+        # day after they end, so the demo reviews its last month without a stale-data warning.
+        day_after = data_last_day(org.dataset) + pd.Timedelta(days=1)
         # the built-in example shows how a commission plan reads; with your data, configure yours
-        outcome.review = run_review(paths=paths, workers=workers, config=ReviewConfig(commission=DEFAULT_PLAN))
+        outcome.review = run_review(
+            paths=paths, workers=workers, config=ReviewConfig(commission=DEFAULT_PLAN), today=day_after
+        )
     return outcome

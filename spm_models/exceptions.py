@@ -8,6 +8,7 @@ one pass instead of one error per run.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -20,6 +21,10 @@ __all__ = [
     "ModelError",
     "NotFittedError",
     "ReportError",
+    "ReviewBusyError",
+    "DiskFullError",
+    "Interrupted",
+    "is_disk_full",
 ]
 
 
@@ -124,3 +129,45 @@ class NotFittedError(ModelError):
 
 class ReportError(SpmError):
     """A report could not be rendered."""
+
+
+class ReviewBusyError(ReportError):
+    """Another review of the same month holds its lock; this run changed nothing."""
+
+
+class DiskFullError(SpmError):
+    """The disk (or quota) ran out while writing; what was published before is intact."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal (Ctrl-C is SIGINT, a scheduler's stop is SIGTERM).
+
+    A :class:`KeyboardInterrupt`, so it unwinds like Ctrl-C; ``signum`` gives the exit code
+    ``128 + signum`` that shells expect.
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+#: Errors that mean "no space left": the device is full, or the user's quota is.
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_DISK_FULL_TEXT = ("no space left on device", "disk quota exceeded")
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc``, or an exception it was raised from, means the disk is full.
+
+    Looks at ``errno`` (``ENOSPC``, ``EDQUOT``) and, for libraries that re-raise without it
+    (pyarrow, nbformat, zmq), at the message.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if getattr(exc, "errno", None) in _DISK_FULL_ERRNOS:
+            return True
+        if any(t in str(exc).lower() for t in _DISK_FULL_TEXT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spm_models.data.files import check_encoding, read_input
 from spm_models.exceptions import DataValidationError, Problem
 
 __all__ = ["read_text_table"]
@@ -49,14 +50,16 @@ def read_text_table(
     Raises
     ------
     DataValidationError
-        The file is missing, empty, not in ``encoding``, has no header, repeats a header
-        name, or a record has more or fewer fields than the header.
+        The file is missing or not a regular readable file (a folder, a broken link, a named
+        pipe: :func:`spm_models.data.files.read_input`), empty, not in ``encoding``, has no
+        header, repeats a header name, or a record has more or fewer fields than the header.
+    ConfigError
+        ``encoding`` is not a text encoding.
     """
     path = Path(path)
     name = display_name or path.name
-    if not path.is_file():
-        raise DataValidationError([Problem(name, None, None, None, f"file not found at {path}")])
-    raw = path.read_bytes()
+    check_encoding(encoding)
+    raw = read_input(path, display_name=name)
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]  # Excel's UTF-8 byte-order mark
     try:
@@ -119,11 +122,15 @@ def read_text_table(
 def _parse_quoted(text: str, name: str, delimiter: str):
     """Any CSV, with the standard library's reader (records may span lines inside quotes)."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    records: list[list[str]] = []
     try:
-        records = list(reader)
+        for record in reader:
+            records.append(record)
     except csv.Error as exc:
+        # rows count records: the one that failed is the next one
+        hint = '; a quote (") opened in this row is never closed' if "end of data" in str(exc) else ""
         raise DataValidationError(
-            [Problem(name, reader.line_num, None, None, f"file is not valid CSV: {exc}")]
+            [Problem(name, len(records) + 1, None, None, f"file is not valid CSV: {exc}{hint}")]
         ) from None
     # Drop wholly empty records (a trailing newline, blank lines between records); row numbers
     # count records, so they still match the spreadsheet's.

@@ -7,12 +7,14 @@ formula in whoever opens the export.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 import pandas as pd
 
 from spm_models.data.formulas import is_formula
-from spm_models.exceptions import ConfigError
+from spm_models.exceptions import ConfigError, DiskFullError, is_disk_full
 
 __all__ = ["write_table", "neutralise_formulas"]
 
@@ -45,17 +47,28 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     Raises
     ------
     ConfigError
-        For any other extension.
+        For any other extension, a folder, or a place that cannot be written.
+    DiskFullError
+        The disk is full (no partial file is left).
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in {".csv", ".parquet"}:
         raise ConfigError(f"cannot write {path}: use a file name ending in .csv or .parquet")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    if suffix == ".csv":
-        neutralise_formulas(frame).to_csv(tmp, index=False, lineterminator="\n")
-    else:
-        frame.to_parquet(tmp, index=False)
-    tmp.replace(path)
+    if path.is_dir():
+        raise ConfigError(f"cannot write {path}: it is a folder; give a file name ending in {suffix}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".csv":
+            neutralise_formulas(frame).to_csv(tmp, index=False, lineterminator="\n")
+        else:
+            frame.to_parquet(tmp, index=False)
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if is_disk_full(exc):
+            raise DiskFullError(f"the disk is full: {path} was not written (nothing was changed)") from exc
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return path

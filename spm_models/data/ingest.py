@@ -7,6 +7,7 @@ from pathlib import Path
 
 from spm_models.calendar import Calendar
 from spm_models.data.dataset import Dataset
+from spm_models.data.files import check_encoding
 from spm_models.data.warehouse import IngestResult, Warehouse
 from spm_models.exceptions import ConfigError
 
@@ -47,6 +48,7 @@ def read_source(paths: Sequence[str | Path], *, source: str = "auto", encoding: 
     """
     if source not in SOURCES:
         raise ConfigError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
+    check_encoding(encoding, where="--encoding")
     ps = [Path(p) for p in paths]
     if not ps:
         raise ConfigError("give at least one file or folder to ingest")
@@ -80,12 +82,16 @@ def ingest_paths(
     allow_formula_text: bool = False,
     calendar: Calendar | None = None,
     measure: str | None = None,
+    date_window: tuple | None = None,
 ) -> IngestResult:
     """Read, validate and store ``paths`` in the warehouse at ``db`` in one transaction.
 
     Nothing is written when any input has a problem; the error lists every problem found.
     ``calendar`` and ``measure`` are the project's fiscal calendar and bookings measure,
-    stored with the data unless a mapping file declares its own.
+    stored with the data unless a mapping file declares its own; ``date_window`` the
+    project's plausible dates (:mod:`spm_models.data.plausibility`).
     """
     dataset = read_source(paths, source=source, encoding=encoding)
-    return Warehouse(db).ingest(dataset, allow_formula_text=allow_formula_text, calendar=calendar, measure=measure)
+    return Warehouse(db).ingest(
+        dataset, allow_formula_text=allow_formula_text, calendar=calendar, measure=measure, date_window=date_window
+    )

@@ -47,9 +47,10 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from spm_models.calendar import date_rule, parse_dates
-from spm_models.config import check_bookings_measure
+from spm_models.config import ProjectSettings, check_bookings_measure
 from spm_models.data.dataset import Dataset, SourceRef
 from spm_models.data.formulas import is_formula
+from spm_models.data.plausibility import cross_table_rules, table_rules
 from spm_models.data.problems import MAX_PER_RULE, ProblemCollector, sheet_rows, show_value
 from spm_models.data.rules import business_rules
 from spm_models.data.schemas import CHOICES, OUTCOMES, PIPELINE_STAGES, TABLE_ORDER, TABLES, Table
@@ -398,18 +399,50 @@ def _references(name, spec, typed_tables, bad_tables, dataset, order, out: Probl
 # --------------------------------------------------------------------------- entry point
 
 
-def validate(dataset: Dataset, *, allow_formula_text: bool = False) -> Dataset:
+def _reporter(dataset: Dataset, raw_tables: dict, typed_tables: dict, out: ProblemCollector):
+    """The ``report`` callback of :mod:`spm_models.data.plausibility`: positions -> problems or warnings."""
+
+    def report(table, positions, column, rule, *, warn: bool = False, summary: bool = False) -> None:
+        ref = dataset.ref(table)
+        frame = typed_tables[table]
+        positions = np.asarray(positions, dtype=np.int64)
+        rows = sheet_rows(ref, len(frame), positions)
+        fcol = ref.column_of(column)
+        order = TABLE_ORDER.index(table)
+        if summary:  # one line for all of them (a warning about many rows)
+            shown = ", ".join(str(r) for r in rows[:_MAX_FORMULA_WARNINGS])
+            more = " ..." if len(rows) > _MAX_FORMULA_WARNINGS else ""
+            n = len(rows)
+            where = f"row {shown}" if n == 1 else f"{n:,} rows: {shown}{more}"
+            out.add(order, ref.file, [None], fcol, None, f"{rule} ({where})", warn=warn)
+            return
+        source = raw_tables[table][column] if column in raw_tables[table] else frame[column]
+        out.add(order, ref.file, rows, fcol, source.iloc[positions], rule, warn=warn)
+
+    return report
+
+
+def validate(
+    dataset: Dataset,
+    *,
+    allow_formula_text: bool = False,
+    date_window: tuple | None = None,
+    today: pd.Timestamp | None = None,
+) -> Dataset:
     """Check ``dataset`` against the data contract and return it with typed canonical frames.
 
     Every rule is checked on every table before anything is raised, so one error lists all
     problems: required tables present and not empty, every canonical column present, values
     that parse as their kind, required values present, unique keys, references between tables
     (skipped for an optional table the dataset does not have), no line breaks or spreadsheet
-    formulas in text, and the business rules of :mod:`spm_models.data.rules` (won deals have
+    formulas in text, the business rules of :mod:`spm_models.data.rules` (won deals have
     a close date on or after the created date and, for bookings in money, an amount; amounts
     and counts zero or more, stages and outcomes from the canonical lists, targets for exactly
-    one of agent or territory, periods and employment dates in order). A rule broken by many
-    rows lists the first ones and counts the rest exactly (:mod:`spm_models.data.problems`).
+    one of agent or territory, periods and employment dates in order), and the plausibility
+    rules of :mod:`spm_models.data.plausibility` (dates in a window, numbers that fit their
+    types, no control characters, no overlapping targets; warnings for what is odd but
+    possible). A rule broken by many rows lists the first ones and counts the rest exactly
+    (:mod:`spm_models.data.problems`).
 
     Columns added to the contract after its first version (:attr:`Column.since
     <spm_models.data.schemas.Column>`) may be absent from the input; they are then empty.
@@ -421,6 +454,12 @@ def validate(dataset: Dataset, *, allow_formula_text: bool = False) -> Dataset:
     allow_formula_text : bool
         Store spreadsheet-formula cells as plain text (listed in the warnings) instead of
         rejecting them. They are never evaluated either way.
+    date_window : (earliest, latest), optional
+        Plausible dates (default: the project defaults,
+        :attr:`spm_models.config.ProjectSettings.date_window`); see
+        :mod:`spm_models.data.plausibility` for this and the other plausibility rules.
+    today : Timestamp, optional
+        The day after which an event date is a warning (default: today).
 
     Returns
     -------
@@ -437,6 +476,9 @@ def validate(dataset: Dataset, *, allow_formula_text: bool = False) -> Dataset:
     out = ProblemCollector()
     typed_tables: dict[str, pd.DataFrame] = {}
     bad_tables: dict[str, dict[str, pd.Series]] = {}
+    raw_tables: dict[str, pd.DataFrame] = {}
+    report = _reporter(dataset, raw_tables, typed_tables, out)
+    window = date_window or ProjectSettings().date_window
     for name in dataset.tables:
         if name not in TABLES:
             out.warnings.append(
@@ -472,14 +514,17 @@ def validate(dataset: Dataset, *, allow_formula_text: bool = False) -> Dataset:
         if len(raw) == 0 and not spec.optional:
             out.add(order, ref.file, [None], None, None, f"no data rows: the {name} table needs at least one row")
         typed, bad = _coerce(spec, raw, ref, order, out)
+        raw_tables[name], typed_tables[name], bad_tables[name] = raw, typed, bad
         _column_checks(spec, typed, raw, bad, ref, order, allow_formula_text, out)
+        table_rules(
+            name, spec, typed, bad, report, window=window, rows=sheet_rows(ref, len(typed), np.arange(len(typed)))
+        )
         _unique_keys(spec, typed, bad, ref, order, out)
         business_rules(name, typed, bad, ref, order, out, measure=measure)
-        typed_tables[name] = typed
-        bad_tables[name] = bad
     for order, name in enumerate(TABLE_ORDER):
         if name in typed_tables:
             _references(name, TABLES[name], typed_tables, bad_tables, dataset, order, out)
+    cross_table_rules(typed_tables, bad_tables, report, today=today if today is not None else pd.Timestamp.today())
     problems = out.sorted()
     if problems:
         raise DataValidationError(problems)

@@ -9,6 +9,7 @@ as :func:`spm_models.data.validation.validate` returns them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import uuid
@@ -25,7 +26,7 @@ from spm_models.config import DEFAULT_MEASURE, check_bookings_measure
 from spm_models.data.dataset import Dataset, SourceRef, significant_columns
 from spm_models.data.schemas import TABLE_ORDER, TABLES
 from spm_models.data.validation import as_canonical_types, canonical_dtypes, validate
-from spm_models.exceptions import ConfigError, DataError, Problem
+from spm_models.exceptions import ConfigError, DataError, DiskFullError, Problem, is_disk_full
 
 __all__ = ["Warehouse", "IngestResult", "fingerprint", "ddl"]
 
@@ -188,6 +189,7 @@ class Warehouse:
         allow_formula_text: bool = False,
         calendar: Calendar | None = None,
         measure: str | None = None,
+        date_window: tuple | None = None,
     ) -> IngestResult:
         """Validate ``dataset`` and make it the warehouse content, in one transaction.
 
@@ -203,6 +205,9 @@ class Warehouse:
         measure : {"money", "deals"}, optional
             How bookings are measured when the dataset does not say (the project setting);
             stored with the snapshot and returned by :meth:`load`.
+        date_window : (earliest, latest), optional
+            Plausible dates (the project setting); passed to
+            :func:`~spm_models.data.validation.validate`.
 
         Returns
         -------
@@ -218,7 +223,7 @@ class Warehouse:
         """
         if dataset.measure is None:
             dataset = replace(dataset, measure=check_bookings_measure(measure or DEFAULT_MEASURE))
-        valid = validate(dataset, allow_formula_text=allow_formula_text)
+        valid = validate(dataset, allow_formula_text=allow_formula_text, date_window=date_window)
         if valid.calendar is None:
             valid = replace(valid, calendar=calendar if calendar is not None else DEFAULT_CALENDAR)
         fp = fingerprint(valid)
@@ -229,7 +234,13 @@ class Warehouse:
 
         now = datetime.now(UTC)
         run_id = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create the folder of the warehouse {self.path}: {exc.strerror or exc} "
+                "(is a part of the path a file, or the folder read-only?)"
+            ) from None
         try:
             con = duckdb.connect(str(self.path))
         except duckdb.Error as exc:
@@ -252,9 +263,16 @@ class Warehouse:
                 )
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                # a failed COMMIT (a full disk) has already ended the transaction: keep its error
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
                 raise
         except duckdb.Error as exc:
+            if is_disk_full(exc):
+                raise DiskFullError(
+                    f"the disk holding the warehouse {self.path} is full; it keeps its previous content. "
+                    "Free some space and ingest again"
+                ) from exc
             raise DataError(f"writing the warehouse {self.path} failed; it keeps its previous content: {exc}") from exc
         finally:
             con.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from spm_models.calendar import to_day
 from spm_models.exceptions import ConfigError
 
 __all__ = ["latest_period_view"]
@@ -29,7 +30,7 @@ def latest_period_view(kpis: pd.DataFrame, *, level: str = "company", period: st
     if period is None:
         chosen = periods[-2] if len(periods) > 1 else periods[-1]  # last one is usually partial
     else:
-        chosen = pd.Timestamp(period)
+        chosen = to_day(period, "the period (a month like 2025-06 or a day like 2025-06-02)")
         if chosen not in set(periods):
             raise ConfigError(
                 f"no KPIs for period {period}; available: {pd.Timestamp(periods[0]).date()} to "

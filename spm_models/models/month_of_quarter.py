@@ -122,12 +122,51 @@ class MonthOfQuarterMean(ForecastModel):
         reasons[dead] = f"no sales in the last {w} periods (window)"
         fitted = level[:, None] * factors[np.maximum(pos, 0)]
         ratios = np.where(valid & (fitted > 0), y0 / np.where(fitted > 0, fitted, 1.0), np.nan)
+        ratios = self._widen_shared(ratios, fitted, period, use, seen, cell_pos, len(panel.grid))
         self.factors_ = factors
         self.level_ = level
         self.ratios_ = ratios
         self.n_ratios_ = panel.n_obs.copy()
         self.end_offset_ = panel.last_pos.max() - panel.last_pos
         return reasons
+
+    @staticmethod
+    def _widen_shared(
+        ratios: np.ndarray,
+        fitted: np.ndarray,
+        period: np.ndarray,
+        use: np.ndarray,
+        seen: np.ndarray,
+        cell_pos: np.ndarray,
+        n_grid: int,
+    ) -> np.ndarray:
+        """The ratios with each period's shared part widened for its leverage on the fit.
+
+        ``r_it = c_t u_it``: ``c_t`` is the pooled total's ratio to its fitted value in period
+        ``t`` (what every series shared that week), ``u_it`` the series' own part. In-sample,
+        ``c_t`` sits closer to the fit than a new period will: the level and the month's factor
+        were estimated from those very periods. ``c_t`` is widened around its mean by
+        ``sqrt((1 + h_t) / (1 - h_t))``, the ratio of a new period's error to an in-sample
+        residual in a linear fit, with leverage ``h_t = 1/n + 1/n_m`` (``n`` periods behind the
+        level, ``n_m`` behind the factor of ``t``'s month). The series' own parts are left alone,
+        so one series' draws barely change and sums of draws (the company) get the width that
+        their shared errors need; means are kept.
+        """
+        fit_total = np.bincount(period[use], weights=fitted[use], minlength=n_grid)
+        real_total = np.bincount(period[use], weights=np.nan_to_num(ratios * fitted)[use], minlength=n_grid)
+        ok = seen & (fit_total > 0)
+        if ok.sum() < 2:
+            return ratios
+        c = np.ones(n_grid)
+        c[ok] = real_total[ok] / fit_total[ok]
+        n_month = np.array([max(int((ok & (cell_pos == m)).sum()), 1) for m in range(3)])
+        lev = np.minimum(1.0 / ok.sum() + 1.0 / n_month[np.maximum(cell_pos, 0)], 0.5)
+        centre = c[ok].mean()
+        wide = np.where(ok, np.maximum(centre + (c - centre) * np.sqrt((1.0 + lev) / (1.0 - lev)), 0.0), 1.0)
+        scale = np.where(c > 0, wide / np.where(c > 0, c, 1.0), 1.0)
+        out = ratios.copy()
+        out[use] = ratios[use] * scale[period[use]]
+        return out
 
     def _predict_panel(self, h: int, *, ds: np.ndarray, n_draws: int, rng: np.random.Generator) -> np.ndarray:
         pos = month_positions(ds, self.freq_, self.fiscal_year_start)

@@ -27,20 +27,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from spm_models import __version__
 from spm_models.calendar import parse_month
 from spm_models.config import ProjectPaths
 from spm_models.data.dataset import Dataset
-from spm_models.exceptions import ConfigError
-from spm_models.review.artifacts import build_artifacts
+from spm_models.data.warehouse import fingerprint
+from spm_models.exceptions import ConfigError, DiskFullError, is_disk_full
+from spm_models.review.artifacts import artifacts_key, build_artifacts
+from spm_models.review.freshness import check_month_has_data, choose_month
 from spm_models.review.naming import report_file_name
-from spm_models.review.outlook import default_month
 from spm_models.review.params import check_parameters, template_path
+from spm_models.review.publish import Publication, free_space, published_path
 from spm_models.review.runner import ReportResult, ReportTask, execute_reports
 from spm_models.review.settings import ReviewConfig
-from spm_models.review.site import MANIFEST_FORMAT, headlines, read_manifest, write_index, write_manifest
+from spm_models.review.site import INDEX, MANIFEST_FORMAT, headlines, read_manifest, write_index, write_manifest
 
 __all__ = ["ReviewResult", "run_review", "plan_reports"]
 
@@ -213,13 +215,21 @@ def run_review(
     progress: bool | None = None,
     log: TextIO | None = None,
     templates_dir: str | Path | None = None,
+    require_fresh: bool = False,
+    today: Any = None,
 ) -> ReviewResult:
     """Produce the review of ``month``: artifacts, every report, index and manifest.
+
+    The month is built in a staging folder and published whole (:mod:`.publish`): the
+    published ``<out>/<month>`` holds one run's index, manifest and pages at every moment, a
+    second run of the same month is refused while one works, and a run interrupted (Ctrl-C,
+    SIGTERM, a kill) is resumed by the next one, which redoes only the missing reports.
 
     Parameters
     ----------
     month : str, optional
-        ``YYYY-MM``; default: the last complete month of the data.
+        ``YYYY-MM``; default: the last complete month of the data, never one that has not
+        ended yet (:func:`~.freshness.choose_month`, which warns when the data are stale).
     db : path-like, optional
         Warehouse file (default: the project's); ignored when ``dataset`` is given.
     dataset : Dataset, optional
@@ -241,12 +251,25 @@ def run_review(
     progress : bool, optional
         Progress bar (default: when ``log`` is a terminal); otherwise one line per report.
     log : text stream, optional
-        Where progress goes (default stderr).
+        Where progress and warnings go (default stderr).
+    require_fresh : bool
+        Without ``month``: fail when the data end before the last month that has ended.
+    today : date-like, optional
+        The day freshness is judged on (default: today).
 
     Returns
     -------
     ReviewResult
         ``exit_code`` is 1 when any report failed.
+
+    Raises
+    ------
+    ReviewBusyError
+        Another run of the same month is working (nothing was changed).
+    DiskFullError
+        The disk filled up; the published month is as it was and nothing is left behind.
+    StaleDataError
+        ``require_fresh`` and the data are stale.
     """
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -255,35 +278,139 @@ def run_review(
     log = log or sys.stderr
     if only_failed and force:
         raise ConfigError("choose either --only-failed or --force, not both")
+    if month is not None:
+        parse_month(month)  # options first: a bad month is named before the warehouse is read
     if dataset is None:
         from spm_models.data.warehouse import Warehouse
 
         _stage(log, f"loading the warehouse {Path(db or paths.warehouse).name}")
         dataset = Warehouse(db or paths.warehouse).load()
     timings["load"] = time.perf_counter() - t_start
-    month = month or default_month(dataset)
-    parse_month(month)
+    if month is None:
+        month, notes = choose_month(dataset, today=today, require_fresh=require_fresh)
+        for note in notes:
+            log.write(f"warning: {note}\n")
+    check_month_has_data(dataset, month)
     root = Path(out) if out is not None else paths.reports
-    run_folder = root / month
+    fp = fingerprint(dataset)
+    publication = Publication(root, month)
+    try:
+        result = _publish_month(
+            publication,
+            dataset,
+            fp,
+            config=config,
+            timings=timings,
+            t_start=t_start,
+            options=dict(
+                workers=workers,
+                timeout=timeout,
+                only_failed=only_failed,
+                force=force,
+                agents=agents,
+                territories=territories,
+                kernel=kernel,
+                progress=progress,
+                log=log,
+                templates_dir=templates_dir,
+            ),
+        )
+    except KeyboardInterrupt:
+        if not publication.held:
+            raise
+        done = len(publication.recorded())
+        log.write(
+            f"interrupted: the review of {month} was not published (the published {month}, if any, is unchanged); "
+            f"{done} finished report(s) are kept in {publication.staging} and the next run of {month} with the "
+            "same data and settings reuses them\n"
+        )
+        raise
+    return result
+
+
+def _publish_month(
+    publication: Publication,
+    dataset: Dataset,
+    fp: str,
+    *,
+    config: ReviewConfig,
+    timings: dict,
+    t_start: float,
+    options: dict,
+) -> ReviewResult:
+    """Lock, build in the staging folder, publish; a full disk becomes one clear error."""
+    month = publication.month
+    with publication.open(artifacts_key(fp, month, config), fresh=options["force"]) as pub:
+        try:
+            manifest, executed = _build_month(pub, dataset, fp, config=config, timings=timings, options=options)
+            timings["total"] = time.perf_counter() - t_start
+            manifest["timings"] = {k: round(v, 3) for k, v in timings.items()}
+            write_manifest(pub.staging, manifest)
+            write_index(pub.staging, manifest)
+            run_folder = pub.publish()
+        except Exception as exc:
+            if is_disk_full(exc):
+                raise _disk_full(pub, exc) from exc
+            raise
+    return ReviewResult(month, run_folder, run_folder / INDEX, manifest, executed, timings)
+
+
+def _disk_full(pub: Publication, exc: BaseException) -> DiskFullError:
+    """One clear message for a full disk: what stopped, what is still published."""
+    done = getattr(exc, "results", None)
+    progress = "" if done is None else f" after {sum(r.status == 'ok' for r in done)} report(s)"
+    before = read_manifest(pub.published)
+    kept = (
+        f"the published {pub.month} (run {before.get('run_id')}) is unchanged"
+        if before
+        else f"nothing was published for {pub.month}"
+    )
+    return DiskFullError(
+        f"the disk holding {pub.root} is full ({free_space(pub.root) or 'no space left'}): the review of "
+        f"{pub.month} stopped{progress} and was not published; {kept}, and no temporary files are left. "
+        "Free some space and run again"
+    )
+
+
+def _build_month(
+    pub: Publication, dataset: Dataset, fp: str, *, config: ReviewConfig, timings: dict, options: dict
+) -> tuple[dict, list[ReportResult]]:
+    """Artifacts, reports (journalled as they finish) and the manifest, all in the staging folder."""
+    month, run_folder, log = pub.month, pub.staging, options["log"]
     artifacts_dir = run_folder / "artifacts"
     t = time.perf_counter()
     _stage(log, f"{month}: choosing and fitting the forecast, writing the artifacts (reused when current)")
-    info = build_artifacts(dataset, month=month, out_dir=artifacts_dir, config=config, runs_root=root, force=force)
+    info = build_artifacts(
+        dataset,
+        month=month,
+        out_dir=artifacts_dir,
+        config=config,
+        runs_root=pub.root,
+        data_fingerprint=fp,
+        force=options["force"],
+    )
     timings["artifacts"] = time.perf_counter() - t
 
     from spm_models.review.views import load_run
 
     run = load_run(artifacts_dir)
-    tasks = plan_reports(run.tables, artifacts_dir, agents=agents, territories=territories)
+    tasks = plan_reports(run.tables, artifacts_dir, agents=options["agents"], territories=options["territories"])
     group = dict(zip("agent:" + run["agents"]["agent_id"].astype("str"), run["agents"]["territory_name"].astype("str")))
-    template_sha = {name: _sha(template_path(name, folder=templates_dir)) for name in {t.template for t in tasks}}
+    template_sha = {
+        name: _sha(template_path(name, folder=options["templates_dir"])) for name in {t.template for t in tasks}
+    }
     previous = read_manifest(run_folder)
     same_run = previous is not None and previous.get("key") == info["key"] and previous.get("format") == MANIFEST_FORMAT
     old = {r["id"]: r for r in previous["reports"]} if same_run else {}
-    if only_failed and not same_run:
+    old.update(pub.recorded())  # reports an interrupted run of the same key finished
+    if options["only_failed"] and not old:
         raise ConfigError(
             f"--only-failed needs an earlier run of {month} with the same data and settings; run without it first"
         )
+    heads = headlines(run.tables)
+
+    def entry(task: ReportTask, r: ReportResult) -> dict:
+        return _entry(task, r, info=info, sha=template_sha[task.template], heads=heads, group=group)
 
     def current(task: ReportTask) -> bool:
         r = old.get(task.report_id)
@@ -291,29 +418,35 @@ def run_review(
             r
             and r["status"] == "ok"
             and r.get("template_sha256") == template_sha[task.template]
-            and r.get("parameters") == task.parameters
+            and r.get("parameters") == _shown(task.parameters)
             and (run_folder / r["output"]).is_file()
         )
 
-    if force:
+    if options["force"]:
         to_run = list(tasks)
-    elif only_failed:
+    elif options["only_failed"]:
         to_run = [t for t in tasks if t.report_id in old and old[t.report_id]["status"] != "ok"]
     else:
         to_run = [t for t in tasks if not current(t)]
     _stage(log, f"{month}: running {len(to_run)} of {len(tasks)} reports")
-    bar = _Progress(len(to_run), stream=log, bar=progress)
+    bar = _Progress(len(to_run), stream=log, bar=options["progress"])
+    by_id = {t.report_id: t for t in to_run}
+
+    def finished(r: ReportResult) -> None:
+        pub.record(entry(by_id[r.report_id], r))  # first, so a run cut short after it loses nothing
+        bar(r)
+
     t = time.perf_counter()
     try:
         executed, setup = execute_reports(
             to_run,
             run_folder=run_folder,
             artifacts_dir=artifacts_dir,
-            workers=workers or os.cpu_count() or 1,
-            timeout=timeout or config.report_timeout,
-            kernel=kernel or config.kernels,
-            templates_dir=templates_dir,
-            on_result=bar,
+            workers=options["workers"] or os.cpu_count() or 1,
+            timeout=options["timeout"] or config.report_timeout,
+            kernel=options["kernel"] or config.kernels,
+            templates_dir=options["templates_dir"],
+            on_result=finished,
             log=log,
         )
     finally:
@@ -321,43 +454,51 @@ def run_review(
     timings.update(setup)
     timings["reports"] = time.perf_counter() - t
 
-    heads = headlines(run.tables)
-    fresh = {r.report_id: r for r in executed}
     entries = {rid: {**r, "reused": True} for rid, r in old.items()}
-    for task in tasks:
-        r = fresh.get(task.report_id)
-        if r is None:  # not run this time: the earlier entry (if any) stands
-            continue
-        entries[task.report_id] = {
-            "id": task.report_id,
-            "kind": task.kind,
-            "template": task.template,
-            "subject": task.subject,
-            "group": group.get(task.report_id, ""),
-            "status": r.status,
-            "duration_s": r.duration_s,
-            "output": r.output,
-            "notebook": r.notebook,
-            "error": r.error,
-            "timings": r.timings,
-            "parameters": task.parameters,
-            "template_sha256": template_sha[task.template],
-            "reused": False,
-            "headline": heads.get(task.report_id, {}),
-            "provenance": {
-                "run_id": info["run_id"],
-                "package_version": __version__,
-                "data_fingerprint": info["data_fingerprint"],
-                "model": info["model"]["name"],
-                "template_sha256": template_sha[task.template],
-            },
-        }
-    reports = list(entries.values())
+    entries.update({r.report_id: entry(by_id[r.report_id], r) for r in executed})
+    return _manifest(month, info, list(entries.values()), executed), executed
+
+
+def _shown(parameters: dict) -> dict:
+    """Parameters as recorded for people: the artifacts where they are once published."""
+    return {k: str(published_path(v)) if k == "run_dir" else v for k, v in parameters.items()}
+
+
+def _entry(task: ReportTask, r: ReportResult, *, info: dict, sha: str, heads: dict, group: dict) -> dict:
+    """The manifest entry of one executed report."""
+    return {
+        "id": task.report_id,
+        "kind": task.kind,
+        "template": task.template,
+        "subject": task.subject,
+        "group": group.get(task.report_id, ""),
+        "status": r.status,
+        "duration_s": r.duration_s,
+        "output": r.output,
+        "notebook": r.notebook,
+        "error": r.error,
+        "timings": r.timings,
+        "kernel_starts": r.kernel_starts,
+        "parameters": _shown(task.parameters),
+        "template_sha256": sha,
+        "reused": False,
+        "headline": heads.get(task.report_id, {}),
+        "provenance": {
+            "run_id": info["run_id"],
+            "package_version": __version__,
+            "data_fingerprint": info["data_fingerprint"],
+            "model": info["model"]["name"],
+            "template_sha256": sha,
+        },
+    }
+
+
+def _manifest(month: str, info: dict, reports: list[dict], executed: list[ReportResult]) -> dict:
+    """``manifest.json`` of the run (its timings are added last)."""
     order = {"monthly": 0, "territory": 1, "agent": 2}
     reports.sort(key=lambda e: (order.get(e["kind"], 3), str(e["subject"]).lower(), e["id"]))
     n_fail = sum(e["status"] != "ok" for e in reports)
-    timings["total"] = time.perf_counter() - t_start
-    manifest = {
+    return {
         "format": MANIFEST_FORMAT,
         "month": month,
         "run_id": info["run_id"],
@@ -383,9 +524,6 @@ def run_review(
             "reused": sum(bool(e.get("reused")) for e in reports),
             "executed": len(executed),
         },
-        "timings": {k: round(v, 3) for k, v in timings.items()},
+        "timings": {},
         "reports": reports,
     }
-    write_manifest(run_folder, manifest)
-    index = write_index(run_folder, manifest)
-    return ReviewResult(month, run_folder, index, manifest, executed, timings)

@@ -489,15 +489,42 @@ def territory_agents_table(
         "pipeline_coverage": (f"Pipeline coverage {ahead}", "multiple"),
         "chance": (f"Chance of reaching the {ahead} quota", "chance"),
     }
+    return _by_quarter(
+        f,
+        past={**past, "trend": ("3-month trend", "text")},
+        future=future,
+        name={"agent_name": ("Agent", "text")},
+        quarters=(review_quarter, ahead),
+        closed=closed,
+        has_quota=has_quota,
+        currency=currency,
+    )
+
+
+def _by_quarter(
+    frame: pd.DataFrame,
+    *,
+    past: dict,
+    future: dict,
+    name: dict,
+    quarters: tuple[str, str],
+    closed: bool,
+    has_quota: bool,
+    currency: str,
+) -> Html:
+    """One table of ``past`` then ``future`` columns mid-quarter; at a quarter end (``closed``)
+    two, each under its quarter's heading and led by the ``name`` column, so no row mixes two
+    quarters. The quarter ahead's table is left out when, without quotas, only its name remains."""
     cols = lambda c: _columns(c, has_quota=has_quota)  # noqa: E731
     if not closed:
-        return table(f, cols({**past, **future, "trend": ("3-month trend", "text")}), currency=currency)
-    after = cols({"agent_name": ("Agent", "text"), **future})
+        return table(frame, cols({**past, **future}), currency=currency)
+    now, ahead = quarters
+    after = cols({**name, **future})
     return Html(
-        _period_heading(f"{review_quarter}: the quarter that closed")
-        + table(f, cols({**past, "trend": ("3-month trend", "text")}), currency=currency)
+        _period_heading(f"{now}: the quarter that closed")
+        + table(frame, cols(past), currency=currency)
         + (
-            _period_heading(f"{ahead}: the quarter ahead") + table(f, after, currency=currency)
+            _period_heading(f"{ahead}: the quarter ahead") + table(frame, after, currency=currency)
             if len(after) > 1
             else ""
         )
@@ -625,15 +652,15 @@ def territory_table(
         "expected_bookings": (f"Expected {ahead} total (mean)", "currency"),
         "chance": (f"Chance of reaching the {ahead} quota", "chance"),
     }
-    cols = lambda c: _columns(c, has_quota=has_quota)  # noqa: E731
-    if not closed:
-        return table(f, cols({**past, **future}), currency=currency)
-    ahead_cols = {"territory_name": ("Territory", "text"), "quota_ahead": (f"Quota {ahead}", "currency"), **future}
-    return Html(
-        _period_heading(f"{review_quarter}: the quarter that closed")
-        + table(f, cols(past), currency=currency)
-        + _period_heading(f"{ahead}: the quarter ahead")
-        + table(f, cols(ahead_cols), currency=currency)
+    return _by_quarter(
+        f,
+        past=past,
+        future={"quota_ahead": (f"Quota {ahead}", "currency"), **future} if closed else future,
+        name={"territory_name": ("Territory", "text")},
+        quarters=(review_quarter, ahead),
+        closed=closed,
+        has_quota=has_quota,
+        currency=currency,
     )
 
 

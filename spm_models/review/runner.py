@@ -19,6 +19,18 @@ Failure isolation: anything that goes wrong in one report (an exception in a cel
 kernel that dies, a timeout, an export error) is caught and recorded in that report's
 result with its message; its executed notebook (with the error) is kept; the others go on.
 A report that runs longer than ``timeout`` seconds has its kernel killed.
+
+Start-up failures are retried once: a kernel that dies before the report's first cell ran
+nothing of it, so a second kernel is started. The cause seen in practice ("Kernel died before
+replying to kernel_info") is a port race: the kernel manager picks free ports by binding and
+releasing them, and before the kernel binds them, another connection (one of the many the
+runner's clients open to other kernels) may take one; the kernel then cannot bind and exits.
+
+Stopping the whole run: when a report finds the disk full, no further report starts, running
+kernels are killed and :class:`~spm_models.exceptions.DiskFullError` is raised once, instead
+of every later report failing on its own. Ctrl-C (or SIGTERM through the CLI) does the same and
+the interruption goes on up to the caller, which keeps what finished. No temporary notebook is
+left on any of these paths.
 """
 
 from __future__ import annotations
@@ -35,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from spm_models.exceptions import DiskFullError, ReportError, is_disk_full
 from spm_models.review.export import to_html, write_atomic
 from spm_models.review.naming import inside
 from spm_models.review.params import check_parameters, template_path
@@ -82,6 +95,7 @@ class ReportResult:
     notebook: str | None
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    kernel_starts: int = 1  # 2 when the first kernel died before the report's first cell
 
 
 _slot = threading.local()
@@ -96,8 +110,9 @@ def _record_pid(pid: int) -> None:
 class _Gate:
     """At most ``workers`` reports executing cells at once; held from the first cell to the last."""
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, abort: _Abort | None = None):
         self._sem = threading.Semaphore(max(1, int(workers)))
+        self._abort = abort
 
     def hooks(
         self, n_cells: int, on_acquire: Callable[[], None]
@@ -122,6 +137,8 @@ class _Gate:
                 self._sem.acquire()
                 state["held"] = True
                 state["acquired_at"] = time.perf_counter()
+                if self._abort is not None and self._abort.event.is_set():
+                    raise RuntimeError(f"not run: {self._abort.reason}")  # the run is stopping
                 on_acquire()
 
         def on_executed(cell=None, cell_index=0, **_):
@@ -129,6 +146,54 @@ class _Gate:
                 release()
 
         return {"on_cell_start": on_start, "on_cell_executed": on_executed}, release, state
+
+
+def _kill(pid: int | None) -> None:
+    """SIGKILL a kernel's process group (kernels lead their own group), or the kernel alone."""
+    if not pid:
+        return
+    import signal
+
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+class _Abort:
+    """Stops a whole run: no report starts once it is set, and running kernels are killed.
+
+    Set by the first report that finds the disk full (one clear error instead of every later
+    report failing on its own) and by an interruption (Ctrl-C, SIGTERM).
+    """
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reason: str | None = None
+        self.disk_full: BaseException | None = None
+        self._boxes: list[dict] = []
+        self._lock = threading.Lock()
+
+    def watch(self, box: dict) -> None:
+        with self._lock:
+            self._boxes.append(box)
+
+    def unwatch(self, box: dict) -> None:
+        with self._lock:
+            if box in self._boxes:
+                self._boxes.remove(box)
+
+    def trigger(self, reason: str, *, disk_full: BaseException | None = None) -> None:
+        with self._lock:
+            if self.reason is None:
+                self.reason, self.disk_full = reason, disk_full
+            boxes = list(self._boxes)
+        self.event.set()
+        for box in boxes:
+            _kill(box.get("pid"))
 
 
 class _Watchdog:
@@ -141,18 +206,8 @@ class _Watchdog:
         self._timer.daemon = True
 
     def _fire(self) -> None:
-        pid = self.box.get("pid")
         self.fired = True
-        if pid:
-            import signal
-
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except OSError:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+        _kill(self.box.get("pid"))
 
     def arm(self) -> None:
         """Start the clock (called when the report gets its turn to execute)."""
@@ -176,23 +231,17 @@ def _error_text(exc: BaseException) -> str:
     return f"{name}: {exc}".strip()
 
 
-def _run_one(
-    task: ReportTask, *, run_folder: Path, templates: dict[str, Any], km_class: type | None, timeout: float, gate: _Gate
-) -> ReportResult:
-    import nbformat
+def _attempt(
+    task: ReportTask, template: Any, tmp_nb: Path, *, km_class: type | None, timeout: float, gate: _Gate, abort: _Abort
+) -> tuple[Any, BaseException | None, bool, dict[str, float]]:
+    """One papermill run: (notebook or None, the exception, whether the first cell had started, timings)."""
     import papermill
 
     t0 = time.perf_counter()
-    html_path = inside(run_folder, task.html)
-    nb_path = inside(run_folder, task.notebook)
-    nb_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_nb = nb_path.with_name(f".tmp-{threading.get_ident()}-{nb_path.name}")
-    timings: dict[str, float] = {}
     extra = {"kernel_manager_class": km_class} if km_class is not None else {}
-    error = None
-    nb = None
-    template = templates[task.template]
+    nb, error = None, None
     with _Watchdog(timeout) as dog:
+        abort.watch(dog.box)
         hooks, release, state = gate.hooks(len(template.cells) + 1, dog.arm)  # + the injected parameters cell
         try:
             nb = papermill.execute_notebook(
@@ -210,33 +259,101 @@ def _run_one(
                 **extra,
             )
         except Exception as exc:  # one report's failure is recorded, never raised
-            error = _error_text(exc)
+            error = exc
             if dog.fired:
-                error = f"timed out after {timeout:.0f} s (the kernel was stopped)"
+                error = TimeoutError(f"timed out after {timeout:.0f} s (the kernel was stopped)")
         finally:
             release()
+            abort.unwatch(dog.box)
     t_end = time.perf_counter()
     ready, acquired = state.get("ready_at", t_end), state.get("acquired_at", t_end)
-    timings["kernel_start"] = ready - t0  # launch, handshake, parameters
-    timings["queued"] = acquired - ready  # waiting for a free worker
-    timings["execute"] = t_end - acquired  # cells and shutdown
+    timings = {
+        "kernel_start": ready - t0,  # launch, handshake, parameters
+        "queued": acquired - ready,  # waiting for a free worker
+        "execute": t_end - acquired,  # cells and shutdown
+    }
+    return nb, error, bool(state["started"]), timings
+
+
+def _keep_notebook(tmp_nb: Path, nb_path: Path, nb: Any, error: str | None, template: Any) -> Any:
+    """Move the executed notebook into place (or write a record of the failure); the notebook."""
+    import nbformat
+
     if tmp_nb.exists():
-        os.replace(tmp_nb, nb_path)
         if nb is None:
-            nb = nbformat.read(nb_path, as_version=4)
-    else:  # nothing was written (the kernel died before papermill could save): keep a record
-        failed = copy.deepcopy(templates[task.template])
-        failed.cells.insert(0, nbformat.v4.new_markdown_cell(f"**This report failed:** {error}"))
-        write_atomic(nb_path, nbformat.writes(failed))
-    if error is None:
-        t1 = time.perf_counter()
-        try:
-            write_atomic(html_path, to_html(nb, title=task.subject))
-        except Exception as exc:  # recorded as this report's failure
-            error = f"HTML export failed: {_error_text(exc)}"
-        timings["export"] = time.perf_counter() - t1
-    if error is not None and html_path.exists():
-        html_path.unlink()  # never leave an earlier run's page looking current
+            try:
+                nb = nbformat.read(tmp_nb, as_version=4)
+            except Exception:  # half-written (the kernel died, the disk filled): not a notebook
+                nb = None
+        if nb is not None:
+            os.replace(tmp_nb, nb_path)
+            return nb
+        tmp_nb.unlink()
+    # nothing usable was written (the kernel died before papermill could save): keep a record
+    failed = copy.deepcopy(template)
+    failed.cells.insert(0, nbformat.v4.new_markdown_cell(f"**This report failed:** {error}"))
+    write_atomic(nb_path, nbformat.writes(failed))
+    return None
+
+
+def _run_one(
+    task: ReportTask,
+    *,
+    run_folder: Path,
+    templates: dict[str, Any],
+    km_class: type | None,
+    timeout: float,
+    gate: _Gate,
+    abort: _Abort,
+) -> ReportResult:
+    import nbformat
+
+    t0 = time.perf_counter()
+    if abort.event.is_set():
+        return ReportResult(task.report_id, "skipped", 0.0, None, None, f"not run: {abort.reason}")
+    html_path = inside(run_folder, task.html)
+    nb_path = inside(run_folder, task.notebook)
+    nb_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_nb = nb_path.with_name(f".tmp-{threading.get_ident()}-{nb_path.name}")
+    template = templates[task.template]
+    timings: dict[str, float] = {}
+    first_error = None
+    try:
+        for attempt in (1, 2):
+            nb, exc, started, timings = _attempt(
+                task, template, tmp_nb, km_class=km_class, timeout=timeout, gate=gate, abort=abort
+            )
+            # A kernel that dies before its first cell (a port taken between the kernel manager
+            # choosing it and the kernel binding it, see docs/review.md) ran none of the report:
+            # starting another is safe, once.
+            if exc is None or started or attempt == 2 or abort.event.is_set() or is_disk_full(exc):
+                break
+            first_error = _error_text(exc)
+            tmp_nb.unlink(missing_ok=True)
+        error = None if exc is None else _error_text(exc)
+        if exc is not None and is_disk_full(exc):
+            abort.trigger("the disk is full", disk_full=exc)
+        if is_disk_full(exc) or abort.event.is_set() and exc is not None:
+            tmp_nb.unlink(missing_ok=True)  # a half-written notebook is no record
+            return ReportResult(task.report_id, "skipped", 0.0, None, None, f"stopped: {abort.reason}")
+        nb = _keep_notebook(tmp_nb, nb_path, nb, error, template)
+        if error is None:
+            t1 = time.perf_counter()
+            try:
+                write_atomic(
+                    html_path, to_html(nb if nb is not None else nbformat.read(nb_path, 4), title=task.subject)
+                )
+            except Exception as exc:  # recorded as this report's failure
+                if is_disk_full(exc):
+                    abort.trigger("the disk is full", disk_full=exc)
+                error = f"HTML export failed: {_error_text(exc)}"
+            timings["export"] = time.perf_counter() - t1
+        if error is not None and html_path.exists():
+            html_path.unlink()  # never leave an earlier run's page looking current
+    finally:
+        tmp_nb.unlink(missing_ok=True)
+    if error is not None and first_error is not None:
+        error += f" (the kernel was started twice; the first start failed with {first_error})"
     return ReportResult(
         report_id=task.report_id,
         status="ok" if error is None else "failed",
@@ -245,7 +362,63 @@ def _run_one(
         notebook=task.notebook,
         error=error,
         timings={k: round(v, 3) for k, v in timings.items()},
+        kernel_starts=1 if first_error is None else 2,
     )
+
+
+def _plain_kernel_manager_class() -> type:
+    """jupyter's own kernel manager, telling the runner each kernel's pid (to stop it on abort)."""
+    from jupyter_client import AsyncKernelManager
+
+    class PlainKernelManager(AsyncKernelManager):
+        async def _async_post_start_kernel(self, **kw: Any) -> None:
+            await super()._async_post_start_kernel(**kw)
+            pid = getattr(self.provisioner, "pid", None)
+            if pid:
+                _record_pid(pid)
+
+    return PlainKernelManager
+
+
+def _run_all(
+    tasks: Sequence[ReportTask],
+    results: dict[str, ReportResult],
+    abort: _Abort,
+    *,
+    workers: int,
+    on_result: Callable[[ReportResult], None] | None,
+    run: dict[str, Any],
+) -> None:
+    """Run ``tasks`` on a thread pool, filling ``results``; stop everything on abort or interrupt.
+
+    Ctrl-C (or SIGTERM, turned into :class:`~spm_models.exceptions.Interrupted` by the CLI)
+    reaches the main thread here: reports not started are cancelled, running kernels are
+    killed, their threads finish, and the interruption goes on up, so the caller can keep what
+    finished.
+    """
+    gate = _Gate(workers, abort)
+    pool = ThreadPoolExecutor(max_workers=2 * max(1, int(workers)), thread_name_prefix="spm-report")
+    try:
+        futures = {pool.submit(_run_one, t, gate=gate, abort=abort, **run): t for t in tasks}
+        for fut in as_completed(futures):
+            t = futures[fut]
+            try:
+                res = fut.result()
+            except Exception as exc:  # a bug outside the kernel: still only this report fails
+                if is_disk_full(exc):
+                    abort.trigger("the disk is full", disk_full=exc)
+                res = ReportResult(
+                    t.report_id, "failed", 0.0, None, t.notebook, f"{_error_text(exc)}\n{traceback.format_exc(limit=3)}"
+                )
+            results[t.report_id] = res
+            # after the disk filled up, one message says so (not one failure per report)
+            if on_result is not None and not abort.event.is_set():
+                on_result(res)
+    except BaseException:
+        abort.trigger("interrupted")
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def execute_reports(
@@ -320,45 +493,31 @@ def execute_reports(
         server = ForkServer(run_dir=artifacts_dir).start()
         setup["kernel_server_start"] = round(server.startup_seconds or 0.0, 3)
         km_class = fork_kernel_manager_class(server, on_launch=_record_pid)
+    else:
+        km_class = _plain_kernel_manager_class() if tasks else None
     results: dict[str, ReportResult] = {}
+    abort = _Abort()
     try:
-        gate = _Gate(workers)
-        with ThreadPoolExecutor(max_workers=2 * max(1, int(workers)), thread_name_prefix="spm-report") as pool:
-            futures = {
-                pool.submit(
-                    _run_one,
-                    t,
-                    run_folder=run_folder,
-                    templates=templates,
-                    km_class=km_class,
-                    timeout=timeout,
-                    gate=gate,
-                ): t
-                for t in tasks
-            }
-            for fut in as_completed(futures):
-                t = futures[fut]
-                try:
-                    res = fut.result()
-                except Exception as exc:  # a bug outside the kernel: still only this report fails
-                    res = ReportResult(
-                        t.report_id,
-                        "failed",
-                        0.0,
-                        None,
-                        t.notebook,
-                        f"{_error_text(exc)}\n{traceback.format_exc(limit=3)}",
-                    )
-                results[t.report_id] = res
-                if on_result is not None:
-                    on_result(res)
+        _run_all(
+            tasks,
+            results,
+            abort,
+            workers=workers,
+            on_result=on_result,
+            run=dict(run_folder=run_folder, templates=templates, km_class=km_class, timeout=timeout),
+        )
     finally:
         if server is not None:
             try:
                 st = server.stats()
                 setup["kernels"] = st.get("kernels", 0)
                 setup["kernel_cpu_s"] = round(st.get("cpu_user", 0.0) + st.get("cpu_system", 0.0), 3)
-            except (OSError, ValueError):
+            except (OSError, ValueError, ReportError):
                 pass
             server.close()
+    if abort.disk_full is not None:
+        done = [r for r in results.values() if r.status != "skipped"]
+        error = DiskFullError(f"{abort.reason} ({_error_text(abort.disk_full)})")
+        error.results = done
+        raise error from abort.disk_full
     return [results[t.report_id] for t in tasks], setup

@@ -32,13 +32,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from spm_models.calendar import Calendar
+from spm_models.config import read_toml
 from spm_models.data.dataset import Dataset
 from spm_models.exceptions import ConfigError
 from spm_models.insights.commission import CommissionPlan, plan_from_mapping
@@ -227,13 +227,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ReviewConfi
     """
     values: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        try:
-            values = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"review settings file {p} does not exist") from None
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read review settings {p}: {exc}") from exc
+        values = read_toml(Path(path), what="review settings file")
     values.update({k: v for k, v in overrides.items() if v is not None})
     known = {f.name for f in fields(ReviewConfig)}
     unknown = sorted(set(values) - known)

@@ -486,13 +486,14 @@ def test_three_million_activity_rows_validate():
     (a benchmark, not a timed assert)."""
     n = 3_000_000
     idx = np.arange(n)
-    days = pd.date_range("2010-01-01", periods=n // 12 + 1).strftime("%Y-%m-%d").to_numpy(dtype=object)
+    # 120 rows a day (4 agents x 30 activity types), so the dates stay in the plausible window
+    days = pd.date_range("2010-01-01", periods=n // 120 + 1).strftime("%Y-%m-%d").to_numpy(dtype=object)
     tables = dict(_good().tables)
     tables["activities"] = pd.DataFrame(
         {
             "agent_id": np.array(["A1", "A2", "A3", "A4"], dtype=object)[idx % 4],
-            "date": days[idx // 12],
-            "activity_type": np.array(["call", "email", "meeting"], dtype=object)[(idx // 4) % 3],
+            "date": days[idx // 120],
+            "activity_type": np.array([f"type{k}" for k in range(30)], dtype=object)[(idx // 4) % 30],
             "count": (idx % 37).astype(str).astype(object),
         }
     )

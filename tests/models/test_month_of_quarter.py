@@ -83,3 +83,22 @@ def test_bad_parameters_are_refused():
         MonthOfQuarterMean(window=0).fit(_frame())
     with pytest.raises(ConfigError, match="joint_bootstrap"):
         MonthOfQuarterMean(joint_bootstrap="yes").fit(_frame())
+
+
+def test_the_shared_part_of_each_week_is_widened_for_its_leverage():
+    """A new week's shared error is larger than an in-sample one (the level and the factors were
+    fitted on those weeks): the pooled ratio is widened by sqrt((1 + h) / (1 - h)), each
+    series' own part is not, and the means stay."""
+    frame = _frame(weeks=30)
+    m = MonthOfQuarterMean().fit(frame)
+    wide = frame.assign(r=m.ratios_[:, -30:].reshape(-1))
+    fitted = m.level_[:, None] * m.factors_[month_positions(frame["ds"].unique(), "W-MON", 1)][None, :]
+    raw = frame["y"].to_numpy().reshape(3, 30) / fitted
+    c_raw = (raw * fitted).sum(axis=0) / fitted.sum(axis=0)
+    c_wide = (wide["r"].to_numpy().reshape(3, 30) * fitted).sum(axis=0) / fitted.sum(axis=0)
+    n_m = np.bincount(month_positions(frame["ds"].unique(), "W-MON", 1), minlength=3)
+    h = 1 / 30 + 1 / n_m[month_positions(frame["ds"].unique(), "W-MON", 1)]
+    np.testing.assert_allclose(c_wide - c_raw.mean(), (c_raw - c_raw.mean()) * np.sqrt((1 + h) / (1 - h)), atol=1e-9)
+    # each series' own part (its ratio over the week's shared one) is unchanged
+    np.testing.assert_allclose(wide["r"].to_numpy().reshape(3, 30) / c_wide, raw / c_raw, rtol=1e-9)
+    assert c_wide.mean() == pytest.approx(c_raw.mean(), rel=1e-12)

@@ -26,6 +26,7 @@ from spm_models.data.dataset import Dataset
 from spm_models.data.validation import validate
 from spm_models.insights.commission import DEFAULT_PLAN
 from spm_models.review import run_review
+from spm_models.review.outlook import data_last_day
 from spm_models.review.settings import ReviewConfig
 from spm_models.synthetic.generator import generate_organisation
 
@@ -87,8 +88,15 @@ def review(tmp_path_factory):
             time.sleep(0.5)
         return root, ds, _Run(Path(done.read_text()))
     root.mkdir(parents=True, exist_ok=True)
+    # judged on the day after the data end, the data are fresh: no warning in the progress log
     result = run_review(
-        dataset=ds, out=root / "reports", workers=2, progress=False, log=open(root / "progress.log", "w"), config=PLAN
+        dataset=ds,
+        out=root / "reports",
+        workers=2,
+        progress=False,
+        log=open(root / "progress.log", "w"),
+        today=data_last_day(ds) + pd.Timedelta(days=1),
+        config=PLAN,
     )
     done.write_text(str(result.run_folder))
     return root, ds, _Run(result.run_folder)

@@ -7,6 +7,7 @@ rule is checked by :func:`spm_models.data.validation.validate` at ingest.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pandas as pd
 
 from spm_models.data.csvio import read_text_table
 from spm_models.data.dataset import Dataset, SourceRef, significant_columns
+from spm_models.data.files import confine
 from spm_models.data.schemas import TABLE_ORDER, TABLES
 from spm_models.exceptions import DataValidationError, Problem
 
@@ -75,7 +77,9 @@ def read_canonical_folder(folder: str | Path, *, encoding: str = "utf-8") -> Dat
     folder = Path(folder)
     if not folder.is_dir():
         raise DataValidationError([Problem(str(folder), None, None, None, "folder not found")])
-    files = {name: folder / f"{name}.csv" for name in TABLE_ORDER if (folder / f"{name}.csv").is_file()}
+    # Any entry named like a table counts, so a folder, a broken link or a pipe called
+    # activities.csv is reported, never read as an absent (empty) table.
+    files = {name: folder / f"{name}.csv" for name in TABLE_ORDER if os.path.lexists(folder / f"{name}.csv")}
     warnings = [
         Problem(
             p.name,
@@ -87,7 +91,9 @@ def read_canonical_folder(folder: str | Path, *, encoding: str = "utf-8") -> Dat
         for p in sorted(folder.iterdir())
         if p.is_file() and p.suffix.lower() == ".csv" and p.stem not in TABLES
     ]
-    return _read_tables(files, encoding=encoding, source=str(folder), warnings=warnings, where=f" in {folder}")
+    return _read_tables(
+        files, encoding=encoding, source=str(folder), warnings=warnings, where=f" in {folder}", in_folder=folder
+    )
 
 
 def read_canonical_files(paths: Iterable[str | Path], *, encoding: str = "utf-8") -> Dataset:
@@ -144,6 +150,7 @@ def _read_tables(
     warnings: list[Problem] | None = None,
     problems: list[Problem] | None = None,
     where: str = "",
+    in_folder: Path | None = None,
 ) -> Dataset:
     """Read each table's file, collecting the problems of all of them before raising once."""
     problems = list(problems or [])
@@ -167,7 +174,9 @@ def _read_tables(
             continue
         path = files[name]
         try:
-            frame, rows = read_text_table(path, encoding=encoding, display_name=path.name)
+            # a file of the folder may not lead out of it (through a link)
+            real = confine(in_folder, path.name) if in_folder is not None else path
+            frame, rows = read_text_table(real, encoding=encoding, display_name=path.name)
         except DataValidationError as exc:
             problems.extend(exc.problems)
             continue

@@ -13,11 +13,12 @@ columns in other files, ``replace``, a ``where`` filter, ``derive`` (SQL express
 bundled Maven mapping (``spm_models/data/mappings/maven.toml``) and the funnel export of the
 synthetic organisation as worked examples.
 
-This module reads the export's files (:func:`_read_file` is the one place they are opened:
-only files inside the export folder, symlinks leaving it refused) and puts the tables
-together. Every value stays text, and the frames go to
-:func:`spm_models.data.validation.validate` with a :class:`~spm_models.data.dataset.SourceRef`
-per table, so a bad value is reported with the user's own file, row and column name.
+This module reads the export's files (:func:`_read_file` is the one place they are opened,
+through :func:`spm_models.data.files.confine`: only regular files inside the export folder,
+``..``, absolute paths and symlinks leaving it refused) and puts the tables together. Every
+value stays text, and the frames go to :func:`spm_models.data.validation.validate` with a
+:class:`~spm_models.data.dataset.SourceRef` per table, so a bad value is reported with the
+user's own file, row and column name.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import pandas as pd
 
 from spm_models.data.csvio import read_text_table
 from spm_models.data.dataset import Dataset, SourceRef
+from spm_models.data.files import confine
 from spm_models.data.schemas import TABLE_ORDER, TABLES
 from spm_models.data.sources.mapping_file import load_mapping
 from spm_models.data.sources.mapping_rules import Section, Shaped, shape_section, text_column
@@ -124,37 +126,23 @@ def _read_file(
     cache: _Cache,
     problems: list[Problem],
 ) -> tuple[pd.DataFrame, np.ndarray] | None:
-    """The one place an export file is opened: only files inside ``base`` (paths resolved, so a
-    ``..`` or a symlink leading out of the folder is refused before anything is read)."""
+    """The one place an export file is opened, through :func:`~spm_models.data.files.confine`:
+    only regular files inside ``base`` (no absolute path, no ``..`` or symlink leading out of
+    the folder, no folder, pipe or broken link), refused before anything is read."""
     path = base / file
-    folder = base.resolve()
-    resolved = path.resolve()
-    key_ = (resolved, encoding, delimiter)
+    try:
+        ident = path.resolve()
+    except (OSError, RuntimeError):  # a link loop: confine names it
+        ident = path
+    key_ = (ident, encoding, delimiter)
     if key_ in cache:
         return cache[key_]
     result = None
-    if not resolved.is_relative_to(folder):
-        problems.append(
-            Problem(
-                file,
-                None,
-                None,
-                None,
-                f"refused: {key} in mapping file {mapping_path.name} names a file outside the export folder "
-                f"{base} (a mapping reads only files inside its folder; links leading out of it are refused too)",
-            )
-        )
-    elif not resolved.is_file():
-        problems.append(
-            Problem(
-                file, None, None, None, f"file not found at {path} (named by {key} in mapping file {mapping_path.name})"
-            )
-        )
-    else:
-        try:
-            result = read_text_table(resolved, encoding=encoding, delimiter=delimiter, display_name=file)
-        except DataValidationError as exc:
-            problems.extend(exc.problems)
+    try:
+        real = confine(base, file, named_by=f"named by {key} in mapping file {mapping_path.name}")
+        result = read_text_table(real, encoding=encoding, delimiter=delimiter, display_name=file)
+    except DataValidationError as exc:
+        problems.extend(exc.problems)
     cache[key_] = result
     return result
 

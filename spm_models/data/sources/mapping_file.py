@@ -8,14 +8,13 @@ expression that fails) is reported by :func:`spm_models.data.sources.mapping.rea
 
 from __future__ import annotations
 
-import codecs
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from spm_models.calendar import Calendar, check_date_format
-from spm_models.config import check_bookings_measure
+from spm_models.config import check_bookings_measure, read_toml
+from spm_models.data.files import check_encoding
 from spm_models.data.schemas import OUTCOMES, PIPELINE_STAGES, TABLE_ORDER, TABLES
 from spm_models.data.sources.mapping_spec import (
     COUNT_COLUMNS,
@@ -102,9 +101,9 @@ class _Checker:
         if text is None:
             return "utf-8"
         try:
-            codecs.lookup(text)
-        except LookupError:
-            self.error(key, f'unknown text encoding {text!r}; e.g. "utf-8", "cp1252", "latin-1"')
+            check_encoding(text, where="encoding")
+        except ConfigError as exc:
+            self.error(key, str(exc).removeprefix("encoding: "))
             return "utf-8"
         return text
 
@@ -154,12 +153,7 @@ def load_mapping(path: str | Path) -> Mapping:
         canonical column unmapped. Every problem is listed, each with its key.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"mapping file {path} not found")
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"mapping file {path} is not valid TOML: {exc}") from None
+    doc = read_toml(path, what="mapping file")
     chk = _Checker(path)
     for key in doc:
         if key not in SETTINGS + TABLE_ORDER:
