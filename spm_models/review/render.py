@@ -248,13 +248,18 @@ def _period_heading(text: str) -> str:
     return f'<h3 class="spm-period">{_e(text)}</h3>'
 
 
-def outlook_cards(outlook: pd.DataFrame, *, currency: str, quarter: str, closed: bool = False) -> Html:
+def outlook_cards(
+    outlook: pd.DataFrame, *, currency: str, quarter: str, closed: bool = False, after_headline: bool = False
+) -> Html:
     """Headline cards of the ``quarter`` outlook: quota, booked so far, the median total (the
     line of the fan chart), the chance of reaching quota ("reached" once booked at or above it);
     the quota cards only where there is a quota.
 
     ``closed``: the review month closed the quarter before ``quarter``; the cards then sit under
     their own heading, apart from that quarter's final numbers (:func:`closed_quarter_cards`).
+    ``after_headline``: the page opened with :func:`spm_models.review.page.headline_cards`, so
+    what they showed (the chance of reaching quota; without a quota, the median total and the
+    bookings so far) is not repeated.
     """
     if outlook is None or len(outlook) == 0:
         return note("No forecast is available.")
@@ -264,44 +269,56 @@ def outlook_cards(outlook: pd.DataFrame, *, currency: str, quarter: str, closed:
     median = o["median_bookings"] if "median_bookings" in o else o["expected_bookings"]
     what = "median" if "median_bookings" in o else "mean"
     items = [(f"Quota {quarter}", money(o["quota"]))] if quota else []
-    if not closed:
+    if not closed and (quota or not after_headline):
         items.append((f"Booked in {quarter} so far", money(o["closed_to_date"])))
-    items.append((f"Expected {quarter} total ({what})", money(median)))
-    if quota:
+    if quota or not after_headline:
+        items.append((f"Expected {quarter} total ({what})", money(median)))
+    if quota and not after_headline:
         items.append((f"Chance of reaching the {quarter} quota", chance_text(o["p_quota"], o.get("reached", False))))
+    if not items:
+        return Html("")
     head = _period_heading(f"{quarter}: the quarter ahead") if closed else ""
     return Html(head + cards(items))
 
 
-def closed_quarter_cards(closed: pd.DataFrame, *, currency: str, quarter: str) -> Html:
-    """The final numbers of the quarter a quarter-end review closes (empty when none)."""
+def closed_quarter_cards(closed: pd.DataFrame, *, currency: str, quarter: str, after_headline: bool = False) -> Html:
+    """The final numbers of the quarter a quarter-end review closes (empty when none).
+
+    ``after_headline``: the page's headline cards already gave the final attainment (or, without
+    a quota, the final bookings); that card is not repeated.
+    """
     if closed is None or len(closed) == 0:
         return Html("")
     c = closed.iloc[0]
     money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
-    items = [(f"Booked in {quarter} (final)", money(c["bookings"]))]
-    if pd.notna(c["quota"]):
-        items += [
-            (f"Quota {quarter}", money(c["quota"])),
-            (f"Attainment {quarter} (final)", format_value(c["attainment"], "ratio")),
-        ]
+    quota = pd.notna(c["quota"])
+    items = [] if after_headline and not quota else [(f"Booked in {quarter} (final)", money(c["bookings"]))]
+    if quota:
+        items.append((f"Quota {quarter}", money(c["quota"])))
+        if not after_headline:
+            items.append((f"Attainment {quarter} (final)", format_value(c["attainment"], "ratio")))
     if "payout" in c and pd.notna(c["payout"]):
         items.append((f"Payout {quarter} (final)", money(c["payout"])))
+    if not items:
+        return Html("")
     return Html(_period_heading(f"{quarter}: the quarter that closed") + cards(items))
 
 
-def commission_cards(commission: pd.DataFrame | None, *, currency: str, quarter: str = "this quarter") -> Html:
+def commission_cards(
+    commission: pd.DataFrame | None, *, currency: str, quarter: str = "this quarter", after_headline: bool = False
+) -> Html:
     """Expected payout of ``quarter``, its 80 % range and what is already earned (nothing for
-    ``None``: no plan)."""
+    ``None``: no plan). ``after_headline``: the expected payout was a headline card; not repeated."""
     if commission is None:
         return Html("")
     if len(commission) == 0:
         return note("No commission estimate is available.")
     c = commission.iloc[0]
     money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
+    items = [] if after_headline else [(f"Expected payout {quarter} (mean)", money(c["expected_payout"]))]
     return cards(
-        [
-            (f"Expected payout {quarter} (mean)", money(c["expected_payout"])),
+        items
+        + [
             (f"80% range {quarter}", f"{money(c['payout_q0.1'])} to {money(c['payout_q0.9'])}"),
             (f"Earned on {quarter} bookings so far", money(c["earned_to_date"])),
             (f"Payout at exactly 100% of the {quarter} quota", money(c["payout_at_quota"])),

@@ -187,6 +187,14 @@ def test_agent_pages_lead_with_the_headline_cards_then_coaching_and_deals(review
         assert re.search(r"(up|down) [^<]* since \d{4}-\d{2}|no change since", text), entry["id"]
 
 
+def test_no_card_is_shown_twice_on_a_page(review):
+    """The headline cards are not repeated further down (the forecast, commission and quarter cards)."""
+    _, _, result = review
+    for entry in (e for e in result.manifest["reports"] if e["status"] == "ok"):
+        labels = re.findall(r'class="spm-card-label">([^<]*)<', (result.run_folder / entry["output"]).read_text())
+        assert labels and len(labels) == len(set(labels)), (entry["id"], sorted(labels))
+
+
 def test_open_deals_listed_match_the_warehouse(review):
     """Each agent page lists the agent's open deals at the month end, the most valuable first, and
     only theirs: the accounts and amounts of the warehouse's open opportunities."""
