@@ -232,16 +232,29 @@ def _show(out, frame: pd.DataFrame) -> None:
         display(_styled(frame))
 
 
-_MONEY = ("quota", "closed_to_date", "expected_remaining", "expected_bookings", "expected_shortfall")
+_MONEY = (
+    "quota",
+    "closed_to_date",
+    "expected_remaining",
+    "expected_bookings",
+    "median_bookings",
+    "expected_shortfall",
+)
 
 
 def _styled(frame: pd.DataFrame):
-    """The scenario table for display: one row per case, money whole, P(quota) in %, ratios to 2 places."""
+    """The scenario table for display: one row per case, money whole, P(quota) and attainment in %
+    (``expected_attainment``, ``attainment_q0.05``...), other numbers to 2 places."""
     table = frame.set_index("case") if "case" in frame.columns else frame
     numeric = table.select_dtypes("number").columns
     special = {"p_quota": "{:.0%}", "change_pct": "{:+.1f}"}
-    formats = {c: "{:,.0f}" if c in _MONEY else special.get(c, "{:.2f}") for c in numeric}
-    return table.style.format(formats, na_rep="-")
+
+    def fmt(col: str) -> str:
+        if col in _MONEY:
+            return "{:,.0f}"
+        return "{:.0%}" if "attainment" in col else special.get(col, "{:.2f}")
+
+    return table.style.format({c: fmt(c) for c in numeric}, na_rep="-")
 
 
 def build_explorer(
