@@ -120,3 +120,9 @@ $(DOCS_STAMP): $(STAMP)
 .PHONY: screenshots
 screenshots: $(DOCS_STAMP)
 	$(BIN)/python tools/screenshot_explorer.py --chromium $(CHROMIUM)
+
+# Every picture in docs/img (the review's index, an agent page, the explorer) from one fresh demo
+# run (tools/screenshot_reports.py): run it after a change to the reports, commit the PNGs.
+.PHONY: images
+images: $(DOCS_STAMP)
+	$(BIN)/python tools/screenshot_reports.py --explorer --chromium $(CHROMIUM) --out docs/img

@@ -7,11 +7,13 @@ import os
 import signal
 import sys
 import threading
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from spm_models import __version__
 from spm_models.exceptions import ConfigError, Interrupted, SpmError, is_disk_full
 
 __all__ = ["app", "main"]
@@ -32,6 +34,38 @@ DbOption = Annotated[
     Path | None,
     typer.Option("--db", help="Warehouse file (default: <project>/data/warehouse.duckdb)."),
 ]
+
+
+class Grain(StrEnum):
+    """``--grain`` choices (listed by ``--help``)."""
+
+    week = "week"
+    month = "month"
+    quarter = "quarter"
+    year = "year"
+
+
+class Level(StrEnum):
+    """``--level`` choices (listed by ``--help``)."""
+
+    agent = "agent"
+    territory = "territory"
+    company = "company"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"spm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """SPM Workbench: validated sales data, KPIs, forecasts and reports."""
 
 
 def _paths(project_dir: Path | None):
@@ -123,8 +157,8 @@ def ingest(
 @app.command("kpis")
 def kpis(
     db: DbOption = None,
-    grain: Annotated[str, typer.Option(help="week, month, quarter or year (quarters and years are fiscal).")] = "month",
-    level: Annotated[str, typer.Option(help="Level shown on the terminal: agent, territory or company.")] = "company",
+    grain: Annotated[Grain, typer.Option(help="Period length (quarters and years are fiscal).")] = Grain.month,
+    level: Annotated[Level, typer.Option(help="Level shown on the terminal.")] = Level.company,
     period: Annotated[
         str | None, typer.Option(help="Period shown on the terminal, e.g. 2025-06 (default: last complete).")
     ] = None,
@@ -146,6 +180,7 @@ def kpis(
     from spm_models.kpi import compute_kpis
     from spm_models.kpi.views import latest_period_view
 
+    grain, level = Grain(grain).value, Level(level).value
     target = db or _paths(project_dir).warehouse
     if levels is not None and out is None:
         raise ConfigError("--levels chooses what --out writes; the terminal shows one --level")
@@ -158,9 +193,12 @@ def kpis(
     view = latest_period_view(frame, level=level, period=period)
     import pandas as pd
 
-    with pd.option_context("display.width", 200, "display.max_columns", 40, "display.float_format", "{:,.3f}".format):
+    from spm_models.workbench.frames import readable_kpis
+
+    text = readable_kpis(view)
+    with pd.option_context("display.width", 200, "display.max_columns", 40):
         typer.echo(f"{grain} starting {view.attrs['period'].date()}, level {level}")
-        typer.echo(view.T.to_string() if view.shape[0] <= 8 else view.to_string())
+        typer.echo(text.T.to_string() if text.shape[0] <= 8 else text.to_string())
 
 
 @app.command("demo")

@@ -31,7 +31,16 @@ import pandas as pd
 from spm_models.exceptions import ConfigError
 from spm_models.insights.incentives.plan import Commission, Tier
 
-__all__ = ["Tier", "CommissionPlan", "DEFAULT_PLAN", "payout", "expected_payout", "payout_curve", "plan_from_mapping"]
+__all__ = [
+    "Tier",
+    "CommissionPlan",
+    "DEFAULT_PLAN",
+    "payout",
+    "expected_payout",
+    "payout_curve",
+    "plan_from_mapping",
+    "next_tier",
+]
 
 #: A commission plan is the commission component of the incentive plan model.
 CommissionPlan = Commission
@@ -125,6 +134,48 @@ def expected_payout(
     at, need, rate = plan.next_tier(closed, q)
     out["next_tier_attainment"], out["bookings_to_next_tier"], out["next_tier_rate"] = at, need, rate
     return out
+
+
+def next_tier(bookings: Any, quota: Any, plan: CommissionPlan = DEFAULT_PLAN) -> pd.DataFrame:
+    """What it takes to reach the next band of the plan from ``bookings`` against ``quota``.
+
+    The next tier is the first ``a_k`` above the current attainment ``B / Q`` (below the cap);
+    ``to_next = a_k * Q - B`` is the bookings still needed to reach it, where the marginal rate
+    rises from ``rate_now`` to ``rate_next``. Missing (NaN) where there is no quota, or no tier
+    above (the top band, or the cap reached).
+
+    Parameters
+    ----------
+    bookings, quota : array-like, shape (n,)
+    plan : CommissionPlan
+
+    Returns
+    -------
+    DataFrame
+        ``next_attainment, to_next, rate_now, rate_next`` (one row per entity).
+    """
+    b = np.atleast_1d(np.maximum(np.asarray(bookings, dtype=float), 0.0))
+    q = np.atleast_1d(np.asarray(quota, dtype=float))
+    b, q = np.broadcast_arrays(b, q)
+    lows = np.array([t.from_attainment for t in plan.tiers])
+    rates = np.array([t.rate for t in plan.tiers])
+    has_q = np.isfinite(q) & (q > 0)
+    att = np.where(has_q, b / np.where(has_q, q, 1.0), np.nan)
+    now = np.clip(np.searchsorted(lows, np.nan_to_num(att), side="right") - 1, 0, len(lows) - 1)
+    nxt = now + 1
+    exists = has_q & (nxt < len(lows))
+    nxt_safe = np.minimum(nxt, len(lows) - 1)
+    if plan.cap_attainment is not None:
+        exists &= lows[nxt_safe] < plan.cap_attainment
+    a_next = np.where(exists, lows[nxt_safe], np.nan)
+    return pd.DataFrame(
+        {
+            "next_attainment": a_next,
+            "to_next": np.where(exists, a_next * q - b, np.nan),
+            "rate_now": np.where(has_q, rates[now], plan.no_quota_rate),
+            "rate_next": np.where(exists, rates[nxt_safe], np.nan),
+        }
+    )
 
 
 def payout_curve(

@@ -18,7 +18,16 @@ import numpy as np
 
 from spm_models.config import check_bookings_measure
 
-__all__ = ["DEALS", "format_value", "indicator_label", "bookings_label", "tick_label", "is_deals"]
+__all__ = [
+    "DEALS",
+    "format_value",
+    "format_change",
+    "indicator_label",
+    "bookings_label",
+    "tick_label",
+    "is_deals",
+    "axis_formatter",
+]
 
 _SCALE = ((1e9, "bn"), (1e6, "m"), (1e3, "k"))
 #: The bookings label when bookings are counted in won deals.
@@ -79,6 +88,55 @@ def format_value(value: Any, unit: str, *, currency: str = "USD", digits: int = 
     if unit == "days":
         return f"{v:,.0f} days"
     return f"{v:,.{digits}f}"
+
+
+def format_change(delta: Any, unit: str, *, currency: str = "USD") -> str:
+    """A change since an earlier figure: ``"up 8 pts"``, ``"down USD 1.2k"``, ``"no change"``.
+
+    Ratios change in percentage points (``0.08`` -> ``"up 8 pts"``); money and counts in their
+    unit (:func:`format_value`); missing: ``""`` (nothing to say).
+
+    >>> format_change(0.081, "ratio")
+    'up 8 pts'
+    >>> format_change(-1234.0, "currency", currency="EUR")
+    'down EUR 1.2k'
+    """
+    try:
+        v = float(delta)
+    except (TypeError, ValueError):
+        return ""
+    if not np.isfinite(v):
+        return ""
+    size = abs(v) * 100 if unit == "ratio" else abs(v)
+    if round(size) == 0 and (unit == "ratio" or size < 0.5):
+        return "no change"
+    word = "up" if v > 0 else "down"
+    if unit == "ratio":
+        return f"{word} {size:.0f} pt{'s' if round(size) != 1 else ''}"
+    return f"{word} {format_value(abs(v), unit, currency=currency)}"
+
+
+def axis_formatter(unit: str, *, currency: str = "USD"):
+    """A matplotlib tick formatter for a KPI's unit: ratios as ``85%``, money as ``12k``, days as
+    ``41``, multiples as ``2.4x``, counts as whole numbers (``1,234``) or, below 10, one decimal.
+
+    One formatter per unit, so a win rate of 0.31 never reads ``0`` (the unit goes in the axis
+    label).
+    """
+    from matplotlib.ticker import FuncFormatter
+
+    def fmt(v: float, _pos=None) -> str:
+        if unit == "ratio":
+            return f"{v:.0%}" if abs(v) >= 0.1 or v == 0 else f"{v:.1%}"
+        if unit == "currency":
+            return tick_label(v)
+        if unit == "multiple":
+            return f"{v:.1f}x"
+        if unit == "days":
+            return f"{v:,.0f}"
+        return f"{v:,.0f}" if abs(v) >= 10 or float(v).is_integer() else f"{v:,.1f}"
+
+    return FuncFormatter(fmt)
 
 
 def tick_label(value: float) -> str:

@@ -18,8 +18,11 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 
+from spm_models.present.format import format_value, indicator_label
+
 __all__ = [
     "use_in_notebook",
+    "alt_text",
     "warm_up",
     "bookings_trend",
     "activity_trend",
@@ -34,8 +37,10 @@ __all__ = [
     "accuracy_chart",
 ]
 
-_WIDTH, _HEIGHT, _DPI = 8.0, 3.3, 96
+_WIDTH, _HEIGHT, _DPI = 7.0, 3.3, 96
 _BLUE, _GREY, _ORANGE, _GREEN, _RED = "#2f6db3", "#8c8c8c", "#e08214", "#3b8f4f", "#c0392b"
+#: One colour means "you" (the agent, or the team the page is about) in every figure.
+_YOU = _BLUE
 
 
 @contextmanager
@@ -45,7 +50,7 @@ def _style() -> Iterator[None]:
 
     rc = {
         **sns.axes_style("whitegrid"),
-        **sns.plotting_context("notebook", font_scale=0.85),
+        **sns.plotting_context("notebook", font_scale=0.95),
         "text.parse_math": False,
         "svg.hashsalt": "spm",
     }
@@ -61,8 +66,10 @@ def _figure(
     right: float = 0.98,
     bottom: float | None = None,
     top: float | None = None,
+    legend: bool = False,
 ):
-    """A figure with fixed margins (a layout engine would cost a second drawing pass)."""
+    """A figure with fixed margins (a layout engine would cost a second drawing pass); ``legend``
+    keeps a band above the axes for a legend (:func:`_legend`), so no legend covers data."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=_DPI)
@@ -71,9 +78,25 @@ def _figure(
         left=left,
         right=right,
         bottom=0.5 / height if bottom is None else bottom,
-        top=1 - 0.15 / height if top is None else top,
+        top=(1 - (0.5 if legend else 0.15) / height) if top is None else top,
     )
     return fig, ax
+
+
+def _legend(ax, *, ncol: int = 4) -> None:
+    """The legend in the band above the axes, in one row: never over the data."""
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=ncol, fontsize=8, frameon=False, borderaxespad=0.0)
+
+
+def _alt(fig, text: str):
+    """Attach the figure's alternative text (what it shows, with its key numbers) for the page."""
+    fig.spm_alt = text
+    return fig
+
+
+def alt_text(fig) -> str:
+    """The alternative text a figure of this module carries (a generic one for another figure)."""
+    return getattr(fig, "spm_alt", "") or "Chart of the report (its numbers are in the table beside it)."
 
 
 def _money_axis(ax, currency: str, *, axis: str = "y") -> None:
@@ -99,7 +122,7 @@ def _empty(text: str):
         fig, ax = _figure(height=1.2)
         ax.axis("off")
         ax.text(0.5, 0.5, text, ha="center", va="center", color=_GREY)
-    return fig
+    return _alt(fig, text)
 
 
 def use_in_notebook() -> None:
@@ -110,7 +133,7 @@ def use_in_notebook() -> None:
     shell = get_ipython()
     if shell is None:
         return
-    shell.display_formatter.formatters["image/png"].for_type(Figure, _png)
+    shell.display_formatter.formatters["image/png"].for_type(Figure, _png_with_alt)
 
 
 def _png(fig) -> bytes:
@@ -119,6 +142,11 @@ def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=_DPI, metadata={"Software": None}, pil_kwargs={"compress_level": 4})
     return buf.getvalue()
+
+
+def _png_with_alt(fig) -> tuple[bytes, dict]:
+    """PNG and its metadata: nbconvert writes ``alt`` into the page's ``<img>``."""
+    return _png(fig), {"alt": alt_text(fig)}
 
 
 def warm_up() -> None:
@@ -143,7 +171,7 @@ def _monthly_bookings_axes(ax, periods, currency: str) -> None:
     ax.set_xlabel("Month")
     ax.set_ylabel(f"Bookings ({currency})")
     _money_axis(ax, currency)
-    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    _legend(ax)
 
 
 def bookings_trend(trend: pd.DataFrame, *, currency: str):
@@ -153,7 +181,7 @@ def bookings_trend(trend: pd.DataFrame, *, currency: str):
         return _empty("No bookings history.")
     q = trend[trend["kpi"] == "quota"].sort_values("period")
     with _style():
-        fig, ax = _figure()
+        fig, ax = _figure(legend=True)
         x = np.arange(len(b))
         ax.bar(x, b["value"].to_numpy(), color=_BLUE, label="Your bookings")
         if len(q) and (q["value"] > 0).any():
@@ -162,7 +190,15 @@ def bookings_trend(trend: pd.DataFrame, *, currency: str):
         if b["peer_median"].notna().any():
             ax.plot(x, b["peer_median"].to_numpy(), color=_GREY, ls="--", lw=1.5, label="Peer median")
         _monthly_bookings_axes(ax, b["period"], currency)
-    return fig
+    last = b.iloc[-1]
+    return _alt(
+        fig,
+        f"Bar chart of your monthly bookings over {len(b)} months, from {pd.Timestamp(b['period'].iloc[0]):%b %Y} to "
+        f"{pd.Timestamp(last['period']):%b %Y}; the last month "
+        f"{format_value(last['value'], 'currency', currency=currency)}"
+        + (", with your quota as a line" if len(q) and (q["value"] > 0).any() else "")
+        + (" and the peer median dashed." if b["peer_median"].notna().any() else "."),
+    )
 
 
 def activity_trend(activity: pd.DataFrame):
@@ -172,7 +208,7 @@ def activity_trend(activity: pd.DataFrame):
     if activity is None or activity.empty:
         return _empty("The data hold no activity log.")
     with _style():
-        fig, ax = _figure()
+        fig, ax = _figure(legend=True)
         w = activity.pivot_table(index="period", columns="segment", values="value", aggfunc="sum").sort_index()
         x = np.arange(len(w))
         for seg, color in zip(w.columns, sns.color_palette("deep", len(w.columns))):  # one line per activity type
@@ -180,8 +216,14 @@ def activity_trend(activity: pd.DataFrame):
         ax.set_xticks(x, pd.DatetimeIndex(w.index).strftime("%b %y"), fontsize=8)
         ax.set_xlabel("Month")
         ax.set_ylabel("Activities logged (count)")
-        ax.legend(title="Type", fontsize=8, frameon=False)
-    return fig
+        ax.set_ylim(bottom=0)
+        _legend(ax, ncol=min(len(w.columns), 5))
+    last = w.iloc[-1]
+    return _alt(
+        fig,
+        f"Line chart of the activities you logged per month by type, {len(w)} months; in "
+        f"{pd.Timestamp(w.index[-1]):%b %Y}: " + ", ".join(f"{int(v)} {c}" for c, v in last.items()) + ".",
+    )
 
 
 def funnel_chart(funnel: pd.DataFrame, *, usable: bool = True):
@@ -192,33 +234,55 @@ def funnel_chart(funnel: pd.DataFrame, *, usable: bool = True):
         return _empty("Stage conversion cannot be measured from these data.")
     rate_col = "agent_rate" if "agent_rate" in funnel else "rate"
     with _style():
-        fig, ax = _figure(height=3.0, left=0.3)
+        fig, ax = _figure(height=3.2, left=0.3, legend=True)
         y = np.arange(len(funnel))
-        labels = [t.replace("->", " → ").replace("_", " ") for t in funnel["transition"].astype("str")]
-        colors = [_RED if w else _BLUE for w in funnel.get("weakest", pd.Series(False, index=funnel.index))]
+        weakest = funnel.get("weakest", pd.Series(False, index=funnel.index)).fillna(False).astype(bool).to_numpy()
+        labels = [
+            t.replace("->", " → ").replace("_", " ") + (" (weakest)" if w else "")
+            for t, w in zip(funnel["transition"].astype("str"), weakest)
+        ]
+        who = "You" if rate_col == "agent_rate" else "Team"
+        # "you" keeps its colour; the weakest stage is named on its label and outlined, never recoloured
         ax.barh(
             y + 0.2,
             funnel[rate_col].fillna(0).to_numpy(),
             height=0.4,
-            color=colors,
-            label="You" if rate_col == "agent_rate" else "Team",
+            color=_YOU,
+            edgecolor=["black" if w else _YOU for w in weakest],
+            linewidth=[1.5 if w else 0.0 for w in weakest],
+            label=who,
         )
         peer_col = "peer_rate" if "peer_rate" in funnel else None
         if peer_col is not None and funnel[peer_col].notna().any():
             ax.barh(y - 0.2, funnel[peer_col].fillna(0).to_numpy(), height=0.4, color=_GREY, label="Peers (pooled)")
         ax.set_yticks(y, labels, fontsize=8)
+        for tick, w in zip(ax.get_yticklabels(), weakest):
+            if w:
+                tick.set_fontweight("bold")
         ax.invert_yaxis()
         ax.set_xlim(0, 1)
         _pct_axis(ax, axis="x")
         ax.set_xlabel("Deals moving on to the next stage (% of decided deals)")
-        ax.legend(loc="lower right", fontsize=8, frameon=False)
-    return fig
+        _legend(ax)
+    parts = [
+        f"{t.replace('->', ' to ').replace('_', ' ')} {r:.0%}" + (f" (peers {p:.0%})" if p == p else "")
+        for t, r, p in zip(
+            funnel["transition"].astype("str"),
+            funnel[rate_col].fillna(0),
+            funnel[peer_col] if peer_col else [float("nan")] * len(funnel),
+        )
+    ]
+    weak = [lab for lab, w in zip(funnel["transition"].astype("str"), weakest) if w]
+    return _alt(
+        fig,
+        f"Bar chart of stage conversion, {who.lower()} against peers: "
+        + "; ".join(parts)
+        + (f". Weakest stage: {weak[0].replace('->', ' to ').replace('_', ' ')}." if weak else "."),
+    )
 
 
 def indicator_chart(indicators: pd.DataFrame):
     """This month against the agent's own monthly average (1 = usual)."""
-    from spm_models.present.format import indicator_label
-
     f = indicators[indicators["ratio_to_mean"].notna()] if indicators is not None else None
     if f is None or f.empty:
         return _empty("No history to compare leading indicators with.")
@@ -231,7 +295,13 @@ def indicator_chart(indicators: pd.DataFrame):
         ax.set_yticks(y, [indicator_label(i).capitalize() for i in f["indicator"]], fontsize=8)
         ax.invert_yaxis()
         ax.set_xlabel("This month / own monthly average of the last 12 months (1.0 = usual)")
-    return fig
+        ax.set_xlim(0, max(2.0, float(f["ratio_to_mean"].max()) * 1.1))
+    return _alt(
+        fig,
+        "Bar chart of this month against your own monthly average (1.0 = usual): "
+        + "; ".join(f"{indicator_label(i)} {r:.2f}" for i, r in zip(f["indicator"], f["ratio_to_mean"]))
+        + ".",
+    )
 
 
 def fan_chart(fan: pd.DataFrame, actual: pd.DataFrame, *, quota: float | None, currency: str, quarter: str):
@@ -239,7 +309,7 @@ def fan_chart(fan: pd.DataFrame, actual: pd.DataFrame, *, quota: float | None, c
     if fan is None or fan.empty:
         return _empty("No forecast is available.")
     with _style():
-        fig, ax = _figure(height=3.6)
+        fig, ax = _figure(height=3.8, legend=True)
         d = pd.DatetimeIndex(fan["date"])
         if actual is not None and len(actual):
             a = actual.sort_values("date")
@@ -261,8 +331,16 @@ def fan_chart(fan: pd.DataFrame, actual: pd.DataFrame, *, quota: float | None, c
         ax.set_xlabel(f"Date ({quarter})")
         ax.set_ylabel(f"Cumulative bookings ({currency})")
         _money_axis(ax, currency)
-        ax.legend(loc="upper left", fontsize=8, frameon=False)
-    return fig
+        ax.set_ylim(bottom=0)
+        _legend(ax, ncol=6)
+    last = fan.iloc[-1]
+    money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
+    q = f"; quota {money(quota)}" if quota is not None and np.isfinite(quota) and quota > 0 else ""
+    return _alt(
+        fig,
+        f"Fan chart of cumulative bookings in {quarter}: booked so far {money(start)}, median forecast at the end "
+        f"{money(last['q0.5'])}, 80% range {money(last['q0.1'])} to {money(last['q0.9'])}{q}.",
+    )
 
 
 def payout_chart(curve: pd.DataFrame, commission: pd.DataFrame, *, currency: str):
@@ -273,7 +351,7 @@ def payout_chart(curve: pd.DataFrame, commission: pd.DataFrame, *, currency: str
         return _empty("No quota, so the payout curve cannot be drawn.")
     c = commission.iloc[0]
     with _style():
-        fig, ax = _figure(height=3.0)
+        fig, ax = _figure(height=3.2, legend=True)
         ax.plot(curve["attainment"], curve["payout"], color=_BLUE, lw=2, label="Plan payout")
         ax.axhspan(c["payout_q0.1"], c["payout_q0.9"], color=_GREEN, alpha=0.15, label="80% range of your payout")
         ax.axhline(c["expected_payout"], color=_GREEN, lw=1.5, label="Expected payout")
@@ -282,8 +360,13 @@ def payout_chart(curve: pd.DataFrame, commission: pd.DataFrame, *, currency: str
         ax.set_xlabel("Attainment of the quarter's quota")
         ax.set_ylabel(f"Commission ({currency})")
         _money_axis(ax, currency)
-        ax.legend(loc="upper left", fontsize=8, frameon=False)
-    return fig
+        _legend(ax)
+    money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
+    return _alt(
+        fig,
+        f"Line chart of the plan's payout by attainment; your expected payout {money(c['expected_payout'])}, 80% "
+        f"range {money(c['payout_q0.1'])} to {money(c['payout_q0.9'])}.",
+    )
 
 
 def attainment_bars(agents: pd.DataFrame, *, quarter: str = "the quarter", closed: bool = False):
@@ -295,7 +378,7 @@ def attainment_bars(agents: pd.DataFrame, *, quarter: str = "the quarter", close
     if f.empty:
         return None
     with _style():
-        fig, ax = _figure(height=0.4 * len(f) + 1.2, left=0.25)
+        fig, ax = _figure(height=0.4 * len(f) + 1.5, left=0.25, legend=True)
         y = np.arange(len(f))
         done = f"Attainment {quarter} (final)" if closed else f"Attainment {quarter} to date"
         ax.barh(y, f["attainment_qtd"].to_numpy(), color=_BLUE, label=done)
@@ -312,8 +395,14 @@ def attainment_bars(agents: pd.DataFrame, *, quarter: str = "the quarter", close
         ax.invert_yaxis()
         _pct_axis(ax, axis="x")
         ax.set_xlabel(f"Attainment of the {quarter} quota")
-        ax.legend(loc="lower right", fontsize=8, frameon=False)
-    return fig
+        ax.set_xlim(0, max(1.2, float(np.nanmax(f[["attainment_qtd"]].to_numpy())) * 1.1))
+        _legend(ax)
+    return _alt(
+        fig,
+        f"Bar chart of each agent's attainment of the {quarter} quota: "
+        + "; ".join(f"{n} {a:.0%}" for n, a in zip(f["agent_name"], f["attainment_qtd"]))
+        + ".",
+    )
 
 
 def new_vs_existing_chart(nve: pd.DataFrame, *, currency: str):
@@ -323,7 +412,7 @@ def new_vs_existing_chart(nve: pd.DataFrame, *, currency: str):
     if nve.empty or not (nve["value"] > 0).any():
         return _empty("No bookings by account status to show.")
     with _style():
-        fig, ax = _figure()
+        fig, ax = _figure(legend=True)
         w = nve.pivot_table(index="period", columns="segment", values="value", aggfunc="sum").fillna(0.0)
         x = np.arange(len(w))
         bottom = np.zeros(len(w))
@@ -331,7 +420,13 @@ def new_vs_existing_chart(nve: pd.DataFrame, *, currency: str):
             ax.bar(x, w[seg].to_numpy(), bottom=bottom, color=color, label=f"{seg} accounts")
             bottom += w[seg].to_numpy()
         _monthly_bookings_axes(ax, w.index, currency)
-    return fig
+    tot = w.sum()
+    return _alt(
+        fig,
+        f"Stacked bar chart of monthly bookings from new and existing accounts over {len(w)} months; in all "
+        + ", ".join(f"{seg} {format_value(v, 'currency', currency=currency)}" for seg, v in tot.items())
+        + ".",
+    )
 
 
 def plan_chart(plan: pd.DataFrame, *, currency: str):
@@ -339,7 +434,7 @@ def plan_chart(plan: pd.DataFrame, *, currency: str):
     if plan is None or plan.empty:
         return _empty("No bookings history.")
     with _style():
-        fig, ax = _figure(right=0.9)
+        fig, ax = _figure(right=0.9, legend=True)
         x = np.arange(len(plan))
         ax.bar(x, plan["bookings"].to_numpy(), color=_BLUE, label="Bookings")
         if plan["quota"].notna().any():
@@ -349,9 +444,24 @@ def plan_chart(plan: pd.DataFrame, *, currency: str):
             ax2.set_ylabel("Year-to-date attainment")
             _pct_axis(ax2)
             ax2.grid(False)
-            ax2.legend(loc="upper right", fontsize=8, frameon=False)
+            # from 0, so a swing of a few points does not look like a collapse
+            ax2.set_ylim(0, max(1.2, float(np.nanmax(plan["ytd_attainment"].to_numpy(dtype=float))) * 1.1))
         _monthly_bookings_axes(ax, plan["period"], currency)
-    return fig
+        if plan["quota"].notna().any():  # one legend for both axes, above the plot
+            h1, l1 = ax.get_legend_handles_labels()
+            h2, l2 = ax2.get_legend_handles_labels()
+            ax.legend(h1 + h2, l1 + l2, loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=3, fontsize=8, frameon=False)
+    last = plan.iloc[-1]
+    ytd = (
+        f", year-to-date attainment {last['ytd_attainment']:.0%}"
+        if "ytd_attainment" in plan and pd.notna(last.get("ytd_attainment"))
+        else ""
+    )
+    return _alt(
+        fig,
+        f"Bar chart of monthly bookings against plan over {len(plan)} months; {pd.Timestamp(last['period']):%b %Y}: "
+        f"{format_value(last['bookings'], 'currency', currency=currency)}{ytd}.",
+    )
 
 
 def territory_chart(outlook: pd.DataFrame, *, currency: str, quarter: str = "the quarter"):
@@ -359,7 +469,7 @@ def territory_chart(outlook: pd.DataFrame, *, currency: str, quarter: str = "the
     if outlook is None or outlook.empty:
         return _empty("No territories to compare.")
     with _style():
-        fig, ax = _figure(height=0.55 * len(outlook) + 1.3, left=0.25)
+        fig, ax = _figure(height=0.55 * len(outlook) + 1.6, left=0.25, legend=True)
         y = np.arange(len(outlook))
         ax.barh(
             y - 0.2, outlook["closed_to_date"].to_numpy(), height=0.4, color=_BLUE, label=f"Booked in {quarter} so far"
@@ -380,8 +490,17 @@ def territory_chart(outlook: pd.DataFrame, *, currency: str, quarter: str = "the
         ax.invert_yaxis()
         ax.set_xlabel(f"Bookings of {quarter} ({currency})")
         _money_axis(ax, currency, axis="x")
-        ax.legend(loc="lower right", fontsize=8, frameon=False)
-    return fig
+        _legend(ax, ncol=3)
+    money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
+    return _alt(
+        fig,
+        f"Bar chart of territories in {quarter}, booked so far and expected total: "
+        + "; ".join(
+            f"{n} {money(c)} booked, {money(e)} expected"
+            for n, c, e in zip(outlook["territory_name"], outlook["closed_to_date"], outlook["expected_bookings"])
+        )
+        + ".",
+    )
 
 
 def accuracy_chart(accuracy: pd.DataFrame, *, currency: str, label_column: str = "entity_id"):
@@ -390,14 +509,25 @@ def accuracy_chart(accuracy: pd.DataFrame, *, currency: str, label_column: str =
     if f is None or f.empty:
         return _empty("No forecast from last month to compare with.")
     with _style():
-        fig, ax = _figure(height=0.45 * len(f) + 1.2, left=0.25)
+        fig, ax = _figure(height=0.45 * len(f) + 1.5, left=0.25, legend=True)
         y = np.arange(len(f))
         ax.hlines(y, f["forecast_q0.1"], f["forecast_q0.9"], color=_BLUE, lw=6, alpha=0.35, label="80% range")
         ax.scatter(f["forecast_q0.5"], y, color=_BLUE, marker="|", s=200, label="Median forecast")
-        ax.scatter(f["actual"], y, color="black", zorder=3, label="Actual")
+        ax.scatter(f["actual"], y, color="black", zorder=3, label="Actual bookings (each row's own)")
         ax.set_yticks(y, [str(v) for v in f[label_column]], fontsize=8)
         ax.invert_yaxis()
         ax.set_xlabel(f"Bookings of the month ({currency})")
         _money_axis(ax, currency, axis="x")
-        ax.legend(loc="lower right", fontsize=8, frameon=False)
-    return fig
+        _legend(ax, ncol=3)
+    money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
+    return _alt(
+        fig,
+        "Chart of last month's forecast against actual bookings: "
+        + "; ".join(
+            f"{n}: forecast {money(m)} (80% range {money(lo)} to {money(hi)}), actual {money(a)}"
+            for n, m, lo, hi, a in zip(
+                f[label_column], f["forecast_q0.5"], f["forecast_q0.1"], f["forecast_q0.9"], f["actual"]
+            )
+        )
+        + ".",
+    )

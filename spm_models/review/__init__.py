@@ -6,8 +6,13 @@ Modules (import the one you need; importing this package loads nothing heavy):
 ``outlook``    the review calendar, data as of the review date, the single model fit and
                what its draws say (P(quota), fan, last month's check)
 ``artifacts``  :func:`~spm_models.review.artifacts.build_artifacts`: every table reports read
+``last_month`` last month's forecast (its run's snapshot, or a refit) against what happened
 ``views``      what a report kernel reads: one subject's slice of the artifacts
+``monthly``    the same for the company's monthly review
+``headline``   headline cards' numbers and their change since last month
 ``render``     escaped HTML fragments for report cells
+``page``       the headline cards, the deals tables and navigation of agent and territory pages
+``company``    the monthly review's own fragments (territories, leaderboard, model choice)
 ``params``     typed parameters per report template, checked before a kernel starts
 ``naming``     safe output file names
 ``kernels``    pre-imported kernels forked per report (``server``, ``provisioner``), or

@@ -22,7 +22,6 @@ import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,7 +30,7 @@ from spm_models import __version__
 from spm_models.data.dataset import Dataset
 from spm_models.data.warehouse import fingerprint
 from spm_models.evaluation.quota.probability import quota_for_period
-from spm_models.evaluation.tracking import list_snapshots, load_snapshot, save_snapshot
+from spm_models.evaluation.tracking import save_snapshot
 from spm_models.exceptions import DataError
 from spm_models.indicators.regressors import indicator_regressors
 from spm_models.indicators.summary import review_leading_indicators
@@ -39,11 +38,12 @@ from spm_models.insights import coaching, scorecard
 from spm_models.kpi import compute_kpis
 from spm_models.kpi.grid import COMPANY
 from spm_models.kpi.leads import channel_summary, lead_kpis
-from spm_models.models.forecast import concat_forecasts
 from spm_models.models.pipeline.history import open_at
+from spm_models.review import headline as hl
 from spm_models.review import outlook as ol
 from spm_models.review.forecasting import review_forecast
 from spm_models.review.incentives import PLAN_TABLES, check_plans, plan_tables
+from spm_models.review.last_month import last_month_accuracy, prefixed, previous_snapshot
 from spm_models.review.profile import DataProfile, data_profile
 from spm_models.review.recalibration import BACKTEST_COLUMNS, recalibrate_outlook
 from spm_models.review.settings import ReviewConfig
@@ -92,6 +92,10 @@ TABLES: dict[str, str] = {
     "channels": "lead channel (and all channels): leads of the last 12 months, their conversion and cost",
     "cohorts": "month of creation: opportunities (or leads) created, won by now, undecided, conversion",
     **PLAN_TABLES,
+    "headline": "level and entity: the headline numbers and their change since last month (review.headline)",
+    "deals_open": "open deal: stage, age, amount, chance of winning (pipeline model), expected close, rank",
+    "deals_closed": "deal won or lost in the review month",
+    "deals_risk": "open deal at risk (stuck or unlikely to be won), per territory, with the reason",
 }
 
 
@@ -114,18 +118,6 @@ def _levels(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.concat([f.assign(level=lv) for lv, f in frames.items()], ignore_index=True)
 
 
-def _prefixed(forecasts: dict[str, Any]):
-    """One stacked forecast with ids ``<level>:<id>`` (ids may repeat across levels)."""
-    parts, level_of = [], {}
-    for lv, fc in forecasts.items():
-        ids = np.array([f"{lv}:{u}" for u in fc.unique_ids.astype(str)], dtype=object)
-        q = fc.quantiles.assign(unique_id=pd.array(np.repeat(ids, fc.h), dtype="str"))
-        fb = fc.fallback.assign(unique_id=pd.array(ids, dtype="str"))
-        parts.append(type(fc)(q, fc.draws, ids, fc.ds, fb, fc.model, fc.freq, fc.quantile_levels))
-        level_of.update({i: lv for i in ids})
-    return concat_forecasts(parts), level_of
-
-
 def _entity_maps(agents: pd.DataFrame) -> dict[str, pd.Series]:
     idx = pd.Index(agents["agent_id"].astype("str"))
     return {
@@ -133,46 +125,6 @@ def _entity_maps(agents: pd.DataFrame) -> dict[str, pd.Series]:
         "territory": pd.Series(agents["territory_id"].astype("str").to_numpy(), index=idx),
         "company": pd.Series(COMPANY, index=idx),
     }
-
-
-def _previous_snapshot(
-    runs_root: Path | None,
-    cal: ol.ReviewCalendar,
-    dataset: Dataset,
-    config: ReviewConfig,
-    fp: str,
-    work: Path,
-    picks: dict[str, str],
-    regressors: dict[str, int] | None = None,
-):
-    """The forecast made at the end of the previous month: its run's snapshot, or a refit with
-    this run's models (no model choice or calibration: what they would have said then)."""
-    prev_label = f"{cal.previous_month:%Y-%m}"
-    if runs_root is not None:
-        listing = list_snapshots(runs_root / prev_label / "artifacts" / "snapshot")
-        if len(listing):
-            return load_snapshot(listing["path"].iloc[-1]), "previous run"
-    try:
-        pcal = ol.review_calendar(prev_label, data_end=cal.as_of, calendar=cal.calendar)
-        pasof = ol.as_of_dataset(dataset, pcal.as_of)
-        pagents = ol.review_agents(pasof["agents"], pcal.as_of)
-        prev = review_forecast(
-            pasof, pagents, pcal, config, learn_calibration=False, picks=picks, regressors=regressors
-        )
-    except DataError:
-        return None, "no data before the previous month"
-    stacked, level_of = _prefixed(prev.forecasts)
-    path = save_snapshot(
-        stacked,
-        folder=work / "previous_snapshot",
-        model=prev.agent_model,
-        config={"month": prev_label, "reconstructed": True},
-        seed=config.seed,
-        data_range=(prev.history["ds"].min(), pcal.train_end),
-        data_fingerprint=fp,
-        level_of=level_of,
-    )
-    return load_snapshot(path), "reconstructed from the data as of the previous month"
 
 
 def build_artifacts(
@@ -373,7 +325,7 @@ def _build(
     uids = fcs["agent"].unique_ids.astype(str)
     plans, comm, awards = plan_tables(asof, cal, fcs["agent"], config, people, currency=label)
 
-    stacked, level_of = _prefixed(fcs)
+    stacked, level_of = prefixed(fcs)
     save_snapshot(
         stacked,
         folder=work / "snapshot",
@@ -384,31 +336,8 @@ def _build(
         data_fingerprint=fp,
         level_of=level_of,
     )
-    prev, prev_source = _previous_snapshot(runs_root, cal, dataset, config, fp, work, rf.picks, regressors)
-    if prev is not None:
-        act = kpis_m[(kpis_m["kpi"] == "bookings") & (kpis_m["period"] == cal.month) & (kpis_m["segment"] == "")]
-        actual = pd.Series(
-            act["value"].to_numpy(dtype=float),
-            index=(act["level"].astype("str") + ":" + act["entity_id"].astype("str")).to_numpy(),
-        )
-        accuracy = ol.month_check(prev.forecast, actual, month=cal.month, level_of=prev.level_of)
-        accuracy["entity_id"] = accuracy["unique_id"].str.split(":", n=1).str[1].astype("str")
-    else:
-        accuracy = pd.DataFrame(
-            columns=[
-                "unique_id",
-                "level",
-                "forecast_mean",
-                "forecast_q0.1",
-                "forecast_q0.5",
-                "forecast_q0.9",
-                "actual",
-                "in_80",
-                "error",
-                "pct_error",
-                "entity_id",
-            ]
-        )
+    prev, prev_source = previous_snapshot(runs_root, cal, dataset, config, fp, work, rf.picks, regressors)
+    accuracy = last_month_accuracy(prev, kpis_m, month=cal.month)
 
     terr_table = scorecard.territory_agent_table(metrics["agent"], outlook["agent"], trend["agent"], people)
     accounts = scorecard.key_accounts(
@@ -421,8 +350,17 @@ def _build(
     out_terr = outlook["territory"]
     risks = coaching.territory_risks(terr_table, out_terr, accounts, currency=label)
     weeks = cal.weeks_left
+    deals = hl.deal_tables(asof, cal, agents, settings=config.coaching, count_deals=profile.bookings_measure == "deals")
     points = coaching.coaching_points(
-        card, funnel if funnel_ok else None, indicators, outlook["agent"], currency=label, weeks_left=weeks
+        card,
+        funnel if funnel_ok else None,
+        indicators,
+        outlook["agent"],
+        currency=label,
+        weeks_left=weeks,
+        deals=deals["deals_open"],
+        settings=config.coaching,
+        quarter=cal.quarter_label,
     )
     plan = pd.concat(
         [
@@ -473,6 +411,20 @@ def _build(
         "coaching": points,
         **_conversion_tables(asof, kpis_m, cal, profile, months=config.trend_months),
         **plans,
+        **deals,
+        "headline": hl.build_headline(
+            kpis_m,
+            metrics,
+            outlook,
+            comm,
+            cal=cal,
+            quota=quota,
+            closed=closed["agent"],
+            snapshot=prev,
+            runs_root=runs_root,
+            raw_agent_forecast=rf.raw["agent"],
+            plan=config.commission,
+        ),
     }
     for name, frame in tables.items():
         frame.to_parquet(work / f"{name}.parquet", index=False)

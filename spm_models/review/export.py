@@ -55,6 +55,42 @@ table.spm-table, table.spm-provenance { border-collapse: collapse; width: 100%; 
 .spm-provenance code { word-break: break-all; font-size: 13px; }
 .spm-note { color: #33414f; } .spm-list li { margin: 4px 0; }
 img { max-width: 100%; height: auto; display: block; margin: 8px 0; }
+.spm-nav ul { list-style: none; display: flex; flex-wrap: wrap; gap: 6px 16px; margin: 0 0 8px; padding: 0; }
+.spm-nav { font-size: 14px; }
+.spm-nav a, .spm-agent-links a { color: #2f6db3; }
+.spm-card-value { white-space: nowrap; }
+code, .spm-subtitle { overflow-wrap: anywhere; word-break: break-word; }
+.spm-note code { word-break: break-all; }
+.spm-card-change { font-size: 13px; color: #5b6b7c; margin-top: 2px; }
+.spm-card-change.spm-good { color: #2e7d44; } .spm-card-change.spm-bad { color: #b03a2e; }
+.spm-table td.n { white-space: nowrap; }
+h3.spm-period { color: #33414f; }
+/* wide tables scroll inside themselves, never the page */
+table.spm-table { display: block; overflow-x: auto; max-width: 100%; }
+table.spm-table > caption { display: block; }
+.spm-agent-links { columns: 2 14em; }
+@media (max-width: 640px) {
+  body { font-size: 14px; }
+  main { padding: 12px 12px 32px; }
+  h1 { font-size: 22px; }
+  .spm-card { flex: 1 1 140px; }
+  .spm-table th, .spm-table td { padding: 4px 6px; }
+  table.spm-table { font-size: 13px; }
+  /* figures keep a readable text size and scroll sideways inside their box */
+  .output_png { overflow-x: auto; }
+  .output_png img { max-width: none; width: 520px; }
+}
+@media print {
+  body { background: #fff; font-size: 11pt; }
+  main { max-width: none; padding: 0; min-height: 0; }
+  .spm-nav { display: none; }
+  a { color: inherit; text-decoration: none; }
+  h1, h2, h3 { break-after: avoid; page-break-after: avoid; }
+  table.spm-table { display: table; overflow: visible; }
+  tr, img, .spm-card, .spm-cards, .output_png { break-inside: avoid; page-break-inside: avoid; }
+  .output_png img { max-width: 100%; width: auto; }
+  .spm-card { background: #fff; }
+}
 pre { white-space: pre-wrap; background: #f6f7f9; padding: 8px; border-radius: 4px; font-size: 13px; }
 .output_stderr { display: none; } .anchor-link { display: none; }
 """

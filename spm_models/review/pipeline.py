@@ -158,6 +158,17 @@ def plan_reports(
     return tasks
 
 
+def _now() -> str:
+    """The time a log line is written, in UTC (``2025-01-02T06:15:02Z``)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _stage(log: TextIO, text: str) -> None:
+    """One line per stage before the reports start, so a long fit never looks like a hang."""
+    log.write(f"{_now()} stage={text!r}\n")
+    log.flush()
+
+
 class _Progress:
     """A progress bar on a terminal; one parseable ``key=value`` line per report otherwise."""
 
@@ -178,7 +189,7 @@ class _Progress:
             return
         err = "" if r.error is None else " error=" + repr(r.error.splitlines()[0] if r.error else "")
         self.stream.write(
-            f"report={r.report_id!r} status={r.status} seconds={r.duration_s:.2f} "
+            f"{_now()} report={r.report_id!r} status={r.status} seconds={r.duration_s:.2f} "
             f"output={r.output or r.notebook}{err}\n"
         )
         self.stream.flush()
@@ -281,6 +292,7 @@ def run_review(
     if dataset is None:
         from spm_models.data.warehouse import Warehouse
 
+        _stage(log, f"loading the warehouse {Path(db or paths.warehouse).name}")
         dataset = Warehouse(db or paths.warehouse).load()
     timings["load"] = time.perf_counter() - t_start
     if month is None:
@@ -377,6 +389,7 @@ def _build_month(
     month, run_folder, log = pub.month, pub.staging, options["log"]
     artifacts_dir = run_folder / "artifacts"
     t = time.perf_counter()
+    _stage(log, f"{month}: choosing and fitting the forecast, writing the artifacts (reused when current)")
     info = build_artifacts(
         dataset,
         month=month,
@@ -426,6 +439,7 @@ def _build_month(
         to_run = [t for t in tasks if t.report_id in old and old[t.report_id]["status"] != "ok"]
     else:
         to_run = [t for t in tasks if not current(t)]
+    _stage(log, f"{month}: running {len(to_run)} of {len(tasks)} reports")
     bar = _Progress(len(to_run), stream=log, bar=options["progress"])
     by_id = {t.report_id: t for t in to_run}
 

@@ -24,6 +24,10 @@ them::
     cap_attainment = 2.0
     no_quota_rate = 0.05
 
+    [coaching]                          # thresholds of coaching points and deal lists (docs/review.md)
+    stuck_factor = 2.0
+    far_above_quota = 1.5
+
 Unknown keys are errors, so a misspelt setting is never silently ignored. Payouts are shown only
 when a plan is configured: a plan nobody set up is not a plan anyone is paid by. A ``[commission]``
 table is a plan book of one plan for everyone with that one component
@@ -46,6 +50,7 @@ from spm_models.data.dataset import Dataset
 from spm_models.exceptions import ConfigError
 from spm_models.insights.commission import CommissionPlan, plan_from_mapping
 from spm_models.insights.incentives import PlanBook, load_plan_book, plan_book_from_mapping, plan_book_to_mapping
+from spm_models.insights.settings import CoachingSettings, coaching_settings_from_mapping
 from spm_models.models.registry import check_model_params, model_class
 from spm_models.review.kernels.mode import KERNEL_MODES
 
@@ -136,6 +141,9 @@ class ReviewConfig:
     fiscal_year_start : int or str, optional
         Month the fiscal year starts in, for this review only; default the one stored with
         the data (the mapping's or the project's, :mod:`spm_models.config`).
+    coaching : CoachingSettings
+        Thresholds of the coaching points and the deal lists (stuck deals, deals at risk,
+        rows listed): :class:`spm_models.insights.settings.CoachingSettings`.
     kernels : {"auto", "fork", "plain"}
         How report kernels start: forked from a kernel server that has imported everything
         (``"fork"``, Linux only), one new process each (``"plain"``), or fork where possible
@@ -169,6 +177,7 @@ class ReviewConfig:
     recalibration_min_rows: int = 200
     recalibration_quarters: int = 12
     fiscal_year_start: int | str | None = None
+    coaching: CoachingSettings = field(default_factory=CoachingSettings)
     kernels: str = "auto"
     cluster: str | None = None
 
@@ -209,6 +218,8 @@ class ReviewConfig:
             problems.append("give either plan_file (a plan book) or [commission], not both")
         if self.plans is not None and not isinstance(self.plans, PlanBook):
             problems.append(f"plans must be a plan book (plan_file = ...), got {type(self.plans).__name__}")
+        if not isinstance(self.coaching, CoachingSettings):
+            problems.append(f"coaching must be a table of thresholds (CoachingSettings), got {self.coaching!r}")
         if self.kernels not in KERNEL_MODES:
             problems.append(f"kernels must be one of {', '.join(repr(m) for m in KERNEL_MODES)}, got {self.kernels!r}")
         try:
@@ -296,4 +307,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ReviewConfi
         raise ConfigError(f"unknown review setting(s) {', '.join(unknown)}; known settings: {', '.join(sorted(known))}")
     if "commission" in values and not isinstance(values["commission"], CommissionPlan):
         values["commission"] = plan_from_mapping(values["commission"])
+    if "coaching" in values and not isinstance(values["coaching"], CoachingSettings):
+        if not isinstance(values["coaching"], Mapping):
+            raise ConfigError(f"[coaching] must be a table of thresholds, got {values['coaching']!r}")
+        values["coaching"] = coaching_settings_from_mapping(values["coaching"])
     return ReviewConfig(**values)

@@ -29,9 +29,8 @@ from spm_models.insights.commission import CommissionPlan, plan_from_mapping
 from spm_models.insights.incentives import PlanBook, plan_book_from_mapping
 from spm_models.review.artifacts import RUN_FILE, TABLES, read_run_info
 from spm_models.review.incentives import plan_payout_curve, plan_rules
-from spm_models.review.outlook import accuracy_summary
+from spm_models.review.naming import report_file_name
 from spm_models.review.profile import DataProfile, Sections, sections
-from spm_models.review.publish import published_path
 from spm_models.review.recalibration import quota_note
 
 __all__ = [
@@ -41,13 +40,13 @@ __all__ = [
     "preload",
     "AgentView",
     "TerritoryView",
-    "MonthlyView",
     "agent_view",
     "territory_view",
-    "monthly_view",
 ]
 
 _CACHE: dict[str, RunData] = {}
+#: Tables added after format 3: a run without them shows no headline changes or deals.
+_ADDED = frozenset({"headline", "deals_open", "deals_closed", "deals_risk"})
 
 
 @dataclass(frozen=True)
@@ -113,10 +112,10 @@ def load_run(run_dir: str | Path) -> RunData:
     cached = _CACHE.get(str(path))
     if cached is not None and cached.info.get("key") == info.get("key"):
         return cached
-    missing = [t for t in TABLES if not (path / f"{t}.parquet").is_file()]
+    missing = [t for t in TABLES if t not in _ADDED and not (path / f"{t}.parquet").is_file()]
     if missing:
         raise ReportError(f"the review artifacts in {path} are incomplete: missing {', '.join(missing)}")
-    tables = {t: pd.read_parquet(path / f"{t}.parquet") for t in TABLES}
+    tables = {t: pd.read_parquet(path / f"{t}.parquet") for t in TABLES if (path / f"{t}.parquet").is_file()}
     run = RunData(path, info, tables)
     _CACHE[str(path)] = run
     return run
@@ -128,9 +127,11 @@ def preload(run_dir: str | Path) -> None:
 
 
 def _provenance(run: RunData, parameters: dict) -> dict:
+    """What the report ends with; ``run_dir`` is the run's own folder, so no absolute path is shown."""
+    shown = {k: ("artifacts/" if k == "run_dir" else v) for k, v in parameters.items()}
     return {
         "run_id": run.info["run_id"],
-        "parameters": {k: str(published_path(v)) if k == "run_dir" else v for k, v in parameters.items()},
+        "parameters": shown,
         "package_version": __version__,
         "artifacts_version": run.info["package_version"],
         "data_fingerprint": run.info["data_fingerprint"],
@@ -202,6 +203,10 @@ class _Base:
     sections: Sections = field(default=None, repr=False)
     has_quota: bool = True
     rate_note: str = ""
+    links: tuple[tuple[str, str], ...] = ()
+    money: str = "USD"
+    previous_month: str = ""
+    plan_shown: bool = False
 
     def shows(self, name: str) -> bool:
         """Whether the optional section ``name`` is shown (see :func:`spm_models.review.profile.sections`)."""
@@ -233,6 +238,12 @@ class AgentView(_Base):
     fallback_reason: str = ""
     quota_note: str = ""
     closed_quarter: pd.DataFrame = field(default=None, repr=False)
+    headline: pd.DataFrame = field(default=None, repr=False)
+    deals_open: pd.DataFrame = field(default=None, repr=False)
+    deals_won: pd.DataFrame = field(default=None, repr=False)
+    deals_lost: pd.DataFrame = field(default=None, repr=False)
+    deals_stuck: pd.DataFrame = field(default=None, repr=False)
+    n_open_deals: int = 0
 
     @property
     def quota(self) -> float:
@@ -260,7 +271,54 @@ def _base(run: RunData, parameters: dict) -> dict:
         sections=sections(profile),
         has_quota=profile.has_quota,
         rate_note=profile.rate_note,
+        money=str(i["settings"]["currency"]),
+        previous_month=str(pd.Timestamp(i["calendar"]["previous_month"]).strftime("%Y-%m")),
+        plan_shown=bool(sections(profile).commission.shown and run.plan is not None),
     )
+
+
+def _table(run: RunData, name: str) -> pd.DataFrame:
+    """An artifact added after format 3, or an empty frame for older runs."""
+    return run.tables.get(name, pd.DataFrame())
+
+
+def _headline(run: RunData, level: str, entity: str) -> pd.DataFrame:
+    h = _table(run, "headline")
+    return _rows(h[h["level"] == level], "entity_id", entity) if len(h) else h
+
+
+def _deals(frame: pd.DataFrame, column: str, value: str, *, rank: str, n: int) -> pd.DataFrame:
+    """The first ``n`` rows of one agent's or territory's deals by ``rank``."""
+    if not len(frame):
+        return frame
+    f = _rows(frame, column, value)
+    return f.sort_values(rank, kind="stable").head(n).reset_index(drop=True)
+
+
+def _closed(frame: pd.DataFrame, column: str, value: str, outcome: str, n: int) -> pd.DataFrame:
+    """The ``n`` largest deals won (or lost) of one agent or territory in the month."""
+    if not len(frame):
+        return frame
+    f = _rows(frame, column, value)
+    f = f[f["outcome"] == outcome]
+    return f.sort_values(["amount", "opportunity_id"], ascending=[False, True]).head(n).reset_index(drop=True)
+
+
+def _listed(run: RunData) -> int:
+    return int((run.info["settings"].get("coaching") or {}).get("deals_listed", 5))
+
+
+def _page(kind: str, name: str, entity: str) -> str:
+    """A report's file relative to the run folder, as :func:`spm_models.review.pipeline.plan_reports` names it."""
+    folder = {"agent": "agents", "territory": "territories"}[kind]
+    return f"{folder}/{report_file_name(name, entity, suffix='', fallback=kind)}.html"
+
+
+def _with_names(deals: pd.DataFrame, agents: pd.DataFrame) -> pd.DataFrame:
+    if not len(deals):
+        return deals.assign(agent_name=pd.Series(dtype="str"))
+    names = agents.set_index(agents["agent_id"].astype("str"))["agent_name"].astype("str")
+    return deals.assign(agent_name=deals["agent_id"].astype("str").map(names).fillna(deals["agent_id"]).to_numpy())
 
 
 def _when(shown: bool, value):
@@ -322,6 +380,38 @@ def agent_view(run_dir: str | Path, agent_id: str) -> AgentView:
         fallback_reason=str(fb["reason"].iloc[0]) if len(fb) else "",
         quota_note=_quota_note(run, "agent") if np.isfinite(quota) and quota > 0 else "",
         closed_quarter=_closed_quarter(run, "agent", aid, comm),
+        headline=_headline(run, "agent", aid),
+        deals_open=_deals(_table(run, "deals_open"), "agent_id", aid, rank="rank_agent", n=_listed(run)),
+        deals_won=_closed(_table(run, "deals_closed"), "agent_id", aid, "won", _listed(run)),
+        deals_lost=_closed(_table(run, "deals_closed"), "agent_id", aid, "lost", _listed(run)),
+        deals_stuck=_stuck(_table(run, "deals_open"), "agent_id", aid, _listed(run)),
+        n_open_deals=int(
+            (_table(run, "deals_open").get("agent_id", pd.Series(dtype="str")).astype("str") == aid).sum()
+        ),
+        links=(
+            (
+                "Territory: " + str(who["territory_name"].iloc[0]),
+                "../" + _page("territory", str(who["territory_name"].iloc[0]), str(who["territory_id"].iloc[0])),
+            ),
+            ("Monthly review", "../monthly_review.html"),
+            ("All reports", "../index.html"),
+        ),
+    )
+
+
+def _stuck(frame: pd.DataFrame, column: str, value: str, n: int) -> pd.DataFrame:
+    """Stuck open deals of one agent or territory, the longest over their usual time first."""
+    if not len(frame):
+        return frame
+    f = _rows(frame, column, value)
+    f = f[f["stuck"].astype(bool)]
+    over = f["days_in_stage"] / f["usual_days_in_stage"]
+    return (
+        f.assign(_over=over)
+        .sort_values(["_over", "amount"], ascending=False)
+        .head(n)
+        .drop(columns="_over")
+        .reset_index(drop=True)
     )
 
 
@@ -368,6 +458,13 @@ class TerritoryView(_Base):
     accuracy: pd.DataFrame = field(default=None, repr=False)
     quota_note: str = ""
     closed_quarter: pd.DataFrame = field(default=None, repr=False)
+    headline: pd.DataFrame = field(default=None, repr=False)
+    deals_open: pd.DataFrame = field(default=None, repr=False)
+    deals_won: pd.DataFrame = field(default=None, repr=False)
+    deals_lost: pd.DataFrame = field(default=None, repr=False)
+    deals_stuck: pd.DataFrame = field(default=None, repr=False)
+    deals_risk: pd.DataFrame = field(default=None, repr=False)
+    agent_links: pd.DataFrame = field(default=None, repr=False)
 
     @property
     def quota(self) -> float:
@@ -424,95 +521,40 @@ def territory_view(run_dir: str | Path, territory_id: str) -> TerritoryView:
         accuracy=_rows(_level(run["accuracy"], "territory"), "entity_id", tid),
         quota_note=_quota_note(run, "territory"),
         closed_quarter=_closed_quarter(run, "territory", tid),
+        headline=_headline(run, "territory", tid),
+        deals_open=_with_names(
+            _deals(_table(run, "deals_open"), "territory_id", tid, rank="rank_territory", n=2 * _listed(run)),
+            run["agents"],
+        ),
+        deals_won=_with_names(
+            _closed(_table(run, "deals_closed"), "territory_id", tid, "won", _listed(run)), run["agents"]
+        ),
+        deals_lost=_with_names(
+            _closed(_table(run, "deals_closed"), "territory_id", tid, "lost", _listed(run)), run["agents"]
+        ),
+        deals_stuck=_with_names(
+            _stuck(_table(run, "deals_open"), "territory_id", tid, 2 * _listed(run)), run["agents"]
+        ),
+        deals_risk=_with_names(
+            _rows(_table(run, "deals_risk"), "territory_id", tid).head(_listed(run))
+            if len(_table(run, "deals_risk"))
+            else _table(run, "deals_risk"),
+            run["agents"],
+        ),
+        agent_links=_agent_links(members),
+        links=(("Monthly review", "../monthly_review.html"), ("All reports", "../index.html")),
     )
 
 
-@dataclass(frozen=True)
-class MonthlyView(_Base):
-    """The company's monthly review."""
-
-    company: pd.DataFrame = field(default=None, repr=False)
-    plan: pd.DataFrame = field(default=None, repr=False)
-    territories: pd.DataFrame = field(default=None, repr=False)
-    territory_outlook: pd.DataFrame = field(default=None, repr=False)
-    outlook: pd.DataFrame = field(default=None, repr=False)
-    fan: pd.DataFrame = field(default=None, repr=False)
-    actual_path: pd.DataFrame = field(default=None, repr=False)
-    leaderboard: pd.DataFrame = field(default=None, repr=False)
-    recognition: pd.DataFrame = field(default=None, repr=False)
-    accuracy: pd.DataFrame = field(default=None, repr=False)
-    accuracy_by_level: pd.DataFrame = field(default=None, repr=False)
-    accuracy_rows: pd.DataFrame = field(default=None, repr=False)
-    leading_indicators: pd.DataFrame = field(default=None, repr=False)
-    n_agents: int = 0
-    n_fallback: int = 0
-    quota_note: str = ""
-    closed_quarter: pd.DataFrame = field(default=None, repr=False)
-    model_choice: dict | None = field(default=None, repr=False)
-    model: dict = field(default_factory=dict, repr=False)
-    channels: pd.DataFrame = field(default=None, repr=False)
-    cohorts: pd.DataFrame = field(default=None, repr=False)
-    conversion: tuple[str, float] | None = None
-    spend_currency: str = "USD"
-
-    @property
-    def quota(self) -> float:
-        return float(self.outlook["quota"].iloc[0]) if len(self.outlook) else float("nan")
-
-
-def monthly_view(run_dir: str | Path) -> MonthlyView:
-    """The company monthly review's data."""
-    run = load_run(run_dir)
-    terr = _level(run["metrics"], "territory").merge(
-        run["territories"], left_on="entity_id", right_on="territory_id", how="left"
+def _agent_links(members: pd.DataFrame) -> pd.DataFrame:
+    """Each person of the territory with their page (relative to the territory page)."""
+    people = members[members["is_person"].astype(bool)] if "is_person" in members else members
+    return pd.DataFrame(
+        {
+            "agent_name": people["agent_name"].astype("str").to_numpy(),
+            "href": [
+                "../" + _page("agent", n, a)
+                for n, a in zip(people["agent_name"].astype("str"), people["agent_id"].astype("str"))
+            ],
+        }
     )
-    t_out = _level(run["outlook"], "territory").merge(
-        run["territories"], left_on="unique_id", right_on="territory_id", how="left"
-    )
-    base = _base(run, {"run_dir": str(run_dir)})
-    profile = run.profile
-    return MonthlyView(
-        **base,
-        company=_level(run["metrics"], "company"),
-        plan=_level(run["plan"], "company"),
-        territories=terr,
-        territory_outlook=t_out,
-        outlook=_level(run["outlook"], "company"),
-        fan=_level(run["fan"], "company"),
-        actual_path=_level(run["actual_path"], "company"),
-        leaderboard=run["leaderboard"],
-        recognition=run["recognition"],
-        accuracy=_level(run["accuracy"], "company"),
-        accuracy_by_level=accuracy_summary(run["accuracy"]),
-        accuracy_rows=_accuracy_rows(run),
-        leading_indicators=run["leading_indicators"],
-        n_agents=int(run.info["n_agents"]),
-        n_fallback=int(run.info["model"]["n_fallback"]),
-        quota_note=_quota_note(run, "company"),
-        closed_quarter=_closed_quarter(run, "company", "company"),
-        model_choice=run.info.get("model_choice"),
-        model=run.info.get("model", {}),
-        channels=_when(base["sections"].channels.shown, run.tables.get("channels")),
-        cohorts=_when(profile.win_rate_basis in ("cohort", "leads"), run.tables.get("cohorts")),
-        conversion=_conversion_card(run, profile),
-        spend_currency=str(run.info["settings"]["currency"]),
-    )
-
-
-def _conversion_card(run: RunData, profile: DataProfile) -> tuple[str, float] | None:
-    """The company card that stands in for the close-period win rate, when the data need one."""
-    cohorts = run.tables.get("cohorts")
-    if profile.win_rate_basis not in ("cohort", "leads") or cohorts is None or not len(cohorts):
-        return None
-    created, won = float(cohorts["created"].sum()), float(cohorts["won"].sum())
-    what = "opportunities" if profile.win_rate_basis == "cohort" else "leads"
-    return (f"Won by now, of the {what} created in the last 12 months", won / created if created else float("nan"))
-
-
-def _accuracy_rows(run: RunData) -> pd.DataFrame:
-    """Last month's check for the company and each territory, labelled by name."""
-    acc = run["accuracy"]
-    rows = acc[acc["level"].isin(["territory", "company"])]
-    names = run["territories"].set_index("territory_id")["territory_name"]
-    label = rows["entity_id"].map(names).fillna("Company").astype("str")
-    return rows.assign(label=label.to_numpy()).reset_index(drop=True)

@@ -30,7 +30,7 @@ from spm_models.workbench.forecasting import (
     forecast_view,
 )
 
-__all__ = ["ExplorerState", "entity_options", "kpi_view", "Explorer", "build_explorer"]
+__all__ = ["ExplorerState", "entity_options", "kpi_view", "kpi_unit", "Explorer", "build_explorer"]
 
 
 @dataclass
@@ -132,7 +132,12 @@ def _refresh_kpis(ex: Explorer) -> None:
         ex.kpis[s.grain] = compute_kpis(ex.dataset, grain=s.grain)
     ex.kpi_table = kpi_view(ex.kpis[s.grain], level=s.level, entity=s.entity, kpi=s.kpi, start=s.start, end=s.end)
     if ex.draw:
-        _plot(ex.controls["kpi_out"], ex.kpi_table, title=f"{s.kpi} - {s.level} {s.entity} ({s.grain})")
+        _plot(
+            ex.controls["kpi_out"],
+            ex.kpi_table,
+            title=f"{s.kpi} - {s.level} {s.entity} ({s.grain})",
+            unit=kpi_unit(s.kpi),
+        )
 
 
 def _refresh_forecast(ex: Explorer) -> None:
@@ -182,10 +187,19 @@ def _quota_note(attainment: pd.DataFrame) -> str:
     return "" if not np.isfinite(p) else f"\nP(hit quota) {p:.0%} of {quota:,.0f}"
 
 
-def _plot(out, frame: pd.DataFrame, *, title: str, fan: bool = False) -> None:
+def kpi_unit(kpi: str) -> str:
+    """The unit of a KPI's values (:data:`spm_models.kpi.catalog.KPI_CATALOG`; ``count`` when unknown)."""
+    from spm_models.kpi.catalog import KPI_CATALOG
+
+    spec = KPI_CATALOG.get(kpi)
+    return spec.unit if spec is not None else "count"
+
+
+def _plot(out, frame: pd.DataFrame, *, title: str, fan: bool = False, unit: str = "currency") -> None:
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import StrMethodFormatter
+
+    from spm_models.present.format import axis_formatter
 
     out.clear_output(wait=True)
     with out:
@@ -198,7 +212,7 @@ def _plot(out, frame: pd.DataFrame, *, title: str, fan: bool = False) -> None:
             locator = mdates.AutoDateLocator(maxticks=8)
             ax.xaxis.set_major_locator(locator)
             ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-        ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+        ax.yaxis.set_major_formatter(axis_formatter(unit))  # win rate 31%, not 0; attainment 104%, not 1
         if fan:
             ax.fill_between(x, frame["q0.1"], frame["q0.9"], alpha=0.25, label="80% interval")
             ax.plot(x, frame["mean"], label="mean")
@@ -218,16 +232,29 @@ def _show(out, frame: pd.DataFrame) -> None:
         display(_styled(frame))
 
 
-_MONEY = ("quota", "closed_to_date", "expected_remaining", "expected_bookings", "expected_shortfall")
+_MONEY = (
+    "quota",
+    "closed_to_date",
+    "expected_remaining",
+    "expected_bookings",
+    "median_bookings",
+    "expected_shortfall",
+)
 
 
 def _styled(frame: pd.DataFrame):
-    """The scenario table for display: one row per case, money whole, P(quota) in %, ratios to 2 places."""
+    """The scenario table for display: one row per case, money whole, P(quota) and attainment in %
+    (``expected_attainment``, ``attainment_q0.05``...), other numbers to 2 places."""
     table = frame.set_index("case") if "case" in frame.columns else frame
     numeric = table.select_dtypes("number").columns
     special = {"p_quota": "{:.0%}", "change_pct": "{:+.1f}"}
-    formats = {c: "{:,.0f}" if c in _MONEY else special.get(c, "{:.2f}") for c in numeric}
-    return table.style.format(formats, na_rep="-")
+
+    def fmt(col: str) -> str:
+        if col in _MONEY:
+            return "{:,.0f}"
+        return "{:.0%}" if "attainment" in col else special.get(col, "{:.2f}")
+
+    return table.style.format({c: fmt(c) for c in numeric}, na_rep="-")
 
 
 def build_explorer(

@@ -17,6 +17,7 @@ from spm_models.indicators.regressors import LEADING, add_regressor_columns
 from spm_models.indicators.series import bookings_series, candidate_series
 
 __all__ = [
+    "readable_kpis",
     "WAREHOUSE_ENV",
     "warehouse_path",
     "load_dataset",
@@ -152,3 +153,20 @@ def chosen_indicators(ranked: pd.DataFrame) -> pd.DataFrame:
     oos_improvement, verdict``); empty when none did."""
     cols = ["candidate", "best_lag", "r", "p_adjusted", "oos_improvement", "verdict"]
     return ranked.loc[ranked["verdict"] == LEADING, cols].reset_index(drop=True)
+
+
+def readable_kpis(view: pd.DataFrame, *, currency: str = "USD") -> pd.DataFrame:
+    """A wide KPI view (:func:`spm_models.kpi.views.latest_period_view`) as text people read: each
+    value in its KPI's unit (:data:`spm_models.kpi.catalog.KPI_CATALOG`, ``"win_rate[x]"`` by its
+    base name) by :func:`spm_models.present.format.format_value`: ``USD 5.2k``, ``31%``, ``5,193``,
+    ``41 days``, and ``n/a`` for a value the period does not have (never ``NaN``)."""
+    from spm_models.kpi.catalog import KPI_CATALOG
+    from spm_models.present.format import format_value
+
+    out = pd.DataFrame(index=view.index)
+    for col in view.columns:
+        spec = KPI_CATALOG.get(str(col).split("[", 1)[0])
+        unit = spec.unit if spec is not None else "count"
+        digits = 0 if unit != "count" else (0 if view[col].dropna().mod(1).eq(0).all() else 1)
+        out[col] = [format_value(v, unit, currency=currency, digits=digits) for v in view[col]]
+    return out

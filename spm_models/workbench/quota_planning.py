@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from spm_models.evaluation.backtest import BacktestResult
+from spm_models.evaluation.backtest import BacktestResult, backtest
 from spm_models.evaluation.quota.probability import bookings_draws, chance_of_reaching
 from spm_models.exceptions import ConfigError
 
@@ -31,6 +31,7 @@ __all__ = [
     "territory_quotas",
     "fairness_summary",
     "backtest_attainment",
+    "plan_backtest",
 ]
 
 _LEVELS = np.linspace(0.01, 0.99, 99)
@@ -124,25 +125,31 @@ def territory_quotas(plan: pd.DataFrame) -> pd.DataFrame:
 def fairness_summary(plan: pd.DataFrame) -> pd.DataFrame:
     """Spread of P(attain) across agents: the fairness check of a quota plan.
 
+    An agent whose forecast is zero in every draw gets a quota of zero and no chance (NaN);
+    such agents are counted in ``no_forecast`` and left out of the spread, so one of them
+    cannot blank the whole check.
+
     Returns
     -------
     DataFrame
         One row: ``agents, expected_share_attaining`` (mean P), ``p_min, p_q0.25, p_median,
-        p_q0.75, p_max, p_sd`` and ``total_quota``.
+        p_q0.75, p_max, p_sd``, ``total_quota`` and ``no_forecast``.
     """
     p = plan["p_attain"].to_numpy(dtype=float)
-    q = np.quantile(p, [0, 0.25, 0.5, 0.75, 1]) if len(p) else np.full(5, np.nan)
+    known = p[np.isfinite(p)]
+    q = np.quantile(known, [0, 0.25, 0.5, 0.75, 1]) if len(known) else np.full(5, np.nan)
     return pd.DataFrame(
         {
             "agents": [len(p)],
-            "expected_share_attaining": [p.mean() if len(p) else np.nan],
+            "expected_share_attaining": [known.mean() if len(known) else np.nan],
             "p_min": [q[0]],
             "p_q0.25": [q[1]],
             "p_median": [q[2]],
             "p_q0.75": [q[3]],
             "p_max": [q[4]],
-            "p_sd": [p.std() if len(p) else np.nan],
+            "p_sd": [known.std() if len(known) else np.nan],
             "total_quota": [plan["quota"].sum()],
+            "no_forecast": [len(p) - len(known)],
         }
     )
 
@@ -171,6 +178,37 @@ def backtest_attainment(result: BacktestResult, *, share: float = 0.65) -> pd.Da
         parts.append(plan.assign(origin=origin, attained=plan["actual"] >= plan["quota"]))
     out = pd.concat(parts, ignore_index=True)
     return out[["origin", "unique_id", "quota", "actual", "attained"]]
+
+
+def plan_backtest(fitted, dataset=None, *, periods: int = 13, n_origins: int = 3, n_draws: int = 400) -> BacktestResult:
+    """The backtest of the model that plans the quotas: the same model with the same settings.
+
+    A plan made with one model and checked with another says nothing about the plan, so this
+    clones ``fitted.model`` (a :class:`~spm_models.workbench.forecasting.FittedModel`) and
+    refits it at ``n_origins`` past origins on the same weekly frame, ``periods`` weeks ahead.
+
+    Parameters
+    ----------
+    fitted : FittedModel
+        What :func:`quota_plan` planned with.
+    dataset : Dataset, optional
+        Its tables, for a model that reads some at fit (the deal model reads open deals).
+    periods : int
+        Weeks in the quota period (the backtest's horizon).
+    n_origins : int
+        How many past quota periods are replayed.
+    n_draws : int
+        Forecast draws per origin.
+
+    Returns
+    -------
+    BacktestResult
+        For :func:`backtest_attainment`; ``result.model`` names the model that was backtested.
+    """
+    # the columns fit_model fitted on: ids, dates, bookings, territory, regressors ("activity:demo")
+    cols = [c for c in fitted.frame.columns if c in ("unique_id", "ds", "y", "group") or ":" in str(c)]
+    frame = fitted.frame[cols]
+    return backtest(fitted.model, frame, h=periods, n_origins=n_origins, n_draws=n_draws, tables=dataset)
 
 
 def quota_plan(

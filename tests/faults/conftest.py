@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -114,12 +115,22 @@ def review(db: Path, root: Path, *extra: str) -> subprocess.Popen:
     return spm("review", "--db", db, "--out", root, "--month", MONTH, "--workers", "2", "--agents", AGENTS, *extra)
 
 
+#: A progress line of ``spm review`` off a terminal: its UTC time, then ``stage=`` or ``report=``.
+PROGRESS = re.compile(r"^(?:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ )?(stage|report)=")
+
+
+def is_progress(line: str, kind: str = "") -> bool:
+    """Whether ``line`` is a progress line (of ``kind``, ``"report"`` or ``"stage"``, when given)."""
+    m = PROGRESS.match(line)
+    return bool(m) and (not kind or m.group(1) == kind)
+
+
 def wait_for_reports(proc: subprocess.Popen, n: int, lines: list[str]) -> None:
     """Read stderr until ``n`` report lines have come (or the process ended)."""
     seen = 0
     for line in proc.stderr:
         lines.append(line)
-        if line.startswith("report="):
+        if is_progress(line, "report"):
             seen += 1
             if seen >= n:
                 return
@@ -195,6 +206,17 @@ def kit():
     """The helpers above, for the tests (conftest modules are not importable by name)."""
     import types
 
-    names = ["spm", "review", "wait_for_reports", "finish", "family", "all_gone", "digest", "leftovers", "kill"]
+    names = [
+        "spm",
+        "review",
+        "wait_for_reports",
+        "is_progress",
+        "finish",
+        "family",
+        "all_gone",
+        "digest",
+        "leftovers",
+        "kill",
+    ]
     names += ["tmpfs", "remount_read_only"]
     return types.SimpleNamespace(MONTH=MONTH, AGENTS=AGENTS, **{n: globals()[n] for n in names})

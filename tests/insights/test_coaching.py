@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from spm_models.insights.coaching import coaching_points, recognition, territory_risks
+from spm_models.insights.settings import CoachingSettings
 
 
 def _card(agent, **metrics):
@@ -63,12 +65,16 @@ def test_a_struggling_agent_gets_the_severe_points_first():
     out = coaching_points(
         card, None, ind, _outlook("A1", 50_000.0, 10_000.0, 30_000.0, 0.12, 20_000.0), currency="USD", weeks_left=5
     )
-    assert list(out["topic"]) == ["quota_outlook", "pipeline", "activity", "win_rate"]
+    # worth (bookings at stake / quota): shortfall 20k/50k = 0.4; pipeline (3 - 0.6) x 40k x 10% / 50k = 0.19;
+    # win rate (30% - 10%) x open pipeline 24k / 50k = 0.096; the demo dip 0.02 x 2 = 0.04
+    assert list(out["topic"]) == ["quota_outlook", "pipeline", "win_rate", "activity"]
     assert list(out["rank"]) == [1, 2, 3, 4]
+    assert out["severity"].to_numpy() == pytest.approx([0.4, 0.192, 0.096, 0.04])
     first = out["text"].iloc[0]
     assert "12% chance" in first and "USD 50.0k" in first and "USD 30.0k" in first and "5 weeks" in first
-    assert "0.6x" in out["text"].iloc[1]
-    assert "Demos logged: 2 this month" in out["text"].iloc[2] and "usual 9" in out["text"].iloc[2]
+    assert "USD 40.0k is still to book" in first
+    assert "0.6x" in out["text"].iloc[1] and "USD 96.0k of new opportunities" in out["text"].iloc[1]
+    assert "Demos logged: 2 this month" in out["text"].iloc[3] and "usual 9" in out["text"].iloc[3]
 
 
 def test_an_agent_on_track_still_gets_two_points():
@@ -81,7 +87,8 @@ def test_an_agent_on_track_still_gets_two_points():
         and "92% chance" in out["text"].iloc[0]
     )
     assert "strength" in set(out["topic"])
-    assert "better than 90% of all agents of the company" in out.loc[out["topic"] == "strength", "text"].iloc[0]
+    # a percentile compares the agent with the others: the text says so and counts them
+    assert "better than 90% of the 5 other agents of the company" in out.loc[out["topic"] == "strength", "text"].iloc[0]
 
 
 def test_weakest_funnel_stage_is_named_with_both_rates():
@@ -100,6 +107,76 @@ def test_weakest_funnel_stage_is_named_with_both_rates():
     text = out.loc[out["topic"] == "funnel", "text"].iloc[0]
     assert "proposal to negotiation" in text and "35%" in text and "52%" in text
     assert "quota_outlook" not in set(out["topic"])  # no quota: no outlook point
+
+
+def _deals(agent, rows):
+    """Open deals as :func:`spm_models.insights.deals.open_deals` gives them: (name, stage, amount, p_win,
+    p_win_quarter, days in stage, usual days, stuck)."""
+    f = pd.DataFrame(
+        rows,
+        columns=[
+            "account_name",
+            "stage",
+            "amount",
+            "p_win",
+            "p_win_quarter",
+            "days_in_stage",
+            "usual_days_in_stage",
+            "stuck",
+        ],
+    )
+    f["agent_id"] = agent
+    f["opportunity_id"] = [f"O{i}" for i in range(len(f))]
+    f["rank_agent"] = (-(f["amount"] * f["p_win"])).rank(method="first").astype(int)
+    return f
+
+
+def test_an_agent_far_above_quota_is_not_coached_on_an_activity_dip_first():
+    """268% of quota with calls at 77 against a usual 103: the first point is next quarter, never the calls."""
+    card = _card("A9", bookings_month=(30_000.0, 95.0, 9_000.0), attainment_qtd=(2.68, 100.0, 0.9))
+    ind = pd.DataFrame(
+        {
+            "entity_id": ["A9"],
+            "indicator": ["activity:call"],
+            "value": [77.0],
+            "history_mean": [103.0],
+            "z": [-3.5],
+            "direction": ["down"],
+        }
+    )
+    outlook = _outlook("A9", 20_000.0, 53_600.0, 60_000.0, 1.0, 0.0).assign(reached=True)
+    deals = _deals("A9", [("Apex Inc", "proposal", 12_000.0, 0.5, 0.3, 10, 14, False)])
+    out = coaching_points(card, None, ind, outlook, deals=deals, quarter="2024-Q4")
+    assert out["topic"].iloc[0] == "next_quarter" and "activity" in set(out["topic"])
+    assert out.loc[out["topic"] == "activity", "rank"].iloc[0] > 1
+    first = out["text"].iloc[0]
+    assert "268%" in first and "2024-Q4" in first and "Apex Inc (USD 12.0k, proposal)" in first
+    # the same agent below the threshold would hear about quota first, still not about calls
+    lower = coaching_points(card, None, ind, outlook, deals=deals, settings=CoachingSettings(far_above_quota=3.0))
+    assert lower["topic"].iloc[0] != "activity"
+
+
+def test_points_name_the_deals_behind_them():
+    card = _card("A1", bookings_month=(1_000.0, 10.0, 5_000.0))
+    deals = _deals(
+        "A1",
+        [
+            ("Apex Inc", "negotiation", 10_000.0, 0.6, 0.5, 5, 10, False),
+            ("Vertex SA", "proposal", 30_000.0, 0.3, 0.0, 60, 12, True),
+            ("Union Corp", "prospecting", 5_000.0, 0.1, 0.02, 3, 20, False),
+        ],
+    )
+    out = coaching_points(
+        card, None, NO_IND, _outlook("A1", 50_000.0, 10_000.0, 30_000.0, 0.2, 20_000.0), deals=deals
+    ).set_index("topic")
+    quota = out.at["quota_outlook", "text"]
+    assert "Apex Inc (USD 10.0k, 50% chance by the quarter end)" in quota and "Vertex SA" not in quota
+    stuck = out.at["stuck", "text"]
+    assert (
+        "1 open deal has sat in its stage" in stuck
+        and "Vertex SA (USD 30.0k, proposal for 60 days, usually 12)" in stuck
+    )
+    assert out.at["stuck", "severity"] == pytest.approx(30_000 * 0.3 / 50_000)
 
 
 def test_territory_risks():

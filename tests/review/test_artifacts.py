@@ -13,7 +13,7 @@ import pytest
 
 from spm_models.exceptions import ConfigError, ReportError
 from spm_models.models.registry import make_model
-from spm_models.review import views
+from spm_models.review import monthly, views
 from spm_models.review.artifacts import TABLES, artifacts_key, build_artifacts
 from spm_models.review.render import scorecard_table, table, title
 from spm_models.review.settings import ReviewConfig, load_config
@@ -47,7 +47,7 @@ def test_leading_indicators_are_looked_for_once_and_reach_both_reports(review_ru
     assert table["verdict"].str.len().gt(10).all()
     stored = json.loads((folder / "run.json").read_text())["leading_indicators"]
     assert stored["found"] == int(table["leading"].sum()) and stored["seconds"] >= 0
-    m = views.monthly_view(folder)
+    m = monthly.monthly_view(folder)
     assert m.leading_indicators["candidate"].tolist() == table["candidate"].tolist()
     me = pd.read_parquet(folder / "agents.parquet")["agent_id"].iloc[0]
     ind = views.agent_view(folder, me).indicators
@@ -125,7 +125,8 @@ def test_agent_view_holds_only_that_agent(review_run):
         assert frame is not None, name
         text = [str(x) for x in frame.to_numpy().ravel()]
         assert not (set(text) & others) and not any(n in cell for cell in text for n in other_names), name
-    assert len(v.coaching) >= 2 and v.provenance["parameters"] == {"run_dir": str(folder), "agent_id": me}
+    # the run folder is named relative to the run (no absolute path reaches a page people read)
+    assert len(v.coaching) >= 2 and v.provenance["parameters"] == {"run_dir": "artifacts/", "agent_id": me}
     with pytest.raises(ReportError, match="not in the review"):
         views.agent_view(folder, "nobody")
 
@@ -134,7 +135,7 @@ def test_territory_and_monthly_views(review_run):
     folder = review_run.artifacts
     t = views.territory_view(folder, "T01")
     assert len(t.agents) >= 1 and set(t.agents["territory_id"]) == {"T01"} and len(t.outlook) == 1
-    m = views.monthly_view(folder)
+    m = monthly.monthly_view(folder)
     assert len(m.territories) == 2 and len(m.leaderboard) >= 1 and m.n_agents >= 5
     assert set(m.accuracy_by_level["level"]) == {"agent", "territory", "company"}
 

@@ -36,8 +36,12 @@ def test_every_report_is_ok(review_run):
     n_agents = len(pd.read_parquet(review_run.artifacts / "agents.parquet"))
     assert s["total"] == n_agents + 2 + 1 and s["ok"] == s["total"] and s["failed"] == 0
     lines = (review_run.root / "progress.log").read_text().splitlines()
-    assert len(lines) == s["total"] and all(
-        re.match(r"report='[^']*' status=ok seconds=\d+\.\d\d output=\S+", ln) for ln in lines
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ "
+    stages = [ln for ln in lines if re.match(stamp + "stage=", ln)]
+    reports = [ln for ln in lines if ln not in stages]
+    assert len(stages) == 2 and "fitting" in stages[0] and f"running {s['total']} of" in stages[1], stages
+    assert len(reports) == s["total"] and all(
+        re.match(stamp + r"report='[^']*' status=ok seconds=\d+\.\d\d output=\S+", ln) for ln in reports
     )
 
 
@@ -89,6 +93,65 @@ def test_agent_reports_have_every_section(review_run):
         assert coaching and 2 <= coaching.group(1).count("<li>") <= 4
         assert "USD" in text
         assert "Leads bookings by" in text  # the lag of each indicator, or "not found to lead"
+
+
+def _h2(html: str) -> list[str]:
+    heads = re.findall(r"<h2[^>]*>(.*?)</h2>", html, re.S)
+    return [re.sub(r"<[^>]+>", "", h).replace("¶", "").strip() for h in heads]
+
+
+def test_agent_pages_lead_with_the_headline_cards_then_coaching_and_deals(review_run):
+    for entry in (e for e in review_run.manifest["reports"] if e["kind"] in ("agent", "territory")):
+        text = _text((review_run.run_folder / entry["output"]).read_text(encoding="utf-8"))
+        heads = _h2(text)
+        assert heads[0].startswith("Headline"), (entry["id"], heads[:3])
+        first = text.index("<h2")
+        assert text.index('class="spm-cards spm-headline"') < text.index("<h2", first + 1), entry["id"]
+        if entry["kind"] == "agent":
+            assert heads[1:3] == ["Coaching points", "Your deals"], heads[:4]
+            for label in ("Attainment ", "Gap to the ", "Chance of reaching the ", "Expected payout "):
+                assert label in text, (entry["id"], label)
+        assert re.search(r"(up|down) [^<]* since \d{4}-\d{2}|no change since", text), entry["id"]
+
+
+def test_no_card_is_shown_twice_on_a_page(review_run):
+    """The headline cards are not repeated further down (the forecast, commission and quarter cards)."""
+    for entry in (e for e in review_run.manifest["reports"] if e["status"] == "ok"):
+        labels = re.findall(r'class="spm-card-label">([^<]*)<', (review_run.run_folder / entry["output"]).read_text())
+        assert labels and len(labels) == len(set(labels)), (entry["id"], sorted(labels))
+
+
+def test_open_deals_listed_match_the_warehouse(review_run):
+    """Each agent page lists the agent's open deals at the month end, the most valuable first, and
+    only theirs: the accounts and amounts of the warehouse's open opportunities."""
+    from spm_models.models.pipeline.history import open_at
+    from spm_models.present.format import format_value
+
+    ds = review_run.dataset
+    run = json.loads((review_run.run_folder / "artifacts" / "run.json").read_text())
+    as_of = pd.Timestamp(run["calendar"]["as_of"])
+    opp = ds["opportunities"]
+    opp = opp[(pd.to_datetime(opp["created_date"]) <= as_of)]
+    is_open = open_at(opp, as_of)
+    accounts = ds["accounts"].set_index("account_id")["account_name"]
+    listed = pd.read_parquet(review_run.run_folder / "artifacts" / "deals_open.parquet")
+    expected_ids = set(opp.loc[is_open.to_numpy(), "opportunity_id"].astype(str))
+    assert set(listed["opportunity_id"]) == expected_ids and len(expected_ids) > 0
+    for entry in (e for e in review_run.manifest["reports"] if e["kind"] == "agent"):
+        aid = entry["id"].split(":", 1)[1]
+        page = (review_run.run_folder / entry["output"]).read_text(encoding="utf-8")
+        section = page[page.index("Open deals") : page.index("Won this month")]
+        mine = opp[is_open.to_numpy() & (opp["agent_id"].astype(str) == aid).to_numpy()]
+        rows = re.findall(r"<tr><td class=\"t\">(.*?)</td>", section)
+        assert len(rows) == min(len(mine), 5), (aid, rows)
+        if not len(mine):
+            continue
+        names = set(mine["account_id"].map(accounts).fillna(mine["account_id"]).astype(str).map(escape))
+        assert set(rows) <= names, (aid, set(rows) - names)
+        mine_listed = listed[listed["agent_id"] == aid].sort_values("rank_agent")
+        assert (mine_listed["expected_value"].diff().dropna() <= 1e-9).all()  # the most valuable first
+        top = mine_listed.iloc[0]
+        assert escape(format_value(top["amount"], "currency")) in section
 
 
 def test_the_monthly_review_has_a_leading_indicators_section(review_run):
@@ -152,6 +215,9 @@ def test_index_links_all_resolve_and_manifest_is_complete(review_run):
         assert e["status"] == "ok" and e["duration_s"] > 0 and e["output"] and (run / e["notebook"]).is_file()
         assert set(e["provenance"]) >= {"run_id", "package_version", "data_fingerprint", "template_sha256"}
         assert e["parameters"]["run_dir"] == str(run / "artifacts")
+    for entry in review_run.manifest["reports"]:  # provenance shows the run's own folder, never an absolute path
+        page = (run / entry["output"]).read_text(encoding="utf-8")
+        assert str(run) not in page and str(run.parent) not in page, entry["id"]
     assert {"load", "artifacts", "reports", "total"} <= set(manifest["timings"])
 
 

@@ -5,6 +5,7 @@ notebook is kept, the exit code is non-zero; a report that hangs is stopped at i
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -149,7 +150,10 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise():
     plain = io.StringIO()
     p = _Progress(2, stream=plain, bar=None)
     p(ok), p(bad), p.close()
-    assert plain.getvalue().splitlines() == [
+    lines = plain.getvalue().splitlines()
+    # each line starts with its UTC time, then the parseable fields
+    assert all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ", ln) for ln in lines)
+    assert [ln.split(" ", 1)[1] for ln in lines] == [
         "report='agent:A1' status=ok seconds=1.23 output=agents/a.html",
         "report='agent:A2' status=failed seconds=0.50 output=notebooks/agents/b.ipynb error='RuntimeError: boom'",
     ]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from spm_models.review.render import indicator_table, leading_indicator_notes, leading_indicator_table
+from spm_models.review.company import leading_indicator_notes, leading_indicator_table
+from spm_models.review.render import indicator_table
 from spm_models.review.views import indicator_lags
 
 LEADING = pd.DataFrame(

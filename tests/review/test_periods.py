@@ -123,6 +123,12 @@ def test_every_table_and_card_group_names_exactly_one_quarter(quarter_end):
     assert seen == {"2024-Q3", "2024-Q4"}
 
 
+def test_a_quarter_end_page_shows_no_card_twice(quarter_end):
+    for rid, page in _pages(quarter_end).items():
+        labels = re.findall(r'class="spm-card-label">([^<]*)<', page)
+        assert len(labels) == len(set(labels)), (rid, sorted(labels))
+
+
 def test_the_closed_quarter_shows_final_numbers_and_payout(quarter_end):
     art = quarter_end.run_folder / "artifacts"
     metrics = pd.read_parquet(art / "metrics.parquet")

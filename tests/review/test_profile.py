@@ -14,7 +14,7 @@ import pytest
 from spm_models.data.dataset import Dataset
 from spm_models.data.validation import validate
 from spm_models.insights.commission import DEFAULT_PLAN
-from spm_models.review import views
+from spm_models.review import monthly, views
 from spm_models.review.artifacts import build_artifacts
 from spm_models.review.profile import DataProfile, data_profile, sections
 from spm_models.review.settings import ReviewConfig
@@ -75,7 +75,7 @@ def test_undated_losses_give_cohort_rates_not_close_period_rates(org, tmp_path):
         assert row.created == mine.sum() and row.won == (won.to_numpy() & mine).sum()
         assert row.undecided == (undecided.to_numpy() & mine).sum()
         assert row.conversion == pytest.approx(row.won / row.created)
-    view = views.monthly_view(out)
+    view = monthly.monthly_view(out)
     assert view.conversion[0].startswith("Won by now, of the opportunities") and np.isfinite(view.conversion[1])
     assert view.sections.conversion.shown and view.cohorts is not None
 

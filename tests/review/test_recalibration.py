@@ -14,9 +14,9 @@ from spm_models.evaluation.quota.backtest import quarter_offset_weeks
 from spm_models.evaluation.quota.calibration import QuotaCalibration, Recalibration
 from spm_models.exceptions import ConfigError, ModelError
 from spm_models.models import CalendarBaseline
+from spm_models.review import monthly, views
 from spm_models.review import outlook as ol
 from spm_models.review import recalibration as rc
-from spm_models.review import views
 from spm_models.review.artifacts import build_artifacts
 from spm_models.review.settings import ReviewConfig
 from spm_models.synthetic.generator import generate_organisation
@@ -101,7 +101,7 @@ def test_enough_history_notes_and_what_the_reports_show(enough):
     assert "Territory and company chances come from the agents' scaled scenarios" in t.quota_note
     table = t.agents.set_index("agent_id")["p_quota"]  # the territory's agent table shows the adjusted value
     np.testing.assert_allclose(table, agents.loc[table.index, "p_quota"])
-    assert "checked against past quarters" in views.monthly_view(folder).quota_note
+    assert "checked against past quarters" in monthly.monthly_view(folder).quota_note
 
 
 def test_too_little_history_keeps_raw_and_says_why(too_little):

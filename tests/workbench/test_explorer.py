@@ -186,3 +186,20 @@ def test_fan_title_names_p_quota_only_when_there_is_a_quota():
 
     assert _quota_note(pd.DataFrame({"p_quota": [0.8123], "quota": [562_800.0]})) == "\nP(hit quota) 81% of 562,800"
     assert _quota_note(pd.DataFrame({"p_quota": [np.nan], "quota": [np.nan]})) == ""
+
+
+def test_the_scenario_table_shows_money_whole_and_attainment_in_percent():
+    from spm_models.workbench.explorer import _styled
+
+    frame = pd.DataFrame(
+        {
+            "case": ["as fitted"],
+            "median_bookings": [633809.67],
+            "expected_attainment": [1.14],
+            "attainment_q0.05": [0.86],
+            "p_quota": [0.75],
+        }
+    )
+    html = _styled(frame).to_html()
+    assert "633,810" in html and "114%" in html and "86%" in html and "75%" in html
+    assert "633809.67" not in html and "1.14" not in html

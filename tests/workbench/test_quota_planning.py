@@ -15,6 +15,7 @@ from spm_models.workbench.quota_planning import (
     attainment_share,
     backtest_attainment,
     fairness_summary,
+    plan_backtest,
     plan_quotas,
     quota_plan,
     territory_quotas,
@@ -49,6 +50,14 @@ def test_proportional_reconciliation_scales_and_spreads_probabilities():
     assert fair["total_quota"] == pytest.approx(200.0)
     assert fair["p_max"] > fair["p_min"]  # the fairness check shows the spread
     assert fair["expected_share_attaining"] == pytest.approx(plan["p_attain"].mean())
+
+
+def test_an_agent_without_a_forecast_does_not_blank_the_fairness_check():
+    plan = plan_quotas(np.vstack([DRAWS, np.zeros(100)]), ["a", "gone"], share=0.65)
+    assert np.isnan(plan["p_attain"].iloc[1])  # quota 0 of bookings 0: no chance to speak of
+    fair = fairness_summary(plan).iloc[0]
+    assert fair["agents"] == 2 and fair["no_forecast"] == 1
+    assert fair["p_min"] == pytest.approx(0.65) and fair["expected_share_attaining"] == pytest.approx(0.65)
 
 
 def test_territory_quotas_are_sums_of_their_agents():
@@ -99,3 +108,13 @@ def test_quota_plan_for_next_quarter_reaches_the_company_target(org):
     assert plan["territory_id"].notna().all()
     free = quota_plan(fitted, periods=13, share=0.65)
     assert free["p_attain"].mean() == pytest.approx(0.65, abs=0.02)
+
+
+def test_the_plan_is_backtested_with_the_model_that_planned_it(org):
+    fitted = fit_model(org.dataset, model="MonthOfQuarterMean")
+    result = plan_backtest(fitted, org.dataset, periods=13, n_origins=2, n_draws=200)
+    assert result.model == "MonthOfQuarterMean" and result.h == 13 and len(result.origins) == 2
+    # series too short for it fall back (to Mean) and say so; the rest are the planning model's
+    assert result.forecasts["model"].value_counts().idxmax() == "MonthOfQuarterMean"
+    attained = backtest_attainment(result, share=0.65)
+    assert len(attained) > 100 and set(attained["unique_id"]) <= set(fitted.frame["unique_id"])

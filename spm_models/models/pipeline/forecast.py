@@ -262,6 +262,42 @@ class PipelineModel:
         """
         return self._win_probs(open_opps, h)[0]
 
+    def deal_timing(self, open_opps: pd.DataFrame, *, h: int, until: Any = None) -> pd.DataFrame:
+        """Per open deal: :meth:`deal_probabilities`, when a win is expected and the chance of it by ``until``.
+
+        ``expected_close`` is the start of the period by which, if the deal is won within the
+        ``h`` periods, it is more likely than not to have been won: the first ``k`` with
+        ``sum_{i<=k} P(won in i) >= 0.5 * sum_{i<=h} P(won in i)`` (the median of the win's
+        timing); missing when the deal cannot be won within ``h``. ``p_win_by`` is
+        ``sum P(won in k)`` over the periods that start by ``until`` (all ``h`` periods when
+        ``until`` is None).
+
+        Parameters
+        ----------
+        open_opps : DataFrame
+            Opportunities; rows not open at :attr:`as_of` are ignored.
+        h : int
+            Horizon in periods.
+        until : date-like, optional
+            Last day counted in ``p_win_by`` (e.g. the end of the quarter).
+
+        Returns
+        -------
+        DataFrame
+            The columns of :meth:`deal_probabilities` plus ``expected_close`` (datetime) and
+            ``p_win_by``.
+        """
+        frame, win = self._win_probs(open_opps, h)
+        ds = self.future_ds(win.shape[1])
+        total = win.sum(axis=1)
+        cum = np.cumsum(win, axis=1)
+        k = (cum >= 0.5 * total[:, None] - 1e-12).argmax(axis=1) if win.shape[1] else np.zeros(len(win), dtype=int)
+        close = pd.Series(ds[k] if len(ds) else np.full(len(win), np.datetime64("NaT")), dtype="datetime64[us]")
+        frame["expected_close"] = close.where(total > 0).to_numpy()
+        upto = len(ds) if until is None else int((ds <= np.datetime64(pd.Timestamp(until), "us")).sum())
+        frame["p_win_by"] = win[:, :upto].sum(axis=1)
+        return frame
+
     def expected(self, open_opps: pd.DataFrame, *, h: int, unique_ids: Sequence[str] | None = None) -> pd.DataFrame:
         """Expected bookings of the open pipeline per agent and future period.
 

@@ -79,7 +79,10 @@ KERNEL_PRELOAD: tuple[str, ...] = (
     "matplotlib_inline.backend_inline",
     "spm_models.present.plots",
     "spm_models.review.render",
+    "spm_models.review.page",
+    "spm_models.review.company",
     "spm_models.review.views",
+    "spm_models.review.monthly",
 )
 #: First line the server prints on stdout once it is ready to fork (then its thread counts).
 READY = "spm-forkserver-ready"

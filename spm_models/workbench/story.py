@@ -1,0 +1,197 @@
+"""What a workbench result means, in a sentence, and its table as people read it.
+
+The analyst notebooks show each result twice: a table whose numbers carry their unit (``USD
+35.7k``, ``65%``, never ``28191.313753``) and a sentence that says what the result means for
+the decision at hand. Both come from here, so a notebook only calls and shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from spm_models.indicators.regressors import LEADING
+from spm_models.present.format import format_value, indicator_label
+
+__all__ = [
+    "readable_table",
+    "accuracy_story",
+    "calibration_story",
+    "quota_plan_story",
+    "quota_backtest_story",
+    "discovery_story",
+    "known_lag_story",
+]
+
+#: How far an observed share may sit from its target and still read as "about right".
+TOLERANCE = 0.05
+
+
+def readable_table(
+    frame: pd.DataFrame, units: Mapping[str, str], *, currency: str = "USD", labels: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """The columns named in ``units``, each value formatted in its unit.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        A result table.
+    units : mapping of column to unit
+        Units of :func:`~spm_models.present.format.format_value` (``currency``, ``ratio``,
+        ``multiple``, ``count``, ``number`` for two decimals, ``text`` left as it is). Columns
+        not named are left out, so ids and internals stay out of sight.
+    currency : str
+        The bookings label.
+    labels : mapping of column to header, optional
+        Headers people read; a column without one keeps its name.
+
+    Returns
+    -------
+    DataFrame
+        Strings, same rows, index reset.
+    """
+    out = {}
+    for col, unit in units.items():
+        values = frame[col]
+        if unit == "text":
+            out[col] = values.astype("str")
+        elif unit == "number":
+            out[col] = [format_value(v, "count", digits=2) for v in values]
+        elif unit == "indicator":
+            out[col] = [indicator_label(str(v)) for v in values]
+        else:
+            out[col] = [format_value(v, unit, currency=currency) for v in values]
+    table = pd.DataFrame(out).reset_index(drop=True)
+    return table.rename(columns=dict(labels or {}))
+
+
+def _direction(observed: float, target: float) -> str:
+    if not np.isfinite(observed):
+        return "cannot be judged (no actuals)"
+    if abs(observed - target) <= TOLERANCE:
+        return "about right"
+    return "too wide (cautious)" if observed > target else "too narrow (over-confident)"
+
+
+def accuracy_story(table: pd.DataFrame) -> str:
+    """The best model of :func:`~spm_models.workbench.comparison.accuracy_table` and why.
+
+    Names the model with the lowest scaled CRPS (the table's first row), how far ahead of the
+    next it is, whether its 80% intervals held about 80% of the actuals, and its bias.
+    """
+    if table.empty:
+        return "No model could be backtested on these data."
+    best = table.iloc[0]
+    text = f"**{best['model']}** forecasts these data best (scaled CRPS {best['scaled_crps']:.2f}, lower is better"
+    if len(table) > 1:
+        runner = table.iloc[1]
+        gap = (runner["scaled_crps"] - best["scaled_crps"]) / runner["scaled_crps"]
+        close = " (a tie for practical purposes)" if gap < 0.02 else ""
+        text += f"; {gap:.0%} better than {runner['model']}{close}"
+    cover = float(best.get("coverage_80", np.nan))
+    text += f"). Its 80% intervals held {format_value(cover, 'ratio')} of the actuals: {_direction(cover, 0.8)}."
+    bias = float(best.get("bias_pct", np.nan))
+    if np.isfinite(bias):
+        side = "over" if bias > 0 else "under"
+        text += f" On average it {side}-forecasts by {abs(bias):.0f}% of bookings."
+    fallback = int(best.get("n_fallback", 0) or 0)
+    if fallback:
+        text += f" {fallback} series were too short for it and fell back to a simpler model."
+    return text
+
+
+def calibration_story(calibration: pd.DataFrame) -> str:
+    """One clause per model and interval of :func:`~spm_models.workbench.comparison.calibration_table`."""
+    if calibration.empty:
+        return "The forecasts carry no central intervals to check."
+    parts = []
+    for model, rows in calibration.groupby("model", sort=True):  # a handful of models
+        held = "; ".join(
+            f"{r.nominal:.0%} intervals held {r.observed:.0%} ({_direction(r.observed, r.nominal)})"
+            for r in rows.itertuples()
+        )
+        parts.append(f"**{model}**: {held}")
+    return ". ".join(parts) + ". An interval that holds more actuals than it promises is safe but vague."
+
+
+def quota_plan_story(plan: pd.DataFrame, fairness: pd.DataFrame, *, share: float, currency: str = "USD") -> str:
+    """What :func:`~spm_models.workbench.quota_planning.quota_plan` set, and how fair it is
+    (:func:`~spm_models.workbench.quota_planning.fairness_summary`)."""
+    f = fairness.iloc[0]
+    total, expected = plan["quota"].sum(), plan["expected_bookings"].sum()
+    text = (
+        f"{len(plan)} agents get quotas totalling {format_value(total, 'currency', currency=currency)}, "
+        f"against {format_value(expected, 'currency', currency=currency)} of expected bookings "
+        f"({format_value(total / expected if expected else np.nan, 'ratio')}). "
+    )
+    spread = f["p_max"] - f["p_min"]
+    if not np.isfinite(spread):
+        text += "No agent has a forecast to judge fairness by."
+    elif spread <= TOLERANCE:
+        text += (
+            f"Every agent has the same chance of attaining, {format_value(f['p_median'], 'ratio')} "
+            f"(the plan aimed at {format_value(share, 'ratio')}): the quotas are equally hard."
+        )
+    else:
+        text += (
+            f"The chance of attaining runs from {format_value(f['p_min'], 'ratio')} to "
+            f"{format_value(f['p_max'], 'ratio')}: the agents at the low end were given harder quotas."
+        )
+    missing = int(f.get("no_forecast", 0) or 0)
+    if missing:
+        text += f" {missing} agent(s) have no bookings forecast and get no quota."
+    return text
+
+
+def quota_backtest_story(shares: pd.Series, *, share: float, model: str) -> str:
+    """Whether quotas planned at past origins would have worked
+    (:func:`~spm_models.workbench.quota_planning.attainment_share`)."""
+    pooled = float(shares.get("all", np.nan))
+    n = len(shares) - 1
+    if not np.isfinite(pooled):
+        return "No past quarter had the actuals to check the plan against."
+    text = (
+        f"Planned with {model} at {n} past origin(s), {format_value(pooled, 'ratio')} of agents would have "
+        f"attained, against the {format_value(share, 'ratio')} the plan aimed at: "
+    )
+    if abs(pooled - share) <= TOLERANCE:
+        return text + "the plan's difficulty was about right."
+    if pooled > share:
+        return text + "the quotas would have been too easy (the forecast's low end was too low)."
+    return text + "the quotas would have been too hard (the forecast was too optimistic)."
+
+
+def discovery_story(ranked: pd.DataFrame, *, leading: str = LEADING) -> str:
+    """What :func:`~spm_models.indicators.discovery.discover_leading_indicators` chose, or that it
+    chose nothing, and the strongest candidate it turned down and why."""
+    if ranked.empty:
+        return "There were no candidates to test."
+    chosen = ranked[ranked["verdict"] == leading]
+    if len(chosen):
+        names = ", ".join(
+            f"{indicator_label(r.candidate)} ({int(r.best_lag)} weeks ahead)" for r in chosen.itertuples()
+        )
+        text = f"Discovery found {len(chosen)} leading indicator(s): {names}."
+    else:
+        text = "Discovery found no leading indicator that passed every check."
+    rest = ranked[(ranked["verdict"] != leading) & ranked["best_lag"].notna() & ranked["z"].notna()]
+    if len(rest):
+        top = rest.iloc[0]
+        text += (
+            f" The strongest candidate turned down, {indicator_label(top['candidate'])} at {int(top['best_lag'])} "
+            f"weeks (z = {top['z']:.1f} against a bar of {top['z_band']:.1f}), failed because: {top['verdict']}."
+        )
+    return text
+
+
+def known_lag_story(results: Sequence[Mapping]) -> str:
+    """The one-test view of :func:`~spm_models.indicators.discovery.known_lag_test` results."""
+    parts = []
+    for r in results:
+        seen = "an effect" if r["p"] < 0.05 else "no effect"
+        parts.append(
+            f"{indicator_label(r['candidate'])} at {r['lag']} weeks: {seen} (z = {r['z']:.1f}, p = {r['p']:.3f})"
+        )
+    return "With the lag known in advance, one test each: " + "; ".join(parts) + "."

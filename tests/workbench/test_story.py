@@ -1,0 +1,100 @@
+"""Sentences and tables of the analyst notebooks (spm_models.workbench.story), on hand-made results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from spm_models.workbench.story import (
+    accuracy_story,
+    calibration_story,
+    discovery_story,
+    known_lag_story,
+    quota_backtest_story,
+    quota_plan_story,
+    readable_table,
+)
+
+
+def test_readable_table_formats_each_column_in_its_unit_and_drops_the_rest():
+    frame = pd.DataFrame(
+        {"unique_id": ["A1"], "quota": [28191.313753], "p": [0.6512], "z": [2.220446e-16], "c": ["indicator:x_y"]}
+    )
+    out = readable_table(
+        frame, {"quota": "currency", "p": "ratio", "z": "number", "c": "indicator"}, labels={"p": "Chance"}
+    )
+    assert list(out.columns) == ["quota", "Chance", "z", "c"]
+    assert out.iloc[0].tolist() == ["USD 28.2k", "65%", "0.00", "x y"]
+
+
+def _accuracy(**best) -> pd.DataFrame:
+    rows = [
+        {"model": "A", "scaled_crps": 0.50, "coverage_80": 0.80, "bias_pct": 12.0, "n_fallback": 0, **best},
+        {"model": "B", "scaled_crps": 0.60, "coverage_80": 0.70, "bias_pct": -3.0, "n_fallback": 0},
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_accuracy_story_names_the_best_model_its_lead_intervals_and_bias():
+    text = accuracy_story(_accuracy())
+    assert text.startswith("**A** forecasts these data best (scaled CRPS 0.50")
+    assert "17% better than B" in text  # (0.60 - 0.50) / 0.60
+    assert "held 80% of the actuals: about right" in text and "over-forecasts by 12%" in text
+    assert "too narrow" in accuracy_story(_accuracy(coverage_80=0.6))
+    assert "a tie" in accuracy_story(_accuracy(scaled_crps=0.595))
+    assert "2 series were too short" in accuracy_story(_accuracy(n_fallback=2))
+
+
+def test_calibration_story_judges_each_interval():
+    calib = pd.DataFrame({"model": ["A", "A"], "nominal": [0.8, 0.95], "observed": [0.88, 0.94], "n": [10, 10]})
+    text = calibration_story(calib)
+    assert "80% intervals held 88% (too wide (cautious))" in text and "95% intervals held 94% (about right)" in text
+
+
+def test_quota_plan_story_says_whether_quotas_are_equally_hard():
+    plan = pd.DataFrame({"quota": [60.0, 40.0], "expected_bookings": [100.0, 100.0], "p_attain": [0.65, 0.65]})
+    fair = pd.DataFrame([{"p_min": 0.65, "p_max": 0.66, "p_median": 0.65, "no_forecast": 0}])
+    text = quota_plan_story(plan, fair, share=0.65)
+    assert "2 agents get quotas totalling USD 100" in text and "(50%)" in text and "equally hard" in text
+    spread = quota_plan_story(plan, fair.assign(p_min=0.4, p_max=0.9, no_forecast=1), share=0.65)
+    assert "runs from 40% to 90%" in spread and "1 agent(s) have no bookings forecast" in spread
+
+
+def test_quota_backtest_story_says_too_easy_too_hard_or_right():
+    def shares(x):
+        return pd.Series({"2024-01-01": x, "all": x})
+
+    assert "too easy" in quota_backtest_story(shares(0.81), share=0.65, model="M")
+    assert "too hard" in quota_backtest_story(shares(0.40), share=0.65, model="M")
+    right = quota_backtest_story(shares(0.66), share=0.65, model="HierarchicalBayes")
+    assert right.startswith("Planned with HierarchicalBayes at 1 past origin(s), 66%") and "about right" in right
+    assert "No past quarter" in quota_backtest_story(pd.Series({"all": np.nan}), share=0.65, model="M")
+
+
+def test_discovery_story_names_what_was_chosen_and_the_best_refusal():
+    ranked = pd.DataFrame(
+        {
+            "candidate": ["activity:demo", "indicator:market_index"],
+            "best_lag": [3, 8],
+            "z": [5.2, 3.1],
+            "z_band": [3.9, 3.9],
+            "verdict": ["leading indicator", "not significant after correcting for the search"],
+        }
+    )
+    text = discovery_story(ranked)
+    assert "found 1 leading indicator(s): demos logged (3 weeks ahead)" in text
+    assert "market index at 8 weeks (z = 3.1 against a bar of 3.9)" in text
+    assert "found no leading indicator" in discovery_story(ranked.iloc[1:])
+    untested = ranked.iloc[1:].assign(best_lag=np.nan, z=np.nan, verdict="too little data")
+    assert discovery_story(untested) == "Discovery found no leading indicator that passed every check."
+
+
+def test_known_lag_story_reports_each_test():
+    text = known_lag_story(
+        [
+            {"candidate": "indicator:market_index", "lag": 8, "z": 2.5, "p": 0.006},
+            {"candidate": "indicator:marketing_spend", "lag": 8, "z": 0.1, "p": 0.46},
+        ]
+    )
+    assert "market index at 8 weeks: an effect (z = 2.5, p = 0.006)" in text
+    assert "marketing spend at 8 weeks: no effect" in text
