@@ -1,7 +1,7 @@
 """The review's pages in a real browser: headless Chromium at 1,300 and 400 px.
 
 The index, the monthly review, a territory page and two agent pages of the shared end-to-end
-review (:mod:`tests.review.test_e2e`) are opened with Playwright driving the system Chromium (no
+review (``review_run`` in :mod:`tests.conftest`) are opened with Playwright driving the system Chromium (no
 browser is downloaded). Each must: not overflow the page sideways at 400 px (a wide table
 scrolls inside itself), log no console error, link only to files that exist, and give every
 image a real alternative text. Full-page screenshots are kept as test artifacts in
@@ -19,8 +19,6 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
-
-from tests.review.test_e2e import review  # noqa: F401  (the shared review run)
 
 WIDTHS = (1300, 400)
 DEFAULT_ALT = "No description has been provided for this image"
@@ -61,8 +59,8 @@ def _shots(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_pages_work_at_desktop_and_phone_width(review, browser, width, tmp_path_factory):  # noqa: F811
-    _, _, result = review
+def test_pages_work_at_desktop_and_phone_width(review_run, browser, width, tmp_path_factory):
+    result = review_run
     shots = _shots(tmp_path_factory)
     # the console check must be able to fail: a page that logs an error is caught
     probe = shots / "probe.html"
@@ -96,9 +94,9 @@ def test_pages_work_at_desktop_and_phone_width(review, browser, width, tmp_path_
     assert len(list(shots.glob(f"*-{width}.png"))) == 5
 
 
-def test_the_agent_page_leads_with_its_headline(review, browser):  # noqa: F811
+def test_the_agent_page_leads_with_its_headline(review_run, browser):
     """The first section after the title and the navigation is the headline cards."""
-    _, _, result = review
+    result = review_run
     page = browser.new_page(viewport={"width": 1300, "height": 900})
     page.goto(_pages(result)["agent-1"].resolve().as_uri())
     first = page.evaluate("document.querySelector('h2').textContent")
