@@ -23,6 +23,9 @@ __all__ = [
     "quota_backtest_story",
     "discovery_story",
     "known_lag_story",
+    "effects_story",
+    "readable_effects",
+    "scenario_story",
 ]
 
 #: How far an observed share may sit from its target and still read as "about right".
@@ -195,3 +198,68 @@ def known_lag_story(results: Sequence[Mapping]) -> str:
             f"{indicator_label(r['candidate'])} at {r['lag']} weeks: {seen} (z = {r['z']:.1f}, p = {r['p']:.3f})"
         )
     return "With the lag known in advance, one test each: " + "; ".join(parts) + "."
+
+
+def _pct(value: float) -> str:
+    return f"{value:+.0f}%"
+
+
+def effects_story(effects: pd.DataFrame) -> str:
+    """The clearest effect of :func:`~spm_models.workbench.scenarios.effect_table` and how many
+    of the effects the data pin down.
+
+    An effect is pinned down when its 90% interval (``pct_q0.05`` to ``pct_q0.95``) excludes 0;
+    the clearest is the one whose interval lies furthest from 0 relative to its width.
+    """
+    if effects.empty:
+        return (
+            "This model estimates no effects of indicators; pick a model that uses them "
+            "(HierarchicalBayes or Prophet with the found indicators) to see how sure they are."
+        )
+    lo, hi = effects["pct_q0.05"].to_numpy(float), effects["pct_q0.95"].to_numpy(float)
+    clear = (lo > 0) | (hi < 0)
+    gap = np.where(lo > 0, lo, np.where(hi < 0, -hi, 0.0)) / np.maximum(hi - lo, 1e-9)
+    if not clear.any():
+        return (
+            f"None of the {len(effects)} effects is pinned down: every 90% interval includes no effect at all, "
+            "so a scenario built on them is a guess."
+        )
+    top = effects.iloc[int(np.argmax(gap))]
+    name = indicator_label(str(top["name"]))
+    text = (
+        f"The clearest effect is {name}: one standard deviation more goes with {_pct(top['pct_mean'])} "
+        f"expected bookings (90% interval {_pct(top['pct_q0.05'])} to {_pct(top['pct_q0.95'])})."
+    )
+    rest = len(effects) - int(clear.sum())
+    text += f" {int(clear.sum())} of {len(effects)} effects have a 90% interval that excludes zero"
+    return text + (f"; the other {rest} could be no effect at all." if rest else ".")
+
+
+def scenario_story(view: pd.DataFrame, *, currency: str = "USD") -> str:
+    """What :func:`~spm_models.workbench.scenarios.scenario_view` says the scenario changes:
+    expected bookings (``change_pct``) and the chance of reaching quota, as fitted and under it."""
+    base = view[view["case"] == "as fitted"].iloc[0]
+    scen = view[view["case"] == "scenario"].iloc[0]
+    text = (
+        f"Under the scenario, expected bookings change by {_pct(scen['change_pct'])}: "
+        f"{format_value(base['expected_bookings'], 'currency', currency=currency)} as fitted, "
+        f"{format_value(scen['expected_bookings'], 'currency', currency=currency)} with it."
+    )
+    if abs(float(scen["change_pct"])) < 0.5:
+        text += " The scenario changes nothing the model uses (it has no effect for that activity)."
+    if np.isfinite(base.get("p_quota", np.nan)) and np.isfinite(scen.get("p_quota", np.nan)):
+        text += (
+            f" The chance of reaching quota moves from {format_value(base['p_quota'], 'ratio')} "
+            f"to {format_value(scen['p_quota'], 'ratio')}."
+        )
+    return text
+
+
+def readable_effects(effects: pd.DataFrame) -> pd.DataFrame:
+    """:func:`~spm_models.workbench.scenarios.effect_table` as people read it: each effect as a
+    signed percentage change of expected bookings per standard deviation, with its 90% interval."""
+    cols = {"pct_mean": "Change per SD", "pct_q0.05": "90% interval from", "pct_q0.95": "to"}
+    out = pd.DataFrame({"Effect": [indicator_label(str(n)) for n in effects["name"]]})
+    for col, label in cols.items():
+        out[label] = [_pct(v) for v in effects[col].to_numpy(float)]
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from spm_models.workbench import story
 from spm_models.workbench.story import (
     accuracy_story,
     calibration_story,
@@ -98,3 +99,46 @@ def test_known_lag_story_reports_each_test():
     )
     assert "market index at 8 weeks: an effect (z = 2.5, p = 0.006)" in text
     assert "marketing spend at 8 weeks: no effect" in text
+
+
+def _effects(rows):
+    return pd.DataFrame(rows, columns=["name", "pct_mean", "pct_q0.05", "pct_q0.95"]).assign(
+        interval_width=lambda f: f["pct_q0.95"] - f["pct_q0.05"]
+    )
+
+
+def test_effects_story_names_the_clearest_effect_and_counts_those_pinned_down():
+    effects = _effects(
+        [
+            ("activity:call", 3.0, -2.0, 8.0),  # includes 0
+            ("activity:demo", 12.0, 6.0, 18.0),  # 6 from 0, width 12: 0.5
+            ("indicator:market_index", -9.0, -20.0, -1.0),  # 1 from 0, width 19
+        ]
+    )
+    text = story.effects_story(effects)
+    assert text.startswith("The clearest effect is demos logged: one standard deviation more goes with +12%")
+    assert "(90% interval +6% to +18%)" in text
+    assert "2 of 3 effects have a 90% interval that excludes zero; the other 1 could be no effect at all." in text
+    none = story.effects_story(_effects([("activity:call", 1.0, -3.0, 5.0)]))
+    assert none.startswith("None of the 1 effects is pinned down")
+    assert "estimates no effects" in story.effects_story(_effects([]))
+    table = story.readable_effects(effects)
+    assert table.loc[1].tolist() == ["demos logged", "+12%", "+6%", "+18%"]
+
+
+def test_scenario_story_says_the_change_of_bookings_and_of_the_chance_of_quota():
+    view = pd.DataFrame(
+        {
+            "case": ["as fitted", "scenario"],
+            "expected_bookings": [100_000.0, 112_000.0],
+            "p_quota": [0.40, 0.55],
+            "change_pct": [0.0, 12.0],
+        }
+    )
+    text = story.scenario_story(view)
+    assert text.startswith(
+        "Under the scenario, expected bookings change by +12%: USD 100.0k as fitted, USD 112.0k with it."
+    )
+    assert text.endswith("The chance of reaching quota moves from 40% to 55%.")
+    same = story.scenario_story(view.assign(expected_bookings=[100_000.0, 100_000.0], change_pct=[0.0, 0.0]))
+    assert "changes nothing the model uses" in same
