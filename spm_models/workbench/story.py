@@ -26,6 +26,8 @@ __all__ = [
     "effects_story",
     "readable_effects",
     "scenario_story",
+    "plan_comparison_story",
+    "cost_coverage_story",
 ]
 
 #: How far an observed share may sit from its target and still read as "about right".
@@ -263,3 +265,60 @@ def readable_effects(effects: pd.DataFrame) -> pd.DataFrame:
     for col, label in cols.items():
         out[label] = [_pct(v) for v in effects[col].to_numpy(float)]
     return out
+
+
+def plan_comparison_story(table: pd.DataFrame, *, currency: str = "USD") -> str:
+    """What :func:`~spm_models.insights.incentives.compare_plans` says: each plan's expected cost
+    with its 80% range and share of expected bookings, and the paired difference of the last plan
+    from the first (the columns are the plans, the first is the reference)."""
+    money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
+    parts = []
+    for name in table.columns:
+        c = table[name]
+        share = c.get("cost as share of expected bookings", np.nan)
+        parts.append(
+            f"{name} is expected to cost {money(c['expected cost'])} (80% range {money(c['cost, 10th percentile'])} "
+            f"to {money(c['cost, 90th percentile'])}"
+            + (f", {format_value(share, 'ratio')} of expected bookings" if np.isfinite(share) else "")
+            + ")"
+        )
+    text = "; ".join(parts) + "."
+    if len(table.columns) > 1:
+        first, last = table.columns[0], table.columns[-1]
+        c = table[last]
+        mean = c[f"cost minus {first}, mean"]
+        lo, hi = c[f"cost minus {first}, 10th percentile"], c[f"cost minus {first}, 90th percentile"]
+        word = "less" if mean < 0 else "more"
+        text += (
+            f" On the same scenarios {last} costs {money(abs(mean))} {word} than {first} on average "
+            f"(80% range {money(lo)} to {money(hi)})"
+        )
+        text += (
+            "; it is cheaper in at least 90% of them."
+            if hi < 0
+            else (
+                "; it costs more in at least 90% of them." if lo > 0 else "; which is cheaper depends on the quarter."
+            )
+        )
+    return text
+
+
+def cost_coverage_story(coverage: pd.DataFrame) -> str:
+    """Whether the forecast cost's 80% range can be budgeted on, from
+    :func:`~spm_models.insights.incentives.cost_coverage`: held in ``held`` of ``quarters``, its
+    Wilson 90% interval, and where the misses fell."""
+    if coverage.empty:
+        return "No past quarter is covered by both plan books, so the cost range has not been backtested."
+    parts = []
+    for r in coverage.itertuples():
+        verdict = (
+            "about right"
+            if r.coverage_low <= 0.8 <= r.coverage_high
+            else ("too narrow: budget with care" if r.coverage < 0.8 else "wider than it needs to be")
+        )
+        parts.append(
+            f"{r.plan}: held in {r.held} of {r.quarters} quarters ({format_value(r.coverage, 'ratio')}, 90% interval "
+            f"{format_value(r.coverage_low, 'ratio')} to {format_value(r.coverage_high, 'ratio')}; "
+            f"{r.below} below, {r.above} above), {verdict}"
+        )
+    return "The forecast cost's 80% range " + "; ".join(parts) + "."

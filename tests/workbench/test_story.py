@@ -142,3 +142,66 @@ def test_scenario_story_says_the_change_of_bookings_and_of_the_chance_of_quota()
     assert text.endswith("The chance of reaching quota moves from 40% to 55%.")
     same = story.scenario_story(view.assign(expected_bookings=[100_000.0, 100_000.0], change_pct=[0.0, 0.0]))
     assert "changes nothing the model uses" in same
+
+
+def test_plan_comparison_story_gives_each_plan_and_the_paired_difference():
+    table = pd.DataFrame(
+        {
+            "current": {
+                "expected cost": 180_000.0,
+                "cost, 10th percentile": 167_000.0,
+                "cost, 90th percentile": 194_000.0,
+                "cost as share of expected bookings": 0.077,
+                "cost minus current, mean": 0.0,
+                "cost minus current, 10th percentile": 0.0,
+                "cost minus current, 90th percentile": 0.0,
+            },
+            "draft": {
+                "expected cost": 142_000.0,
+                "cost, 10th percentile": 128_000.0,
+                "cost, 90th percentile": 158_000.0,
+                "cost as share of expected bookings": 0.061,
+                "cost minus current, mean": -38_000.0,
+                "cost minus current, 10th percentile": -42_500.0,
+                "cost minus current, 90th percentile": -32_900.0,
+            },
+        }
+    )
+    text = story.plan_comparison_story(table)
+    assert text.startswith("current is expected to cost USD 180.0k (80% range USD 167.0k to USD 194.0k, 8% of expected")
+    assert "draft costs USD 38.0k less than current on average" in text
+    assert text.endswith("it is cheaper in at least 90% of them.")
+    mixed = table.copy()
+    mixed.loc["cost minus current, 90th percentile", "draft"] = 5_000.0
+    assert story.plan_comparison_story(mixed).endswith("which is cheaper depends on the quarter.")
+
+
+def test_cost_coverage_story_judges_the_range_by_its_interval():
+    cov = pd.DataFrame(
+        [
+            {
+                "plan": "current",
+                "quarters": 7,
+                "held": 4,
+                "coverage": 4 / 7,
+                "coverage_low": 0.29,
+                "coverage_high": 0.81,
+                "below": 2,
+                "above": 1,
+            },
+            {
+                "plan": "draft",
+                "quarters": 20,
+                "held": 10,
+                "coverage": 0.5,
+                "coverage_low": 0.33,
+                "coverage_high": 0.67,
+                "below": 6,
+                "above": 4,
+            },
+        ]
+    )
+    text = story.cost_coverage_story(cov)
+    assert "current: held in 4 of 7 quarters (57%, 90% interval 29% to 81%; 2 below, 1 above), about right" in text
+    assert "draft: held in 10 of 20 quarters" in text and text.endswith("too narrow: budget with care.")
+    assert "has not been backtested" in story.cost_coverage_story(cov.iloc[:0])
