@@ -80,3 +80,11 @@ def test_plan_check_and_statements_on_a_small_warehouse(tmp_path, capsys):
     assert final["amount_to_date"].tolist() == pytest.approx(by_rule)
     assert main(["plan", "model", str(plan), str(plan), "--db", str(db), "--model", "Nope"]) == 2
     assert "unknown forecasting model 'Nope'" in capsys.readouterr().err
+
+
+def test_kpis_prints_the_latest_full_period_with_segmented_kpis(small_warehouse, capsys):
+    """The KPI frame's text columns are categorical: the table's names (``kpi[segment]``) are
+    built from them without a TypeError (it ended `spm kpis` in an internal error once)."""
+    assert main(["kpis", "--db", str(small_warehouse), "--grain", "month", "--level", "agent"]) == 0
+    out = capsys.readouterr().out
+    assert "activity_volume[call]" in out and "activity_volume[demo]" in out and "A0001" in out

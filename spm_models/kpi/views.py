@@ -37,10 +37,10 @@ def latest_period_view(kpis: pd.DataFrame, *, level: str = "company", period: st
                 f"{pd.Timestamp(periods[-1]).date()}"
             )
     sub = sub[sub["period"] == chosen]
-    name = sub["kpi"]
+    name = sub["kpi"].astype("str")  # the frame's text columns are categorical (kpi.engine)
     if "segment" in sub.columns:
-        seg = sub["segment"].fillna("")
-        name = name.where(seg == "", name + "[" + seg.astype(str) + "]")
+        seg = sub["segment"].astype("str").fillna("")
+        name = name.where(seg == "", name + "[" + seg + "]")
     wide = sub.assign(kpi=name).pivot_table(
         index="entity_id", columns="kpi", values="value", aggfunc="first", dropna=False
     )

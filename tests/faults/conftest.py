@@ -111,8 +111,13 @@ def spm(*args: str, **kwargs) -> subprocess.Popen:
     )
 
 
-def review(db: Path, root: Path, *extra: str) -> subprocess.Popen:
-    return spm("review", "--db", db, "--out", root, "--month", MONTH, "--workers", "2", "--agents", AGENTS, *extra)
+def review(db: Path, root: Path, *extra: str, workers: int = 2) -> subprocess.Popen:
+    """``spm review`` of the month for three agents. ``workers=1`` runs the reports one after
+    another, so a test that signals the run after the first report has a few seconds before the
+    others finish (with two they can all end in the same second on a fast machine)."""
+    return spm(
+        "review", "--db", db, "--out", root, "--month", MONTH, "--workers", str(workers), "--agents", AGENTS, *extra
+    )
 
 
 #: A progress line of ``spm review`` off a terminal: its UTC time, then ``stage=`` or ``report=``.

@@ -43,7 +43,7 @@ def test_a_run_killed_midway_leaves_the_published_month_whole_and_is_resumed(kit
     v1, v2 = warehouses
     folder = reports / kit.MONTH
     before, old = kit.digest(folder), _one_run(folder)
-    run = kit.review(v2, reports)
+    run = kit.review(v2, reports, workers=1)
     lines: list[str] = []
     kit.wait_for_reports(run, 1, lines)  # one of three done, the others running or waiting
     run.send_signal(signal.SIGSTOP)  # it cannot publish while the test looks at its processes
@@ -68,7 +68,7 @@ def test_an_interrupted_run_cleans_up_releases_the_lock_and_is_resumed(kit, repo
     v1, v2 = warehouses
     folder = reports / kit.MONTH
     before = kit.digest(folder)
-    run = kit.review(v2, reports)
+    run = kit.review(v2, reports, workers=1)
     lines: list[str] = []
     kit.wait_for_reports(run, 1, lines)
     # Stopped, it cannot finish and publish while the test looks at its processes (the other two
