@@ -28,6 +28,9 @@ __all__ = [
     "scenario_story",
     "plan_comparison_story",
     "cost_coverage_story",
+    "tier_story",
+    "payout_story",
+    "regressors_story",
 ]
 
 #: How far an observed share may sit from its target and still read as "about right".
@@ -322,3 +325,48 @@ def cost_coverage_story(coverage: pd.DataFrame) -> str:
             f"{r.below} below, {r.above} above), {verdict}"
         )
     return "The forecast cost's 80% range " + "; ".join(parts) + "."
+
+
+def tier_story(counts: pd.DataFrame) -> str:
+    """Where people land, from :func:`~spm_models.insights.incentives.tier_counts`: per plan and
+    component, the band or step with the most people expected and its 80% range."""
+    if counts.empty:
+        return "No commission band or bonus step is in force this quarter."
+    parts = []
+    for (plan, comp), g in counts.groupby(["plan_id", "component_id"], sort=False):
+        top = g.loc[g["expected_people"].idxmax()]
+        parts.append(
+            f"{plan} / {comp}: most people land in {top['label']} ({top['expected_people']:.1f} expected, "
+            f"80% range {top['q10']:.0f} to {top['q90']:.0f})"
+        )
+    return "; ".join(parts) + "."
+
+
+def payout_story(payouts: pd.DataFrame, *, currency: str = "USD") -> str:
+    """The spread of :func:`~spm_models.insights.incentives.person_payouts`: the median person's
+    expected payout, the largest, and how many are all but sure to be paid something
+    (``p_any`` of at least 90%)."""
+    if payouts.empty:
+        return "Nobody is paid under this plan in the quarter."
+    money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
+    top = payouts.loc[payouts["expected"].idxmax()]
+    sure = int((payouts["p_any"] >= 0.9).sum())
+    return (
+        f"{len(payouts)} people: the median expected payout is {money(payouts['expected'].median())}; the largest, "
+        f"{top['agent_id']}, expects {money(top['expected'])} (80% range {money(top['q10'])} to {money(top['q90'])}). "
+        f"{sure} of {len(payouts)} have at least a 90% chance of being paid anything."
+    )
+
+
+def regressors_story(regressors: Mapping[str, int], chosen: pd.DataFrame, *, horizon: int) -> str:
+    """What a forecast of ``horizon`` weeks may use of the indicators discovery found: those
+    leading by at least ``horizon`` weeks (:func:`~spm_models.indicators.regressors.indicator_regressors`)."""
+    if chosen.empty:
+        return "No indicator passed every check, so the forecasts use none."
+    if not regressors:
+        return (
+            f"None of the {len(chosen)} indicator(s) found leads by {horizon} weeks or more, so a {horizon}-week "
+            "forecast cannot use them (their values would not be known yet); shorter forecasts can."
+        )
+    names = ", ".join(f"{indicator_label(k)} (lag {v})" for k, v in regressors.items())
+    return f"A {horizon}-week forecast can use {names}: each is known at least {horizon} weeks ahead."

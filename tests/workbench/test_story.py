@@ -205,3 +205,42 @@ def test_cost_coverage_story_judges_the_range_by_its_interval():
     assert "current: held in 4 of 7 quarters (57%, 90% interval 29% to 81%; 2 below, 1 above), about right" in text
     assert "draft: held in 10 of 20 quarters" in text and text.endswith("too narrow: budget with care.")
     assert "has not been backtested" in story.cost_coverage_story(cov.iloc[:0])
+
+
+def test_tier_and_payout_stories_name_the_crowded_band_and_the_spread():
+    counts = pd.DataFrame(
+        {
+            "plan_id": ["ae", "ae", "ae"],
+            "component_id": ["commission"] * 3,
+            "tier": [0, 1, 2],
+            "label": ["below 100%", "100% to 150%", "150% and above"],
+            "expected_people": [12.4, 20.6, 3.0],
+            "q10": [9.0, 17.0, 1.0],
+            "q90": [16.0, 24.0, 5.0],
+        }
+    )
+    assert story.tier_story(counts) == (
+        "ae / commission: most people land in 100% to 150% (20.6 expected, 80% range 17 to 24)."
+    )
+    payouts = pd.DataFrame(
+        {
+            "agent_id": ["A1", "A2", "A3"],
+            "earned_to_date": [0.0, 100.0, 50.0],
+            "expected": [1_000.0, 9_000.0, 2_000.0],
+            "q10": [0.0, 4_000.0, 500.0],
+            "q90": [3_000.0, 15_000.0, 4_000.0],
+            "p_any": [0.6, 1.0, 0.95],
+        }
+    )
+    text = story.payout_story(payouts)
+    assert text.startswith("3 people: the median expected payout is USD 2.0k; the largest, A2, expects USD 9.0k")
+    assert text.endswith("2 of 3 have at least a 90% chance of being paid anything.")
+
+
+def test_regressors_story_says_what_a_forecast_of_the_horizon_may_use():
+    chosen = pd.DataFrame({"candidate": ["activity:demo", "indicator:market_index"], "best_lag": [3, 8]})
+    assert story.regressors_story({"indicator:market_index": 8}, chosen, horizon=4) == (
+        "A 4-week forecast can use market index (lag 8): each is known at least 4 weeks ahead."
+    )
+    assert "cannot use them" in story.regressors_story({}, chosen.iloc[:1], horizon=4)
+    assert "forecasts use none" in story.regressors_story({}, chosen.iloc[:0], horizon=4)
