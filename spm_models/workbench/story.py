@@ -31,6 +31,7 @@ __all__ = [
     "tier_story",
     "payout_story",
     "regressors_story",
+    "best_lags_story",
 ]
 
 #: How far an observed share may sit from its target and still read as "about right".
@@ -370,3 +371,23 @@ def regressors_story(regressors: Mapping[str, int], chosen: pd.DataFrame, *, hor
         )
     names = ", ".join(f"{indicator_label(k)} (lag {v})" for k, v in regressors.items())
     return f"A {horizon}-week forecast can use {names}: each is known at least {horizon} weeks ahead."
+
+
+def best_lags_story(best: pd.DataFrame) -> str:
+    """The best lag of each candidate (``is_best`` rows of
+    :func:`~spm_models.indicators.discovery.lagged_correlations`): how many clear the corrected
+    bar ``z_band`` with the stronger statistic, and the strongest of them; clearing it is the
+    first check, not yet a leading indicator."""
+    if best.empty:
+        return "There were no candidates to test."
+    z = np.where(best["statistic"] == "gls", best["z_gls"], best["z_prewhitened"]).astype(float)
+    clears = np.abs(z) > best["z_band"].to_numpy(dtype=float)
+    text = f"{int(clears.sum())} of {len(best)} candidates clear the corrected bar at their best lag"
+    if not clears.any():
+        return text + "; none is significant after searching every lag and candidate."
+    k = int(np.nanargmax(np.where(clears, np.abs(z), -np.inf)))
+    row = best.iloc[k]
+    return text + (
+        f"; the strongest is {indicator_label(str(row['candidate']))} at {int(row['lag'])} weeks "
+        f"(z = {z[k]:.1f} against {row['z_band']:.1f}). The next checks (stability, out of sample) decide."
+    )

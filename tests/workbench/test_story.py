@@ -244,3 +244,21 @@ def test_regressors_story_says_what_a_forecast_of_the_horizon_may_use():
     )
     assert "cannot use them" in story.regressors_story({}, chosen.iloc[:1], horizon=4)
     assert "forecasts use none" in story.regressors_story({}, chosen.iloc[:0], horizon=4)
+
+
+def test_best_lags_story_counts_those_over_the_corrected_bar():
+    best = pd.DataFrame(
+        {
+            "candidate": ["activity:demo", "activity:call", "indicator:market_index"],
+            "lag": [3, 10, 8],
+            "statistic": ["prewhitened", "gls", "gls"],
+            "z_prewhitened": [4.2, 1.0, 1.1],
+            "z_gls": [3.0, 1.5, 2.5],
+            "z_band": [3.5, 3.5, 3.5],
+        }
+    )
+    assert story.best_lags_story(best) == (
+        "1 of 3 candidates clear the corrected bar at their best lag; the strongest is demos logged at 3 weeks "
+        "(z = 4.2 against 3.5). The next checks (stability, out of sample) decide."
+    )
+    assert story.best_lags_story(best.iloc[1:]).endswith("none is significant after searching every lag and candidate.")
