@@ -126,6 +126,11 @@ class Explorer:
     fast: bool = False
 
 
+def _subject(level: str, entity: str) -> str:
+    """``agent A0001``, ``territory T01``, or ``company`` (not ``company company``)."""
+    return level if entity == level else f"{level} {entity}"
+
+
 def _refresh_kpis(ex: Explorer) -> None:
     s = ex.state
     if s.grain not in ex.kpis:
@@ -135,7 +140,7 @@ def _refresh_kpis(ex: Explorer) -> None:
         _plot(
             ex.controls["kpi_out"],
             ex.kpi_table,
-            title=f"{s.kpi} - {s.level} {s.entity} ({s.grain})",
+            title=f"{s.kpi} - {_subject(s.level, s.entity)} ({s.grain})",
             unit=kpi_unit(s.kpi),
         )
 
@@ -176,7 +181,7 @@ def _forecast(ex: Explorer) -> None:
     except ConfigError as exc:  # a scenario the chosen model cannot answer; the forecast still shows
         ex.scenario = pd.DataFrame({"case": ["scenario"], "note": [str(exc)]})
     if ex.draw:
-        title = f"{s.model}: next {s.horizon} weeks - {s.level} {s.entity}" + _quota_note(ex.attainment)
+        title = f"{s.model}: next {s.horizon} weeks - {_subject(s.level, s.entity)}" + _quota_note(ex.attainment)
         _plot(c["forecast_out"], ex.fan, title=title, fan=True)
         _show(c["forecast_table_out"], ex.scenario)
 

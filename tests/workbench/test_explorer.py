@@ -203,3 +203,10 @@ def test_the_scenario_table_shows_money_whole_and_attainment_in_percent():
     html = _styled(frame).to_html()
     assert "633,810" in html and "114%" in html and "86%" in html and "75%" in html
     assert "633809.67" not in html and "1.14" not in html
+
+
+def test_chart_subjects_name_the_level_once_for_the_company():
+    from spm_models.workbench.explorer import _subject
+
+    assert _subject("company", "company") == "company"
+    assert _subject("agent", "A0001") == "agent A0001"
