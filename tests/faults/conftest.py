@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -100,13 +101,21 @@ def reports(tmp_path, published_template) -> Path:
     return root
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    # A test run started in the background (`make test-faults &`, nohup, a CI runner) inherits
+    # SIGINT ignored, and Python then keeps ignoring it: Ctrl-C could not reach `spm`. The
+    # runs here get the default disposition, as a command started from a terminal has.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def spm(*args: str, **kwargs) -> subprocess.Popen:
-    """Start ``spm`` (the real entry point) with stderr piped as text."""
+    """Start ``spm`` (the real entry point) with stderr piped as text, Ctrl-C as in a terminal."""
     return subprocess.Popen(
         [sys.executable, "-m", "spm_models.cli", *map(str, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ctrl_c_as_in_a_terminal,
         **kwargs,
     )
 
