@@ -258,17 +258,20 @@ def review_forecast(
     if learn_calibration and len(asof.get("targets")):  # no quotas: no chances to calibrate
         agent_model = models[picks["agent"]]
         backtested = agent_model
+        # the past quarters hold agents who have left since: the hierarchical model pools them
+        # in their territories too (without them in its groups it cannot be refitted there)
+        everyone = asof["agents"].dropna(subset=["territory_id"])
         if _split(picks["agent"])[1]:  # the past-quarter refits see bookings only
             backtested = build_model(
-                _split(picks["agent"])[0], {}, config=config, calendar=cal.calendar, agents=agents, fast=True
+                _split(picks["agent"])[0], {}, config=config, calendar=cal.calendar, agents=everyone, fast=True
             )
-        elif isinstance(agent_model, HierarchicalBayes) and agent_model.method == "nuts":
+        elif isinstance(agent_model, HierarchicalBayes):  # by ADVI: the fast approximation
             backtested = build_model(
                 picks["agent"],
                 dict(config.model_params),
                 config=config,
                 calendar=cal.calendar,
-                agents=agents,
+                agents=everyone,
                 fast=True,
             )
         recal, rows = learn_recalibration(asof, backtested, cal, config)

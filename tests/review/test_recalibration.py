@@ -304,3 +304,23 @@ def test_leading_indicators_are_offered_to_the_models_that_take_regressors(data)
     short = forecasting.review_forecast(asof, agents, cal, config, regressors={"indicator:market_index": cal.h - 1})
     assert "HierarchicalBayes+indicators" not in set(short.choice.scores["candidate"])
     assert "indicator:market_index" not in short.history.columns
+
+
+def test_the_hierarchical_model_is_refitted_on_past_quarters_with_the_agents_who_left(data):
+    """Past quarters hold agents who have left since; the past-quarter refits pool them in their
+    territories too (the model once lacked them in its groups, and every refit failed, so the
+    chances went uncalibrated with a note)."""
+    from spm_models.review import forecasting
+
+    cal = ol.review_calendar(MONTH, data_end=ol.data_last_day(data))
+    asof = ol.as_of_dataset(data, cal.as_of)
+    agents = ol.review_agents(asof["agents"], cal.as_of)
+    assert set(asof["agents"]["agent_id"].astype(str)) - set(agents["agent_id"].astype(str))  # someone left
+    config = ReviewConfig(
+        model="HierarchicalBayes",
+        model_params={"method": "advi", "advi_iterations": 300},
+        recalibration_quarters=2,
+    )
+    recal = forecasting.review_forecast(asof, agents, cal, config).recalibration
+    assert recal is not None and len(recal.quarters) == 2
+    assert not [n for n in recal.to_dict()["notes"] if "no territory in groups" in n]
