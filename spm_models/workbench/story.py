@@ -206,6 +206,10 @@ def known_lag_story(results: Sequence[Mapping]) -> str:
     return "With the lag known in advance, one test each: " + "; ".join(parts) + "."
 
 
+def _money(value: float, currency: str) -> str:
+    return format_value(value, "currency", currency=currency)
+
+
 def _pct(value: float) -> str:
     return f"{value:+.0f}%"
 
@@ -275,14 +279,14 @@ def plan_comparison_story(table: pd.DataFrame, *, currency: str = "USD") -> str:
     """What :func:`~spm_models.insights.incentives.compare_plans` says: each plan's expected cost
     with its 80% range and share of expected bookings, and the paired difference of the last plan
     from the first (the columns are the plans, the first is the reference)."""
-    money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
     parts = []
     for name in table.columns:
         c = table[name]
         share = c.get("cost as share of expected bookings", np.nan)
         parts.append(
-            f"{name} is expected to cost {money(c['expected cost'])} (80% range {money(c['cost, 10th percentile'])} "
-            f"to {money(c['cost, 90th percentile'])}"
+            f"{name} is expected to cost {_money(c['expected cost'], currency)} "
+            f"(80% range {_money(c['cost, 10th percentile'], currency)} "
+            f"to {_money(c['cost, 90th percentile'], currency)}"
             + (f", {format_value(share, 'ratio')} of expected bookings" if np.isfinite(share) else "")
             + ")"
         )
@@ -294,16 +298,15 @@ def plan_comparison_story(table: pd.DataFrame, *, currency: str = "USD") -> str:
         lo, hi = c[f"cost minus {first}, 10th percentile"], c[f"cost minus {first}, 90th percentile"]
         word = "less" if mean < 0 else "more"
         text += (
-            f" On the same scenarios {last} costs {money(abs(mean))} {word} than {first} on average "
-            f"(80% range {money(lo)} to {money(hi)})"
+            f" On the same scenarios {last} costs {_money(abs(mean), currency)} {word} than {first} on average "
+            f"(80% range {_money(lo, currency)} to {_money(hi, currency)})"
         )
-        text += (
-            "; it is cheaper in at least 90% of them."
-            if hi < 0
-            else (
-                "; it costs more in at least 90% of them." if lo > 0 else "; which is cheaper depends on the quarter."
-            )
-        )
+        if hi < 0:
+            text += "; it is cheaper in at least 90% of them."
+        elif lo > 0:
+            text += "; it costs more in at least 90% of them."
+        else:
+            text += "; which is cheaper depends on the quarter."
     return text
 
 
@@ -349,12 +352,12 @@ def payout_story(payouts: pd.DataFrame, *, currency: str = "USD") -> str:
     (``p_any`` of at least 90%)."""
     if payouts.empty:
         return "Nobody is paid under this plan in the quarter."
-    money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
     top = payouts.loc[payouts["expected"].idxmax()]
     sure = int((payouts["p_any"] >= 0.9).sum())
     return (
-        f"{len(payouts)} people: the median expected payout is {money(payouts['expected'].median())}; the largest, "
-        f"{top['agent_id']}, expects {money(top['expected'])} (80% range {money(top['q10'])} to {money(top['q90'])}). "
+        f"{len(payouts)} people: the median expected payout is {_money(payouts['expected'].median(), currency)}; "
+        f"the largest, {top['agent_id']}, expects {_money(top['expected'], currency)} "
+        f"(80% range {_money(top['q10'], currency)} to {_money(top['q90'], currency)}). "
         f"{sure} of {len(payouts)} have at least a 90% chance of being paid anything."
     )
 
