@@ -35,8 +35,13 @@ import pandas as pd
 
 from spm_models.calendar import Calendar
 from spm_models.data.dataset import Dataset
-from spm_models.evaluation.quota.backtest import backtest_quota_probabilities, quarter_offset_weeks
-from spm_models.evaluation.quota.calibration import QuotaCalibration, learn_quota_calibration
+from spm_models.evaluation.quota.backtest import calibration_rows, quarter_offset_weeks
+from spm_models.evaluation.quota.calibration import (
+    QuotaCalibration,
+    calibration_window_start,
+    factor_forecast,
+    learn_calibration_before,
+)
 from spm_models.exceptions import ConfigError, SpmError
 from spm_models.models.base import ForecastModel
 from spm_models.models.forecast import Forecast
@@ -170,26 +175,23 @@ def learn_recalibration(
         return _record(_nothing(note), empty, offset, config, started, cal), empty
     if not len(dataset.get("targets")):
         return _record(_nothing("the data have no quotas"), empty, offset, config, started, cal), empty
-    # a week early, so that the first quarter keeps an origin just before it starts (offset 0)
-    first = calendar.forecast_quarter - pd.DateOffset(months=3 * config.recalibration_quarters) - pd.Timedelta(weeks=1)
     try:
-        rows = backtest_quota_probabilities(
+        rows = calibration_rows(
             dataset,
             model=model,
-            offsets_weeks=[offset],
+            offset_weeks=offset,
+            first_quarter=calibration_window_start(calendar.forecast_quarter, config.recalibration_quarters),
+            data_end=calendar.as_of,
             n_draws=config.recalibration_draws,
             seed=config.seed,
-            first_quarter=first,
-            data_end=calendar.as_of,
-            day_count="calendar",
             calendar=cal,
-            levels=("agent", "territory"),
         )
     except SpmError as exc:
         note = f"no past quarter could be checked ({exc})"
         return _record(_nothing(note), empty, offset, config, started, cal), empty
-    rows = rows[rows["p_quota"].notna()].reset_index(drop=True)
-    learned = learn_quota_calibration(rows, min_rows=config.recalibration_min_rows)
+    learned = learn_calibration_before(
+        rows, calendar.forecast_quarter, quarters=config.recalibration_quarters, min_rows=config.recalibration_min_rows
+    )
     agents = rows[rows["level"] == "agent"]
     return _record(learned, agents, offset, config, started, cal), rows.drop(columns="remaining_points")
 
@@ -199,26 +201,13 @@ def apply_common_factor(
 ) -> Forecast:
     """The forecast with draw ``j`` of series ``i`` multiplied by ``F_j G_g(i)j``: the common
     factor and the factor of the series' territory ``g(i)`` (``groups``: series -> territory;
-    without it, or without a learned territory spread, ``G = 1``).
+    without it, or without a learned territory spread, ``G = 1``), by
+    :func:`~spm_models.evaluation.quota.calibration.factor_forecast`.
 
     Without a learned factor the forecast is returned unchanged.
     """
-    if recalibration is None or not recalibration.calibration.factor_applied:
-        return forecast
-    uids = forecast.unique_ids.astype(str)
-    labels = None if groups is None else [groups.get(u, "") for u in uids]
-    f = recalibration.calibration.factors(forecast.draws.shape[2], seed=seed, groups=labels)
-    f = f[None, None, :] if f.ndim == 1 else f[:, None, :]
-    reason = forecast.fallback["reason"].to_numpy()
-    return Forecast.from_draws(
-        forecast.draws * f,
-        unique_ids=forecast.unique_ids,
-        ds=forecast.ds,
-        model=forecast.model,
-        freq=forecast.freq,
-        quantiles=forecast.quantile_levels,
-        series_model=forecast.fallback["model"].to_numpy(),
-        reason=reason,
+    return factor_forecast(
+        forecast, None if recalibration is None else recalibration.calibration, seed=seed, groups=groups
     )
 
 

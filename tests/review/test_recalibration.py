@@ -160,7 +160,7 @@ def _fake_rows(hits, p=None, quarters=1):
 def test_one_outcome_class_or_a_failing_model_is_recorded_not_raised(monkeypatch, data):
     cal = ol.review_calendar(MONTH, data_end="2024-12-29")
     config = ReviewConfig(model="CalendarBaseline", recalibration_min_rows=10)
-    monkeypatch.setattr(rc, "backtest_quota_probabilities", lambda *a, **k: _fake_rows([False] * 40))
+    monkeypatch.setattr(rc, "calibration_rows", lambda *a, **k: _fake_rows([False] * 40))
     r, rows = rc.learn_recalibration(data, CalendarBaseline(), cal, config)
     assert not r.applied and len(rows) == 40
     assert any(
@@ -171,7 +171,7 @@ def test_one_outcome_class_or_a_failing_model_is_recorded_not_raised(monkeypatch
     def boom(*a, **k):
         raise ModelError("the model could not be fitted")
 
-    monkeypatch.setattr(rc, "backtest_quota_probabilities", boom)
+    monkeypatch.setattr(rc, "calibration_rows", boom)
     r, rows = rc.learn_recalibration(data, CalendarBaseline(), cal, config)
     assert not r.applied and "the model could not be fitted" in r.calibration.notes[0] and rows.empty
 
@@ -182,7 +182,7 @@ def test_a_degenerate_fit_falls_back_to_the_models_own_chances_with_its_note(mon
     rng = np.random.default_rng(0)
     hits = rng.uniform(size=400) < 0.35
     rows = _fake_rows(hits, p=rng.uniform(0.02, 0.98, size=400), quarters=2)  # chances unrelated to outcomes
-    monkeypatch.setattr(rc, "backtest_quota_probabilities", lambda *a, **k: rows)
+    monkeypatch.setattr(rc, "calibration_rows", lambda *a, **k: rows)
     folder = tmp_path / "2024-09" / "artifacts"
     info = build_artifacts(data, month="2024-09", out_dir=folder, config=ReviewConfig(model="CalendarBaseline"))
     assert info["calendar"]["forecast_quarter"] == "2024-10-01"  # a quarter end: the next quarter's chances

@@ -52,6 +52,7 @@ __all__ = [
     "quarter_offset_weeks",
     "backtest_quota_probabilities",
     "model_forecast_at",
+    "calibration_rows",
 ]
 
 Data = Dataset | Mapping[str, pd.DataFrame]
@@ -322,6 +323,39 @@ def backtest_quota_probabilities(
     out = pd.concat(rows, ignore_index=True)
     out["entity_id"] = out["entity_id"].astype("str")
     return out
+
+
+def calibration_rows(
+    data: Data,
+    *,
+    model: ForecastModel,
+    offset_weeks: int,
+    first_quarter: Any,
+    data_end: Any,
+    n_draws: int = 300,
+    seed: int = 0,
+    calendar: Calendar | None = None,
+) -> pd.DataFrame:
+    """The quota backtest a calibration of the chances learns from, as the review runs it: agents
+    and territories at one offset, partial weeks shared by calendar days, rows with a chance only
+    (:func:`~spm_models.evaluation.quota.calibration.learn_calibration_before` picks the quarters).
+
+    Parameters are those of :func:`backtest_quota_probabilities`; ``n_draws`` is the review's
+    ``recalibration_draws``.
+    """
+    rows = backtest_quota_probabilities(
+        data,
+        model=model,
+        offsets_weeks=[int(offset_weeks)],
+        n_draws=n_draws,
+        seed=seed,
+        first_quarter=first_quarter,
+        data_end=data_end,
+        day_count="calendar",
+        calendar=calendar,
+        levels=("agent", "territory"),
+    )
+    return rows[rows["p_quota"].notna()].reset_index(drop=True)
 
 
 def _origin_rows(

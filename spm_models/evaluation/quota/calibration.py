@@ -32,6 +32,10 @@ the quota. :func:`learn_quota_calibration` learns two corrections from them, app
    give everyone the same number), stage 2 is not applied and the calibration says why.
 
 Each stage is learned per position in the quarter: the review backtests at its own offset.
+Which past quarters a calibration made before quarter ``q`` may learn from is one rule,
+:func:`learn_calibration_before` (those that ended before ``q``, at most ``quarters`` of them),
+and :func:`factor_forecast` applies stage 1 to a forecast's draws; the review and the plan-cost
+backtest (:mod:`spm_models.insights.incentives.backtest`) both use the two.
 :func:`rolling_calibration` applies the same two functions quarter by quarter with only what had
 ended before each quarter, so a reliability table of its output is an honest check
 (``make bench-quota``).
@@ -39,7 +43,7 @@ ended before each quarter, so a reliability table of its output is an honest che
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +53,7 @@ from scipy import special
 from scipy.optimize import minimize
 
 from spm_models.exceptions import ConfigError, DataError
+from spm_models.models.forecast import Forecast
 
 __all__ = [
     "Recalibration",
@@ -57,6 +62,9 @@ __all__ = [
     "learn_quota_calibration",
     "chance_with_factor",
     "rolling_calibration",
+    "calibration_window_start",
+    "learn_calibration_before",
+    "factor_forecast",
     "N_POINTS",
 ]
 
@@ -391,3 +399,66 @@ def rolling_calibration(backtest: pd.DataFrame, **kwargs) -> pd.DataFrame:
         out.loc[rows.index, "group_spread"] = np.nan if cal.group_spread is None else cal.group_spread
         out.loc[rows.index, "slope"] = cal.recalibration.slope if cal.recalibration is not None else np.nan
     return out
+
+
+def calibration_window_start(quarter_start: Any, quarters: int) -> pd.Timestamp:
+    """First day of the past quarters a calibration made for the quarter starting on
+    ``quarter_start`` learns from: ``quarters`` quarters earlier, less a week, so that the oldest
+    quarter keeps an origin just before it starts (offset 0)."""
+    return pd.Timestamp(quarter_start) - pd.DateOffset(months=3 * int(quarters)) - pd.Timedelta(weeks=1)
+
+
+def learn_calibration_before(
+    rows: pd.DataFrame, quarter_start: Any, *, quarters: int = 12, min_rows: int = 200
+) -> QuotaCalibration:
+    """:func:`learn_quota_calibration` on the rows of a quota backtest that a forecast of the
+    quarter starting on ``quarter_start`` could have known: quarters that ended before it and
+    started on or after :func:`calibration_window_start` (the last ``quarters``), rows with a chance.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        Quota backtest rows at one offset (agents, and territories with a ``level`` column),
+        with ``remaining_points``; rows of later quarters may be there and are left out.
+    quarter_start : date-like
+        First day of the quarter forecast.
+    quarters, min_rows : int
+        The review's ``recalibration_quarters`` and ``recalibration_min_rows``.
+    """
+    start = pd.Timestamp(quarter_start)
+    keep = (
+        (rows["period_end"] < start)
+        & (rows["period_start"] >= calibration_window_start(start, quarters))
+        & rows["p_quota"].notna()
+    )
+    return learn_quota_calibration(rows[keep], min_rows=min_rows)
+
+
+def factor_forecast(
+    forecast: Forecast,
+    calibration: QuotaCalibration | None,
+    *,
+    seed: int,
+    groups: Mapping[str, str] | None = None,
+) -> Forecast:
+    """The forecast with draw ``j`` of series ``i`` multiplied by ``F_j G_g(i)j``
+    (:meth:`QuotaCalibration.factors`): the common factor and the factor of the series' territory
+    ``g(i)`` (``groups``: series -> territory; without it, or without a learned territory spread,
+    ``G = 1``). Without stage 1 the forecast is returned unchanged.
+    """
+    if calibration is None or not calibration.factor_applied:
+        return forecast
+    uids = forecast.unique_ids.astype(str)
+    labels = None if groups is None else [groups.get(u, "") for u in uids]
+    f = calibration.factors(forecast.draws.shape[2], seed=seed, groups=labels)
+    f = f[None, None, :] if f.ndim == 1 else f[:, None, :]
+    return Forecast.from_draws(
+        forecast.draws * f,
+        unique_ids=forecast.unique_ids,
+        ds=forecast.ds,
+        model=forecast.model,
+        freq=forecast.freq,
+        quantiles=forecast.quantile_levels,
+        series_model=forecast.fallback["model"].to_numpy(),
+        reason=forecast.fallback["reason"].to_numpy(),
+    )
