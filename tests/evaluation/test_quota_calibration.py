@@ -7,14 +7,19 @@ import pandas as pd
 import pytest
 
 from spm_models.evaluation.quota.calibration import (
+    QuotaCalibration,
     Recalibration,
+    calibration_window_start,
     chance_with_factor,
+    factor_forecast,
     fit_recalibration,
+    learn_calibration_before,
     learn_quota_calibration,
     rolling_calibration,
 )
 from spm_models.evaluation.quota.probability import calibration_summary, reliability_table
 from spm_models.exceptions import ConfigError, DataError
+from spm_models.models.forecast import Forecast
 
 
 def _overconfident(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -259,3 +264,52 @@ def test_territory_rows_get_the_factor_only():
 def test_rolling_calibration_names_missing_columns():
     with pytest.raises(ConfigError, match="remaining_points"):
         rolling_calibration(pd.DataFrame({"origin": [], "period_end": [], "p_quota": [], "hit": []}))
+
+
+def _ratio_rows(ratios: list[float]) -> pd.DataFrame:
+    """One agent row per quarter from 2023-Q1, realised remaining ``100 exp(r)`` against 100 expected."""
+    starts = pd.date_range("2023-01-01", periods=len(ratios), freq="QS")
+    return pd.DataFrame(
+        {
+            "level": "agent",
+            "period_start": starts,
+            "period_end": starts + pd.offsets.QuarterEnd(0),
+            "quota": 100.0,
+            "closed_to_date": 0.0,
+            "p_quota": 0.5,
+            "hit": [bool(i % 2) for i in range(len(ratios))],
+            "expected_remaining": 100.0,
+            "realised_remaining": 100.0 * np.exp(ratios),
+            "remaining_points": [np.linspace(50, 150, 100)] * len(ratios),
+        }
+    )
+
+
+def test_a_calibration_before_a_quarter_learns_only_from_the_last_quarters_that_had_ended():
+    """Ratios r = 0.9, 0.1, -0.2, 0.3, 5.0 in 2023-Q1..2024-Q1. Before 2024-Q1 with 3 quarters:
+    2023-Q2..Q4 only (2023-Q1 is outside the window, 2024-Q1 has not ended), so the drift is the
+    last, 0.3, and the spread the root mean square of the changes -0.3 and 0.5: sqrt(0.17)."""
+    rows = _ratio_rows([0.9, 0.1, -0.2, 0.3, 5.0])
+    assert calibration_window_start("2024-01-01", 3) == pd.Timestamp("2023-03-25")
+    cal = learn_calibration_before(rows, "2024-01-01", quarters=3)
+    assert cal.n_quarters == 3
+    assert cal.drift == pytest.approx(0.3) and cal.spread == pytest.approx(np.sqrt(0.17))
+    assert learn_calibration_before(rows, "2023-07-01").drift is None  # two quarters ended: too few
+    # a row without a chance is left out: with 4 quarters, 2023-Q1..Q3 give -0.2 and sqrt((0.8^2 + 0.3^2) / 2)
+    without = learn_calibration_before(rows.assign(p_quota=[0.5, 0.5, 0.5, np.nan, 0.5]), "2024-01-01", quarters=4)
+    assert without.drift == pytest.approx(-0.2) and without.spread == pytest.approx(np.sqrt(0.365))
+
+
+def test_factor_forecast_multiplies_each_draw_by_the_common_and_territory_factor():
+    draws = np.random.default_rng(0).gamma(2.0, 50.0, size=(3, 4, 200))
+    ds = np.tile(pd.date_range("2025-01-06", periods=4, freq="W-MON").to_numpy(), (3, 1))
+    fc = Forecast.from_draws(draws, unique_ids=["a", "b", "c"], ds=ds, model="m", freq="W-MON")
+    cal = QuotaCalibration(-0.1, 0.2, None, 10, 4, group_spread=0.3)
+    out = factor_forecast(fc, cal, seed=5, groups={"a": "T1", "b": "T1", "c": "T2"})
+    ratio = out.draws / draws
+    np.testing.assert_allclose(ratio, ratio[:, :1, :].repeat(4, axis=1))  # one factor per draw, every week
+    np.testing.assert_allclose(ratio[0, 0], ratio[1, 0])  # one territory: one factor
+    np.testing.assert_allclose(ratio[:, 0], cal.factors(200, seed=5, groups=["T1", "T1", "T2"]))
+    assert not np.allclose(ratio[0, 0], ratio[2, 0])
+    assert factor_forecast(fc, None, seed=5) is fc
+    assert factor_forecast(fc, QuotaCalibration(None, None, None, 0, 0), seed=5) is fc
