@@ -13,6 +13,7 @@
 ``modelling``      cost as a distribution, tier counts, plans side by side
 ``recognition``    contest standings and bonus results for the leaderboard and awards
 ``outlook``        a person's expected payout and what the next commission tier takes
+``scenarios``      the review's recalibrated bookings draws a plan's cost is modelled on
 ``rollout``        plan books on one dataset's forecast of the quarter ahead (a draft's cost)
 ``backtest``       a plan's forecast cost of past quarters against what it cost
 =================  ==========================================================================

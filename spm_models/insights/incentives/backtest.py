@@ -9,9 +9,19 @@ before ``q`` (so every book sees the same scenarios) and gives the cost distribu
 ``C_j = sum_i P_ij`` (:func:`~.modelling.plan_cost`). The realised cost is the same book settled on
 what happened (:func:`~.statements.company_totals` of a context as of the data's end, status
 ``final``). The 80% range *held* when ``cost_q10 <= realised <= cost_q90``; the coverage is the
-share of quarters where it held, ``k / n``, with a Wilson 90% interval
+share of quarters where it held, ``p = k / n``, with its binomial standard error
+``sqrt(p (1 - p) / n)`` and a Wilson 90% interval
 ``(p + z^2/2n +- z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)``, ``z = 1.645``, because a handful of
-quarters says little.
+quarters says little (pool the quarters of several organisations for more).
+
+The scenarios are the review's (:mod:`.scenarios`): the model's draws for ``q`` are multiplied
+by the common and territory factors of the quota calibration learned, as a review on the day
+before ``q`` would learn it, from the quarters that had ended by then (one quota backtest at
+offset 0 over every quarter, :func:`~spm_models.evaluation.quota.backtest.calibration_rows`,
+each quarter's calibration from the rows before it). The first quarters, with fewer than three
+ended before them, keep the model's own draws; ``drift``, ``spread`` and ``territory_spread``
+say what each quarter's range was built with (NaN: not applied). ``calibrate=False`` gives the
+model's own draws throughout, for comparison.
 
 Only bookings come from the model; the other measures (new accounts, activities, win rate) are
 the run-rate projections of :mod:`.projection`, measured on the history before ``q``. The days
@@ -29,12 +39,19 @@ import pandas as pd
 
 from spm_models.calendar import Calendar, to_day
 from spm_models.data.dataset import Dataset
-from spm_models.evaluation.quota.backtest import agent_bookings_frame, model_forecast_at
-from spm_models.exceptions import ConfigError, DataError
+from spm_models.evaluation.quota.backtest import agent_bookings_frame, calibration_rows, model_forecast_at
+from spm_models.evaluation.quota.calibration import calibration_window_start
+from spm_models.exceptions import ConfigError, DataError, SpmError
 from spm_models.insights.incentives.context import PlanContext
 from spm_models.insights.incentives.modelling import plan_cost
 from spm_models.insights.incentives.plan import PlanBook
 from spm_models.insights.incentives.rollout import last_sunday
+from spm_models.insights.incentives.scenarios import (
+    CALIBRATION_DRAWS,
+    CALIBRATION_MIN_ROWS,
+    CALIBRATION_QUARTERS,
+    calibrated_scenarios,
+)
 from spm_models.insights.incentives.statements import company_totals
 from spm_models.models.base import ForecastModel
 
@@ -51,6 +68,9 @@ COST_BACKTEST_COLUMNS = [
     "cost_q90",
     "realised_cost",
     "held",
+    "drift",
+    "spread",
+    "territory_spread",
 ]
 _Z90 = 1.6448536269514722
 
@@ -66,6 +86,9 @@ def backtest_plan_cost(
     first_quarter: Any = None,
     data_end: Any = None,
     calendar: Calendar | None = None,
+    calibrate: bool = True,
+    calibration_quarters: int = CALIBRATION_QUARTERS,
+    calibration_draws: int = CALIBRATION_DRAWS,
 ) -> pd.DataFrame:
     """Each plan's forecast cost of every past quarter against what it cost (module docstring).
 
@@ -78,7 +101,8 @@ def backtest_plan_cost(
     model : ForecastModel
         Unfitted model, refitted at every origin.
     n_draws, seed : int
-        Scenarios per quarter; seed of the projections of measures other than bookings.
+        Scenarios per quarter; seed of the calibration's factors (the review's ``seed``) and,
+        plus the quarter's index, of the projections of measures other than bookings.
     min_history_weeks : int
         Weekly history an agent needs before the origin to be forecast (the others book nothing
         in the scenarios); the first quarter scored starts at least this long after the data.
@@ -90,6 +114,10 @@ def backtest_plan_cost(
         quarters ending by then are scored.
     calendar : Calendar, optional
         Default: the dataset's fiscal calendar.
+    calibrate : bool
+        Scenarios recalibrated as the review's (module docstring); False: the model's own draws.
+    calibration_quarters, calibration_draws : int
+        The review's ``recalibration_quarters`` and ``recalibration_draws``.
 
     Returns
     -------
@@ -129,6 +157,21 @@ def backtest_plan_cost(
         name: company_totals(settled.evaluate(book, scenarios=False)).set_index("period_start")
         for name, book in books.items()
     }
+    past = None
+    if calibrate and quarters:
+        try:  # every quarter's chances at its start (offset 0), once; each quarter learns from those before it
+            past = calibration_rows(
+                data,
+                model=model,
+                offset_weeks=0,
+                first_quarter=calibration_window_start(quarters[0][0], calibration_quarters),
+                data_end=last,
+                n_draws=calibration_draws,
+                seed=seed,
+                calendar=cal,
+            )
+        except SpmError:  # no past quarter to learn from: the model's own draws, as in the review
+            past = None
     rows = []
     for i, (q0, q1) in enumerate(quarters):
         origin = last_sunday(q0 - pd.Timedelta(days=1))
@@ -137,6 +180,11 @@ def backtest_plan_cost(
         )
         if fc is None:
             continue
+        qc = None
+        if past is not None:
+            fc, qc = calibrated_scenarios(
+                fc, past, q0, tables=tables, seed=seed, quarters=calibration_quarters, min_rows=CALIBRATION_MIN_ROWS
+            )
         ctx = PlanContext(tables, calendar=cal, as_of=q0 - pd.Timedelta(days=1), forecast=fc, seed=seed + i)
         ctx.prepare(books.values())
         for name, book in books.items():
@@ -154,6 +202,9 @@ def backtest_plan_cost(
                     "cost_q90": float(cost["cost_q90"]),
                     "realised_cost": actual,
                     "held": bool(cost["cost_q10"] <= actual <= cost["cost_q90"]),
+                    "drift": np.nan if qc is None or qc.drift is None else qc.drift,
+                    "spread": np.nan if qc is None or qc.spread is None else qc.spread,
+                    "territory_spread": np.nan if qc is None or qc.group_spread is None else qc.group_spread,
                 }
             )
     if not rows:
@@ -165,13 +216,14 @@ def backtest_plan_cost(
 
 def cost_coverage(backtest: pd.DataFrame) -> pd.DataFrame:
     """Per plan: quarters scored ``n``, quarters held ``k``, the coverage ``k / n`` of the 80%
-    range and its Wilson 90% interval (module docstring), and how often the realised cost fell
-    below the 10th or above the 90th percentile.
+    range with its binomial standard error and Wilson 90% interval (module docstring), and how
+    often the realised cost fell below the 10th or above the 90th percentile. Rows of several
+    organisations with the same plan labels are pooled.
 
     Returns
     -------
     DataFrame
-        ``plan, quarters, held, coverage, coverage_low, coverage_high, below, above``.
+        ``plan, quarters, held, coverage, coverage_se, coverage_low, coverage_high, below, above``.
     """
     rows = []
     for plan, g in backtest.groupby("plan", sort=False):
@@ -185,6 +237,7 @@ def cost_coverage(backtest: pd.DataFrame) -> pd.DataFrame:
                 "quarters": n,
                 "held": k,
                 "coverage": p,
+                "coverage_se": float(np.sqrt(p * (1 - p) / n)),
                 "coverage_low": max(0.0, centre - half),
                 "coverage_high": min(1.0, centre + half),
                 "below": int((g["realised_cost"] < g["cost_q10"]).sum()),

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from spm_models.calendar import Calendar
+from spm_models.evaluation.quota.calibration import QuotaCalibration
 from spm_models.exceptions import ConfigError, DataError
 from spm_models.insights.incentives.assign import plan_segments
 from spm_models.insights.incentives.credits import CreditLedger
@@ -67,6 +68,8 @@ class PlanContext:
         Seed of the projection of measures other than bookings.
     history_days : int
         Look-back of those projections.
+    calibration : QuotaCalibration, optional
+        What the forecast's draws were multiplied by (:mod:`.scenarios`); kept to be reported.
     """
 
     def __init__(
@@ -78,8 +81,10 @@ class PlanContext:
         forecast: Forecast | None = None,
         seed: int = 0,
         history_days: int = 182,
+        calibration: QuotaCalibration | None = None,
     ) -> None:
         self.tables = tables
+        self.calibration = calibration
         self.calendar = calendar
         self.as_of = pd.Timestamp(as_of).normalize()
         self.agents = tables["agents"]

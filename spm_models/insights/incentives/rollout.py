@@ -7,8 +7,11 @@ every plan book on it, so the books see the same scenarios and their difference 
 (:func:`~.modelling.compare_plans`). The forecast quarter is the (fiscal) quarter holding the
 day after ``as_of``: at a quarter's end it is the next quarter, from its first day.
 
-The monthly review does the same once per run with its own calibrated forecast
-(:mod:`spm_models.review.incentives`); this is for a draft that is not in force yet.
+The scenarios are the review's (:mod:`.scenarios`): the model's draws multiplied by the common
+and territory factors of the quota calibration learned, as the monthly review learns it, from
+the quarters that had ended by ``as_of`` at ``as_of``'s point in the quarter. The review does the
+same once per run with its own forecast (:mod:`spm_models.review.incentives`); this is for a
+draft that is not in force yet. ``calibrate=False`` gives the model's own draws.
 """
 
 from __future__ import annotations
@@ -22,12 +25,25 @@ import pandas as pd
 
 from spm_models.calendar import to_day
 from spm_models.data.dataset import Dataset
-from spm_models.evaluation.quota.backtest import agent_bookings_frame, model_forecast_at
-from spm_models.exceptions import ConfigError, DataError
+from spm_models.evaluation.quota.backtest import (
+    agent_bookings_frame,
+    calibration_rows,
+    model_forecast_at,
+    quarter_offset_weeks,
+)
+from spm_models.evaluation.quota.calibration import calibration_window_start
+from spm_models.exceptions import ConfigError, DataError, SpmError
 from spm_models.insights.incentives.context import BookRun, PlanContext
 from spm_models.insights.incentives.modelling import compare_plans
 from spm_models.insights.incentives.plan import PlanBook
 from spm_models.insights.incentives.planfile import load_checked_plan_book
+from spm_models.insights.incentives.scenarios import (
+    CALIBRATION_DRAWS,
+    CALIBRATION_MIN_ROWS,
+    CALIBRATION_QUARTERS,
+    calibrated_scenarios,
+    no_calibration,
+)
 from spm_models.insights.incentives.statements import statement_lines
 from spm_models.models.base import ForecastModel
 from spm_models.models.registry import make_model
@@ -59,6 +75,9 @@ def plan_runs(
     n_draws: int = 500,
     seed: int = 0,
     min_history_weeks: int = 13,
+    calibrate: bool = True,
+    calibration_quarters: int = CALIBRATION_QUARTERS,
+    calibration_draws: int = CALIBRATION_DRAWS,
 ) -> dict[str, BookRun]:
     """Every book of ``books`` settled up to ``as_of`` and evaluated on one forecast of the
     quarter ahead (module docstring).
@@ -74,13 +93,20 @@ def plan_runs(
     as_of : date-like, optional
         Last day of actual results (default :func:`default_as_of`).
     n_draws, seed : int
-        Scenarios; seed of the projections of measures other than bookings.
+        Scenarios; seed of the calibration's factors and of the projections of measures other
+        than bookings (the review's ``seed``).
     min_history_weeks : int
         Weekly history an agent needs to be forecast (the others book nothing in the scenarios).
+    calibrate : bool
+        Scenarios recalibrated as the review's (module docstring); False: the model's own draws.
+    calibration_quarters, calibration_draws : int
+        The review's ``recalibration_quarters`` and ``recalibration_draws``.
 
     Returns
     -------
     dict of str to BookRun
+        The runs share one context, whose ``calibration`` says what the draws were multiplied
+        by (None with ``calibrate=False``).
 
     Raises
     ------
@@ -104,7 +130,33 @@ def plan_runs(
             f"no agent has {min_history_weeks} weeks of bookings history up to {origin.date()}, so there is no "
             "forecast to model the plans on"
         )
-    ctx = PlanContext(data.tables, calendar=cal, as_of=day, forecast=fc, seed=seed)
+    qc = None
+    if calibrate:
+        q_start = cal.quarter_start(day + pd.Timedelta(days=1))
+        try:
+            rows = calibration_rows(
+                data,
+                model=model,
+                offset_weeks=quarter_offset_weeks(day, q_start),
+                first_quarter=calibration_window_start(q_start, calibration_quarters),
+                data_end=day,
+                n_draws=calibration_draws,
+                seed=seed,
+                calendar=cal,
+            )
+        except SpmError as exc:  # as the review: the model's own draws, and why
+            qc = no_calibration(f"no past quarter could be checked ({exc})")
+        else:
+            fc, qc = calibrated_scenarios(
+                fc,
+                rows,
+                q_start,
+                tables=data.tables,
+                seed=seed,
+                quarters=calibration_quarters,
+                min_rows=CALIBRATION_MIN_ROWS,
+            )
+    ctx = PlanContext(data.tables, calendar=cal, as_of=day, forecast=fc, seed=seed, calibration=qc)
     ctx.prepare(books.values())
     return {name: ctx.evaluate(book) for name, book in books.items()}
 

@@ -81,6 +81,21 @@ def test_backtest_realised_is_the_settled_cost(data, books):
     assert done.loc[last, "status"] == "final" and row["realised_cost"] > 0
 
 
+def test_backtest_scenarios_are_recalibrated_where_a_factor_was_learned(data, books):
+    """Quarters with three ended before them get the review's factor (a wider range here, where
+    the quarters varied more than the agents' independent draws say); the first keep the model's
+    own draws, exactly as ``calibrate=False`` gives them."""
+    cal = backtest_plan_cost(data, books, model=make_model("Mean"), n_draws=60)
+    raw = backtest_plan_cost(data, books, model=make_model("Mean"), n_draws=60, calibrate=False)
+    assert raw[["drift", "spread", "territory_spread"]].isna().all().all()
+    np.testing.assert_array_equal(cal["realised_cost"], raw["realised_cost"])
+    own = cal["drift"].isna().to_numpy()
+    assert own[:2].all() and not own.all()
+    np.testing.assert_allclose(cal.loc[own, ["cost_q10", "cost_q90"]], raw.loc[own, ["cost_q10", "cost_q90"]])
+    width = (cal["cost_q90"] - cal["cost_q10"]) / (raw["cost_q90"] - raw["cost_q10"])
+    assert (width[~own] > 1.2).all()
+
+
 def test_coverage_by_hand():
     bt = pd.DataFrame(
         {
@@ -95,7 +110,7 @@ def test_coverage_by_hand():
     # Wilson, n = 4, p = 0.5, z = 1.6449: centre 0.5, half z sqrt(1/16 + z^2/64) / (1 + z^2/4) = 0.5324 / 1.6764
     z = 1.6448536269514722
     half = z * np.sqrt(0.25 / 4 + z * z / 64) / (1 + z * z / 4)
-    assert cov.loc["a", "coverage"] == 0.5
+    assert cov.loc["a", "coverage"] == 0.5 and cov.loc["a", "coverage_se"] == pytest.approx(0.25)  # sqrt(.25 / 4)
     assert cov.loc["a", "coverage_low"] == pytest.approx(0.5 - half) and half == pytest.approx(0.3176, abs=1e-4)
     assert cov.loc["b", "coverage"] == 1.0 and cov.loc["b", "coverage_high"] == pytest.approx(1.0)
 
