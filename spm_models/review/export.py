@@ -1,11 +1,12 @@
 """Executed notebook -> one self-contained HTML page with no code in it.
 
 nbconvert's ``basic`` template renders the cells' outputs only (inputs and prompts
-excluded); figures are already PNG data URIs in the outputs, so they travel inside the
-page. The page around it is ours: inline CSS, no script, no external link, a ``<title>``
-naming the subject (escaped), so it opens offline and shows the same everywhere. Text the
-kernel wrote to stderr (library warnings) is kept in the executed notebook for whoever
-debugs it, and left out of the page.
+excluded); figures are already ``<img>`` tags with SVG data URIs in the outputs
+(:func:`spm_models.present.plots.figure_html`), so they travel inside the page. The page
+around it is ours: inline CSS, no script, no external link, a ``<title>`` naming the subject
+(escaped), so it opens offline and shows the same everywhere. Text the kernel wrote to stderr
+(library warnings) is kept in the executed notebook for whoever debugs it, and left out of the
+page.
 """
 
 from __future__ import annotations
@@ -77,8 +78,8 @@ table.spm-table > caption { display: block; }
   .spm-table th, .spm-table td { padding: 4px 6px; }
   table.spm-table { font-size: 13px; }
   /* figures keep a readable text size and scroll sideways inside their box */
-  .output_png { overflow-x: auto; }
-  .output_png img { max-width: none; width: 520px; }
+  .spm-figure { overflow-x: auto; }
+  .spm-figure img { max-width: none; width: 520px; }
 }
 @media print {
   body { background: #fff; font-size: 11pt; }
@@ -87,8 +88,8 @@ table.spm-table > caption { display: block; }
   a { color: inherit; text-decoration: none; }
   h1, h2, h3 { break-after: avoid; page-break-after: avoid; }
   table.spm-table { display: table; overflow: visible; }
-  tr, img, .spm-card, .spm-cards, .output_png { break-inside: avoid; page-break-inside: avoid; }
-  .output_png img { max-width: 100%; width: auto; }
+  tr, img, .spm-card, .spm-cards, .spm-figure { break-inside: avoid; page-break-inside: avoid; }
+  .spm-figure img { max-width: 100%; width: auto; }
   .spm-card { background: #fff; }
 }
 pre { white-space: pre-wrap; background: #f6f7f9; padding: 8px; border-radius: 4px; font-size: 13px; }

@@ -14,7 +14,8 @@ whose provisioner is :class:`~spm_models.review.kernels.provisioner.ForkProvisio
 Why this does not leak state between reports: every kernel is a fresh child forked from the
 same pristine parent, which never runs report code. Whatever one report does (globals,
 ``rcParams``, caches, monkey-patching, ``sys.modules``) dies with its process; the next kernel
-starts again from the parent's untouched memory (copy-on-write). The parent runs no
+starts again from the parent's untouched memory (copy-on-write). Before it serves, the parent
+freezes its objects (``gc.freeze``), so a kernel's garbage collections skip them. The parent runs no
 Python threads; BLAS/OpenMP pools are limited to the calling thread and pyarrow's jemalloc
 background thread is off, so the only native threads it may hold when it forks are Arrow's
 I/O and CPU pools from reading the artifacts, which Arrow re-creates in a forked child.
@@ -46,6 +47,7 @@ stdin closes) the server kills its kernels and exits.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import select
@@ -334,7 +336,12 @@ def serve(address: str, preload: Sequence[str], run_dir: str | None, *, request_
     if "spm_models.present.plots" in preload:
         from spm_models.present import plots
 
-        plots.warm_up()  # fonts, the Agg renderer and PNG encoder loaded once, in the parent
+        plots.warm_up()  # fonts and the SVG writer loaded once, in the parent
+    # Every object made so far moves to the permanent generation: a kernel's collections then
+    # walk only what the kernel made, not the parent's millions of objects, and do not copy
+    # the parent's pages by touching their headers (fork-server practice, gc.freeze docs).
+    gc.collect()
+    gc.freeze()
     server = _Server(address, request_timeout=request_timeout)
 
     def stop(*_):
