@@ -25,7 +25,14 @@ demo: $(STAMP)
 	$(BIN)/spm demo --agents $(AGENTS) --seed $(SEED)
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -m "not slow" -n 2
+	$(BIN)/python -m pytest -m "not slow and not packaging" -n 2
+
+# The wheel check (tests/test_packaging.py): build sdist and wheel, install the wheel
+# non-editable into a fresh venv, run `spm demo --agents 5` there. A release check of about
+# 20 s and 30 CPU s: CI runs it (.ci/run), `make test` leaves it out.
+.PHONY: test-packaging
+test-packaging: $(STAMP)
+	$(BIN)/python -m pytest -m packaging tests/test_packaging.py
 
 # The lint gate (configured in pyproject.toml): part of `make test`, so of CI.
 .PHONY: lint

@@ -22,6 +22,8 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from spm_models.review.kernels.server import KERNEL_PRELOAD
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,6 +155,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.packaging
 def test_the_wheel_installs_and_runs_the_demo(tmp_path):
     """Build sdist and wheel, install the wheel into a fresh venv, run ``spm demo --agents 5``.
 

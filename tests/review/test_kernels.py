@@ -99,7 +99,7 @@ def artifacts(tmp_path_factory):
     ds = validate(generate_organisation(5, years=2, seed=5).dataset)
     root = tmp_path_factory.mktemp("kernel-run")
     out = root / "artifacts"
-    config = ReviewConfig(recalibrate=False, n_draws=100)
+    config = ReviewConfig(model="CalendarBaseline", recalibrate=False, n_draws=100)
     build_artifacts(ds, month=default_month(ds), out_dir=out, config=config, runs_root=root)
     return out
 

@@ -57,7 +57,9 @@ def test_undated_losses_give_cohort_rates_not_close_period_rates(org, tmp_path):
     p = data_profile(ds, currency="USD", has_quota=True, has_commission_plan=False)
     assert (p.loss_dates, p.win_rate_basis) == ("undated", "cohort") and "cohort rates" in p.rate_note
     out = tmp_path / "artifacts"
-    info = build_artifacts(ds, month=MONTH, out_dir=out, config=ReviewConfig(n_draws=100, recalibrate=False))
+    info = build_artifacts(
+        ds, month=MONTH, out_dir=out, config=ReviewConfig(model="CalendarBaseline", n_draws=100, recalibrate=False)
+    )
     assert info["data"]["win_rate_basis"] == "cohort"
     metrics = pd.read_parquet(out / "metrics.parquet")
     assert metrics["win_rate_qtd"].isna().all()  # a close-period rate would count only wins
@@ -88,7 +90,10 @@ def test_an_older_run_without_a_profile_shows_every_section():
 def test_the_configured_plan_is_shown(org, tmp_path):
     out = tmp_path / "artifacts"
     build_artifacts(
-        org, month=MONTH, out_dir=out, config=ReviewConfig(n_draws=100, recalibrate=False, commission=DEFAULT_PLAN)
+        org,
+        month=MONTH,
+        out_dir=out,
+        config=ReviewConfig(model="CalendarBaseline", n_draws=100, recalibrate=False, commission=DEFAULT_PLAN),
     )
     agents = pd.read_parquet(out / "agents.parquet")
     v = views.agent_view(out, agents["agent_id"].iloc[0])

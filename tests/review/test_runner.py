@@ -20,7 +20,11 @@ from spm_models.data.validation import validate
 from spm_models.exceptions import DiskFullError
 from spm_models.review import runner
 from spm_models.review.pipeline import run_review
+from spm_models.review.settings import ReviewConfig
 from spm_models.synthetic.generator import generate_organisation
+
+# What these tests check is the runner's, not the forecast's: the cheapest model, no recalibration.
+CHEAP = ReviewConfig(model="CalendarBaseline", recalibrate=False, n_draws=100)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +50,14 @@ def test_a_kernel_that_dies_before_its_first_cell_is_started_again_once(org, tmp
     monkeypatch.setattr(local_provisioner.LocalPortCache, "find_available_port", first_one_taken)
     try:
         res = run_review(
-            dataset=org, out=tmp_path, agents=["A0001"], workers=1, kernel=kernel, progress=False, log=io.StringIO()
+            dataset=org,
+            config=CHEAP,
+            out=tmp_path,
+            agents=["A0001"],
+            workers=1,
+            kernel=kernel,
+            progress=False,
+            log=io.StringIO(),
         )
     finally:
         held.close()
@@ -58,7 +69,7 @@ def test_a_kernel_that_dies_before_its_first_cell_is_started_again_once(org, tmp
 def test_a_full_disk_stops_the_run_once_and_keeps_the_published_month(org, tmp_path, monkeypatch):
     log = io.StringIO()
     first = run_review(
-        dataset=org, out=tmp_path, agents=["A0001", "A0002", "A0003"], workers=1, progress=False, log=log
+        dataset=org, config=CHEAP, out=tmp_path, agents=["A0001", "A0002", "A0003"], workers=1, progress=False, log=log
     )
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in first.run_folder.rglob("*") if p.is_file()}
     real = runner.write_atomic
@@ -76,6 +87,7 @@ def test_a_full_disk_stops_the_run_once_and_keeps_the_published_month(org, tmp_p
     with pytest.raises(DiskFullError) as info:
         run_review(
             dataset=org,
+            config=CHEAP,
             out=tmp_path,
             agents=["A0001", "A0002", "A0003"],
             workers=1,
