@@ -312,3 +312,34 @@ def test_the_hierarchical_model_in_parts_as_tasks_is_coherent_and_keeps_the_comm
         per_draw = np.nanmedian(fc["agent"].draws / raw, axis=(0, 1))
     assert per_draw.std() > 0.1  # the factor moves the draws (spread 0.3)
     np.testing.assert_allclose(fc["agent"].draws, raw * per_draw, rtol=1e-9)
+
+
+@pytest.mark.slow
+def test_spm_review_on_a_cluster_sends_the_model_choice_there_and_records_the_same_choice(org, cluster, tmp_path):
+    """Through run_review: the backtests go to the cluster (its scheduler saw them) and the run
+    records the model choice of one machine."""
+    from distributed import Client
+
+    config = ReviewConfig(auto_candidates=("MonthOfQuarterMean", "CalendarBaseline"), recalibrate=False, n_draws=200)
+    runs = {}
+    for where in ("here", "cluster"):
+        out = tmp_path / where
+        out.mkdir()
+        runs[where] = run_review(
+            dataset=org,
+            out=out,
+            config=config,
+            agents=["A0001"],
+            progress=False,
+            log=open(tmp_path / f"{where}.log", "w"),
+            today=data_last_day(org) + pd.Timedelta(days=1),
+            **({"cluster": cluster.scheduler_address} if where == "cluster" else {"workers": 1}),
+        )
+    with Client(cluster.scheduler_address) as c:
+        seen = c.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))
+    assert "score_origin" in seen and "spm-reports" in seen  # the backtests and the reports
+    here, there = (runs[w].manifest["model_choice"] for w in ("here", "cluster"))
+    assert there["picks"] == here["picks"] and there["reasons"] == here["reasons"]
+    strip = [{k: v for k, v in row.items() if k != "seconds"} for row in here["scores"]]
+    assert [{k: v for k, v in row.items() if k != "seconds"} for row in there["scores"]] == strip
+    assert runs["here"].exit_code == 0 and runs["cluster"].exit_code == 0
