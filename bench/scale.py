@@ -5,7 +5,7 @@ Usage::
     .venv/bin/python bench/scale.py                                 # 1000 5000 10000 agents
     .venv/bin/python bench/scale.py --sizes 1000 --reports 16 --workers 1 2
     .venv/bin/python bench/scale.py --cache /tmp/scale              # reuse warehouses built earlier
-    .venv/bin/python bench/scale.py --sizes 1000 --reports 32 --pin --warm   # 1 vs 2 workers, fairly
+    .venv/bin/python bench/scale.py --sizes 1000 --reports 32 --pin --warm --repeat 3   # 1 vs 2 workers
 
 Per size, each stage runs in its own process, so the peak memory (maximum resident set size) of
 a stage is that stage's alone:
@@ -204,7 +204,7 @@ def _sample_run(client, chosen: list, run_folder: Path, pins: dict[str, list[int
 
 
 def stage_review(
-    n: int, folder: Path, *, sample: int, workers: list[int], pin: bool = False, warm: bool = False
+    n: int, folder: Path, *, sample: int, workers: list[int], pin: bool = False, warm: bool = False, repeat: int = 1
 ) -> dict:
     from distributed import Client, LocalCluster
 
@@ -237,13 +237,21 @@ def stage_review(
     chosen = agents[::step][:sample]
     out.update(reports_total=len(tasks), reports_sampled=len(chosen), runs={})
     cores = sorted(os.sched_getaffinity(0))
-    for w in workers:
-        with LocalCluster(n_workers=w, threads_per_worker=1, dashboard_address=None) as lc, Client(lc) as client:
-            client.run(lambda: None)  # workers up before the clock starts
-            # --pin: worker i and everything it starts on core i, so 1 worker has 1 core and 2 have 2
-            addrs = sorted(client.scheduler_info()["workers"])
-            pins = {a: [cores[i % len(cores)]] for i, a in enumerate(addrs)} if pin else None
-            out["runs"][w] = _sample_run(client, chosen, run_folder, pins, warm)
+    rounds: list[dict] = []
+    for k in range(repeat):
+        # alternate the order, so a load that rises or falls during the bench favours neither count
+        rounds.append({})
+        for w in workers if k % 2 == 0 else workers[::-1]:
+            with LocalCluster(n_workers=w, threads_per_worker=1, dashboard_address=None) as lc, Client(lc) as client:
+                client.run(lambda: None)  # workers up before the clock starts
+                # --pin: worker i and everything it starts on core i, so 1 worker has 1 core and 2 have 2
+                addrs = sorted(client.scheduler_info()["workers"])
+                pins = {a: [cores[i % len(cores)]] for i, a in enumerate(addrs)} if pin else None
+                rounds[-1][w] = _sample_run(client, chosen, run_folder, pins, warm)
+    for w in workers:  # the table shows each count's run of median wall time; every round is kept
+        ranked = sorted(rounds, key=lambda r: r[w]["wall_s"])
+        out["runs"][w] = ranked[len(ranked) // 2][w]
+    out["rounds"] = [{w: {"wall_s": r[w]["wall_s"], "ok": r[w]["ok"]} for w in workers} for r in rounds]
     out["client_peak_mib"] = _peak_mib()
     return out
 
@@ -258,9 +266,7 @@ def _child(stage: str, n: int, folder: Path, extra: dict) -> dict:
     return json.loads(lines[-1])
 
 
-def measure(
-    n: int, cache: Path, *, sample: int, workers: list[int], review: bool = True, pin: bool = False, warm: bool = False
-) -> dict:
+def measure(n: int, cache: Path, *, sample: int, workers: list[int], review: bool = True, **how) -> dict:
     folder = cache / str(n)
     folder.mkdir(parents=True, exist_ok=True)
     meta = folder / "ingest.json"
@@ -272,7 +278,7 @@ def measure(
         row["cached"] = False
     row.update(_child("kpi", n, folder, {}))
     if review:
-        row.update(_child("review", n, folder, {"sample": sample, "workers": workers, "pin": pin, "warm": warm}))
+        row.update(_child("review", n, folder, {"sample": sample, "workers": workers, **how}))
     row["agents"] = n
     return row
 
@@ -315,6 +321,13 @@ def table(rows: list[dict], workers: list[int]) -> str:
                 f"|  | {workers[1]} / {workers[0]} workers, throughput ({r['agents']:,} agents): {ratio:.2f}x; "
                 f"without the kernel server start: {steady:.2f}x |"
             )
+            if len(r.get("rounds", [])) > 1:
+                each = [
+                    (x[str(workers[1])]["ok"] / x[str(workers[1])]["wall_s"])
+                    / (x[str(workers[0])]["ok"] / x[str(workers[0])]["wall_s"])
+                    for x in r["rounds"]
+                ]
+                out.append(f"|  | throughput ratio in each round: {', '.join(f'{e:.2f}x' for e in each)} |")
             if "per_worker_cpu_s" in a and "per_worker_cpu_s" in b:
                 # not a wall-clock measurement: what the throughput would have been had each worker
                 # had its core to itself (the busiest worker's CPU seconds as the wall time)
@@ -364,6 +377,7 @@ def main() -> None:
         action="store_true",
         help="run one report on each worker before the clock (imports, kernel server): the pace of a long run",
     )
+    ap.add_argument("--repeat", type=int, default=1, help="rounds of 1 and 2 workers, alternating order")
     ap.add_argument(
         "--pin",
         action="store_true",
@@ -391,7 +405,14 @@ def main() -> None:
         review = args.review_sizes is None or n in args.review_sizes
         rows.append(
             measure(
-                n, args.cache, sample=args.reports, workers=args.workers, review=review, pin=args.pin, warm=args.warm
+                n,
+                args.cache,
+                sample=args.reports,
+                workers=args.workers,
+                review=review,
+                pin=args.pin,
+                warm=args.warm,
+                repeat=args.repeat,
             )
         )
         print(f"# {n:,} agents done", flush=True)
