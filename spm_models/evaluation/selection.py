@@ -16,6 +16,11 @@ scores at a level (one window of a short history; the one company series), the s
 stays: on Maven's first months, single-window choices picked other models that then lost to it
 (bench/README.md).
 
+The backtests (one candidate at one origin each) are independent: with an ``executor`` (anything
+with ``submit(fn, *args) -> future``: a ``distributed.Client``, a ``concurrent.futures`` pool)
+they run as its tasks, all submitted at once and read back in the same order, so the scores and
+the picks are those of the run on one machine.
+
 A candidate that fails, or would not finish within the time budget, is left out and the
 choice says why. :class:`ModelChoice` records the picks, the scores and the reasons, for the
 review's manifest and its "which model and why" section.
@@ -108,18 +113,20 @@ def _score_origin(
     origin: pd.Timestamp,
     h: int,
     parents: Mapping[str, Mapping[str, str]],
-    tables: Any,
+    tables: Mapping[str, pd.DataFrame],
     n_draws: int,
-) -> list[pd.DataFrame]:
-    """Scores of one candidate at one origin, per level (agent, then each parent level)."""
+) -> tuple[list[pd.DataFrame], float]:
+    """Scores of one candidate at one origin, per level (agent, then each parent level), and the
+    seconds they took. ``tables``: what the candidate reads at fit (:func:`fit_tables_of`)."""
+    started = time.perf_counter()
     ds = frame["ds"]
     span = frame.groupby("unique_id")["ds"].agg(["min", "max"])
     active = span.index[(span["min"] <= origin) & (span["max"] >= origin)]
     train = frame[frame["unique_id"].isin(active) & (ds <= origin)]
     actual = frame[(ds > origin) & (ds <= origin + pd.Timedelta(weeks=h))]
     if train.empty:
-        return []
-    fitted = clone(model).fit(train, **fit_tables_of(model, tables))  # with any regressor columns
+        return [], time.perf_counter() - started
+    fitted = clone(model).fit(train, **tables)  # with any regressor columns
     fc = fitted.predict(h, n_draws=n_draws)
     out = [score(fc, actual, train=train).assign(level="agent")]
     for level, mapping in parents.items():
@@ -128,7 +135,7 @@ def _score_origin(
             continue
         up = aggregate_draws(fc.select(list(sub)), sub)
         out.append(score(up, _parent_frame(actual, sub), train=_parent_frame(train, sub)).assign(level=level))
-    return [s.assign(origin=origin) for s in out]
+    return [s.assign(origin=origin) for s in out], time.perf_counter() - started
 
 
 def choose_models(
@@ -144,6 +151,7 @@ def choose_models(
     n_draws: int = 200,
     budget_seconds: float | None = None,
     min_h: int = 4,
+    executor: Any = None,
 ) -> ModelChoice:
     """Backtest each candidate on ``frame`` and pick one per level (module docstring).
 
@@ -169,7 +177,14 @@ def choose_models(
         Draws per forecast (scoring needs fewer than the review's forecast).
     budget_seconds : float, optional
         Time the whole choice may take; a candidate whose first origin shows it would not
-        finish within what is left is stopped there and left out.
+        finish within what is left is stopped there and left out. (With an ``executor`` the
+        same rule reads each first origin's own time, but the time left is that of the parallel
+        run, so near the budget a candidate can be kept that one machine would leave out.)
+    executor : optional
+        Runs each candidate-and-origin backtest as a task (module docstring); its ``submit``
+        receives the candidate, the frame and each candidate's fit tables as arguments
+        (:class:`spm_models.review.cluster.ClusterPool` sends the frames to a Dask cluster once).
+        None: one after the other, here.
 
     Returns
     -------
@@ -192,28 +207,18 @@ def choose_models(
             f"the history ({n_weeks} weeks) is too short to compare models {asked} weeks ahead "
             f"with {min_train} weeks of training data"
         )
+    tables_of = {name: fit_tables_of(model, tables) for name, model in candidates.items()}
+    args = (frame, h, parents, n_draws)
+    if executor is None:
+        runs = _backtest_here(candidates, origins, args, tables_of, budget_seconds, started)
+    else:
+        runs = _backtest_submitted(executor, candidates, origins, args, tables_of, budget_seconds, started)
     results, status, seconds = {}, {}, {}
-    for name, model in candidates.items():
-        t0 = time.perf_counter()
-        parts: list[pd.DataFrame] = []
-        try:
-            for k, origin in enumerate(origins):
-                parts += _score_origin(model, frame, origin, h, parents, tables, n_draws)
-                if k == 0 and budget_seconds is not None:
-                    left = budget_seconds - (time.perf_counter() - started)
-                    needed = (time.perf_counter() - t0) * (len(origins) - 1)
-                    if needed > left:
-                        raise _OverBudget(
-                            f"left out: it would need about {needed:.0f} s more, {max(left, 0):.0f} s left"
-                        )
-        except _OverBudget as exc:
-            status[name] = str(exc)
-            parts = []
-        except (SpmError, ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
-            status[name] = f"left out: it failed ({type(exc).__name__}: {str(exc)[:120]})"
-            parts = []
-        seconds[name] = time.perf_counter() - t0
-        if parts:
+    for name, (parts, outcome, spent) in runs.items():
+        seconds[name] = spent
+        if outcome:
+            status[name] = outcome
+        elif parts:
             results[name] = pd.concat(parts, ignore_index=True)
             status[name] = "scored"
     if not results:
@@ -231,6 +236,83 @@ def choose_models(
 
 class _OverBudget(Exception):
     pass
+
+
+#: What a backtest may raise that leaves its candidate out (anything else stops the choice).
+_CANDIDATE_FAILURES = (SpmError, ValueError, FloatingPointError, np.linalg.LinAlgError)
+
+
+def _budget_check(first_seconds: float, n_origins: int, budget_seconds: float | None, started: float) -> None:
+    """Raise _OverBudget when the origins after the first would not finish in the time left."""
+    if budget_seconds is None:
+        return
+    left = budget_seconds - (time.perf_counter() - started)
+    needed = first_seconds * (n_origins - 1)
+    if needed > left:
+        raise _OverBudget(f"left out: it would need about {needed:.0f} s more, {max(left, 0):.0f} s left")
+
+
+def _failed(exc: BaseException) -> str:
+    return f"left out: it failed ({type(exc).__name__}: {str(exc)[:120]})"
+
+
+def _backtest_here(candidates, origins, args, tables_of, budget_seconds, started) -> dict:
+    """Each candidate at each origin, one after the other: name -> (parts, why left out or "", seconds)."""
+    frame, h, parents, n_draws = args
+    runs = {}
+    for name, model in candidates.items():
+        t0 = time.perf_counter()
+        parts: list[pd.DataFrame] = []
+        outcome = ""
+        try:
+            for k, origin in enumerate(origins):
+                got, spent = _score_origin(model, frame, origin, h, parents, tables_of[name], n_draws)
+                parts += got
+                if k == 0:
+                    _budget_check(spent, len(origins), budget_seconds, started)
+        except _OverBudget as exc:
+            outcome, parts = str(exc), []
+        except _CANDIDATE_FAILURES as exc:
+            outcome, parts = _failed(exc), []
+        runs[name] = (parts, outcome, time.perf_counter() - t0)
+    return runs
+
+
+def _backtest_submitted(executor, candidates, origins, args, tables_of, budget_seconds, started) -> dict:
+    """Every candidate at every origin as a task of ``executor``, all submitted at once and read in
+    the order :func:`_backtest_here` runs them, with the same budget rule and failures."""
+    frame, h, parents, n_draws = args
+    futures = {
+        name: [
+            executor.submit(_score_origin, model, frame, origin, h, parents, tables_of[name], n_draws)
+            for origin in origins
+        ]
+        for name, model in candidates.items()
+    }
+    runs = {}
+    try:
+        for name, futs in futures.items():
+            parts: list[pd.DataFrame] = []
+            outcome, total = "", 0.0
+            try:
+                for k, fut in enumerate(futs):
+                    got, spent = fut.result()
+                    parts, total = parts + got, total + spent
+                    if k == 0:
+                        _budget_check(spent, len(origins), budget_seconds, started)
+            except _OverBudget as exc:
+                outcome, parts = str(exc), []
+            except _CANDIDATE_FAILURES as exc:
+                outcome, parts = _failed(exc), []
+            if outcome:
+                for fut in futs:
+                    fut.cancel()
+            runs[name] = (parts, outcome, total)
+    except BaseException:
+        for fut in (f for futs in futures.values() for f in futs):
+            fut.cancel()
+        raise
+    return runs
 
 
 def _pick(

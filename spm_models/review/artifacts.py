@@ -22,6 +22,7 @@ import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -136,6 +137,7 @@ def build_artifacts(
     runs_root: str | Path | None = None,
     data_fingerprint: str | None = None,
     force: bool = False,
+    executor: Any = None,
 ) -> dict:
     """Compute every table the reports of ``month`` read, and write them to ``out_dir``.
 
@@ -155,6 +157,10 @@ def build_artifacts(
         :func:`spm_models.data.warehouse.fingerprint` of ``dataset`` (computed when omitted).
     force : bool
         Rebuild even when ``out_dir`` holds artifacts with the same key.
+    executor : optional
+        Runs the model choice's backtests and the parts of a fit in parts as its tasks (the
+        review's Dask cluster: :class:`~spm_models.review.cluster.ClusterPool`); the artifacts
+        are those of a run without it.
 
     Returns
     -------
@@ -183,7 +189,7 @@ def build_artifacts(
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        info = _build(dataset, cal, config, fp, key, work, Path(runs_root) if runs_root else None)
+        info = _build(dataset, cal, config, fp, key, work, Path(runs_root) if runs_root else None, executor)
         info["created_utc"] = started.isoformat(timespec="seconds")
         (work / RUN_FILE).write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
         old = out.with_name(out.name + f".old-{os.getpid()}")
@@ -205,6 +211,7 @@ def _build(
     key: str,
     work: Path,
     runs_root: Path | None,
+    executor: Any = None,
 ) -> dict:
     asof = ol.as_of_dataset(dataset, cal.as_of)
     agents = ol.review_agents(asof["agents"], cal.as_of)
@@ -241,7 +248,7 @@ def _build(
     leading = review_leading_indicators(asof, seed=config.seed)
     leading_seconds = round(time.perf_counter() - started, 2)
     regressors = indicator_regressors(leading, horizon=cal.h)
-    rf = review_forecast(asof, agents, cal, config, regressors=regressors)
+    rf = review_forecast(asof, agents, cal, config, regressors=regressors, executor=executor)
     fcs, model, recal = rf.forecasts, rf.agent_model, rf.recalibration
     targets = asof.get("targets")
     closed, quota, outlook, fan, remaining = {}, {}, {}, {}, {}
@@ -336,7 +343,9 @@ def _build(
         data_fingerprint=fp,
         level_of=level_of,
     )
-    prev, prev_source = previous_snapshot(runs_root, cal, dataset, config, fp, work, rf.picks, regressors)
+    prev, prev_source = previous_snapshot(
+        runs_root, cal, dataset, config, fp, work, rf.picks, regressors, executor=executor
+    )
     accuracy = last_month_accuracy(prev, kpis_m, month=cal.month)
 
     terr_table = scorecard.territory_agent_table(metrics["agent"], outlook["agent"], trend["agent"], people)

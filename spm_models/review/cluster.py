@@ -33,7 +33,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from spm_models.exceptions import ConfigError, DiskFullError, ReportError
 from spm_models.review.runner import ReportResult, ReportTask
 from spm_models.review.settings import LOCAL, check_cluster
 
-__all__ = ["open_cluster", "plan_batches", "run_batch", "execute_on_cluster"]
+__all__ = ["open_cluster", "plan_batches", "run_batch", "execute_on_cluster", "ClusterPool", "ReviewCluster"]
 
 #: Reports per batch at most: small enough that a lost worker costs little, big enough that a
 #: task's round trip (milliseconds) is nothing beside the reports (about a second each).
@@ -88,6 +88,81 @@ def open_cluster(spec: str, *, workers: int | None = None) -> Iterator[Any]:
         yield client
     finally:
         client.close()
+
+
+class ClusterPool:
+    """``submit(fn, *args, **kwargs) -> future`` on a Dask cluster, for the model work of the
+    artifacts (the model choice's backtests, the fit's parts: ``executor`` of
+    :func:`~spm_models.evaluation.selection.choose_models` and
+    :func:`~spm_models.review.partitions.fit_in_partitions`).
+
+    A data frame argument (the weekly history every backtest reads) is sent to the cluster once
+    (``scatter``) and every task that names it reads that copy, instead of travelling inside each
+    task. Tasks are not pure: each runs, none is taken from an earlier one by key.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._sent: dict[int, tuple[Any, Any]] = {}
+
+    def submit(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        args = tuple(self._ship(a) for a in args)
+        kwargs = {k: self._ship(v) for k, v in kwargs.items()}
+        return self.client.submit(fn, *args, pure=False, **kwargs)
+
+    def _ship(self, value: Any) -> Any:
+        import pandas as pd
+
+        if not isinstance(value, pd.DataFrame):
+            return value
+        held = self._sent.get(id(value))
+        if held is None:  # the frame is kept with its future, so its id is not reused while held
+            held = self._sent[id(value)] = (value, self.client.scatter(value, hash=False))
+        return held[1]
+
+    def close(self) -> None:
+        """Let the cluster drop the frames sent."""
+        futures = [f for _, f in self._sent.values()]
+        self._sent.clear()
+        if futures:
+            self.client.cancel(futures)
+
+
+class ReviewCluster:
+    """The cluster of one review run, started on first use (:func:`open_cluster`) and stopped by
+    :meth:`close`: the model work of the artifacts (:meth:`submit`, as a :class:`ClusterPool`) and
+    the reports (:attr:`client`) share it, and a run with nothing to send never starts it.
+    """
+
+    def __init__(self, spec: str, *, workers: int | None = None) -> None:
+        self.spec, self.workers = spec, workers
+        self.start_seconds = 0.0
+        self._stack: ExitStack | None = None
+        self._pool: ClusterPool | None = None
+
+    @property
+    def client(self) -> Any:
+        if self._pool is None:
+            t = time.perf_counter()
+            stack = ExitStack()
+            client = stack.enter_context(open_cluster(self.spec, workers=self.workers))
+            self._stack, self._pool = stack, ClusterPool(client)
+            self.start_seconds = time.perf_counter() - t
+        return self._pool.client
+
+    def submit(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        self.client  # noqa: B018  (started on first use)
+        return self._pool.submit(fn, *args, **kwargs)
+
+    def release(self) -> None:
+        """Let the cluster drop the data frames the model work sent (they are not needed by the reports)."""
+        if self._pool is not None:
+            self._pool.close()
+
+    def close(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
+        self._stack, self._pool = None, None
 
 
 def plan_batches(tasks: Sequence[ReportTask], *, slots: int, max_batch: int = MAX_BATCH) -> list[list[ReportTask]]:

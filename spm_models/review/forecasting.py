@@ -6,6 +6,11 @@ picks one per level: the agent forecast comes from the agent-level pick, and a t
 (company's) forecast is the sum, draw by draw, of the agent draws of the model picked at that
 level. A named model is used at every level. Each picked model is fitted once, on all agents.
 
+With ``fit_partitions`` above 1, the hierarchical model is fitted in parts of whole territories
+(:mod:`spm_models.review.partitions`), combined draw by draw before anything is summed. Given
+an ``executor`` (the review's Dask cluster, :class:`~spm_models.review.cluster.ClusterPool`),
+the model choice's backtests and the parts run as its tasks, with the results of one machine.
+
 The chances of reaching quota are then checked against past quarters with the agent-level
 model (:mod:`spm_models.review.recalibration`): the common factor it learns scales every
 model's agent draws before anything is summed.
@@ -31,6 +36,7 @@ from spm_models.models.forecast import Forecast
 from spm_models.models.hierarchical.model import HierarchicalBayes
 from spm_models.models.registry import make_model, model_class
 from spm_models.review import outlook as ol
+from spm_models.review.partitions import fit_in_partitions
 from spm_models.review.recalibration import QuotaRecalibration, apply_common_factor, learn_recalibration
 from spm_models.review.settings import AUTO, ReviewConfig
 
@@ -145,6 +151,9 @@ class ReviewForecast:
         The past agent-quarters it was learned from.
     history : DataFrame
         The weekly agent bookings the models were fitted on.
+    partitions : dict
+        Model name -> the fitted model of each part, for a model fitted in parts (``models``
+        then holds its settings unfitted: no one fitted model holds every agent).
     """
 
     picks: dict[str, str]
@@ -155,6 +164,7 @@ class ReviewForecast:
     recalibration: QuotaRecalibration | None = None
     recalibration_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
     history: pd.DataFrame = field(default_factory=pd.DataFrame)
+    partitions: dict[str, list[ForecastModel]] = field(default_factory=dict)
 
     @property
     def agent_model(self) -> ForecastModel:
@@ -168,6 +178,7 @@ class ReviewForecast:
             "params": _jsonable(self.agent_model.get_params()),
             "picks": dict(self.picks),
             "params_by_model": {n: _jsonable(m.get_params()) for n, m in self.models.items()},
+            **({"fit_partitions": {n: len(p) for n, p in self.partitions.items()}} if self.partitions else {}),
         }
 
 
@@ -188,6 +199,54 @@ def _sum_to(fc: Forecast, agents: pd.DataFrame, level: str) -> Forecast:
     return aggregate_draws(fc, mapping, quantiles=ol.FAN_QUANTILES)
 
 
+def _fit_forecast(
+    name: str,
+    history: pd.DataFrame,
+    asof: Dataset,
+    agents: pd.DataFrame,
+    cal: ol.ReviewCalendar,
+    config: ReviewConfig,
+    regs: Mapping[str, int],
+    *,
+    executor: Any = None,
+) -> tuple[ForecastModel, Forecast, list[ForecastModel]]:
+    """Fit model ``name`` on every agent and forecast them: the model, its agent forecast and, for
+    a fit in parts (``fit_partitions``, the hierarchical model), each part's fitted model (the
+    model returned is then the unfitted settings of the whole)."""
+    params = config.model_params if config.model != AUTO else {}
+
+    def make(members: pd.DataFrame, seed: int | None = None) -> ForecastModel:
+        model = build_model(
+            name,
+            params,
+            config=config,
+            calendar=cal.calendar,
+            agents=members,
+            fast=config.model == AUTO,
+            regressors=regs,
+        )
+        return model if seed is None else model.set_params(random_state=seed)
+
+    model = make(agents)
+    tables = fit_tables_of(model, asof)
+    if config.fit_partitions > 1 and isinstance(model, HierarchicalBayes):
+        forecast, parts = fit_in_partitions(
+            make,
+            history,
+            agents,
+            partitions=config.fit_partitions,
+            seed=config.seed,
+            h=cal.h,
+            n_draws=config.n_draws,
+            quantiles=ol.FAN_QUANTILES,
+            tables=tables,
+            executor=executor,
+        )
+        return model, forecast, parts
+    model.fit(history, **tables)
+    return model, model.predict(cal.h, n_draws=config.n_draws, quantiles=ol.FAN_QUANTILES), []
+
+
 def review_forecast(
     asof: Dataset,
     agents: pd.DataFrame,
@@ -197,12 +256,14 @@ def review_forecast(
     learn_calibration: bool = True,
     picks: Mapping[str, str] | None = None,
     regressors: Mapping[str, int] | None = None,
+    executor: Any = None,
 ) -> ReviewForecast:
     """Choose (when ``model = "auto"`` and no ``picks`` are given), fit, calibrate and sum the
     review's forecasts (module docstring).
 
     ``regressors``: leading indicators found by discovery (column -> lag); those leading by at
     least the horizon are offered to the candidates that take regressors (:func:`candidate_models`).
+    ``executor``: runs the backtests and the parts of a fit as its tasks (module docstring).
     """
     history = ol.weekly_history(asof, agents["agent_id"], end=cal.train_end)
     regs = {c: int(lag) for c, lag in (regressors or {}).items() if int(lag) >= cal.h}
@@ -224,6 +285,7 @@ def review_forecast(
                 n_origins=config.auto_origins,
                 tables=asof,
                 budget_seconds=config.auto_budget_seconds,
+                executor=executor,
             )
         except DataError as exc:  # too little history to compare: the simplest candidate, said so
             simplest = next(iter(candidates))
@@ -239,21 +301,13 @@ def review_forecast(
         picks = dict.fromkeys(LEVELS, config.model)
     # a pick that read indicators no longer known over this horizon (a reconstruction) goes without them
     picks = {lv: (n if regs or not n.endswith(WITH_INDICATORS) else _split(n)[0]) for lv, n in picks.items()}
-    models, raw_by_model = {}, {}
+    models, raw_by_model, parts = {}, {}, {}
     for name in dict.fromkeys(picks.values()):
-        params = config.model_params if config.model != AUTO else {}
-        model = build_model(
-            name,
-            params,
-            config=config,
-            calendar=cal.calendar,
-            agents=agents,
-            fast=config.model == AUTO,
-            regressors=regs,
+        models[name], raw_by_model[name], fitted_parts = _fit_forecast(
+            name, history, asof, agents, cal, config, regs, executor=executor
         )
-        model.fit(history, **fit_tables_of(model, asof))
-        models[name] = model
-        raw_by_model[name] = model.predict(cal.h, n_draws=config.n_draws, quantiles=ol.FAN_QUANTILES)
+        if fitted_parts:
+            parts[name] = fitted_parts
     recal, rows = None, pd.DataFrame()
     if learn_calibration and len(asof.get("targets")):  # no quotas: no chances to calibrate
         agent_model = models[picks["agent"]]
@@ -286,4 +340,5 @@ def review_forecast(
         recalibration=recal,
         recalibration_rows=rows,
         history=history,
+        partitions=parts,
     )

@@ -61,6 +61,8 @@ def previous_snapshot(
     work: Path,
     picks: dict[str, str],
     regressors: dict[str, int] | None = None,
+    *,
+    executor: Any = None,
 ):
     """The forecast made at the end of the previous month: its run's snapshot, or a refit with
     this run's models (no model choice or calibration: what they would have said then)."""
@@ -74,7 +76,14 @@ def previous_snapshot(
         pasof = ol.as_of_dataset(dataset, pcal.as_of)
         pagents = ol.review_agents(pasof["agents"], pcal.as_of)
         prev = review_forecast(
-            pasof, pagents, pcal, config, learn_calibration=False, picks=picks, regressors=regressors
+            pasof,
+            pagents,
+            pcal,
+            config,
+            learn_calibration=False,
+            picks=picks,
+            regressors=regressors,
+            executor=executor,
         )
     except DataError:
         return None, "no data before the previous month"

@@ -385,7 +385,31 @@ def _disk_full(pub: Publication, exc: BaseException) -> DiskFullError:
 def _build_month(
     pub: Publication, dataset: Dataset, fp: str, *, config: ReviewConfig, timings: dict, options: dict
 ) -> tuple[dict, list[ReportResult]]:
-    """Artifacts, reports (journalled as they finish) and the manifest, all in the staging folder."""
+    """Artifacts, reports (journalled as they finish) and the manifest, all in the staging folder;
+    with ``--cluster``, the model work and the reports on the cluster, started when first needed."""
+    if not options["cluster"]:
+        return _build_in(pub, dataset, fp, config=config, timings=timings, options=options, cluster=None)
+    from spm_models.review.cluster import ReviewCluster
+
+    cluster = ReviewCluster(options["cluster"], workers=options["workers"])
+    try:
+        return _build_in(pub, dataset, fp, config=config, timings=timings, options=options, cluster=cluster)
+    finally:
+        cluster.close()
+        if cluster.start_seconds:
+            timings["cluster_start"] = round(cluster.start_seconds, 3)
+
+
+def _build_in(
+    pub: Publication,
+    dataset: Dataset,
+    fp: str,
+    *,
+    config: ReviewConfig,
+    timings: dict,
+    options: dict,
+    cluster: Any,
+) -> tuple[dict, list[ReportResult]]:
     month, run_folder, log = pub.month, pub.staging, options["log"]
     artifacts_dir = run_folder / "artifacts"
     t = time.perf_counter()
@@ -398,7 +422,10 @@ def _build_month(
         runs_root=pub.root,
         data_fingerprint=fp,
         force=options["force"],
+        executor=cluster,
     )
+    if cluster is not None:
+        cluster.release()
     timings["artifacts"] = time.perf_counter() - t
     write_statement_exports(artifacts_dir, run_folder / "exports")  # the payroll export, when a plan is set
 
@@ -457,8 +484,10 @@ def _build_month(
         on_result=finished,
     )
     try:
-        if options["cluster"] and to_run:
-            executed, setup = _on_cluster(to_run, run, cluster=options["cluster"], workers=options["workers"])
+        if cluster is not None and to_run:
+            from spm_models.review.cluster import execute_on_cluster
+
+            executed, setup = execute_on_cluster(to_run, client=cluster.client, **run)
         else:
             executed, setup = execute_reports(to_run, workers=options["workers"] or os.cpu_count() or 1, log=log, **run)
     finally:
@@ -469,19 +498,6 @@ def _build_month(
     entries = {rid: {**r, "reused": True} for rid, r in old.items()}
     entries.update({r.report_id: entry(by_id[r.report_id], r) for r in executed})
     return _manifest(month, info, list(entries.values()), executed), executed
-
-
-def _on_cluster(
-    tasks: list[ReportTask], run: dict, *, cluster: str, workers: int | None
-) -> tuple[list[ReportResult], dict]:
-    """The reports on a Dask cluster (:mod:`.cluster`); the cluster's start counts in the timings."""
-    from spm_models.review.cluster import execute_on_cluster, open_cluster
-
-    t = time.perf_counter()
-    with open_cluster(cluster, workers=workers) as client:
-        start = time.perf_counter() - t
-        executed, setup = execute_on_cluster(tasks, client=client, **run)
-    return executed, {**setup, "cluster_start": round(start, 3)}
 
 
 def _shown(parameters: dict) -> dict:

@@ -150,6 +150,12 @@ class ReviewConfig:
         and plain elsewhere (``"auto"``, see :mod:`spm_models.review.kernels.mode`). It changes
         how fast reports run, not what they show, so it is left out of :meth:`to_dict` and
         :meth:`key`: changing it refits nothing and re-runs no report.
+    fit_partitions : int
+        Fit :class:`~spm_models.models.hierarchical.model.HierarchicalBayes` (named, or picked
+        by ``auto``) in this many parts, each a group of whole territories of about the same
+        number of agents, combined draw by draw (:mod:`spm_models.review.partitions`); on a
+        cluster the parts are Dask tasks. 1 (default): one joint fit. It changes the forecast
+        (the parts share no company-wide parameters), so it is part of :meth:`key` when not 1.
     cluster : str, optional
         Run the reports on a Dask cluster: ``"local"`` (a LocalCluster on this machine) or a
         scheduler address such as ``"tcp://scheduler:8786"`` (:mod:`spm_models.review.cluster`,
@@ -179,6 +185,7 @@ class ReviewConfig:
     fiscal_year_start: int | str | None = None
     coaching: CoachingSettings = field(default_factory=CoachingSettings)
     kernels: str = "auto"
+    fit_partitions: int = 1
     cluster: str | None = None
 
     def __post_init__(self) -> None:
@@ -193,6 +200,7 @@ class ReviewConfig:
             "recalibration_min_rows",
             "recalibration_quarters",
             "auto_origins",
+            "fit_partitions",
         ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -273,6 +281,8 @@ class ReviewConfig:
             d["commission"]["name"] = c.name
         d["plans"] = plan_book_to_mapping(self.plans) if self.plans is not None else None
         del d["kernels"], d["cluster"]  # how and where reports run, not what they show
+        if d["fit_partitions"] == 1:  # one joint fit, as before the setting: earlier runs keep their identity
+            del d["fit_partitions"]
         return json.loads(json.dumps(d, default=str))
 
     def key(self) -> str:

@@ -145,3 +145,19 @@ def test_one_backtest_date_is_too_little_to_leave_the_simplest_model():
     # the company is one series: two dates give two scores, still too few
     two = choose_models(frame, cands, parents=PARENTS, h=6, n_origins=2)
     assert two.picks["agent"] == "MonthOfQuarterMean" and two.picks["company"] == "Naive"
+
+
+def test_backtests_run_as_an_executors_tasks_give_the_same_choice():
+    """With an executor (here a thread pool; the review passes its Dask cluster) every candidate
+    and origin is a task, and the picks, scores and reasons are those of the run here."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    frame = _quarter_end_frame()
+    cands = {"Naive": Naive(), "MonthOfQuarterMean": MonthOfQuarterMean(), "broken": _Broken()}
+    here = choose_models(frame, cands, parents=PARENTS, h=6)
+    with ThreadPoolExecutor(2) as pool:
+        submitted = choose_models(frame, cands, parents=PARENTS, h=6, executor=pool)
+    assert submitted.picks == here.picks and submitted.reasons == here.reasons
+    assert submitted.origins == here.origins and len(here.origins) == 4
+    pd.testing.assert_frame_equal(submitted.scores.drop(columns="seconds"), here.scores.drop(columns="seconds"))
+    assert here.scores.set_index("candidate").loc["broken", "status"].iloc[0].startswith("left out: it failed")

@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -214,3 +215,131 @@ def test_failure_isolation_and_only_failed_on_the_cluster(cluster, tmp_path):
     fixed = _review(org, out, only_failed=True, templates_dir=TEMPLATES, **subset)
     assert sorted(r.report_id for r in fixed.executed) == ["agent:A0002", "agent:A0003"]
     assert fixed.exit_code == 0 and fixed.manifest["summary"]["reused"] == 1
+
+
+# ---------------------------------------------------------------------------- model work as tasks
+
+
+class _CountingPool:
+    """A ClusterPool that counts the tasks it submits, by function."""
+
+    def __init__(self, client):
+        from spm_models.review.cluster import ClusterPool
+
+        self.pool, self.calls = ClusterPool(client), {}
+
+    def submit(self, fn, *args, **kwargs):
+        self.calls[fn.__name__] = self.calls.get(fn.__name__, 0) + 1
+        return self.pool.submit(fn, *args, **kwargs)
+
+
+def _forecast_inputs(n_agents: int = 12):
+    from spm_models.review import outlook as ol
+    from spm_models.review.freshness import choose_month
+
+    data = validate(generate_organisation(n_agents, years=2, seed=3).dataset)
+    month, _ = choose_month(data)
+    cal = ol.review_calendar(month, data_end=ol.data_last_day(data), calendar=data.fiscal_calendar)
+    asof = ol.as_of_dataset(data, cal.as_of)
+    agents = ol.review_agents(asof["agents"], cal.as_of)
+    agents = agents.assign(agent_id=agents["agent_id"].astype(str), territory_id=agents["territory_id"].astype(str))
+    return asof, agents, cal
+
+
+@pytest.mark.slow
+def test_the_model_choice_backtests_run_as_tasks_with_the_choice_of_one_machine(cluster):
+    from distributed import Client
+
+    from spm_models.review.forecasting import candidate_models, review_forecast
+
+    asof, agents, cal = _forecast_inputs()
+    config = ReviewConfig(recalibrate=False, n_draws=200, auto_budget_seconds=600)  # auto: every candidate
+    here = review_forecast(asof, agents, cal, config, learn_calibration=False)
+    with Client(cluster.scheduler_address) as client:
+        pool = _CountingPool(client)
+        there = review_forecast(asof, agents, cal, config, learn_calibration=False, executor=pool)
+    n_candidates = len(candidate_models(config, cal.calendar, agents, asof))
+    assert pool.calls == {"_score_origin": n_candidates * len(here.choice.origins)} and n_candidates >= 4
+    assert there.picks == here.picks and there.choice.reasons == here.choice.reasons
+    assert (here.choice.scores["status"] != "").all()  # every candidate scored or left out with a reason
+    pd.testing.assert_frame_equal(
+        there.choice.scores.drop(columns="seconds"), here.choice.scores.drop(columns="seconds")
+    )
+    for level in ("agent", "territory", "company"):
+        np.testing.assert_array_equal(there.forecasts[level].draws, here.forecasts[level].draws)
+
+
+@pytest.mark.slow
+def test_the_hierarchical_model_in_parts_as_tasks_is_coherent_and_keeps_the_common_factor(cluster, monkeypatch):
+    """Two parts fitted on the cluster give the draws of the same parts fitted here; territory
+    and company draw k are sums of the agents' draw k; the recalibration's common factor F_k
+    multiplies draw k of every agent of both parts alike, as after a joint fit."""
+    from distributed import Client
+
+    from spm_models.evaluation.quota.calibration import QuotaCalibration
+    from spm_models.review import forecasting
+    from spm_models.review.recalibration import QuotaRecalibration
+
+    factor = QuotaRecalibration(QuotaCalibration(0.0, 0.3, None, 200, 4), 50, ("2024-Q1",), 6, 100, 0.0)
+    monkeypatch.setattr(forecasting, "learn_recalibration", lambda *a, **k: (factor, pd.DataFrame()))
+    asof, agents, cal = _forecast_inputs()
+    hb = dict(method="advi", draws=200, chains=1, advi_iterations=3000)
+    config = ReviewConfig(model="HierarchicalBayes", model_params=hb, n_draws=300, fit_partitions=2)
+    here = forecasting.review_forecast(asof, agents, cal, config)
+    with Client(cluster.scheduler_address) as client:
+        pool = _CountingPool(client)
+        there = forecasting.review_forecast(asof, agents, cal, config, executor=pool)
+    assert pool.calls == {"fit_partition": 2} and len(there.partitions["HierarchicalBayes"]) == 2
+    assert there.describe()["fit_partitions"] == {"HierarchicalBayes": 2}
+    for level in ("agent", "territory", "company"):
+        np.testing.assert_array_equal(there.forecasts[level].draws, here.forecasts[level].draws)
+    fc = there.forecasts
+    ids = list(fc["agent"].unique_ids.astype(str))
+    assert ids == sorted(agents["agent_id"])
+    parts = [set(m.unique_ids_) for m in there.partitions["HierarchicalBayes"]]
+    territory_of = dict(zip(agents["agent_id"], agents["territory_id"]))
+    for part in parts:  # whole territories in each part, and none in two
+        others = set(ids) - part
+        assert not {territory_of[a] for a in part} & {territory_of[a] for a in others}
+    # coherent: every level's draw k is the sum of its agents' draw k (to float rounding)
+    np.testing.assert_allclose(fc["company"].draws[0], fc["agent"].draws.sum(axis=0), rtol=1e-12)
+    for i, t in enumerate(fc["territory"].unique_ids.astype(str)):
+        rows = [k for k, a in enumerate(ids) if territory_of[a] == t]
+        np.testing.assert_allclose(fc["territory"].draws[i], fc["agent"].draws[rows].sum(axis=0), rtol=1e-12)
+    # one common factor per draw for every agent of both parts
+    raw = there.raw["agent"].draws
+    with np.errstate(invalid="ignore"):  # weeks without a booking: 0 / 0
+        per_draw = np.nanmedian(fc["agent"].draws / raw, axis=(0, 1))
+    assert per_draw.std() > 0.1  # the factor moves the draws (spread 0.3)
+    np.testing.assert_allclose(fc["agent"].draws, raw * per_draw, rtol=1e-9)
+
+
+@pytest.mark.slow
+def test_spm_review_on_a_cluster_sends_the_model_choice_there_and_records_the_same_choice(org, cluster, tmp_path):
+    """Through run_review: the backtests go to the cluster (its scheduler saw them) and the run
+    records the model choice of one machine."""
+    from distributed import Client
+
+    config = ReviewConfig(auto_candidates=("MonthOfQuarterMean", "CalendarBaseline"), recalibrate=False, n_draws=200)
+    runs = {}
+    for where in ("here", "cluster"):
+        out = tmp_path / where
+        out.mkdir()
+        runs[where] = run_review(
+            dataset=org,
+            out=out,
+            config=config,
+            agents=["A0001"],
+            progress=False,
+            log=open(tmp_path / f"{where}.log", "w"),
+            today=data_last_day(org) + pd.Timedelta(days=1),
+            **({"cluster": cluster.scheduler_address} if where == "cluster" else {"workers": 1}),
+        )
+    with Client(cluster.scheduler_address) as c:
+        seen = c.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))
+    assert "score_origin" in seen and "spm-reports" in seen  # the backtests and the reports
+    here, there = (runs[w].manifest["model_choice"] for w in ("here", "cluster"))
+    assert there["picks"] == here["picks"] and there["reasons"] == here["reasons"]
+    strip = [{k: v for k, v in row.items() if k != "seconds"} for row in here["scores"]]
+    assert [{k: v for k, v in row.items() if k != "seconds"} for row in there["scores"]] == strip
+    assert runs["here"].exit_code == 0 and runs["cluster"].exit_code == 0
