@@ -30,7 +30,7 @@ import pandas as pd
 
 from spm_models.calendar import Calendar
 from spm_models.data.schemas import FUNNEL_STAGES, PIPELINE_STAGES
-from spm_models.kpi.engine import OUTCOME_LOST, OUTCOME_WON, KpiEngine, KpiValues, evaluate, fill_doc
+from spm_models.kpi.engine import OUTCOME_LOST, OUTCOME_WON, KpiEngine, KpiValues, evaluate, fill_doc, positions
 from spm_models.kpi.grid import LEVELS, ratio
 
 __all__ = ["stage_conversion", "TRANSITIONS", "furthest_stage"]
@@ -46,7 +46,7 @@ def furthest_stage(engine: KpiEngine) -> np.ndarray:
     f = o.stage.astype(np.int64)
     if engine.has("stage_history"):
         h = engine.typed("stage_history")
-        opp = pd.Index(o.ids).get_indexer(h["opportunity_id"])
+        opp = positions(o.ids, h["opportunity_id"])
         code = pd.Categorical(h["stage"], categories=list(PIPELINE_STAGES)).codes.astype(np.int64)
         ok = (opp >= 0) & (code >= 0)
         np.maximum.at(f, opp[ok], code[ok])
