@@ -32,6 +32,7 @@ __all__ = [
     "deal_margin",
     "fill_doc",
     "OUTPUT_COLUMNS",
+    "INPUT_COLUMNS",
     "OUTCOME_OPEN",
     "OUTCOME_WON",
     "OUTCOME_LOST",
@@ -40,8 +41,8 @@ __all__ = [
 #: Columns of every KPI frame, in order.
 OUTPUT_COLUMNS: tuple[str, ...] = ("level", "entity_id", "grain", "period", "kpi", "segment", "value")
 
-# Columns the engine reads: (required, optional) per canonical table.
-_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+#: Columns the engine reads: (required, optional) per canonical table.
+INPUT_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "agents": (("agent_id", "territory_id"), ("hire_date", "leave_date")),
     "opportunities": (
         ("opportunity_id", "agent_id", "created_date", "outcome"),
@@ -247,7 +248,7 @@ class KpiEngine:
         if name not in self.tables:
             raise DataError(f"the {name} table is needed for this KPI but was not provided")
         frame = self.tables[name]
-        required, optional = _COLUMNS[name]
+        required, optional = INPUT_COLUMNS[name]
         missing = [c for c in required if c not in frame.columns]
         if missing:
             raise DataValidationError(
@@ -265,7 +266,7 @@ class KpiEngine:
             else:
                 s = _ids(s)
             cols[c] = s
-        out = pd.DataFrame(cols, index=pd.RangeIndex(len(frame)))
+        out = pd.DataFrame(cols, index=pd.RangeIndex(len(frame)), copy=False)  # already typed: no second copy
         self._typed[name] = out
         return out
 

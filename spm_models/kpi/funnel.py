@@ -61,17 +61,14 @@ def _conversion_counts(engine: KpiEngine) -> dict[str, Any]:
     f_c, lost = f[cohort], o.outcome[cohort] == OUTCOME_LOST
     agent, period = o.agent[cohort], o.created_p[cohort]
     n_t = len(TRANSITIONS)
-    k = np.arange(n_t)
-    reached_next = f_c[:, None] > k[None, :]
-    decided = reached_next | ((f_c[:, None] == k[None, :]) & lost[:, None])
-    seg = np.broadcast_to(k, reached_next.shape)
-    rows = np.broadcast_to(np.arange(len(cohort))[:, None], reached_next.shape)
-
-    def acc(mask: np.ndarray) -> np.ndarray:
-        r = rows[mask]
-        return g.accumulate(agent[r], period[r], segment=seg[mask], n_segments=n_t)
-
-    num, den = acc(reached_next), acc(decided)
+    shape = (g.n_agents, g.n_periods, n_t)
+    num, den = np.zeros(shape), np.zeros(shape)
+    # one transition at a time: a (deals x transitions) mask of a million-deal cohort is 5x its size
+    for k in range(n_t):
+        reached_next = f_c > k
+        decided = reached_next | ((f_c == k) & lost)
+        num[:, :, k] = g.accumulate(agent[reached_next], period[reached_next])
+        den[:, :, k] = g.accumulate(agent[decided], period[decided])
     return {"num": g.rollup(num), "den": g.rollup(den), "active": den.sum(axis=2) > 0}
 
 
