@@ -107,7 +107,13 @@ def compute_kpis(
         end=end,
         names=names,
         calendar=calendar,
+        reads={KPI_CATALOG[n].evaluator: _reads(KPI_CATALOG[n].tables) for n in names},
     )
+
+
+def _reads(tables: tuple[str, ...]) -> tuple[str, ...]:
+    # the funnel's KPIs also read the stage history where there is one
+    return tables + ("stage_history",) if "opportunities" in tables else tables
 
 
 def kpi_columns(kpis: Iterable[str] | None = None) -> dict[str, list[str]]:

@@ -47,7 +47,7 @@ def furthest_stage(engine: KpiEngine) -> np.ndarray:
     if engine.has("stage_history"):
         h = engine.typed("stage_history")
         opp = positions(o.ids, h["opportunity_id"])
-        code = pd.Categorical(h["stage"], categories=list(PIPELINE_STAGES)).codes.astype(np.int64)
+        code = pd.Categorical(h["stage"], categories=list(PIPELINE_STAGES)).codes  # int8: millions of rows
         ok = (opp >= 0) & (code >= 0)
         np.maximum.at(f, opp[ok], code[ok])
     f[o.outcome == OUTCOME_WON] = _WON
@@ -73,7 +73,7 @@ def _conversion_counts(engine: KpiEngine) -> dict[str, Any]:
 
 
 def _eval_stage_conversion(engine: KpiEngine) -> list[KpiValues]:
-    c = engine.memo(_conversion_counts)
+    c = _conversion_counts(engine)  # one KPI uses them: not kept in the engine's memo
     values = {lv: ratio(c["num"][lv], c["den"][lv]) for lv in LEVELS}
     return [KpiValues("stage_conversion", values, c["active"], TRANSITIONS)]
 

@@ -88,28 +88,25 @@ class LongFrame:
         kpi = self._kpis.index(r.name)
         seg_codes = np.array([self._segments.setdefault(s, len(self._segments)) for s in r.segments] or [0])
         n_seg = len(r.segments) or 1
+        n_periods = grid.n_periods
         for level in self.levels:
-            arr = r.values[level]
+            arr = np.asarray(r.values[level], dtype=float)
             if level == "agent":
-                e, p = np.nonzero(grid.employed | r.active)
+                cells = np.flatnonzero(grid.employed | r.active)  # agent * periods + period
             else:
-                e, p = np.nonzero(np.ones(arr.shape[:2], dtype=bool))
-            at, m = self.n, len(e) * n_seg
+                cells = np.arange(arr.shape[0] * n_periods)
+            at, m = self.n, len(cells) * n_seg
             self._grow(at + m)
-            c = self._cols
-            c["level"][at : at + m] = LEVELS.index(level)
-            c["kpi"][at : at + m] = kpi
-            entity, period = self._entity_code[e + self._offset[level]], self._periods[p]
-            if r.segments:
-                c["value"][at : at + m] = arr[e, p, :].ravel()
-                c["entity_id"][at : at + m] = np.repeat(entity, n_seg)
-                c["period"][at : at + m] = np.repeat(period, n_seg)
-                c["segment"][at : at + m] = np.tile(seg_codes, len(e))
-            else:
-                c["value"][at : at + m] = arr[e, p]
-                c["entity_id"][at : at + m] = entity
-                c["period"][at : at + m] = period
-                c["segment"][at : at + m] = 0
+            c, rows = self._cols, slice(at, at + m)
+            c["level"][rows] = LEVELS.index(level)
+            c["kpi"][rows] = kpi
+            entity = self._entity_code[cells // n_periods + self._offset[level]]
+            period = self._periods[cells % n_periods]
+            # written through (cells, segments) views of the columns: no repeated temporaries
+            np.take(arr.reshape(-1, n_seg), cells, axis=0, out=c["value"][rows].reshape(-1, n_seg), mode="clip")
+            c["entity_id"][rows].reshape(-1, n_seg)[:] = entity[:, None]
+            c["period"][rows].reshape(-1, n_seg)[:] = period[:, None]
+            c["segment"][rows].reshape(-1, n_seg)[:] = seg_codes[None, :]
             self.n = at + m
 
     def _grow(self, n: int) -> None:
