@@ -31,9 +31,9 @@ def write_kpis(db: str | Path, out_folder: str | Path, *, grains=GRAINS) -> list
 
     Writes ``kpis_<grain>.parquet`` (the long frame) and ``kpis_<grain>.csv`` per grain.
     """
-    from spm_models.kpi import compute_kpis
+    from spm_models.kpi import compute_kpis, kpi_columns
 
-    dataset = Warehouse(db).load()
+    dataset = Warehouse(db).load(columns=kpi_columns(), dictionary=True)
     out_folder = Path(out_folder)
     written = []
     for grain in grains:

@@ -24,10 +24,22 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
 
     Numbers are left alone; only text columns are touched.
     """
-    out = frame.copy()
+    out = frame.copy(deep=False)  # copy-on-write: only the columns replaced below are new
     for col in out.columns:
-        if pd.api.types.is_string_dtype(out[col]) or out[col].dtype == object:
-            s = out[col]
+        s = out[col]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            # dictionary-encoded (a KPI frame has millions of rows, a few hundred distinct
+            # values): the rule runs on the vocabulary, and the codes are kept
+            names = pd.Series(s.cat.categories)
+            mask = is_formula(names)
+            fixed = names.where(~mask, "'" + names.astype(str))
+            if not mask.any():
+                continue
+            if fixed.is_unique:
+                out[col] = s.cat.rename_categories(fixed.tolist())
+                continue
+            s = s.astype(object)  # "=x" and "'=x" both there: cell by cell, as plain text
+        if pd.api.types.is_string_dtype(s) or s.dtype == object:
             mask = is_formula(s)
             if mask.any():
                 out[col] = s.where(~mask, "'" + s.astype(str))

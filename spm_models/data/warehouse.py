@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,12 +21,14 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from spm_models.calendar import DEFAULT_CALENDAR, Calendar
 from spm_models.config import DEFAULT_MEASURE, check_bookings_measure
 from spm_models.data.dataset import Dataset, SourceRef, significant_columns
 from spm_models.data.schemas import TABLE_ORDER, TABLES
-from spm_models.data.validation import as_canonical_types, canonical_dtypes, validate
+from spm_models.data.validation import TEXT_DTYPE, as_canonical_types, canonical_dtypes, validate
 from spm_models.exceptions import ConfigError, DataError, DiskFullError, Problem, is_disk_full
 
 __all__ = ["Warehouse", "IngestResult", "fingerprint", "ddl"]
@@ -163,6 +166,65 @@ def _with_defaults(name: str, frame: pd.DataFrame) -> pd.DataFrame:
             fill = col.default if col.default is not None else None
             frame[col.name] = pd.Series([fill] * len(frame), dtype=object if fill is None else type(fill))
     return frame
+
+
+_COLUMNS_SQL = "SELECT column_name FROM information_schema.columns WHERE table_name = ?"
+_TEXT_KINDS = {"id", "text", "stage", "outcome"}
+
+
+def _select(columns: Iterable[str]) -> str:
+    return ", ".join(f'"{c}"' for c in columns) or "NULL AS _none"
+
+
+def _wanted_columns(columns: Mapping[str, Iterable[str]] | None) -> dict[str, list[str]]:
+    """Table -> columns to read, in canonical order; unknown names are a :class:`ConfigError`."""
+    if columns is None:
+        return {name: TABLES[name].column_names for name in TABLE_ORDER}
+    problems = [f"unknown table {t!r}" for t in columns if t not in TABLES]
+    out = {}
+    for name in TABLE_ORDER:
+        if name in columns:
+            asked = set(columns[name])
+            problems += [f"table {name} has no column {c!r}" for c in sorted(asked - set(TABLES[name].column_names))]
+            out[name] = [c for c in TABLES[name].column_names if c in asked]
+    if problems:
+        raise ConfigError("cannot load from the warehouse: " + "; ".join(problems))
+    return out
+
+
+def _vocabularies(con, wanted: dict[str, list[str]], stored: dict[str, set[str]]) -> dict[str, tuple]:
+    """Per text column name, its sorted distinct values over every table read (by DuckDB)."""
+    kinds = {}
+    for name, cols in wanted.items():
+        for col in TABLES[name].columns:
+            if col.name in cols and col.kind in _TEXT_KINDS and col.name in stored.get(name, ()):
+                kinds.setdefault(col.name, []).append(name)
+    out = {}
+    for col, names in kinds.items():
+        union = " UNION ".join(f'SELECT "{col}" AS v FROM "{t}"' for t in names)
+        values = con.sql(f"SELECT DISTINCT v FROM ({union}) WHERE v IS NOT NULL ORDER BY v").to_arrow_table().column(0)
+        values = values.combine_chunks()
+        out[col] = (values, pd.CategoricalDtype(pd.Index(values.to_pandas(), dtype=TEXT_DTYPE)))
+    return out
+
+
+def _read_encoded(con, table: str, cols: list[str], vocab: dict[str, tuple]) -> pd.DataFrame:
+    """``cols`` of ``table`` with its text columns as codes into ``vocab`` (through Arrow, no strings in pandas)."""
+    kinds = {c.name: c.kind for c in TABLES[table].columns}
+    # DATE becomes TIMESTAMP in the query: Arrow then hands pandas datetime64[us], not date objects
+    select = ", ".join(f'CAST("{c}" AS TIMESTAMP) AS "{c}"' if kinds[c] == "date" else f'"{c}"' for c in cols)
+    arrow = con.sql(f'SELECT {select or "NULL AS _none"} FROM "{table}"').to_arrow_table()
+    n, frame = arrow.num_rows, {}
+    for c in cols:
+        column = arrow.column(c)
+        if c in vocab:
+            values, dtype = vocab[c]
+            codes = pc.index_in(column, value_set=values).fill_null(-1).to_numpy().astype(np.int32, copy=False)
+            frame[c] = pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+        else:
+            frame[c] = column.to_pandas()
+        arrow = arrow.drop_columns([c])  # each column's Arrow buffers go as soon as it is in pandas
+    return pd.DataFrame(frame, index=pd.RangeIndex(n))
 
 
 class Warehouse:
@@ -330,22 +392,54 @@ class Warehouse:
             con.close()
         return as_canonical_types(table, frame)
 
-    def load(self) -> Dataset:
-        """Every canonical table as one typed :class:`Dataset` (empty frames for empty tables)."""
+    def load(self, columns: Mapping[str, Iterable[str]] | None = None, *, dictionary: bool = False) -> Dataset:
+        """The canonical tables as one typed :class:`Dataset` (empty frames for empty tables).
+
+        Parameters
+        ----------
+        columns : mapping of str to iterable of str, optional
+            Only these tables, and of each only these columns (e.g.
+            :func:`spm_models.kpi.kpi_columns`, what the KPIs read). Default: every canonical
+            table and column. A later column the warehouse predates comes back empty.
+        dictionary : bool, default False
+            Text columns (ids, stages, outcomes) dictionary-encoded, as pandas categoricals: one
+            sorted vocabulary per column name over the tables read, made by DuckDB, so an
+            ``agent_id`` has the same code in every table and an id costs 1-4 bytes a row
+            instead of a string. Dates and numbers are typed as without it.
+
+        Raises
+        ------
+        ConfigError
+            No warehouse file, or an unknown table or column.
+        """
+        wanted = _wanted_columns(columns)
         con = self._connect()
         try:
             present = self._tables(con)
+            stored = {
+                name: {r[0] for r in con.execute(_COLUMNS_SQL, [name]).fetchall()} for name in wanted if name in present
+            }
+            if dictionary:
+                # one thread: each DuckDB thread keeps its own buffers, and this read is about memory
+                con.execute("SET threads = 1")
+            vocab = _vocabularies(con, wanted, stored) if dictionary else {}
             tables = {}
-            for name in TABLE_ORDER:
-                cols = TABLES[name].column_names
-                if name in present:
-                    frame = _with_defaults(name, con.execute(f'SELECT * FROM "{name}"').df()).loc[:, cols]
-                else:
+            for name, cols in wanted.items():
+                if name not in present:
                     frame = pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
-                tables[name] = as_canonical_types(name, frame)
+                elif dictionary:
+                    frame = _read_encoded(con, name, [c for c in cols if c in stored[name]], vocab)
+                else:
+                    frame = con.execute(f'SELECT {_select(c for c in cols if c in stored[name])} FROM "{name}"').df()
+                frame = _with_defaults(name, frame).loc[:, cols]
+                encoded = [c for c in cols if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+                typed = as_canonical_types(name, frame.drop(columns=encoded))
+                tables[name] = typed if not encoded else pd.concat([typed, frame[encoded]], axis=1).loc[:, cols]
             settings = self._settings(con, present)
         finally:
             con.close()
+        if dictionary:
+            pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages otherwise
         refs = {name: SourceRef(file=f"{name} (warehouse {self.path.name})") for name in tables}
         calendar = Calendar(**{k: v for k, v in settings.items() if k in ("fiscal_year_start", "fiscal_year_label")})
         measure = check_bookings_measure(settings.get("bookings_measure", DEFAULT_MEASURE))

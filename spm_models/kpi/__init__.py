@@ -51,7 +51,7 @@ cycle) are computed from the deals of the entity.
 from spm_models.kpi.activity import activity_volume
 from spm_models.kpi.catalog import KINDS, KPI_CATALOG, UNITS, KpiSpec
 from spm_models.kpi.cohorts import cohort_conversion, cohort_undecided
-from spm_models.kpi.compute import compute_kpis
+from spm_models.kpi.compute import compute_kpis, kpi_columns
 from spm_models.kpi.cycle import CYCLE_KPIS, sales_cycle_days
 from spm_models.kpi.deals import (
     ACCOUNT_SEGMENTS,
@@ -71,6 +71,7 @@ from spm_models.kpi.quotas import attainment, margin_attainment, margin_quota, q
 
 __all__ = [
     "compute_kpis",
+    "kpi_columns",
     "KPI_CATALOG",
     "KpiSpec",
     "KINDS",

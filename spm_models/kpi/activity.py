@@ -23,10 +23,22 @@ def _eval_activity_volume(engine: KpiEngine) -> list[KpiValues]:
         return []
     agent = g.agent_codes(a["agent_id"], table="activities")
     period = g.period_codes(days(a, "date"))
-    seg = pd.Categorical(a["activity_type"], categories=types).codes.astype(np.int64)
-    count = np.nan_to_num(a["count"].to_numpy(dtype=float), nan=0.0)
-    volume = g.accumulate(agent, period, count, segment=seg, n_segments=len(types))
-    active = g.accumulate(agent, period, segment=seg, n_segments=len(types)).sum(axis=2) > 0
+    seg = pd.Categorical(a["activity_type"], categories=types).codes
+    keep = (period >= 0) & (seg >= 0)
+    # one cell index for both sums, built in place: millions of activity rows, few temporaries
+    cell = agent[keep]
+    del agent
+    cell *= g.n_periods
+    cell += period[keep]
+    del period
+    cell *= len(types)
+    cell += seg[keep]
+    del seg
+    count = np.nan_to_num(a["count"].to_numpy(dtype=float), nan=0.0)[keep]
+    shape = (g.n_agents, g.n_periods, len(types))
+    volume = np.bincount(cell, weights=count, minlength=int(np.prod(shape))).astype(float).reshape(shape)
+    del count
+    active = np.bincount(cell, minlength=int(np.prod(shape))).reshape(shape).sum(axis=2) > 0
     return [KpiValues("activity_volume", g.rollup(volume), active, tuple(types))]
 
 

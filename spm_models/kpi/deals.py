@@ -102,7 +102,9 @@ def account_segments(account: pd.Series, closed: np.ndarray) -> np.ndarray:
     """
     account = pd.Series(account).reset_index(drop=True)
     closed = pd.Series(np.asarray(closed))
-    first = closed.groupby(account.to_numpy(), dropna=True).transform("min")
+    # dictionary-encoded accounts are grouped by their codes (-1, no account, is set aside below)
+    key = account.cat.codes.to_numpy() if isinstance(account.dtype, pd.CategoricalDtype) else account.to_numpy()
+    first = closed.groupby(key, dropna=True).transform("min")
     return np.where(account.isna().to_numpy(), 2, np.where(closed.to_numpy() == first.to_numpy(), 0, 1))
 
 

@@ -16,20 +16,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from spm_models.calendar import DEFAULT_CALENDAR, PERIOD_UNIT, Calendar, check_grain, to_day
+from spm_models.calendar import DEFAULT_CALENDAR, Calendar, check_grain, to_day
 from spm_models.data.schemas import OUTCOMES, PIPELINE_STAGES
 from spm_models.exceptions import ConfigError, DataError, DataValidationError, Problem
 from spm_models.kpi.grid import LEVELS, Grid
+from spm_models.kpi.longframe import LongFrame
 
 __all__ = [
     "KpiValues",
     "KpiEngine",
     "Opportunities",
     "evaluate",
+    "positions",
     "days",
     "deal_margin",
     "fill_doc",
     "OUTPUT_COLUMNS",
+    "INPUT_COLUMNS",
     "OUTCOME_OPEN",
     "OUTCOME_WON",
     "OUTCOME_LOST",
@@ -38,8 +41,8 @@ __all__ = [
 #: Columns of every KPI frame, in order.
 OUTPUT_COLUMNS: tuple[str, ...] = ("level", "entity_id", "grain", "period", "kpi", "segment", "value")
 
-# Columns the engine reads: (required, optional) per canonical table.
-_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+#: Columns the engine reads: (required, optional) per canonical table.
+INPUT_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "agents": (("agent_id", "territory_id"), ("hire_date", "leave_date")),
     "opportunities": (
         ("opportunity_id", "agent_id", "created_date", "outcome"),
@@ -47,9 +50,9 @@ _COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "targets": (("period_start", "period_end", "quota"), ("agent_id", "territory_id", "metric")),
     "activities": (("agent_id", "date", "activity_type", "count"), ()),
-    "stage_history": (("opportunity_id", "stage"), ("entered_date",)),
+    "stage_history": (("opportunity_id", "stage"), ()),
 }
-_DATES = {"hire_date", "leave_date", "created_date", "close_date", "period_start", "period_end", "date", "entered_date"}
+_DATES = {"hire_date", "leave_date", "created_date", "close_date", "period_start", "period_end", "date"}
 _NUMBERS = {"amount", "quota", "count", "cost", "margin"}
 OUTCOME_OPEN, OUTCOME_WON, OUTCOME_LOST = 0, 1, 2
 _VALIDATE_FIRST = "run the data through spm_models.data.validation.validate first"
@@ -81,7 +84,7 @@ class KpiValues:
 class Opportunities:
     """Opportunity columns as numpy arrays aligned with the grid."""
 
-    ids: np.ndarray
+    ids: pd.Series
     agent: np.ndarray
     account: pd.Series
     created: np.ndarray
@@ -127,10 +130,36 @@ def _numbers(s: pd.Series, *, table: str, column: str) -> np.ndarray:
 
 
 def _ids(s: pd.Series) -> pd.Series:
-    """Ids as text with missing values as NaN; numbers from a hand-built frame become text."""
+    """Ids as text with missing values as NaN; numbers from a hand-built frame become text.
+
+    Dictionary-encoded (categorical) text, as :meth:`Warehouse.load
+    <spm_models.data.warehouse.Warehouse.load>` reads it with ``dictionary=True``, stays
+    categorical: ids are then matched through their codes, never as millions of strings.
+    """
+    if isinstance(s.dtype, pd.CategoricalDtype) and pd.api.types.is_string_dtype(s.cat.categories.dtype):
+        return s
     if not isinstance(s.dtype, pd.StringDtype):
         s = s.astype("str")
     return s
+
+
+def positions(ids: pd.Series, keys: pd.Series) -> np.ndarray:
+    """Position in ``ids`` (unique values) of each of ``keys``; -1 where a key is not in ``ids``.
+
+    When both are categorical over the same categories (one dictionary for the column, as the
+    warehouse reads it), the match is made on the integer codes.
+    """
+    if (
+        isinstance(ids.dtype, pd.CategoricalDtype)
+        and isinstance(keys.dtype, pd.CategoricalDtype)
+        and ids.cat.categories.equals(keys.cat.categories)
+    ):
+        id_codes, key_codes = ids.cat.codes.to_numpy(), keys.cat.codes.to_numpy()
+        at = np.full(len(ids.cat.categories) + 1, -1, dtype=np.intp)  # the last entry: a missing key
+        at[id_codes] = np.arange(len(ids))
+        if (id_codes >= 0).all() and len(np.unique(id_codes)) == len(ids):
+            return at[key_codes]
+    return pd.Index(ids).get_indexer(keys)
 
 
 class KpiEngine:
@@ -219,7 +248,7 @@ class KpiEngine:
         if name not in self.tables:
             raise DataError(f"the {name} table is needed for this KPI but was not provided")
         frame = self.tables[name]
-        required, optional = _COLUMNS[name]
+        required, optional = INPUT_COLUMNS[name]
         missing = [c for c in required if c not in frame.columns]
         if missing:
             raise DataValidationError(
@@ -237,7 +266,7 @@ class KpiEngine:
             else:
                 s = _ids(s)
             cols[c] = s
-        out = pd.DataFrame(cols, index=pd.RangeIndex(len(frame)))
+        out = pd.DataFrame(cols, index=pd.RangeIndex(len(frame)), copy=False)  # already typed: no second copy
         self._typed[name] = out
         return out
 
@@ -292,97 +321,23 @@ class KpiEngine:
         """Prepared opportunities (computed once)."""
         return self.memo(_prepare_opportunities)
 
+    def release(self, *, keep: set[str]) -> None:
+        """Let go of what was prepared from tables other than ``keep`` (and ``agents``).
+
+        The shared intermediate results (:meth:`memo`) all come from the opportunities and
+        targets; they are dropped when neither is kept. A later :meth:`typed` or :meth:`memo`
+        call would compute them again.
+        """
+        for name in [n for n in self._typed if n not in keep and n != "agents"]:
+            del self._typed[name]
+        if not keep & {"opportunities", "targets", "stage_history"}:
+            self._memo.clear()
+
     def memo(self, fn: Callable[[KpiEngine], Any]) -> Any:
         """``fn(self)``, computed once per engine (shared intermediate results)."""
         if fn not in self._memo:
             self._memo[fn] = fn(self)
         return self._memo[fn]
-
-    # --- output ---------------------------------------------------------------------------
-    def rows(self, r: KpiValues) -> _Rows:
-        """The rows of one evaluated KPI in the long frame, as compact arrays.
-
-        Taken as soon as a KPI is evaluated, so its dense ``(entities, periods, segments)``
-        arrays can be let go before the next one is computed: at 5,000 agents and weekly grain
-        the dense arrays of every KPI together would be larger than the long frame itself.
-        """
-        grid = self.grid
-        offsets = dict(zip(LEVELS, np.cumsum([0] + [grid.size(lv) for lv in LEVELS])[:-1]))
-        parts = []
-        for level in self.levels:
-            arr = r.values[level]
-            if level == "agent":
-                keep = grid.employed | r.active
-            else:
-                keep = np.ones(arr.shape[:2], dtype=bool)
-            e, p = np.nonzero(keep)
-            e, p = e.astype(np.int32), p.astype(np.int32)
-            if r.segments:
-                n_seg = arr.shape[2]
-                v = arr[e, p, :].ravel()
-                s = np.tile(np.arange(n_seg, dtype=np.int16), len(e))
-                e, p = np.repeat(e, n_seg), np.repeat(p, n_seg)
-            else:
-                v = arr[e, p]
-                s = np.zeros(len(e), dtype=np.int16)
-            parts.append((LEVELS.index(level), e + np.int32(offsets[level]), p, s, v.astype(float, copy=False)))
-        return _Rows(r.name, tuple(r.segments), parts)
-
-    def to_frame(self, results: list[KpiValues | _Rows]) -> pd.DataFrame:
-        """Stack evaluated KPIs into the long output frame (see :mod:`spm_models.kpi`).
-
-        The output columns are allocated once and filled KPI by KPI, each KPI's rows freed as
-        they are copied, so the peak is the frame plus one KPI's rows.
-        """
-        grid = self.grid
-        rows = [r if isinstance(r, _Rows) else self.rows(r) for r in results]
-        segment_vocab: dict[str, int] = {"": 0}
-        for r in rows:
-            for s in r.segments:
-                segment_vocab.setdefault(s, len(segment_vocab))
-        kpi_names = list(dict.fromkeys(r.name for r in rows))
-        entity_vocab = np.concatenate([grid.entity_ids(lv) for lv in LEVELS])
-        n = sum(len(part[1]) for r in rows for part in r.parts)
-        level = np.empty(n, dtype=np.int8)
-        entity = np.empty(n, dtype=np.int32)
-        period = np.empty(n, dtype=np.int32)
-        kpi = np.empty(n, dtype=np.int16)
-        segment = np.empty(n, dtype=np.int16)
-        value = np.empty(n, dtype=float)
-        at = 0
-        while rows:
-            r = rows.pop(0)
-            seg_map = np.array([segment_vocab[s] for s in r.segments] or [0], dtype=np.int16)
-            while r.parts:
-                lv, e, p, s, v = r.parts.pop(0)
-                end = at + len(e)
-                level[at:end], entity[at:end], period[at:end], value[at:end] = lv, e, p, v
-                kpi[at:end] = kpi_names.index(r.name)
-                segment[at:end] = seg_map[s] if r.segments else 0
-                at = end
-        per = grid.period_values()[period] if n else np.array([], dtype=f"datetime64[{PERIOD_UNIT}]")
-        del period
-        return pd.DataFrame(
-            {
-                "level": _text(LEVELS, level),
-                "entity_id": _text(entity_vocab, entity),
-                "grain": _text([self.grain], np.zeros(n, dtype=np.int8)),
-                "period": per,
-                "kpi": _text(kpi_names, kpi),
-                "segment": _text(list(segment_vocab), segment),
-                "value": value,
-            },
-            copy=False,
-        )
-
-
-@dataclass
-class _Rows:
-    """One KPI's rows of the long frame: per level (level, entity, period, segment, value) arrays."""
-
-    name: str
-    segments: tuple[str, ...]
-    parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
 
 
 _COMMON_PARAMETERS = """grain : {"week", "month", "quarter", "year"}, default "month"
@@ -420,21 +375,6 @@ def fill_doc(fn: Callable) -> Callable:
     if fn.__doc__:
         fn.__doc__ = fn.__doc__.replace("%(common)s", _COMMON_PARAMETERS)
     return fn
-
-
-def _text(vocabulary, codes: np.ndarray) -> pd.Categorical:
-    """``vocabulary[codes]`` as a dictionary-encoded (categorical) column.
-
-    A text column of the long frame repeats a handful of values millions of times (``grain``
-    holds one); stored as small integer codes into its vocabulary it costs one or two bytes a
-    row instead of a string each. The categories are the vocabulary sorted, so sorting the
-    column sorts it alphabetically, as it would a ``str`` column.
-    """
-    # sorted and without repeats (an agent id may also be a territory id)
-    categories, inverse = np.unique(np.asarray([str(v) for v in vocabulary], dtype=object), return_inverse=True)
-    small = np.int8 if len(categories) < 2**7 else np.int16 if len(categories) < 2**15 else np.int32
-    codes = inverse.reshape(-1).astype(small)[codes] if len(codes) else np.asarray(codes, dtype=small)
-    return pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype="str"), validate=False)
 
 
 def _check_levels(levels: Iterable[str]) -> tuple[str, ...]:
@@ -476,7 +416,7 @@ def _prepare_opportunities(engine: KpiEngine) -> Opportunities:
     margin = deal_margin(o)
     account = o["account_id"] if "account_id" in o else pd.Series(np.full(n, np.nan), dtype="str")
     return Opportunities(
-        ids=o["opportunity_id"].to_numpy(dtype=object),
+        ids=o["opportunity_id"],
         agent=agent,
         account=account,
         created=created,
@@ -500,17 +440,36 @@ def evaluate(
     end: Any = None,
     names: Iterable[str] | None = None,
     calendar: Calendar | None = None,
+    reads: Mapping[Callable, Iterable[str]] | None = None,
 ) -> pd.DataFrame:
     """Run KPI evaluators over ``tables`` and return the long frame.
 
     ``names``, when given, keeps only those KPIs (in that order) from the evaluators' results.
+    ``reads``, when given, names the tables each evaluator reads besides ``agents``: the
+    intermediate results shared between KPIs are let go as soon as no later evaluator reads
+    the tables they come from (at 5,000 agents, weekly, those of the opportunities are a
+    quarter of a gigabyte, and the activities come last).
     """
     engine = KpiEngine(tables, grain=grain, levels=levels, start=start, end=end, calendar=calendar)
-    wanted = None if names is None else list(names)
-    rows: list[_Rows] = []
-    for fn in dict.fromkeys(evaluators):
-        # each KPI's dense arrays become its compact rows at once, and are let go
-        rows.extend(engine.rows(r) for r in fn(engine) if wanted is None or r.name in wanted)
-    if wanted is not None:
-        rows.sort(key=lambda r: wanted.index(r.name))
-    return engine.to_frame(rows)
+    out = LongFrame(engine.grid, engine.levels, engine.grain)
+    wanted = None if names is None else list(dict.fromkeys(names))
+    early: dict[str, list[KpiValues]] = {}  # evaluated before their turn in ``names``
+    turn = 0
+    order = list(dict.fromkeys(evaluators))
+    for i, fn in enumerate(order):
+        if reads is not None:
+            engine.release(keep={t for g in order[i:] for t in reads.get(g, engine.tables)})
+        # each KPI's dense arrays become rows of the frame at once, and are let go
+        for r in fn(engine):
+            if wanted is None:
+                out.add(r)
+            elif r.name in wanted:
+                early.setdefault(r.name, []).append(r)
+        while wanted is not None and turn < len(wanted) and wanted[turn] in early:
+            for r in early.pop(wanted[turn]):
+                out.add(r)
+            turn += 1
+    for name in [] if wanted is None else wanted[turn:]:
+        for r in early.pop(name, []):
+            out.add(r)
+    return out.frame()

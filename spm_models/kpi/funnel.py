@@ -30,7 +30,7 @@ import pandas as pd
 
 from spm_models.calendar import Calendar
 from spm_models.data.schemas import FUNNEL_STAGES, PIPELINE_STAGES
-from spm_models.kpi.engine import OUTCOME_LOST, OUTCOME_WON, KpiEngine, KpiValues, evaluate, fill_doc
+from spm_models.kpi.engine import OUTCOME_LOST, OUTCOME_WON, KpiEngine, KpiValues, evaluate, fill_doc, positions
 from spm_models.kpi.grid import LEVELS, ratio
 
 __all__ = ["stage_conversion", "TRANSITIONS", "furthest_stage"]
@@ -46,8 +46,8 @@ def furthest_stage(engine: KpiEngine) -> np.ndarray:
     f = o.stage.astype(np.int64)
     if engine.has("stage_history"):
         h = engine.typed("stage_history")
-        opp = pd.Index(o.ids).get_indexer(h["opportunity_id"])
-        code = pd.Categorical(h["stage"], categories=list(PIPELINE_STAGES)).codes.astype(np.int64)
+        opp = positions(o.ids, h["opportunity_id"])
+        code = pd.Categorical(h["stage"], categories=list(PIPELINE_STAGES)).codes  # int8: millions of rows
         ok = (opp >= 0) & (code >= 0)
         np.maximum.at(f, opp[ok], code[ok])
     f[o.outcome == OUTCOME_WON] = _WON
@@ -61,22 +61,19 @@ def _conversion_counts(engine: KpiEngine) -> dict[str, Any]:
     f_c, lost = f[cohort], o.outcome[cohort] == OUTCOME_LOST
     agent, period = o.agent[cohort], o.created_p[cohort]
     n_t = len(TRANSITIONS)
-    k = np.arange(n_t)
-    reached_next = f_c[:, None] > k[None, :]
-    decided = reached_next | ((f_c[:, None] == k[None, :]) & lost[:, None])
-    seg = np.broadcast_to(k, reached_next.shape)
-    rows = np.broadcast_to(np.arange(len(cohort))[:, None], reached_next.shape)
-
-    def acc(mask: np.ndarray) -> np.ndarray:
-        r = rows[mask]
-        return g.accumulate(agent[r], period[r], segment=seg[mask], n_segments=n_t)
-
-    num, den = acc(reached_next), acc(decided)
+    shape = (g.n_agents, g.n_periods, n_t)
+    num, den = np.zeros(shape), np.zeros(shape)
+    # one transition at a time: a (deals x transitions) mask of a million-deal cohort is 5x its size
+    for k in range(n_t):
+        reached_next = f_c > k
+        decided = reached_next | ((f_c == k) & lost)
+        num[:, :, k] = g.accumulate(agent[reached_next], period[reached_next])
+        den[:, :, k] = g.accumulate(agent[decided], period[decided])
     return {"num": g.rollup(num), "den": g.rollup(den), "active": den.sum(axis=2) > 0}
 
 
 def _eval_stage_conversion(engine: KpiEngine) -> list[KpiValues]:
-    c = engine.memo(_conversion_counts)
+    c = _conversion_counts(engine)  # one KPI uses them: not kept in the engine's memo
     values = {lv: ratio(c["num"][lv], c["den"][lv]) for lv in LEVELS}
     return [KpiValues("stage_conversion", values, c["active"], TRANSITIONS)]
 

@@ -117,7 +117,12 @@ class Grid:
     # --- mapping rows onto the grid -------------------------------------------------------
     def agent_codes(self, ids: pd.Series, *, table: str) -> np.ndarray:
         """Grid row of each agent id; unknown ids raise :class:`DataValidationError`."""
-        codes = self.agent_index.get_indexer(ids)
+        if isinstance(ids.dtype, pd.CategoricalDtype):
+            # dictionary-encoded: match the vocabulary once, then look the codes up
+            at = np.append(self.agent_index.get_indexer(ids.cat.categories), -1)  # last: a missing id
+            codes = at[ids.cat.codes.to_numpy()]
+        else:
+            codes = self.agent_index.get_indexer(ids)
         bad = codes < 0
         if bad.any():
             unknown = pd.unique(pd.Series(np.asarray(ids, dtype=object)[bad]))

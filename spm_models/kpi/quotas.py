@@ -79,8 +79,11 @@ def prorated_margin_quota(engine: KpiEngine) -> dict[str, Any]:
 def _prorated(engine: KpiEngine, metric: str) -> dict[str, Any]:
     g = engine.grid
     t = engine.typed("targets")
-    on = t["metric"].fillna("bookings") if "metric" in t else pd.Series("bookings", index=t.index)
-    t = t[(on == metric).to_numpy()].reset_index(drop=True)
+    if "metric" in t:  # an empty metric is bookings
+        on = (t["metric"] == metric) | (t["metric"].isna() & (metric == "bookings"))
+    else:
+        on = pd.Series(metric == "bookings", index=t.index)
+    t = t[on.to_numpy()].reset_index(drop=True)
     first, last = days(t, "period_start"), days(t, "period_end")
     agent_col = t["agent_id"] if "agent_id" in t else pd.Series(np.full(len(t), np.nan), dtype="str")
     terr_col = t["territory_id"] if "territory_id" in t else pd.Series(np.full(len(t), np.nan), dtype="str")

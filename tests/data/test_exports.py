@@ -28,3 +28,12 @@ def test_parquet_keeps_the_text_as_it_is_and_other_formats_are_refused(tmp_path)
     assert pd.read_parquet(write_table(frame, tmp_path / "out.parquet"))["name"].tolist() == ["=1+1"]
     with pytest.raises(ConfigError, match=r"\.csv or \.parquet"):
         write_table(frame, tmp_path / "out.xlsx")
+
+
+def test_csv_of_dictionary_encoded_text_neutralises_the_vocabulary(tmp_path):
+    names = ["=1+1", "Anne-Marie", "=1+1", "@SUM(A1)", None]
+    frame = pd.DataFrame({"name": pd.Categorical(names), "clash": pd.Categorical(["=x", "'=x", "=x", "y", "y"])})
+    back = pd.read_csv(write_table(frame, tmp_path / "out.csv"), dtype=str, keep_default_na=False)
+    assert back["name"].tolist() == ["'=1+1", "Anne-Marie", "'=1+1", "'@SUM(A1)", ""]
+    assert back["clash"].tolist() == ["'=x", "'=x", "'=x", "y", "y"]  # "=x" becomes what "'=x" already was
+    assert isinstance(frame["name"].dtype, pd.CategoricalDtype) and frame["name"].iloc[0] == "=1+1"  # untouched

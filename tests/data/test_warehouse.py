@@ -316,3 +316,50 @@ def test_later_columns_count_in_the_fingerprint_only_when_used(tmp_path):
     write_canonical_folder(typed, written)
     assert (written / "agents.csv").read_text().splitlines()[0].endswith(",is_person")
     assert not (written / "leads.csv").exists()
+
+
+# --------------------------------------------------------------------------- narrow, dictionary-encoded reads
+
+_KPI_LIKE = {
+    "agents": ["agent_id", "territory_id", "hire_date", "leave_date"],
+    "opportunities": ["opportunity_id", "agent_id", "account_id", "created_date", "stage", "outcome", "amount"],
+    "stage_history": ["opportunity_id", "stage", "entered_date"],
+    "activities": ["agent_id", "date", "activity_type", "count"],
+    "targets": ["agent_id", "territory_id", "period_start", "quota", "metric"],
+}
+
+
+def test_load_reads_only_the_tables_and_columns_asked_for(small_warehouse):
+    w = Warehouse(small_warehouse)
+    narrow = w.load(columns={"opportunities": ["amount", "agent_id"], "agents": ["agent_id"]})
+    assert list(narrow.tables) == ["agents", "opportunities"]  # canonical order, whatever the order asked
+    assert list(narrow["opportunities"].columns) == ["agent_id", "amount"]
+    full = w.load()
+    pd.testing.assert_frame_equal(narrow["opportunities"], full["opportunities"][["agent_id", "amount"]])
+    assert narrow.calendar == full.calendar and narrow.measure == full.measure
+
+
+def test_load_names_every_unknown_table_and_column(small_warehouse):
+    with pytest.raises(ConfigError) as err:
+        Warehouse(small_warehouse).load(columns={"deals": ["x"], "agents": ["agent_id", "shoe_size"]})
+    assert "'deals'" in str(err.value) and "'shoe_size'" in str(err.value)
+
+
+def test_dictionary_load_holds_the_plain_values_with_one_vocabulary_per_column(small_warehouse):
+    w = Warehouse(small_warehouse)
+    encoded, plain = w.load(columns=_KPI_LIKE, dictionary=True), w.load(columns=_KPI_LIKE)
+    for table, columns in _KPI_LIKE.items():
+        assert list(encoded[table].columns) == columns
+        for col in columns:
+            e, p = encoded[table][col], plain[table][col]
+            if p.dtype == "str":
+                assert isinstance(e.dtype, pd.CategoricalDtype), (table, col)
+                pd.testing.assert_series_equal(e.astype("str"), p, check_names=False)
+            else:
+                pd.testing.assert_series_equal(e, p, check_names=False)
+    # one vocabulary per column name: an agent (or opportunity) has the same code in every table
+    agents, opps = encoded["agents"]["agent_id"], encoded["opportunities"]["agent_id"]
+    assert agents.dtype == opps.dtype
+    code_of = dict(zip(agents.astype("str"), agents.cat.codes))
+    assert all(code_of[a] == c for a, c in zip(opps.astype("str"), opps.cat.codes))
+    assert encoded["stage_history"]["opportunity_id"].dtype == encoded["opportunities"]["opportunity_id"].dtype
