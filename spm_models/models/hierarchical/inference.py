@@ -36,12 +36,13 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
-from scipy.special import digamma, gammaln, polygamma
+from scipy.special import polygamma
 
-from spm_models.models.hierarchical.kernels import cell_terms
+from spm_models.models.hierarchical.kernels import hurdle_log_density
 
 __all__ = [
     "Centering",
@@ -175,6 +176,23 @@ class HurdleData:
     in_company: Centering
     territories: Centering
 
+    @cached_property
+    def kernel_args(self) -> tuple:
+        """Everything :func:`~spm_models.models.hierarchical.kernels.hurdle_log_density` reads
+        besides ``theta``, packed once."""
+
+        def centring(c: Centering) -> tuple:
+            return (c.codes, np.ascontiguousarray(c.counts, dtype=float), np.ascontiguousarray(c.factor, dtype=float))
+
+        cells = (self.series, self.row, self.pos, self.x, self.series_pos, self.row_pos, self.x_pos)
+        cells += (self.ypos, self.logy, self.cal_rows, self.n_pos)
+        half_normal = np.array([HALF_NORMAL[k] for k in ("omega_a", "omega_b", "omega_k", "tau_a", "tau_b")])
+        level_sd = np.array([LEVEL_SD[k] for k in ("a0", "b0", "log_shape0")])
+        priors = (self.a_mean, self.b_mean, self.lk_mean, np.asarray(self.cal_sd, dtype=float), level_sd)
+        priors += (half_normal, float(BETA_SD))
+        territories = (self.in_territory, self.in_company, self.territories)
+        return (self.n_groups, self.group_codes, *map(centring, territories), cells, priors)
+
 
 def hurdle_data(
     cells: dict[str, np.ndarray],
@@ -288,73 +306,16 @@ def _split(theta: np.ndarray, blocks) -> dict[str, np.ndarray]:
     return out
 
 
-def log_density(theta: np.ndarray, d: HurdleData, blocks) -> tuple[float, np.ndarray]:
+def log_density(theta: np.ndarray, d: HurdleData, blocks=None) -> tuple[float, np.ndarray]:
     """Unnormalised log posterior on the unconstrained scale and its gradient.
 
-    Log-transformed scales ``s = exp(rho)`` carry the Jacobian ``+ rho``. Constants are
-    dropped, so only differences and gradients are meaningful.
+    ``theta`` is laid out as ``layout(d)`` (``blocks``, when given, must be it). Log-transformed
+    scales ``s = exp(rho)`` carry the Jacobian ``+ rho``. Constants are dropped, so only
+    differences and gradients are meaningful. Computed by the compiled
+    :func:`~spm_models.models.hierarchical.kernels.hurdle_log_density`.
     """
-    p = _split(theta, blocks)
-    grad = np.zeros_like(theta)
-    gp = _split(grad, blocks)
-    ex = {k: float(np.exp(p[k][0])) for k in HALF_NORMAL if k in p}
-
-    zc = {k: d.in_territory.apply(p[k]) for k in ("z_a", "z_b")}
-    zc["z_k"] = d.in_company.apply(p["z_k"])
-    a = p["a0"][0] + ex["omega_a"] * zc["z_a"]
-    b = p["b0"][0] + ex["omega_b"] * zc["z_b"]
-    if d.n_groups:
-        uc = {k: d.territories.apply(p[k]) for k in ("u_a", "u_b")}
-        a = a + ex["tau_a"] * uc["u_a"][d.group_codes]
-        b = b + ex["tau_b"] * uc["u_b"][d.group_codes]
-    lk = p["log_shape0"][0] + ex["omega_k"] * zc["z_k"]
-
-    # the cells (almost all of the time) in one compiled loop, then the gamma law's
-    # normalising term - lgamma(k) once per series rather than per positive cell
-    none = np.zeros(0)
-    lp, d_a, d_b, d_lk, gp["gamma"][:], gp["delta"][:], g_beta_p, g_beta_m = cell_terms(
-        a, b, lk, p["gamma"], p["delta"], p.get("beta_p", none), p.get("beta_m", none),
-        d.series, d.row, d.pos, d.x, d.series_pos, d.row_pos, d.x_pos, d.ypos, d.logy, d.cal_rows,
-    )  # fmt: skip
-    k_series = np.exp(lk)
-    lp -= float(gammaln(k_series) @ d.n_pos)
-    d_lk -= k_series * digamma(k_series) * d.n_pos
-    if "beta_p" in p:
-        gp["beta_p"][:], gp["beta_m"][:] = g_beta_p, g_beta_m
-    gp["a0"][:] = d_a.sum()
-    gp["b0"][:] = d_b.sum()
-    gp["log_shape0"][:] = d_lk.sum()
-    for z, dz, om, cen in (
-        ("z_a", d_a, "omega_a", d.in_territory),
-        ("z_b", d_b, "omega_b", d.in_territory),
-        ("z_k", d_lk, "omega_k", d.in_company),
-    ):
-        gp[z][:] = ex[om] * cen.grad(dz)
-        gp[om][:] = ex[om] * float(zc[z] @ dz)
-    if d.n_groups:
-        for u, dz, tau in (("u_a", d_a, "tau_a"), ("u_b", d_b, "tau_b")):
-            dg = np.bincount(d.group_codes, weights=dz, minlength=d.n_groups)
-            gp[u][:] = ex[tau] * d.territories.grad(dg)
-            gp[tau][:] = ex[tau] * float(uc[u] @ dg)
-
-    # priors
-    for name, loc in (("a0", d.a_mean), ("b0", d.b_mean), ("log_shape0", d.lk_mean)):
-        dev, sd = p[name][0] - loc, LEVEL_SD[name]
-        lp += -0.5 * (dev / sd) ** 2
-        gp[name][:] -= dev / sd**2
-    for name, s in HALF_NORMAL.items():
-        if name in p:  # half-normal(s) on exp(rho), plus the Jacobian rho
-            lp += -0.5 * ex[name] ** 2 / s**2 + p[name][0]
-            gp[name][:] += -(ex[name] ** 2) / s**2 + 1.0
-    for name in ("z_a", "z_b", "z_k", "u_a", "u_b"):
-        if name in p:
-            lp += -0.5 * float(p[name] @ p[name])
-            gp[name][:] -= p[name]
-    for name, sd in (("gamma", d.cal_sd), ("delta", d.cal_sd), ("beta_p", BETA_SD), ("beta_m", BETA_SD)):
-        if name in p:
-            lp += float(-0.5 * np.sum((p[name] / sd) ** 2))
-            gp[name][:] -= p[name] / sd**2
-    return lp, grad
+    lp, grad = hurdle_log_density(np.ascontiguousarray(theta, dtype=float), *d.kernel_args)
+    return float(lp), grad
 
 
 def _initial(d: HurdleData, blocks) -> np.ndarray:
