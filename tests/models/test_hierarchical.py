@@ -443,7 +443,7 @@ def test_advi_stops_on_convergence_and_reports_it():
     assert (samples["omega_a"] > 0).all()
 
 
-def test_nutpie_model_is_the_numpy_density_with_named_constrained_draws():
+def test_nutpie_model_is_log_density_with_named_constrained_draws():
     """nutpie samples :func:`log_density` itself (no PyMC graph to compile): its log density and
     gradient are numpy's, and a point expands to the PyMC model's free variables, scales
     exponentiated, the company levels and scales as scalars."""

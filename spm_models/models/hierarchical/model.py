@@ -86,12 +86,11 @@ forecast is the agent's pooled level times the calendar.
 
 Inference
 ---------
-``method="nuts"``: NUTS by nutpie on the model's log density written in numpy (its cells in
-one loop compiled by numba and cached on disk,
+``method="nuts"``: NUTS by nutpie on the model's log density compiled by numba (cached on disk,
 :func:`~spm_models.models.hierarchical.inference.nutpie_model`), else PyMC's NUTS on the same
 model in PyMC (:mod:`~spm_models.models.hierarchical.inference`). nutpie's own compilation of
 the PyMC model took 17-30 s of every new process, more than the sampling itself.
-``method="advi"``: mean-field ADVI on the same numpy log density (tested against the PyMC
+``method="advi"``: mean-field ADVI on the same compiled log density (tested against the PyMC
 model); mean-field intervals of the parameters can be too narrow in general, though on the
 synthetic organisation its effect sds were within about 10% of NUTS'.
 
