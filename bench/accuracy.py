@@ -770,16 +770,12 @@ def hb_scaling(
     """Fit time of HierarchicalBayes on a synthetic organisation of each size.
 
     ``methods`` maps ``"advi"`` / ``"nuts"`` to the largest size it is run at. The smallest
-    size is also fitted on its last ``recent_weeks`` weeks only, and there NUTS is fitted a
-    second time on the same weeks shifted back by one, the same model structure, so the row
-    ``refit wall s`` shows a fit that reuses the compiled model
-    (:func:`spm_models.models.hierarchical.inference.sample_nuts`). Each size's first NUTS fit
-    compiles (the sizes differ in structure).
+    size is also fitted on its last ``recent_weeks`` weeks only. Neither method compiles a model
+    per fit (:func:`spm_models.models.hierarchical.inference.sample_nuts`): the first fit of the
+    run loads (or, once per machine, compiles) the cached density loop.
     """
     from spm_models.models import HierarchicalBayes
-    from spm_models.models.hierarchical.inference import clear_nuts_cache
 
-    clear_nuts_cache()
     rows = []
     for n in sizes:
         data = load_data("synthetic", dataclasses.replace(cfg, n_agents=n))
@@ -798,13 +794,6 @@ def hb_scaling(
                 model.fit(frame)
                 seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
                 d = model.diagnostics_
-                refit = np.nan
-                if method == "nuts" and w is not None:  # same agents and weeks count: same structure
-                    shifted = full[(full["ds"] > weeks[-w - 2]) & (full["ds"] <= weeks[-2])]
-                    again = HierarchicalBayes(method=method, groups=data.parents["territory"])
-                    t1 = time.perf_counter()
-                    again.fit(shifted)
-                    refit = time.perf_counter() - t1 if not again.diagnostics_["compiled"] else np.nan
                 rows.append(
                     {
                         "agents": n,
@@ -814,7 +803,6 @@ def hb_scaling(
                         "method": method,
                         "fit_s": cpu,
                         "wall_s": seconds,
-                        "refit_wall_s": refit,
                         "sampler": d.get("sampler"),
                         "check": (
                             f"converged={d.get('converged')}, {d.get('iterations')} iterations"
@@ -903,7 +891,6 @@ def main(argv: list[str] | None = None) -> int:
                 ("method", "method", "{}"),
                 ("fit_s", "fit CPU s", "{:.1f}"),
                 ("wall_s", "wall s", "{:.1f}"),
-                ("refit_wall_s", "refit wall s (compiled model reused)", "{:.1f}"),
                 ("check", "check", "{}"),
             ],
         )

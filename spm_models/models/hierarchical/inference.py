@@ -2,14 +2,17 @@
 
 One model, written twice on purpose:
 
-* :func:`build_pymc_model`, the PyMC model, sampled with NUTS (nutpie when installed, else
-  PyMC's own NUTS) by :func:`sample_nuts`;
-* :func:`log_density`, the same unnormalised log posterior and its gradient in numpy, on the
-  unconstrained parameters, used by :func:`fit_advi` (mean-field ADVI). PyMC's ``pm.fit``
-  spends about 10 s per fit building and compiling its variational graph, more than the
-  whole optimisation of this model; the numpy version needs no compilation, so the fast mode
-  is fast from the first fit. ``tests/models/test_hierarchical.py`` checks that both agree (log
-  density differences and gradients at random points).
+* :func:`log_density`, the unnormalised log posterior and its gradient on the unconstrained
+  parameters, written as loops compiled by numba
+  (:func:`~spm_models.models.hierarchical.kernels.hurdle_log_density`). Both inference paths
+  use it: :func:`fit_advi` (mean-field ADVI) and :func:`sample_nuts` (NUTS by nutpie, through
+  :func:`nutpie_model`). PyMC's ``pm.fit`` spent about 10 s per fit building and compiling its
+  variational graph and nutpie's ``compile_pymc_model`` 17-30 s per process, more than either
+  optimisation or sampling of this model; this version is compiled once per machine (numba
+  caches it on disk) and is four times faster per call than the numpy version it replaced.
+* :func:`build_pymc_model`, the same model in PyMC: the reference
+  (``tests/models/test_hierarchical.py`` checks that both agree, log density differences and
+  gradients at random points), and what NUTS samples when nutpie is not installed.
 
 Parameters (unconstrained in brackets): ``a0, b0, log_shape0``; ``omega_a, omega_b,
 omega_k`` (log) with half-normal priors; ``z_a, z_b, z_k`` per series; ``tau_a, tau_b`` (log)
@@ -33,13 +36,14 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
-from scipy.special import digamma, gammaln, polygamma
+from scipy.special import polygamma
+
+from spm_models.models.hierarchical.kernels import hurdle_log_density
 
 __all__ = [
     "Centering",
@@ -50,10 +54,9 @@ __all__ = [
     "log_density",
     "fit_advi",
     "model_data",
-    "structure_key",
     "build_pymc_model",
     "sample_nuts",
-    "clear_nuts_cache",
+    "nutpie_model",
     "identified",
 ]
 
@@ -140,6 +143,9 @@ class HurdleData:
         Prior sd of each calendar coefficient (0.5 for the push, 0.3 for Fourier terms).
     series_pos, cal_pos, x_pos : arrays
         ``series``, ``cal`` and ``x`` of the positive cells.
+    cal_rows, row, row_pos : arrays
+        The distinct rows of ``cal`` ``(n_rows, n_cal)``, and the row of each cell and of each
+        positive cell (``cal == cal_rows[row]``).
     n_pos : array (n_series,)
         Positive cells per series.
     in_territory, in_company, territories : Centering
@@ -164,9 +170,29 @@ class HurdleData:
     n_pos: np.ndarray
     cal_pos: np.ndarray
     x_pos: np.ndarray
+    row: np.ndarray
+    row_pos: np.ndarray
+    cal_rows: np.ndarray
     in_territory: Centering
     in_company: Centering
     territories: Centering
+
+    @cached_property
+    def kernel_args(self) -> tuple:
+        """Everything :func:`~spm_models.models.hierarchical.kernels.hurdle_log_density` reads
+        besides ``theta``, packed once."""
+
+        def centring(c: Centering) -> tuple:
+            return (c.codes, np.ascontiguousarray(c.counts, dtype=float), np.ascontiguousarray(c.factor, dtype=float))
+
+        cells = (self.series, self.row, self.pos, self.x, self.series_pos, self.row_pos, self.x_pos)
+        cells += (self.ypos, self.logy, self.cal_rows, self.n_pos)
+        half_normal = np.array([HALF_NORMAL[k] for k in ("omega_a", "omega_b", "omega_k", "tau_a", "tau_b")])
+        level_sd = np.array([LEVEL_SD[k] for k in ("a0", "b0", "log_shape0")])
+        priors = (self.a_mean, self.b_mean, self.lk_mean, np.asarray(self.cal_sd, dtype=float), level_sd)
+        priors += (half_normal, float(BETA_SD))
+        territories = (self.in_territory, self.in_company, self.territories)
+        return (self.n_groups, self.group_codes, *map(centring, territories), cells, priors)
 
 
 def hurdle_data(
@@ -184,6 +210,10 @@ def hurdle_data(
     """
     y = cells["y"]
     pos = y > 0
+    # one memory layout and dtype per array, so the compiled cell loop has one signature
+    cal, x = (np.ascontiguousarray(cells[k], dtype=float) for k in ("cal", "x"))
+    cal_rows, row = np.unique(cal.reshape(len(cal), -1), axis=0, return_inverse=True)
+    row = row.reshape(-1).astype(np.int64)
     share = float(np.clip(pos.mean(), 0.02, 0.98)) if len(y) else 0.5
     ypos = y[pos] / scale
     series_pos = cells["series"][pos].astype(np.int64)
@@ -195,8 +225,8 @@ def hurdle_data(
     return HurdleData(
         series=cells["series"].astype(np.int64),
         pos=pos,
-        cal=cells["cal"],
-        x=cells["x"],
+        cal=cal,
+        x=x,
         ypos=ypos,
         logy=logy,
         group_codes=group_codes,
@@ -208,8 +238,11 @@ def hurdle_data(
         cal_sd=np.where(np.char.startswith(np.array(cal_names, dtype=str), "quarter_"), 0.5, 0.3),
         series_pos=series_pos,
         n_pos=np.bincount(series_pos, minlength=int(n_series)).astype(float),
-        cal_pos=cells["cal"][pos],
-        x_pos=cells["x"][pos],
+        cal_pos=cal[pos],
+        row=row,
+        row_pos=row[pos],
+        cal_rows=np.ascontiguousarray(cal_rows),
+        x_pos=x[pos],
         in_territory=Centering.of(group_codes, n_groups) if n_groups else company,
         in_company=company,
         territories=Centering.of(np.zeros(max(n_groups, 1), dtype=np.int64), 1),
@@ -274,91 +307,16 @@ def _split(theta: np.ndarray, blocks) -> dict[str, np.ndarray]:
     return out
 
 
-def log_density(theta: np.ndarray, d: HurdleData, blocks) -> tuple[float, np.ndarray]:
+def log_density(theta: np.ndarray, d: HurdleData, blocks=None) -> tuple[float, np.ndarray]:
     """Unnormalised log posterior on the unconstrained scale and its gradient.
 
-    Log-transformed scales ``s = exp(rho)`` carry the Jacobian ``+ rho``. Constants are
-    dropped, so only differences and gradients are meaningful.
+    ``theta`` is laid out as ``layout(d)`` (``blocks``, when given, must be it). Log-transformed
+    scales ``s = exp(rho)`` carry the Jacobian ``+ rho``. Constants are dropped, so only
+    differences and gradients are meaningful. Computed by the compiled
+    :func:`~spm_models.models.hierarchical.kernels.hurdle_log_density`.
     """
-    p = _split(theta, blocks)
-    grad = np.zeros_like(theta)
-    gp = _split(grad, blocks)
-    ex = {k: float(np.exp(p[k][0])) for k in HALF_NORMAL if k in p}
-
-    zc = {k: d.in_territory.apply(p[k]) for k in ("z_a", "z_b")}
-    zc["z_k"] = d.in_company.apply(p["z_k"])
-    a = p["a0"][0] + ex["omega_a"] * zc["z_a"]
-    b = p["b0"][0] + ex["omega_b"] * zc["z_b"]
-    if d.n_groups:
-        uc = {k: d.territories.apply(p[k]) for k in ("u_a", "u_b")}
-        a = a + ex["tau_a"] * uc["u_a"][d.group_codes]
-        b = b + ex["tau_b"] * uc["u_b"][d.group_codes]
-    lk = p["log_shape0"][0] + ex["omega_k"] * zc["z_k"]
-
-    eta = a[d.series] + d.cal @ p["gamma"]
-    if "beta_p" in p:
-        eta = eta + d.x @ p["beta_p"]
-    # log(1 + exp(eta)) and sigmoid(eta) from one overflow-free exponential
-    e = np.exp(-np.abs(eta))
-    lp = float(eta[d.pos].sum() - np.sum(np.maximum(eta, 0.0) + np.log1p(e)))
-    r = d.pos - np.where(eta >= 0, 1.0, e) / (1.0 + e)  # pos - sigmoid(eta)
-    s_pos = d.series_pos
-    mu = b[s_pos] + d.cal_pos @ p["delta"]
-    if "beta_m" in p:
-        mu = mu + d.x_pos @ p["beta_m"]
-    # gamma with mean exp(mu) and shape k: k log k - k mu - lgamma(k) + (k - 1) log y - k y e^-mu
-    k_series = np.exp(lk)
-    lk_pos, k = lk[s_pos], k_series[s_pos]
-    ratio = d.ypos * np.exp(-mu)  # y / mean
-    lp += float(np.sum(k * (lk_pos - mu - ratio) + (k - 1.0) * d.logy) - gammaln(k_series) @ d.n_pos)
-    e = k * (ratio - 1.0)  # d/d mu
-
-    n = d.n_series
-    d_a = np.bincount(d.series, weights=r, minlength=n)
-    d_b = np.bincount(s_pos, weights=e, minlength=n)
-    d_lk = (
-        np.bincount(s_pos, weights=k * (lk_pos + 1.0 - mu + d.logy - ratio), minlength=n)
-        - k_series * digamma(k_series) * d.n_pos
-    )
-    gp["gamma"][:] = d.cal.T @ r
-    gp["delta"][:] = d.cal_pos.T @ e
-    if "beta_p" in p:
-        gp["beta_p"][:] = d.x.T @ r
-        gp["beta_m"][:] = d.x_pos.T @ e
-    gp["a0"][:] = d_a.sum()
-    gp["b0"][:] = d_b.sum()
-    gp["log_shape0"][:] = d_lk.sum()
-    for z, dz, om, cen in (
-        ("z_a", d_a, "omega_a", d.in_territory),
-        ("z_b", d_b, "omega_b", d.in_territory),
-        ("z_k", d_lk, "omega_k", d.in_company),
-    ):
-        gp[z][:] = ex[om] * cen.grad(dz)
-        gp[om][:] = ex[om] * float(zc[z] @ dz)
-    if d.n_groups:
-        for u, dz, tau in (("u_a", d_a, "tau_a"), ("u_b", d_b, "tau_b")):
-            dg = np.bincount(d.group_codes, weights=dz, minlength=d.n_groups)
-            gp[u][:] = ex[tau] * d.territories.grad(dg)
-            gp[tau][:] = ex[tau] * float(uc[u] @ dg)
-
-    # priors
-    for name, loc in (("a0", d.a_mean), ("b0", d.b_mean), ("log_shape0", d.lk_mean)):
-        dev, sd = p[name][0] - loc, LEVEL_SD[name]
-        lp += -0.5 * (dev / sd) ** 2
-        gp[name][:] -= dev / sd**2
-    for name, s in HALF_NORMAL.items():
-        if name in p:  # half-normal(s) on exp(rho), plus the Jacobian rho
-            lp += -0.5 * ex[name] ** 2 / s**2 + p[name][0]
-            gp[name][:] += -(ex[name] ** 2) / s**2 + 1.0
-    for name in ("z_a", "z_b", "z_k", "u_a", "u_b"):
-        if name in p:
-            lp += -0.5 * float(p[name] @ p[name])
-            gp[name][:] -= p[name]
-    for name, sd in (("gamma", d.cal_sd), ("delta", d.cal_sd), ("beta_p", BETA_SD), ("beta_m", BETA_SD)):
-        if name in p:
-            lp += float(-0.5 * np.sum((p[name] / sd) ** 2))
-            gp[name][:] -= p[name] / sd**2
-    return lp, grad
+    lp, grad = hurdle_log_density(np.ascontiguousarray(theta, dtype=float), *d.kernel_args)
+    return float(lp), grad
 
 
 def _initial(d: HurdleData, blocks) -> np.ndarray:
@@ -447,13 +405,10 @@ def fit_advi(
 def model_data(d: HurdleData, *, n_reg: int) -> dict[str, np.ndarray]:
     """Values of the ``pm.Data`` containers of :func:`build_pymc_model`, by container name.
 
-    Everything the PyMC model reads from ``d`` is in a container, except what
-    :func:`structure_key` fixes (the centring over all series and over territories, which
-    depend only on their numbers), so a model built and compiled for one data set computes the
-    density of another with the same key once these values are swapped in (``Model.set_data``
-    and nutpie's ``CompiledPyMCModel.with_data``). The arrays are packed into a few containers
-    because each container adds to nutpie's numba compilation time. ``n_reg`` is the number
-    of indicator regressors.
+    Everything the PyMC model reads from ``d`` is in a container, except the centring over all
+    series and over territories (which depend only on their numbers), so the model computes
+    the density of another data set with the same blocks once these values are swapped in
+    (``Model.set_data``). ``n_reg`` is the number of indicator regressors.
 
     Returns
     -------
@@ -479,21 +434,11 @@ def model_data(d: HurdleData, *, n_reg: int) -> dict[str, np.ndarray]:
     return out
 
 
-def structure_key(d: HurdleData, *, cal_names: list[str], reg_names: list[str]) -> tuple:
-    """What fixes the graph of :func:`build_pymc_model` (everything else is in :func:`model_data`).
-
-    The sizes of the parameter blocks (series, territories, calendar terms and regressors, with
-    their names, which label the posterior) and whether any cell is positive (no positive
-    cell, no gamma term). Two data sets with the same key share one compiled model.
-    """
-    return (int(d.n_series), int(d.n_groups), tuple(cal_names), tuple(reg_names), bool(d.pos.any()))
-
-
 def build_pymc_model(d: HurdleData, *, cal_names: list[str], reg_names: list[str]):
-    """The hurdle model in PyMC (same density as :func:`log_density`).
+    """The hurdle model in PyMC (same density as :func:`log_density`, which the tests check).
 
-    The data enter through ``pm.Data`` containers (:func:`model_data`), so the model can be
-    reused for new data of the same :func:`structure_key`.
+    The data enter through ``pm.Data`` containers (:func:`model_data`). NUTS samples it only
+    when nutpie is missing (:func:`sample_nuts`).
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -557,29 +502,48 @@ def _centred(z, membership, counts, factor):
     return (z - pt.dot(membership, pt.dot(membership.T, z) / counts)) * factor
 
 
-#: Compiled nutpie models kept per :func:`structure_key` (least recently used dropped first).
-NUTS_CACHE_SIZE = 4
-_nuts_cache: OrderedDict[tuple, tuple[Any, Any]] = OrderedDict()
-_nuts_cache_lock = threading.Lock()
+def nutpie_model(d: HurdleData, *, blocks=None):
+    """:func:`log_density` as a nutpie model (``nutpie.from_pyfunc``): nothing to compile.
 
+    nutpie's own route, ``compile_pymc_model`` on :func:`build_pymc_model`, spent 17-30 s of
+    every new process compiling the PyMC graph with numba (more than the sampling), and its
+    compiled gradient was no faster than :func:`log_density` (about 0.4 ms on the 50-agent
+    example). The variables are the blocks of :func:`layout`, constrained (scales
+    exponentiated; the company levels and scales as scalars), so the draws have the names and
+    shapes of the PyMC model's free variables. A chain starts at the prior-centred point of
+    :func:`fit_advi` with every coordinate moved by ``U(-1, 1)``, as PyMC jitters its start.
+    """
+    from nutpie.compiled_pyfunc import from_pyfunc
 
-def clear_nuts_cache() -> None:
-    """Forget the compiled nutpie models of :func:`sample_nuts`."""
-    with _nuts_cache_lock:
-        _nuts_cache.clear()
+    blocks = layout(d) if blocks is None else blocks
+    start = _initial(d, blocks)
+    scalar = {name for name, _, log_t in blocks if log_t or name in LEVEL_SD}
 
+    def make_logp_fn():
+        return lambda theta, **_: log_density(theta, d, blocks)
 
-def _checkout(key: tuple):
-    with _nuts_cache_lock:
-        return _nuts_cache.pop(key, None)
+    def make_expand_fn(*_seeds):
+        def expand(theta, **_):
+            out = {}
+            for (name, _size, log_t), v in zip(blocks, _split(theta, blocks).values()):
+                v = np.exp(v) if log_t else v.copy()
+                out[name] = v.reshape(()) if name in scalar else v
+            return out
 
+        return expand
 
-def _checkin(key: tuple, entry: tuple[Any, Any]) -> None:
-    with _nuts_cache_lock:
-        _nuts_cache[key] = entry
-        _nuts_cache.move_to_end(key)
-        while len(_nuts_cache) > NUTS_CACHE_SIZE:
-            _nuts_cache.popitem(last=False)
+    def initial_point(seed):
+        return start + np.random.default_rng(seed).uniform(-1.0, 1.0, start.size)
+
+    return from_pyfunc(
+        start.size,
+        make_logp_fn,
+        make_expand_fn,
+        [np.dtype("float64")] * len(blocks),
+        [() if name in scalar else (size,) for name, size, _ in blocks],
+        [name for name, _, _ in blocks],
+        make_initial_point_fn=initial_point,
+    )
 
 
 def sample_nuts(
@@ -595,19 +559,12 @@ def sample_nuts(
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """NUTS draws ``{name: (chains * draws, ...)}`` of the free variables, and diagnostics.
 
-    nutpie (numba) when it is installed, else PyMC's NUTS, on :func:`build_pymc_model`.
-    nutpie's compilation (20-30 s on 35 agents) is cached within the process: the compiled
-    models of the last :data:`NUTS_CACHE_SIZE` :func:`structure_key` values are kept and
-    reused with this fit's data swapped in (:func:`model_data`;
-    ``CompiledPyMCModel.with_data`` for the density, ``Model.set_data`` for the initial
-    point), which gives the same draws as a fresh compilation for the same data and seed. A
-    model is taken out of the cache while it samples, so a concurrent fit of the same
-    structure compiles its own. PyMC's NUTS is not cached. Diagnostics:
-    ``sampler``, ``compiled`` (False when a cached nutpie model was reused), ``divergences``,
-    and with two chains or more ``max_rhat`` and ``min_ess_bulk`` over the identified
-    quantities (:func:`identified`): the raw ``z`` and ``u`` also move along the direction
-    the zero-sum centring removes from the model, which only its prior sees and which may mix
-    slowly without mattering to anything.
+    nutpie on :func:`log_density` (:func:`nutpie_model`) when nutpie is installed, else PyMC's
+    NUTS on :func:`build_pymc_model`. Diagnostics: ``sampler``, ``divergences``, and with two
+    chains or more ``max_rhat`` and ``min_ess_bulk`` over the identified quantities
+    (:func:`identified`): the raw ``z`` and ``u`` also move along the direction the zero-sum
+    centring removes from the model, which only its prior sees and which may mix slowly
+    without mattering to anything.
     """
     try:
         import nutpie
@@ -615,34 +572,18 @@ def sample_nuts(
         nutpie = None
     cores = min(chains, os.cpu_count() or 1)
     if nutpie is not None:
-        key = structure_key(d, cal_names=cal_names, reg_names=reg_names)
-        entry = _checkout(key)
-        if entry is None:
-            model = build_pymc_model(d, cal_names=cal_names, reg_names=reg_names)
-            names = [v.name for v in model.free_RVs]
-            compiled = nutpie.compile_pymc_model(model, var_names=names)
-        else:
-            model, compiled = entry
-            names = [v.name for v in model.free_RVs]
-            values = model_data(d, n_reg=len(reg_names))
-            for name, value in values.items():
-                model.set_data(name, value)  # the initial point reads the PyMC containers
-            # a container the compiled functions do not read (none, today) cannot change the density
-            compiled = compiled.with_data(**{k: v for k, v in values.items() if k in compiled.shared_data})
-        try:
-            idata = nutpie.sample(
-                compiled,
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                cores=cores,
-                seed=seed,
-                target_accept=target_accept,
-                progress_bar=False,
-            )
-        finally:
-            _checkin(key, (model, compiled))
-        sampler, fresh = "nutpie", entry is None
+        names = [name for name, _, _ in layout(d)]
+        idata = nutpie.sample(
+            nutpie_model(d),
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores,
+            seed=seed,
+            target_accept=target_accept,
+            progress_bar=False,
+        )
+        sampler = "nutpie"
     else:
         import pymc as pm
 
@@ -660,13 +601,13 @@ def sample_nuts(
                 compute_convergence_checks=False,
                 var_names=names,
             )
-        sampler, fresh = "pymc", True
+        sampler = "pymc"
     samples = {}
     for name in names:
         arr = np.asarray(idata.posterior[name].to_numpy(), dtype=float)
         samples[name] = arr.reshape((-1,) + arr.shape[2:])
     div = idata.sample_stats["diverging"].to_numpy() if "diverging" in idata.sample_stats else np.zeros(1)
-    diag: dict[str, Any] = {"sampler": sampler, "compiled": fresh, "divergences": int(np.sum(div))}
+    diag: dict[str, Any] = {"sampler": sampler, "divergences": int(np.sum(div))}
     if chains > 1:
         import arviz as az
 

@@ -86,19 +86,13 @@ forecast is the agent's pooled level times the calendar.
 
 Inference
 ---------
-``method="nuts"``: the PyMC model (:mod:`~spm_models.models.hierarchical.inference`)
-sampled by nutpie when it is installed, else by PyMC's NUTS. The data enter the PyMC model
-as ``pm.Data`` containers, so within a process a later fit whose model has the same
-structure (number of fitted series and territories, calendar terms, regressors) reuses
-nutpie's compiled model with its own data swapped in and the same draws as a fresh
-compilation (:func:`~spm_models.models.hierarchical.inference.sample_nuts`): on 35 agents by
-60 weeks a first fit took 28-34 s (23-30 s of it compiling, about 10 s more than with the
-data as constants: nutpie's data containers cost compile time) and a later one 3 s instead of
-14-17 s. Nothing is cached between processes (numba cannot cache nutpie's compiled
-functions on disk). ``method="advi"``: mean-field ADVI on a numpy implementation of the same
-log density (no compilation; tested against the PyMC model); mean-field intervals of the
-parameters can be too narrow in general, though on the synthetic organisation its effect sds
-were within about 10% of NUTS'.
+``method="nuts"``: NUTS by nutpie on the model's log density compiled by numba (cached on disk,
+:func:`~spm_models.models.hierarchical.inference.nutpie_model`), else PyMC's NUTS on the same
+model in PyMC (:mod:`~spm_models.models.hierarchical.inference`). nutpie's own compilation of
+the PyMC model took 17-30 s of every new process, more than the sampling itself.
+``method="advi"``: mean-field ADVI on the same compiled log density (tested against the PyMC
+model); mean-field intervals of the parameters can be too narrow in general, though on the
+synthetic organisation its effect sds were within about 10% of NUTS'.
 
 Every series with at least 2 observations and no negative value is fitted, however short:
 pooling is what lets a new hire's few weeks borrow strength from its territory. Series with
@@ -183,7 +177,6 @@ class HierarchicalBayes(ForecastModel):
         Territory of each series (``unique_ids_`` order).
     diagnostics_ : dict
         ``method``, ``sampler``, ``fit_seconds``, ``n_samples``, and for NUTS
-        ``compiled`` (False when a compiled nutpie model of an earlier fit was reused),
         ``divergences``, ``max_rhat``, ``min_ess_bulk`` (two chains or more); for ADVI
         ``iterations``, ``converged`` and ``elbo`` (mean over the last window).
     posterior_ : dict of ndarray
