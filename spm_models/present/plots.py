@@ -64,8 +64,8 @@ def _figure(
     height: float = _HEIGHT,
     width: float = _WIDTH,
     *,
-    left: float = 0.09,
-    right: float = 0.98,
+    left: float = 0.115,
+    right: float = 0.955,
     bottom: float | None = None,
     top: float | None = None,
     legend: bool = False,
@@ -85,9 +85,44 @@ def _figure(
     return fig, ax
 
 
+def _wrap(labels, width: int = 28) -> list[str]:
+    """Category labels of a bar chart wrapped at ``width`` characters (stage and people names
+    come from the data, so any length reaches here)."""
+    import textwrap
+
+    return [textwrap.fill(str(t), width=width, break_long_words=True) or " " for t in labels]
+
+
+def _left_for(labels, fontsize: float, width: float = _WIDTH, *, least: float = 0.12) -> float:
+    """Left margin (a share of ``width`` inches) that holds the widest of ``labels``' lines at
+    ``fontsize`` points, set in bold (a highlighted label is), beside the axis; measured with
+    the font of the current style (call it inside :func:`_style`)."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    props, measure = FontProperties(size=fontsize, weight="bold"), TextToPath()
+    lines = [line for t in labels for line in str(t).split("\n")]
+    widest = max((measure.get_text_width_height_descent(x, props, ismath=False)[0] for x in lines), default=0.0)
+    import matplotlib
+
+    room = matplotlib.rcParams["ytick.major.size"] + matplotlib.rcParams["ytick.major.pad"] + 6.0  # tick, pad, slack
+    return min(0.6, max(least, (widest + room) / 72.0 / width))
+
+
 def _legend(ax, *, ncol: int = 4) -> None:
     """The legend in the band above the axes, in one row: never over the data."""
-    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=ncol, fontsize=8, frameon=False, borderaxespad=0.0)
+    # anchored at the figure's left edge, not the axes': beside a wide label column the legend
+    # would otherwise start far right and run past the figure
+    fig, top = ax.figure, ax.get_position().y1
+    ax.legend(
+        loc="lower left",
+        bbox_to_anchor=(0.01, top + 0.01),
+        bbox_transform=fig.transFigure,
+        ncol=ncol,
+        fontsize=8,
+        frameon=False,
+        borderaxespad=0.0,
+    )
 
 
 def _alt(fig, text: str):
@@ -261,13 +296,13 @@ def funnel_chart(funnel: pd.DataFrame, *, usable: bool = True):
         return _empty("Stage conversion cannot be measured from these data.")
     rate_col = "agent_rate" if "agent_rate" in funnel else "rate"
     with _style():
-        fig, ax = _figure(height=3.2, left=0.3, legend=True)
         y = np.arange(len(funnel))
         weakest = funnel.get("weakest", pd.Series(False, index=funnel.index)).fillna(False).astype(bool).to_numpy()
-        labels = [
+        labels = _wrap(
             t.replace("->", " → ").replace("_", " ") + (" (weakest)" if w else "")
             for t, w in zip(funnel["transition"].astype("str"), weakest)
-        ]
+        )
+        fig, ax = _figure(height=3.2, left=_left_for(labels, 8), right=0.95, legend=True)
         who = "You" if rate_col == "agent_rate" else "Team"
         # "you" keeps its colour; the weakest stage is named on its label and outlined, never recoloured
         ax.barh(
@@ -314,14 +349,15 @@ def indicator_chart(indicators: pd.DataFrame):
     if f is None or f.empty:
         return _empty("No history to compare leading indicators with.")
     with _style():
-        fig, ax = _figure(height=0.45 * len(f) + 1.0, left=0.3)
+        labels = _wrap(indicator_label(i).capitalize() for i in f["indicator"])
+        fig, ax = _figure(height=0.45 * len(f) + 1.0, left=_left_for(labels, 8))
         y = np.arange(len(f))
         colors = [{"up": _GREEN, "down": _RED}.get(d, _GREY) for d in f["direction"]]
         ax.barh(y, f["ratio_to_mean"].to_numpy(), color=colors)
         ax.axvline(1.0, color="black", lw=1)
-        ax.set_yticks(y, [indicator_label(i).capitalize() for i in f["indicator"]], fontsize=8)
+        ax.set_yticks(y, labels, fontsize=8)
         ax.invert_yaxis()
-        ax.set_xlabel("This month / own monthly average of the last 12 months (1.0 = usual)")
+        ax.set_xlabel("This month ÷ own 12-month average (1.0 = usual)")
         ax.set_xlim(0, max(2.0, float(f["ratio_to_mean"].max()) * 1.1))
     return _alt(
         fig,
@@ -359,7 +395,12 @@ def fan_chart(fan: pd.DataFrame, actual: pd.DataFrame, *, quota: float | None, c
         ax.set_ylabel(f"Cumulative bookings ({currency})")
         _money_axis(ax, currency)
         ax.set_ylim(bottom=0)
-        _legend(ax, ncol=6)
+        # day and month ticks ("15 Oct"), never full dates that run into each other
+        from matplotlib.dates import AutoDateLocator, DateFormatter
+
+        ax.xaxis.set_major_locator(AutoDateLocator(minticks=3, maxticks=7))
+        ax.xaxis.set_major_formatter(DateFormatter("%d %b"))
+        _legend(ax, ncol=3)  # two rows: six entries in one row ran past the figure's edge
     last = fan.iloc[-1]
     money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
     q = f"; quota {money(quota)}" if quota is not None and np.isfinite(quota) and quota > 0 else ""
@@ -405,7 +446,8 @@ def attainment_bars(agents: pd.DataFrame, *, quarter: str = "the quarter", close
     if f.empty:
         return None
     with _style():
-        fig, ax = _figure(height=0.4 * len(f) + 1.5, left=0.25, legend=True)
+        names = _wrap(f["agent_name"])
+        fig, ax = _figure(height=0.4 * len(f) + 1.5, left=_left_for(names, 8), legend=True)
         y = np.arange(len(f))
         done = f"Attainment {quarter} (final)" if closed else f"Attainment {quarter} to date"
         ax.barh(y, f["attainment_qtd"].to_numpy(), color=_BLUE, label=done)
@@ -418,7 +460,7 @@ def attainment_bars(agents: pd.DataFrame, *, quarter: str = "the quarter", close
                 label=f"Expected at the end of {quarter}",
             )
         ax.axvline(1.0, color="black", lw=1)
-        ax.set_yticks(y, [str(n) for n in f["agent_name"]], fontsize=8)
+        ax.set_yticks(y, names, fontsize=8)
         ax.invert_yaxis()
         _pct_axis(ax, axis="x")
         ax.set_xlabel(f"Attainment of the {quarter} quota")
@@ -461,7 +503,7 @@ def plan_chart(plan: pd.DataFrame, *, currency: str):
     if plan is None or plan.empty:
         return _empty("No bookings history.")
     with _style():
-        fig, ax = _figure(right=0.9, legend=True)
+        fig, ax = _figure(right=0.885, legend=True)
         x = np.arange(len(plan))
         ax.bar(x, plan["bookings"].to_numpy(), color=_BLUE, label="Bookings")
         if plan["quota"].notna().any():
@@ -496,7 +538,8 @@ def territory_chart(outlook: pd.DataFrame, *, currency: str, quarter: str = "the
     if outlook is None or outlook.empty:
         return _empty("No territories to compare.")
     with _style():
-        fig, ax = _figure(height=0.55 * len(outlook) + 1.6, left=0.25, legend=True)
+        names = _wrap(outlook["territory_name"])
+        fig, ax = _figure(height=0.55 * len(outlook) + 1.6, left=_left_for(names, 8), legend=True)
         y = np.arange(len(outlook))
         ax.barh(
             y - 0.2, outlook["closed_to_date"].to_numpy(), height=0.4, color=_BLUE, label=f"Booked in {quarter} so far"
@@ -513,7 +556,7 @@ def territory_chart(outlook: pd.DataFrame, *, currency: str, quarter: str = "the
             ax.scatter(
                 outlook["quota"].to_numpy(), y, marker="|", s=400, color=_ORANGE, zorder=3, label=f"Quota {quarter}"
             )
-        ax.set_yticks(y, [str(n) for n in outlook["territory_name"]], fontsize=8)
+        ax.set_yticks(y, names, fontsize=8)
         ax.invert_yaxis()
         ax.set_xlabel(f"Bookings of {quarter} ({currency})")
         _money_axis(ax, currency, axis="x")
@@ -536,12 +579,13 @@ def accuracy_chart(accuracy: pd.DataFrame, *, currency: str, label_column: str =
     if f is None or f.empty:
         return _empty("No forecast from last month to compare with.")
     with _style():
-        fig, ax = _figure(height=0.45 * len(f) + 1.5, left=0.25, legend=True)
+        names = _wrap(f[label_column])
+        fig, ax = _figure(height=0.45 * len(f) + 1.5, left=_left_for(names, 8), legend=True)
         y = np.arange(len(f))
         ax.hlines(y, f["forecast_q0.1"], f["forecast_q0.9"], color=_BLUE, lw=6, alpha=0.35, label="80% range")
         ax.scatter(f["forecast_q0.5"], y, color=_BLUE, marker="|", s=200, label="Median forecast")
         ax.scatter(f["actual"], y, color="black", zorder=3, label="Actual bookings (each row's own)")
-        ax.set_yticks(y, [str(v) for v in f[label_column]], fontsize=8)
+        ax.set_yticks(y, names, fontsize=8)
         ax.invert_yaxis()
         ax.set_xlabel(f"Bookings of the month ({currency})")
         _money_axis(ax, currency, axis="x")
