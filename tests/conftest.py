@@ -182,6 +182,26 @@ def small_warehouse(tmp_path_factory, small_dataset) -> Iterator[Path]:
     _unchanged("small_warehouse", before, _tree_digest(path.parent))
 
 
+@pytest.fixture(scope="session")
+def plan_data() -> Iterator[Dataset]:
+    """An 8-agent organisation over 2.5 years for the incentive plans' cost and backtest (read-only)."""
+    from spm_models.synthetic.generator import generate_organisation
+
+    ds = generate_organisation(8, years=2.5, seed=3).dataset
+    before = _dataset_digest(ds)
+    yield ds
+    _unchanged("plan_data", before, _dataset_digest(ds))
+
+
+@pytest.fixture(scope="session")
+def plan_books() -> dict:
+    """The two shipped example plan books: ``current`` (plans/example.toml) and ``draft``."""
+    from spm_models.insights.incentives import load_plan_book
+    from spm_models.insights.incentives.planfile import example_plan_file
+
+    return {name: load_plan_book(example_plan_file(f)) for name, f in (("current", "example"), ("draft", "draft"))}
+
+
 def hostile(dataset: Dataset) -> Dataset:
     """``dataset`` with the names of ``HOSTILE_NAMES``, ``HOSTILE_ID`` and ``HOSTILE_TERRITORY``, validated."""
     from spm_models.data.dataset import Dataset

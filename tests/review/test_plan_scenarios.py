@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spm_models.insights.incentives import backtest_plan_cost, load_plan_book, plan_runs
-from spm_models.insights.incentives.planfile import example_plan_file
+from spm_models.insights.incentives import backtest_plan_cost, plan_runs
 from spm_models.insights.incentives.scenarios import (
     CALIBRATION_DRAWS,
     CALIBRATION_MIN_ROWS,
@@ -25,19 +24,6 @@ from spm_models.models import CalendarBaseline
 from spm_models.review import outlook as ol
 from spm_models.review import recalibration as rc
 from spm_models.review.settings import ReviewConfig
-from spm_models.synthetic.generator import generate_organisation
-
-
-@pytest.fixture(scope="module")
-def data():
-    return generate_organisation(8, years=2.5, seed=3).dataset
-
-
-@pytest.fixture(scope="module")
-def books():
-    return {
-        name: load_plan_book(example_plan_file(file)) for name, file in (("current", "example"), ("draft", "draft"))
-    }
 
 
 def _review_calibration(data, month):
@@ -57,13 +43,13 @@ def test_the_defaults_are_the_reviews():
     )
 
 
-def test_the_backtest_learns_what_a_review_the_day_before_each_quarter_learns(data, books):
-    bt = backtest_plan_cost(data, books, model=CalendarBaseline(), n_draws=40)
+def test_the_backtest_learns_what_a_review_the_day_before_each_quarter_learns(plan_data, plan_books):
+    bt = backtest_plan_cost(plan_data, plan_books, model=CalendarBaseline(), n_draws=40)
     learned = bt[(bt["plan"] == "current") & bt["drift"].notna()]
     assert len(learned) >= 2 and bt.loc[bt["drift"].isna(), "period_start"].min() == bt["period_start"].min()
     for _, row in learned.iloc[[0, -1]].iterrows():  # the first quarter with a factor and the last
         as_of = row["period_start"] - pd.Timedelta(days=1)
-        cal, c = _review_calibration(data, f"{as_of:%Y-%m}")
+        cal, c = _review_calibration(plan_data, f"{as_of:%Y-%m}")
         assert cal.as_of == as_of and cal.forecast_quarter == row["period_start"]
         assert row["drift"] == pytest.approx(c.drift, rel=1e-9)
         assert row["spread"] == pytest.approx(c.spread, rel=1e-9)
@@ -72,16 +58,16 @@ def test_the_backtest_learns_what_a_review_the_day_before_each_quarter_learns(da
         ] == pytest.approx(c.group_spread)
 
 
-def test_plan_runs_draws_are_the_models_times_the_reviews_factor(data, books):
+def test_plan_runs_draws_are_the_models_times_the_reviews_factor(plan_data, plan_books):
     """Mid-quarter (offset 8 weeks): the calibration is the review's of that month, and every
     agent's draws are the model's own times ``F_j G_gj`` of the review's seed."""
     kw = dict(model=CalendarBaseline(), as_of="2025-02-28", n_draws=50, seed=0)
-    ctx = plan_runs(data, books, **kw)["current"].context
-    raw = plan_runs(data, books, calibrate=False, **kw)["current"].context
-    _, c = _review_calibration(data, "2025-02")
+    ctx = plan_runs(plan_data, plan_books, **kw)["current"].context
+    raw = plan_runs(plan_data, plan_books, calibrate=False, **kw)["current"].context
+    _, c = _review_calibration(plan_data, "2025-02")
     assert ctx.calibration.factor_applied and raw.calibration is None
     assert (ctx.calibration.drift, ctx.calibration.spread) == pytest.approx((c.drift, c.spread), rel=1e-9)
     fc, fc_raw = ctx.projection.forecast, raw.projection.forecast
-    terr = agent_territories(data.tables)
+    terr = agent_territories(plan_data.tables)
     f = c.factors(50, seed=0, groups=[terr.get(u, "") for u in fc.unique_ids.astype(str)])
     np.testing.assert_allclose(fc.draws, fc_raw.draws * f[:, None, :], rtol=1e-6)

@@ -20,39 +20,24 @@ from spm_models.insights.incentives import (
     cost_coverage,
     cost_scenarios,
     default_as_of,
-    load_plan_book,
     plan_runs,
 )
-from spm_models.insights.incentives.planfile import example_plan_file
 from spm_models.insights.incentives.rollout import last_sunday
 from spm_models.models import make_model
-from spm_models.synthetic.generator import generate_organisation
 
 
-@pytest.fixture(scope="module")
-def data():
-    return generate_organisation(8, years=2.5, seed=3).dataset
-
-
-@pytest.fixture(scope="module")
-def books():
-    return {
-        name: load_plan_book(example_plan_file(file)) for name, file in (("current", "example"), ("draft", "draft"))
-    }
-
-
-def test_last_sunday_and_default_as_of(data):
+def test_last_sunday_and_default_as_of(plan_data):
     assert last_sunday("2025-06-30") == pd.Timestamp("2025-06-29")  # a Monday: the day before
     assert last_sunday("2025-06-29") == pd.Timestamp("2025-06-29")  # a Sunday: itself
-    day = default_as_of(data)
+    day = default_as_of(plan_data)
     assert day == day + pd.offsets.MonthEnd(0)  # a month's last day
-    opps = data.tables["opportunities"]
+    opps = plan_data.tables["opportunities"]
     last = max(opps["created_date"].max(), opps["close_date"].max())
     assert day <= last < day + pd.offsets.MonthEnd(1) + pd.Timedelta(days=1)
 
 
-def test_two_books_see_the_same_scenarios(data, books):
-    runs = plan_runs(data, books, model=make_model("Mean"), as_of="2025-03-31", n_draws=60)
+def test_two_books_see_the_same_scenarios(plan_data, plan_books):
+    runs = plan_runs(plan_data, plan_books, model=make_model("Mean"), as_of="2025-03-31", n_draws=60)
     cur, dra = runs["current"], runs["draft"]
     assert cur.context is dra.context and cur.context.quarter_label == "2025-Q2"
     table = compare_plans(runs)
@@ -66,27 +51,27 @@ def test_two_books_see_the_same_scenarios(data, books):
     )
 
 
-def test_backtest_realised_is_the_settled_cost(data, books):
-    bt = backtest_plan_cost(data, books, model=make_model("Mean"), n_draws=60)
+def test_backtest_realised_is_the_settled_cost(plan_data, plan_books):
+    bt = backtest_plan_cost(plan_data, plan_books, model=make_model("Mean"), n_draws=60)
     assert (bt["period_start"] >= pd.Timestamp("2024-01-01")).all()  # not before the books start
     assert (bt["origin"].dt.day_of_week == 6).all() and (bt["origin"] < bt["period_start"]).all()
     assert (bt["period_start"] - bt["origin"] <= pd.Timedelta(days=7)).all()
     held = (bt["cost_q10"] <= bt["realised_cost"]) & (bt["realised_cost"] <= bt["cost_q90"])
     assert bt["held"].tolist() == held.tolist()
     last = bt["period_start"].max()
-    settled = PlanContext(data.tables, calendar=data.fiscal_calendar, as_of=last + pd.offsets.QuarterEnd(0))
-    done = company_totals(settled.evaluate(books["draft"], scenarios=False)).set_index("period_start")
+    settled = PlanContext(plan_data.tables, calendar=plan_data.fiscal_calendar, as_of=last + pd.offsets.QuarterEnd(0))
+    done = company_totals(settled.evaluate(plan_books["draft"], scenarios=False)).set_index("period_start")
     row = bt[(bt["plan"] == "draft") & (bt["period_start"] == last)].iloc[0]
     assert row["realised_cost"] == pytest.approx(done.loc[last, "earned_to_date"])
     assert done.loc[last, "status"] == "final" and row["realised_cost"] > 0
 
 
-def test_backtest_scenarios_are_recalibrated_where_a_factor_was_learned(data, books):
+def test_backtest_scenarios_are_recalibrated_where_a_factor_was_learned(plan_data, plan_books):
     """Quarters with three ended before them get the review's factor (a wider range here, where
     the quarters varied more than the agents' independent draws say); the first keep the model's
     own draws, exactly as ``calibrate=False`` gives them."""
-    cal = backtest_plan_cost(data, books, model=make_model("Mean"), n_draws=60)
-    raw = backtest_plan_cost(data, books, model=make_model("Mean"), n_draws=60, calibrate=False)
+    cal = backtest_plan_cost(plan_data, plan_books, model=make_model("Mean"), n_draws=60)
+    raw = backtest_plan_cost(plan_data, plan_books, model=make_model("Mean"), n_draws=60, calibrate=False)
     assert raw[["drift", "spread", "territory_spread"]].isna().all().all()
     np.testing.assert_array_equal(cal["realised_cost"], raw["realised_cost"])
     own = cal["drift"].isna().to_numpy()
@@ -115,10 +100,10 @@ def test_coverage_by_hand():
     assert cov.loc["b", "coverage"] == 1.0 and cov.loc["b", "coverage_high"] == pytest.approx(1.0)
 
 
-def test_bad_arguments_are_named(data, books):
+def test_bad_arguments_are_named(plan_data, plan_books):
     with pytest.raises(ConfigError, match="at least one plan book"):
-        plan_runs(data, {}, model=make_model("Mean"))
+        plan_runs(plan_data, {}, model=make_model("Mean"))
     with pytest.raises(ConfigError, match="ForecastModel"):
-        backtest_plan_cost(data, books, model="Mean")
+        backtest_plan_cost(plan_data, plan_books, model="Mean")
     with pytest.raises(DataError, match="weeks of bookings history"):
-        plan_runs(data, books, model=make_model("Mean"), as_of="2023-01-15")
+        plan_runs(plan_data, plan_books, model=make_model("Mean"), as_of="2023-01-15")
