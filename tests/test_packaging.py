@@ -164,7 +164,7 @@ def test_the_wheel_installs_and_runs_the_demo(tmp_path):
     installed with ``--no-deps``; the fresh venv reaches the pinned dependencies through a
     ``.pth`` line naming this interpreter's site-packages instead of installing the stack from
     the index, which would take minutes, and a link to this environment's ``share/jupyter``,
-    where pip puts the data files of the dependencies (nbconvert's HTML templates) outside
+    where pip puts the data files of the dependencies (the python3 kernel spec) outside
     site-packages. That site-packages also holds the editable install, but
     a ``.pth`` line only adds a directory to ``sys.path``: the ``.pth`` files inside it, the
     editable install's finder among them, are not run there, so ``spm_models`` can only come
@@ -187,7 +187,7 @@ def test_the_wheel_installs_and_runs_the_demo(tmp_path):
     _run([sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index", wheel])
     purelib = _run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
     (Path(purelib) / "_spm_test_dependencies.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    jupyter_data = Path(sys.prefix) / "share" / "jupyter"  # nbconvert's HTML templates live here
+    jupyter_data = Path(sys.prefix) / "share" / "jupyter"  # kernel specs live here
     if jupyter_data.is_dir():
         (venv / "share").mkdir()
         (venv / "share" / "jupyter").symlink_to(jupyter_data, target_is_directory=True)

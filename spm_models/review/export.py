@@ -1,18 +1,28 @@
 """Executed notebook -> one self-contained HTML page with no code in it.
 
-nbconvert's ``basic`` template renders the cells' outputs only (inputs and prompts
-excluded); figures are already ``<img>`` tags with SVG data URIs in the outputs
-(:func:`spm_models.present.plots.figure_html`), so they travel inside the page. The page
-around it is ours: inline CSS, no script, no external link, a ``<title>`` naming the subject
+The page holds the cells' outputs and the markdown cells, nothing else: no inputs, no
+prompts. Figures are already ``<img>`` tags with SVG data URIs in the outputs
+(:func:`spm_models.present.plots.figure_html`), so they travel inside the page. The page around
+it is ours: inline CSS, no script, no external link, a ``<title>`` naming the subject
 (escaped), so it opens offline and shows the same everywhere. Text the kernel wrote to stderr
 (library warnings) is kept in the executed notebook for whoever debugs it, and left out of the
 page.
+
+Why this is not nbconvert's ``HTMLExporter``: a report page needs only its outputs (which are
+HTML the review wrote) and its markdown, while the exporter runs a dozen preprocessors,
+validates the whole notebook against its schema after each one, renders jinja templates it
+finds on the data path (which a non-editable install may put elsewhere) and then re-parses
+the page it built with BeautifulSoup to add attributes these pages never need. That was about
+45 ms of CPU per page, over a tenth of a report's cost (``bench/review.py``); this walk takes
+a few. Markdown is rendered by mistune, the library nbconvert itself uses, with raw HTML kept
+as nbconvert did.
 """
 
 from __future__ import annotations
 
-import copy
+import base64
 import os
+import re
 import threading
 from html import escape
 from pathlib import Path
@@ -93,41 +103,67 @@ table.spm-table > caption { display: block; }
   .spm-card { background: #fff; }
 }
 pre { white-space: pre-wrap; background: #f6f7f9; padding: 8px; border-radius: 4px; font-size: 13px; }
-.output_stderr { display: none; } .anchor-link { display: none; }
 """
 
 _local = threading.local()
 
-
-def _exporter():
-    """One nbconvert exporter per thread (exporters keep state between calls)."""
-    ex = getattr(_local, "exporter", None)
-    if ex is None:
-        from nbconvert import HTMLExporter
-
-        ex = HTMLExporter(
-            template_name="basic", exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
-        )
-        _local.exporter = ex
-    return ex
+#: Output types shown on a page, in order of preference (the first one an output has is used).
+_PREFERENCE = ("text/html", "image/svg+xml", "image/png", "image/jpeg", "text/markdown", "text/plain")
 
 
-def _strip(nb: Any) -> Any:
-    """A copy without stderr streams and without the papermill/cell metadata."""
-    nb = copy.deepcopy(nb)
+def _markdown() -> Any:
+    """One mistune renderer per thread, headings with ids (a section can be linked to)."""
+    md = getattr(_local, "markdown", None)
+    if md is None:
+        import mistune
+
+        class _Renderer(mistune.HTMLRenderer):
+            def heading(self, text: str, level: int, **attrs: Any) -> str:
+                slug = re.sub(r"[^0-9a-z]+", "-", re.sub(r"<[^>]+>", "", text).lower()).strip("-")
+                return f'<h{level} id="{slug}">{text}</h{level}>\n' if slug else f"<h{level}>{text}</h{level}>\n"
+
+        md = mistune.create_markdown(escape=False, renderer=_Renderer(escape=False), plugins=["table", "strikethrough"])
+        _local.markdown = md
+    return md
+
+
+def _text(value: Any) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
+def _output_html(out: Any) -> str:
+    """One output as HTML; stderr and unknown kinds give nothing."""
+    kind = out.get("output_type")
+    if kind == "stream":
+        return f"<pre>{escape(_text(out.get('text', '')))}</pre>" if out.get("name") == "stdout" else ""
+    if kind == "error":
+        return f"<pre>{escape(str(out.get('ename', '')))}: {escape(str(out.get('evalue', '')))}</pre>"
+    data = out.get("data", {})
+    mime = next((m for m in _PREFERENCE if m in data), None)
+    if mime is None:
+        return ""
+    value = _text(data[mime])
+    if mime == "text/html":
+        return value
+    if mime == "image/svg+xml":
+        value = base64.b64encode(value.encode("utf-8")).decode("ascii")
+    if mime.startswith("image/"):
+        return f'<img alt="Figure" src="data:{mime};base64,{value.strip()}">'
+    if mime == "text/markdown":
+        return _markdown()(value)
+    return f"<pre>{escape(value)}</pre>"
+
+
+def _body(nb: Any) -> str:
+    """The markdown cells rendered and the code cells' outputs, in notebook order."""
+    parts = []
     for cell in nb.cells:
-        if cell.get("cell_type") == "code":
-            cell["outputs"] = [
-                o
-                for o in cell.get("outputs", [])
-                if not (o.get("output_type") == "stream" and o.get("name") == "stderr")
-            ]
-        cell["metadata"] = {}
-    nb.metadata = {
-        "kernelspec": nb.metadata.get("kernelspec", {}),
-        "language_info": nb.metadata.get("language_info", {}),
-    }
-    return nb
+        kind = cell.get("cell_type")
+        if kind == "markdown":
+            parts.append(_markdown()(_text(cell.get("source", ""))))
+        elif kind == "code":
+            parts.extend(_output_html(o) for o in cell.get("outputs", []))
+    return "\n".join(p for p in parts if p)
 
 
 def to_html(nb: Any, *, title: str, lang: str = "en") -> str:
@@ -140,7 +176,7 @@ def to_html(nb: Any, *, title: str, lang: str = "en") -> str:
     title : str
         Text of ``<title>`` (escaped).
     """
-    body, _ = _exporter().from_notebook_node(_strip(nb))
+    body = _body(nb)
     return (
         f'<!DOCTYPE html>\n<html lang="{escape(lang)}">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'

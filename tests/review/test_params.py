@@ -105,8 +105,20 @@ def test_a_template_that_drifts_is_caught():
 
 
 def _code_cells(template):
+    """The template's code cells as the kernel runs them (IPython's own transform: a ``%config``
+    line becomes a ``get_ipython().run_line_magic`` call)."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
     nb = nbformat.read(template_path(template, folder=TEMPLATE_DIR), as_version=4)
-    return [c.source for c in nb.cells if c.cell_type == "code"]
+    return [TransformerManager().transform_cell(c.source) for c in nb.cells if c.cell_type == "code"]
+
+
+def test_every_call_in_a_report_cell_shows_its_output():
+    """Report cells hold one section each (a cell's fixed cost is paid per cell, bench/review.py),
+    so the first cell after the parameters makes every call of a cell show its output."""
+    for template in sorted(TEMPLATES):
+        setup = _code_cells(template)[1]
+        assert "run_line_magic('config', 'InteractiveShell.ast_node_interactivity = \"all\"" in setup, template
 
 
 @pytest.mark.parametrize("template", sorted(TEMPLATES))
@@ -140,7 +152,7 @@ def test_templates_need_nothing_the_kernel_server_preloaded(template):
     names its own cells bind (parameters, imports, assignments) cannot lean on what the server
     loaded: every module it touches is one it imported itself. make test-slow also runs each
     template in a plain kernel (tests/review/test_reports_nbval.py)."""
-    bound = set(dir(builtins))
+    bound = set(dir(builtins)) | {"get_ipython"}  # IPython puts it in every kernel's namespace
     for source in _code_cells(template):
         for stmt in ast.parse(source).body:
             assert not isinstance(stmt, ast.Import), f"use 'from spm_models... import name': {source}"
