@@ -24,7 +24,9 @@ def test_outputs_and_markdown_in_order_and_no_code():
         new_markdown_cell("### Won this month"),
         new_code_cell(
             "other_call()",
-            outputs=[new_output("execute_result", data={"text/plain": "<X>", "text/html": "<p>won</p>"}, execution_count=1)],
+            outputs=[
+                new_output("execute_result", data={"text/plain": "<X>", "text/html": "<p>won</p>"}, execution_count=1)
+            ],
         ),
     )
     body = page[page.index("<main>") : page.index("</main>")]
