@@ -2,29 +2,21 @@
 
 Each function takes frames from :mod:`spm_models.review.views` (which hold the outputs of
 :mod:`spm_models.insights.scorecard`, :mod:`spm_models.insights.commission` and the forecast), and returns a
-:class:`matplotlib.figure.Figure` built without pyplot, so no global figure state is kept
-between cells and figures are freed with their last reference. Styling is seaborn's
-"whitegrid" theme applied inside each function (no global ``rcParams`` change), and
-``text.parse_math`` is off so a ``$`` in a name is drawn as a dollar sign, not parsed as
-mathematics. Axes say their unit and the bookings label (a currency, or deals). A figure for a
-part of a report the data do not support is given ``None`` and draws nothing.
+:class:`matplotlib.figure.Figure` made by :mod:`spm_models.present.figures` (no pyplot, the report
+style, SVG on a page) with its alternative text. Axes say their unit and the bookings label (a
+currency, or deals). A figure for a part of a report the data do not support is given ``None``
+and draws nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import numpy as np
 import pandas as pd
 
+from spm_models.present.figures import WIDTH, figure_html, new_figure, style, with_alt
 from spm_models.present.format import format_value, indicator_label
 
 __all__ = [
-    "use_in_notebook",
-    "alt_text",
-    "figure_html",
-    "figure_svg",
     "warm_up",
     "bookings_trend",
     "activity_trend",
@@ -39,50 +31,9 @@ __all__ = [
     "accuracy_chart",
 ]
 
-_WIDTH, _HEIGHT, _DPI = 7.0, 3.3, 96
 _BLUE, _GREY, _ORANGE, _GREEN, _RED = "#2f6db3", "#8c8c8c", "#e08214", "#3b8f4f", "#c0392b"
 #: One colour means "you" (the agent, or the team the page is about) in every figure.
 _YOU = _BLUE
-
-
-@contextmanager
-def _style() -> Iterator[None]:
-    import matplotlib
-    import seaborn as sns
-
-    rc = {
-        **sns.axes_style("whitegrid"),
-        **sns.plotting_context("notebook", font_scale=0.95),
-        "text.parse_math": False,
-        "svg.hashsalt": "spm",
-    }
-    with matplotlib.rc_context(rc):
-        yield
-
-
-def _figure(
-    height: float = _HEIGHT,
-    width: float = _WIDTH,
-    *,
-    left: float = 0.115,
-    right: float = 0.955,
-    bottom: float | None = None,
-    top: float | None = None,
-    legend: bool = False,
-):
-    """A figure with fixed margins (a layout engine would cost a second drawing pass); ``legend``
-    keeps a band above the axes for a legend (:func:`_legend`), so no legend covers data."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=_DPI)
-    ax = fig.subplots()
-    fig.subplots_adjust(
-        left=left,
-        right=right,
-        bottom=0.5 / height if bottom is None else bottom,
-        top=(1 - (0.5 if legend else 0.15) / height) if top is None else top,
-    )
-    return fig, ax
 
 
 def _wrap(labels, width: int = 28) -> list[str]:
@@ -93,7 +44,7 @@ def _wrap(labels, width: int = 28) -> list[str]:
     return [textwrap.fill(str(t), width=width, break_long_words=True) or " " for t in labels]
 
 
-def _left_for(labels, fontsize: float, width: float = _WIDTH, *, least: float = 0.12) -> float:
+def _left_for(labels, fontsize: float, width: float = WIDTH, *, least: float = 0.12) -> float:
     """Left margin (a share of ``width`` inches) that holds the widest of ``labels``' lines at
     ``fontsize`` points, set in bold (a highlighted label is), beside the axis; measured with
     the font of the current style (call it inside :func:`_style`)."""
@@ -125,17 +76,6 @@ def _legend(ax, *, ncol: int = 4) -> None:
     )
 
 
-def _alt(fig, text: str):
-    """Attach the figure's alternative text (what it shows, with its key numbers) for the page."""
-    fig.spm_alt = text
-    return fig
-
-
-def alt_text(fig) -> str:
-    """The alternative text a figure of this module carries (a generic one for another figure)."""
-    return getattr(fig, "spm_alt", "") or "Chart of the report (its numbers are in the table beside it)."
-
-
 def _money_axis(ax, currency: str, *, axis: str = "y") -> None:
     """Bookings ticks (:func:`~spm_models.present.format.tick_label`); whole numbers for deal counts."""
     from matplotlib.ticker import FuncFormatter, MaxNLocator
@@ -155,60 +95,11 @@ def _pct_axis(ax, *, axis: str = "y") -> None:
 
 
 def _empty(text: str):
-    with _style():
-        fig, ax = _figure(height=1.2)
+    with style():
+        fig, ax = new_figure(height=1.2)
         ax.axis("off")
         ax.text(0.5, 0.5, text, ha="center", va="center", color=_GREY)
-    return _alt(fig, text)
-
-
-def use_in_notebook() -> None:
-    """Show :class:`~matplotlib.figure.Figure` results of notebook cells as an embedded SVG image.
-
-    The figure becomes one ``<img>`` whose ``src`` is an SVG data URI and whose ``alt`` is
-    :func:`alt_text`: vector lines and real text, sharp on a phone's screen and when printed,
-    about half the bytes of a 96 dpi PNG and about 40% less CPU to make (no rasterised
-    glyphs, no PNG compression; ``bench/review.py`` measures the report). The SVG's text
-    names a font list that ends in ``sans-serif``, so a browser without DejaVu Sans picks its
-    own sans-serif font.
-    """
-    from IPython import get_ipython
-    from matplotlib.figure import Figure
-
-    shell = get_ipython()
-    if shell is None:
-        return
-    formatters = shell.display_formatter.formatters
-    for mime in ("image/png", "image/svg+xml", "image/jpeg", "application/pdf"):
-        formatters[mime].type_printers.pop(Figure, None)  # the inline backend's, if it registered one
-    formatters["text/html"].for_type(Figure, figure_html)
-
-
-#: rcParams of the SVG writer: text as ``<text>`` (not glyph paths), ids from a fixed salt so the
-#: same figure gives the same bytes in every run (pages compare equal across machines).
-_SVG_RC = {"svg.fonttype": "none", "svg.hashsalt": "spm", "svg.image_inline": True}
-
-
-def figure_svg(fig) -> str:
-    """The figure as SVG text (same figure, same bytes)."""
-    import io
-
-    import matplotlib
-
-    buf = io.StringIO()
-    with matplotlib.rc_context(_SVG_RC):
-        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
-    return buf.getvalue()
-
-
-def figure_html(fig) -> str:
-    """The figure as ``<div class="spm-figure"><img alt=... src=...></div>``: an SVG data URI
-    with the figure's :func:`alt_text` (the page's CSS lets it scroll sideways on a phone)."""
-    import base64
-    from html import escape
-
-    data = base64.b64encode(figure_svg(fig).encode("utf-8")).decode("ascii")
-    return f'<div class="spm-figure"><img alt="{escape(alt_text(fig))}" src="data:image/svg+xml;base64,{data}"></div>'
+    return with_alt(fig, text)
 
 
 def warm_up() -> None:
@@ -242,8 +133,8 @@ def bookings_trend(trend: pd.DataFrame, *, currency: str):
     if b.empty:
         return _empty("No bookings history.")
     q = trend[trend["kpi"] == "quota"].sort_values("period")
-    with _style():
-        fig, ax = _figure(legend=True)
+    with style():
+        fig, ax = new_figure(legend=True)
         x = np.arange(len(b))
         ax.bar(x, b["value"].to_numpy(), color=_BLUE, label="Your bookings")
         if len(q) and (q["value"] > 0).any():
@@ -253,7 +144,7 @@ def bookings_trend(trend: pd.DataFrame, *, currency: str):
             ax.plot(x, b["peer_median"].to_numpy(), color=_GREY, ls="--", lw=1.5, label="Peer median")
         _monthly_bookings_axes(ax, b["period"], currency)
     last = b.iloc[-1]
-    return _alt(
+    return with_alt(
         fig,
         f"Bar chart of your monthly bookings over {len(b)} months, from {pd.Timestamp(b['period'].iloc[0]):%b %Y} to "
         f"{pd.Timestamp(last['period']):%b %Y}; the last month "
@@ -269,8 +160,8 @@ def activity_trend(activity: pd.DataFrame):
 
     if activity is None or activity.empty:
         return _empty("The data hold no activity log.")
-    with _style():
-        fig, ax = _figure(legend=True)
+    with style():
+        fig, ax = new_figure(legend=True)
         w = activity.pivot_table(index="period", columns="segment", values="value", aggfunc="sum").sort_index()
         x = np.arange(len(w))
         for seg, color in zip(w.columns, sns.color_palette("deep", len(w.columns))):  # one line per activity type
@@ -281,7 +172,7 @@ def activity_trend(activity: pd.DataFrame):
         ax.set_ylim(bottom=0)
         _legend(ax, ncol=min(len(w.columns), 5))
     last = w.iloc[-1]
-    return _alt(
+    return with_alt(
         fig,
         f"Line chart of the activities you logged per month by type, {len(w)} months; in "
         f"{pd.Timestamp(w.index[-1]):%b %Y}: " + ", ".join(f"{int(v)} {c}" for c, v in last.items()) + ".",
@@ -295,14 +186,14 @@ def funnel_chart(funnel: pd.DataFrame, *, usable: bool = True):
     if not usable or funnel is None or funnel.empty:
         return _empty("Stage conversion cannot be measured from these data.")
     rate_col = "agent_rate" if "agent_rate" in funnel else "rate"
-    with _style():
+    with style():
         y = np.arange(len(funnel))
         weakest = funnel.get("weakest", pd.Series(False, index=funnel.index)).fillna(False).astype(bool).to_numpy()
         labels = _wrap(
             t.replace("->", " → ").replace("_", " ") + (" (weakest)" if w else "")
             for t, w in zip(funnel["transition"].astype("str"), weakest)
         )
-        fig, ax = _figure(height=3.2, left=_left_for(labels, 8), right=0.95, legend=True)
+        fig, ax = new_figure(height=3.2, left=_left_for(labels, 8), right=0.95, legend=True)
         who = "You" if rate_col == "agent_rate" else "Team"
         # "you" keeps its colour; the weakest stage is named on its label and outlined, never recoloured
         ax.barh(
@@ -335,7 +226,7 @@ def funnel_chart(funnel: pd.DataFrame, *, usable: bool = True):
         )
     ]
     weak = [lab for lab, w in zip(funnel["transition"].astype("str"), weakest) if w]
-    return _alt(
+    return with_alt(
         fig,
         f"Bar chart of stage conversion, {who.lower()} against peers: "
         + "; ".join(parts)
@@ -348,9 +239,9 @@ def indicator_chart(indicators: pd.DataFrame):
     f = indicators[indicators["ratio_to_mean"].notna()] if indicators is not None else None
     if f is None or f.empty:
         return _empty("No history to compare leading indicators with.")
-    with _style():
+    with style():
         labels = _wrap(indicator_label(i).capitalize() for i in f["indicator"])
-        fig, ax = _figure(height=0.45 * len(f) + 1.0, left=_left_for(labels, 8))
+        fig, ax = new_figure(height=0.45 * len(f) + 1.0, left=_left_for(labels, 8))
         y = np.arange(len(f))
         colors = [{"up": _GREEN, "down": _RED}.get(d, _GREY) for d in f["direction"]]
         ax.barh(y, f["ratio_to_mean"].to_numpy(), color=colors)
@@ -359,7 +250,7 @@ def indicator_chart(indicators: pd.DataFrame):
         ax.invert_yaxis()
         ax.set_xlabel("This month ÷ own 12-month average (1.0 = usual)")
         ax.set_xlim(0, max(2.0, float(f["ratio_to_mean"].max()) * 1.1))
-    return _alt(
+    return with_alt(
         fig,
         "Bar chart of this month against your own monthly average (1.0 = usual): "
         + "; ".join(f"{indicator_label(i)} {r:.2f}" for i, r in zip(f["indicator"], f["ratio_to_mean"]))
@@ -371,8 +262,8 @@ def fan_chart(fan: pd.DataFrame, actual: pd.DataFrame, *, quota: float | None, c
     """Cumulative bookings of the quarter: actual so far, then the forecast's median and bands."""
     if fan is None or fan.empty:
         return _empty("No forecast is available.")
-    with _style():
-        fig, ax = _figure(height=3.8, legend=True)
+    with style():
+        fig, ax = new_figure(height=3.8, legend=True)
         d = pd.DatetimeIndex(fan["date"])
         if actual is not None and len(actual):
             a = actual.sort_values("date")
@@ -404,7 +295,7 @@ def fan_chart(fan: pd.DataFrame, actual: pd.DataFrame, *, quota: float | None, c
     last = fan.iloc[-1]
     money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
     q = f"; quota {money(quota)}" if quota is not None and np.isfinite(quota) and quota > 0 else ""
-    return _alt(
+    return with_alt(
         fig,
         f"Fan chart of cumulative bookings in {quarter}: booked so far {money(start)}, median forecast at the end "
         f"{money(last['q0.5'])}, 80% range {money(last['q0.1'])} to {money(last['q0.9'])}{q}.",
@@ -418,8 +309,8 @@ def payout_chart(curve: pd.DataFrame, commission: pd.DataFrame, *, currency: str
     if curve is None or curve.empty or commission is None or commission.empty:
         return _empty("No quota, so the payout curve cannot be drawn.")
     c = commission.iloc[0]
-    with _style():
-        fig, ax = _figure(height=3.2, legend=True)
+    with style():
+        fig, ax = new_figure(height=3.2, legend=True)
         ax.plot(curve["attainment"], curve["payout"], color=_BLUE, lw=2, label="Plan payout")
         ax.axhspan(c["payout_q0.1"], c["payout_q0.9"], color=_GREEN, alpha=0.15, label="80% range of your payout")
         ax.axhline(c["expected_payout"], color=_GREEN, lw=1.5, label="Expected payout")
@@ -430,7 +321,7 @@ def payout_chart(curve: pd.DataFrame, commission: pd.DataFrame, *, currency: str
         _money_axis(ax, currency)
         _legend(ax)
     money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
-    return _alt(
+    return with_alt(
         fig,
         f"Line chart of the plan's payout by attainment; your expected payout {money(c['expected_payout'])}, 80% "
         f"range {money(c['payout_q0.1'])} to {money(c['payout_q0.9'])}.",
@@ -445,9 +336,9 @@ def attainment_bars(agents: pd.DataFrame, *, quarter: str = "the quarter", close
     f = agents[agents["attainment_qtd"].notna()]
     if f.empty:
         return None
-    with _style():
+    with style():
         names = _wrap(f["agent_name"])
-        fig, ax = _figure(height=0.4 * len(f) + 1.5, left=_left_for(names, 8), legend=True)
+        fig, ax = new_figure(height=0.4 * len(f) + 1.5, left=_left_for(names, 8), legend=True)
         y = np.arange(len(f))
         done = f"Attainment {quarter} (final)" if closed else f"Attainment {quarter} to date"
         ax.barh(y, f["attainment_qtd"].to_numpy(), color=_BLUE, label=done)
@@ -466,7 +357,7 @@ def attainment_bars(agents: pd.DataFrame, *, quarter: str = "the quarter", close
         ax.set_xlabel(f"Attainment of the {quarter} quota")
         ax.set_xlim(0, max(1.2, float(np.nanmax(f[["attainment_qtd"]].to_numpy())) * 1.1))
         _legend(ax)
-    return _alt(
+    return with_alt(
         fig,
         f"Bar chart of each agent's attainment of the {quarter} quota: "
         + "; ".join(f"{n} {a:.0%}" for n, a in zip(f["agent_name"], f["attainment_qtd"]))
@@ -480,8 +371,8 @@ def new_vs_existing_chart(nve: pd.DataFrame, *, currency: str):
         return None
     if nve.empty or not (nve["value"] > 0).any():
         return _empty("No bookings by account status to show.")
-    with _style():
-        fig, ax = _figure(legend=True)
+    with style():
+        fig, ax = new_figure(legend=True)
         w = nve.pivot_table(index="period", columns="segment", values="value", aggfunc="sum").fillna(0.0)
         x = np.arange(len(w))
         bottom = np.zeros(len(w))
@@ -490,7 +381,7 @@ def new_vs_existing_chart(nve: pd.DataFrame, *, currency: str):
             bottom += w[seg].to_numpy()
         _monthly_bookings_axes(ax, w.index, currency)
     tot = w.sum()
-    return _alt(
+    return with_alt(
         fig,
         f"Stacked bar chart of monthly bookings from new and existing accounts over {len(w)} months; in all "
         + ", ".join(f"{seg} {format_value(v, 'currency', currency=currency)}" for seg, v in tot.items())
@@ -502,8 +393,8 @@ def plan_chart(plan: pd.DataFrame, *, currency: str):
     """Monthly bookings against plan (quota), with year-to-date attainment on a second axis."""
     if plan is None or plan.empty:
         return _empty("No bookings history.")
-    with _style():
-        fig, ax = _figure(right=0.885, legend=True)
+    with style():
+        fig, ax = new_figure(right=0.885, legend=True)
         x = np.arange(len(plan))
         ax.bar(x, plan["bookings"].to_numpy(), color=_BLUE, label="Bookings")
         if plan["quota"].notna().any():
@@ -526,7 +417,7 @@ def plan_chart(plan: pd.DataFrame, *, currency: str):
         if "ytd_attainment" in plan and pd.notna(last.get("ytd_attainment"))
         else ""
     )
-    return _alt(
+    return with_alt(
         fig,
         f"Bar chart of monthly bookings against plan over {len(plan)} months; {pd.Timestamp(last['period']):%b %Y}: "
         f"{format_value(last['bookings'], 'currency', currency=currency)}{ytd}.",
@@ -537,9 +428,9 @@ def territory_chart(outlook: pd.DataFrame, *, currency: str, quarter: str = "the
     """Territories side by side in ``quarter``: booked so far, expected by its end (mean), and quota."""
     if outlook is None or outlook.empty:
         return _empty("No territories to compare.")
-    with _style():
+    with style():
         names = _wrap(outlook["territory_name"])
-        fig, ax = _figure(height=0.55 * len(outlook) + 1.6, left=_left_for(names, 8), legend=True)
+        fig, ax = new_figure(height=0.55 * len(outlook) + 1.6, left=_left_for(names, 8), legend=True)
         y = np.arange(len(outlook))
         ax.barh(
             y - 0.2, outlook["closed_to_date"].to_numpy(), height=0.4, color=_BLUE, label=f"Booked in {quarter} so far"
@@ -562,7 +453,7 @@ def territory_chart(outlook: pd.DataFrame, *, currency: str, quarter: str = "the
         _money_axis(ax, currency, axis="x")
         _legend(ax, ncol=3)
     money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
-    return _alt(
+    return with_alt(
         fig,
         f"Bar chart of territories in {quarter}, booked so far and expected total: "
         + "; ".join(
@@ -578,9 +469,9 @@ def accuracy_chart(accuracy: pd.DataFrame, *, currency: str, label_column: str =
     f = accuracy[accuracy["actual"].notna()] if accuracy is not None and len(accuracy) else None
     if f is None or f.empty:
         return _empty("No forecast from last month to compare with.")
-    with _style():
+    with style():
         names = _wrap(f[label_column])
-        fig, ax = _figure(height=0.45 * len(f) + 1.5, left=_left_for(names, 8), legend=True)
+        fig, ax = new_figure(height=0.45 * len(f) + 1.5, left=_left_for(names, 8), legend=True)
         y = np.arange(len(f))
         ax.hlines(y, f["forecast_q0.1"], f["forecast_q0.9"], color=_BLUE, lw=6, alpha=0.35, label="80% range")
         ax.scatter(f["forecast_q0.5"], y, color=_BLUE, marker="|", s=200, label="Median forecast")
@@ -591,7 +482,7 @@ def accuracy_chart(accuracy: pd.DataFrame, *, currency: str, label_column: str =
         _money_axis(ax, currency, axis="x")
         _legend(ax, ncol=3)
     money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
-    return _alt(
+    return with_alt(
         fig,
         "Chart of last month's forecast against actual bookings: "
         + "; ".join(

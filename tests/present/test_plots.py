@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import pandas as pd
 import pytest
 
-from spm_models.present import plots
+from spm_models.present import figures, plots
 
 HOSTILE = 'O\'Brien & <Sons> "Ltd"'
 IMG = re.compile(
@@ -30,10 +30,10 @@ def _trend(name: str = "bookings") -> pd.DataFrame:
 
 def test_a_figure_is_an_svg_image_with_its_alt_text_and_real_text():
     fig = plots.bookings_trend(_trend(), currency="EUR")
-    match = IMG.match(plots.figure_html(fig))
-    assert match, plots.figure_html(fig)[:200]
+    match = IMG.match(figures.figure_html(fig))
+    assert match, figures.figure_html(fig)[:200]
     alt, data = match.groups()
-    assert alt == plots.alt_text(fig) and len(alt) > 20
+    assert alt == figures.alt_text(fig) and len(alt) > 20
     svg = ET.fromstring(base64.b64decode(data))  # well-formed XML
     texts = " ".join(t.text or "" for t in svg.iter("{http://www.w3.org/2000/svg}text"))
     assert "Bookings (EUR)" in texts  # text stays text (a browser draws it), not glyph outlines
@@ -41,14 +41,14 @@ def test_a_figure_is_an_svg_image_with_its_alt_text_and_real_text():
 
 def test_the_same_figure_gives_the_same_bytes():
     """Pages of two runs (or of a run on a cluster) compare equal: no date, no random ids."""
-    assert plots.figure_svg(plots.bookings_trend(_trend(), currency="EUR")) == plots.figure_svg(
+    assert figures.figure_svg(plots.bookings_trend(_trend(), currency="EUR")) == figures.figure_svg(
         plots.bookings_trend(_trend(), currency="EUR")
     )
 
 
 def test_hostile_text_is_escaped_in_the_svg_and_in_the_alt_text():
     fig = plots._empty(HOSTILE)  # a chart's text that came from the data
-    html = plots.figure_html(fig)
+    html = figures.figure_html(fig)
     alt, data = IMG.match(html).groups()
     assert "<Sons>" not in alt and "&lt;Sons&gt;" in alt
     svg = ET.fromstring(base64.b64decode(data))
@@ -65,9 +65,23 @@ def test_in_a_notebook_a_figure_displays_as_that_html_only(registered):
     try:
         if registered:
             shell.display_formatter.formatters["image/png"].for_type(Figure, lambda f: b"png")
-        plots.use_in_notebook()
+        figures.use_in_notebook()
         fig = plots.bookings_trend(_trend(), currency="EUR")
         data, _ = shell.display_formatter.format(fig)
         assert "image/png" not in data and IMG.match(data["text/html"])
     finally:
         InteractiveShell.clear_instance()
+
+
+def test_a_chart_with_more_ticks_than_a_stocked_figure_holds_draws_the_same():
+    """A stocked figure has 16 ticks built per axis; 30 monthly bars need more, built as usual."""
+    months = pd.date_range("2022-01-01", periods=30, freq="MS")
+    trend = pd.DataFrame({"period": months, "kpi": "bookings", "value": range(30), "peer_median": 10.0})
+    new = figures.figure_svg(plots.bookings_trend(trend, currency="EUR"))
+    figures.stock(1)
+    try:
+        stocked = figures.figure_svg(plots.bookings_trend(trend, currency="EUR"))
+        assert not figures._stocked
+    finally:
+        figures._stocked.clear()
+    assert new == stocked and new.count("Jan 23") == 1

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from spm_models.present import plots
+from spm_models.present import figures, plots
 from spm_models.review import monthly, views
 
 
@@ -66,3 +66,20 @@ def test_date_ticks_do_not_overlap(review_run, name):
     assert len(ticks) >= 3
     for left, right in zip(ticks, ticks[1:]):
         assert left.x1 < right.x0, "x tick labels overlap"
+
+
+def test_a_stocked_figure_draws_the_same_bytes_as_a_new_one(review_run):
+    """The fork server builds blank figures ahead (``figures.stock``); every chart drawn on
+    one is byte for byte the chart drawn on a new figure."""
+    new = [(name, figures.figure_svg(fig)) for name, fig in _figures(str(review_run.artifacts)) if fig is not None]
+    figures.stock(len(new) + 3)
+    try:
+        stocked = [
+            (name, figures.figure_svg(fig)) for name, fig in _figures(str(review_run.artifacts)) if fig is not None
+        ]
+        assert len(figures._stocked) <= 3  # the charts were drawn on stocked figures
+    finally:
+        figures._stocked.clear()
+    assert len(new) >= 10
+    for (name, a), (_, b) in zip(new, stocked, strict=True):
+        assert a == b, name
