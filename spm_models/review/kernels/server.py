@@ -85,6 +85,8 @@ KERNEL_PRELOAD: tuple[str, ...] = (
     "spm_models.review.company",
     "spm_models.review.views",
     "spm_models.review.monthly",
+    "spm_models.review.plan_views",
+    "spm_models.review.render_plans",
 )
 #: First line the server prints on stdout once it is ready to fork (then its thread counts).
 READY = "spm-forkserver-ready"
