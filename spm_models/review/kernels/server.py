@@ -72,6 +72,15 @@ KERNEL_PRELOAD: tuple[str, ...] = (
     "seaborn",
     "IPython",
     "ipykernel.kernelapp",
+    # what ipykernel imports while a kernel starts (found by comparing sys.modules in a child)
+    "IPython.core.completerlib",
+    "IPython.core.debugger",
+    "IPython.core.oinspect",
+    "IPython.extensions.storemagic",
+    "IPython.utils.wildcard",
+    "faulthandler",
+    "resource",
+    "tornado.platform.asyncio",
     "ipykernel.ipkernel",
     "ipykernel.zmqshell",
     "ipykernel.debugger",  # pulls in debugpy: 0.1 s per kernel if left to the child
