@@ -122,8 +122,9 @@ def load_run(run_dir: str | Path) -> RunData:
 
 
 def preload(run_dir: str | Path) -> None:
-    """Read the artifacts now, so later views in this process (or its forks) find them."""
-    load_run(run_dir)
+    """Read the artifacts now, and index their rows by id, so later views in this process (or
+    its forks) find them."""
+    _index_tables(load_run(run_dir))
 
 
 def _provenance(run: RunData, parameters: dict) -> dict:
@@ -148,7 +149,30 @@ def _quota_note(run: RunData, level: str) -> str:
     return quota_note(run.info.get("quota_recalibration"), level=level)
 
 
+#: Row positions of the run's tables by id (table's id and column -> (table, id -> positions)),
+#: built once by :func:`preload` in the fork server, so a report's kernel finds its rows without
+#: scanning every agent's (a scan per table and report grows with the organisation).
+_INDEX: dict[tuple[int, str], tuple[pd.DataFrame, dict[str, np.ndarray]]] = {}
+#: Columns that name the entity a report is about.
+_ID_COLUMNS = ("agent_id", "territory_id", "unique_id", "entity_id")
+_NONE = np.array([], dtype=np.intp)
+
+
+def _index_tables(run: RunData) -> None:
+    _INDEX.clear()
+    for frame in run.tables.values():
+        for column in _ID_COLUMNS:
+            if column in frame.columns and len(frame):
+                keys = frame[column].astype("str").to_numpy()
+                positions = pd.Series(np.arange(len(frame), dtype=np.intp)).groupby(keys, sort=False).indices
+                _INDEX[(id(frame), column)] = (frame, positions)
+
+
 def _rows(frame: pd.DataFrame, column: str, value: str) -> pd.DataFrame:
+    """The rows of ``frame`` whose ``column`` (as text) is ``value``, in their order, renumbered."""
+    entry = _INDEX.get((id(frame), column))
+    if entry is not None and entry[0] is frame:  # the very table that was indexed
+        return frame.take(entry[1].get(value, _NONE)).reset_index(drop=True)
     return frame[frame[column].astype("str") == value].reset_index(drop=True)
 
 
@@ -284,7 +308,7 @@ def _table(run: RunData, name: str) -> pd.DataFrame:
 
 def _headline(run: RunData, level: str, entity: str) -> pd.DataFrame:
     h = _table(run, "headline")
-    return _rows(h[h["level"] == level], "entity_id", entity) if len(h) else h
+    return _level(_rows(h, "entity_id", entity), level) if len(h) else h
 
 
 def _deals(frame: pd.DataFrame, column: str, value: str, *, rank: str, n: int) -> pd.DataFrame:
@@ -341,10 +365,10 @@ def agent_view(run_dir: str | Path, agent_id: str) -> AgentView:
         raise ReportError(f"agent {aid!r} is not in the review {run.info['run_id']}")
     if "is_person" in who and not bool(who["is_person"].iloc[0]):
         raise ReportError(f"{aid!r} is not a person (agents.is_person is false): owners like it get no agent report")
-    out = _rows(_level(run["outlook"], "agent"), "unique_id", aid)
+    out = _level(_rows(run["outlook"], "unique_id", aid), "agent")
     quota = float(out["quota"].iloc[0]) if len(out) else float("nan")
-    kpis = run["kpis_month"]
-    act = kpis[(kpis["level"] == "agent") & (kpis["entity_id"] == aid) & (kpis["kpi"] == "activity_volume")]
+    kpis = _level(_rows(run["kpis_month"], "entity_id", aid), "agent")
+    act = kpis[kpis["kpi"] == "activity_volume"]
     fb = _rows(run["fallbacks"], "unique_id", aid)
     book = run.plan_book
     base = _base(run, {"run_dir": str(run_dir), "agent_id": aid})
@@ -369,9 +393,9 @@ def agent_view(run_dir: str | Path, agent_id: str) -> AgentView:
         funnel_usable=bool(run.info["funnel"]["usable"]),
         indicators=indicator_lags(_rows(run["indicators"], "entity_id", aid), run["leading_indicators"]),
         outlook=out,
-        fan=_rows(_level(run["fan"], "agent"), "unique_id", aid),
-        actual_path=_rows(_level(run["actual_path"], "agent"), "unique_id", aid),
-        accuracy=_rows(_level(run["accuracy"], "agent"), "entity_id", aid),
+        fan=_level(_rows(run["fan"], "unique_id", aid), "agent"),
+        actual_path=_level(_rows(run["actual_path"], "unique_id", aid), "agent"),
+        accuracy=_level(_rows(run["accuracy"], "entity_id", aid), "agent"),
         commission=_when(paid, comm),
         plan_lines=_when(paid, plan_rules(plan) if plan is not None else ()),
         plan_name=plan.label if plan is not None else "",
@@ -385,9 +409,7 @@ def agent_view(run_dir: str | Path, agent_id: str) -> AgentView:
         deals_won=_closed(_table(run, "deals_closed"), "agent_id", aid, "won", _listed(run)),
         deals_lost=_closed(_table(run, "deals_closed"), "agent_id", aid, "lost", _listed(run)),
         deals_stuck=_stuck(_table(run, "deals_open"), "agent_id", aid, _listed(run)),
-        n_open_deals=int(
-            (_table(run, "deals_open").get("agent_id", pd.Series(dtype="str")).astype("str") == aid).sum()
-        ),
+        n_open_deals=len(_rows(_table(run, "deals_open"), "agent_id", aid)) if len(_table(run, "deals_open")) else 0,
         links=(
             (
                 "Territory: " + str(who["territory_name"].iloc[0]),
@@ -421,7 +443,7 @@ def _closed_quarter(run: RunData, level: str, entity: str, commission: pd.DataFr
     cols = ["bookings", "quota", "attainment", "payout"]
     if not run.info.get("quarter_closed"):
         return pd.DataFrame(columns=cols)
-    m = _rows(_level(run["metrics"], level), "entity_id", entity)
+    m = _level(_rows(run["metrics"], "entity_id", entity), level)
     if m.empty:
         return pd.DataFrame(columns=cols)
     pay = np.nan
@@ -506,19 +528,19 @@ def territory_view(run_dir: str | Path, territory_id: str) -> TerritoryView:
         **base,
         territory_id=tid,
         territory_name=str(terr["territory_name"].iloc[0]),
-        metrics=_rows(_level(run["metrics"], "territory"), "entity_id", tid),
+        metrics=_level(_rows(run["metrics"], "entity_id", tid), "territory"),
         agents=_rows(run["territory_agents"], "territory_id", tid),
-        outlook=_rows(_level(run["outlook"], "territory"), "unique_id", tid),
-        fan=_rows(_level(run["fan"], "territory"), "unique_id", tid),
-        actual_path=_rows(_level(run["actual_path"], "territory"), "unique_id", tid),
+        outlook=_level(_rows(run["outlook"], "unique_id", tid), "territory"),
+        fan=_level(_rows(run["fan"], "unique_id", tid), "territory"),
+        actual_path=_level(_rows(run["actual_path"], "unique_id", tid), "territory"),
         agent_expected=expected.reset_index(drop=True),
         funnel=_when(on["funnel"], pooled_funnel(run["funnel"], mapping)),
         funnel_usable=bool(run.info["funnel"]["usable"]),
         key_accounts=_when(on["accounts"], _rows(run["key_accounts"], "territory_id", tid)),
         new_vs_existing=_when(on["accounts"], nve[["period", "segment", "value"]].reset_index(drop=True)),
-        plan=_rows(_level(run["plan"], "territory"), "entity_id", tid),
+        plan=_level(_rows(run["plan"], "entity_id", tid), "territory"),
         risks=_rows(run["risks"], "territory_id", tid),
-        accuracy=_rows(_level(run["accuracy"], "territory"), "entity_id", tid),
+        accuracy=_level(_rows(run["accuracy"], "entity_id", tid), "territory"),
         quota_note=_quota_note(run, "territory"),
         closed_quarter=_closed_quarter(run, "territory", tid),
         headline=_headline(run, "territory", tid),
