@@ -2,7 +2,7 @@
 
 The page holds the cells' outputs and the markdown cells, nothing else: no inputs, no
 prompts. Figures are already ``<img>`` tags with SVG data URIs in the outputs
-(:func:`spm_models.present.plots.figure_html`), so they travel inside the page. The page around
+(:func:`spm_models.present.figures.figure_html`), so they travel inside the page. The page around
 it is ours: inline CSS, no script, no external link, a ``<title>`` naming the subject
 (escaped), so it opens offline and shows the same everywhere. Text the kernel wrote to stderr
 (library warnings) is kept in the executed notebook for whoever debugs it, and left out of the
@@ -118,11 +118,22 @@ def _markdown() -> Any:
         import mistune
 
         class _Renderer(mistune.HTMLRenderer):
+            ids: set[str] = set()  # the ids given on the current page (reset per page by _body)
+
             def heading(self, text: str, level: int, **attrs: Any) -> str:
                 slug = re.sub(r"[^0-9a-z]+", "-", re.sub(r"<[^>]+>", "", text).lower()).strip("-")
-                return f'<h{level} id="{slug}">{text}</h{level}>\n' if slug else f"<h{level}>{text}</h{level}>\n"
+                if not slug:
+                    return f"<h{level}>{text}</h{level}>\n"
+                unique, n = slug, 1
+                while unique in self.ids:  # a heading repeated on the page gets -2, -3, ...
+                    n += 1
+                    unique = f"{slug}-{n}"
+                self.ids.add(unique)
+                return f'<h{level} id="{unique}">{text}</h{level}>\n'
 
-        md = mistune.create_markdown(escape=False, renderer=_Renderer(escape=False), plugins=["table", "strikethrough"])
+        renderer = _Renderer(escape=False)
+        renderer.ids = set()
+        md = mistune.create_markdown(escape=False, renderer=renderer, plugins=["table", "strikethrough"])
         _local.markdown = md
     return md
 
@@ -157,6 +168,7 @@ def _output_html(out: Any) -> str:
 def _body(nb: Any) -> str:
     """The markdown cells rendered and the code cells' outputs, in notebook order."""
     parts = []
+    _markdown().renderer.ids.clear()
     for cell in nb.cells:
         kind = cell.get("cell_type")
         if kind == "markdown":

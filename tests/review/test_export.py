@@ -74,3 +74,10 @@ def test_the_page_is_self_contained_with_an_escaped_title():
     assert "<title>Agent &lt;A&amp;B&gt;</title>" in page
     assert '<meta name="viewport"' in page and "<style>" in page
     assert "<script" not in page and "http://" not in page and "https://" not in page
+
+
+def test_headings_get_ids_unique_on_their_page():
+    cells = [new_markdown_cell("## Deals"), new_markdown_cell("## Deals"), new_markdown_cell("## Déjà <i>vu</i>")]
+    page = _page(*cells)
+    assert re.findall(r'<h2 id="([^"]+)"', page) == ["deals", "deals-2", "d-j-vu"]
+    assert re.findall(r'<h2 id="([^"]+)"', _page(*cells)) == ["deals", "deals-2", "d-j-vu"]  # per page
