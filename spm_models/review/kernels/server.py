@@ -3,7 +3,8 @@
 Starting a Jupyter kernel the usual way costs a new Python process, then importing pandas,
 matplotlib, seaborn and this package inside it: seconds of CPU per report, more than the
 report itself. The fork server is one Python process that imports all of that once (and,
-optionally, loads the run's artifacts into memory), then waits. For each report the
+optionally, loads the run's artifacts into memory and indexes their rows by id), builds a few
+blank figures (:func:`spm_models.present.figures.stock`), then waits. For each report the
 runner asks it for a kernel; it ``fork()``s, and the child becomes an ordinary IPython kernel
 (``ipykernel``) listening on the ports of the connection file the kernel manager wrote.
 nbclient (through papermill) talks to it exactly as to a kernel it launched itself; the
