@@ -373,3 +373,42 @@ def test_spm_review_takes_kernels(capsys):
     assert "--kernels" in capsys.readouterr().out
     assert main(["review", "--kernels", "spawn"]) == 2
     assert "kernels must be one of 'auto', 'fork', 'plain', got 'spawn'" in capsys.readouterr().err
+
+
+#: Modules a report's own cells may still import in its kernel (each a few milliseconds, private
+#: to its library or loaded by the standard library on first use).
+LAZY_ALLOWED = {"pandas.core.reshape.reshape", "IPython.core.logger", "encodings.unicode_escape"}
+
+
+@pytest.mark.slow
+def test_report_cells_import_nothing_the_fork_server_did_not(artifacts, tmp_path):
+    """Every module a report's cells import in its kernel is paid for again by every report;
+    KERNEL_PRELOAD imports them once. Each template runs with a first cell that notes the
+    kernel's modules and a last one that prints what the report's cells added."""
+    import json
+
+    import nbformat
+
+    from spm_models.review.params import template_path
+    from spm_models.review.pipeline import plan_reports
+    from spm_models.review.runner import execute_reports
+    from spm_models.review.views import load_run
+
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    for name in ("agent_report", "territory_report", "monthly_review"):
+        nb = nbformat.read(template_path(name), as_version=4)
+        nb.cells.insert(1, new_code_cell("import sys\n_spm_before = set(sys.modules)"))
+        nb.cells.append(new_code_cell("import json\nprint(json.dumps(sorted(set(sys.modules) - _spm_before)))"))
+        nbformat.write(nb, folder / f"{name}.ipynb")
+    tasks = plan_reports(load_run(artifacts).tables, artifacts)
+    chosen = [next(t for t in tasks if t.kind == kind) for kind in ("agent", "territory", "monthly")]
+    run = tmp_path / "run"
+    results, _ = execute_reports(chosen, run_folder=run, artifacts_dir=artifacts, templates_dir=folder, kernel="fork")
+    assert [r.status for r in results] == ["ok"] * 3, [r.error for r in results]
+    for task in chosen:
+        last = nbformat.read(run / task.notebook, as_version=4).cells[-1]
+        added = set(json.loads(last.outputs[0]["text"]))
+        assert added <= LAZY_ALLOWED, (
+            f"{task.template} imports {sorted(added - LAZY_ALLOWED)}: add them to KERNEL_PRELOAD"
+        )
