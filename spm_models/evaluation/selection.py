@@ -256,24 +256,32 @@ def _failed(exc: BaseException) -> str:
     return f"left out: it failed ({type(exc).__name__}: {str(exc)[:120]})"
 
 
+def _candidate_run(scores, n_origins: int, budget_seconds: float | None, started: float) -> tuple[list, str, float]:
+    """Read one candidate's ``(parts, seconds)`` per origin from ``scores`` (an iterator, computed
+    as it is read), with the budget rule after the first origin: ``(parts, why left out or "",
+    seconds spent)``; a candidate left out keeps no parts."""
+    parts: list[pd.DataFrame] = []
+    total = 0.0
+    try:
+        for k, (got, spent) in enumerate(scores):
+            parts, total = parts + got, total + spent
+            if k == 0:
+                _budget_check(spent, n_origins, budget_seconds, started)
+    except _OverBudget as exc:
+        return [], str(exc), total
+    except _CANDIDATE_FAILURES as exc:
+        return [], _failed(exc), total
+    return parts, "", total
+
+
 def _backtest_here(candidates, origins, args, tables_of, budget_seconds, started) -> dict:
     """Each candidate at each origin, one after the other: name -> (parts, why left out or "", seconds)."""
     frame, h, parents, n_draws = args
     runs = {}
     for name, model in candidates.items():
         t0 = time.perf_counter()
-        parts: list[pd.DataFrame] = []
-        outcome = ""
-        try:
-            for k, origin in enumerate(origins):
-                got, spent = _score_origin(model, frame, origin, h, parents, tables_of[name], n_draws)
-                parts += got
-                if k == 0:
-                    _budget_check(spent, len(origins), budget_seconds, started)
-        except _OverBudget as exc:
-            outcome, parts = str(exc), []
-        except _CANDIDATE_FAILURES as exc:
-            outcome, parts = _failed(exc), []
+        scores = (_score_origin(model, frame, o, h, parents, tables_of[name], n_draws) for o in origins)
+        parts, outcome, _ = _candidate_run(scores, len(origins), budget_seconds, started)
         runs[name] = (parts, outcome, time.perf_counter() - t0)
     return runs
 
@@ -292,18 +300,8 @@ def _backtest_submitted(executor, candidates, origins, args, tables_of, budget_s
     runs = {}
     try:
         for name, futs in futures.items():
-            parts: list[pd.DataFrame] = []
-            outcome, total = "", 0.0
-            try:
-                for k, fut in enumerate(futs):
-                    got, spent = fut.result()
-                    parts, total = parts + got, total + spent
-                    if k == 0:
-                        _budget_check(spent, len(origins), budget_seconds, started)
-            except _OverBudget as exc:
-                outcome, parts = str(exc), []
-            except _CANDIDATE_FAILURES as exc:
-                outcome, parts = _failed(exc), []
+            scores = (fut.result() for fut in futs)
+            parts, outcome, total = _candidate_run(scores, len(origins), budget_seconds, started)
             if outcome:
                 for fut in futs:
                     fut.cancel()
