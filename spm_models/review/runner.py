@@ -36,6 +36,7 @@ left on any of these paths.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import sys
 import threading
@@ -231,6 +232,34 @@ def _error_text(exc: BaseException) -> str:
     return f"{name}: {exc}".strip()
 
 
+@functools.cache
+def _engine() -> str:
+    """papermill's nbclient engine, writing the executed notebook when the run ends, not around
+    every cell.
+
+    papermill writes the whole notebook (serialised and schema-validated) when a run starts,
+    before and after every cell (markdown cells included) and when the run ends: about 60
+    writes of a growing notebook per report, 15 to 20 ms of the runner's CPU. A report's notebook
+    is read only once its run has ended, and papermill's end-of-run write happens on every path
+    (a failed cell, a dead or stopped kernel: it is in a ``finally``), so this engine keeps the
+    first and the last write. Registered through papermill's engine registry, its extension
+    point for this.
+    """
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    class SaveAtEnd(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
+            path, nb_man.output_path = nb_man.output_path, None  # no writes while cells run
+            try:
+                return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+            finally:
+                nb_man.output_path = path  # papermill's end-of-run write follows
+
+    papermill_engines.register("spm-save-at-end", SaveAtEnd)
+    return "spm-save-at-end"
+
+
 def _attempt(
     task: ReportTask, template: Any, tmp_nb: Path, *, km_class: type | None, timeout: float, gate: _Gate, abort: _Abort
 ) -> tuple[Any, BaseException | None, bool, dict[str, float]]:
@@ -247,6 +276,7 @@ def _attempt(
             nb = papermill.execute_notebook(
                 copy.deepcopy(template),
                 str(tmp_nb),
+                engine_name=_engine(),
                 parameters=task.parameters,
                 progress_bar=False,
                 request_save_on_cell_execute=False,

@@ -105,3 +105,33 @@ def test_a_full_disk_stops_the_run_once_and_keeps_the_published_month(org, tmp_p
     after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in first.run_folder.rglob("*") if p.is_file()}
     assert after == before
     assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name or p.name.endswith(".staging")]
+
+
+def test_the_notebook_is_written_when_the_run_starts_and_ends_with_every_output(tmp_path, monkeypatch):
+    """The runner's papermill engine writes a report's notebook twice (papermill: about 60
+    times), and the last write holds every output, the failing cell's error included."""
+    import nbformat
+    import papermill
+    from papermill import engines
+
+    writes = []
+    real = engines.write_ipynb
+    monkeypatch.setattr(engines, "write_ipynb", lambda nb, path: (writes.append(path), real(nb, path)))
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_markdown_cell("text"),
+            nbformat.v4.new_code_cell("print(x + 1)"),
+            nbformat.v4.new_code_cell("raise ValueError('the third cell')"),
+        ],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )
+    out = tmp_path / "out.ipynb"
+    with pytest.raises(papermill.PapermillExecutionError):
+        papermill.execute_notebook(
+            nb, str(out), engine_name=runner._engine(), parameters={"x": 41}, progress_bar=False, kernel_name="python3"
+        )
+    assert len(writes) == 2
+    cells = [c for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code"]
+    assert cells[-2].outputs[0]["text"] == "42\n"
+    assert cells[-1].outputs[0]["ename"] == "ValueError"
