@@ -31,6 +31,8 @@ __all__ = [
     "stock",
     "with_alt",
     "alt_text",
+    "with_legend",
+    "legend_html",
     "figure_svg",
     "figure_html",
     "use_in_notebook",
@@ -84,10 +86,9 @@ def new_figure(
     right: float = 0.955,
     bottom: float | None = None,
     top: float | None = None,
-    legend: bool = False,
 ):
     """A figure with one axes and fixed margins (a layout engine would cost a second drawing
-    pass); ``legend`` keeps a band above the axes for a legend, so no legend covers data.
+    pass). Its legend, if any, is part of the page, not of the figure (:func:`with_legend`).
 
     Call it inside :func:`style`. A stocked figure (:func:`stock`) is used while any is left.
     """
@@ -97,9 +98,81 @@ def new_figure(
         left=left,
         right=right,
         bottom=0.5 / height if bottom is None else bottom,
-        top=(1 - (0.5 if legend else 0.15) / height) if top is None else top,
+        top=(1 - 0.15 / height) if top is None else top,
     )
     return fig, ax
+
+
+def with_legend(fig, handles, labels) -> None:
+    """Give the figure a legend drawn by the page (:func:`legend_html`), one entry per handle.
+
+    The legend is HTML above the chart, not part of the SVG: its text follows the page's font
+    size, so it stays readable on a phone, where the chart itself scrolls sideways at a fixed
+    width; it never covers data; and the figure is cheaper to draw (matplotlib's legend, a
+    layout of packed boxes measured at every draw, was a sixth of a report's figure time).
+    """
+    fig.spm_legend = [(_swatch(h), str(label)) for h, label in zip(handles, labels)]
+
+
+def _swatch(handle) -> str:
+    """A small inline SVG of how ``handle`` is drawn: a line (its dashes, its marker), a
+    marker alone, or a filled box (bars, bands), in the handle's colours and opacity."""
+    from matplotlib.collections import Collection, LineCollection, PathCollection
+    from matplotlib.colors import to_hex, to_rgba
+    from matplotlib.container import Container
+    from matplotlib.lines import Line2D
+
+    def paint(attr: str, rgba) -> str:
+        r = to_rgba(rgba)
+        return f'{attr}="{to_hex(r)}"' + (f' {attr}-opacity="{r[3]:.2f}"' if r[3] < 1 else "")
+
+    if isinstance(handle, Container):  # bars: drawn as their first bar, as matplotlib's legend does
+        handle = handle.patches[0] if getattr(handle, "patches", None) else handle[0]
+    shapes = []
+    if isinstance(handle, Line2D):
+        style, width = handle.get_linestyle(), min(float(handle.get_linewidth()), 3.0)
+        if style not in ("None", "", " "):
+            dash = {"--": "5 3", ":": "1.5 2", "-.": "5 2 1.5 2"}.get(style)
+            shapes.append(
+                f'<line x1="1" y1="6" x2="23" y2="6" {paint("stroke", handle.get_color())} '
+                f'stroke-width="{width:g}"' + (f' stroke-dasharray="{dash}"' if dash else "") + "/>"
+            )
+        if handle.get_marker() not in (None, "None", "", " "):
+            shapes.append(f'<circle cx="12" cy="6" r="3" {paint("fill", handle.get_markerfacecolor())}/>')
+    elif isinstance(handle, LineCollection):  # a range drawn as a thick line
+        shapes.append(
+            f'<line x1="1" y1="6" x2="23" y2="6" {paint("stroke", handle.get_color()[0])} '
+            f'stroke-width="{min(float(handle.get_linewidths()[0]), 6.0):g}"/>'
+        )
+    elif isinstance(handle, PathCollection):  # scatter markers: a tick mark or a dot
+        verts = handle.get_paths()[0].vertices
+        colour = handle.get_facecolor()[0] if len(handle.get_facecolor()) else handle.get_edgecolor()[0]
+        if float(verts[:, 0].max() - verts[:, 0].min()) < 1e-9:  # the "|" marker
+            shapes.append(f'<line x1="12" y1="0" x2="12" y2="12" {paint("stroke", colour)} stroke-width="2"/>')
+        else:
+            shapes.append(f'<circle cx="12" cy="6" r="4" {paint("fill", colour)}/>')
+    else:  # bars and bands (a patch or a filled collection)
+        face = handle.get_facecolor()[0] if isinstance(handle, Collection) else handle.get_facecolor()
+        shapes.append(f'<rect x="2" y="1" width="20" height="10" {paint("fill", face)}/>')
+    return (
+        '<svg width="24" height="12" viewBox="0 0 24 12" aria-hidden="true" '
+        'style="vertical-align:middle;margin-right:4px">' + "".join(shapes) + "</svg>"
+    )
+
+
+def legend_html(fig) -> str:
+    """The figure's legend (:func:`with_legend`) as an HTML list; empty without one. Styled
+    inline, so it looks the same in a report page and in JupyterLab."""
+    from html import escape
+
+    entries = getattr(fig, "spm_legend", None)
+    if not entries:
+        return ""
+    items = "".join(f'<li style="white-space:nowrap">{swatch}{escape(label)}</li>' for swatch, label in entries)
+    return (
+        '<ul class="spm-legend" style="list-style:none;margin:4px 0 0;padding:0;display:flex;flex-wrap:wrap;'
+        f'gap:2px 16px;font-size:0.85em">{items}</ul>'
+    )
 
 
 def with_alt(fig, text: str):
@@ -131,13 +204,17 @@ def figure_svg(fig) -> str:
 
 
 def figure_html(fig) -> str:
-    """The figure as ``<div class="spm-figure"><img alt=... src=...></div>``: an SVG data URI
-    with the figure's :func:`alt_text` (the page's CSS lets it scroll sideways on a phone)."""
+    """The figure as its legend (:func:`legend_html`) and an ``<img>`` whose ``src`` is an SVG
+    data URI and whose ``alt`` is the figure's :func:`alt_text`, in ``<div class="spm-figure">``
+    (the page's CSS lets the image scroll sideways on a phone)."""
     import base64
     from html import escape
 
     data = base64.b64encode(figure_svg(fig).encode("utf-8")).decode("ascii")
-    return f'<div class="spm-figure"><img alt="{escape(alt_text(fig))}" src="data:image/svg+xml;base64,{data}"></div>'
+    return (
+        f'<div class="spm-figure">{legend_html(fig)}'
+        f'<img alt="{escape(alt_text(fig))}" src="data:image/svg+xml;base64,{data}"></div>'
+    )
 
 
 def use_in_notebook() -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from spm_models.present.figures import WIDTH, figure_html, new_figure, style, with_alt
+from spm_models.present.figures import HEIGHT, WIDTH, figure_html, new_figure, style, with_alt, with_legend
 from spm_models.present.format import format_value, indicator_label
 
 __all__ = [
@@ -60,20 +60,17 @@ def _left_for(labels, fontsize: float, width: float = WIDTH, *, least: float = 0
     return min(0.6, max(least, (widest + room) / 72.0 / width))
 
 
-def _legend(ax, *, ncol: int = 4) -> None:
-    """The legend in the band above the axes, in one row: never over the data."""
-    # anchored at the figure's left edge, not the axes': beside a wide label column the legend
-    # would otherwise start far right and run past the figure
-    fig, top = ax.figure, ax.get_position().y1
-    ax.legend(
-        loc="lower left",
-        bbox_to_anchor=(0.01, top + 0.01),
-        bbox_transform=fig.transFigure,
-        ncol=ncol,
-        fontsize=8,
-        frameon=False,
-        borderaxespad=0.0,
-    )
+#: Height of a chart with a legend: the legend is on the page, above the chart
+#: (:func:`~spm_models.present.figures.with_legend`), so the figure keeps no band for it.
+_LEGEND_HEIGHT = HEIGHT - 0.35
+
+
+def _legend(ax, handles=None, labels=None) -> None:
+    """The chart's legend, drawn by the page above it (never over the data): the labelled
+    artists of ``ax``, or the ``handles`` and ``labels`` given (a chart with two axes)."""
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    with_legend(ax.figure, handles, labels)
 
 
 def _money_axis(ax, currency: str, *, axis: str = "y") -> None:
@@ -119,7 +116,7 @@ def warm_up() -> None:
 
 
 def _monthly_bookings_axes(ax, periods, currency: str) -> None:
-    """Month labels under bars at 0..n-1, a bookings y axis in ``currency``, the legend top left."""
+    """Month labels under bars at 0..n-1, a bookings y axis in ``currency``, the legend of the bars and lines."""
     ax.set_xticks(np.arange(len(periods)), pd.DatetimeIndex(periods).strftime("%b %y"), fontsize=8)
     ax.set_xlabel("Month")
     ax.set_ylabel(f"Bookings ({currency})")
@@ -134,7 +131,7 @@ def bookings_trend(trend: pd.DataFrame, *, currency: str):
         return _empty("No bookings history.")
     q = trend[trend["kpi"] == "quota"].sort_values("period")
     with style():
-        fig, ax = new_figure(legend=True)
+        fig, ax = new_figure(height=_LEGEND_HEIGHT)
         x = np.arange(len(b))
         ax.bar(x, b["value"].to_numpy(), color=_BLUE, label="Your bookings")
         if len(q) and (q["value"] > 0).any():
@@ -161,7 +158,7 @@ def activity_trend(activity: pd.DataFrame):
     if activity is None or activity.empty:
         return _empty("The data hold no activity log.")
     with style():
-        fig, ax = new_figure(legend=True)
+        fig, ax = new_figure(height=_LEGEND_HEIGHT)
         w = activity.pivot_table(index="period", columns="segment", values="value", aggfunc="sum").sort_index()
         x = np.arange(len(w))
         for seg, color in zip(w.columns, sns.color_palette("deep", len(w.columns))):  # one line per activity type
@@ -170,7 +167,7 @@ def activity_trend(activity: pd.DataFrame):
         ax.set_xlabel("Month")
         ax.set_ylabel("Activities logged (count)")
         ax.set_ylim(bottom=0)
-        _legend(ax, ncol=min(len(w.columns), 5))
+        _legend(ax)
     last = w.iloc[-1]
     return with_alt(
         fig,
@@ -193,7 +190,7 @@ def funnel_chart(funnel: pd.DataFrame, *, usable: bool = True):
             t.replace("->", " → ").replace("_", " ") + (" (weakest)" if w else "")
             for t, w in zip(funnel["transition"].astype("str"), weakest)
         )
-        fig, ax = new_figure(height=3.2, left=_left_for(labels, 8), right=0.95, legend=True)
+        fig, ax = new_figure(height=2.85, left=_left_for(labels, 8), right=0.95)
         who = "You" if rate_col == "agent_rate" else "Team"
         # "you" keeps its colour; the weakest stage is named on its label and outlined, never recoloured
         ax.barh(
@@ -263,7 +260,7 @@ def fan_chart(fan: pd.DataFrame, actual: pd.DataFrame, *, quota: float | None, c
     if fan is None or fan.empty:
         return _empty("No forecast is available.")
     with style():
-        fig, ax = new_figure(height=3.8, legend=True)
+        fig, ax = new_figure(height=3.45)
         d = pd.DatetimeIndex(fan["date"])
         if actual is not None and len(actual):
             a = actual.sort_values("date")
@@ -291,7 +288,7 @@ def fan_chart(fan: pd.DataFrame, actual: pd.DataFrame, *, quota: float | None, c
 
         ax.xaxis.set_major_locator(AutoDateLocator(minticks=3, maxticks=7))
         ax.xaxis.set_major_formatter(DateFormatter("%d %b"))
-        _legend(ax, ncol=3)  # two rows: six entries in one row ran past the figure's edge
+        _legend(ax)
     last = fan.iloc[-1]
     money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
     q = f"; quota {money(quota)}" if quota is not None and np.isfinite(quota) and quota > 0 else ""
@@ -310,7 +307,7 @@ def payout_chart(curve: pd.DataFrame, commission: pd.DataFrame, *, currency: str
         return _empty("No quota, so the payout curve cannot be drawn.")
     c = commission.iloc[0]
     with style():
-        fig, ax = new_figure(height=3.2, legend=True)
+        fig, ax = new_figure(height=2.85)
         ax.plot(curve["attainment"], curve["payout"], color=_BLUE, lw=2, label="Plan payout")
         ax.axhspan(c["payout_q0.1"], c["payout_q0.9"], color=_GREEN, alpha=0.15, label="80% range of your payout")
         ax.axhline(c["expected_payout"], color=_GREEN, lw=1.5, label="Expected payout")
@@ -338,7 +335,7 @@ def attainment_bars(agents: pd.DataFrame, *, quarter: str = "the quarter", close
         return None
     with style():
         names = _wrap(f["agent_name"])
-        fig, ax = new_figure(height=0.4 * len(f) + 1.5, left=_left_for(names, 8), legend=True)
+        fig, ax = new_figure(height=0.4 * len(f) + 1.15, left=_left_for(names, 8))
         y = np.arange(len(f))
         done = f"Attainment {quarter} (final)" if closed else f"Attainment {quarter} to date"
         ax.barh(y, f["attainment_qtd"].to_numpy(), color=_BLUE, label=done)
@@ -372,7 +369,7 @@ def new_vs_existing_chart(nve: pd.DataFrame, *, currency: str):
     if nve.empty or not (nve["value"] > 0).any():
         return _empty("No bookings by account status to show.")
     with style():
-        fig, ax = new_figure(legend=True)
+        fig, ax = new_figure(height=_LEGEND_HEIGHT)
         w = nve.pivot_table(index="period", columns="segment", values="value", aggfunc="sum").fillna(0.0)
         x = np.arange(len(w))
         bottom = np.zeros(len(w))
@@ -394,7 +391,7 @@ def plan_chart(plan: pd.DataFrame, *, currency: str):
     if plan is None or plan.empty:
         return _empty("No bookings history.")
     with style():
-        fig, ax = new_figure(right=0.885, legend=True)
+        fig, ax = new_figure(height=_LEGEND_HEIGHT, right=0.885)
         x = np.arange(len(plan))
         ax.bar(x, plan["bookings"].to_numpy(), color=_BLUE, label="Bookings")
         if plan["quota"].notna().any():
@@ -410,7 +407,7 @@ def plan_chart(plan: pd.DataFrame, *, currency: str):
         if plan["quota"].notna().any():  # one legend for both axes, above the plot
             h1, l1 = ax.get_legend_handles_labels()
             h2, l2 = ax2.get_legend_handles_labels()
-            ax.legend(h1 + h2, l1 + l2, loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=3, fontsize=8, frameon=False)
+            _legend(ax, h1 + h2, l1 + l2)
     last = plan.iloc[-1]
     ytd = (
         f", year-to-date attainment {last['ytd_attainment']:.0%}"
@@ -430,7 +427,7 @@ def territory_chart(outlook: pd.DataFrame, *, currency: str, quarter: str = "the
         return _empty("No territories to compare.")
     with style():
         names = _wrap(outlook["territory_name"])
-        fig, ax = new_figure(height=0.55 * len(outlook) + 1.6, left=_left_for(names, 8), legend=True)
+        fig, ax = new_figure(height=0.55 * len(outlook) + 1.25, left=_left_for(names, 8))
         y = np.arange(len(outlook))
         ax.barh(
             y - 0.2, outlook["closed_to_date"].to_numpy(), height=0.4, color=_BLUE, label=f"Booked in {quarter} so far"
@@ -451,7 +448,7 @@ def territory_chart(outlook: pd.DataFrame, *, currency: str, quarter: str = "the
         ax.invert_yaxis()
         ax.set_xlabel(f"Bookings of {quarter} ({currency})")
         _money_axis(ax, currency, axis="x")
-        _legend(ax, ncol=3)
+        _legend(ax)
     money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
     return with_alt(
         fig,
@@ -471,7 +468,7 @@ def accuracy_chart(accuracy: pd.DataFrame, *, currency: str, label_column: str =
         return _empty("No forecast from last month to compare with.")
     with style():
         names = _wrap(f[label_column])
-        fig, ax = new_figure(height=0.45 * len(f) + 1.5, left=_left_for(names, 8), legend=True)
+        fig, ax = new_figure(height=0.45 * len(f) + 1.15, left=_left_for(names, 8))
         y = np.arange(len(f))
         ax.hlines(y, f["forecast_q0.1"], f["forecast_q0.9"], color=_BLUE, lw=6, alpha=0.35, label="80% range")
         ax.scatter(f["forecast_q0.5"], y, color=_BLUE, marker="|", s=200, label="Median forecast")
@@ -480,7 +477,7 @@ def accuracy_chart(accuracy: pd.DataFrame, *, currency: str, label_column: str =
         ax.invert_yaxis()
         ax.set_xlabel(f"Bookings of the month ({currency})")
         _money_axis(ax, currency, axis="x")
-        _legend(ax, ncol=3)
+        _legend(ax)
     money = lambda v: format_value(v, "currency", currency=currency)  # noqa: E731
     return with_alt(
         fig,

@@ -1,4 +1,5 @@
-"""Figures reach a page as one ``<img>``: an SVG data URI with the figure's alternative text."""
+"""Figures reach a page as one ``<img>``: an SVG data URI with the figure's alternative text,
+below the figure's legend as an HTML list."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from spm_models.present import figures, plots
 
 HOSTILE = 'O\'Brien & <Sons> "Ltd"'
 IMG = re.compile(
-    r'^<div class="spm-figure"><img alt="([^"]*)" src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"></div>$'
+    r'^<div class="spm-figure">(?:<ul class="spm-legend"[^>]*>.*</ul>)?'
+    r'<img alt="([^"]*)" src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"></div>$'
 )
 
 
@@ -85,3 +87,56 @@ def test_a_chart_with_more_ticks_than_a_stocked_figure_holds_draws_the_same():
     finally:
         figures._stocked.clear()
     assert new == stocked and new.count("Jan 23") == 1
+
+
+def _legend_items(html: str) -> list[str]:
+    return re.findall(r"<li[^>]*>(<svg.*?</svg>)([^<]*)</li>", html)
+
+
+def test_a_legend_is_html_above_the_chart_and_not_in_the_svg():
+    fig = plots.bookings_trend(_trend(), currency="EUR")
+    html = figures.figure_html(fig)
+    assert html.index('<ul class="spm-legend"') < html.index("<img")
+    items = dict((label, swatch) for swatch, label in _legend_items(html))
+    assert list(items) == ["Peer median", "Your bookings"]
+    assert 'stroke="#8c8c8c"' in items["Peer median"] and "stroke-dasharray" in items["Peer median"]
+    assert "<rect" in items["Your bookings"] and 'fill="#2f6db3"' in items["Your bookings"]
+    assert fig.axes[0].get_legend() is None
+    svg = base64.b64decode(IMG.match(html).group(2)).decode()
+    assert "Peer median" not in svg and "Your bookings" not in svg
+
+
+def test_legend_labels_from_the_data_are_escaped():
+    activity = pd.DataFrame(
+        {"period": pd.to_datetime(["2024-01-01", "2024-02-01"]), "segment": HOSTILE, "value": [3.0, 4.0]}
+    )
+    html = figures.figure_html(plots.activity_trend(activity))
+    assert "<Sons>" not in html and [label for _, label in _legend_items(html)] == [
+        "O&#x27;Brien &amp; &lt;Sons&gt; &quot;Ltd&quot;"
+    ]
+
+
+def test_each_kind_of_legend_entry_is_drawn_as_it_is_in_the_chart():
+    """Bars and bands as boxes (with their opacity), lines with their dashes and markers, a
+    range as a thick line, scatter markers as a dot or a tick mark."""
+    with figures.style():
+        fig, ax = figures.new_figure()
+        handles = [
+            ax.bar([0, 1], [1, 2], color="#2f6db3"),
+            ax.fill_between([0, 1], [0, 0], [1, 1], color="#2f6db3", alpha=0.2, lw=0),
+            ax.plot([0, 1], [1, 1], color="#e08214", ls="--")[0],
+            ax.plot([0, 1], [1, 2], color="#3b8f4f", marker="o")[0],
+            ax.hlines([0], [0], [1], color="#2f6db3", lw=6, alpha=0.35),
+            ax.scatter([0], [0], color="black"),
+            ax.scatter([1], [1], color="#2f6db3", marker="|", s=200),
+        ]
+    figures.with_legend(fig, handles, list("abcdefg"))
+    swatch = dict((label, s) for s, label in _legend_items(figures.legend_html(fig)))
+    assert "<rect" in swatch["a"] and 'fill="#2f6db3"' in swatch["a"] and "opacity" not in swatch["a"]
+    assert "<rect" in swatch["b"] and 'fill-opacity="0.20"' in swatch["b"]
+    assert 'stroke="#e08214"' in swatch["c"] and "stroke-dasharray" in swatch["c"] and "<circle" not in swatch["c"]
+    assert "<line" in swatch["d"] and "<circle" in swatch["d"] and "stroke-dasharray" not in swatch["d"]
+    assert 'stroke-width="6"' in swatch["e"] and 'stroke-opacity="0.35"' in swatch["e"]
+    assert "<circle" in swatch["f"] and 'fill="#000000"' in swatch["f"]
+    assert 'x1="12" y1="0" x2="12" y2="12"' in swatch["g"]
+    assert figures.legend_html(figures.new_figure()[0]) == ""
