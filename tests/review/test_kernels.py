@@ -87,6 +87,22 @@ def test_no_state_leaks_between_reports(server, tmp_path):
     assert len(set(pids)) == 3, "every report gets its own kernel process"
 
 
+def test_a_forked_kernel_has_the_servers_settings(server, tmp_path):
+    """The settings a forked kernel is given as configuration, not parsed from a command line,
+    hold in it: no history database, quiet, the server as its parent, its own connection file."""
+    code = (
+        "import json, os\n"
+        "from ipykernel.kernelapp import IPKernelApp\n"
+        "app = IPKernelApp.instance()\n"
+        "assert get_ipython().history_manager.enabled is False\n"
+        "assert app.quiet is True and app.parent_handle == os.getppid(), (app.quiet, app.parent_handle)\n"
+        "info = json.load(open(app.connection_file))\n"
+        "assert (info['shell_port'], info['key']) == (app.shell_port, app.session.key.decode()), info\n"
+        "print(os.getpid())"
+    )
+    assert _run(server, _nb(code), tmp_path, "settings") > 0
+
+
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory):
     """A small run's artifacts (no recalibration, few draws): what production forks kernels over."""
