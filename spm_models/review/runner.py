@@ -239,7 +239,7 @@ def _engine() -> str:
 
     papermill writes the whole notebook (serialised and schema-validated) when a run starts,
     before and after every cell (markdown cells included) and when the run ends: about 60
-    writes of a growing notebook per report, 15 to 20 ms of the runner's CPU. A report's notebook
+    writes of a growing notebook per report, about 12 ms of the runner's CPU. A report's notebook
     is read only once its run has ended, and papermill's end-of-run write happens on every path
     (a failed cell, a dead or stopped kernel: it is in a ``finally``), so this engine keeps the
     first and the last write. Registered through papermill's engine registry, its extension
