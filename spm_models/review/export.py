@@ -118,7 +118,9 @@ def _markdown() -> Any:
         import mistune
 
         class _Renderer(mistune.HTMLRenderer):
-            ids: set[str] = set()  # the ids given on the current page (reset per page by _body)
+            def __init__(self) -> None:
+                super().__init__(escape=False)
+                self.ids: set[str] = set()  # the ids given on the current page (reset per page by _body)
 
             def heading(self, text: str, level: int, **attrs: Any) -> str:
                 slug = re.sub(r"[^0-9a-z]+", "-", re.sub(r"<[^>]+>", "", text).lower()).strip("-")
@@ -131,9 +133,7 @@ def _markdown() -> Any:
                 self.ids.add(unique)
                 return f'<h{level} id="{unique}">{text}</h{level}>\n'
 
-        renderer = _Renderer(escape=False)
-        renderer.ids = set()
-        md = mistune.create_markdown(escape=False, renderer=renderer, plugins=["table", "strikethrough"])
+        md = mistune.create_markdown(escape=False, renderer=_Renderer(), plugins=["table", "strikethrough"])
         _local.markdown = md
     return md
 
