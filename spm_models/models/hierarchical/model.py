@@ -148,7 +148,10 @@ class HierarchicalBayes(ForecastModel):
         NUTS (nutpie if installed, else PyMC) or mean-field ADVI (fast, approximate).
     draws, tune, chains : int
         NUTS draws and tuning steps per chain, and chains. ADVI draws ``draws * chains``
-        samples from the fitted approximation.
+        samples from the fitted approximation. With 500 tuning steps, 1 fit in 20 on the
+        synthetic organisations (4 organisations x 5 seeds) mixed the territory scale of the
+        win rates poorly (R-hat 1.07-1.11, bulk ESS about 30); with 1,000, none did (R-hat at
+        most 1.033, ESS at least 117), for about a fifth more fit time.
     target_accept : float
         NUTS target acceptance rate.
     advi_iterations : int
@@ -193,7 +196,7 @@ class HierarchicalBayes(ForecastModel):
         regressors: Mapping[str, int] | None = None,
         method: str = "nuts",
         draws: int = 500,
-        tune: int = 500,
+        tune: int = 1000,
         chains: int = 2,
         target_accept: float = 0.9,
         advi_iterations: int = 20_000,
