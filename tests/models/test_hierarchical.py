@@ -21,12 +21,12 @@ from spm_models.models.hierarchical.inference import (
     _split,
     build_pymc_model,
     fit_advi,
-    gamma_shape_from_log_var,
     hurdle_data,
     layout,
     log_density,
     model_data,
     nutpie_model,
+    pearson_log_shape,
 )
 from spm_models.models.hierarchical.model import COMPANY_ID, HierarchicalBayes, _effects
 
@@ -257,11 +257,27 @@ def test_log_mean_effect_by_hand():
     assert eff[("x", "logit_p")] == bp and eff[("x", "log_size")] == bm
 
 
-def test_gamma_shape_from_log_var_inverts_trigamma():
-    # trigamma(1) = pi^2 / 6 and trigamma(1/2) = pi^2 / 2
-    assert gamma_shape_from_log_var(np.pi**2 / 6) == pytest.approx(1.0, rel=1e-9)
-    assert gamma_shape_from_log_var(np.pi**2 / 2) == pytest.approx(0.5, rel=1e-9)
-    assert gamma_shape_from_log_var(1e-9) == pytest.approx(1e4, rel=1e-6)  # clipped at the ends
+def test_pearson_shapes_recover_planted_shapes_through_the_calendar():
+    """Gamma amounts of known shapes (0.7 and 3) around means that move with a shared
+    regressor and differ by series: with many amounts each series gets its own shape back;
+    a series with three amounts keeps about the pooled one; the means' movement is fitted
+    first (ignoring it, the regressor's spread would read as dispersion)."""
+    rng = np.random.default_rng(0)
+    shapes = np.array([0.7, 0.7, 3.0, 3.0, 1.5])
+    counts = np.array([4000, 4000, 4000, 4000, 3])
+    series = np.repeat(np.arange(5), counts)
+    design = rng.choice([0.0, 1.0], size=(series.size, 1))
+    mean = np.exp(np.array([0.0, 2.0, -1.0, 1.0, 0.5])[series] + 1.2 * design[:, 0])
+    y = rng.gamma(shapes[series], mean / shapes[series])
+    k = np.exp(pearson_log_shape(y, series, design, 5))
+    np.testing.assert_allclose(k[:4], shapes[:4], rtol=0.08)
+    pooled = 1 / (((y[:-3] / mean[:-3]) - 1) ** 2).mean()  # the company's shape (truth-based check)
+    assert k[4] == pytest.approx(pooled, rel=0.3)
+    ignored = np.exp(pearson_log_shape(y, series, np.zeros((series.size, 0)), 5))
+    assert (ignored[:4] < 0.8 * shapes[:4]).all()  # the regressor's spread taken for noise
+    # no degree of freedom left: exponential amounts (k = 1), and no amounts at all
+    assert np.exp(pearson_log_shape(np.array([1.0, 2.0]), np.array([0, 1]), np.zeros((2, 0)), 2)).tolist() == [1, 1]
+    assert pearson_log_shape(np.zeros(0), np.zeros(0, dtype=int), np.zeros((0, 1)), 3).tolist() == [0, 0, 0]
 
 
 def test_simulated_amounts_have_the_modelled_mean_and_shape():
@@ -367,7 +383,7 @@ def test_numpy_log_density_matches_the_pymc_model_before_and_after_a_data_swap()
     model = build_pymc_model(d1, cal_names=cal_names, reg_names=regs)
     logp = model.compile_logp(mode="FAST_COMPILE")
     dlogp = model.compile_dlogp(mode="FAST_COMPILE")
-    scalar = {"a0", "b0", "log_shape0"}
+    scalar = {"a0", "b0"}
     by_name = {(f"{k}_log__" if log_t else k): k for k, _, log_t in blocks}
     rng = np.random.default_rng(0)
     thetas = [0.5 * rng.standard_normal(sum(size for _, size, _ in blocks)) for _ in range(3)]

@@ -14,15 +14,16 @@ One model, written twice on purpose:
   (``tests/models/test_hierarchical.py`` checks that both agree, log density differences and
   gradients at random points), and what NUTS samples when nutpie is not installed.
 
-Parameters (unconstrained in brackets): ``a0, b0, log_shape0``; ``omega_a, omega_b,
-omega_k`` (log) with half-normal priors; ``z_a, z_b, z_k`` per series; ``tau_a, tau_b`` (log)
-and ``u_a, u_b`` per territory when there are territories; ``gamma, delta`` per calendar
-regressor; ``beta_p, beta_m`` per indicator. Priors are in :class:`HurdleData`.
+Parameters (unconstrained in brackets): ``a0, b0``; ``omega_a, omega_b`` (log) with
+half-normal priors; ``z_a, z_b`` per series; ``tau_a, tau_b`` (log) and ``u_a, u_b`` per
+territory when there are territories; ``gamma, delta`` per calendar regressor; ``beta_p,
+beta_m`` per indicator. Priors are in :class:`HurdleData`. The gamma shapes are not
+parameters: they are estimated before inference by :func:`pearson_log_shape` and held fixed.
 
 Zero-sum deviations: the raw ``z`` and ``u`` have N(0, 1) priors, but the model uses them
 centred, ``zc_i = c_g (z_i - mean of z over i's territory)`` with ``c_g = sqrt(n_g / (n_g -
-1))`` (so ``zc`` still has unit variance), and likewise ``u`` centred over territories and
-``z_k`` over all agents (:class:`Centering`). This is PyMC's ``ZeroSumNormal`` idea for
+1))`` (so ``zc`` still has unit variance), and likewise ``u`` centred over territories
+(:class:`Centering`). This is PyMC's ``ZeroSumNormal`` idea for
 groups of unequal size: without it the territory effect and the mean of its agents' effects
 (and the company level and the mean of the territories) can trade off against each other,
 a ridge on which NUTS mixed the territory scale ``tau_a`` badly (effective sample sizes of
@@ -41,7 +42,6 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
-from scipy.special import polygamma
 
 from spm_models.models.hierarchical.kernels import hurdle_log_density
 
@@ -56,17 +56,20 @@ __all__ = [
     "model_data",
     "build_pymc_model",
     "sample_nuts",
+    "pearson_log_shape",
     "nutpie_model",
     "identified",
 ]
 
 _log = logging.getLogger(__name__)
 #: Half-normal prior scales of the (log-transformed) scale parameters.
-HALF_NORMAL = {"omega_a": 1.5, "omega_b": 0.5, "omega_k": 0.5, "tau_a": 0.5, "tau_b": 0.5}
+HALF_NORMAL = {"omega_a": 1.5, "omega_b": 0.5, "tau_a": 0.5, "tau_b": 0.5}
 #: Prior sds of the company levels (their means come from the data, see :class:`HurdleData`).
-LEVEL_SD = {"a0": 1.5, "b0": 1.0, "log_shape0": 1.0}
+LEVEL_SD = {"a0": 1.5, "b0": 1.0}
 #: Prior sd of the indicator slopes (per standard deviation of the indicator).
 BETA_SD = 0.5
+#: Pseudo-cells of the company's dispersion in each series' gamma shape (:func:`pearson_log_shape`).
+SHAPE_PRIOR_CELLS = 10.0
 
 
 @dataclass(frozen=True)
@@ -135,10 +138,11 @@ class HurdleData:
         ``y / scale`` of the positive cells and its log.
     group_codes : int array (n_series,)
         Territory of each series; ``n_groups = 0`` means no territory level.
-    a_mean, b_mean, lk_mean : float
-        Prior means of ``a0`` (logit of the share of positive cells), ``b0`` (log of the mean
-        of ``ypos``) and ``log_shape0`` (:func:`gamma_shape_from_log_var` of the variance of
-        ``logy``).
+    a_mean, b_mean : float
+        Prior means of ``a0`` (logit of the share of positive cells) and ``b0`` (log of the
+        mean of ``ypos``).
+    log_shape : array (n_series,)
+        Log gamma shape of each series' amounts, fixed (:func:`pearson_log_shape`).
     cal_sd : array (n_cal,)
         Prior sd of each calendar coefficient (0.5 for the push, 0.3 for Fourier terms).
     series_pos, cal_pos, x_pos : arrays
@@ -148,9 +152,9 @@ class HurdleData:
         positive cell (``cal == cal_rows[row]``).
     n_pos : array (n_series,)
         Positive cells per series.
-    in_territory, in_company, territories : Centering
-        Centring of ``z_a, z_b`` (within territory, or over all series without territories),
-        of ``z_k`` (over all series) and of ``u_a, u_b`` (over territories).
+    in_territory, territories : Centering
+        Centring of ``z_a, z_b`` (within territory, or over all series without territories)
+        and of ``u_a, u_b`` (over territories).
     """
 
     series: np.ndarray
@@ -164,7 +168,7 @@ class HurdleData:
     n_groups: int
     a_mean: float
     b_mean: float
-    lk_mean: float
+    log_shape: np.ndarray
     cal_sd: np.ndarray
     series_pos: np.ndarray
     n_pos: np.ndarray
@@ -174,7 +178,6 @@ class HurdleData:
     row_pos: np.ndarray
     cal_rows: np.ndarray
     in_territory: Centering
-    in_company: Centering
     territories: Centering
 
     @cached_property
@@ -186,12 +189,12 @@ class HurdleData:
             return (c.codes, np.ascontiguousarray(c.counts, dtype=float), np.ascontiguousarray(c.factor, dtype=float))
 
         cells = (self.series, self.row, self.pos, self.x, self.series_pos, self.row_pos, self.x_pos)
-        cells += (self.ypos, self.logy, self.cal_rows, self.n_pos)
-        half_normal = np.array([HALF_NORMAL[k] for k in ("omega_a", "omega_b", "omega_k", "tau_a", "tau_b")])
-        level_sd = np.array([LEVEL_SD[k] for k in ("a0", "b0", "log_shape0")])
-        priors = (self.a_mean, self.b_mean, self.lk_mean, np.asarray(self.cal_sd, dtype=float), level_sd)
+        cells += (self.ypos, self.logy, self.cal_rows, self.n_pos, np.ascontiguousarray(self.log_shape, dtype=float))
+        half_normal = np.array([HALF_NORMAL[k] for k in ("omega_a", "omega_b", "tau_a", "tau_b")])
+        level_sd = np.array([LEVEL_SD[k] for k in ("a0", "b0")])
+        priors = (self.a_mean, self.b_mean, np.asarray(self.cal_sd, dtype=float), level_sd)
         priors += (half_normal, float(BETA_SD))
-        territories = (self.in_territory, self.in_company, self.territories)
+        territories = (self.in_territory, self.territories)
         return (self.n_groups, self.group_codes, *map(centring, territories), cells, priors)
 
 
@@ -218,10 +221,10 @@ def hurdle_data(
     ypos = y[pos] / scale
     series_pos = cells["series"][pos].astype(np.int64)
     logy = np.log(ypos)
-    var = float(np.var(logy)) if logy.size > 1 else 1.0
     n_groups = int(n_groups) if n_groups > 1 else 0
     group_codes = np.asarray(group_codes, dtype=np.int64) if n_groups else np.zeros(n_series, dtype=np.int64)
     company = Centering.of(np.zeros(n_series, dtype=np.int64), 1)
+    design_pos = np.column_stack([cal[pos], x[pos]])
     return HurdleData(
         series=cells["series"].astype(np.int64),
         pos=pos,
@@ -234,7 +237,7 @@ def hurdle_data(
         n_groups=n_groups,
         a_mean=float(np.log(share / (1 - share))),
         b_mean=float(np.log(ypos.mean())) if logy.size else 0.0,
-        lk_mean=float(np.log(gamma_shape_from_log_var(var))),
+        log_shape=pearson_log_shape(ypos, series_pos, design_pos, int(n_series)),
         cal_sd=np.where(np.char.startswith(np.array(cal_names, dtype=str), "quarter_"), 0.5, 0.3),
         series_pos=series_pos,
         n_pos=np.bincount(series_pos, minlength=int(n_series)).astype(float),
@@ -244,26 +247,88 @@ def hurdle_data(
         cal_rows=np.ascontiguousarray(cal_rows),
         x_pos=x[pos],
         in_territory=Centering.of(group_codes, n_groups) if n_groups else company,
-        in_company=company,
         territories=Centering.of(np.zeros(max(n_groups, 1), dtype=np.int64), 1),
     )
 
 
-def gamma_shape_from_log_var(var: float) -> float:
-    """Shape ``k`` of the gamma law whose log has variance ``var``: ``trigamma(k) = var``.
+def pearson_log_shape(
+    y: np.ndarray,
+    series: np.ndarray,
+    design: np.ndarray,
+    n_series: int,
+    *,
+    prior_cells: float = SHAPE_PRIOR_CELLS,
+    iterations: int = 8,
+) -> np.ndarray:
+    """Log gamma shape of each series' positive amounts, by Pearson's moment estimator.
 
-    Solved by bisection on ``log k`` in ``[log 0.01, log 1e4]`` (trigamma decreases), so a
-    variance outside ``[trigamma(1e4), trigamma(0.01)]`` gives the nearer end.
+    The amounts' means are fitted first by a gamma GLM with log link, one level per series and
+    shared slopes on ``design`` (the calendar and indicator columns of the positive cells, as
+    the model's ``mu``), by iteratively reweighted least squares (a gamma GLM's working weights
+    are constant, so each step is least squares of ``z = eta + y / mu - 1``). The dispersion
+    ``phi = 1 / k`` is then estimated from the Pearson residuals ``r = y / mu - 1``: over all
+    series ``phi_c = sum r^2 / (n - n_levels - n_slopes)``, and per series shrunk towards it
+    with ``prior_cells`` pseudo-cells, ``phi_i = (sum_i r^2 + prior_cells phi_c) / (n_i - 1 +
+    prior_cells)``, so a series with few sales keeps about the company's shape.
+
+    Why not estimate ``k`` with the rest of the model: the likelihood's estimate of a gamma
+    shape rests on the mean of ``log y``, which the smallest amounts dominate (McCullagh and
+    Nelder, *Generalized Linear Models*, 2nd ed., 8.3.6, recommend the moment estimator for
+    that reason). Weekly bookings mix a few small deals with large ones: on Maven the
+    likelihood put the shapes 30% below the moment estimates, most for the smallest agents,
+    whose means the model then thought uncertain enough to pull them 40-50% towards their
+    territory's (bench/README.md). The shapes' uncertainty is not propagated; with dozens of
+    positive cells per agent it is small next to the means'.
+
+    Parameters
+    ----------
+    y : array (n_pos,)
+        Positive amounts (scaled).
+    series : int array (n_pos,)
+        Series of each amount.
+    design : array (n_pos, p)
+        Shared regressors of the log mean.
+    n_series : int
+
+    Returns
+    -------
+    array (n_series,)
+        ``log k_i``; without any degree of freedom left (too few amounts) every series gets
+        ``k = 1`` (exponential amounts).
     """
-    lo, hi = np.log(0.01), np.log(1e4)
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if float(polygamma(1, np.exp(mid))) > var else (lo, mid)
-    return float(np.exp(0.5 * (lo + hi)))
+    n_series = int(n_series)
+    counts = np.bincount(series, minlength=n_series).astype(float)
+    if not y.size:
+        return np.zeros(n_series)
+    per = np.maximum(counts, 1.0)
+    p = design.shape[1]
+    # the slopes act within series: their columns centred on each series' mean
+    centred = design.copy()
+    for c in range(p):
+        centred[:, c] -= (np.bincount(series, weights=design[:, c], minlength=n_series) / per)[series]
+    level = np.log(np.bincount(series, weights=y, minlength=n_series) / per + 1e-300)
+    beta = np.zeros(p)
+    for _ in range(iterations):
+        eta = level[series] + design @ beta
+        z = eta + y * np.exp(-eta) - 1.0
+        if p:
+            within = z - (np.bincount(series, weights=z, minlength=n_series) / per)[series]
+            beta = np.linalg.lstsq(centred, within, rcond=None)[0]
+        level = np.bincount(series, weights=z - design @ beta, minlength=n_series) / per
+    r2 = (y * np.exp(-(level[series] + design @ beta)) - 1.0) ** 2
+    dof = y.size - np.count_nonzero(counts) - p
+    if dof <= 0:
+        return np.zeros(n_series)
+    phi_c = r2.sum() / dof
+    phi = (np.bincount(series, weights=r2, minlength=n_series) + prior_cells * phi_c) / (
+        np.maximum(counts - 1.0, 0.0) + prior_cells
+    )
+    return -np.log(np.clip(phi, 1e-3, 1e3))
 
 
 def agent_effects(s: dict[str, np.ndarray], d: HurdleData) -> dict[str, np.ndarray]:
-    """Per-series ``a``, ``b`` and gamma ``shape`` ``(S, n_series)`` from posterior samples.
+    """Per-series ``a``, ``b`` and gamma ``shape`` ``(S, n_series)`` from posterior samples
+    (the shapes are fixed, :func:`pearson_log_shape`, so every sample has the same).
 
     Scalars in ``s`` have shape ``(S,)``, per-series and per-territory blocks ``(S, size)``.
     """
@@ -272,7 +337,7 @@ def agent_effects(s: dict[str, np.ndarray], d: HurdleData) -> dict[str, np.ndarr
     if d.n_groups:
         a = a + (s["tau_a"][:, None] * d.territories.apply(s["u_a"]))[:, d.group_codes]
         b = b + (s["tau_b"][:, None] * d.territories.apply(s["u_b"]))[:, d.group_codes]
-    shape = np.exp(s["log_shape0"][:, None] + s["omega_k"][:, None] * d.in_company.apply(s["z_k"]))
+    shape = np.broadcast_to(np.exp(d.log_shape), a.shape).copy()
     return {"a": a, "b": b, "shape": shape}
 
 
@@ -282,13 +347,10 @@ def layout(d: HurdleData) -> list[tuple[str, int, bool]]:
     blocks = [
         ("a0", 1, False),
         ("b0", 1, False),
-        ("log_shape0", 1, False),
         ("omega_a", 1, True),
         ("omega_b", 1, True),
-        ("omega_k", 1, True),
         ("z_a", n, False),
         ("z_b", n, False),
-        ("z_k", n, False),
     ]
     if g:
         blocks += [("tau_a", 1, True), ("tau_b", 1, True), ("u_a", g, False), ("u_b", g, False)]
@@ -322,7 +384,7 @@ def log_density(theta: np.ndarray, d: HurdleData, blocks=None) -> tuple[float, n
 def _initial(d: HurdleData, blocks) -> np.ndarray:
     theta = np.zeros(sum(s for _, s, _ in blocks))
     p = _split(theta, blocks)
-    p["a0"][:], p["b0"][:], p["log_shape0"][:] = d.a_mean, d.b_mean, d.lk_mean
+    p["a0"][:], p["b0"][:] = d.a_mean, d.b_mean
     for name, s in HALF_NORMAL.items():
         if name in p:
             p[name][:] = np.log(0.5 * s)
@@ -398,7 +460,7 @@ def fit_advi(
     for name, _size, log_t in blocks:
         block = _split(theta, blocks)[name]
         vals = np.exp(block) if log_t else block
-        samples[name] = vals[:, 0].copy() if name in ("a0", "b0", "log_shape0") or log_t else vals.copy()
+        samples[name] = vals[:, 0].copy() if name in ("a0", "b0") or log_t else vals.copy()
     return samples, {"iterations": step, "converged": converged, "elbo": elbo}
 
 
@@ -413,8 +475,8 @@ def model_data(d: HurdleData, *, n_reg: int) -> dict[str, np.ndarray]:
     Returns
     -------
     dict
-        ``data_priors`` ``[a_mean, b_mean, lk_mean, *cal_sd, *territory sizes]``;
-        ``data_per_series`` ``[centring factor within territory, n_pos, *territory
+        ``data_priors`` ``[a_mean, b_mean, *cal_sd, *territory sizes]``;
+        ``data_per_series`` ``[centring factor within territory, n_pos, log_shape, *territory
         membership]`` (``d.in_territory``: one territory of all series without territories);
         ``data_series`` and ``data_positive`` (int) and ``data_cells`` ``[cal | x]`` per cell;
         and when any cell is positive ``data_series_pos`` and ``data_pos_cells``
@@ -422,8 +484,8 @@ def model_data(d: HurdleData, *, n_reg: int) -> dict[str, np.ndarray]:
     """
     c = d.in_territory
     out = {
-        "data_priors": np.r_[d.a_mean, d.b_mean, d.lk_mean, d.cal_sd, np.maximum(c.counts, 1)].astype(float),
-        "data_per_series": np.column_stack([c.factor, d.n_pos, c.membership()]).astype(float),
+        "data_priors": np.r_[d.a_mean, d.b_mean, d.cal_sd, np.maximum(c.counts, 1)].astype(float),
+        "data_per_series": np.column_stack([c.factor, d.n_pos, d.log_shape, c.membership()]).astype(float),
         "data_series": d.series,
         "data_positive": d.pos.astype(np.int8),
         "data_cells": np.column_stack([d.cal, d.x[:, :n_reg]]).astype(float),
@@ -451,22 +513,19 @@ def build_pymc_model(d: HurdleData, *, cal_names: list[str], reg_names: list[str
         v = {name: pm.Data(name, value) for name, value in model_data(d, n_reg=n_reg).items()}
         priors, per_series, cells = v["data_priors"], v["data_per_series"], v["data_cells"]
         # d.in_territory from the containers; the other two centrings depend on the key only
-        territory = (per_series[:, 2:], priors[3 + n_cal :], per_series[:, 0])
+        territory = (per_series[:, 3:], priors[2 + n_cal :], per_series[:, 0])
         a0 = pm.Normal("a0", priors[0], LEVEL_SD["a0"])
         b0 = pm.Normal("b0", priors[1], LEVEL_SD["b0"])
-        log_shape0 = pm.Normal("log_shape0", priors[2], LEVEL_SD["log_shape0"])
         hn = {k: pm.HalfNormal(k, s) for k, s in HALF_NORMAL.items() if d.n_groups or not k.startswith("tau")}
         a = a0 + hn["omega_a"] * _centred(pm.Normal("z_a", 0, 1, dims="series"), *territory)
         b = b0 + hn["omega_b"] * _centred(pm.Normal("z_b", 0, 1, dims="series"), *territory)
-        log_shape = log_shape0 + hn["omega_k"] * _centred(
-            pm.Normal("z_k", 0, 1, dims="series"), *_constant(d.in_company)
-        )
+        log_shape = per_series[:, 2]  # fixed shapes (pearson_log_shape)
         if d.n_groups:  # a territory's offset reaches its agents through the membership matrix
             groups = _constant(d.territories)
             a = a + pt.dot(territory[0], hn["tau_a"] * _centred(pm.Normal("u_a", 0, 1, dims="group"), *groups))
             b = b + pt.dot(territory[0], hn["tau_b"] * _centred(pm.Normal("u_b", 0, 1, dims="group"), *groups))
-        gamma = pm.Normal("gamma", 0, priors[3 : 3 + n_cal], dims="cal")
-        delta = pm.Normal("delta", 0, priors[3 : 3 + n_cal], dims="cal")
+        gamma = pm.Normal("gamma", 0, priors[2 : 2 + n_cal], dims="cal")
+        delta = pm.Normal("delta", 0, priors[2 : 2 + n_cal], dims="cal")
         eta = a[v["data_series"]] + pm.math.dot(cells[:, :n_cal], gamma)
         if reg_names:
             eta = eta + pm.math.dot(cells[:, n_cal:], pm.Normal("beta_p", 0, BETA_SD, dims="reg"))
@@ -626,12 +685,13 @@ def sample_nuts(
 def identified(samples: dict[str, np.ndarray], d: HurdleData) -> dict[str, np.ndarray]:
     """The quantities the likelihood and priors pin down, from samples ``(S, ...)``.
 
-    Company levels, scales, calendar and indicator coefficients as sampled; per-agent ``a``,
-    ``b``, ``shape`` (:func:`agent_effects`) and the territory offsets ``tau * centred(u)``.
+    Company levels, scales, calendar and indicator coefficients as sampled; per-agent ``a`` and
+    ``b`` (:func:`agent_effects`) and the territory offsets ``tau * centred(u)``.
     """
-    raw = ("z_a", "z_b", "z_k", "u_a", "u_b")
+    raw = ("z_a", "z_b", "u_a", "u_b")
     out = {k: v for k, v in samples.items() if k not in raw}
-    out.update(agent_effects(samples, d))
+    effects = agent_effects(samples, d)
+    out.update(a=effects["a"], b=effects["b"])  # the shapes are fixed, not sampled
     if d.n_groups:
         out["territory_a"] = samples["tau_a"][:, None] * d.territories.apply(samples["u_a"])
         out["territory_b"] = samples["tau_b"][:, None] * d.territories.apply(samples["u_b"])

@@ -19,7 +19,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["cell_terms", "hurdle_log_density", "digamma"]
+__all__ = ["cell_terms", "hurdle_log_density"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -46,21 +46,20 @@ def cell_terms(
 
     ``eta = a[s] + cal @ gamma + x @ beta_p`` per cell adds ``pos * eta - log(1 + e^eta)``;
     ``mu = b[s] + cal @ delta + x @ beta_m`` per positive cell adds ``k (log k - mu - y e^-mu) +
-    (k - 1) log y`` with ``k = exp(lk[s])``. A cell's calendar regressors are row ``row`` of
-    ``cal_rows`` (the distinct rows: a few per quarter position, or one per week with yearly
-    terms), so ``e^(cal @ gamma)`` and ``e^-(cal @ delta)`` are taken once per row and ``e^a``,
-    ``e^-b`` once per series: without indicators a cell costs one ``log1p`` and no exponential
-    (that is most of the time of a fit).
+    (k - 1) log y`` with ``k = exp(lk[s])`` (fixed shapes, so no gradient for them). A cell's
+    calendar regressors are row ``row`` of ``cal_rows`` (the distinct rows: a few per quarter
+    position, or one per week with yearly terms), so ``e^(cal @ gamma)`` and ``e^-(cal @ delta)``
+    are taken once per row and ``e^a``, ``e^-b`` once per series: without indicators a cell
+    costs one ``log1p`` and no exponential (that is most of the time of a fit).
 
     Returns
     -------
-    (lp, d_a, d_b, d_lk, g_gamma, g_delta, g_beta_p, g_beta_m)
-        ``d_*`` per series (gradients with respect to ``a``, ``b`` and ``lk``), ``g_*`` per
-        coefficient.
+    (lp, d_a, d_b, g_gamma, g_delta, g_beta_p, g_beta_m)
+        ``d_*`` per series (gradients with respect to ``a`` and ``b``), ``g_*`` per coefficient.
     """
     n, n_rows = a.shape[0], cal_rows.shape[0]
     n_reg = x.shape[1]
-    d_a, d_b, d_lk = np.zeros(n), np.zeros(n), np.zeros(n)
+    d_a, d_b = np.zeros(n), np.zeros(n)
     r_row, e_row = np.zeros(n_rows), np.zeros(n_rows)  # residuals summed per calendar row
     g_beta_p, g_beta_m = np.zeros(n_reg), np.zeros(n_reg)
     c_gamma, c_delta = cal_rows @ gamma, cal_rows @ delta
@@ -114,22 +113,9 @@ def cell_terms(
         e = k * (ratio - 1.0)  # d/d mu
         d_b[s] += e
         e_row[t] += e
-        d_lk[s] += k * (lk[s] + 1.0 - mu + logy[j] - ratio)
         for r in range(n_reg):
             g_beta_m[r] += x_pos[j, r] * e
-    return lp, d_a, d_b, d_lk, cal_rows.T @ r_row, cal_rows.T @ e_row, g_beta_p, g_beta_m
-
-
-@numba.njit(cache=True)
-def digamma(x: float) -> float:
-    """``psi(x)`` for ``x > 0``: the recurrence up to 6, then the asymptotic series (error < 1e-12)."""
-    out = 0.0
-    while x < 6.0:
-        out -= 1.0 / x
-        x += 1.0
-    f = 1.0 / (x * x)
-    tail = f * (1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240 - f * (1.0 / 132)))))
-    return out + math.log(x) - 0.5 / x - tail
+    return lp, d_a, d_b, cal_rows.T @ r_row, cal_rows.T @ e_row, g_beta_p, g_beta_m
 
 
 @numba.njit(cache=True, nogil=True)
@@ -158,7 +144,6 @@ def hurdle_log_density(
     n_groups: int,
     group_codes: np.ndarray,
     in_territory: tuple,
-    in_company: tuple,
     territories: tuple,
     cells: tuple,
     priors: tuple,
@@ -168,28 +153,26 @@ def hurdle_log_density(
 
     ``theta`` is laid out as :func:`~spm_models.models.hierarchical.inference.layout` says;
     the centrings are ``(codes, counts, factor)``; ``cells`` the arguments of
-    :func:`cell_terms` after the parameters; ``priors`` ``(a_mean, b_mean, lk_mean, cal_sd,
-    level_sd (3,), half_normal (5,), beta_sd)`` with ``half_normal`` in the order ``omega_a,
-    omega_b, omega_k, tau_a, tau_b``.
+    :func:`cell_terms` after the parameters, then ``n_pos`` and the fixed log shapes;
+    ``priors`` ``(a_mean, b_mean, cal_sd, level_sd (2,), half_normal (4,), beta_sd)`` with
+    ``half_normal`` in the order ``omega_a, omega_b, tau_a, tau_b``.
     """
-    a_mean, b_mean, lk_mean, cal_sd, level_sd, half_normal, beta_sd = priors
+    a_mean, b_mean, cal_sd, level_sd, half_normal, beta_sd = priors
     n = group_codes.shape[0]
     n_cal, n_reg = cal_sd.shape[0], cells[3].shape[1]
     grad = np.zeros_like(theta)
     # offsets of the blocks, in layout() order
-    o_z = 6
-    o_tau = o_z + 3 * n
+    o_z = 4
+    o_tau = o_z + 2 * n
     o_u = o_tau + 2
     o_cal = o_u + 2 * n_groups if n_groups else o_tau
     o_reg = o_cal + 2 * n_cal
-    scales = np.exp(theta[3:6])
-    za, zb, zk = theta[o_z : o_z + n], theta[o_z + n : o_z + 2 * n], theta[o_z + 2 * n : o_z + 3 * n]
+    scales = np.exp(theta[2:4])
+    za, zb = theta[o_z : o_z + n], theta[o_z + n : o_z + 2 * n]
     zca = _centre(za, in_territory[0], in_territory[1], in_territory[2])
     zcb = _centre(zb, in_territory[0], in_territory[1], in_territory[2])
-    zck = _centre(zk, in_company[0], in_company[1], in_company[2])
     a = theta[0] + scales[0] * zca
     b = theta[1] + scales[1] * zcb
-    lk = theta[2] + scales[2] * zck
     taus = np.zeros(2)
     uca, ucb = np.zeros(n_groups), np.zeros(n_groups)
     if n_groups:
@@ -201,23 +184,20 @@ def hurdle_log_density(
             b[i] += taus[1] * ucb[group_codes[i]]
     gamma, delta = theta[o_cal : o_cal + n_cal], theta[o_cal + n_cal : o_cal + 2 * n_cal]
     beta_p, beta_m = theta[o_reg : o_reg + n_reg], theta[o_reg + n_reg : o_reg + 2 * n_reg]
-    series, row, pos, x, series_pos, row_pos, x_pos, ypos, logy, cal_rows, n_pos = cells
-    lp, d_a, d_b, d_lk, g_gamma, g_delta, g_beta_p, g_beta_m = cell_terms(
+    series, row, pos, x, series_pos, row_pos, x_pos, ypos, logy, cal_rows, n_pos, lk = cells
+    lp, d_a, d_b, g_gamma, g_delta, g_beta_p, g_beta_m = cell_terms(
         a, b, lk, gamma, delta, beta_p, beta_m, series, row, pos, x, series_pos, row_pos, x_pos, ypos, logy, cal_rows
     )
-    # the gamma law's normalising term, - lgamma(k) per positive cell, once per series
+    # the gamma law's normalising term, - lgamma(k) per positive cell, once per series (a
+    # constant, the shapes being fixed, kept so the density is the gamma law's)
     for i in range(n):
         if n_pos[i] > 0:
-            k = math.exp(lk[i])
-            lp -= math.lgamma(k) * n_pos[i]
-            d_lk[i] -= k * digamma(k) * n_pos[i]
-    grad[0], grad[1], grad[2] = d_a.sum(), d_b.sum(), d_lk.sum()
+            lp -= math.lgamma(math.exp(lk[i])) * n_pos[i]
+    grad[0], grad[1] = d_a.sum(), d_b.sum()
     grad[o_z : o_z + n] = scales[0] * _centre_grad(d_a, in_territory[0], in_territory[1], in_territory[2])
     grad[o_z + n : o_z + 2 * n] = scales[1] * _centre_grad(d_b, in_territory[0], in_territory[1], in_territory[2])
-    grad[o_z + 2 * n : o_z + 3 * n] = scales[2] * _centre_grad(d_lk, in_company[0], in_company[1], in_company[2])
-    grad[3] = scales[0] * np.dot(zca, d_a)
-    grad[4] = scales[1] * np.dot(zcb, d_b)
-    grad[5] = scales[2] * np.dot(zck, d_lk)
+    grad[2] = scales[0] * np.dot(zca, d_a)
+    grad[3] = scales[1] * np.dot(zcb, d_b)
     if n_groups:
         dga, dgb = np.zeros(n_groups), np.zeros(n_groups)
         for i in range(n):
@@ -235,14 +215,14 @@ def hurdle_log_density(
     grad[o_reg + n_reg : o_reg + 2 * n_reg] = g_beta_m
     # priors: the company levels, the half-normal scales (with the Jacobian of exp), the raw
     # deviations, the calendar and indicator coefficients
-    means = (a_mean, b_mean, lk_mean)
-    for j in range(3):
+    means = (a_mean, b_mean)
+    for j in range(2):
         dev = theta[j] - means[j]
         lp -= 0.5 * (dev / level_sd[j]) ** 2
         grad[j] -= dev / level_sd[j] ** 2
-    for j in range(5 if n_groups else 3):
-        at = 3 + j if j < 3 else o_tau + j - 3
-        s = scales[j] if j < 3 else taus[j - 3]
+    for j in range(4 if n_groups else 2):
+        at = 2 + j if j < 2 else o_tau + j - 2
+        s = scales[j] if j < 2 else taus[j - 2]
         lp += -0.5 * s * s / half_normal[j] ** 2 + theta[at]
         grad[at] += -(s * s) / half_normal[j] ** 2 + 1.0
     for i in range(o_z, o_tau):
