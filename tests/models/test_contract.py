@@ -293,7 +293,7 @@ def test_load_rejects_other_files(tmp_path):
 def test_models_metrics_and_backtest_import_no_heavy_library():
     code = (
         "import sys, spm_models.models, spm_models.evaluation.metrics, spm_models.evaluation.backtest;"
-        "heavy = {'pymc', 'pytensor', 'prophet', 'matplotlib', 'arviz', 'nutpie', 'seaborn'};"
+        "heavy = {'pymc', 'pytensor', 'prophet', 'matplotlib', 'arviz', 'nutpie', 'seaborn', 'numba'};"
         "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

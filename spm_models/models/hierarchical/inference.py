@@ -43,8 +43,6 @@ from typing import Any
 
 import numpy as np
 
-from spm_models.models.hierarchical.kernels import hurdle_log_density
-
 __all__ = [
     "Centering",
     "HurdleData",
@@ -377,8 +375,23 @@ def log_density(theta: np.ndarray, d: HurdleData, blocks=None) -> tuple[float, n
     differences and gradients are meaningful. Computed by the compiled
     :func:`~spm_models.models.hierarchical.kernels.hurdle_log_density`.
     """
-    lp, grad = hurdle_log_density(np.ascontiguousarray(theta, dtype=float), *d.kernel_args)
+    lp, grad = _compiled()(np.ascontiguousarray(theta, dtype=float), *d.kernel_args)
     return float(lp), grad
+
+
+_KERNEL = None
+
+
+def _compiled():
+    """The compiled density, imported at the first fit: importing numba takes about a quarter
+    of a CPU second, which every process that imports :mod:`spm_models.models` (a report
+    kernel server, the command line, a worker) would otherwise pay without fitting anything."""
+    global _KERNEL
+    if _KERNEL is None:
+        from spm_models.models.hierarchical.kernels import hurdle_log_density
+
+        _KERNEL = hurdle_log_density
+    return _KERNEL
 
 
 def _initial(d: HurdleData, blocks) -> np.ndarray:
