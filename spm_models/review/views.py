@@ -27,7 +27,7 @@ from spm_models import __version__
 from spm_models.exceptions import ReportError
 from spm_models.insights.commission import CommissionPlan, plan_from_mapping
 from spm_models.insights.incentives import PlanBook, plan_book_from_mapping
-from spm_models.review.artifacts import RUN_FILE, TABLES, read_run_info
+from spm_models.review.artifact_files import RUN_FILE, TABLES, read_run_info
 from spm_models.review.incentives import plan_payout_curve, plan_rules
 from spm_models.review.naming import report_file_name
 from spm_models.review.profile import DataProfile, Sections, sections

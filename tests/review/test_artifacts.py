@@ -14,7 +14,8 @@ import pytest
 from spm_models.exceptions import ConfigError, ReportError
 from spm_models.models.registry import make_model
 from spm_models.review import monthly, views
-from spm_models.review.artifacts import TABLES, artifacts_key, build_artifacts
+from spm_models.review.artifact_files import TABLES
+from spm_models.review.artifacts import artifacts_key, build_artifacts
 from spm_models.review.render import scorecard_table, table, title
 from spm_models.review.settings import ReviewConfig, load_config
 

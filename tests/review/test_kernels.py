@@ -150,6 +150,23 @@ def test_the_production_server_forks_without_python_threads_and_counts_its_kerne
         assert st["kernels"] == 1 and st["cpu_user"] > 0
 
 
+def test_the_servers_imports_leave_out_what_only_the_artifacts_builder_needs():
+    """A kernel server imports what reports use, once per run; the warehouse (duckdb), validation
+    (pandera) and the models' compiled density (numba) are the artifacts builder's, and cost a
+    kernel server most of a CPU second between them when the views imported the builder."""
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib, sys\n"
+        "from spm_models.review.kernels.server import KERNEL_PRELOAD\n"
+        "for name in KERNEL_PRELOAD: importlib.import_module(name)\n"
+        "print(','.join(sorted({m.split('.')[0] for m in sys.modules} & {'duckdb', 'pandera', 'numba'})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
 def test_a_failing_cell_is_reported_and_the_server_survives(server, tmp_path):
     with pytest.raises(papermill.PapermillExecutionError, match="ZeroDivisionError"):
         _run(server, _nb("1 / 0"), tmp_path, "boom")
