@@ -40,7 +40,7 @@ LAYERS: dict[str, int] = {
 }
 #: Layers that read and shape data only: no modelling, sampling or plotting library.
 LIGHT = ("spm_models.calendar", "spm_models.config", "spm_models.data", "spm_models.kpi", "spm_models.exceptions")
-HEAVY = {"pymc", "pytensor", "prophet", "matplotlib", "seaborn", "papermill", "nbconvert", "arviz", "nutpie"}
+HEAVY = {"pymc", "pytensor", "prophet", "matplotlib", "seaborn", "papermill", "nbconvert", "arviz", "nutpie", "numba"}
 MAX_TOP_LEVEL_MODULES = 6
 
 
