@@ -18,7 +18,7 @@ import pandas as pd
 from spm_models.calendar import PERIOD_UNIT
 from spm_models.kpi.grid import LEVELS, Grid
 
-__all__ = ["LongFrame", "categorical"]
+__all__ = ["LongFrame", "categorical", "grow_columns"]
 
 
 def _code_dtype(n: int) -> type[np.signedinteger]:
@@ -38,6 +38,24 @@ def categorical(vocabulary: Iterable, codes: np.ndarray) -> pd.Categorical:
     small = _code_dtype(len(categories))
     codes = inverse.reshape(-1).astype(small)[codes] if len(codes) else np.asarray(codes, dtype=small)
     return pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype="str"), validate=False)
+
+
+def grow_columns(columns: dict[str, np.ndarray], n: int) -> None:
+    """Lengthen every array of ``columns`` to ``n`` rows, zeros after the old ones.
+
+    In place where it can be (``ndarray.resize``: ``realloc`` moves the pages of a large array
+    instead of copying them, so a column is never held twice). numpy refuses that while
+    anything else refers to the array: a debugger or profiler inspecting the builder's frames,
+    or a view kept somewhere. Such a column is copied into a new array instead, which costs
+    the copy's memory once but never fails.
+    """
+    for name, col in columns.items():
+        try:
+            col.resize(n)
+        except ValueError:  # referenced elsewhere: resizing in place could leave that reference dangling
+            grown = np.zeros(n, dtype=col.dtype)
+            grown[: len(col)] = col
+            columns[name] = grown
 
 
 class LongFrame:
@@ -110,11 +128,7 @@ class LongFrame:
             self.n = at + m
 
     def _grow(self, n: int) -> None:
-        # in place: realloc moves the pages of a large array instead of copying them, so a
-        # column is never held twice (a new array and a copy would double the peak)
-        # (refcheck: no view of a column may outlive the statement that wrote through it)
-        for name in self._cols:
-            self._cols[name].resize(n)
+        grow_columns(self._cols, n)
 
     def frame(self) -> pd.DataFrame:
         """The long frame: ``level, entity_id, grain, period, kpi, segment, value``.
