@@ -115,6 +115,7 @@ class BenchConfig:
     seed: int = 7
     n_draws: int = 500
     hb_method: str = "advi"
+    hb_seed: int = 0  # HierarchicalBayes' random_state (its default)
     sf_python: Path | None = ROOT / ".venv-bench" / "bin" / "python"
     sf_season_length: int = 13
     sf_jobs: int = 1  # one runner process + this one = the 2 cores, so fit times are not inflated
@@ -280,7 +281,11 @@ def make_model(
         if regs:
             params["regressors"] = regs
     if key == "hb":
-        params.update(method=cfg.hb_method, groups=data.parents["territory"] if level == "agent" else None)
+        params.update(
+            method=cfg.hb_method,
+            random_state=cfg.hb_seed,
+            groups=data.parents["territory"] if level == "agent" else None,
+        )
     model = registry_make_model(name, **params)
     tables: dict[str, pd.DataFrame] = {}
     if "opportunities" in model.fit_tables:
@@ -832,6 +837,7 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, argparse.Namespace]
     p.add_argument("--horizons", help="comma-separated weeks, e.g. 4,13")
     p.add_argument("--models", help=f"comma-separated: {','.join(ALL_MODELS)}")
     p.add_argument("--nuts", action="store_true", help="HierarchicalBayes by NUTS instead of ADVI")
+    p.add_argument("--hb-seed", type=int, help="HierarchicalBayes' random_state (default 0), to see its seed spread")
     p.add_argument("--agents", type=int, help="agents of the synthetic organisation")
     p.add_argument("--origins", type=int, help="rolling origins per horizon")
     p.add_argument("--sf-jobs", type=int, help="statsforecast worker processes (default 1: with this one, 2 cores)")
@@ -845,6 +851,7 @@ def parse_args(argv: list[str] | None) -> tuple[BenchConfig, argparse.Namespace]
         "horizons": a.horizons and tuple(int(x) for x in a.horizons.split(",")),
         "models": a.models and tuple(a.models.split(",")),
         "hb_method": "nuts" if a.nuts else None,
+        "hb_seed": a.hb_seed,
         "n_agents": a.agents,
         "n_origins": a.origins,
         "sf_jobs": a.sf_jobs,
