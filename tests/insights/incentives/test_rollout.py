@@ -26,6 +26,12 @@ from spm_models.insights.incentives.rollout import last_sunday
 from spm_models.models import make_model
 
 
+@pytest.fixture(scope="module")
+def calibrated(plan_data, plan_books):
+    """The calibrated backtest of the two books (one run of it, read by two tests; read-only)."""
+    return backtest_plan_cost(plan_data, plan_books, model=make_model("Mean"), n_draws=60)
+
+
 def test_last_sunday_and_default_as_of(plan_data):
     assert last_sunday("2025-06-30") == pd.Timestamp("2025-06-29")  # a Monday: the day before
     assert last_sunday("2025-06-29") == pd.Timestamp("2025-06-29")  # a Sunday: itself
@@ -51,8 +57,8 @@ def test_two_books_see_the_same_scenarios(plan_data, plan_books):
     )
 
 
-def test_backtest_realised_is_the_settled_cost(plan_data, plan_books):
-    bt = backtest_plan_cost(plan_data, plan_books, model=make_model("Mean"), n_draws=60)
+def test_backtest_realised_is_the_settled_cost(plan_data, plan_books, calibrated):
+    bt = calibrated
     assert (bt["period_start"] >= pd.Timestamp("2024-01-01")).all()  # not before the books start
     assert (bt["origin"].dt.day_of_week == 6).all() and (bt["origin"] < bt["period_start"]).all()
     assert (bt["period_start"] - bt["origin"] <= pd.Timedelta(days=7)).all()
@@ -66,11 +72,11 @@ def test_backtest_realised_is_the_settled_cost(plan_data, plan_books):
     assert done.loc[last, "status"] == "final" and row["realised_cost"] > 0
 
 
-def test_backtest_scenarios_are_recalibrated_where_a_factor_was_learned(plan_data, plan_books):
+def test_backtest_scenarios_are_recalibrated_where_a_factor_was_learned(plan_data, plan_books, calibrated):
     """Quarters with three ended before them get the review's factor (a wider range here, where
     the quarters varied more than the agents' independent draws say); the first keep the model's
     own draws, exactly as ``calibrate=False`` gives them."""
-    cal = backtest_plan_cost(plan_data, plan_books, model=make_model("Mean"), n_draws=60)
+    cal = calibrated
     raw = backtest_plan_cost(plan_data, plan_books, model=make_model("Mean"), n_draws=60, calibrate=False)
     assert raw[["drift", "spread", "territory_spread"]].isna().all().all()
     np.testing.assert_array_equal(cal["realised_cost"], raw["realised_cost"])
