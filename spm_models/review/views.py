@@ -27,6 +27,7 @@ from spm_models import __version__
 from spm_models.exceptions import ReportError
 from spm_models.insights.commission import CommissionPlan, plan_from_mapping
 from spm_models.insights.incentives import PlanBook, plan_book_from_mapping
+from spm_models.insights.scorecard import pooled_funnel
 from spm_models.review.artifact_files import RUN_FILE, TABLES, read_run_info
 from spm_models.review.incentives import plan_payout_curve, plan_rules
 from spm_models.review.naming import report_file_name
@@ -505,8 +506,6 @@ def territory_view(run_dir: str | Path, territory_id: str) -> TerritoryView:
     ReportError
         No such territory in the run.
     """
-    from spm_models.insights.scorecard import pooled_funnel
-
     run = load_run(run_dir)
     tid = str(territory_id)
     terr = _rows(run["territories"], "territory_id", tid)

@@ -97,7 +97,6 @@ KERNEL_PRELOAD: tuple[str, ...] = (
     "spm_models.review.monthly",
     "spm_models.review.plan_views",
     "spm_models.review.render_plans",
-    "spm_models.insights.scorecard",  # the territory report's pooled funnel (imported by views when used)
 )
 #: First line the server prints on stdout once it is ready to fork (then its thread counts).
 READY = "spm-forkserver-ready"
