@@ -222,7 +222,7 @@ def hurdle_data(
     n_groups = int(n_groups) if n_groups > 1 else 0
     group_codes = np.asarray(group_codes, dtype=np.int64) if n_groups else np.zeros(n_series, dtype=np.int64)
     company = Centering.of(np.zeros(n_series, dtype=np.int64), 1)
-    design_pos = np.column_stack([cal[pos], x[pos]])
+    cal_pos, x_pos = cal[pos], x[pos]
     return HurdleData(
         series=cells["series"].astype(np.int64),
         pos=pos,
@@ -235,15 +235,15 @@ def hurdle_data(
         n_groups=n_groups,
         a_mean=float(np.log(share / (1 - share))),
         b_mean=float(np.log(ypos.mean())) if logy.size else 0.0,
-        log_shape=pearson_log_shape(ypos, series_pos, design_pos, int(n_series)),
+        log_shape=pearson_log_shape(ypos, series_pos, np.column_stack([cal_pos, x_pos]), int(n_series)),
         cal_sd=np.where(np.char.startswith(np.array(cal_names, dtype=str), "quarter_"), 0.5, 0.3),
         series_pos=series_pos,
         n_pos=np.bincount(series_pos, minlength=int(n_series)).astype(float),
-        cal_pos=cal[pos],
+        cal_pos=cal_pos,
         row=row,
         row_pos=row[pos],
         cal_rows=np.ascontiguousarray(cal_rows),
-        x_pos=x[pos],
+        x_pos=x_pos,
         in_territory=Centering.of(group_codes, n_groups) if n_groups else company,
         territories=Centering.of(np.zeros(max(n_groups, 1), dtype=np.int64), 1),
     )
@@ -299,28 +299,27 @@ def pearson_log_shape(
     if not y.size:
         return np.zeros(n_series)
     per = np.maximum(counts, 1.0)
+
+    def series_mean(v: np.ndarray) -> np.ndarray:
+        return _group_sums(v, series, n_series) / per
+
     p = design.shape[1]
     # the slopes act within series: their columns centred on each series' mean
-    centred = design.copy()
-    for c in range(p):
-        centred[:, c] -= (np.bincount(series, weights=design[:, c], minlength=n_series) / per)[series]
-    level = np.log(np.bincount(series, weights=y, minlength=n_series) / per + 1e-300)
+    centred = design - np.column_stack([series_mean(design[:, c])[series] for c in range(p)]) if p else design
+    level = np.log(series_mean(y) + 1e-300)
     beta = np.zeros(p)
     for _ in range(iterations):
         eta = level[series] + design @ beta
         z = eta + y * np.exp(-eta) - 1.0
         if p:
-            within = z - (np.bincount(series, weights=z, minlength=n_series) / per)[series]
-            beta = np.linalg.lstsq(centred, within, rcond=None)[0]
-        level = np.bincount(series, weights=z - design @ beta, minlength=n_series) / per
+            beta = np.linalg.lstsq(centred, z - series_mean(z)[series], rcond=None)[0]
+        level = series_mean(z - design @ beta)
     r2 = (y * np.exp(-(level[series] + design @ beta)) - 1.0) ** 2
     dof = y.size - np.count_nonzero(counts) - p
     if dof <= 0:
         return np.zeros(n_series)
     phi_c = r2.sum() / dof
-    phi = (np.bincount(series, weights=r2, minlength=n_series) + prior_cells * phi_c) / (
-        np.maximum(counts - 1.0, 0.0) + prior_cells
-    )
+    phi = (_group_sums(r2, series, n_series) + prior_cells * phi_c) / (np.maximum(counts - 1.0, 0.0) + prior_cells)
     return -np.log(np.clip(phi, 1e-3, 1e3))
 
 
