@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spm_models.evaluation.selection import SCORE_TABLE_COLUMNS, choose_models, selection_origins
+from spm_models.evaluation.selection import (
+    SCORE_TABLE_COLUMNS,
+    _pick,
+    choose_models,
+    paired_standard_error,
+    selection_origins,
+)
 from spm_models.exceptions import DataError, ModelError
 from spm_models.models import Mean, MonthOfQuarterMean, Naive
 from spm_models.models.month_of_quarter import month_positions
@@ -161,3 +167,55 @@ def test_backtests_run_as_an_executors_tasks_give_the_same_choice():
     assert submitted.origins == here.origins and len(here.origins) == 4
     pd.testing.assert_frame_equal(submitted.scores.drop(columns="seconds"), here.scores.drop(columns="seconds"))
     assert here.scores.set_index("candidate").loc["broken", "status"].iloc[0].startswith("left out: it failed")
+
+
+def _paired(values_by_series: dict[str, list[float]]) -> pd.Series:
+    rows = [(f"d{k}", u, v) for u, vals in values_by_series.items() for k, v in enumerate(vals)]
+    return pd.DataFrame(rows, columns=["origin", "unique_id", "d"]).set_index(["origin", "unique_id"])["d"]
+
+
+def test_the_standard_error_takes_series_not_pairs_as_the_independent_units():
+    """A series scored the same at two dates has told us one thing, not two."""
+    once = np.array([0.03, -0.01, 0.02, 0.05, 0.00, 0.04])
+    twice = _paired({f"a{i}": [v, v] for i, v in enumerate(once)})
+    assert paired_standard_error(twice) == pytest.approx(once.std(ddof=1) / np.sqrt(len(once)))
+    # the pairs taken as independent would claim sqrt(2) times more precision (roughly)
+    naive = twice.std(ddof=1) / np.sqrt(len(twice))
+    assert naive < 0.75 * paired_standard_error(twice)
+    # unequal counts: the cluster-robust (CR1) formula, by hand
+    d = _paired({"a": [0.1, 0.3], "b": [-0.2], "c": [0.05, 0.0, 0.1]})
+    dbar, n, g = d.mean(), len(d), 3
+    sums = {"a": 0.4 - 2 * dbar, "b": -0.2 - dbar, "c": 0.15 - 3 * dbar}
+    expected = np.sqrt(g / (g - 1) * sum(v * v for v in sums.values())) / n
+    assert paired_standard_error(d) == pytest.approx(expected)
+    # one series (the company): only its dates to go by; one pair: no spread at all
+    company = _paired({"all": [0.1, 0.3, 0.2]})
+    assert paired_standard_error(company) == pytest.approx(np.std([0.1, 0.3, 0.2], ddof=1) / np.sqrt(3))
+    assert paired_standard_error(_paired({"all": [0.1]})) == 0.0
+
+
+def _scores(crps_by_series: dict[str, list[float]]) -> pd.DataFrame:
+    rows = [
+        dict(level="agent", origin=pd.Timestamp("2024-01-01") + pd.Timedelta(weeks=4 * k), unique_id=u, scaled_crps=v)
+        for u, vals in crps_by_series.items()
+        for k, v in enumerate(vals)
+    ]
+    return pd.DataFrame(rows).assign(mase=1.0, coverage_80=0.8, n=4)
+
+
+def test_a_complex_model_ahead_by_less_than_its_series_level_noise_is_not_picked():
+    """Ahead by 0.01 at every date, with agents who differ by +-0.04 consistently over the dates:
+    the 24 pairs taken as independent would call that significant, the 12 agents do not."""
+    rng = np.random.default_rng(3)
+    simple = {f"a{i}": [0.5, 0.5] for i in range(12)}
+    offsets = 0.04 * rng.choice([-1.0, 1.0], 12)
+    offsets -= offsets.mean()  # ahead by exactly 0.01 on average
+    complex_ = {f"a{i}": [0.49 + o, 0.49 + o] for i, o in enumerate(offsets)}
+    results = {"Simple": _scores(simple), "Complex": _scores(complex_)}
+    table, picks, reasons = _pick(results, ["Simple", "Complex"], {}, {})
+    se = table.set_index("candidate").loc["Simple", "se_diff"]
+    d = np.repeat(offsets, 2)
+    naive = d.std(ddof=1) / np.sqrt(d.size)  # the 24 pairs as if independent (the rule before)
+    assert naive < 0.01 < se
+    assert picks == {"agent": "Simple"}
+    assert "within one standard error" in reasons["agent"]
