@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "pooling_ratio.py"
-
 
 @pytest.fixture(scope="module")
-def pooling():
-    spec = importlib.util.spec_from_file_location("bench_pooling_ratio", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def pooling(load_bench):
+    return load_bench("pooling_ratio")
 
 
 def test_pooling_is_nearer_each_agent_yet_its_mean_ratio_sits_above_one(pooling):
